@@ -1,0 +1,133 @@
+//! Stage 6: composing an action: templates rendered per surface and escaped for it, the
+//! mentor's text chosen, the rationale and fingerprint attached.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::decision::{Action, Rationale, Reason};
+use crate::env::{Env, Found};
+use crate::model::{ActionType, Surface};
+use crate::plan::{ActionPlan, Plan};
+use crate::template::{Format, Template};
+
+/// Hex SHA-256 over tenant, actor, playbook id, action index and repo id, each followed by
+/// a unit separator (0x1f) so that no two field lists share an encoding.
+pub fn fingerprint(tenant: &str, actor: &str, playbook: &str, action_index: usize, repo: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [tenant, actor, playbook, &action_index.to_string(), repo] {
+        h.update(part.as_bytes());
+        h.update([0x1f]);
+    }
+    hex::encode(h.finalize())
+}
+
+fn render(template: &Template, env: &Env<'_>, format: Format) -> Result<String, (Reason, String)> {
+    template.render(env, format).map_err(|path| {
+        (
+            Reason::TemplateError,
+            format!("`{path}` is missing or null in this signal and context"),
+        )
+    })
+}
+
+fn evidence(plan: &Plan, env: &Env<'_>) -> Vec<Value> {
+    let Some(condition) = &plan.condition else {
+        return Vec::new();
+    };
+    condition
+        .paths
+        .iter()
+        .filter_map(|path| {
+            let value = match env.lookup(path) {
+                Found::Str(s) => Value::String(s.to_owned()),
+                Found::Json(v) if !v.is_object() && !v.is_array() => v.clone(),
+                Found::Missing => Value::Null,
+                _ => return None,
+            };
+            Some(json!({"path": path.to_string(), "value": value}))
+        })
+        .collect()
+}
+
+/// Renders one action for its surfaces.
+pub(crate) fn compose(
+    plan: &Plan,
+    trigger_kind: &str,
+    index: usize,
+    action: &ActionPlan,
+    surfaces: Vec<Surface>,
+    env: &Env<'_>,
+) -> Result<Action, (Reason, String)> {
+    // The text template: the mentor's comes from the LLM (when one is configured) or its
+    // static fallback; mirrors and multipliers have their own.
+    let text_template = match action.kind {
+        ActionType::Mentor => action.fallback.as_ref().ok_or((
+            Reason::LlmUnavailable,
+            "no LLM is configured and the action has no fallback".to_owned(),
+        ))?,
+        ActionType::Mirror | ActionType::Multiplier => action.text.as_ref().ok_or((
+            Reason::TemplateError,
+            "the action has no text".to_owned(),
+        ))?,
+    };
+    let title = render(&action.title, env, Format::Plain)?;
+    let text = render(text_template, env, Format::Plain)?;
+    let mut rendered = BTreeMap::new();
+    let mut markdown: Option<String> = None;
+    for surface in &surfaces {
+        let body = if surface.is_markdown() {
+            if markdown.is_none() {
+                let t = render(&action.title, env, Format::Markdown)?;
+                let x = render(text_template, env, Format::Markdown)?;
+                markdown = Some(format!("**{t}**\n\n{x}"));
+            }
+            markdown.clone().unwrap_or_default()
+        } else {
+            format!("{title}\n{text}")
+        };
+        rendered.insert(*surface, body);
+    }
+    let s = env.signal;
+    let repo_id = s.repo.as_ref().and_then(|r| r.id.as_deref()).unwrap_or("");
+    Ok(Action {
+        action_id: uuid::Uuid::now_v7().to_string(),
+        fingerprint: fingerprint(&s.tenant_id, &s.actor_id, &plan.id, index, repo_id),
+        playbook: plan.reference(),
+        kind: action.kind,
+        category: plan.category.to_string(),
+        priority: plan.priority,
+        surfaces,
+        title,
+        text,
+        rendered,
+        rationale: Rationale {
+            why: plan
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("playbook `{}` matched", plan.id)),
+            trigger: trigger_kind.to_owned(),
+            evidence: evidence(plan, env),
+        },
+        requires_consent: action.kind == ActionType::Multiplier,
+        dual_channel: action.dual_channel,
+        operation: action.operation.clone(),
+        params: action.params.clone(),
+        experiment: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_stable_and_field_separated() {
+        let a = fingerprint("acme", "dev", "large-pr", 0, "acme/api");
+        assert_eq!(a, fingerprint("acme", "dev", "large-pr", 0, "acme/api"));
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, fingerprint("acme", "dev", "large-pr", 1, "acme/api"));
+        assert_ne!(fingerprint("ab", "c", "p", 0, ""), fingerprint("a", "bc", "p", 0, ""));
+    }
+}

@@ -1,0 +1,204 @@
+//! Stage 5: conditions. Each `when` is compiled once, at load, to a Rhai AST on the
+//! sandboxed engine, and also to a native expression when it lies in the simple subset.
+
+pub(crate) mod native;
+pub(crate) mod sandbox;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use rhai::{Dynamic, Scope, AST};
+
+pub use sandbox::ConditionLimits;
+
+use crate::env::{Env, Path};
+
+/// A compiled condition.
+#[derive(Debug, Clone)]
+pub(crate) struct Condition {
+    ast: AST,
+    native: Option<native::Expr>,
+    /// The paths the condition reads, reported as evidence.
+    pub paths: Vec<Path>,
+}
+
+/// A condition that does not compile: the message and the 1-based position in the script.
+#[derive(Debug, Clone)]
+pub(crate) struct CompileError {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+/// The sandboxed Rhai engine plus the placeholders conditions compile against.
+pub(crate) struct Sandbox {
+    engine: rhai::Engine,
+    limits: ConditionLimits,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("limits", &self.limits).finish()
+    }
+}
+
+fn declared_scope() -> Scope<'static> {
+    let mut scope = Scope::new();
+    scope.push_constant("signal", Dynamic::UNIT);
+    scope.push_constant("ctx", Dynamic::UNIT);
+    scope
+}
+
+fn root_variable(mut expr: &rhai::Expr) -> Option<&str> {
+    loop {
+        match expr {
+            rhai::Expr::Variable(x, ..) => return Some(x.1.as_str()),
+            rhai::Expr::Dot(b, ..) | rhai::Expr::Index(b, ..) => expr = &b.lhs,
+            _ => return None,
+        }
+    }
+}
+
+impl Sandbox {
+    pub fn new(limits: ConditionLimits) -> Sandbox {
+        Sandbox {
+            engine: sandbox::engine(&limits),
+            limits,
+        }
+    }
+
+    /// Compiles a `when` script.
+    pub fn compile(&self, src: &str) -> Result<Condition, CompileError> {
+        let scope = declared_scope();
+        let ast = self
+            .engine
+            .compile_with_scope(&scope, src)
+            .map_err(|e| CompileError {
+                message: e.err_type().to_string(),
+                line: e.position().line().unwrap_or(1),
+                column: e.position().position().unwrap_or(1),
+            })?;
+        // `signal` and `ctx` are read-only. Rhai reports most writes to a constant at run
+        // time, but a direct property write (`signal.x = 1`) panics inside Rhai 1.27, so
+        // every assignment rooted at either is refused here, at load.
+        let mut refused: Option<CompileError> = None;
+        ast.walk(&mut |nodes: &[rhai::ASTNode]| {
+            if let Some(rhai::ASTNode::Stmt(rhai::Stmt::Assignment(x))) = nodes.last() {
+                if let Some(name @ ("signal" | "ctx")) = root_variable(&x.1.lhs) {
+                    let pos = x.0.position();
+                    refused = Some(CompileError {
+                        message: format!("conditions cannot modify `{name}`"),
+                        line: pos.line().unwrap_or(1),
+                        column: pos.position().unwrap_or(1),
+                    });
+                    return false;
+                }
+            }
+            true
+        });
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        let native = native::parse(src);
+        let mut paths = Vec::new();
+        match &native {
+            Some(expr) => native::paths(expr, &mut paths),
+            None => paths = native::scan_paths(src),
+        }
+        Ok(Condition { ast, native, paths })
+    }
+}
+
+/// Per-decision Rhai state, built only if some condition needs Rhai.
+pub(crate) struct RhaiState {
+    scope: Option<Scope<'static>>,
+    guard: Option<sandbox::StateGuard>,
+}
+
+impl RhaiState {
+    pub fn new() -> RhaiState {
+        RhaiState {
+            scope: None,
+            guard: None,
+        }
+    }
+}
+
+/// What [`Condition::evaluate`] needs beyond the environment.
+pub(crate) struct HelperInputs<'a> {
+    pub now: jiff::Timestamp,
+    pub recent: &'a [crate::context::RecentSignal],
+    pub zone: &'a jiff::tz::TimeZone,
+}
+
+impl Condition {
+    /// Whether this condition runs natively (no Rhai) when its inputs allow.
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
+
+    /// Evaluates the condition; `Err` carries a message for `condition_error`.
+    pub fn evaluate(
+        &self,
+        sandbox: &Sandbox,
+        env: &Env<'_>,
+        helpers: &HelperInputs<'_>,
+        state: &mut RhaiState,
+    ) -> Result<bool, String> {
+        if let Some(expr) = &self.native {
+            if let Ok(result) = native::evaluate(expr, env) {
+                return Ok(result);
+            }
+        }
+        self.evaluate_rhai(sandbox, env, helpers, state)
+    }
+
+    pub fn evaluate_rhai(
+        &self,
+        sandbox: &Sandbox,
+        env: &Env<'_>,
+        helpers: &HelperInputs<'_>,
+        state: &mut RhaiState,
+    ) -> Result<bool, String> {
+        let deadline = Instant::now() + sandbox.limits.time_limit;
+        match &state.guard {
+            Some(guard) => guard.set_deadline(deadline),
+            None => {
+                state.guard = Some(sandbox::StateGuard::install(sandbox::HelperState {
+                    now: helpers.now,
+                    recent: helpers.recent.to_vec(),
+                    current_signal_id: env.signal.signal_id.clone(),
+                    zone: helpers.zone.clone(),
+                    deadline,
+                }));
+            }
+        }
+        let scope = match &mut state.scope {
+            Some(scope) => scope,
+            None => {
+                let mut scope = Scope::new();
+                let signal = rhai::serde::to_dynamic(env.signal.to_json())
+                    .map_err(|e| format!("signal cannot be given to the condition: {e}"))?;
+                let ctx = rhai::serde::to_dynamic(env.ctx_value())
+                    .map_err(|e| format!("context cannot be given to the condition: {e}"))?;
+                scope.push_constant_dynamic("signal", signal);
+                scope.push_constant_dynamic("ctx", ctx);
+                state.scope.insert(scope)
+            }
+        };
+        let base = scope.len();
+        // Rhai is third-party code running on author-supplied scripts: a panic inside it
+        // must cost this playbook its condition, not the caller its process.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            sandbox.engine.eval_ast_with_scope::<Dynamic>(scope, &self.ast)
+        }));
+        scope.rewind(base);
+        match result {
+            Err(_) => Err("the condition crashed the script engine".to_owned()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(value)) => value.as_bool().map_err(|type_name| {
+                format!("the condition returned {type_name}, not a boolean")
+            }),
+        }
+    }
+}

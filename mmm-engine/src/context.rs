@@ -1,0 +1,442 @@
+//! Stage 3: the context passed beside the signal (SPEC §2), validated and given defaults.
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::duration::Duration;
+use crate::error::ContextError;
+use crate::model::{ActionType, Surface};
+use crate::signal::parse_timestamp;
+
+/// The default cap on actions per decision.
+pub const DEFAULT_MAX_ACTIONS: u32 = 3;
+
+/// What is known about the actor.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ActorContext {
+    /// Roles (from the caller or IAM).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// IANA time zone, e.g. `Europe/Berlin`.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Anything else the host knows; visible to conditions and templates as `ctx.actor.*`.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What is known about the tenant.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TenantContext {
+    /// A safety-critical tenant gets no actions when policy is unavailable.
+    #[serde(default)]
+    pub safety_critical: bool,
+    /// Tenant configuration (free-form; `deny_payload_keys` overrides the deny list).
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    /// Anything else the host knows.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A daily quiet window, in a time zone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHoursSpec {
+    /// `HH:MM`.
+    pub start: String,
+    /// `HH:MM`; before `start` means the window spans midnight.
+    pub end: String,
+    /// IANA zone; defaults to the actor's zone, then UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+/// An actor budget: at most `max` actions per `window`, across playbooks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSpec {
+    /// The number of actions.
+    pub max: u32,
+    /// The window, e.g. `1d`.
+    pub window: String,
+}
+
+/// Tenant policy.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPolicy {
+    /// Action types that may be returned (default: all).
+    #[serde(default)]
+    pub enabled_action_types: Option<Vec<ActionType>>,
+    /// Surfaces that may be used (default: all).
+    #[serde(default)]
+    pub enabled_surfaces: Option<Vec<Surface>>,
+    /// The tenant's quiet hours.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHoursSpec>,
+    /// Cap on actions per decision (default 3).
+    #[serde(default)]
+    pub max_actions_per_decision: Option<u32>,
+    /// Actor budget across playbooks.
+    #[serde(default)]
+    pub budget: Option<BudgetSpec>,
+}
+
+/// The actor's preferences.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    /// Playbook categories the actor opted out of.
+    #[serde(default)]
+    pub opt_out_categories: Vec<String>,
+    /// No non-critical nudges before this instant.
+    #[serde(default)]
+    pub snooze_until: Option<String>,
+    /// Surfaces the actor prefers.
+    #[serde(default)]
+    pub preferred_surfaces: Vec<Surface>,
+    /// The actor's quiet hours.
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHoursSpec>,
+}
+
+/// A policy snapshot (given in the context or from the Policy port).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySnapshot {
+    /// Identifies the snapshot; echoed in decisions and receipts.
+    #[serde(default)]
+    pub snapshot_id: Option<String>,
+    /// Action types denied.
+    #[serde(default)]
+    pub denied_action_types: Vec<ActionType>,
+    /// Multiplier operations denied.
+    #[serde(default)]
+    pub denied_operations: Vec<String>,
+    /// Playbook ids denied.
+    #[serde(default)]
+    pub denied_playbooks: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContext {
+    #[serde(default)]
+    actor: ActorContext,
+    #[serde(default)]
+    recent_signals: Vec<Value>,
+    #[serde(default)]
+    tenant: TenantContext,
+    #[serde(default)]
+    tenant_policy: TenantPolicy,
+    #[serde(default)]
+    preferences: Preferences,
+    #[serde(default)]
+    policy: Option<PolicySnapshot>,
+}
+
+/// A quiet-hours window ready to be judged.
+#[derive(Debug, Clone)]
+pub struct QuietHours {
+    start_minute: u32,
+    end_minute: u32,
+    zone: TimeZone,
+}
+
+impl QuietHours {
+    /// Whether `now` falls inside the window, judged in the window's own time zone.
+    /// `start` is inside, `end` is not; a window whose end is before its start spans midnight.
+    pub fn contains(&self, now: Timestamp) -> bool {
+        let local = now.to_zoned(self.zone.clone());
+        let minute = u32::try_from(local.hour()).unwrap_or(0) * 60
+            + u32::try_from(local.minute()).unwrap_or(0);
+        if self.start_minute < self.end_minute {
+            self.start_minute <= minute && minute < self.end_minute
+        } else {
+            minute >= self.start_minute || minute < self.end_minute
+        }
+    }
+}
+
+/// A recent signal, reduced to what `recent_count` needs.
+#[derive(Debug, Clone)]
+pub struct RecentSignal {
+    /// Its kind.
+    pub kind: String,
+    /// When it happened.
+    pub occurred_at: Timestamp,
+    /// Its id, when it had one (the current signal is not counted).
+    pub signal_id: Option<String>,
+}
+
+/// A validated context with defaults applied.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The context as given, for conditions and templates (`ctx`).
+    pub raw: Map<String, Value>,
+    /// The actor.
+    pub actor: ActorContext,
+    /// The actor's time zone (UTC when not given).
+    pub actor_zone: TimeZone,
+    /// Recent signals, newest first.
+    pub recent: Vec<RecentSignal>,
+    /// The tenant.
+    pub tenant: TenantContext,
+    /// Enabled action types.
+    pub enabled_action_types: Vec<ActionType>,
+    /// Enabled surfaces.
+    pub enabled_surfaces: Vec<Surface>,
+    /// Tenant quiet hours.
+    pub tenant_quiet_hours: Option<QuietHours>,
+    /// Cap on actions per decision.
+    pub max_actions: u32,
+    /// Actor budget.
+    pub budget: Option<(u32, Duration)>,
+    /// Preferences.
+    pub preferences: Preferences,
+    /// Parsed `snooze_until`.
+    pub snooze_until: Option<Timestamp>,
+    /// The actor's quiet hours.
+    pub actor_quiet_hours: Option<QuietHours>,
+    /// The policy given by the caller.
+    pub policy: Option<PolicySnapshot>,
+}
+
+/// The most recent signals considered (SPEC §2).
+pub const MAX_RECENT_SIGNALS: usize = 50;
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> ContextError {
+    ContextError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn zone(name: &str, field: &str) -> Result<TimeZone, ContextError> {
+    TimeZone::get(name).map_err(|_| err(field, format!("`{name}` is not a known IANA time zone")))
+}
+
+fn hh_mm(text: &str, field: &str) -> Result<u32, ContextError> {
+    let bad = || err(field, format!("`{text}` must be a time as HH:MM, e.g. `22:00`"));
+    let (h, m) = text.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let h: u32 = h.parse().map_err(|_| bad())?;
+    let m: u32 = m.parse().map_err(|_| bad())?;
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
+}
+
+fn quiet_hours(
+    spec: &QuietHoursSpec,
+    field: &str,
+    default_zone: &TimeZone,
+) -> Result<QuietHours, ContextError> {
+    let start_minute = hh_mm(&spec.start, &format!("{field}.start"))?;
+    let end_minute = hh_mm(&spec.end, &format!("{field}.end"))?;
+    if start_minute == end_minute {
+        return Err(err(
+            field,
+            "`start` and `end` are equal; give a window of at least one minute",
+        ));
+    }
+    let zone = match &spec.timezone {
+        Some(name) => zone(name, &format!("{field}.timezone"))?,
+        None => default_zone.clone(),
+    };
+    Ok(QuietHours {
+        start_minute,
+        end_minute,
+        zone,
+    })
+}
+
+impl Context {
+    /// Validates a context given as JSON (`None` or `null` is the empty context).
+    ///
+    /// # Errors
+    /// A [`ContextError`] naming the field (as a dotted path) and the rule broken.
+    pub fn from_json(value: Option<&Value>) -> Result<Context, ContextError> {
+        let raw_map = match value {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(map)) => map.clone(),
+            Some(other) => {
+                return Err(err(
+                    "context",
+                    format!(
+                        "must be a JSON object, not {}",
+                        crate::signal::json_type(other)
+                    ),
+                ))
+            }
+        };
+        let raw: RawContext = match value {
+            None | Some(Value::Null) => RawContext::default(),
+            Some(v) => serde_path_to_error::deserialize(v).map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.inner().to_string();
+                err(if path == "." { "context".into() } else { path }, message)
+            })?,
+        };
+
+        let actor_zone = match &raw.actor.timezone {
+            Some(name) => zone(name, "actor.timezone")?,
+            None => TimeZone::UTC,
+        };
+
+        let mut recent = Vec::with_capacity(raw.recent_signals.len().min(MAX_RECENT_SIGNALS));
+        for (i, s) in raw.recent_signals.iter().take(MAX_RECENT_SIGNALS).enumerate() {
+            let field = |f: &str| format!("recent_signals[{i}].{f}");
+            let kind = s
+                .get("kind")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(field("kind"), "is required and must be a string"))?;
+            let at = s
+                .get("occurred_at")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(field("occurred_at"), "is required and must be a string"))?;
+            let occurred_at = parse_timestamp(at).map_err(|m| err(field("occurred_at"), m))?;
+            recent.push(RecentSignal {
+                kind: kind.to_owned(),
+                occurred_at,
+                signal_id: s.get("signal_id").and_then(Value::as_str).map(str::to_owned),
+            });
+        }
+
+        let policy = raw.tenant_policy;
+        let tenant_quiet_hours = match &policy.quiet_hours {
+            Some(spec) => Some(quiet_hours(spec, "tenant_policy.quiet_hours", &TimeZone::UTC)?),
+            None => None,
+        };
+        let budget = match &policy.budget {
+            Some(b) => Some((
+                b.max,
+                Duration::parse(&b.window).map_err(|m| err("tenant_policy.budget.window", m))?,
+            )),
+            None => None,
+        };
+        let snooze_until = match &raw.preferences.snooze_until {
+            Some(text) => {
+                Some(parse_timestamp(text).map_err(|m| err("preferences.snooze_until", m))?)
+            }
+            None => None,
+        };
+        let actor_quiet_hours = match &raw.preferences.quiet_hours {
+            Some(spec) => Some(quiet_hours(spec, "preferences.quiet_hours", &actor_zone)?),
+            None => None,
+        };
+
+        Ok(Context {
+            raw: raw_map,
+            actor: raw.actor,
+            actor_zone,
+            recent,
+            tenant: raw.tenant,
+            enabled_action_types: policy
+                .enabled_action_types
+                .unwrap_or_else(|| ActionType::ALL.to_vec()),
+            enabled_surfaces: policy
+                .enabled_surfaces
+                .unwrap_or_else(|| Surface::ALL.to_vec()),
+            tenant_quiet_hours,
+            max_actions: policy.max_actions_per_decision.unwrap_or(DEFAULT_MAX_ACTIONS),
+            budget,
+            preferences: raw.preferences,
+            snooze_until,
+            actor_quiet_hours,
+            policy: raw.policy,
+        })
+    }
+
+    /// The tenant's deny list of payload keys, when its config gives one.
+    pub fn deny_payload_keys(&self) -> Option<Vec<&str>> {
+        self.tenant
+            .config
+            .get("deny_payload_keys")
+            .and_then(Value::as_array)
+            .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx(v: Value) -> Result<Context, ContextError> {
+        Context::from_json(Some(&v))
+    }
+
+    #[test]
+    fn the_empty_context_has_the_spec_defaults() {
+        let c = Context::from_json(None).unwrap();
+        assert_eq!(c.enabled_action_types, ActionType::ALL);
+        assert_eq!(c.enabled_surfaces, Surface::ALL);
+        assert_eq!(c.max_actions, 3);
+        assert!(c.budget.is_none() && c.tenant_quiet_hours.is_none() && c.policy.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_field_path() {
+        let e = ctx(json!({"tenant_policy": {"enabled_surfaces": ["ide", "email"]}})).unwrap_err();
+        assert_eq!(e.field, "tenant_policy.enabled_surfaces[1]");
+        let e = ctx(json!({"tenant_polcy": {}})).unwrap_err();
+        assert!(e.message.contains("unknown field `tenant_polcy`"), "{e}");
+        let e = ctx(json!({"preferences": {"quiet_hours": {"start": "25:00", "end": "07:00"}}}))
+            .unwrap_err();
+        assert_eq!(e.field, "preferences.quiet_hours.start");
+        let e = ctx(json!({"actor": {"timezone": "Mars/Olympus"}})).unwrap_err();
+        assert_eq!(e.field, "actor.timezone");
+        let e = ctx(json!({"recent_signals": [{"kind": "x"}]})).unwrap_err();
+        assert_eq!(e.field, "recent_signals[0].occurred_at");
+        let e = ctx(json!({"tenant_policy": {"budget": {"max": 3, "window": "1w"}}})).unwrap_err();
+        assert_eq!(e.field, "tenant_policy.budget.window");
+        let e = ctx(json!({"preferences": {"snooze_until": "tomorrow"}})).unwrap_err();
+        assert_eq!(e.field, "preferences.snooze_until");
+    }
+
+    #[test]
+    fn quiet_hours_across_midnight_in_a_non_utc_zone() {
+        let c = ctx(json!({"tenant_policy": {"quiet_hours":
+            {"start": "22:00", "end": "07:00", "timezone": "Europe/Berlin"}}}))
+        .unwrap();
+        let q = c.tenant_quiet_hours.unwrap();
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        // Berlin is UTC+1 in November.
+        assert!(!q.contains(at("2026-11-22T20:59:00Z"))); // 21:59 local
+        assert!(q.contains(at("2026-11-22T21:00:00Z"))); // 22:00 local: start is inside
+        assert!(q.contains(at("2026-11-22T23:30:00Z"))); // 00:30 local, next day
+        assert!(q.contains(at("2026-11-23T05:59:00Z"))); // 06:59 local
+        assert!(!q.contains(at("2026-11-23T06:00:00Z"))); // 07:00 local: end is outside
+        // In UTC the same instant 21:30Z is 22:30 in Berlin but would not be quiet in UTC.
+        let utc = ctx(json!({"tenant_policy": {"quiet_hours": {"start": "22:00", "end": "07:00"}}}))
+            .unwrap()
+            .tenant_quiet_hours
+            .unwrap();
+        assert!(!utc.contains(at("2026-11-22T21:30:00Z")));
+    }
+
+    #[test]
+    fn actor_quiet_hours_default_to_the_actor_zone() {
+        let c = ctx(json!({"actor": {"timezone": "America/New_York"},
+            "preferences": {"quiet_hours": {"start": "19:00", "end": "08:00"}}}))
+        .unwrap();
+        let q = c.actor_quiet_hours.unwrap();
+        // 23:00Z is 18:00 in New York (UTC-5): not quiet; 00:30Z is 19:30: quiet.
+        assert!(!q.contains("2026-11-22T23:00:00Z".parse().unwrap()));
+        assert!(q.contains("2026-11-23T00:30:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn equal_start_and_end_is_an_error() {
+        let e = ctx(json!({"tenant_policy": {"quiet_hours": {"start": "22:00", "end": "22:00"}}}))
+            .unwrap_err();
+        assert_eq!(e.field, "tenant_policy.quiet_hours");
+    }
+}

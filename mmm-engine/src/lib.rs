@@ -1,0 +1,47 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod candidates;
+mod clock;
+mod compose;
+mod condition;
+mod context;
+mod decision;
+mod duration;
+mod engine;
+mod env;
+mod error;
+mod fatigue;
+mod filter;
+pub mod lint;
+mod minimise;
+mod model;
+mod plan;
+pub mod playbook;
+mod registry;
+pub mod schema;
+mod signal;
+mod template;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use compose::fingerprint;
+pub use condition::ConditionLimits;
+pub use context::{Context, PolicySnapshot, DEFAULT_MAX_ACTIONS};
+pub use decision::{
+    Action, Decision, Degraded, ExplainAction, ExplainEntry, Rationale, Reason, ReceiptRef,
+    Suppressed,
+};
+pub use duration::Duration;
+pub use engine::{DecideOptions, Engine, EngineBuilder, EngineConfig};
+pub use error::{
+    codes, ContextError, DecideError, Diagnostic, ErrorInfo, LoadError, Severity, SignalError,
+};
+pub use fatigue::{FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue};
+pub use minimise::{DenyList, DEFAULT_DENY_KEYS};
+pub use model::{ActionType, ActorType, PlaybookRef, Status, Surface};
+pub use plan::{FatigueSpec, Plan, SourceRef};
+pub use registry::{check_paths, PlaybookSet};
+pub use signal::{Repo, Signal, DEFAULT_MAX_PAYLOAD_BYTES};
+
+/// The engine's version, as recorded in receipts.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

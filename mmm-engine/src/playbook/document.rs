@@ -1,0 +1,78 @@
+//! The documents as written: serde structs with unknown fields refused. Values whose rules
+//! go beyond their type (ids, statuses, durations…) are checked in `validate`, where the
+//! position index can point at them.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPlaybook {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: RawMetadata,
+    pub spec: RawSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetadata {
+    pub id: String,
+    pub version: i64,
+    pub tenant: String,
+    pub status: String,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSpec {
+    pub triggers: Vec<String>,
+    #[serde(default)]
+    pub when: Option<String>,
+    #[serde(default)]
+    pub priority: Option<i64>,
+    #[serde(default)]
+    pub critical: Option<bool>,
+    #[serde(default)]
+    pub fatigue: Option<RawFatigue>,
+    pub actions: Vec<RawAction>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFatigue {
+    #[serde(default)]
+    pub cooldown: Option<String>,
+    #[serde(default)]
+    pub max: Option<i64>,
+    #[serde(default)]
+    pub window: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAction {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub surfaces: Vec<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub fallback: Option<String>,
+    #[serde(default)]
+    pub operation: Option<String>,
+    #[serde(default)]
+    pub params: Option<serde_json::Value>,
+    #[serde(default)]
+    pub dual_channel: Option<bool>,
+    #[serde(default)]
+    pub reversible: Option<bool>,
+}

@@ -1,0 +1,476 @@
+//! Turning one file's documents into plans, with every problem reported at its position.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::document::{RawAction, RawPlaybook};
+use super::positions::{self, DocPositions, Pos};
+use crate::condition::Sandbox;
+use crate::duration::Duration;
+use crate::error::Diagnostic;
+use crate::lint::{self, TextRole};
+use crate::model::{ActionType, Status, Surface};
+use crate::plan::{ActionPlan, FatigueSpec, Plan, SourceRef};
+use crate::signal::{is_kind, is_tenant_id};
+use crate::template::Template;
+
+/// Collects the diagnostics of one document.
+struct Doc<'a> {
+    file: &'a str,
+    pos: &'a DocPositions,
+    id: Option<String>,
+    out: Vec<Diagnostic>,
+}
+
+impl Doc<'_> {
+    fn error(&mut self, path: &str, rule: &str, message: impl Into<String>) {
+        let d = Diagnostic::error(rule, message, self.file)
+            .at(self.pos.value(path))
+            .in_playbook(self.id.as_deref());
+        self.out.push(d);
+    }
+
+    fn error_at(&mut self, pos: Option<Pos>, rule: &str, message: impl Into<String>) {
+        let d = Diagnostic::error(rule, message, self.file)
+            .at(pos)
+            .in_playbook(self.id.as_deref());
+        self.out.push(d);
+    }
+
+    fn warn_at(&mut self, pos: Option<Pos>, rule: &str, message: impl Into<String>) {
+        let d = Diagnostic::warning(rule, message, self.file)
+            .at(pos)
+            .in_playbook(self.id.as_deref());
+        self.out.push(d);
+    }
+
+    /// The position of byte `offset` inside the scalar at `path`.
+    fn inside(&self, path: &str, text: &str, offset: usize) -> Option<Pos> {
+        let before = text.get(..offset).unwrap_or(text);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        self.pos.inside(path, line, column).or_else(|| self.pos.value(path))
+    }
+
+    fn template(&mut self, path: &str, text: &str) -> Option<Template> {
+        match Template::parse(text) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let pos = self.inside(path, text, e.offset);
+                self.error_at(pos, "template", e.message);
+                None
+            }
+        }
+    }
+
+    fn lint(&mut self, path: &str, text: &str, role: TextRole) {
+        for finding in lint::check_text(text, role) {
+            let pos = self.inside(path, text, finding.offset);
+            self.warn_at(pos, finding.rule, finding.message);
+        }
+    }
+}
+
+fn is_playbook_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    (1..=64).contains(&bytes.len())
+        && bytes
+            .first()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+fn is_trigger(t: &str) -> bool {
+    t == "*" || is_kind(t) || t.strip_suffix(".*").is_some_and(is_kind)
+}
+
+fn is_operation(op: &str) -> bool {
+    !op.is_empty()
+        && op.len() <= 64
+        && op
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+}
+
+/// Strips serde_yaml's " at line L column C" suffix (the position is reported separately).
+fn bare_message(e: &serde_yaml::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text.get(..i).unwrap_or(&text).to_owned(),
+        None => text,
+    }
+}
+
+/// Parses one file: every document in it, validated and compiled.
+pub(crate) fn parse_source(
+    file: &str,
+    text: &str,
+    sandbox: &Sandbox,
+    lint: bool,
+) -> (Vec<Plan>, Vec<Diagnostic>) {
+    let mut plans = Vec::new();
+    let mut diagnostics = Vec::new();
+    let index = positions::index(text);
+    let empty = DocPositions::default();
+    let mut last_error: Option<String> = None;
+    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let pos = index.as_ref().and_then(|docs| docs.get(i)).unwrap_or(&empty);
+        if pos.empty && index.is_some() {
+            continue;
+        }
+        match pos.kind.as_deref() {
+            Some("Playbook") | None => {}
+            Some("Experiment") => {
+                diagnostics.push(
+                    Diagnostic::error(
+                        "unsupported-kind",
+                        "`Experiment` documents are not supported by this engine version yet",
+                        file,
+                    )
+                    .at(pos.value("kind")),
+                );
+                continue;
+            }
+            Some(other) => {
+                diagnostics.push(
+                    Diagnostic::error(
+                        "unknown-kind",
+                        format!("unknown document kind `{other}`; expected `Playbook`"),
+                        file,
+                    )
+                    .at(pos.value("kind")),
+                );
+                continue;
+            }
+        }
+        match RawPlaybook::deserialize(de) {
+            Ok(raw) => {
+                let mut doc = Doc {
+                    file,
+                    pos,
+                    id: Some(raw.metadata.id.clone()),
+                    out: Vec::new(),
+                };
+                let plan = build(&mut doc, raw, sandbox, lint);
+                diagnostics.append(&mut doc.out);
+                plans.extend(plan);
+            }
+            Err(e) => {
+                let message = bare_message(&e);
+                let rule = if message.contains("unknown field") {
+                    "unknown-field"
+                } else if message.contains("missing field") {
+                    "missing-field"
+                } else if e.location().is_some() && message.contains("invalid type") {
+                    "invalid-type"
+                } else {
+                    "yaml"
+                };
+                if last_error.as_deref() == Some(message.as_str()) {
+                    break;
+                }
+                last_error = Some(message.clone());
+                let mut d = Diagnostic::error(rule, message, file);
+                match e.location() {
+                    Some(loc) => {
+                        d.line = Some(loc.line());
+                        d.column = Some(loc.column());
+                    }
+                    None => d = d.at(pos.start),
+                }
+                diagnostics.push(d);
+                if rule == "yaml" {
+                    // A syntax error ends the stream: later documents cannot be read.
+                    break;
+                }
+            }
+        }
+    }
+    (plans, diagnostics)
+}
+
+fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> Option<Plan> {
+    let before = doc.out.len();
+    if raw.api_version != "mmm/v1" {
+        doc.error(
+            "apiVersion",
+            "api-version",
+            format!("unsupported apiVersion `{}`; expected `mmm/v1`", raw.api_version),
+        );
+    }
+    if raw.kind != "Playbook" {
+        doc.error("kind", "unknown-kind", format!("unknown document kind `{}`", raw.kind));
+    }
+    let m = &raw.metadata;
+    if !is_playbook_id(&m.id) {
+        doc.error(
+            "metadata.id",
+            "invalid-id",
+            format!("playbook id `{}` must match [a-z0-9][a-z0-9-]{{0,63}}", m.id),
+        );
+    }
+    let version = u32::try_from(m.version).ok().filter(|v| *v >= 1);
+    if version.is_none() {
+        doc.error(
+            "metadata.version",
+            "invalid-version",
+            format!("version {} must be a whole number of at least 1", m.version),
+        );
+    }
+    let tenant = if m.tenant == "*" {
+        None
+    } else {
+        if !is_tenant_id(&m.tenant) {
+            doc.error(
+                "metadata.tenant",
+                "invalid-tenant",
+                format!("tenant `{}` must be `*` or match [A-Za-z0-9._-]{{1,64}}", m.tenant),
+            );
+        }
+        Some(m.tenant.clone())
+    };
+    let status = Status::parse(&m.status);
+    if status.is_none() {
+        doc.error(
+            "metadata.status",
+            "invalid-status",
+            format!("status `{}` must be {}", m.status, Status::expected()),
+        );
+    }
+    let category = m.category.clone().unwrap_or_else(|| "general".to_owned());
+    if category.trim().is_empty() {
+        doc.error("metadata.category", "invalid-category", "category must not be empty");
+    }
+
+    let spec = &raw.spec;
+    if spec.triggers.is_empty() {
+        doc.error("spec.triggers", "no-triggers", "a playbook needs at least one trigger");
+    }
+    for (i, t) in spec.triggers.iter().enumerate() {
+        if !is_trigger(t) {
+            doc.error(
+                &format!("spec.triggers[{i}]"),
+                "invalid-trigger",
+                format!("trigger `{t}` must be a kind like `pr.opened`, a prefix like `pr.*`, or `*`"),
+            );
+        }
+    }
+
+    let condition = match &spec.when {
+        None => None,
+        Some(src) => match sandbox.compile(src) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let pos = doc
+                    .pos
+                    .inside("spec.when", e.line, e.column)
+                    .or_else(|| doc.pos.value("spec.when"));
+                doc.error_at(pos, "condition", format!("in `when`: {}", e.message));
+                None
+            }
+        },
+    };
+
+    let priority = match spec.priority {
+        None => 50,
+        Some(p) => u8::try_from(p).ok().filter(|p| *p <= 100).unwrap_or_else(|| {
+            doc.error("spec.priority", "invalid-priority", format!("priority {p} must be between 0 and 100"));
+            50
+        }),
+    };
+
+    let mut fatigue = FatigueSpec::default();
+    if let Some(f) = &spec.fatigue {
+        let duration = |doc: &mut Doc<'_>, path: &str, text: &Option<String>| -> Option<Duration> {
+            let text = text.as_ref()?;
+            Duration::parse(text)
+                .map_err(|m| doc.error(path, "invalid-duration", m))
+                .ok()
+        };
+        fatigue.cooldown = duration(doc, "spec.fatigue.cooldown", &f.cooldown);
+        let window = duration(doc, "spec.fatigue.window", &f.window);
+        match (f.max, window, &f.window) {
+            (Some(max), Some(window), _) => match u32::try_from(max).ok().filter(|m| *m >= 1) {
+                Some(max) => fatigue.max = Some((max, window)),
+                None => doc.error("spec.fatigue.max", "invalid-fatigue", format!("max {max} must be at least 1")),
+            },
+            (Some(_), None, None) => doc.error(
+                "spec.fatigue.max",
+                "invalid-fatigue",
+                "`max` needs a `window` (e.g. `window: 7d`)",
+            ),
+            (None, _, Some(_)) => doc.error(
+                "spec.fatigue.window",
+                "invalid-fatigue",
+                "`window` needs a `max` (the number of firings allowed per window)",
+            ),
+            _ => {}
+        }
+    }
+
+    if spec.actions.is_empty() {
+        doc.error("spec.actions", "no-actions", "a playbook needs at least one action");
+    }
+    let mut actions = Vec::new();
+    for (i, action) in spec.actions.iter().enumerate() {
+        if let Some(a) = build_action(doc, &format!("spec.actions[{i}]"), action, lint) {
+            actions.push(a);
+        }
+    }
+
+    if doc.out.iter().skip(before).any(Diagnostic::is_error) {
+        return None;
+    }
+    let start = doc.pos.value("metadata.id").or(doc.pos.start);
+    Some(Plan {
+        id: Arc::from(m.id.as_str()),
+        version: version?,
+        tenant,
+        status: status?,
+        category: Arc::from(category.as_str()),
+        description: m.description.clone(),
+        triggers: spec.triggers.clone(),
+        when: spec.when.clone(),
+        condition,
+        priority,
+        critical: spec.critical.unwrap_or(false),
+        fatigue,
+        actions,
+        source: SourceRef {
+            file: doc.file.to_owned(),
+            line: start.map_or(1, |p| p.line),
+            column: start.map_or(1, |p| p.column),
+        },
+    })
+}
+
+fn build_action(doc: &mut Doc<'_>, path: &str, a: &RawAction, lint: bool) -> Option<ActionPlan> {
+    let before = doc.out.len();
+    let kind = ActionType::parse(&a.kind);
+    if kind.is_none() {
+        doc.error(
+            &format!("{path}.type"),
+            "invalid-action-type",
+            format!("action type `{}` must be {}", a.kind, ActionType::expected()),
+        );
+    }
+    let mut surfaces = Vec::new();
+    if a.surfaces.is_empty() {
+        doc.error(&format!("{path}.surfaces"), "no-surfaces", "an action needs at least one surface");
+    }
+    for (i, s) in a.surfaces.iter().enumerate() {
+        match Surface::parse(s) {
+            Some(surface) if surfaces.contains(&surface) => doc.error(
+                &format!("{path}.surfaces[{i}]"),
+                "duplicate-surface",
+                format!("surface `{s}` is listed twice"),
+            ),
+            Some(surface) => surfaces.push(surface),
+            None => doc.error(
+                &format!("{path}.surfaces[{i}]"),
+                "invalid-surface",
+                format!("surface `{s}` must be {}", Surface::expected()),
+            ),
+        }
+    }
+    let kind = kind?;
+
+    let fields: [(&str, bool); 7] = [
+        ("text", a.text.is_some()),
+        ("prompt", a.prompt.is_some()),
+        ("fallback", a.fallback.is_some()),
+        ("operation", a.operation.is_some()),
+        ("params", a.params.is_some()),
+        ("dual_channel", a.dual_channel.is_some()),
+        ("reversible", a.reversible.is_some()),
+    ];
+    let (required, allowed): (&[&str], &[&str]) = match kind {
+        ActionType::Mirror => (&["text"], &["text"]),
+        ActionType::Mentor => (&["prompt"], &["prompt", "fallback"]),
+        ActionType::Multiplier => (
+            &["text", "operation"],
+            &["text", "operation", "params", "dual_channel", "reversible"],
+        ),
+    };
+    if a.title.is_none() {
+        doc.error(path, "missing-field", format!("a {kind} action needs a `title`"));
+    }
+    for (name, present) in fields {
+        if present && !allowed.contains(&name) {
+            doc.error(
+                &format!("{path}.{name}"),
+                "field-not-allowed",
+                format!("`{name}` is not a field of a {kind} action"),
+            );
+        }
+        if !present && required.contains(&name) {
+            doc.error(path, "missing-field", format!("a {kind} action needs `{name}`"));
+        }
+    }
+    if let Some(op) = &a.operation {
+        if !is_operation(op) {
+            doc.error(
+                &format!("{path}.operation"),
+                "invalid-operation",
+                format!("operation `{op}` must be lower-case letters, digits, `_` and `.`"),
+            );
+        }
+    }
+    if let Some(params) = &a.params {
+        if !params.is_object() {
+            doc.error(&format!("{path}.params"), "invalid-params", "`params` must be a mapping");
+        }
+    }
+
+    let title = a.title.as_ref().and_then(|t| doc.template(&format!("{path}.title"), t));
+    let text = a.text.as_ref().and_then(|t| doc.template(&format!("{path}.text"), t));
+    let prompt = a.prompt.as_ref().and_then(|t| doc.template(&format!("{path}.prompt"), t));
+    let fallback = a.fallback.as_ref().and_then(|t| doc.template(&format!("{path}.fallback"), t));
+
+    if lint {
+        let role = if kind == ActionType::Mirror { TextRole::Mirror } else { TextRole::Other };
+        for (field, value) in [("title", &a.title), ("text", &a.text), ("fallback", &a.fallback)] {
+            if let Some(v) = value {
+                doc.lint(&format!("{path}.{field}"), v, role);
+            }
+        }
+        if kind == ActionType::Multiplier {
+            if a.reversible.is_none() {
+                let pos = doc.pos.value(path);
+                doc.warn_at(pos, "multiplier-reversible", "a multiplier must say whether it is `reversible`");
+            }
+            if let Some(text) = &a.text {
+                if !lint::describes_effect(text) {
+                    let pos = doc.pos.value(&format!("{path}.text"));
+                    doc.warn_at(pos, "multiplier-effect", "a multiplier's text must say what will happen when it runs");
+                }
+            }
+        }
+        if kind == ActionType::Mentor && a.fallback.is_none() {
+            let pos = doc.pos.value(path);
+            doc.warn_at(
+                pos,
+                "mentor-without-fallback",
+                "without a `fallback` this mentor is suppressed whenever the LLM is unavailable",
+            );
+        }
+    }
+
+    if doc.out.iter().skip(before).any(Diagnostic::is_error) {
+        return None;
+    }
+    Some(ActionPlan {
+        kind,
+        surfaces,
+        title: title?,
+        text,
+        prompt,
+        fallback,
+        operation: a.operation.clone(),
+        params: a.params.clone(),
+        dual_channel: a.dual_channel.unwrap_or(false),
+    })
+}

@@ -1,0 +1,220 @@
+//! The registry: every version of every playbook, the live version per (tenant, id), and
+//! the candidate index. A set is immutable once built; the engine swaps whole sets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
+
+use crate::candidates::{Candidate, KindIndex};
+use crate::condition::{ConditionLimits, Sandbox};
+use crate::error::{Diagnostic, LoadError};
+use crate::model::Status;
+use crate::plan::Plan;
+use crate::playbook::{compile_sources, read_sources, Source};
+
+/// Conditions are compiled once, at load; compilation depends only on the parse limits,
+/// which are fixed, so one shared compiler serves every set.
+static COMPILER: LazyLock<Sandbox> = LazyLock::new(|| Sandbox::new(ConditionLimits::default()));
+
+/// An immutable, validated set of playbooks with its candidate index.
+#[derive(Debug, Default)]
+pub struct PlaybookSet {
+    versions: Vec<Arc<Plan>>,
+    live: Vec<Arc<Plan>>,
+    global: KindIndex,
+    tenants: HashMap<String, KindIndex>,
+}
+
+impl PlaybookSet {
+    /// Loads every playbook file under the given files and directories.
+    ///
+    /// # Errors
+    /// A [`LoadError`] listing every problem found, each with file, line and column.
+    pub fn from_paths(paths: &[impl AsRef<Path>]) -> Result<PlaybookSet, LoadError> {
+        let (sources, mut diagnostics) = read_sources(paths);
+        let set = PlaybookSet::from_sources(&sources);
+        match set {
+            Ok(set) if diagnostics.is_empty() => Ok(set),
+            Ok(_) => Err(LoadError { diagnostics }),
+            Err(mut e) => {
+                diagnostics.append(&mut e.diagnostics);
+                Err(LoadError { diagnostics })
+            }
+        }
+    }
+
+    /// Loads the playbooks under one file or directory.
+    ///
+    /// # Errors
+    /// As [`PlaybookSet::from_paths`].
+    pub fn from_path(path: impl AsRef<Path>) -> Result<PlaybookSet, LoadError> {
+        PlaybookSet::from_paths(&[path])
+    }
+
+    /// Loads playbooks from YAML text (one or more documents).
+    ///
+    /// # Errors
+    /// As [`PlaybookSet::from_paths`]; the file is named `<yaml>`.
+    ///
+    /// ```
+    /// let set = mmm_engine::PlaybookSet::from_yaml(r#"
+    /// apiVersion: mmm/v1
+    /// kind: Playbook
+    /// metadata: {id: hello, version: 1, tenant: "*", status: published}
+    /// spec:
+    ///   triggers: [pr.opened]
+    ///   actions: [{type: mirror, surfaces: [ide], title: Hi, text: "A pull request was opened."}]
+    /// "#).unwrap();
+    /// assert_eq!(set.len(), 1);
+    /// ```
+    pub fn from_yaml(text: &str) -> Result<PlaybookSet, LoadError> {
+        PlaybookSet::from_sources(&[Source {
+            name: "<yaml>".to_owned(),
+            text: text.to_owned(),
+        }])
+    }
+
+    /// Loads playbooks from named sources.
+    ///
+    /// # Errors
+    /// As [`PlaybookSet::from_paths`].
+    pub fn from_sources(sources: &[Source]) -> Result<PlaybookSet, LoadError> {
+        let (plans, diagnostics) = compile_sources(sources, &COMPILER, false);
+        let errors: Vec<Diagnostic> = diagnostics.into_iter().filter(Diagnostic::is_error).collect();
+        if !errors.is_empty() {
+            return Err(LoadError { diagnostics: errors });
+        }
+        PlaybookSet::from_plans(plans)
+    }
+
+    /// Builds a set from compiled plans: checks that no (tenant, id, version) appears twice,
+    /// picks the live version of each playbook and indexes the candidates.
+    ///
+    /// # Errors
+    /// A [`LoadError`] for each duplicate version, pointing at the second definition.
+    pub fn from_plans(plans: Vec<Plan>) -> Result<PlaybookSet, LoadError> {
+        let mut seen: HashMap<(Option<String>, Arc<str>, u32), usize> = HashMap::new();
+        let mut errors = Vec::new();
+        let mut versions = Vec::with_capacity(plans.len());
+        for plan in plans {
+            let key = (plan.tenant.clone(), Arc::clone(&plan.id), plan.version);
+            if let Some(first) = seen.get(&key).and_then(|i| versions.get(*i)) {
+                let first: &Arc<Plan> = first;
+                let mut d = Diagnostic::error(
+                    "duplicate-version",
+                    format!(
+                        "playbook `{}` version {} for tenant `{}` is already defined at {}:{}",
+                        plan.id,
+                        plan.version,
+                        plan.tenant.as_deref().unwrap_or("*"),
+                        first.source.file,
+                        first.source.line
+                    ),
+                    &plan.source.file,
+                );
+                d.line = Some(plan.source.line);
+                d.column = Some(plan.source.column);
+                d.playbook = Some(plan.id.to_string());
+                errors.push(d);
+                continue;
+            }
+            seen.insert(key, versions.len());
+            versions.push(Arc::new(plan));
+        }
+        if !errors.is_empty() {
+            return Err(LoadError { diagnostics: errors });
+        }
+
+        // The live version of each (tenant, id): the highest published one.
+        let mut live_map: BTreeMap<(Option<String>, Arc<str>), Arc<Plan>> = BTreeMap::new();
+        for plan in versions.iter().filter(|p| p.status == Status::Published) {
+            let key = (plan.tenant.clone(), Arc::clone(&plan.id));
+            let replace = live_map.get(&key).is_none_or(|cur| cur.version < plan.version);
+            if replace {
+                live_map.insert(key, Arc::clone(plan));
+            }
+        }
+        let live: Vec<Arc<Plan>> = live_map.into_values().collect();
+
+        let global_live: Vec<Arc<Plan>> = live.iter().filter(|p| p.tenant.is_none()).cloned().collect();
+        let global = KindIndex::build(&global_live);
+        let mut per_tenant: HashMap<String, Vec<Arc<Plan>>> = HashMap::new();
+        for plan in &live {
+            if let Some(t) = &plan.tenant {
+                per_tenant.entry(t.clone()).or_default().push(Arc::clone(plan));
+            }
+        }
+        let tenants = per_tenant
+            .into_iter()
+            .map(|(tenant, own)| {
+                // A tenant's own playbook replaces the all-tenants playbook of the same id.
+                let mut merged: Vec<Arc<Plan>> = global_live
+                    .iter()
+                    .filter(|g| !own.iter().any(|o| o.id == g.id))
+                    .cloned()
+                    .collect();
+                merged.extend(own);
+                (tenant, KindIndex::build(&merged))
+            })
+            .collect();
+
+        Ok(PlaybookSet {
+            versions,
+            live,
+            global,
+            tenants,
+        })
+    }
+
+    /// Number of playbook versions in the set (all statuses).
+    pub fn len(&self) -> usize {
+        self.versions.len()
+    }
+
+    /// Whether the set holds no playbooks.
+    pub fn is_empty(&self) -> bool {
+        self.versions.is_empty()
+    }
+
+    /// Every version, in load order.
+    pub fn versions(&self) -> &[Arc<Plan>] {
+        &self.versions
+    }
+
+    /// The live version of each (tenant, id).
+    pub fn live(&self) -> &[Arc<Plan>] {
+        &self.live
+    }
+
+    /// The plan serving `id` for `tenant` (its own playbook, else the all-tenants one).
+    pub fn live_for(&self, tenant: &str, id: &str) -> Option<&Arc<Plan>> {
+        let own = self
+            .live
+            .iter()
+            .find(|p| p.tenant.as_deref() == Some(tenant) && &*p.id == id);
+        own.or_else(|| self.live.iter().find(|p| p.tenant.is_none() && &*p.id == id))
+    }
+
+    pub(crate) fn candidates(&self, tenant: &str, kind: &str) -> std::borrow::Cow<'_, [Candidate]> {
+        self.tenants.get(tenant).unwrap_or(&self.global).lookup(kind)
+    }
+
+    /// Ids and versions of the candidates for a tenant and kind, in evaluation order.
+    pub fn candidate_refs(&self, tenant: &str, kind: &str) -> Vec<(String, u32)> {
+        self.candidates(tenant, kind)
+            .iter()
+            .map(|c| (c.plan.id.to_string(), c.plan.version))
+            .collect()
+    }
+}
+
+/// Validates files for `mmm validate`: every error and lint warning, with positions.
+pub fn check_paths(paths: &[impl AsRef<Path>]) -> Vec<Diagnostic> {
+    let (sources, mut diagnostics) = read_sources(paths);
+    let (plans, found) = compile_sources(&sources, &COMPILER, true);
+    diagnostics.extend(found);
+    if let Err(e) = PlaybookSet::from_plans(plans) {
+        diagnostics.extend(e.diagnostics);
+    }
+    diagnostics
+}

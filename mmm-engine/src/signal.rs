@@ -1,0 +1,393 @@
+//! Stage 1: the signal envelope (SPEC §1), validated field by field.
+
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+use crate::error::SignalError;
+use crate::model::{ActorType, Surface};
+
+/// The largest payload accepted by default, serialized: 64 KiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// Where the signal happened in source control.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Repo {
+    /// Repository id, e.g. `acme/api`.
+    pub id: Option<String>,
+    /// Branch name.
+    pub branch: Option<String>,
+    /// A path inside the repository.
+    pub path: Option<String>,
+}
+
+/// A validated signal envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    /// The caller's id, or a UUIDv7 assigned by the engine.
+    pub signal_id: String,
+    /// The tenant (organisation).
+    pub tenant_id: String,
+    /// The actor (developer, agent or service).
+    pub actor_id: String,
+    /// Who the actor is.
+    pub actor_type: ActorType,
+    /// Lower-case dotted kind, e.g. `pr.opened`.
+    pub kind: String,
+    /// Free-text source.
+    pub source: Option<String>,
+    /// When it happened.
+    pub occurred_at: Timestamp,
+    /// `occurred_at` exactly as the caller wrote it (what conditions and templates see).
+    pub occurred_at_text: String,
+    /// Where the actor is now.
+    pub surface: Option<Surface>,
+    /// Source-control location.
+    pub repo: Option<Repo>,
+    /// The payload, after data minimisation.
+    pub payload: Map<String, Value>,
+}
+
+const FIELDS: &[&str] = &[
+    "signal_id",
+    "tenant_id",
+    "actor_id",
+    "actor_type",
+    "kind",
+    "source",
+    "occurred_at",
+    "surface",
+    "repo",
+    "payload",
+];
+
+/// Checks a tenant id against `[A-Za-z0-9._-]{1,64}`.
+pub(crate) fn is_tenant_id(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Checks a kind against `[a-z0-9_]+(\.[a-z0-9_]+)*`.
+pub(crate) fn is_kind(text: &str) -> bool {
+    !text.is_empty()
+        && text.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+}
+
+fn string_field<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    prefix: &str,
+) -> Result<Option<&'a str>, SignalError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(SignalError::new(
+            format!("{prefix}{field}"),
+            format!("must be a string, not {}", json_type(other)),
+        )),
+    }
+}
+
+fn required<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, SignalError> {
+    string_field(obj, field, "")?.ok_or_else(|| SignalError::new(field, "is required"))
+}
+
+pub(crate) fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parses an RFC 3339 timestamp (a `Z` or numeric offset is required).
+pub(crate) fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
+    text.parse::<Timestamp>().map_err(|_| {
+        format!("`{text}` is not an RFC 3339 timestamp with an offset (e.g. `2026-11-22T10:00:00Z`)")
+    })
+}
+
+impl Signal {
+    /// Validates a signal envelope given as JSON.
+    ///
+    /// `signal_id` is assigned (a UUIDv7) when absent. The payload is kept as is; data
+    /// minimisation is a separate stage.
+    ///
+    /// # Errors
+    /// A [`SignalError`] naming the first field that breaks a rule.
+    ///
+    /// ```
+    /// use mmm_engine::Signal;
+    /// let json = serde_json::json!({"tenant_id": "acme", "actor_id": "dev-1",
+    ///     "kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z"});
+    /// let signal = Signal::from_json(&json, 64 * 1024).unwrap();
+    /// assert_eq!(signal.kind, "pr.opened");
+    /// ```
+    pub fn from_json(value: &Value, max_payload_bytes: usize) -> Result<Signal, SignalError> {
+        let obj = match value {
+            Value::Object(obj) => obj,
+            other => {
+                return Err(SignalError::new(
+                    "signal",
+                    format!("must be a JSON object, not {}", json_type(other)),
+                ))
+            }
+        };
+        if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+            return Err(SignalError::new(
+                unknown.as_str(),
+                format!(
+                    "is not a signal field; expected one of {}",
+                    crate::model::one_of(FIELDS)
+                ),
+            ));
+        }
+
+        let signal_id = match string_field(obj, "signal_id", "")? {
+            Some(id) if id.is_empty() || id.len() > 128 => {
+                return Err(SignalError::new("signal_id", "must be 1 to 128 characters"))
+            }
+            Some(id) => id.to_owned(),
+            None => uuid::Uuid::now_v7().to_string(),
+        };
+
+        let tenant_id = required(obj, "tenant_id")?;
+        if !is_tenant_id(tenant_id) {
+            return Err(SignalError::new(
+                "tenant_id",
+                format!("`{tenant_id}` must match [A-Za-z0-9._-]{{1,64}}"),
+            ));
+        }
+
+        let actor_id = required(obj, "actor_id")?;
+        let actor_chars = actor_id.chars().count();
+        if actor_chars == 0 || actor_chars > 128 {
+            return Err(SignalError::new("actor_id", "must be 1 to 128 characters"));
+        }
+
+        let actor_type = match string_field(obj, "actor_type", "")? {
+            None => ActorType::Human,
+            Some(text) => ActorType::parse(text).ok_or_else(|| {
+                SignalError::new(
+                    "actor_type",
+                    format!("`{text}` must be {}", ActorType::expected()),
+                )
+            })?,
+        };
+
+        let kind = required(obj, "kind")?;
+        if !is_kind(kind) {
+            return Err(SignalError::new(
+                "kind",
+                format!("`{kind}` must be lower-case and dotted, like `pr.opened`"),
+            ));
+        }
+
+        let source = string_field(obj, "source", "")?.map(str::to_owned);
+
+        let occurred_at_text = required(obj, "occurred_at")?;
+        let occurred_at = parse_timestamp(occurred_at_text)
+            .map_err(|message| SignalError::new("occurred_at", message))?;
+
+        let surface = match string_field(obj, "surface", "")? {
+            None => None,
+            Some(text) => Some(Surface::parse(text).ok_or_else(|| {
+                SignalError::new("surface", format!("`{text}` must be {}", Surface::expected()))
+            })?),
+        };
+
+        let repo = match obj.get("repo") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(repo)) => {
+                if let Some(unknown) = repo
+                    .keys()
+                    .find(|k| !matches!(k.as_str(), "id" | "branch" | "path"))
+                {
+                    return Err(SignalError::new(
+                        format!("repo.{unknown}"),
+                        "is not a repo field; expected `id`, `branch` or `path`",
+                    ));
+                }
+                Some(Repo {
+                    id: string_field(repo, "id", "repo.")?.map(str::to_owned),
+                    branch: string_field(repo, "branch", "repo.")?.map(str::to_owned),
+                    path: string_field(repo, "path", "repo.")?.map(str::to_owned),
+                })
+            }
+            Some(other) => {
+                return Err(SignalError::new(
+                    "repo",
+                    format!("must be an object, not {}", json_type(other)),
+                ))
+            }
+        };
+
+        let payload = match obj.get("payload") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(payload)) => {
+                let size = serialized_len(payload);
+                if size > max_payload_bytes {
+                    return Err(SignalError::new(
+                        "payload",
+                        format!(
+                            "is {size} bytes serialized, over the limit of {max_payload_bytes}"
+                        ),
+                    ));
+                }
+                payload.clone()
+            }
+            Some(other) => {
+                return Err(SignalError::new(
+                    "payload",
+                    format!("must be an object, not {}", json_type(other)),
+                ))
+            }
+        };
+
+        Ok(Signal {
+            signal_id,
+            tenant_id: tenant_id.to_owned(),
+            actor_id: actor_id.to_owned(),
+            actor_type,
+            kind: kind.to_owned(),
+            source,
+            occurred_at,
+            occurred_at_text: occurred_at_text.to_owned(),
+            surface,
+            repo,
+            payload,
+        })
+    }
+
+    /// The envelope as JSON again (after minimisation: what conditions and receipts see).
+    pub fn to_json(&self) -> Value {
+        let mut obj = Map::new();
+        obj.insert("signal_id".into(), self.signal_id.clone().into());
+        obj.insert("tenant_id".into(), self.tenant_id.clone().into());
+        obj.insert("actor_id".into(), self.actor_id.clone().into());
+        obj.insert("actor_type".into(), self.actor_type.as_str().into());
+        obj.insert("kind".into(), self.kind.clone().into());
+        obj.insert("source".into(), opt(&self.source));
+        obj.insert("occurred_at".into(), self.occurred_at_text.clone().into());
+        obj.insert(
+            "surface".into(),
+            self.surface.map_or(Value::Null, |s| s.as_str().into()),
+        );
+        obj.insert(
+            "repo".into(),
+            match &self.repo {
+                None => Value::Null,
+                Some(repo) => {
+                    let mut r = Map::new();
+                    r.insert("id".into(), opt(&repo.id));
+                    r.insert("branch".into(), opt(&repo.branch));
+                    r.insert("path".into(), opt(&repo.path));
+                    Value::Object(r)
+                }
+            },
+        );
+        obj.insert("payload".into(), Value::Object(self.payload.clone()));
+        Value::Object(obj)
+    }
+}
+
+fn opt(value: &Option<String>) -> Value {
+    value.clone().map_or(Value::Null, Value::String)
+}
+
+/// The serialized length of a JSON value, without building the string.
+pub(crate) fn serialized_len(value: &impl serde::Serialize) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => counter.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> Value {
+        json!({"tenant_id": "acme", "actor_id": "dev-42", "kind": "pr.opened",
+               "occurred_at": "2026-11-22T10:00:00Z"})
+    }
+
+    fn err(mut patch: Value) -> SignalError {
+        let mut v = base();
+        if let (Some(obj), Some(p)) = (v.as_object_mut(), patch.as_object_mut()) {
+            for (k, val) in std::mem::take(p) {
+                if val == json!("<remove>") {
+                    obj.remove(&k);
+                } else {
+                    obj.insert(k, val);
+                }
+            }
+        }
+        Signal::from_json(&v, DEFAULT_MAX_PAYLOAD_BYTES).unwrap_err()
+    }
+
+    #[test]
+    fn a_minimal_signal_gets_defaults_and_an_id() {
+        let s = Signal::from_json(&base(), DEFAULT_MAX_PAYLOAD_BYTES).unwrap();
+        assert_eq!(s.actor_type, ActorType::Human);
+        assert_eq!(uuid::Uuid::parse_str(&s.signal_id).unwrap().get_version_num(), 7);
+        assert!(s.payload.is_empty());
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        assert_eq!(err(json!({"tenant_id": "<remove>"})).field, "tenant_id");
+        assert_eq!(err(json!({"tenant_id": "ac me"})).field, "tenant_id");
+        assert_eq!(err(json!({"tenant_id": "a".repeat(65)})).field, "tenant_id");
+        assert_eq!(err(json!({"actor_id": ""})).field, "actor_id");
+        assert_eq!(err(json!({"actor_id": "x".repeat(129)})).field, "actor_id");
+        assert_eq!(err(json!({"actor_type": "robot"})).field, "actor_type");
+        assert_eq!(err(json!({"kind": "PR.Opened"})).field, "kind");
+        assert_eq!(err(json!({"kind": "pr..opened"})).field, "kind");
+        assert_eq!(err(json!({"kind": 5})).message, "must be a string, not a number");
+        assert_eq!(err(json!({"occurred_at": "yesterday"})).field, "occurred_at");
+        assert_eq!(err(json!({"occurred_at": "2026-11-22T10:00:00"})).field, "occurred_at");
+        assert_eq!(err(json!({"surface": "email"})).field, "surface");
+        assert_eq!(err(json!({"repo": {"name": "x"}})).field, "repo.name");
+        assert_eq!(err(json!({"repo": {"branch": 1}})).field, "repo.branch");
+        assert_eq!(err(json!({"payload": [1]})).field, "payload");
+        assert_eq!(err(json!({"colour": "red"})).field, "colour");
+    }
+
+    #[test]
+    fn a_payload_over_the_limit_is_rejected() {
+        let mut v = base();
+        v["payload"] = json!({"blob": "x".repeat(70_000)});
+        let e = Signal::from_json(&v, DEFAULT_MAX_PAYLOAD_BYTES).unwrap_err();
+        assert_eq!(e.field, "payload");
+        assert!(e.message.contains("over the limit of 65536"), "{}", e.message);
+        assert!(Signal::from_json(&v, 100_000).is_ok());
+    }
+
+    #[test]
+    fn non_object_signal_is_rejected() {
+        let e = Signal::from_json(&json!([1]), DEFAULT_MAX_PAYLOAD_BYTES).unwrap_err();
+        assert_eq!(e.field, "signal");
+    }
+}
