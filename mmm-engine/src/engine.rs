@@ -63,7 +63,7 @@ pub struct DecideOptions {
 #[derive(Default)]
 #[must_use]
 pub struct EngineBuilder {
-    playbooks: Option<PlaybookSet>,
+    playbooks: Option<Arc<PlaybookSet>>,
     fatigue: Option<Arc<dyn FatigueStore>>,
     clock: Option<Arc<dyn Clock>>,
     config: EngineConfig,
@@ -72,6 +72,12 @@ pub struct EngineBuilder {
 impl EngineBuilder {
     /// The playbooks to decide with (default: none).
     pub fn playbooks(mut self, set: PlaybookSet) -> Self {
+        self.playbooks = Some(Arc::new(set));
+        self
+    }
+
+    /// The playbooks to decide with, shared with other engines (sets are immutable).
+    pub fn playbooks_shared(mut self, set: Arc<PlaybookSet>) -> Self {
         self.playbooks = Some(set);
         self
     }
@@ -98,7 +104,7 @@ impl EngineBuilder {
     pub fn build(self) -> Engine {
         Engine {
             inner: Arc::new(Inner {
-                playbooks: RwLock::new(Arc::new(self.playbooks.unwrap_or_default())),
+                playbooks: RwLock::new(self.playbooks.unwrap_or_default()),
                 sandbox: Sandbox::new(self.config.condition_limits.clone()),
                 fatigue: self.fatigue.unwrap_or_else(|| Arc::new(InMemoryFatigue::new())),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
@@ -177,7 +183,12 @@ impl Engine {
     /// Replaces the playbook set atomically: every decision sees the old set or the new
     /// one, never a mix. Fatigue history is kept.
     pub fn reload(&self, set: PlaybookSet) {
-        *self.inner.playbooks.write() = Arc::new(set);
+        self.reload_shared(Arc::new(set));
+    }
+
+    /// As [`Engine::reload`], with a set shared with other engines.
+    pub fn reload_shared(&self, set: Arc<PlaybookSet>) {
+        *self.inner.playbooks.write() = set;
     }
 
     /// The fatigue store (to seed history, for instance).

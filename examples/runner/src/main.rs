@@ -1,1 +1,107 @@
-fn main() {}
+//! `mmm`: the playbook author's command. Validate, decide, test and simulate playbooks
+//! locally, before any service exists.
+
+mod decide;
+mod simulate;
+mod suite;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "mmm", version, about = "Validate, decide, test and simulate mmm-engine playbooks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check playbook files: schema, conditions, templates and the nudge-language lint.
+    Validate {
+        /// Treat lint warnings as errors.
+        #[arg(long)]
+        strict: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = validate::Format::Text)]
+        format: validate::Format,
+        /// Playbook files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Decide on one signal and print the decision as JSON.
+    Decide {
+        /// Playbook directory (or file).
+        #[arg(long)]
+        playbooks: PathBuf,
+        /// The signal envelope (JSON).
+        #[arg(long)]
+        signal: PathBuf,
+        /// The context (JSON).
+        #[arg(long)]
+        context: Option<PathBuf>,
+        /// The decision's `now` (RFC 3339); default: the current time.
+        #[arg(long)]
+        now: Option<String>,
+        /// Include the explain trace.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Run the `*.test.yaml` suites below the paths (default `playbooks/`).
+    Test {
+        /// Suite files or directories.
+        paths: Vec<PathBuf>,
+        /// List the playbooks and actions no case returned.
+        #[arg(long)]
+        coverage: bool,
+    },
+    /// Replay recorded signals (JSONL), fatigue carried along, and summarise.
+    Simulate {
+        /// Playbook directory (or file).
+        #[arg(long)]
+        playbooks: PathBuf,
+        /// Signals, one JSON envelope (or `{"signal", "context"}`) per line, in order.
+        #[arg(long)]
+        signals: PathBuf,
+        /// A second playbook set to compare with (shadow run).
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// Write every decision (of `--playbooks`) as JSONL here.
+        #[arg(long)]
+        decisions_out: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of the playbook format.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { strict, format, paths } => validate::run(&paths, strict, format),
+        Command::Decide { playbooks, signal, context, now, explain } => {
+            decide::run(&playbooks, &signal, context.as_deref(), now.as_deref(), explain)
+        }
+        Command::Test { paths, coverage } => {
+            let paths = if paths.is_empty() { vec![PathBuf::from("playbooks")] } else { paths };
+            suite::run(&paths, coverage)
+        }
+        Command::Simulate { playbooks, signals, against, decisions_out } => {
+            simulate::run(&playbooks, &signals, against.as_deref(), decisions_out.as_deref())
+        }
+        Command::Schema => {
+            println!("{:#}", mmm_engine::schema::playbook_schema());
+            Ok(true)
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("mmm: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! `mmm decide`.
+
+use std::path::Path;
+
+use mmm_engine::{DecideOptions, Engine, PlaybookSet};
+use serde_json::Value;
+
+/// Reads a JSON file, naming the file and position on error.
+pub fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}:{}:{}: invalid JSON: {e}", path.display(), e.line(), e.column()))
+}
+
+/// Loads playbooks, printing every error.
+pub fn load(path: &Path) -> Result<PlaybookSet, String> {
+    PlaybookSet::from_path(path).map_err(|e| format!("cannot load playbooks:\n{e}"))
+}
+
+pub fn parse_now(now: Option<&str>) -> Result<Option<jiff::Timestamp>, String> {
+    now.map(|n| {
+        n.parse::<jiff::Timestamp>()
+            .map_err(|_| format!("--now `{n}` is not an RFC 3339 timestamp (e.g. 2026-11-22T10:00:00Z)"))
+    })
+    .transpose()
+}
+
+pub fn run(
+    playbooks: &Path,
+    signal: &Path,
+    context: Option<&Path>,
+    now: Option<&str>,
+    explain: bool,
+) -> Result<bool, String> {
+    let set = load(playbooks)?;
+    let signal = read_json(signal)?;
+    let context = context.map(read_json).transpose()?;
+    let now = parse_now(now)?;
+    let engine = Engine::builder().playbooks(set).build();
+    let decision = engine
+        .decide(&signal, context.as_ref(), &DecideOptions { now, explain })
+        .map_err(|e| {
+            let info = e.info();
+            format!("error[{}]: {}", info.code, info.message)
+        })?;
+    let json = serde_json::to_string_pretty(&decision).map_err(|e| e.to_string())?;
+    println!("{json}");
+    Ok(true)
+}
