@@ -47,7 +47,7 @@ impl DenyList {
         }
         let denied: Vec<String> = object.keys().filter(|k| self.denies(k)).cloned().collect();
         for key in denied {
-            object.remove(&key);
+            object.shift_remove(&key);
             redacted.push(format!("{prefix}.{key}"));
         }
         for (key, value) in object.iter_mut() {

@@ -195,7 +195,13 @@ impl Condition {
         scope.rewind(base);
         match result {
             Err(_) => Err("the condition crashed the script engine".to_owned()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => Err(match *e {
+                rhai::EvalAltResult::ErrorTerminated(..) => format!(
+                    "the condition ran longer than its time limit of {:?}",
+                    sandbox.limits.time_limit
+                ),
+                other => other.to_string(),
+            }),
             Ok(Ok(value)) => value.as_bool().map_err(|type_name| {
                 format!("the condition returned {type_name}, not a boolean")
             }),

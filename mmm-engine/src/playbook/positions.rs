@@ -168,8 +168,12 @@ impl MarkedEventReceiver for Indexer {
                 }
             }
             Event::Scalar(value, style, ..) => {
+                // A document that is only a null (`---` at the end of a file) is empty.
+                let null_root = self.stack.is_empty()
+                    && style == TScalarStyle::Plain
+                    && matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL");
                 if let Some(doc) = self.current.as_mut() {
-                    doc.empty = false;
+                    doc.empty &= null_root;
                 }
                 if let Some(path) = self.node(pos, Some(&value)) {
                     if let Some(doc) = self.current.as_mut() {

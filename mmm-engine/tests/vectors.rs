@@ -1,0 +1,77 @@
+//! The shared test vectors (`tests/vectors/*.json`), replayed here and by the Python and
+//! Node suites. Each vector holds playbooks (YAML text) and steps decided in order on one
+//! engine; `expected` is the decision without the fields that differ per run.
+//! Set `MMM_UPDATE_VECTORS=1` to rewrite `expected` from the current engine (then review
+//! the diff).
+
+use std::path::PathBuf;
+
+use mmm_engine::{DecideOptions, Engine, PlaybookSet};
+use serde_json::Value;
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+/// Removes what differs between runs: ids the engine generates and timings.
+pub fn normalise(mut decision: Value) -> Value {
+    if let Some(obj) = decision.as_object_mut() {
+        obj.remove("decision_id");
+        obj.remove("latency_us");
+        obj.remove("latency_warning");
+        if let Some(Value::Object(receipt)) = obj.get_mut("receipt") {
+            receipt.remove("receipt_id");
+        }
+        if let Some(Value::Array(actions)) = obj.get_mut("actions") {
+            for a in actions {
+                if let Some(a) = a.as_object_mut() {
+                    a.remove("action_id");
+                }
+            }
+        }
+    }
+    decision
+}
+
+#[test]
+fn shared_vectors_replay() {
+    let update = std::env::var("MMM_UPDATE_VECTORS").is_ok_and(|v| v == "1");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(vectors_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "expected the shared vectors, found {}", files.len());
+    let mut failures = Vec::new();
+    for file in &files {
+        let mut vector: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let set = PlaybookSet::from_yaml(vector["playbooks"].as_str().unwrap()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let engine = Engine::builder().playbooks(set).build();
+        for (i, step) in vector["steps"].as_array_mut().unwrap().iter_mut().enumerate() {
+            let options = DecideOptions {
+                now: Some(step["now"].as_str().unwrap().parse().unwrap()),
+                explain: step["explain"].as_bool().unwrap_or(false),
+            };
+            let ctx = step.get("context").filter(|c| !c.is_null()).cloned();
+            let got = match engine.decide(&step["signal"], ctx.as_ref(), &options) {
+                Ok(d) => normalise(serde_json::to_value(d).unwrap()),
+                Err(e) => serde_json::json!({"error": e.info()}),
+            };
+            if update {
+                step["expected"] = got;
+            } else if step["expected"] != got {
+                failures.push(format!(
+                    "{} step {i}:\nexpected {}\n     got {}",
+                    file.display(),
+                    serde_json::to_string(&step["expected"]).unwrap(),
+                    serde_json::to_string(&got).unwrap()
+                ));
+            }
+        }
+        if update {
+            std::fs::write(file, serde_json::to_string_pretty(&vector).unwrap() + "\n").unwrap();
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
