@@ -208,3 +208,93 @@ impl Condition {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use serde_json::{json, Map, Value};
+
+    use super::*;
+    use crate::signal::Signal;
+
+    fn random_value(rng: &mut StdRng) -> Option<Value> {
+        Some(match rng.random_range(0..10) {
+            0 => return None,
+            1 => Value::Null,
+            2 => json!(rng.random_bool(0.5)),
+            3 | 4 => json!(rng.random_range(-3_i64..4)),
+            5 => json!(f64::from(rng.random_range(-6_i32..7)) / 2.0),
+            6 | 7 => json!(["a", "b", "B", "é", "", "10"][rng.random_range(0..6)]),
+            8 => json!([1, 2]),
+            _ => json!({"k": 1}),
+        })
+    }
+
+    fn random_operand(rng: &mut StdRng) -> String {
+        match rng.random_range(0..9) {
+            0..=3 => format!("signal.payload.{}", ["a", "b", "c", "d"][rng.random_range(0..4)]),
+            4 => "signal.payload.a.inner".to_owned(),
+            5 => ["signal.kind", "ctx.x", "signal.repo.branch"][rng.random_range(0..3)].to_owned(),
+            6 => rng.random_range(-3_i64..4).to_string(),
+            7 => format!("{:.1}", f64::from(rng.random_range(-6_i32..7)) / 2.0),
+            _ => ["\"a\"", "\"B\"", "\"10\"", "true", "false", "\"\""][rng.random_range(0..6)].to_owned(),
+        }
+    }
+
+    fn random_expr(rng: &mut StdRng, depth: u32) -> String {
+        if depth == 0 || rng.random_bool(0.3) {
+            let op = ["==", "!=", "<", "<=", ">", ">="][rng.random_range(0..6)];
+            return match rng.random_range(0..5) {
+                0 => format!("signal.payload.{}", ["a", "b", "c", "d"][rng.random_range(0..4)]),
+                _ => format!("{} {op} {}", random_operand(rng), random_operand(rng)),
+            };
+        }
+        match rng.random_range(0..4) {
+            0 => format!("!({})", random_expr(rng, depth - 1)),
+            1 => format!("({}) && ({})", random_expr(rng, depth - 1), random_expr(rng, depth - 1)),
+            2 => format!("{} || {}", random_expr(rng, depth - 1), random_expr(rng, depth - 1)),
+            _ => format!("{} && {}", random_expr(rng, depth - 1), random_expr(rng, depth - 1)),
+        }
+    }
+
+    /// The native evaluator must agree with Rhai on every input it does not give up on.
+    #[test]
+    fn native_evaluation_agrees_with_rhai() {
+        let sandbox = Sandbox::new(ConditionLimits::default());
+        let mut rng = StdRng::seed_from_u64(7);
+        let (mut native_runs, mut gave_up) = (0, 0);
+        for _ in 0..3_000 {
+            let src = random_expr(&mut rng, 3);
+            let condition = sandbox.compile(&src).unwrap_or_else(|e| panic!("{src}: {}", e.message));
+            let native = condition.native.clone().unwrap_or_else(|| panic!("{src} should be in the native subset"));
+            for _ in 0..4 {
+                let mut payload = Map::new();
+                for key in ["a", "b", "c", "d"] {
+                    if let Some(v) = random_value(&mut rng) {
+                        payload.insert(key.to_owned(), v);
+                    }
+                }
+                let signal = Signal::from_json(
+                    &json!({"tenant_id": "t", "actor_id": "a", "kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z",
+                            "repo": {"id": "r", "branch": "B"}, "payload": payload}),
+                    1 << 16,
+                )
+                .unwrap();
+                let ctx = json!({"x": random_value(&mut rng).unwrap_or(Value::Null)});
+                let env = Env { signal: &signal, ctx: ctx.as_object().unwrap(), now_text: "2026-11-22T10:00:00Z" };
+                let helpers = HelperInputs { now: "2026-11-22T10:00:00Z".parse().unwrap(), recent: &[], zone: &jiff::tz::TimeZone::UTC };
+                let rhai = condition.evaluate_rhai(&sandbox, &env, &helpers, &mut RhaiState::new());
+                match native::evaluate(&native, &env) {
+                    Ok(b) => {
+                        native_runs += 1;
+                        assert_eq!(rhai, Ok(b), "{src} with payload {payload:?}, ctx {ctx}");
+                    }
+                    Err(native::GiveUp) => gave_up += 1,
+                }
+            }
+        }
+        // The subset must actually be exercised, not given up on.
+        assert!(native_runs > 4_000, "native ran {native_runs} times, gave up {gave_up}");
+    }
+}
