@@ -1,6 +1,6 @@
 //! `mmm simulate`: replays recorded signals in order, fatigue carried along.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::path::Path;
 
@@ -78,6 +78,9 @@ pub fn run(
     let mut shadow_tally: BTreeMap<String, Tally> = BTreeMap::new();
     let mut differences = Vec::new();
     let (mut count, mut errors) = (0usize, 0usize);
+    // Each actor's earlier signals in this replay, newest first: what the UBI port would
+    // supply as `recent_signals` in production. A context that gives its own wins.
+    let mut history: HashMap<(String, String), VecDeque<Value>> = HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         if line.trim().is_empty() {
@@ -95,6 +98,19 @@ pub fn run(
             Some(signal) => (signal.clone(), value.get("context").cloned()),
             None => (value, None),
         };
+        let key = (
+            signal["tenant_id"].as_str().unwrap_or("").to_owned(),
+            signal["actor_id"].as_str().unwrap_or("").to_owned(),
+        );
+        let earlier = history.entry(key).or_default();
+        let mut context = context.unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        if let Some(ctx) = context.as_object_mut() {
+            ctx.entry("recent_signals")
+                .or_insert_with(|| Value::Array(earlier.iter().cloned().collect()));
+        }
+        earlier.push_front(signal.clone());
+        earlier.truncate(50);
+        let context = Some(context);
         let now = signal["occurred_at"].as_str().and_then(|s| s.parse().ok());
         let options = DecideOptions { now, explain: false };
         let decision = match primary.decide(&signal, context.as_ref(), &options) {

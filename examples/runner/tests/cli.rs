@@ -1,0 +1,198 @@
+//! The `mmm` command, run as a user would run it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn mmm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mmm")).args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("mmm-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tests")).unwrap();
+        Dir(dir)
+    }
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+    fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const PLAYBOOK: &str = "apiVersion: mmm/v1
+kind: Playbook
+metadata: {id: big, version: 1, tenant: \"*\", status: published}
+spec:
+  triggers: [pr.opened]
+  when: signal.payload.lines > 400
+  fatigue: {cooldown: 1h}
+  actions:
+    - type: mirror
+      surfaces: [pr_comment]
+      title: Large change
+      text: \"{{ signal.payload.lines }} lines changed.\"
+";
+
+const SIGNAL: &str = r#"{"signal_id": "s1", "tenant_id": "acme", "actor_id": "dev", "kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z", "payload": {"lines": 420}}"#;
+
+#[test]
+fn validate_reports_positions_and_exits_1_on_errors() {
+    let d = Dir::new("validate");
+    let good = d.write("good.yaml", PLAYBOOK);
+    let o = mmm(&["validate", &good]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bad = d.write("bad.yaml", &PLAYBOOK.replace("surfaces: [pr_comment]", "surfaces: [pr_comment, fax]"));
+    let o = mmm(&["validate", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o).trim(), format!("{bad}:10:30: error[invalid-surface]: surface `fax` must be `ide`, `pr_comment`, `ci_summary`, `alert` or `chat`"));
+    let json = mmm(&["validate", "--format", "json", &bad]);
+    let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(parsed[0]["line"], 10);
+}
+
+#[test]
+fn lint_warnings_fail_only_under_strict() {
+    let d = Dir::new("lint");
+    let file = d.write("nag.yaml", &PLAYBOOK.replace("lines changed.", "lines changed. You must act now."));
+    let o = mmm(&["validate", &file]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("warning[prescriptive-wording]"), "{out}");
+    assert!(out.contains("warning[false-urgency]"), "{out}");
+    let o = mmm(&["validate", "--strict", &file]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn decide_prints_the_decision_as_json() {
+    let d = Dir::new("decide");
+    d.write("big.yaml", PLAYBOOK);
+    let signal = d.write("signal.json", SIGNAL);
+    let o = mmm(&["decide", "--playbooks", &d.path(), "--signal", &signal, "--now", "2026-11-22T10:00:00Z", "--explain"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let decision: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(decision["actions"][0]["text"], "420 lines changed.");
+    assert_eq!(decision["explain"][0]["condition"], true);
+    let bad = d.write("bad.json", &SIGNAL.replace("\"kind\": \"pr.opened\"", "\"kind\": \"PR\""));
+    let o = mmm(&["decide", "--playbooks", &d.path(), "--signal", &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("error[SIGNAL_INVALID]") && err.contains("`kind`"), "{err}");
+}
+
+#[test]
+fn test_prints_the_count_last_and_fails_on_a_failing_case() {
+    let d = Dir::new("suite");
+    d.write("big.yaml", PLAYBOOK);
+    let suite = "cases:
+  - name: fires on a big PR
+    signal: {tenant_id: acme, actor_id: dev, kind: pr.opened, occurred_at: 2026-11-22T10:00:00Z, payload: {lines: 420}}
+    expect:
+      actions: [{playbook: big, type: mirror, surfaces: [pr_comment], text_contains: \"420 lines\"}]
+  - name: cooldown after an earlier firing
+    now: 2026-11-22T10:30:00Z
+    signal: {tenant_id: acme, actor_id: dev, kind: pr.opened, occurred_at: 2026-11-22T10:30:00Z, payload: {lines: 420}}
+    history: [{playbook: big, at: 2026-11-22T10:00:00Z}]
+    expect:
+      actions: []
+      suppressed: [{playbook: big, reason: fatigue_cooldown}]
+      degraded: []
+";
+    d.write("tests/big.test.yaml", suite);
+    let o = mmm(&["test", &d.path()]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert_eq!(stdout(&o).lines().last(), Some("2 passed, 0 failed"));
+
+    d.write("tests/wrong.test.yaml", &suite.replace("\"420 lines\"", "\"999 lines\"").replace("fatigue_cooldown", "fatigue_max"));
+    let o = mmm(&["test", &d.path(), "--coverage"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("FAIL") && out.contains("expected it to contain `999 lines`"), "{out}");
+    assert!(out.contains("suppressed: expected big any type fatigue_max"), "{out}");
+    assert!(out.contains("coverage: every action"), "{out}");
+    assert_eq!(out.lines().last(), Some("2 passed, 2 failed"));
+}
+
+#[test]
+fn coverage_lists_actions_no_case_returned() {
+    let d = Dir::new("coverage");
+    d.write("big.yaml", PLAYBOOK);
+    d.write("tests/none.test.yaml", "cases:\n  - name: small\n    signal: {tenant_id: acme, actor_id: dev, kind: pr.opened, occurred_at: 2026-11-22T10:00:00Z, payload: {lines: 1}}\n    expect: {actions: []}\n");
+    let out = stdout(&mmm(&["test", &d.path(), "--coverage"]));
+    assert!(out.contains("big action 0 (mirror)"), "{out}");
+}
+
+#[test]
+fn simulate_carries_fatigue_and_compares_sets() {
+    let d = Dir::new("simulate");
+    std::fs::create_dir_all(d.0.join("a")).unwrap();
+    std::fs::create_dir_all(d.0.join("b")).unwrap();
+    d.write("a/big.yaml", PLAYBOOK);
+    d.write("b/big.yaml", &PLAYBOOK.replace("> 400", "> 500"));
+    let lines = [
+        SIGNAL.to_owned(),
+        SIGNAL.replace("s1", "s2").replace("10:00:00Z", "10:20:00Z"),
+        SIGNAL.replace("s1", "s3").replace("10:00:00Z", "11:30:00Z"),
+    ];
+    let signals = d.write("signals.jsonl", &(lines.join("\n") + "\n"));
+    let out_file = d.0.join("decisions.jsonl").display().to_string();
+    let a = format!("{}/a", d.path());
+    let b = format!("{}/b", d.path());
+    let o = mmm(&["simulate", "--playbooks", &a, "--signals", &signals, "--against", &b, "--decisions-out", &out_file]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(out.contains("replayed 3 signal(s)"), "{out}");
+    assert!(out.contains("actions: mirror 2") && out.contains("suppressed: fatigue_cooldown 1"), "{out}");
+    assert!(out.contains("3 decision(s) differ"), "{out}");
+    let decisions = std::fs::read_to_string(&out_file).unwrap();
+    assert_eq!(decisions.lines().count(), 3);
+}
+
+#[test]
+fn simulate_offers_earlier_signals_as_recent_signals() {
+    let d = Dir::new("recent");
+    d.write("repeat.yaml", &PLAYBOOK.replace("signal.payload.lines > 400", "recent_count(\"pr.*\", \"1h\") >= 1").replace("  fatigue: {cooldown: 1h}\n", ""));
+    let lines = [SIGNAL.to_owned(), SIGNAL.replace("s1", "s2").replace("10:00:00Z", "10:20:00Z")];
+    let signals = d.write("signals.jsonl", &(lines.join("\n") + "\n"));
+    let out = stdout(&mmm(&["simulate", "--playbooks", &d.path(), "--signals", &signals]));
+    assert!(out.contains("actions: mirror 1 "), "{out}");
+}
+
+#[test]
+fn schema_is_json_schema() {
+    let o = mmm(&["schema"]);
+    let schema: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(schema["properties"]["apiVersion"]["const"], "mmm/v1");
+}
+
+#[test]
+fn the_bundled_library_is_clean_and_passes() {
+    let playbooks = repo().join("playbooks").display().to_string();
+    let o = mmm(&["validate", "--strict", &playbooks]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    let o = mmm(&["test", &playbooks, "--coverage"]);
+    let out = stdout(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("coverage: every action"), "{out}");
+}
