@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test of the project: the one command the README gives and CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> cargo test (unit, integration, CLI; benches compiled and run once)"
+cargo test --workspace --all-targets
+echo "==> doc tests"
+cargo test --workspace --doc
+echo "==> playbook library: validate --strict"
+cargo run -q -p mmm-runner -- validate --strict playbooks
+echo "==> playbook library: test --coverage"
+# Last, so that its closing line "N passed, M failed" is the run's last line.
+cargo run -q -p mmm-runner -- test playbooks --coverage
