@@ -14,7 +14,13 @@ use crate::template::{Format, Template};
 
 /// Hex SHA-256 over tenant, actor, playbook id, action index and repo id, each followed by
 /// a unit separator (0x1f) so that no two field lists share an encoding.
-pub fn fingerprint(tenant: &str, actor: &str, playbook: &str, action_index: usize, repo: &str) -> String {
+pub fn fingerprint(
+    tenant: &str,
+    actor: &str,
+    playbook: &str,
+    action_index: usize,
+    repo: &str,
+) -> String {
     let mut h = Sha256::new();
     for part in [tenant, actor, playbook, &action_index.to_string(), repo] {
         h.update(part.as_bytes());
@@ -67,10 +73,10 @@ pub(crate) fn compose(
             Reason::LlmUnavailable,
             "no LLM is configured and the action has no fallback".to_owned(),
         ))?,
-        ActionType::Mirror | ActionType::Multiplier => action.text.as_ref().ok_or((
-            Reason::TemplateError,
-            "the action has no text".to_owned(),
-        ))?,
+        ActionType::Mirror | ActionType::Multiplier => action
+            .text
+            .as_ref()
+            .ok_or((Reason::TemplateError, "the action has no text".to_owned()))?,
     };
     let title = render(&action.title, env, Format::Plain)?;
     let text = render(text_template, env, Format::Plain)?;
@@ -128,6 +134,9 @@ mod tests {
         assert_eq!(a, fingerprint("acme", "dev", "large-pr", 0, "acme/api"));
         assert_eq!(a.len(), 64);
         assert_ne!(a, fingerprint("acme", "dev", "large-pr", 1, "acme/api"));
-        assert_ne!(fingerprint("ab", "c", "p", 0, ""), fingerprint("a", "bc", "p", 0, ""));
+        assert_ne!(
+            fingerprint("ab", "c", "p", 0, ""),
+            fingerprint("a", "bc", "p", 0, "")
+        );
     }
 }

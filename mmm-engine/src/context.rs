@@ -220,7 +220,12 @@ fn zone(name: &str, field: &str) -> Result<TimeZone, ContextError> {
 }
 
 fn hh_mm(text: &str, field: &str) -> Result<u32, ContextError> {
-    let bad = || err(field, format!("`{text}` must be a time as HH:MM, e.g. `22:00`"));
+    let bad = || {
+        err(
+            field,
+            format!("`{text}` must be a time as HH:MM, e.g. `22:00`"),
+        )
+    };
     let (h, m) = text.split_once(':').ok_or_else(bad)?;
     if h.len() != 2 || m.len() != 2 {
         return Err(bad());
@@ -291,7 +296,12 @@ impl Context {
         };
 
         let mut recent = Vec::with_capacity(raw.recent_signals.len().min(MAX_RECENT_SIGNALS));
-        for (i, s) in raw.recent_signals.iter().take(MAX_RECENT_SIGNALS).enumerate() {
+        for (i, s) in raw
+            .recent_signals
+            .iter()
+            .take(MAX_RECENT_SIGNALS)
+            .enumerate()
+        {
             let field = |f: &str| format!("recent_signals[{i}].{f}");
             let kind = s
                 .get("kind")
@@ -305,13 +315,20 @@ impl Context {
             recent.push(RecentSignal {
                 kind: kind.to_owned(),
                 occurred_at,
-                signal_id: s.get("signal_id").and_then(Value::as_str).map(str::to_owned),
+                signal_id: s
+                    .get("signal_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             });
         }
 
         let policy = raw.tenant_policy;
         let tenant_quiet_hours = match &policy.quiet_hours {
-            Some(spec) => Some(quiet_hours(spec, "tenant_policy.quiet_hours", &TimeZone::UTC)?),
+            Some(spec) => Some(quiet_hours(
+                spec,
+                "tenant_policy.quiet_hours",
+                &TimeZone::UTC,
+            )?),
             None => None,
         };
         let budget = match &policy.budget {
@@ -345,7 +362,9 @@ impl Context {
                 .enabled_surfaces
                 .unwrap_or_else(|| Surface::ALL.to_vec()),
             tenant_quiet_hours,
-            max_actions: policy.max_actions_per_decision.unwrap_or(DEFAULT_MAX_ACTIONS),
+            max_actions: policy
+                .max_actions_per_decision
+                .unwrap_or(DEFAULT_MAX_ACTIONS),
             budget,
             preferences: raw.preferences,
             snooze_until,
@@ -414,11 +433,12 @@ mod tests {
         assert!(q.contains(at("2026-11-22T23:30:00Z"))); // 00:30 local, next day
         assert!(q.contains(at("2026-11-23T05:59:00Z"))); // 06:59 local
         assert!(!q.contains(at("2026-11-23T06:00:00Z"))); // 07:00 local: end is outside
-        // In UTC the same instant 21:30Z is 22:30 in Berlin but would not be quiet in UTC.
-        let utc = ctx(json!({"tenant_policy": {"quiet_hours": {"start": "22:00", "end": "07:00"}}}))
-            .unwrap()
-            .tenant_quiet_hours
-            .unwrap();
+                                                          // In UTC the same instant 21:30Z is 22:30 in Berlin but would not be quiet in UTC.
+        let utc =
+            ctx(json!({"tenant_policy": {"quiet_hours": {"start": "22:00", "end": "07:00"}}}))
+                .unwrap()
+                .tenant_quiet_hours
+                .unwrap();
         assert!(!utc.contains(at("2026-11-22T21:30:00Z")));
     }
 

@@ -264,9 +264,15 @@ mod tests {
     #[test]
     fn reason_strings_are_the_spec_strings() {
         for r in Reason::ALL {
-            assert_eq!(serde_json::to_value(r).unwrap(), Value::String(r.as_str().to_owned()));
+            assert_eq!(
+                serde_json::to_value(r).unwrap(),
+                Value::String(r.as_str().to_owned())
+            );
         }
         assert_eq!(Reason::ALL.len(), 17);
-        assert_eq!(serde_json::to_value(Degraded::DataGovernanceUnavailable).unwrap(), "data_governance_unavailable");
+        assert_eq!(
+            serde_json::to_value(Degraded::DataGovernanceUnavailable).unwrap(),
+            "data_governance_unavailable"
+        );
     }
 }

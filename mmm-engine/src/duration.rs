@@ -27,9 +27,9 @@ impl Duration {
     /// ```
     pub fn parse(text: &str) -> Result<Duration, String> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(|| format!("duration `{text}` has no unit; use s, m, h or d (e.g. `24h`)"))?;
+        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
+            format!("duration `{text}` has no unit; use s, m, h or d (e.g. `24h`)")
+        })?;
         let (digits, unit) = text.split_at(split);
         if digits.is_empty() {
             return Err(format!(
@@ -116,10 +116,14 @@ mod tests {
         assert!(Duration::parse("24").unwrap_err().contains("no unit"));
         assert!(Duration::parse("h").unwrap_err().contains("whole number"));
         assert!(Duration::parse("1w").unwrap_err().contains("unknown unit"));
-        assert!(Duration::parse("0s").unwrap_err().contains("greater than zero"));
+        assert!(Duration::parse("0s")
+            .unwrap_err()
+            .contains("greater than zero"));
         assert!(Duration::parse("-5m").is_err());
         assert!(Duration::parse("1.5h").is_err());
-        assert!(Duration::parse("99999999999999999999d").unwrap_err().contains("too large"));
+        assert!(Duration::parse("99999999999999999999d")
+            .unwrap_err()
+            .contains("too large"));
         assert!(Duration::parse("4000d").unwrap_err().contains("ten years"));
     }
 

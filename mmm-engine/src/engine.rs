@@ -13,7 +13,7 @@ use crate::compose::compose;
 use crate::condition::{ConditionLimits, HelperInputs, RhaiState, Sandbox};
 use crate::context::Context;
 use crate::decision::{
-    Action, Decision, ExplainAction, ExplainEntry, ReceiptRef, Reason, Suppressed,
+    Action, Decision, ExplainAction, ExplainEntry, Reason, ReceiptRef, Suppressed,
 };
 use crate::env::Env;
 use crate::error::DecideError;
@@ -106,7 +106,9 @@ impl EngineBuilder {
             inner: Arc::new(Inner {
                 playbooks: RwLock::new(self.playbooks.unwrap_or_default()),
                 sandbox: Sandbox::new(self.config.condition_limits.clone()),
-                fatigue: self.fatigue.unwrap_or_else(|| Arc::new(InMemoryFatigue::new())),
+                fatigue: self
+                    .fatigue
+                    .unwrap_or_else(|| Arc::new(InMemoryFatigue::new())),
                 clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
                 config: self.config,
             }),
@@ -227,7 +229,11 @@ impl Engine {
         if let Some(Value::Array(recent)) = ctx.raw.get_mut("recent_signals") {
             for (i, r) in recent.iter_mut().enumerate() {
                 if let Some(Value::Object(payload)) = r.get_mut("payload") {
-                    deny.redact(payload, &format!("recent_signals[{i}].payload"), &mut redacted);
+                    deny.redact(
+                        payload,
+                        &format!("recent_signals[{i}].payload"),
+                        &mut redacted,
+                    );
                 }
             }
         }
@@ -250,7 +256,11 @@ impl Engine {
         let mut explain: Vec<ExplainEntry> = Vec::new();
         let mut pending: Vec<Pending> = Vec::new();
 
-        let suppress = |suppressed: &mut Vec<Suppressed>, plan: &crate::plan::Plan, index: usize, reason: Reason, detail: String| {
+        let suppress = |suppressed: &mut Vec<Suppressed>,
+                        plan: &crate::plan::Plan,
+                        index: usize,
+                        reason: Reason,
+                        detail: String| {
             if let Some(action) = plan.actions.get(index) {
                 suppressed.push(Suppressed {
                     playbook: plan.reference(),
@@ -284,7 +294,13 @@ impl Engine {
                 Ok(false) => {}
                 Err(e) => {
                     for index in 0..plan.actions.len() {
-                        suppress(&mut suppressed, plan, index, Reason::ConditionError, e.clone());
+                        suppress(
+                            &mut suppressed,
+                            plan,
+                            index,
+                            Reason::ConditionError,
+                            e.clone(),
+                        );
                     }
                 }
                 Ok(true) => {
@@ -314,7 +330,10 @@ impl Engine {
         let mut rest = pending.as_slice();
         while let Some(first) = rest.first() {
             let ci = first.candidate;
-            let split = rest.iter().position(|p| p.candidate != ci).unwrap_or(rest.len());
+            let split = rest
+                .iter()
+                .position(|p| p.candidate != ci)
+                .unwrap_or(rest.len());
             let (group, tail) = rest.split_at(split);
             rest = tail;
             let Some(candidate) = candidates.get(ci) else {
@@ -336,9 +355,18 @@ impl Engine {
                 let Some(action) = plan.actions.get(p.index) else {
                     continue;
                 };
-                match compose(plan, &signal.kind, p.index, action, p.surfaces.clone(), &env) {
+                match compose(
+                    plan,
+                    &signal.kind,
+                    p.index,
+                    action,
+                    p.surfaces.clone(),
+                    &env,
+                ) {
                     Ok(a) => composed.push((p.index, a)),
-                    Err((reason, detail)) => suppress(&mut suppressed, plan, p.index, reason, detail),
+                    Err((reason, detail)) => {
+                        suppress(&mut suppressed, plan, p.index, reason, detail)
+                    }
                 }
             }
             if composed.is_empty() {
@@ -374,7 +402,10 @@ impl Engine {
                     format!(
                         "`{}` fired for this actor less than {} ago",
                         plan.id,
-                        plan.fatigue.cooldown.map(|d| d.to_string()).unwrap_or_default()
+                        plan.fatigue
+                            .cooldown
+                            .map(|d| d.to_string())
+                            .unwrap_or_default()
                     ),
                 ),
                 Ok(FatigueVerdict::Max) => (
@@ -392,7 +423,11 @@ impl Engine {
                     Reason::ActorBudget,
                     "the actor's budget is spent".to_owned(),
                 ),
-                Err(e) => (0, Reason::FatigueCooldown, format!("{e}; held back rather than risk nagging")),
+                Err(e) => (
+                    0,
+                    Reason::FatigueCooldown,
+                    format!("{e}; held back rather than risk nagging"),
+                ),
             };
             for (i, (index, action)) in composed.into_iter().enumerate() {
                 if i < allowed {
@@ -461,7 +496,11 @@ fn fill_outcomes(
                 outcome: format!("suppressed:{}", s.reason),
             });
         }
-        for (a, index) in actions.iter().zip(returned).filter(|(a, _)| same(&a.playbook)) {
+        for (a, index) in actions
+            .iter()
+            .zip(returned)
+            .filter(|(a, _)| same(&a.playbook))
+        {
             outcomes.push(ExplainAction {
                 index: *index,
                 kind: a.kind,

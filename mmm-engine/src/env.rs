@@ -124,7 +124,13 @@ impl<'a> Env<'a> {
         let Seg::Key(first) = first else {
             return Found::Broken;
         };
-        let leaf = |found: Found<'a>| if rest.is_empty() { found } else { Found::Broken };
+        let leaf = |found: Found<'a>| {
+            if rest.is_empty() {
+                found
+            } else {
+                Found::Broken
+            }
+        };
         match first.as_str() {
             "payload" => {
                 let Some((Seg::Key(k), rest)) = rest.split_first() else {

@@ -59,7 +59,10 @@ pub trait FatigueStore: Send + Sync {
     ///
     /// # Errors
     /// [`FatigueError`] when the store cannot answer.
-    fn check_and_record(&self, request: &FatigueRequest<'_>) -> Result<FatigueVerdict, FatigueError>;
+    fn check_and_record(
+        &self,
+        request: &FatigueRequest<'_>,
+    ) -> Result<FatigueVerdict, FatigueError>;
 
     /// Records a firing that happened elsewhere (history for tests and simulations).
     ///
@@ -139,7 +142,11 @@ impl FatigueStore for InMemoryFatigue {
             // Firings recorded after `now` (a replay out of order) do not count against it.
             let past = firings.iter().filter(|t| **t <= now);
             if let Some(cooldown) = req.cooldown {
-                if past.clone().next_back().is_some_and(|last| now < last + cooldown.as_millis()) {
+                if past
+                    .clone()
+                    .next_back()
+                    .is_some_and(|last| now < last + cooldown.as_millis())
+                {
                     return FatigueVerdict::Cooldown;
                 }
             }
@@ -149,8 +156,14 @@ impl FatigueStore for InMemoryFatigue {
                     return FatigueVerdict::Max;
                 }
             }
-            let budget_keep = req.budget.map_or(DEFAULT_RETENTION_MS, |(_, w)| w.as_millis().max(DEFAULT_RETENTION_MS));
-            while state.actions.front().is_some_and(|(t, _)| *t <= now - budget_keep) {
+            let budget_keep = req.budget.map_or(DEFAULT_RETENTION_MS, |(_, w)| {
+                w.as_millis().max(DEFAULT_RETENTION_MS)
+            });
+            while state
+                .actions
+                .front()
+                .is_some_and(|(t, _)| *t <= now - budget_keep)
+            {
                 state.actions.pop_front();
             }
             let mut allowed = req.actions;
@@ -213,10 +226,22 @@ mod tests {
     fn cooldown_blocks_until_it_has_fully_passed() {
         let store = InMemoryFatigue::new();
         let cooldown = Some(Duration::parse("1h").unwrap());
-        let r = |now| FatigueRequest { cooldown, ..req(now) };
-        assert_eq!(store.check_and_record(&r("2026-11-22T10:00:00Z")).unwrap(), FatigueVerdict::Allowed(1));
-        assert_eq!(store.check_and_record(&r("2026-11-22T10:59:59Z")).unwrap(), FatigueVerdict::Cooldown);
-        assert_eq!(store.check_and_record(&r("2026-11-22T11:00:00Z")).unwrap(), FatigueVerdict::Allowed(1));
+        let r = |now| FatigueRequest {
+            cooldown,
+            ..req(now)
+        };
+        assert_eq!(
+            store.check_and_record(&r("2026-11-22T10:00:00Z")).unwrap(),
+            FatigueVerdict::Allowed(1)
+        );
+        assert_eq!(
+            store.check_and_record(&r("2026-11-22T10:59:59Z")).unwrap(),
+            FatigueVerdict::Cooldown
+        );
+        assert_eq!(
+            store.check_and_record(&r("2026-11-22T11:00:00Z")).unwrap(),
+            FatigueVerdict::Allowed(1)
+        );
     }
 
     #[test]
@@ -224,11 +249,23 @@ mod tests {
         let store = InMemoryFatigue::new();
         let max = Some((2, Duration::parse("1d").unwrap()));
         let r = |now| FatigueRequest { max, ..req(now) };
-        assert_eq!(store.check_and_record(&r("2026-11-22T10:00:00Z")).unwrap(), FatigueVerdict::Allowed(1));
-        assert_eq!(store.check_and_record(&r("2026-11-22T11:00:00Z")).unwrap(), FatigueVerdict::Allowed(1));
-        assert_eq!(store.check_and_record(&r("2026-11-22T12:00:00Z")).unwrap(), FatigueVerdict::Max);
+        assert_eq!(
+            store.check_and_record(&r("2026-11-22T10:00:00Z")).unwrap(),
+            FatigueVerdict::Allowed(1)
+        );
+        assert_eq!(
+            store.check_and_record(&r("2026-11-22T11:00:00Z")).unwrap(),
+            FatigueVerdict::Allowed(1)
+        );
+        assert_eq!(
+            store.check_and_record(&r("2026-11-22T12:00:00Z")).unwrap(),
+            FatigueVerdict::Max
+        );
         // The first firing leaves the window exactly one day later.
-        assert_eq!(store.check_and_record(&r("2026-11-23T10:00:00Z")).unwrap(), FatigueVerdict::Allowed(1));
+        assert_eq!(
+            store.check_and_record(&r("2026-11-23T10:00:00Z")).unwrap(),
+            FatigueVerdict::Allowed(1)
+        );
     }
 
     #[test]
@@ -242,22 +279,48 @@ mod tests {
             critical,
             ..req("2026-11-22T10:00:00Z")
         };
-        assert_eq!(store.check_and_record(&r("a", 2, false)).unwrap(), FatigueVerdict::Allowed(2));
-        assert_eq!(store.check_and_record(&r("b", 2, false)).unwrap(), FatigueVerdict::Allowed(1));
-        assert_eq!(store.check_and_record(&r("c", 1, false)).unwrap(), FatigueVerdict::Budget);
-        assert_eq!(store.check_and_record(&r("d", 1, true)).unwrap(), FatigueVerdict::Allowed(1));
+        assert_eq!(
+            store.check_and_record(&r("a", 2, false)).unwrap(),
+            FatigueVerdict::Allowed(2)
+        );
+        assert_eq!(
+            store.check_and_record(&r("b", 2, false)).unwrap(),
+            FatigueVerdict::Allowed(1)
+        );
+        assert_eq!(
+            store.check_and_record(&r("c", 1, false)).unwrap(),
+            FatigueVerdict::Budget
+        );
+        assert_eq!(
+            store.check_and_record(&r("d", 1, true)).unwrap(),
+            FatigueVerdict::Allowed(1)
+        );
     }
 
     #[test]
     fn history_counts_like_a_firing() {
         let store = InMemoryFatigue::new();
-        store.record("acme", "dev", "pb", at("2026-11-22T09:30:00Z"), 1).unwrap();
+        store
+            .record("acme", "dev", "pb", at("2026-11-22T09:30:00Z"), 1)
+            .unwrap();
         let cooldown = Some(Duration::parse("1h").unwrap());
-        let r = FatigueRequest { cooldown, ..req("2026-11-22T10:00:00Z") };
-        assert_eq!(store.check_and_record(&r).unwrap(), FatigueVerdict::Cooldown);
+        let r = FatigueRequest {
+            cooldown,
+            ..req("2026-11-22T10:00:00Z")
+        };
+        assert_eq!(
+            store.check_and_record(&r).unwrap(),
+            FatigueVerdict::Cooldown
+        );
         // Another actor is not affected.
-        let other = FatigueRequest { actor_id: "dev-2", ..r };
-        assert_eq!(store.check_and_record(&other).unwrap(), FatigueVerdict::Allowed(1));
+        let other = FatigueRequest {
+            actor_id: "dev-2",
+            ..r
+        };
+        assert_eq!(
+            store.check_and_record(&other).unwrap(),
+            FatigueVerdict::Allowed(1)
+        );
     }
 
     #[test]
@@ -273,7 +336,10 @@ mod tests {
                             max: Some((1, Duration::parse("1d").unwrap())),
                             ..req("2026-11-22T10:00:00Z")
                         };
-                        usize::from(matches!(store.check_and_record(&r).unwrap(), FatigueVerdict::Allowed(_)))
+                        usize::from(matches!(
+                            store.check_and_record(&r).unwrap(),
+                            FatigueVerdict::Allowed(_)
+                        ))
                     })
                 })
                 .collect::<Vec<_>>()

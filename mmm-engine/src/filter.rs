@@ -26,14 +26,23 @@ pub(crate) fn check(
     if let Some(policy) = policy {
         let snapshot = policy.snapshot_id.as_deref().unwrap_or("the policy");
         if policy.denied_playbooks.iter().any(|p| **p == *plan.id) {
-            return Err((Reason::PolicyDenied, format!("{snapshot} denies playbook `{}`", plan.id)));
+            return Err((
+                Reason::PolicyDenied,
+                format!("{snapshot} denies playbook `{}`", plan.id),
+            ));
         }
         if policy.denied_action_types.contains(&action.kind) {
-            return Err((Reason::PolicyDenied, format!("{snapshot} denies `{}` actions", action.kind)));
+            return Err((
+                Reason::PolicyDenied,
+                format!("{snapshot} denies `{}` actions", action.kind),
+            ));
         }
         if let Some(op) = &action.operation {
             if policy.denied_operations.iter().any(|d| d == op) {
-                return Err((Reason::PolicyDenied, format!("{snapshot} denies operation `{op}`")));
+                return Err((
+                    Reason::PolicyDenied,
+                    format!("{snapshot} denies operation `{op}`"),
+                ));
             }
         }
     }
@@ -53,7 +62,11 @@ pub(crate) fn check(
     let surfaces = if preferred.is_empty() {
         enabled
     } else {
-        let narrowed: Vec<Surface> = enabled.iter().copied().filter(|s| preferred.contains(s)).collect();
+        let narrowed: Vec<Surface> = enabled
+            .iter()
+            .copied()
+            .filter(|s| preferred.contains(s))
+            .collect();
         if narrowed.is_empty() {
             enabled
         } else {
@@ -74,14 +87,31 @@ pub(crate) fn check(
     if !plan.critical {
         if let Some(until) = ctx.snooze_until {
             if now < until {
-                return Err((Reason::Snoozed, format!("the actor snoozed nudges until {until}")));
+                return Err((
+                    Reason::Snoozed,
+                    format!("the actor snoozed nudges until {until}"),
+                ));
             }
         }
-        if ctx.tenant_quiet_hours.as_ref().is_some_and(|q| q.contains(now)) {
-            return Err((Reason::QuietHours, "inside the tenant's quiet hours".to_owned()));
+        if ctx
+            .tenant_quiet_hours
+            .as_ref()
+            .is_some_and(|q| q.contains(now))
+        {
+            return Err((
+                Reason::QuietHours,
+                "inside the tenant's quiet hours".to_owned(),
+            ));
         }
-        if ctx.actor_quiet_hours.as_ref().is_some_and(|q| q.contains(now)) {
-            return Err((Reason::QuietHours, "inside the actor's quiet hours".to_owned()));
+        if ctx
+            .actor_quiet_hours
+            .as_ref()
+            .is_some_and(|q| q.contains(now))
+        {
+            return Err((
+                Reason::QuietHours,
+                "inside the actor's quiet hours".to_owned(),
+            ));
         }
     }
     Ok(surfaces)

@@ -21,7 +21,13 @@ pub struct Finding {
     pub message: String,
 }
 
-const PRESCRIPTIVE: &[&str] = &["you should", "you must", "you need to", "you have to", "you ought to"];
+const PRESCRIPTIVE: &[&str] = &[
+    "you should",
+    "you must",
+    "you need to",
+    "you have to",
+    "you ought to",
+];
 const URGENCY: &[&str] = &[
     "act now",
     "hurry",
@@ -91,7 +97,10 @@ fn find_countdowns(lower: &str, out: &mut Vec<(usize, String)>) {
     let words: Vec<(usize, &str)> = lower
         .split(|c: char| !c.is_alphanumeric())
         .scan(0usize, |pos, w| {
-            let start = lower.get(*pos..).and_then(|s| s.find(w)).map_or(*pos, |i| *pos + i);
+            let start = lower
+                .get(*pos..)
+                .and_then(|s| s.find(w))
+                .map_or(*pos, |i| *pos + i);
             *pos = start + w.len();
             Some((start, w))
         })
@@ -159,7 +168,10 @@ pub fn check_text(text: &str, role: TextRole) -> Vec<Finding> {
 
 /// Whether a multiplier text says what will happen: at least a short sentence.
 pub(crate) fn describes_effect(text: &str) -> bool {
-    text.split_whitespace().filter(|w| w.chars().any(char::is_alphabetic)).count() >= 4
+    text.split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphabetic))
+        .count()
+        >= 4
 }
 
 #[cfg(test)]
@@ -172,24 +184,49 @@ mod tests {
 
     #[test]
     fn flags_each_family_of_dark_pattern() {
-        assert_eq!(rules("You must split this", TextRole::Mirror), ["prescriptive-wording"]);
+        assert_eq!(
+            rules("You must split this", TextRole::Mirror),
+            ["prescriptive-wording"]
+        );
         assert!(rules("You must split this", TextRole::Other).is_empty());
-        assert_eq!(rules("Hurry, last chance!", TextRole::Other), ["false-urgency", "false-urgency"]);
-        assert_eq!(rules("Only 2 hours left to merge", TextRole::Other), ["false-urgency"]);
-        assert_eq!(rules("Everyone else writes tests", TextRole::Other), ["social-proof"]);
+        assert_eq!(
+            rules("Hurry, last chance!", TextRole::Other),
+            ["false-urgency", "false-urgency"]
+        );
+        assert_eq!(
+            rules("Only 2 hours left to merge", TextRole::Other),
+            ["false-urgency"]
+        );
+        assert_eq!(
+            rules("Everyone else writes tests", TextRole::Other),
+            ["social-proof"]
+        );
         assert_eq!(rules("Sloppy commit", TextRole::Other), ["shaming"]);
-        assert_eq!(rules("Think of your career", TextRole::Other), ["fear-steering"]);
+        assert_eq!(
+            rules("Think of your career", TextRole::Other),
+            ["fear-steering"]
+        );
     }
 
     #[test]
     fn matches_whole_words_only() {
-        assert!(rules("The hurryup tool; everyoneelse; 2 hours leftover", TextRole::Mirror).is_empty());
-        assert!(rules("This change touches 420 lines in 12 files.", TextRole::Mirror).is_empty());
+        assert!(rules(
+            "The hurryup tool; everyoneelse; 2 hours leftover",
+            TextRole::Mirror
+        )
+        .is_empty());
+        assert!(rules(
+            "This change touches 420 lines in 12 files.",
+            TextRole::Mirror
+        )
+        .is_empty());
     }
 
     #[test]
     fn multiplier_effect_needs_a_sentence() {
-        assert!(describes_effect("Creates draft pull requests, one per directory."));
+        assert!(describes_effect(
+            "Creates draft pull requests, one per directory."
+        ));
         assert!(!describes_effect("Split it"));
     }
 }

@@ -41,7 +41,12 @@ impl DenyList {
 
     /// Removes denied keys from `object` at any depth, appending each removed key's path
     /// (`prefix.key`, `prefix.list[2].key`) to `redacted`.
-    pub fn redact(&self, object: &mut Map<String, Value>, prefix: &str, redacted: &mut Vec<String>) {
+    pub fn redact(
+        &self,
+        object: &mut Map<String, Value>,
+        prefix: &str,
+        redacted: &mut Vec<String>,
+    ) {
         if self.keys.is_empty() {
             return;
         }
@@ -91,7 +96,11 @@ mod tests {
         redacted.sort();
         assert_eq!(
             redacted,
-            vec!["payload.Diff", "payload.commits[0].patch", "payload.meta.author.email"]
+            vec![
+                "payload.Diff",
+                "payload.commits[0].patch",
+                "payload.meta.author.email"
+            ]
         );
     }
 

@@ -105,7 +105,10 @@ pub(crate) fn one_of(values: &[&str]) -> String {
 impl Surface {
     /// Whether text for this surface is Markdown (and so needs Markdown escaping).
     pub fn is_markdown(self) -> bool {
-        matches!(self, Surface::PrComment | Surface::CiSummary | Surface::Chat)
+        matches!(
+            self,
+            Surface::PrComment | Surface::CiSummary | Surface::Chat
+        )
     }
 }
 
@@ -128,9 +131,6 @@ mod tests {
             assert_eq!(Surface::parse(s.as_str()), Some(*s));
         }
         assert_eq!(Surface::parse("email"), None);
-        assert_eq!(
-            ActionType::expected(),
-            "`mirror`, `mentor` or `multiplier`"
-        );
+        assert_eq!(ActionType::expected(), "`mirror`, `mentor` or `multiplier`");
     }
 }

@@ -37,7 +37,10 @@ pub(crate) struct ActionPlan {
     pub surfaces: Vec<Surface>,
     pub title: Template,
     pub text: Option<Template>,
-    #[expect(dead_code, reason = "the prompt is rendered for the LLM port, which arrives with the trust and resilience work")]
+    #[expect(
+        dead_code,
+        reason = "the prompt is rendered for the LLM port, which arrives with the trust and resilience work"
+    )]
     pub prompt: Option<Template>,
     pub fallback: Option<Template>,
     pub operation: Option<String>,

@@ -80,9 +80,14 @@ impl PlaybookSet {
     /// As [`PlaybookSet::from_paths`].
     pub fn from_sources(sources: &[Source]) -> Result<PlaybookSet, LoadError> {
         let (plans, diagnostics) = compile_sources(sources, &COMPILER, false);
-        let errors: Vec<Diagnostic> = diagnostics.into_iter().filter(Diagnostic::is_error).collect();
+        let errors: Vec<Diagnostic> = diagnostics
+            .into_iter()
+            .filter(Diagnostic::is_error)
+            .collect();
         if !errors.is_empty() {
-            return Err(LoadError { diagnostics: errors });
+            return Err(LoadError {
+                diagnostics: errors,
+            });
         }
         PlaybookSet::from_plans(plans)
     }
@@ -122,26 +127,37 @@ impl PlaybookSet {
             versions.push(Arc::new(plan));
         }
         if !errors.is_empty() {
-            return Err(LoadError { diagnostics: errors });
+            return Err(LoadError {
+                diagnostics: errors,
+            });
         }
 
         // The live version of each (tenant, id): the highest published one.
         let mut live_map: BTreeMap<(Option<String>, Arc<str>), Arc<Plan>> = BTreeMap::new();
         for plan in versions.iter().filter(|p| p.status == Status::Published) {
             let key = (plan.tenant.clone(), Arc::clone(&plan.id));
-            let replace = live_map.get(&key).is_none_or(|cur| cur.version < plan.version);
+            let replace = live_map
+                .get(&key)
+                .is_none_or(|cur| cur.version < plan.version);
             if replace {
                 live_map.insert(key, Arc::clone(plan));
             }
         }
         let live: Vec<Arc<Plan>> = live_map.into_values().collect();
 
-        let global_live: Vec<Arc<Plan>> = live.iter().filter(|p| p.tenant.is_none()).cloned().collect();
+        let global_live: Vec<Arc<Plan>> = live
+            .iter()
+            .filter(|p| p.tenant.is_none())
+            .cloned()
+            .collect();
         let global = KindIndex::build(&global_live);
         let mut per_tenant: HashMap<String, Vec<Arc<Plan>>> = HashMap::new();
         for plan in &live {
             if let Some(t) = &plan.tenant {
-                per_tenant.entry(t.clone()).or_default().push(Arc::clone(plan));
+                per_tenant
+                    .entry(t.clone())
+                    .or_default()
+                    .push(Arc::clone(plan));
             }
         }
         let tenants = per_tenant
@@ -192,11 +208,18 @@ impl PlaybookSet {
             .live
             .iter()
             .find(|p| p.tenant.as_deref() == Some(tenant) && &*p.id == id);
-        own.or_else(|| self.live.iter().find(|p| p.tenant.is_none() && &*p.id == id))
+        own.or_else(|| {
+            self.live
+                .iter()
+                .find(|p| p.tenant.is_none() && &*p.id == id)
+        })
     }
 
     pub(crate) fn candidates(&self, tenant: &str, kind: &str) -> std::borrow::Cow<'_, [Candidate]> {
-        self.tenants.get(tenant).unwrap_or(&self.global).lookup(kind)
+        self.tenants
+            .get(tenant)
+            .unwrap_or(&self.global)
+            .lookup(kind)
     }
 
     /// Ids and versions of the candidates for a tenant and kind, in evaluation order.

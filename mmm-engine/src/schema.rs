@@ -6,7 +6,11 @@ use serde_json::{json, Value};
 use crate::model::{ActionType, Status, Surface};
 
 fn names<T: Copy>(all: &[T], f: impl Fn(T) -> &'static str) -> Value {
-    Value::Array(all.iter().map(|v| Value::String(f(*v).to_owned())).collect())
+    Value::Array(
+        all.iter()
+            .map(|v| Value::String(f(*v).to_owned()))
+            .collect(),
+    )
 }
 
 /// The JSON Schema (draft 2020-12) of one playbook document.
@@ -109,6 +113,9 @@ mod tests {
         for surface in Surface::ALL {
             assert!(text.contains(surface.as_str()));
         }
-        assert_eq!(s["properties"]["metadata"]["properties"]["status"]["enum"], json!(["draft", "published", "deprecated"]));
+        assert_eq!(
+            s["properties"]["metadata"]["properties"]["status"]["enum"],
+            json!(["draft", "published", "deprecated"])
+        );
     }
 }

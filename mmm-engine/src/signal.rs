@@ -112,7 +112,9 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
 /// Parses an RFC 3339 timestamp (a `Z` or numeric offset is required).
 pub(crate) fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
     text.parse::<Timestamp>().map_err(|_| {
-        format!("`{text}` is not an RFC 3339 timestamp with an offset (e.g. `2026-11-22T10:00:00Z`)")
+        format!(
+            "`{text}` is not an RFC 3339 timestamp with an offset (e.g. `2026-11-22T10:00:00Z`)"
+        )
     })
 }
 
@@ -201,7 +203,10 @@ impl Signal {
         let surface = match string_field(obj, "surface", "")? {
             None => None,
             Some(text) => Some(Surface::parse(text).ok_or_else(|| {
-                SignalError::new("surface", format!("`{text}` must be {}", Surface::expected()))
+                SignalError::new(
+                    "surface",
+                    format!("`{text}` must be {}", Surface::expected()),
+                )
             })?),
         };
 
@@ -351,7 +356,12 @@ mod tests {
     fn a_minimal_signal_gets_defaults_and_an_id() {
         let s = Signal::from_json(&base(), DEFAULT_MAX_PAYLOAD_BYTES).unwrap();
         assert_eq!(s.actor_type, ActorType::Human);
-        assert_eq!(uuid::Uuid::parse_str(&s.signal_id).unwrap().get_version_num(), 7);
+        assert_eq!(
+            uuid::Uuid::parse_str(&s.signal_id)
+                .unwrap()
+                .get_version_num(),
+            7
+        );
         assert!(s.payload.is_empty());
     }
 
@@ -365,9 +375,18 @@ mod tests {
         assert_eq!(err(json!({"actor_type": "robot"})).field, "actor_type");
         assert_eq!(err(json!({"kind": "PR.Opened"})).field, "kind");
         assert_eq!(err(json!({"kind": "pr..opened"})).field, "kind");
-        assert_eq!(err(json!({"kind": 5})).message, "must be a string, not a number");
-        assert_eq!(err(json!({"occurred_at": "yesterday"})).field, "occurred_at");
-        assert_eq!(err(json!({"occurred_at": "2026-11-22T10:00:00"})).field, "occurred_at");
+        assert_eq!(
+            err(json!({"kind": 5})).message,
+            "must be a string, not a number"
+        );
+        assert_eq!(
+            err(json!({"occurred_at": "yesterday"})).field,
+            "occurred_at"
+        );
+        assert_eq!(
+            err(json!({"occurred_at": "2026-11-22T10:00:00"})).field,
+            "occurred_at"
+        );
         assert_eq!(err(json!({"surface": "email"})).field, "surface");
         assert_eq!(err(json!({"repo": {"name": "x"}})).field, "repo.name");
         assert_eq!(err(json!({"repo": {"branch": 1}})).field, "repo.branch");
@@ -381,7 +400,11 @@ mod tests {
         v["payload"] = json!({"blob": "x".repeat(70_000)});
         let e = Signal::from_json(&v, DEFAULT_MAX_PAYLOAD_BYTES).unwrap_err();
         assert_eq!(e.field, "payload");
-        assert!(e.message.contains("over the limit of 65536"), "{}", e.message);
+        assert!(
+            e.message.contains("over the limit of 65536"),
+            "{}",
+            e.message
+        );
         assert!(Signal::from_json(&v, 100_000).is_ok());
     }
 

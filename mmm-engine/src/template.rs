@@ -170,8 +170,8 @@ pub(crate) fn escape_into(out: &mut String, value: &str, format: Format) {
             // `www` stops autolinks, without changing what a reader sees.
             '@' => out.push_str("@&#8203;"),
             ':' if chars.peek() == Some(&'/') => out.push_str(":&#8203;"),
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-'
-            | '.' | '!' | '|' | '~' | '"' | '\'' => {
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
+            | '!' | '|' | '~' | '"' | '\'' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -212,19 +212,41 @@ mod tests {
     #[test]
     fn renders_paths_into_signal_and_ctx() {
         assert_eq!(
-            render("{{ signal.payload.lines }} lines by {{ctx.actor.name}} at {{ ctx.now }}", Format::Plain).unwrap(),
+            render(
+                "{{ signal.payload.lines }} lines by {{ctx.actor.name}} at {{ ctx.now }}",
+                Format::Plain
+            )
+            .unwrap(),
             "420 lines by Ada at 2026-11-22T10:00:00Z"
         );
-        assert_eq!(render("{{ signal.payload.files }}", Format::Plain).unwrap(), "a.rs, b.rs");
-        assert_eq!(render("{{ signal.payload.list.0.name }}", Format::Plain).unwrap(), "first");
-        assert_eq!(render("{{ signal.repo.id }}", Format::Plain).unwrap(), "acme/api");
+        assert_eq!(
+            render("{{ signal.payload.files }}", Format::Plain).unwrap(),
+            "a.rs, b.rs"
+        );
+        assert_eq!(
+            render("{{ signal.payload.list.0.name }}", Format::Plain).unwrap(),
+            "first"
+        );
+        assert_eq!(
+            render("{{ signal.repo.id }}", Format::Plain).unwrap(),
+            "acme/api"
+        );
     }
 
     #[test]
     fn a_missing_or_null_path_is_an_error_naming_it() {
-        assert_eq!(render("{{ signal.payload.nope }}", Format::Plain).unwrap_err(), "signal.payload.nope");
-        assert_eq!(render("{{ signal.payload.nested.n }}", Format::Plain).unwrap_err(), "signal.payload.nested.n");
-        assert_eq!(render("{{ ctx.tenant.config.x }}", Format::Plain).unwrap_err(), "ctx.tenant.config.x");
+        assert_eq!(
+            render("{{ signal.payload.nope }}", Format::Plain).unwrap_err(),
+            "signal.payload.nope"
+        );
+        assert_eq!(
+            render("{{ signal.payload.nested.n }}", Format::Plain).unwrap_err(),
+            "signal.payload.nested.n"
+        );
+        assert_eq!(
+            render("{{ ctx.tenant.config.x }}", Format::Plain).unwrap_err(),
+            "ctx.tenant.config.x"
+        );
         assert!(render("{{ signal.source }}", Format::Plain).is_err());
     }
 
@@ -236,7 +258,9 @@ mod tests {
             "Branch feat/\\[x\\]\\(http:&#8203;//evil\\.example\\) @&#8203;all &lt;b&gt;"
         );
         // The author's own Markdown is kept; only values are escaped.
-        assert!(render("**{{ signal.kind }}**", Format::Markdown).unwrap().starts_with("**pr\\.opened**"));
+        assert!(render("**{{ signal.kind }}**", Format::Markdown)
+            .unwrap()
+            .starts_with("**pr\\.opened**"));
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub fn mirror(id: &str, triggers: &str, when: &str) -> String {
 }
 
 pub fn engine(yaml: &str) -> Engine {
-    let set = PlaybookSet::from_yaml(yaml).unwrap_or_else(|e| panic!("playbooks should load:\n{e}"));
+    let set =
+        PlaybookSet::from_yaml(yaml).unwrap_or_else(|e| panic!("playbooks should load:\n{e}"));
     Engine::builder().playbooks(set).build()
 }
 
@@ -43,13 +44,20 @@ pub fn decide(engine: &Engine, signal: &Value, context: Value) -> Decision {
 }
 
 pub fn decide_at(engine: &Engine, signal: &Value, context: Value, now: &str) -> Decision {
-    let ctx = if context.is_null() { None } else { Some(&context) };
+    let ctx = if context.is_null() {
+        None
+    } else {
+        Some(&context)
+    };
     engine.decide(signal, ctx, &at(now)).unwrap()
 }
 
 /// `id type` of each returned action, in order.
 pub fn acted(d: &Decision) -> Vec<String> {
-    d.actions.iter().map(|a| format!("{} {}", a.playbook.id, a.kind)).collect()
+    d.actions
+        .iter()
+        .map(|a| format!("{} {}", a.playbook.id, a.kind))
+        .collect()
 }
 
 /// `(id, index, reason)` of each suppression, sorted.

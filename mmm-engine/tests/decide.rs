@@ -16,7 +16,10 @@ const THREE_ACTIONS: &str = "  triggers: [pr.opened]
 fn a_matching_playbook_returns_its_actions_in_order() {
     let e = engine(&playbook("large-pr", THREE_ACTIONS));
     let d = decide(&e, &signal("pr.opened", json!({"lines": 420})), json!(null));
-    assert_eq!(acted(&d), ["large-pr mirror", "large-pr mentor", "large-pr multiplier"]);
+    assert_eq!(
+        acted(&d),
+        ["large-pr mirror", "large-pr mentor", "large-pr multiplier"]
+    );
     assert_eq!(d.actions[0].text, "420 lines");
     // Without an LLM port, the mentor's text is its fallback.
     assert_eq!(d.actions[1].text, "Smaller changes are reviewed faster.");
@@ -28,7 +31,10 @@ fn a_matching_playbook_returns_its_actions_in_order() {
     assert_eq!(d.decided_at, NOW);
     assert_eq!(d.receipt.status, "disabled");
     assert_eq!(d.actions[0].rationale.trigger, "pr.opened");
-    assert_eq!(d.actions[0].rationale.evidence, vec![json!({"path": "signal.payload.lines", "value": 420})]);
+    assert_eq!(
+        d.actions[0].rationale.evidence,
+        vec![json!({"path": "signal.payload.lines", "value": 420})]
+    );
     let none = decide(&e, &signal("pr.opened", json!({"lines": 10})), json!(null));
     assert!(none.actions.is_empty() && none.suppressed.is_empty());
 }
@@ -38,7 +44,13 @@ fn only_the_highest_published_version_fires() {
     let v = |version: u32, status: &str, text: &str| {
         format!("apiVersion: mmm/v1\nkind: Playbook\nmetadata: {{id: pb, version: {version}, tenant: \"*\", status: {status}}}\nspec:\n  triggers: [x.y]\n  actions: [{{type: mirror, surfaces: [ide], title: T, text: \"{text}\"}}]\n---\n")
     };
-    let yaml = [v(1, "published", "one"), v(2, "published", "two"), v(3, "draft", "three"), v(4, "deprecated", "four")].concat();
+    let yaml = [
+        v(1, "published", "one"),
+        v(2, "published", "two"),
+        v(3, "draft", "three"),
+        v(4, "deprecated", "four"),
+    ]
+    .concat();
     let set = PlaybookSet::from_yaml(&yaml).unwrap();
     assert_eq!(set.len(), 4, "every version is kept");
     let e = mmm_engine::Engine::builder().playbooks(set).build();
@@ -48,7 +60,9 @@ fn only_the_highest_published_version_fires() {
     assert_eq!(d.actions[0].playbook.version, 2);
     // Only drafts: nothing fires.
     let e = engine(&v(1, "draft", "d"));
-    assert!(decide(&e, &signal("x.y", json!({})), json!(null)).actions.is_empty());
+    assert!(decide(&e, &signal("x.y", json!({})), json!(null))
+        .actions
+        .is_empty());
 }
 
 #[test]
@@ -71,14 +85,23 @@ fn tenant_playbooks_fire_only_for_their_tenant_and_shadow_global_ones() {
 
 #[test]
 fn wildcard_triggers() {
-    let yaml = [mirror("prefix", "pr.*", "true"), mirror("star", "\"*\"", "true"), mirror("exact", "pr.opened", "true")].concat();
+    let yaml = [
+        mirror("prefix", "pr.*", "true"),
+        mirror("star", "\"*\"", "true"),
+        mirror("exact", "pr.opened", "true"),
+    ]
+    .concat();
     let e = engine(&yaml);
     let ids = |kind: &str| {
-        let mut v: Vec<String> = decide(&e, &signal(kind, json!({})), json!({"tenant_policy": {"max_actions_per_decision": 10}}))
-            .actions
-            .into_iter()
-            .map(|a| a.playbook.id)
-            .collect();
+        let mut v: Vec<String> = decide(
+            &e,
+            &signal(kind, json!({})),
+            json!({"tenant_policy": {"max_actions_per_decision": 10}}),
+        )
+        .actions
+        .into_iter()
+        .map(|a| a.playbook.id)
+        .collect();
         v.sort();
         v
     };
@@ -94,10 +117,24 @@ fn ordering_by_priority_then_id_then_index_and_the_cap() {
         playbook(id, &format!("  triggers: [x.y]\n  priority: {priority}\n  actions:\n    - {{type: mirror, surfaces: [ide], title: T, text: a}}\n    - {{type: mirror, surfaces: [ide], title: T, text: b}}"))
     };
     let e = engine(&[pb("b-low", 10), pb("a-low", 10), pb("high", 90)].concat());
-    let d = decide(&e, &signal("x.y", json!({})), json!({"tenant_policy": {"max_actions_per_decision": 4}}));
-    let got: Vec<String> = d.actions.iter().map(|a| format!("{}:{}", a.playbook.id, a.text)).collect();
+    let d = decide(
+        &e,
+        &signal("x.y", json!({})),
+        json!({"tenant_policy": {"max_actions_per_decision": 4}}),
+    );
+    let got: Vec<String> = d
+        .actions
+        .iter()
+        .map(|a| format!("{}:{}", a.playbook.id, a.text))
+        .collect();
     assert_eq!(got, ["high:a", "high:b", "a-low:a", "a-low:b"]);
-    assert_eq!(reasons(&d), [("b-low".into(), 0, Reason::MaxActions), ("b-low".into(), 1, Reason::MaxActions)]);
+    assert_eq!(
+        reasons(&d),
+        [
+            ("b-low".into(), 0, Reason::MaxActions),
+            ("b-low".into(), 1, Reason::MaxActions)
+        ]
+    );
     // The default cap is 3.
     let d = decide(&e, &signal("x.y", json!({})), json!(null));
     assert_eq!(d.actions.len(), 3);
@@ -106,39 +143,88 @@ fn ordering_by_priority_then_id_then_index_and_the_cap() {
 
 #[test]
 fn each_gate_gives_its_reason_code() {
-    let e = engine(&playbook("large-pr", THREE_ACTIONS).replace("category: general", "category: code-review"));
+    let e = engine(
+        &playbook("large-pr", THREE_ACTIONS).replace("category: general", "category: code-review"),
+    );
     let s = signal("pr.opened", json!({"lines": 500}));
     let only = |ctx: serde_json::Value| reasons(&decide(&e, &s, ctx));
-    let all = |r: Reason| vec![("large-pr".to_owned(), 0, r), ("large-pr".to_owned(), 1, r), ("large-pr".to_owned(), 2, r)];
+    let all = |r: Reason| {
+        vec![
+            ("large-pr".to_owned(), 0, r),
+            ("large-pr".to_owned(), 1, r),
+            ("large-pr".to_owned(), 2, r),
+        ]
+    };
 
     assert_eq!(
         only(json!({"tenant_policy": {"enabled_action_types": ["mirror"]}})),
-        [("large-pr".to_owned(), 1, Reason::ActionTypeDisabled), ("large-pr".to_owned(), 2, Reason::ActionTypeDisabled)]
+        [
+            ("large-pr".to_owned(), 1, Reason::ActionTypeDisabled),
+            ("large-pr".to_owned(), 2, Reason::ActionTypeDisabled)
+        ]
     );
-    assert_eq!(only(json!({"policy": {"snapshot_id": "p", "denied_playbooks": ["large-pr"]}})), all(Reason::PolicyDenied));
-    assert_eq!(only(json!({"policy": {"denied_action_types": ["mentor"]}})), [("large-pr".to_owned(), 1, Reason::PolicyDenied)]);
-    assert_eq!(only(json!({"policy": {"denied_operations": ["split_pr"]}})), [("large-pr".to_owned(), 2, Reason::PolicyDenied)]);
+    assert_eq!(
+        only(json!({"policy": {"snapshot_id": "p", "denied_playbooks": ["large-pr"]}})),
+        all(Reason::PolicyDenied)
+    );
+    assert_eq!(
+        only(json!({"policy": {"denied_action_types": ["mentor"]}})),
+        [("large-pr".to_owned(), 1, Reason::PolicyDenied)]
+    );
+    assert_eq!(
+        only(json!({"policy": {"denied_operations": ["split_pr"]}})),
+        [("large-pr".to_owned(), 2, Reason::PolicyDenied)]
+    );
     assert_eq!(
         only(json!({"tenant_policy": {"enabled_surfaces": ["pr_comment"]}})),
-        [("large-pr".to_owned(), 1, Reason::SurfaceDisabled), ("large-pr".to_owned(), 2, Reason::SurfaceDisabled)]
+        [
+            ("large-pr".to_owned(), 1, Reason::SurfaceDisabled),
+            ("large-pr".to_owned(), 2, Reason::SurfaceDisabled)
+        ]
     );
-    assert_eq!(only(json!({"preferences": {"opt_out_categories": ["code-review"]}})), all(Reason::OptedOut));
-    assert_eq!(only(json!({"preferences": {"snooze_until": "2026-11-22T11:00:00Z"}})), all(Reason::Snoozed));
-    assert!(only(json!({"preferences": {"snooze_until": "2026-11-22T10:00:00Z"}})).is_empty(), "a snooze ends at its instant");
-    assert_eq!(only(json!({"tenant_policy": {"quiet_hours": {"start": "09:00", "end": "17:00"}}})), all(Reason::QuietHours));
-    assert_eq!(only(json!({"preferences": {"quiet_hours": {"start": "09:00", "end": "17:00"}}})), all(Reason::QuietHours));
+    assert_eq!(
+        only(json!({"preferences": {"opt_out_categories": ["code-review"]}})),
+        all(Reason::OptedOut)
+    );
+    assert_eq!(
+        only(json!({"preferences": {"snooze_until": "2026-11-22T11:00:00Z"}})),
+        all(Reason::Snoozed)
+    );
+    assert!(
+        only(json!({"preferences": {"snooze_until": "2026-11-22T10:00:00Z"}})).is_empty(),
+        "a snooze ends at its instant"
+    );
+    assert_eq!(
+        only(json!({"tenant_policy": {"quiet_hours": {"start": "09:00", "end": "17:00"}}})),
+        all(Reason::QuietHours)
+    );
+    assert_eq!(
+        only(json!({"preferences": {"quiet_hours": {"start": "09:00", "end": "17:00"}}})),
+        all(Reason::QuietHours)
+    );
     // The first gate that closes wins: type disabled comes before policy and opt-out.
     assert_eq!(
-        only(json!({"tenant_policy": {"enabled_action_types": ["mirror", "mentor"]},
+        only(
+            json!({"tenant_policy": {"enabled_action_types": ["mirror", "mentor"]},
                     "policy": {"denied_action_types": ["multiplier"]},
-                    "preferences": {"opt_out_categories": ["code-review"]}})),
-        [("large-pr".to_owned(), 0, Reason::OptedOut), ("large-pr".to_owned(), 1, Reason::OptedOut), ("large-pr".to_owned(), 2, Reason::ActionTypeDisabled)]
+                    "preferences": {"opt_out_categories": ["code-review"]}})
+        ),
+        [
+            ("large-pr".to_owned(), 0, Reason::OptedOut),
+            ("large-pr".to_owned(), 1, Reason::OptedOut),
+            ("large-pr".to_owned(), 2, Reason::ActionTypeDisabled)
+        ]
     );
     assert_eq!(d_policy_id(&e), Some("pol-9".to_owned()));
 }
 
 fn d_policy_id(e: &mmm_engine::Engine) -> Option<String> {
-    decide(e, &signal("pr.opened", json!({"lines": 1})), json!({"policy": {"snapshot_id": "pol-9"}})).policy_snapshot_id
+    decide(
+        e,
+        &signal("pr.opened", json!({"lines": 1})),
+        json!({"policy": {"snapshot_id": "pol-9"}}),
+    )
+    .policy_snapshot_id
 }
 
 #[test]
@@ -163,9 +249,24 @@ fn condition_and_template_errors_suppress_without_failing_the_decision() {
             ("not-a-bool".into(), 0, Reason::ConditionError),
         ]
     );
-    let detail = |id: &str| d.suppressed.iter().find(|s| s.playbook.id == id).unwrap().detail.clone();
-    assert!(detail("hole").contains("signal.payload.author"), "{}", detail("hole"));
-    assert!(detail("not-a-bool").contains("not a boolean"), "{}", detail("not-a-bool"));
+    let detail = |id: &str| {
+        d.suppressed
+            .iter()
+            .find(|s| s.playbook.id == id)
+            .unwrap()
+            .detail
+            .clone()
+    };
+    assert!(
+        detail("hole").contains("signal.payload.author"),
+        "{}",
+        detail("hole")
+    );
+    assert!(
+        detail("not-a-bool").contains("not a boolean"),
+        "{}",
+        detail("not-a-bool")
+    );
 }
 
 #[test]
@@ -173,18 +274,32 @@ fn surfaces_are_narrowed_by_tenant_then_preferences() {
     let e = engine(&playbook("pb", "  triggers: [x.y]\n  actions:\n    - {type: mirror, surfaces: [pr_comment, ide, chat], title: T, text: t}"));
     let s = signal("x.y", json!({}));
     let surfaces = |ctx| decide(&e, &s, ctx).actions[0].surfaces.clone();
-    assert_eq!(surfaces(json!(null)), [Surface::PrComment, Surface::Ide, Surface::Chat]);
-    assert_eq!(surfaces(json!({"tenant_policy": {"enabled_surfaces": ["ide", "chat"]}})), [Surface::Ide, Surface::Chat]);
     assert_eq!(
-        surfaces(json!({"tenant_policy": {"enabled_surfaces": ["ide", "chat"]}, "preferences": {"preferred_surfaces": ["chat"]}})),
+        surfaces(json!(null)),
+        [Surface::PrComment, Surface::Ide, Surface::Chat]
+    );
+    assert_eq!(
+        surfaces(json!({"tenant_policy": {"enabled_surfaces": ["ide", "chat"]}})),
+        [Surface::Ide, Surface::Chat]
+    );
+    assert_eq!(
+        surfaces(
+            json!({"tenant_policy": {"enabled_surfaces": ["ide", "chat"]}, "preferences": {"preferred_surfaces": ["chat"]}})
+        ),
         [Surface::Chat]
     );
     // Preferences that share nothing with what is enabled do not narrow.
     assert_eq!(
-        surfaces(json!({"tenant_policy": {"enabled_surfaces": ["ide", "chat"]}, "preferences": {"preferred_surfaces": ["pr_comment"]}})),
+        surfaces(
+            json!({"tenant_policy": {"enabled_surfaces": ["ide", "chat"]}, "preferences": {"preferred_surfaces": ["pr_comment"]}})
+        ),
         [Surface::Ide, Surface::Chat]
     );
-    let d = decide(&e, &s, json!({"tenant_policy": {"enabled_surfaces": ["alert"]}}));
+    let d = decide(
+        &e,
+        &s,
+        json!({"tenant_policy": {"enabled_surfaces": ["alert"]}}),
+    );
     assert_eq!(reasons(&d), [("pb".into(), 0, Reason::SurfaceDisabled)]);
 }
 
@@ -196,15 +311,28 @@ fn quiet_hours_across_midnight_in_berlin() {
     let quiet = |now: &str| !decide_at(&e, &s, ctx.clone(), now).suppressed.is_empty();
     assert!(!quiet("2026-11-22T20:59:59Z"), "21:59 in Berlin");
     assert!(quiet("2026-11-22T21:00:00Z"), "22:00 in Berlin");
-    assert!(quiet("2026-11-22T23:30:00Z"), "00:30 the next day in Berlin");
+    assert!(
+        quiet("2026-11-22T23:30:00Z"),
+        "00:30 the next day in Berlin"
+    );
     assert!(quiet("2026-11-23T05:59:00Z"), "06:59 in Berlin");
     assert!(!quiet("2026-11-23T06:00:00Z"), "07:00 in Berlin");
     // Summer time: Berlin is UTC+2, so 20:30Z is 22:30 local.
     assert!(quiet("2026-07-01T20:30:00Z"));
     // The actor's own quiet hours apply as well, in the actor's zone by default.
     let actor = json!({"actor": {"timezone": "Asia/Tokyo"}, "preferences": {"quiet_hours": {"start": "19:00", "end": "08:00"}}});
-    assert!(!decide_at(&e, &s, actor.clone(), "2026-11-22T10:00:00Z").suppressed.is_empty(), "19:00 in Tokyo");
-    assert!(decide_at(&e, &s, actor, "2026-11-22T09:59:00Z").suppressed.is_empty(), "18:59 in Tokyo");
+    assert!(
+        !decide_at(&e, &s, actor.clone(), "2026-11-22T10:00:00Z")
+            .suppressed
+            .is_empty(),
+        "19:00 in Tokyo"
+    );
+    assert!(
+        decide_at(&e, &s, actor, "2026-11-22T09:59:00Z")
+            .suppressed
+            .is_empty(),
+        "18:59 in Tokyo"
+    );
 }
 
 #[test]
@@ -213,9 +341,15 @@ fn critical_playbooks_bypass_snooze_quiet_hours_and_budget_but_not_opt_out() {
     let s = signal("x.y", json!({}));
     let ctx = json!({"preferences": {"snooze_until": "2027-01-01T00:00:00Z", "quiet_hours": {"start": "00:00", "end": "23:59"}},
                      "tenant_policy": {"budget": {"max": 1, "window": "1d"}}});
-    e.fatigue().record("acme", "dev-1", "other", NOW.parse().unwrap(), 5).unwrap();
+    e.fatigue()
+        .record("acme", "dev-1", "other", NOW.parse().unwrap(), 5)
+        .unwrap();
     assert_eq!(decide(&e, &s, ctx).actions.len(), 1);
-    let d = decide(&e, &s, json!({"preferences": {"opt_out_categories": ["security"]}}));
+    let d = decide(
+        &e,
+        &s,
+        json!({"preferences": {"opt_out_categories": ["security"]}}),
+    );
     assert_eq!(reasons(&d), [("secret".into(), 0, Reason::OptedOut)]);
 }
 
@@ -227,17 +361,37 @@ fn redaction_removes_denied_keys_before_evaluation() {
     ]
     .concat();
     let e = engine(&yaml);
-    let s = signal("x.y", json!({"diff": "+secret", "nested": {"token": "abc", "keep": 1}, "list": [{"Password": "x"}]}));
+    let s = signal(
+        "x.y",
+        json!({"diff": "+secret", "nested": {"token": "abc", "keep": 1}, "list": [{"Password": "x"}]}),
+    );
     let d = decide(&e, &s, json!(null));
-    assert_eq!(d.redacted, ["payload.diff", "payload.nested.token", "payload.list[0].Password"]);
+    assert_eq!(
+        d.redacted,
+        [
+            "payload.diff",
+            "payload.nested.token",
+            "payload.list[0].Password"
+        ]
+    );
     assert_eq!(acted(&d), ["sees-nothing mirror"]);
     assert_eq!(reasons(&d), [("leaky".into(), 0, Reason::TemplateError)]);
     // A tenant deny list replaces the default one.
-    let d = decide(&e, &s, json!({"tenant": {"config": {"deny_payload_keys": ["keep"]}}}));
+    let d = decide(
+        &e,
+        &s,
+        json!({"tenant": {"config": {"deny_payload_keys": ["keep"]}}}),
+    );
     assert_eq!(d.redacted, ["payload.nested.keep"]);
     // Recent signals are minimised too.
-    let d = decide(&e, &s, json!({"recent_signals": [{"kind": "a.b", "occurred_at": NOW, "payload": {"secret": 1}}]}));
-    assert!(d.redacted.contains(&"recent_signals[0].payload.secret".to_owned()));
+    let d = decide(
+        &e,
+        &s,
+        json!({"recent_signals": [{"kind": "a.b", "occurred_at": NOW, "payload": {"secret": 1}}]}),
+    );
+    assert!(d
+        .redacted
+        .contains(&"recent_signals[0].payload.secret".to_owned()));
 }
 
 #[test]
@@ -254,16 +408,31 @@ fn markdown_surfaces_escape_values_and_plain_ones_keep_them_readable() {
     assert!(!md.contains("\n#"), "{md}");
     assert!(md.starts_with("**Branch "), "{md}");
     let plain = &a.rendered[&Surface::Ide];
-    assert!(plain.contains("x](https://evil.example) @org/admins <img src=x> # heading"), "{plain}");
+    assert!(
+        plain.contains("x](https://evil.example) @org/admins <img src=x> # heading"),
+        "{plain}"
+    );
     assert!(!a.text.contains('\n'));
 }
 
 #[test]
 fn conditions_can_use_the_helpers() {
     let yaml = [
-        mirror("repeated", "ci.failed", "recent_count(\"ci.*\", \"1h\") >= 2"),
-        mirror("since", "x.y", "hours_since(signal.payload.opened_at) > 24.0"),
-        mirror("globbed", "x.y", "glob(\"src/**/*.rs\", signal.repo.path) && !glob(\"src/*.rs\", signal.repo.path)"),
+        mirror(
+            "repeated",
+            "ci.failed",
+            "recent_count(\"ci.*\", \"1h\") >= 2",
+        ),
+        mirror(
+            "since",
+            "x.y",
+            "hours_since(signal.payload.opened_at) > 24.0",
+        ),
+        mirror(
+            "globbed",
+            "x.y",
+            "glob(\"src/**/*.rs\", signal.repo.path) && !glob(\"src/*.rs\", signal.repo.path)",
+        ),
         mirror("late", "x.y", "local_hour() == 23"),
         mirror("branch", "x.y", "signal.repo.branch.starts_with(\"feat/\")"),
     ]
@@ -275,10 +444,18 @@ fn conditions_can_use_the_helpers() {
         {"kind": "ci.failed", "occurred_at": "2026-11-22T08:30:00Z"},
         {"kind": "pr.opened", "occurred_at": "2026-11-22T09:50:00Z"}]});
     // sig-1 is the current signal and is not counted: only one other in the hour.
-    assert!(decide(&e, &signal("ci.failed", json!({})), recent.clone()).actions.is_empty());
+    assert!(decide(&e, &signal("ci.failed", json!({})), recent.clone())
+        .actions
+        .is_empty());
     let mut more = recent;
-    more["recent_signals"].as_array_mut().unwrap().push(json!({"kind": "ci.started", "occurred_at": "2026-11-22T09:10:00Z"}));
-    assert_eq!(acted(&decide(&e, &signal("ci.failed", json!({})), more)), ["repeated mirror"]);
+    more["recent_signals"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"kind": "ci.started", "occurred_at": "2026-11-22T09:10:00Z"}));
+    assert_eq!(
+        acted(&decide(&e, &signal("ci.failed", json!({})), more)),
+        ["repeated mirror"]
+    );
 
     let mut s = signal("x.y", json!({"opened_at": "2026-11-20T10:00:00Z"}));
     s["repo"]["path"] = json!("src/engine/mod.rs");
@@ -288,23 +465,52 @@ fn conditions_can_use_the_helpers() {
     got.sort();
     assert_eq!(got, ["branch mirror", "globbed mirror", "since mirror"]);
     let late = decide_at(&e, &s, ctx, "2026-11-22T17:45:00Z");
-    assert!(acted(&late).contains(&"late mirror".to_owned()), "23:15 in Kolkata");
+    assert!(
+        acted(&late).contains(&"late mirror".to_owned()),
+        "23:15 in Kolkata"
+    );
 }
 
 #[test]
 fn explain_traces_every_candidate() {
-    let yaml = [mirror("yes", "x.y", "true"), mirror("no", "x.*", "false"), mirror("err", "x.y", "signal.payload.a.b == 1")].concat();
+    let yaml = [
+        mirror("yes", "x.y", "true"),
+        mirror("no", "x.*", "false"),
+        mirror("err", "x.y", "signal.payload.a.b == 1"),
+    ]
+    .concat();
     let e = engine(&yaml);
     let d = e
-        .decide(&signal("x.y", json!({})), Some(&json!({"tenant_policy": {"enabled_surfaces": ["chat"]}})), &DecideOptions { now: Some(NOW.parse().unwrap()), explain: true })
+        .decide(
+            &signal("x.y", json!({})),
+            Some(&json!({"tenant_policy": {"enabled_surfaces": ["chat"]}})),
+            &DecideOptions {
+                now: Some(NOW.parse().unwrap()),
+                explain: true,
+            },
+        )
         .unwrap();
     let explain = serde_json::to_value(d.explain.unwrap()).unwrap();
-    let by_id = |id: &str| explain.as_array().unwrap().iter().find(|e| e["playbook"]["id"] == id).unwrap().clone();
+    let by_id = |id: &str| {
+        explain
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["playbook"]["id"] == id)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(by_id("no")["condition"], json!(false));
     assert_eq!(by_id("no")["trigger"], json!("x.*"));
     assert_eq!(by_id("yes")["condition"], json!(true));
-    assert_eq!(by_id("yes")["actions"], json!([{"index": 0, "type": "mirror", "outcome": "suppressed:surface_disabled"}]));
-    assert!(by_id("err")["condition"]["error"].as_str().unwrap().contains("'b'"));
+    assert_eq!(
+        by_id("yes")["actions"],
+        json!([{"index": 0, "type": "mirror", "outcome": "suppressed:surface_disabled"}])
+    );
+    assert!(by_id("err")["condition"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("'b'"));
     let d = decide(&e, &signal("x.y", json!({})), json!(null));
     assert!(d.explain.is_none());
 }
@@ -318,24 +524,58 @@ fn invalid_input_is_an_error_naming_the_field() {
     let err = e.decide(&s, None, &opts).unwrap_err();
     assert_eq!(err.info().code, "SIGNAL_INVALID");
     assert_eq!(err.info().field.as_deref(), Some("tenant_id"));
-    let err = e.decide(&signal("X.Y", json!({})), None, &opts).unwrap_err();
+    let err = e
+        .decide(&signal("X.Y", json!({})), None, &opts)
+        .unwrap_err();
     assert_eq!(err.info().field.as_deref(), Some("kind"));
     let mut s = signal("x.y", json!({}));
     s["occurred_at"] = json!("22/11/2026");
-    assert_eq!(e.decide(&s, None, &opts).unwrap_err().info().field.as_deref(), Some("occurred_at"));
+    assert_eq!(
+        e.decide(&s, None, &opts)
+            .unwrap_err()
+            .info()
+            .field
+            .as_deref(),
+        Some("occurred_at")
+    );
     let big = signal("x.y", json!({"blob": "x".repeat(70 * 1024)}));
-    assert_eq!(e.decide(&big, None, &opts).unwrap_err().info().field.as_deref(), Some("payload"));
-    let err = e.decide(&signal("x.y", json!({})), Some(&json!({"preferences": {"snooze_until": "soon"}})), &opts).unwrap_err();
+    assert_eq!(
+        e.decide(&big, None, &opts)
+            .unwrap_err()
+            .info()
+            .field
+            .as_deref(),
+        Some("payload")
+    );
+    let err = e
+        .decide(
+            &signal("x.y", json!({})),
+            Some(&json!({"preferences": {"snooze_until": "soon"}})),
+            &opts,
+        )
+        .unwrap_err();
     assert_eq!(err.info().code, "CONTEXT_INVALID");
-    assert_eq!(err.info().field.as_deref(), Some("preferences.snooze_until"));
+    assert_eq!(
+        err.info().field.as_deref(),
+        Some("preferences.snooze_until")
+    );
 }
 
 #[test]
 fn reload_is_atomic_under_concurrent_decisions() {
     let set = |tag: &str| {
-        PlaybookSet::from_yaml(&[mirror("a", "x.y", "true"), mirror("b", "x.y", "true")].concat().replace("fired", tag)).unwrap()
+        PlaybookSet::from_yaml(
+            &[mirror("a", "x.y", "true"), mirror("b", "x.y", "true")]
+                .concat()
+                .replace("fired", tag),
+        )
+        .unwrap()
     };
-    let e = engine(&[mirror("a", "x.y", "true"), mirror("b", "x.y", "true")].concat().replace("fired", "old"));
+    let e = engine(
+        &[mirror("a", "x.y", "true"), mirror("b", "x.y", "true")]
+            .concat()
+            .replace("fired", "old"),
+    );
     std::thread::scope(|scope| {
         let deciders: Vec<_> = (0..3)
             .map(|_| {
@@ -343,9 +583,16 @@ fn reload_is_atomic_under_concurrent_decisions() {
                 scope.spawn(move || {
                     for _ in 0..300 {
                         let d = decide(&e, &signal("x.y", json!({})), json!(null));
-                        let tags: Vec<&str> = d.actions.iter().map(|a| a.text.split(' ').nth(1).unwrap()).collect();
+                        let tags: Vec<&str> = d
+                            .actions
+                            .iter()
+                            .map(|a| a.text.split(' ').nth(1).unwrap())
+                            .collect();
                         assert_eq!(tags.len(), 2);
-                        assert_eq!(tags[0], tags[1], "a decision saw a mix of two sets: {tags:?}");
+                        assert_eq!(
+                            tags[0], tags[1],
+                            "a decision saw a mix of two sets: {tags:?}"
+                        );
                     }
                 })
             })

@@ -36,7 +36,9 @@ fn the_reference_document_loads() {
 
 #[test]
 fn malformed_yaml_points_at_the_syntax_error() {
-    let d = first_error("apiVersion: mmm/v1\nkind: Playbook\nmetadata:\n  id: x\n   version: 1\nspec: {}\n");
+    let d = first_error(
+        "apiVersion: mmm/v1\nkind: Playbook\nmetadata:\n  id: x\n   version: 1\nspec: {}\n",
+    );
     assert_eq!(d.rule, "yaml", "{d}");
     assert_eq!(d.file, "<yaml>");
     assert_eq!(d.line, Some(5), "{d}");
@@ -44,10 +46,16 @@ fn malformed_yaml_points_at_the_syntax_error() {
 
 #[test]
 fn unknown_and_missing_fields() {
-    let d = first_error(&GOOD.replace("  status: published\n", "  status: published\n  colour: red\n"));
+    let d = first_error(&GOOD.replace(
+        "  status: published\n",
+        "  status: published\n  colour: red\n",
+    ));
     assert_eq!(at(&d), ("unknown-field".into(), 8, 3), "{d}");
     assert!(d.message.contains("`colour`"));
-    let d = first_error(&GOOD.replace("      surfaces: [ide]\n", "      surfaces: [ide]\n      emoji: yes\n"));
+    let d = first_error(&GOOD.replace(
+        "      surfaces: [ide]\n",
+        "      surfaces: [ide]\n      emoji: yes\n",
+    ));
     assert_eq!(at(&d), ("unknown-field".into(), 14, 7), "{d}");
     let d = first_error(&GOOD.replace("  version: 1\n", ""));
     assert_eq!(d.rule, "missing-field", "{d}");
@@ -61,18 +69,53 @@ fn value_rules_point_at_the_value() {
     let cases = [
         ("id: good", "id: Good_PB", ("invalid-id", 4, 7)),
         ("version: 1", "version: 0", ("invalid-version", 5, 12)),
-        ("tenant: \"*\"", "tenant: \"a b\"", ("invalid-tenant", 6, 11)),
-        ("status: published", "status: live", ("invalid-status", 7, 11)),
-        ("[pr.opened]", "[pr.opened, PR.*]", ("invalid-trigger", 9, 25)),
-        ("surfaces: [ide]", "surfaces: [ide, email]", ("invalid-surface", 13, 23)),
-        ("surfaces: [ide]", "surfaces: [ide, ide]", ("duplicate-surface", 13, 23)),
-        ("type: mirror", "type: poster", ("invalid-action-type", 12, 13)),
-        ("apiVersion: mmm/v1", "apiVersion: mmm/v2", ("api-version", 1, 13)),
+        (
+            "tenant: \"*\"",
+            "tenant: \"a b\"",
+            ("invalid-tenant", 6, 11),
+        ),
+        (
+            "status: published",
+            "status: live",
+            ("invalid-status", 7, 11),
+        ),
+        (
+            "[pr.opened]",
+            "[pr.opened, PR.*]",
+            ("invalid-trigger", 9, 25),
+        ),
+        (
+            "surfaces: [ide]",
+            "surfaces: [ide, email]",
+            ("invalid-surface", 13, 23),
+        ),
+        (
+            "surfaces: [ide]",
+            "surfaces: [ide, ide]",
+            ("duplicate-surface", 13, 23),
+        ),
+        (
+            "type: mirror",
+            "type: poster",
+            ("invalid-action-type", 12, 13),
+        ),
+        (
+            "apiVersion: mmm/v1",
+            "apiVersion: mmm/v2",
+            ("api-version", 1, 13),
+        ),
     ];
     for (from, to, (rule, line, column)) in cases {
         let d = first_error(&GOOD.replace(from, to));
         assert_eq!(at(&d), (rule.into(), line, column), "{from} -> {to}: {d}");
-        assert_eq!(d.playbook.as_deref(), Some(if from == "id: good" { "Good_PB" } else { "good" }));
+        assert_eq!(
+            d.playbook.as_deref(),
+            Some(if from == "id: good" {
+                "Good_PB"
+            } else {
+                "good"
+            })
+        );
     }
 }
 
@@ -94,9 +137,12 @@ fn action_fields_depend_on_the_type() {
     let d = first_error(&GOOD.replace("      text: \"{{ signal.payload.lines }} lines\"\n", ""));
     assert_eq!(d.rule, "missing-field", "{d}");
     assert!(d.message.contains("`text`"));
-    let d = first_error(&GOOD.replace("      title: T\n", "      title: T\n      operation: run\n"));
+    let d =
+        first_error(&GOOD.replace("      title: T\n", "      title: T\n      operation: run\n"));
     assert_eq!(at(&d), ("field-not-allowed".into(), 15, 18), "{d}");
-    let mentor = GOOD.replace("type: mirror", "type: mentor").replace("text: ", "prompt: ");
+    let mentor = GOOD
+        .replace("type: mirror", "type: mentor")
+        .replace("text: ", "prompt: ");
     assert!(PlaybookSet::from_yaml(&mentor).is_ok());
     let multiplier = GOOD.replace("type: mirror", "type: multiplier");
     let d = first_error(&multiplier);
@@ -128,7 +174,12 @@ fn rhai_errors_are_mapped_into_the_file() {
     assert_eq!((d.line, d.column), (Some(13), Some(7)), "{d}");
     assert!(d.message.contains("undefined_thing"), "{d}");
     // Writes to `signal`/`ctx`, `eval` and imports are refused at load.
-    for script in ["signal.payload.x = 1; true", "ctx.now = 1; true", "eval(\"1\")", "import \"m\" as m; true"] {
+    for script in [
+        "signal.payload.x = 1; true",
+        "ctx.now = 1; true",
+        "eval(\"1\")",
+        "import \"m\" as m; true",
+    ] {
         let d = first_error(&GOOD.replace("signal.payload.lines > 3", &format!("'{script}'")));
         assert_eq!(d.rule, "condition", "{script}: {d}");
         assert_eq!(d.line, Some(10), "{script}: {d}");
@@ -146,7 +197,9 @@ fn twenty_thousand_parentheses_are_a_load_error() {
 #[test]
 fn deeply_nested_yaml_is_an_error_not_a_crash() {
     let deep = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
-    let d = first_error(&format!("apiVersion: mmm/v1\nkind: Playbook\nmetadata: {deep}\n"));
+    let d = first_error(&format!(
+        "apiVersion: mmm/v1\nkind: Playbook\nmetadata: {deep}\n"
+    ));
     assert!(d.is_error());
     // Alias bombs are refused too.
     let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
@@ -162,7 +215,12 @@ fn duplicate_versions_and_unknown_kinds() {
     let d = first_error(&GOOD.replace("kind: Playbook", "kind: Rule"));
     assert_eq!(at(&d), ("unknown-kind".into(), 2, 7), "{d}");
     // Several documents, one error each, all reported.
-    let err = PlaybookSet::from_yaml(&format!("{}---\n{}", GOOD.replace("id: good", "id: BAD"), GOOD.replace("status: published", "status: nope"))).unwrap_err();
+    let err = PlaybookSet::from_yaml(&format!(
+        "{}---\n{}",
+        GOOD.replace("id: good", "id: BAD"),
+        GOOD.replace("status: published", "status: nope")
+    ))
+    .unwrap_err();
     let lines: Vec<usize> = err.diagnostics.iter().map(|d| d.line.unwrap()).collect();
     assert_eq!(lines, [4, 23]);
 }
@@ -172,14 +230,25 @@ fn files_and_directories_are_read_recursively_skipping_test_suites() {
     let dir = std::env::temp_dir().join(format!("mmm-load-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("nested")).unwrap();
     std::fs::write(dir.join("a.yaml"), GOOD).unwrap();
-    std::fs::write(dir.join("nested/b.yml"), GOOD.replace("id: good", "id: other")).unwrap();
+    std::fs::write(
+        dir.join("nested/b.yml"),
+        GOOD.replace("id: good", "id: other"),
+    )
+    .unwrap();
     std::fs::write(dir.join("nested/b.test.yaml"), "cases: []").unwrap();
     std::fs::write(dir.join("notes.txt"), "not yaml").unwrap();
     let set = PlaybookSet::from_path(&dir).unwrap();
     assert_eq!(set.len(), 2);
-    std::fs::write(dir.join("nested/bad.yaml"), GOOD.replace("status: published", "status: x")).unwrap();
+    std::fs::write(
+        dir.join("nested/bad.yaml"),
+        GOOD.replace("status: published", "status: x"),
+    )
+    .unwrap();
     let err = PlaybookSet::from_path(&dir).unwrap_err();
-    assert!(err.diagnostics[0].file.ends_with("nested/bad.yaml"), "{err}");
+    assert!(
+        err.diagnostics[0].file.ends_with("nested/bad.yaml"),
+        "{err}"
+    );
     let missing = PlaybookSet::from_path(dir.join("nope")).unwrap_err();
     assert_eq!(missing.diagnostics[0].rule, "io");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -189,11 +258,30 @@ fn files_and_directories_are_read_recursively_skipping_test_suites() {
 fn check_paths_adds_lint_warnings() {
     let dir = std::env::temp_dir().join(format!("mmm-lint-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let text = GOOD.replace("\"{{ signal.payload.lines }} lines\"", "\"You should hurry, {{ signal.payload.lines }} lines\"");
+    let text = GOOD.replace(
+        "\"{{ signal.payload.lines }} lines\"",
+        "\"You should hurry, {{ signal.payload.lines }} lines\"",
+    );
     std::fs::write(dir.join("a.yaml"), &text).unwrap();
     let found = check_paths(&[&dir]);
-    let rules: Vec<(&str, Severity, usize, usize)> = found.iter().map(|d| (d.rule.as_str(), d.severity, d.line.unwrap(), d.column.unwrap())).collect();
-    assert_eq!(rules, [("prescriptive-wording", Severity::Warning, 15, 14), ("false-urgency", Severity::Warning, 15, 25)]);
+    let rules: Vec<(&str, Severity, usize, usize)> = found
+        .iter()
+        .map(|d| {
+            (
+                d.rule.as_str(),
+                d.severity,
+                d.line.unwrap(),
+                d.column.unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("prescriptive-wording", Severity::Warning, 15, 14),
+            ("false-urgency", Severity::Warning, 15, 25)
+        ]
+    );
     // Warnings do not stop loading.
     assert!(PlaybookSet::from_path(&dir).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();

@@ -42,13 +42,24 @@ fn shared_vectors_replay() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "expected the shared vectors, found {}", files.len());
+    assert!(
+        files.len() >= 10,
+        "expected the shared vectors, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for file in &files {
-        let mut vector: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-        let set = PlaybookSet::from_yaml(vector["playbooks"].as_str().unwrap()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let mut vector: Value =
+            serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        let set = PlaybookSet::from_yaml(vector["playbooks"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let engine = Engine::builder().playbooks(set).build();
-        for (i, step) in vector["steps"].as_array_mut().unwrap().iter_mut().enumerate() {
+        for (i, step) in vector["steps"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .enumerate()
+        {
             let options = DecideOptions {
                 now: Some(step["now"].as_str().unwrap().parse().unwrap()),
                 explain: step["explain"].as_bool().unwrap_or(false),

@@ -8,7 +8,14 @@ use serde_json::Value;
 /// Reads a JSON file, naming the file and position on error.
 pub fn read_json(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}:{}:{}: invalid JSON: {e}", path.display(), e.line(), e.column()))
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}:{}:{}: invalid JSON: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
+    })
 }
 
 /// Loads playbooks, printing every error.
@@ -18,8 +25,9 @@ pub fn load(path: &Path) -> Result<PlaybookSet, String> {
 
 pub fn parse_now(now: Option<&str>) -> Result<Option<jiff::Timestamp>, String> {
     now.map(|n| {
-        n.parse::<jiff::Timestamp>()
-            .map_err(|_| format!("--now `{n}` is not an RFC 3339 timestamp (e.g. 2026-11-22T10:00:00Z)"))
+        n.parse::<jiff::Timestamp>().map_err(|_| {
+            format!("--now `{n}` is not an RFC 3339 timestamp (e.g. 2026-11-22T10:00:00Z)")
+        })
     })
     .transpose()
 }

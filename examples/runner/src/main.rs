@@ -1,6 +1,10 @@
 //! `mmm`: the playbook author's command. Validate, decide, test and simulate playbooks
 //! locally, before any service exists.
 
+// The runner reads decisions and test files as `serde_json::Value` and indexes them by
+// key; that never panics (a missing key reads as null), unlike slice indexing.
+#![allow(clippy::indexing_slicing)]
+
 mod decide;
 mod simulate;
 mod suite;
@@ -12,7 +16,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mmm", version, about = "Validate, decide, test and simulate mmm-engine playbooks")]
+#[command(
+    name = "mmm",
+    version,
+    about = "Validate, decide, test and simulate mmm-engine playbooks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,17 +88,43 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Validate { strict, format, paths } => validate::run(&paths, strict, format),
-        Command::Decide { playbooks, signal, context, now, explain } => {
-            decide::run(&playbooks, &signal, context.as_deref(), now.as_deref(), explain)
-        }
+        Command::Validate {
+            strict,
+            format,
+            paths,
+        } => validate::run(&paths, strict, format),
+        Command::Decide {
+            playbooks,
+            signal,
+            context,
+            now,
+            explain,
+        } => decide::run(
+            &playbooks,
+            &signal,
+            context.as_deref(),
+            now.as_deref(),
+            explain,
+        ),
         Command::Test { paths, coverage } => {
-            let paths = if paths.is_empty() { vec![PathBuf::from("playbooks")] } else { paths };
+            let paths = if paths.is_empty() {
+                vec![PathBuf::from("playbooks")]
+            } else {
+                paths
+            };
             suite::run(&paths, coverage)
         }
-        Command::Simulate { playbooks, signals, against, decisions_out } => {
-            simulate::run(&playbooks, &signals, against.as_deref(), decisions_out.as_deref())
-        }
+        Command::Simulate {
+            playbooks,
+            signals,
+            against,
+            decisions_out,
+        } => simulate::run(
+            &playbooks,
+            &signals,
+            against.as_deref(),
+            decisions_out.as_deref(),
+        ),
         Command::Schema => {
             println!("{:#}", mmm_engine::schema::playbook_schema());
             Ok(true)

@@ -22,19 +22,40 @@ fn outline(d: &Decision) -> Vec<String> {
         .iter()
         .map(|a| {
             let surfaces: Vec<&str> = a.surfaces.iter().map(|s| s.as_str()).collect();
-            format!("{}@{} {} [{}]", a.playbook.id, a.playbook.version, a.kind, surfaces.join(","))
+            format!(
+                "{}@{} {} [{}]",
+                a.playbook.id,
+                a.playbook.version,
+                a.kind,
+                surfaces.join(",")
+            )
         })
         .collect();
-    out.extend(d.suppressed.iter().map(|s| format!("{}@{} {} #{} suppressed:{}", s.playbook.id, s.playbook.version, s.kind, s.action_index, s.reason)));
+    out.extend(d.suppressed.iter().map(|s| {
+        format!(
+            "{}@{} {} #{} suppressed:{}",
+            s.playbook.id, s.playbook.version, s.kind, s.action_index, s.reason
+        )
+    }));
     out
 }
 
 fn record(tally: &mut BTreeMap<String, Tally>, d: &Decision) {
     for a in &d.actions {
-        *tally.entry(a.playbook.id.clone()).or_default().actions.entry(a.kind.to_string()).or_default() += 1;
+        *tally
+            .entry(a.playbook.id.clone())
+            .or_default()
+            .actions
+            .entry(a.kind.to_string())
+            .or_default() += 1;
     }
     for s in &d.suppressed {
-        *tally.entry(s.playbook.id.clone()).or_default().suppressed.entry(s.reason.to_string()).or_default() += 1;
+        *tally
+            .entry(s.playbook.id.clone())
+            .or_default()
+            .suppressed
+            .entry(s.reason.to_string())
+            .or_default() += 1;
     }
 }
 
@@ -49,10 +70,17 @@ fn print_summary(title: &str, tally: &BTreeMap<String, Tally>) {
             if m.is_empty() {
                 "-".to_owned()
             } else {
-                m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+                m.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         };
-        println!("  {id:width$}  actions: {:<36} suppressed: {}", list(&t.actions), list(&t.suppressed));
+        println!(
+            "  {id:width$}  actions: {:<36} suppressed: {}",
+            list(&t.actions),
+            list(&t.suppressed)
+        );
     }
 }
 
@@ -67,7 +95,8 @@ pub fn run(
         Some(dir) => Some(Engine::builder().playbooks(load(dir)?).build()),
         None => None,
     };
-    let text = std::fs::read_to_string(signals).map_err(|e| format!("{}: {e}", signals.display()))?;
+    let text =
+        std::fs::read_to_string(signals).map_err(|e| format!("{}: {e}", signals.display()))?;
     let mut out = match decisions_out {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?,
@@ -89,7 +118,11 @@ pub fn run(
         let value: Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
-                eprintln!("{}:{line_no}:{}: invalid JSON: {e}", signals.display(), e.column());
+                eprintln!(
+                    "{}:{line_no}:{}: invalid JSON: {e}",
+                    signals.display(),
+                    e.column()
+                );
                 errors += 1;
                 continue;
             }
@@ -112,11 +145,19 @@ pub fn run(
         earlier.truncate(50);
         let context = Some(context);
         let now = signal["occurred_at"].as_str().and_then(|s| s.parse().ok());
-        let options = DecideOptions { now, explain: false };
+        let options = DecideOptions {
+            now,
+            explain: false,
+        };
         let decision = match primary.decide(&signal, context.as_ref(), &options) {
             Ok(d) => d,
             Err(e) => {
-                eprintln!("{}:{line_no}: error[{}]: {}", signals.display(), e.info().code, e);
+                eprintln!(
+                    "{}:{line_no}: error[{}]: {}",
+                    signals.display(),
+                    e.info().code,
+                    e
+                );
                 errors += 1;
                 continue;
             }
@@ -132,7 +173,13 @@ pub fn run(
                 record(&mut shadow_tally, &other);
                 let (a, b) = (outline(&decision), outline(&other));
                 if a != b {
-                    differences.push((line_no, signal["kind"].as_str().unwrap_or("?").to_owned(), signal["actor_id"].as_str().unwrap_or("?").to_owned(), a, b));
+                    differences.push((
+                        line_no,
+                        signal["kind"].as_str().unwrap_or("?").to_owned(),
+                        signal["actor_id"].as_str().unwrap_or("?").to_owned(),
+                        a,
+                        b,
+                    ));
                 }
             }
         }
@@ -140,15 +187,39 @@ pub fn run(
     if let Some(mut out) = out {
         out.flush().map_err(|e| e.to_string())?;
     }
-    println!("replayed {count} signal(s) from {}{}", signals.display(), if errors > 0 { format!(", {errors} rejected") } else { String::new() });
+    println!(
+        "replayed {count} signal(s) from {}{}",
+        signals.display(),
+        if errors > 0 {
+            format!(", {errors} rejected")
+        } else {
+            String::new()
+        }
+    );
     print_summary(&format!("playbooks: {}", playbooks.display()), &tally);
     if let Some(dir) = against {
         print_summary(&format!("against: {}", dir.display()), &shadow_tally);
         println!("{} decision(s) differ", differences.len());
         for (line, kind, actor, a, b) in &differences {
             println!("  line {line} ({kind}, {actor}):");
-            println!("    {}: {}", playbooks.display(), if a.is_empty() { "nothing".to_owned() } else { a.join("; ") });
-            println!("    {}: {}", dir.display(), if b.is_empty() { "nothing".to_owned() } else { b.join("; ") });
+            println!(
+                "    {}: {}",
+                playbooks.display(),
+                if a.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    a.join("; ")
+                }
+            );
+            println!(
+                "    {}: {}",
+                dir.display(),
+                if b.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    b.join("; ")
+                }
+            );
         }
     }
     Ok(errors == 0)

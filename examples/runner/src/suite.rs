@@ -111,13 +111,21 @@ fn action_matches(e: &ExpectAction, a: &Value) -> Vec<String> {
         check(&mut diffs, "playbook", p.clone(), s(&a["playbook"]["id"]));
     }
     if let Some(v) = e.version {
-        check(&mut diffs, "version", v.to_string(), a["playbook"]["version"].to_string());
+        check(
+            &mut diffs,
+            "version",
+            v.to_string(),
+            a["playbook"]["version"].to_string(),
+        );
     }
     if let Some(t) = &e.kind {
         check(&mut diffs, "type", t.clone(), s(&a["type"]));
     }
     if let Some(surfaces) = &e.surfaces {
-        let got: Vec<String> = a["surfaces"].as_array().map(|v| v.iter().map(s).collect()).unwrap_or_default();
+        let got: Vec<String> = a["surfaces"]
+            .as_array()
+            .map(|v| v.iter().map(s).collect())
+            .unwrap_or_default();
         check(&mut diffs, "surfaces", surfaces.join(", "), got.join(", "));
     }
     if let Some(t) = &e.title {
@@ -130,22 +138,39 @@ fn action_matches(e: &ExpectAction, a: &Value) -> Vec<String> {
         }
     }
     if let Some(b) = e.requires_consent {
-        check(&mut diffs, "requires_consent", b.to_string(), a["requires_consent"].to_string());
+        check(
+            &mut diffs,
+            "requires_consent",
+            b.to_string(),
+            a["requires_consent"].to_string(),
+        );
     }
     if let Some(b) = e.dual_channel {
-        check(&mut diffs, "dual_channel", b.to_string(), a["dual_channel"].to_string());
+        check(
+            &mut diffs,
+            "dual_channel",
+            b.to_string(),
+            a["dual_channel"].to_string(),
+        );
     }
     if let Some(op) = &e.operation {
         check(&mut diffs, "operation", op.clone(), s(&a["operation"]));
     }
     if let Some(v) = &e.variant {
-        check(&mut diffs, "variant", v.clone(), s(&a["experiment"]["variant"]));
+        check(
+            &mut diffs,
+            "variant",
+            v.clone(),
+            s(&a["experiment"]["variant"]),
+        );
     }
     diffs
 }
 
 fn suppressed_matches(e: &ExpectSuppressed, a: &Value) -> bool {
-    e.playbook.as_deref().is_none_or(|p| a["playbook"]["id"] == p)
+    e.playbook
+        .as_deref()
+        .is_none_or(|p| a["playbook"]["id"] == p)
         && e.kind.as_deref().is_none_or(|t| a["type"] == t)
         && e.action_index.is_none_or(|i| a["action_index"] == i)
         && e.reason.as_deref().is_none_or(|r| a["reason"] == r)
@@ -156,7 +181,14 @@ fn describe_action(a: &Value) -> String {
         "{} {} [{}]",
         a["playbook"]["id"].as_str().unwrap_or("?"),
         a["type"].as_str().unwrap_or("?"),
-        a["surfaces"].as_array().map(|v| v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+        a["surfaces"]
+            .as_array()
+            .map(|v| v
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default()
     )
 }
 
@@ -179,10 +211,20 @@ fn compare(expect: &Expect, decision: &Value) -> Vec<String> {
             // The expected entries must appear in this order, others may be between them.
             let mut next = 0;
             for (i, e) in want.iter().enumerate() {
-                match actions.iter().skip(next).position(|a| action_matches(e, a).is_empty()) {
+                match actions
+                    .iter()
+                    .skip(next)
+                    .position(|a| action_matches(e, a).is_empty())
+                {
                     Some(found) => next += found + 1,
-                    None => diffs.push(format!("actions[{i}]: no matching action (in order) among: {}",
-                        actions.iter().map(describe_action).collect::<Vec<_>>().join("; "))),
+                    None => diffs.push(format!(
+                        "actions[{i}]: no matching action (in order) among: {}",
+                        actions
+                            .iter()
+                            .map(describe_action)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )),
                 }
             }
         } else if want.len() != actions.len() {
@@ -190,7 +232,15 @@ fn compare(expect: &Expect, decision: &Value) -> Vec<String> {
                 "actions: expected {} action(s), got {}: {}",
                 want.len(),
                 actions.len(),
-                if actions.is_empty() { "none".to_owned() } else { actions.iter().map(describe_action).collect::<Vec<_>>().join("; ") }
+                if actions.is_empty() {
+                    "none".to_owned()
+                } else {
+                    actions
+                        .iter()
+                        .map(describe_action)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }
             ));
         } else {
             for (i, (e, a)) in want.iter().zip(actions).enumerate() {
@@ -204,7 +254,9 @@ fn compare(expect: &Expect, decision: &Value) -> Vec<String> {
         let got = decision["suppressed"].as_array().unwrap_or(&empty);
         let mut used = vec![false; got.len()];
         for e in want {
-            let hit = got.iter().enumerate().position(|(i, a)| !used.get(i).copied().unwrap_or(true) && suppressed_matches(e, a));
+            let hit = got.iter().enumerate().position(|(i, a)| {
+                !used.get(i).copied().unwrap_or(true) && suppressed_matches(e, a)
+            });
             match hit {
                 Some(i) => {
                     if let Some(u) = used.get_mut(i) {
@@ -216,7 +268,14 @@ fn compare(expect: &Expect, decision: &Value) -> Vec<String> {
                     e.playbook.as_deref().unwrap_or("any playbook"),
                     e.kind.as_deref().unwrap_or("any type"),
                     e.reason.as_deref().unwrap_or("any reason"),
-                    if got.is_empty() { "none".to_owned() } else { got.iter().map(describe_suppressed).collect::<Vec<_>>().join("; ") }
+                    if got.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        got.iter()
+                            .map(describe_suppressed)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    }
                 )),
             }
         }
@@ -229,9 +288,20 @@ fn compare(expect: &Expect, decision: &Value) -> Vec<String> {
         }
     }
     if let Some(want) = &expect.degraded {
-        let got: BTreeSet<String> = decision["degraded"].as_array().map(|v| v.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()).unwrap_or_default();
+        let got: BTreeSet<String> = decision["degraded"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
         let want: BTreeSet<String> = want.iter().cloned().collect();
-        let ok = if expect.partial { want.is_subset(&got) } else { want == got };
+        let ok = if expect.partial {
+            want.is_subset(&got)
+        } else {
+            want == got
+        };
         if !ok {
             diffs.push(format!("degraded: expected {want:?}, got {got:?}"));
         }
@@ -252,15 +322,32 @@ fn run_case(set: &Arc<PlaybookSet>, case: &Case) -> Result<Decision, String> {
     let tenant = case.signal["tenant_id"].as_str().unwrap_or("");
     let actor = case.signal["actor_id"].as_str().unwrap_or("");
     for h in &case.history {
-        let at = h.at.parse::<jiff::Timestamp>().map_err(|_| format!("history: `{}` is not an RFC 3339 timestamp", h.at))?;
-        engine.fatigue().record(tenant, actor, &h.playbook, at, 1).map_err(|e| e.to_string())?;
+        let at =
+            h.at.parse::<jiff::Timestamp>()
+                .map_err(|_| format!("history: `{}` is not an RFC 3339 timestamp", h.at))?;
+        engine
+            .fatigue()
+            .record(tenant, actor, &h.playbook, at, 1)
+            .map_err(|e| e.to_string())?;
     }
     let now = match &case.now {
-        Some(n) => Some(n.parse::<jiff::Timestamp>().map_err(|_| format!("now: `{n}` is not an RFC 3339 timestamp"))?),
-        None => case.signal["occurred_at"].as_str().and_then(|s| s.parse().ok()),
+        Some(n) => Some(
+            n.parse::<jiff::Timestamp>()
+                .map_err(|_| format!("now: `{n}` is not an RFC 3339 timestamp"))?,
+        ),
+        None => case.signal["occurred_at"]
+            .as_str()
+            .and_then(|s| s.parse().ok()),
     };
     engine
-        .decide(&case.signal, case.context.as_ref(), &DecideOptions { now, explain: false })
+        .decide(
+            &case.signal,
+            case.context.as_ref(),
+            &DecideOptions {
+                now,
+                explain: false,
+            },
+        )
         .map_err(|e| format!("decide failed: {e}"))
 }
 
@@ -272,7 +359,9 @@ pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
     let mut passed = 0usize;
     let mut failed = 0usize;
     let mut sets: HashMap<PathBuf, Result<Arc<PlaybookSet>, String>> = HashMap::new();
-    let mut cov = Coverage { actions: BTreeMap::new() };
+    let mut cov = Coverage {
+        actions: BTreeMap::new(),
+    };
     for file in &suites {
         let shown = file.display();
         let text = match std::fs::read_to_string(file) {
@@ -286,7 +375,10 @@ pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
         let suite: Suite = match serde_yaml::from_str(&text) {
             Ok(s) => s,
             Err(e) => {
-                let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+                let at = e
+                    .location()
+                    .map(|l| format!(":{}:{}", l.line(), l.column()))
+                    .unwrap_or_default();
                 println!("FAIL {shown}{at}: invalid test suite: {e}");
                 failed += 1;
                 continue;
@@ -299,19 +391,28 @@ pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
         };
         let set = sets
             .entry(pb_dir.clone())
-            .or_insert_with(|| PlaybookSet::from_path(&pb_dir).map(Arc::new).map_err(|e| e.to_string()))
+            .or_insert_with(|| {
+                PlaybookSet::from_path(&pb_dir)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
             .clone();
         let set = match set {
             Ok(set) => set,
             Err(e) => {
-                println!("FAIL {shown}: cannot load playbooks from {}:\n{e}", pb_dir.display());
+                println!(
+                    "FAIL {shown}: cannot load playbooks from {}:\n{e}",
+                    pb_dir.display()
+                );
                 failed += suite.cases.len().max(1);
                 continue;
             }
         };
         for plan in set.live() {
             for (i, t) in plan.action_types().iter().enumerate() {
-                cov.actions.entry((plan.id.to_string(), i)).or_insert((t.to_string(), false));
+                cov.actions
+                    .entry((plan.id.to_string(), i))
+                    .or_insert((t.to_string(), false));
             }
         }
         for case in &suite.cases {
@@ -324,12 +425,24 @@ pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
                     let json = serde_json::to_value(&decision).map_err(|e| e.to_string())?;
                     for a in &decision.actions {
                         // Coverage is by the action's position in its playbook.
-                        if let Some(plan) = set.live().iter().find(|p| *p.id == *a.playbook.id && p.version == a.playbook.version) {
+                        if let Some(plan) = set
+                            .live()
+                            .iter()
+                            .find(|p| *p.id == *a.playbook.id && p.version == a.playbook.version)
+                        {
                             let repo = case.signal["repo"]["id"].as_str().unwrap_or("");
                             let index = (0..plan.action_types().len()).find(|i| {
-                                mmm_engine::fingerprint(&decision.tenant_id, &decision.actor_id, &plan.id, *i, repo) == a.fingerprint
+                                mmm_engine::fingerprint(
+                                    &decision.tenant_id,
+                                    &decision.actor_id,
+                                    &plan.id,
+                                    *i,
+                                    repo,
+                                ) == a.fingerprint
                             });
-                            if let Some(entry) = index.and_then(|i| cov.actions.get_mut(&(plan.id.to_string(), i))) {
+                            if let Some(entry) =
+                                index.and_then(|i| cov.actions.get_mut(&(plan.id.to_string(), i)))
+                            {
                                 entry.1 = true;
                             }
                         }
@@ -351,7 +464,14 @@ pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
     if coverage {
         let uncovered: Vec<_> = cov.actions.iter().filter(|(_, (_, hit))| !hit).collect();
         if uncovered.is_empty() {
-            println!("coverage: every action of {} live playbook(s) was returned by some case", cov.actions.keys().map(|(id, _)| id).collect::<BTreeSet<_>>().len());
+            println!(
+                "coverage: every action of {} live playbook(s) was returned by some case",
+                cov.actions
+                    .keys()
+                    .map(|(id, _)| id)
+                    .collect::<BTreeSet<_>>()
+                    .len()
+            );
         } else {
             println!("coverage: {} action(s) no case returned:", uncovered.len());
             for ((id, i), (kind, _)) in uncovered {

@@ -14,7 +14,10 @@ pub enum Format {
 
 pub fn run(paths: &[PathBuf], strict: bool, format: Format) -> Result<bool, String> {
     let diagnostics = check_paths(paths);
-    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = diagnostics.len() - errors;
     match format {
         Format::Text => {
@@ -25,7 +28,11 @@ pub fn run(paths: &[PathBuf], strict: bool, format: Format) -> Result<bool, Stri
                 "{errors} error{}, {warnings} warning{}{}",
                 if errors == 1 { "" } else { "s" },
                 if warnings == 1 { "" } else { "s" },
-                if strict && warnings > 0 { " (warnings fail under --strict)" } else { "" }
+                if strict && warnings > 0 {
+                    " (warnings fail under --strict)"
+                } else {
+                    ""
+                }
             );
         }
         Format::Json => {

@@ -1,10 +1,21 @@
 //! The `mmm` command, run as a user would run it.
 
+// Test code: a failed unwrap or index is a failed test, which is what it should be.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn mmm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mmm")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_mmm"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -62,7 +73,10 @@ fn validate_reports_positions_and_exits_1_on_errors() {
     let good = d.write("good.yaml", PLAYBOOK);
     let o = mmm(&["validate", &good]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let bad = d.write("bad.yaml", &PLAYBOOK.replace("surfaces: [pr_comment]", "surfaces: [pr_comment, fax]"));
+    let bad = d.write(
+        "bad.yaml",
+        &PLAYBOOK.replace("surfaces: [pr_comment]", "surfaces: [pr_comment, fax]"),
+    );
     let o = mmm(&["validate", &bad]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o).trim(), format!("{bad}:10:30: error[invalid-surface]: surface `fax` must be `ide`, `pr_comment`, `ci_summary`, `alert` or `chat`"));
@@ -74,7 +88,10 @@ fn validate_reports_positions_and_exits_1_on_errors() {
 #[test]
 fn lint_warnings_fail_only_under_strict() {
     let d = Dir::new("lint");
-    let file = d.write("nag.yaml", &PLAYBOOK.replace("lines changed.", "lines changed. You must act now."));
+    let file = d.write(
+        "nag.yaml",
+        &PLAYBOOK.replace("lines changed.", "lines changed. You must act now."),
+    );
     let o = mmm(&["validate", &file]);
     assert!(o.status.success());
     let out = stdout(&o);
@@ -89,16 +106,31 @@ fn decide_prints_the_decision_as_json() {
     let d = Dir::new("decide");
     d.write("big.yaml", PLAYBOOK);
     let signal = d.write("signal.json", SIGNAL);
-    let o = mmm(&["decide", "--playbooks", &d.path(), "--signal", &signal, "--now", "2026-11-22T10:00:00Z", "--explain"]);
+    let o = mmm(&[
+        "decide",
+        "--playbooks",
+        &d.path(),
+        "--signal",
+        &signal,
+        "--now",
+        "2026-11-22T10:00:00Z",
+        "--explain",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let decision: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(decision["actions"][0]["text"], "420 lines changed.");
     assert_eq!(decision["explain"][0]["condition"], true);
-    let bad = d.write("bad.json", &SIGNAL.replace("\"kind\": \"pr.opened\"", "\"kind\": \"PR\""));
+    let bad = d.write(
+        "bad.json",
+        &SIGNAL.replace("\"kind\": \"pr.opened\"", "\"kind\": \"PR\""),
+    );
     let o = mmm(&["decide", "--playbooks", &d.path(), "--signal", &bad]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("error[SIGNAL_INVALID]") && err.contains("`kind`"), "{err}");
+    assert!(
+        err.contains("error[SIGNAL_INVALID]") && err.contains("`kind`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -124,12 +156,23 @@ fn test_prints_the_count_last_and_fails_on_a_failing_case() {
     assert!(o.status.success(), "{}", stdout(&o));
     assert_eq!(stdout(&o).lines().last(), Some("2 passed, 0 failed"));
 
-    d.write("tests/wrong.test.yaml", &suite.replace("\"420 lines\"", "\"999 lines\"").replace("fatigue_cooldown", "fatigue_max"));
+    d.write(
+        "tests/wrong.test.yaml",
+        &suite
+            .replace("\"420 lines\"", "\"999 lines\"")
+            .replace("fatigue_cooldown", "fatigue_max"),
+    );
     let o = mmm(&["test", &d.path(), "--coverage"]);
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
-    assert!(out.contains("FAIL") && out.contains("expected it to contain `999 lines`"), "{out}");
-    assert!(out.contains("suppressed: expected big any type fatigue_max"), "{out}");
+    assert!(
+        out.contains("FAIL") && out.contains("expected it to contain `999 lines`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("suppressed: expected big any type fatigue_max"),
+        "{out}"
+    );
     assert!(out.contains("coverage: every action"), "{out}");
     assert_eq!(out.lines().last(), Some("2 passed, 2 failed"));
 }
@@ -159,11 +202,24 @@ fn simulate_carries_fatigue_and_compares_sets() {
     let out_file = d.0.join("decisions.jsonl").display().to_string();
     let a = format!("{}/a", d.path());
     let b = format!("{}/b", d.path());
-    let o = mmm(&["simulate", "--playbooks", &a, "--signals", &signals, "--against", &b, "--decisions-out", &out_file]);
+    let o = mmm(&[
+        "simulate",
+        "--playbooks",
+        &a,
+        "--signals",
+        &signals,
+        "--against",
+        &b,
+        "--decisions-out",
+        &out_file,
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = stdout(&o);
     assert!(out.contains("replayed 3 signal(s)"), "{out}");
-    assert!(out.contains("actions: mirror 2") && out.contains("suppressed: fatigue_cooldown 1"), "{out}");
+    assert!(
+        out.contains("actions: mirror 2") && out.contains("suppressed: fatigue_cooldown 1"),
+        "{out}"
+    );
     assert!(out.contains("3 decision(s) differ"), "{out}");
     let decisions = std::fs::read_to_string(&out_file).unwrap();
     assert_eq!(decisions.lines().count(), 3);
@@ -172,10 +228,27 @@ fn simulate_carries_fatigue_and_compares_sets() {
 #[test]
 fn simulate_offers_earlier_signals_as_recent_signals() {
     let d = Dir::new("recent");
-    d.write("repeat.yaml", &PLAYBOOK.replace("signal.payload.lines > 400", "recent_count(\"pr.*\", \"1h\") >= 1").replace("  fatigue: {cooldown: 1h}\n", ""));
-    let lines = [SIGNAL.to_owned(), SIGNAL.replace("s1", "s2").replace("10:00:00Z", "10:20:00Z")];
+    d.write(
+        "repeat.yaml",
+        &PLAYBOOK
+            .replace(
+                "signal.payload.lines > 400",
+                "recent_count(\"pr.*\", \"1h\") >= 1",
+            )
+            .replace("  fatigue: {cooldown: 1h}\n", ""),
+    );
+    let lines = [
+        SIGNAL.to_owned(),
+        SIGNAL.replace("s1", "s2").replace("10:00:00Z", "10:20:00Z"),
+    ];
     let signals = d.write("signals.jsonl", &(lines.join("\n") + "\n"));
-    let out = stdout(&mmm(&["simulate", "--playbooks", &d.path(), "--signals", &signals]));
+    let out = stdout(&mmm(&[
+        "simulate",
+        "--playbooks",
+        &d.path(),
+        "--signals",
+        &signals,
+    ]));
     assert!(out.contains("actions: mirror 1 "), "{out}");
 }
 

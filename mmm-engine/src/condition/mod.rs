@@ -38,7 +38,9 @@ pub(crate) struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("limits", &self.limits).finish()
+        f.debug_struct("Sandbox")
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -190,7 +192,9 @@ impl Condition {
         // Rhai is third-party code running on author-supplied scripts: a panic inside it
         // must cost this playbook its condition, not the caller its process.
         let result = catch_unwind(AssertUnwindSafe(|| {
-            sandbox.engine.eval_ast_with_scope::<Dynamic>(scope, &self.ast)
+            sandbox
+                .engine
+                .eval_ast_with_scope::<Dynamic>(scope, &self.ast)
         }));
         scope.rewind(base);
         match result {
@@ -202,9 +206,9 @@ impl Condition {
                 ),
                 other => other.to_string(),
             }),
-            Ok(Ok(value)) => value.as_bool().map_err(|type_name| {
-                format!("the condition returned {type_name}, not a boolean")
-            }),
+            Ok(Ok(value)) => value
+                .as_bool()
+                .map_err(|type_name| format!("the condition returned {type_name}, not a boolean")),
         }
     }
 }
@@ -233,12 +237,16 @@ mod tests {
 
     fn random_operand(rng: &mut StdRng) -> String {
         match rng.random_range(0..9) {
-            0..=3 => format!("signal.payload.{}", ["a", "b", "c", "d"][rng.random_range(0..4)]),
+            0..=3 => format!(
+                "signal.payload.{}",
+                ["a", "b", "c", "d"][rng.random_range(0..4)]
+            ),
             4 => "signal.payload.a.inner".to_owned(),
             5 => ["signal.kind", "ctx.x", "signal.repo.branch"][rng.random_range(0..3)].to_owned(),
             6 => rng.random_range(-3_i64..4).to_string(),
             7 => format!("{:.1}", f64::from(rng.random_range(-6_i32..7)) / 2.0),
-            _ => ["\"a\"", "\"B\"", "\"10\"", "true", "false", "\"\""][rng.random_range(0..6)].to_owned(),
+            _ => ["\"a\"", "\"B\"", "\"10\"", "true", "false", "\"\""][rng.random_range(0..6)]
+                .to_owned(),
         }
     }
 
@@ -246,15 +254,30 @@ mod tests {
         if depth == 0 || rng.random_bool(0.3) {
             let op = ["==", "!=", "<", "<=", ">", ">="][rng.random_range(0..6)];
             return match rng.random_range(0..5) {
-                0 => format!("signal.payload.{}", ["a", "b", "c", "d"][rng.random_range(0..4)]),
+                0 => format!(
+                    "signal.payload.{}",
+                    ["a", "b", "c", "d"][rng.random_range(0..4)]
+                ),
                 _ => format!("{} {op} {}", random_operand(rng), random_operand(rng)),
             };
         }
         match rng.random_range(0..4) {
             0 => format!("!({})", random_expr(rng, depth - 1)),
-            1 => format!("({}) && ({})", random_expr(rng, depth - 1), random_expr(rng, depth - 1)),
-            2 => format!("{} || {}", random_expr(rng, depth - 1), random_expr(rng, depth - 1)),
-            _ => format!("{} && {}", random_expr(rng, depth - 1), random_expr(rng, depth - 1)),
+            1 => format!(
+                "({}) && ({})",
+                random_expr(rng, depth - 1),
+                random_expr(rng, depth - 1)
+            ),
+            2 => format!(
+                "{} || {}",
+                random_expr(rng, depth - 1),
+                random_expr(rng, depth - 1)
+            ),
+            _ => format!(
+                "{} && {}",
+                random_expr(rng, depth - 1),
+                random_expr(rng, depth - 1)
+            ),
         }
     }
 
@@ -266,8 +289,13 @@ mod tests {
         let (mut native_runs, mut gave_up) = (0, 0);
         for _ in 0..3_000 {
             let src = random_expr(&mut rng, 3);
-            let condition = sandbox.compile(&src).unwrap_or_else(|e| panic!("{src}: {}", e.message));
-            let native = condition.native.clone().unwrap_or_else(|| panic!("{src} should be in the native subset"));
+            let condition = sandbox
+                .compile(&src)
+                .unwrap_or_else(|e| panic!("{src}: {}", e.message));
+            let native = condition
+                .native
+                .clone()
+                .unwrap_or_else(|| panic!("{src} should be in the native subset"));
             for _ in 0..4 {
                 let mut payload = Map::new();
                 for key in ["a", "b", "c", "d"] {
@@ -282,8 +310,16 @@ mod tests {
                 )
                 .unwrap();
                 let ctx = json!({"x": random_value(&mut rng).unwrap_or(Value::Null)});
-                let env = Env { signal: &signal, ctx: ctx.as_object().unwrap(), now_text: "2026-11-22T10:00:00Z" };
-                let helpers = HelperInputs { now: "2026-11-22T10:00:00Z".parse().unwrap(), recent: &[], zone: &jiff::tz::TimeZone::UTC };
+                let env = Env {
+                    signal: &signal,
+                    ctx: ctx.as_object().unwrap(),
+                    now_text: "2026-11-22T10:00:00Z",
+                };
+                let helpers = HelperInputs {
+                    now: "2026-11-22T10:00:00Z".parse().unwrap(),
+                    recent: &[],
+                    zone: &jiff::tz::TimeZone::UTC,
+                };
                 let rhai = condition.evaluate_rhai(&sandbox, &env, &helpers, &mut RhaiState::new());
                 match native::evaluate(&native, &env) {
                     Ok(b) => {
@@ -295,6 +331,9 @@ mod tests {
             }
         }
         // The subset must actually be exercised, not given up on.
-        assert!(native_runs > 4_000, "native ran {native_runs} times, gave up {gave_up}");
+        assert!(
+            native_runs > 4_000,
+            "native ran {native_runs} times, gave up {gave_up}"
+        );
     }
 }

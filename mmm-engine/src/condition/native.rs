@@ -128,8 +128,8 @@ fn tokenize(src: &str) -> Option<Vec<Tok>> {
                 while bytes.get(i).is_some_and(u8::is_ascii_digit) {
                     i += 1;
                 }
-                let is_float = bytes.get(i) == Some(&b'.')
-                    && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+                let is_float =
+                    bytes.get(i) == Some(&b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
                 if is_float {
                     i += 1;
                     while bytes.get(i).is_some_and(u8::is_ascii_digit) {
@@ -304,7 +304,10 @@ fn from_json(v: &Value) -> Result<V<'_>, GiveUp> {
     }
 }
 
-#[expect(clippy::cast_precision_loss, reason = "Rhai compares INT with FLOAT by converting the INT to FLOAT; so must we")]
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "Rhai compares INT with FLOAT by converting the INT to FLOAT; so must we"
+)]
 fn compare(op: CmpOp, a: V<'_>, b: V<'_>) -> bool {
     let ord: Option<Ordering> = match (a, b) {
         (V::Int(x), V::Int(y)) => Some(x.cmp(&y)),
@@ -418,7 +421,8 @@ pub(crate) fn scan_paths(src: &str) -> Vec<Path> {
             }
             continue;
         }
-        if is_ident(b) && (i == 0 || !bytes.get(i - 1).is_some_and(|c| is_ident(*c) || *c == b'.')) {
+        if is_ident(b) && (i == 0 || !bytes.get(i - 1).is_some_and(|c| is_ident(*c) || *c == b'.'))
+        {
             let start = i;
             while bytes.get(i).is_some_and(|c| is_ident(*c) || *c == b'.') {
                 i += 1;
@@ -452,7 +456,9 @@ mod tests {
     #[test]
     fn parses_the_subset() {
         assert!(parse("signal.payload.lines > 400 && signal.payload.files > 3").is_some());
-        assert!(parse("!(ctx.tenant.config.freeze == true) || signal.kind == \"pr.opened\"").is_some());
+        assert!(
+            parse("!(ctx.tenant.config.freeze == true) || signal.kind == \"pr.opened\"").is_some()
+        );
         assert!(parse("signal.payload.delta >= -1.5").is_some());
         assert!(parse("signal.payload.flag").is_some());
     }
@@ -478,7 +484,8 @@ mod tests {
 
     #[test]
     fn scans_paths_for_evidence() {
-        let p = scan_paths("!signal.repo.branch.starts_with(\"signal.x\") && ctx.tenant.config.freeze");
+        let p =
+            scan_paths("!signal.repo.branch.starts_with(\"signal.x\") && ctx.tenant.config.freeze");
         let shown: Vec<String> = p.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["signal.repo.branch", "ctx.tenant.config.freeze"]);
     }

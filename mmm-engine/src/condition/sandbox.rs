@@ -95,7 +95,9 @@ fn with_state<T>(
 ) -> Result<T, Box<EvalAltResult>> {
     STATE.with(|s| match s.borrow().as_ref() {
         Some(state) => f(state),
-        None => Err(runtime_error("helpers are only available while deciding".into())),
+        None => Err(runtime_error(
+            "helpers are only available while deciding".into(),
+        )),
     })
 }
 
@@ -123,7 +125,10 @@ fn hours_since(text: &str) -> Result<f64, Box<EvalAltResult>> {
     with_state(|state| {
         let ms = state.now.as_millisecond() - at.as_millisecond();
         // Milliseconds to hours; the precision lost in the cast is far below a millisecond.
-        #[expect(clippy::cast_precision_loss, reason = "sub-millisecond precision is irrelevant here")]
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "sub-millisecond precision is irrelevant here"
+        )]
         Ok(ms as f64 / 3_600_000.0)
     })
 }
@@ -190,6 +195,8 @@ pub(crate) fn engine(limits: &ConditionLimits) -> rhai::Engine {
     let globs = std::sync::Arc::new(GlobCache {
         map: DashMap::new(),
     });
-    engine.register_fn("glob", move |pattern: &str, text: &str| globs.matches(pattern, text));
+    engine.register_fn("glob", move |pattern: &str, text: &str| {
+        globs.matches(pattern, text)
+    });
     engine
 }

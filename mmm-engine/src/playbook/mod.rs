@@ -84,7 +84,11 @@ pub fn read_sources(paths: &[impl AsRef<Path>]) -> (Vec<Source>, Vec<Diagnostic>
         let name = file.display().to_string();
         match std::fs::read_to_string(&file) {
             Ok(text) => sources.push(Source { name, text }),
-            Err(e) => diagnostics.push(Diagnostic::error("io", format!("cannot read file: {e}"), &name)),
+            Err(e) => diagnostics.push(Diagnostic::error(
+                "io",
+                format!("cannot read file: {e}"),
+                &name,
+            )),
         }
     }
     (sources, diagnostics)

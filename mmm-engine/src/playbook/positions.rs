@@ -237,10 +237,19 @@ mod tests {
         let d = &docs[0];
         assert_eq!(d.value("a"), Some(Pos { line: 1, column: 4 }));
         assert_eq!(d.value("spec.list"), Some(Pos { line: 3, column: 9 }));
-        assert_eq!(d.value("spec.list[1]"), Some(Pos { line: 3, column: 13 }));
+        assert_eq!(
+            d.value("spec.list[1]"),
+            Some(Pos {
+                line: 3,
+                column: 13
+            })
+        );
         // Unknown children fall back to their parent.
         assert_eq!(d.value("spec.list[7]"), Some(Pos { line: 3, column: 9 }));
-        assert_eq!(d.inside("spec.when", 2, 5), Some(Pos { line: 6, column: 9 }));
+        assert_eq!(
+            d.inside("spec.when", 2, 5),
+            Some(Pos { line: 6, column: 9 })
+        );
         let d = &docs[1];
         assert_eq!(d.kind.as_deref(), Some("Playbook"));
         assert_eq!(d.inside("b", 1, 1), Some(Pos { line: 9, column: 5 }));

@@ -50,7 +50,9 @@ impl Doc<'_> {
         let before = text.get(..offset).unwrap_or(text);
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        self.pos.inside(path, line, column).or_else(|| self.pos.value(path))
+        self.pos
+            .inside(path, line, column)
+            .or_else(|| self.pos.value(path))
     }
 
     fn template(&mut self, path: &str, text: &str) -> Option<Template> {
@@ -117,7 +119,10 @@ pub(crate) fn parse_source(
     let empty = DocPositions::default();
     let mut last_error: Option<String> = None;
     for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let pos = index.as_ref().and_then(|docs| docs.get(i)).unwrap_or(&empty);
+        let pos = index
+            .as_ref()
+            .and_then(|docs| docs.get(i))
+            .unwrap_or(&empty);
         if pos.empty && index.is_some() {
             continue;
         }
@@ -198,18 +203,28 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
         doc.error(
             "apiVersion",
             "api-version",
-            format!("unsupported apiVersion `{}`; expected `mmm/v1`", raw.api_version),
+            format!(
+                "unsupported apiVersion `{}`; expected `mmm/v1`",
+                raw.api_version
+            ),
         );
     }
     if raw.kind != "Playbook" {
-        doc.error("kind", "unknown-kind", format!("unknown document kind `{}`", raw.kind));
+        doc.error(
+            "kind",
+            "unknown-kind",
+            format!("unknown document kind `{}`", raw.kind),
+        );
     }
     let m = &raw.metadata;
     if !is_playbook_id(&m.id) {
         doc.error(
             "metadata.id",
             "invalid-id",
-            format!("playbook id `{}` must match [a-z0-9][a-z0-9-]{{0,63}}", m.id),
+            format!(
+                "playbook id `{}` must match [a-z0-9][a-z0-9-]{{0,63}}",
+                m.id
+            ),
         );
     }
     let version = u32::try_from(m.version).ok().filter(|v| *v >= 1);
@@ -227,7 +242,10 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
             doc.error(
                 "metadata.tenant",
                 "invalid-tenant",
-                format!("tenant `{}` must be `*` or match [A-Za-z0-9._-]{{1,64}}", m.tenant),
+                format!(
+                    "tenant `{}` must be `*` or match [A-Za-z0-9._-]{{1,64}}",
+                    m.tenant
+                ),
             );
         }
         Some(m.tenant.clone())
@@ -242,19 +260,29 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
     }
     let category = m.category.clone().unwrap_or_else(|| "general".to_owned());
     if category.trim().is_empty() {
-        doc.error("metadata.category", "invalid-category", "category must not be empty");
+        doc.error(
+            "metadata.category",
+            "invalid-category",
+            "category must not be empty",
+        );
     }
 
     let spec = &raw.spec;
     if spec.triggers.is_empty() {
-        doc.error("spec.triggers", "no-triggers", "a playbook needs at least one trigger");
+        doc.error(
+            "spec.triggers",
+            "no-triggers",
+            "a playbook needs at least one trigger",
+        );
     }
     for (i, t) in spec.triggers.iter().enumerate() {
         if !is_trigger(t) {
             doc.error(
                 &format!("spec.triggers[{i}]"),
                 "invalid-trigger",
-                format!("trigger `{t}` must be a kind like `pr.opened`, a prefix like `pr.*`, or `*`"),
+                format!(
+                    "trigger `{t}` must be a kind like `pr.opened`, a prefix like `pr.*`, or `*`"
+                ),
             );
         }
     }
@@ -276,10 +304,17 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
 
     let priority = match spec.priority {
         None => 50,
-        Some(p) => u8::try_from(p).ok().filter(|p| *p <= 100).unwrap_or_else(|| {
-            doc.error("spec.priority", "invalid-priority", format!("priority {p} must be between 0 and 100"));
-            50
-        }),
+        Some(p) => u8::try_from(p)
+            .ok()
+            .filter(|p| *p <= 100)
+            .unwrap_or_else(|| {
+                doc.error(
+                    "spec.priority",
+                    "invalid-priority",
+                    format!("priority {p} must be between 0 and 100"),
+                );
+                50
+            }),
     };
 
     let mut fatigue = FatigueSpec::default();
@@ -295,7 +330,11 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
         match (f.max, window, &f.window) {
             (Some(max), Some(window), _) => match u32::try_from(max).ok().filter(|m| *m >= 1) {
                 Some(max) => fatigue.max = Some((max, window)),
-                None => doc.error("spec.fatigue.max", "invalid-fatigue", format!("max {max} must be at least 1")),
+                None => doc.error(
+                    "spec.fatigue.max",
+                    "invalid-fatigue",
+                    format!("max {max} must be at least 1"),
+                ),
             },
             (Some(_), None, None) => doc.error(
                 "spec.fatigue.max",
@@ -312,7 +351,11 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
     }
 
     if spec.actions.is_empty() {
-        doc.error("spec.actions", "no-actions", "a playbook needs at least one action");
+        doc.error(
+            "spec.actions",
+            "no-actions",
+            "a playbook needs at least one action",
+        );
     }
     let mut actions = Vec::new();
     for (i, action) in spec.actions.iter().enumerate() {
@@ -354,12 +397,20 @@ fn build_action(doc: &mut Doc<'_>, path: &str, a: &RawAction, lint: bool) -> Opt
         doc.error(
             &format!("{path}.type"),
             "invalid-action-type",
-            format!("action type `{}` must be {}", a.kind, ActionType::expected()),
+            format!(
+                "action type `{}` must be {}",
+                a.kind,
+                ActionType::expected()
+            ),
         );
     }
     let mut surfaces = Vec::new();
     if a.surfaces.is_empty() {
-        doc.error(&format!("{path}.surfaces"), "no-surfaces", "an action needs at least one surface");
+        doc.error(
+            &format!("{path}.surfaces"),
+            "no-surfaces",
+            "an action needs at least one surface",
+        );
     }
     for (i, s) in a.surfaces.iter().enumerate() {
         match Surface::parse(s) {
@@ -396,7 +447,11 @@ fn build_action(doc: &mut Doc<'_>, path: &str, a: &RawAction, lint: bool) -> Opt
         ),
     };
     if a.title.is_none() {
-        doc.error(path, "missing-field", format!("a {kind} action needs a `title`"));
+        doc.error(
+            path,
+            "missing-field",
+            format!("a {kind} action needs a `title`"),
+        );
     }
     for (name, present) in fields {
         if present && !allowed.contains(&name) {
@@ -407,7 +462,11 @@ fn build_action(doc: &mut Doc<'_>, path: &str, a: &RawAction, lint: bool) -> Opt
             );
         }
         if !present && required.contains(&name) {
-            doc.error(path, "missing-field", format!("a {kind} action needs `{name}`"));
+            doc.error(
+                path,
+                "missing-field",
+                format!("a {kind} action needs `{name}`"),
+            );
         }
     }
     if let Some(op) = &a.operation {
@@ -421,18 +480,42 @@ fn build_action(doc: &mut Doc<'_>, path: &str, a: &RawAction, lint: bool) -> Opt
     }
     if let Some(params) = &a.params {
         if !params.is_object() {
-            doc.error(&format!("{path}.params"), "invalid-params", "`params` must be a mapping");
+            doc.error(
+                &format!("{path}.params"),
+                "invalid-params",
+                "`params` must be a mapping",
+            );
         }
     }
 
-    let title = a.title.as_ref().and_then(|t| doc.template(&format!("{path}.title"), t));
-    let text = a.text.as_ref().and_then(|t| doc.template(&format!("{path}.text"), t));
-    let prompt = a.prompt.as_ref().and_then(|t| doc.template(&format!("{path}.prompt"), t));
-    let fallback = a.fallback.as_ref().and_then(|t| doc.template(&format!("{path}.fallback"), t));
+    let title = a
+        .title
+        .as_ref()
+        .and_then(|t| doc.template(&format!("{path}.title"), t));
+    let text = a
+        .text
+        .as_ref()
+        .and_then(|t| doc.template(&format!("{path}.text"), t));
+    let prompt = a
+        .prompt
+        .as_ref()
+        .and_then(|t| doc.template(&format!("{path}.prompt"), t));
+    let fallback = a
+        .fallback
+        .as_ref()
+        .and_then(|t| doc.template(&format!("{path}.fallback"), t));
 
     if lint {
-        let role = if kind == ActionType::Mirror { TextRole::Mirror } else { TextRole::Other };
-        for (field, value) in [("title", &a.title), ("text", &a.text), ("fallback", &a.fallback)] {
+        let role = if kind == ActionType::Mirror {
+            TextRole::Mirror
+        } else {
+            TextRole::Other
+        };
+        for (field, value) in [
+            ("title", &a.title),
+            ("text", &a.text),
+            ("fallback", &a.fallback),
+        ] {
             if let Some(v) = value {
                 doc.lint(&format!("{path}.{field}"), v, role);
             }
@@ -440,12 +523,20 @@ fn build_action(doc: &mut Doc<'_>, path: &str, a: &RawAction, lint: bool) -> Opt
         if kind == ActionType::Multiplier {
             if a.reversible.is_none() {
                 let pos = doc.pos.value(path);
-                doc.warn_at(pos, "multiplier-reversible", "a multiplier must say whether it is `reversible`");
+                doc.warn_at(
+                    pos,
+                    "multiplier-reversible",
+                    "a multiplier must say whether it is `reversible`",
+                );
             }
             if let Some(text) = &a.text {
                 if !lint::describes_effect(text) {
                     let pos = doc.pos.value(&format!("{path}.text"));
-                    doc.warn_at(pos, "multiplier-effect", "a multiplier's text must say what will happen when it runs");
+                    doc.warn_at(
+                        pos,
+                        "multiplier-effect",
+                        "a multiplier's text must say what will happen when it runs",
+                    );
                 }
             }
         }
