@@ -56,7 +56,10 @@ impl DenyList {
             redacted.push(format!("{prefix}.{key}"));
         }
         for (key, value) in object.iter_mut() {
-            self.redact_value(value, &format!("{prefix}.{key}"), redacted);
+            // Only containers can hold denied keys: no path is built for scalars.
+            if value.is_object() || value.is_array() {
+                self.redact_value(value, &format!("{prefix}.{key}"), redacted);
+            }
         }
     }
 
