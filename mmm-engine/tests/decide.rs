@@ -605,3 +605,9 @@ fn reload_is_atomic_under_concurrent_decisions() {
         }
     });
 }
+
+#[test]
+fn the_engine_is_send_sync_and_cheap_to_share() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<mmm_engine::Engine>();
+}
