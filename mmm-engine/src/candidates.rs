@@ -1,4 +1,4 @@
-//! Stage 4b: candidate lookup. An index from (tenant, signal kind) to the live plans whose
+//! Candidate lookup. An index from (tenant, signal kind) to the live plans whose
 //! triggers match, built once per playbook set, so that a decision's cost grows with the
 //! number of candidates rather than the number of playbooks loaded.
 

@@ -1,4 +1,4 @@
-//! Stage 6: composing an action: templates rendered per surface and escaped for it, the
+//! Composing an action: templates rendered per surface and escaped for it, the
 //! mentor's text chosen, the rationale and fingerprint attached.
 
 use std::collections::BTreeMap;
@@ -10,7 +10,7 @@ use crate::decision::{Action, Rationale, Reason};
 use crate::env::{Env, Found};
 use crate::model::{ActionType, Surface};
 use crate::plan::{ActionPlan, Plan};
-use crate::template::{Format, Template};
+use crate::template::{escape_into, Format, Template};
 
 /// Hex SHA-256 over tenant, actor, playbook id, action index and repo id, each followed by
 /// a unit separator (0x1f) so that no two field lists share an encoding.
@@ -57,6 +57,14 @@ fn evidence(plan: &Plan, env: &Env<'_>) -> Vec<Value> {
         .collect()
 }
 
+/// Where a mentor's text comes from.
+pub(crate) enum MentorText<'a> {
+    /// Text from the LLM (untrusted: escaped like a value on every surface).
+    Generated(&'a str),
+    /// The static fallback, or a suppression with this reason when there is none.
+    Fallback(Reason, &'a str),
+}
+
 /// Renders one action for its surfaces.
 pub(crate) fn compose(
     plan: &Plan,
@@ -65,28 +73,50 @@ pub(crate) fn compose(
     action: &ActionPlan,
     surfaces: Vec<Surface>,
     env: &Env<'_>,
+    mentor: Option<MentorText<'_>>,
 ) -> Result<Action, (Reason, String)> {
-    // The text template: the mentor's comes from the LLM (when one is configured) or its
-    // static fallback; mirrors and multipliers have their own.
-    let text_template = match action.kind {
-        ActionType::Mentor => action.fallback.as_ref().ok_or((
-            Reason::LlmUnavailable,
-            "no LLM is configured and the action has no fallback".to_owned(),
-        ))?,
-        ActionType::Mirror | ActionType::Multiplier => action
-            .text
-            .as_ref()
-            .ok_or((Reason::TemplateError, "the action has no text".to_owned()))?,
+    // The text: a mentor's comes from the LLM or its static fallback; mirrors and
+    // multipliers have their own template.
+    let (text_template, generated) = match (action.kind, mentor) {
+        (ActionType::Mentor, Some(MentorText::Generated(text))) => (None, Some(text)),
+        (ActionType::Mentor, Some(MentorText::Fallback(reason, why))) => match &action.fallback {
+            Some(t) => (Some(t), None),
+            None => return Err((reason, format!("{why}, and the action has no fallback"))),
+        },
+        (ActionType::Mentor, None) => match &action.fallback {
+            Some(t) => (Some(t), None),
+            None => {
+                return Err((
+                    Reason::LlmUnavailable,
+                    "no LLM is configured and the action has no fallback".to_owned(),
+                ))
+            }
+        },
+        (ActionType::Mirror | ActionType::Multiplier, _) => match &action.text {
+            Some(t) => (Some(t), None),
+            None => return Err((Reason::TemplateError, "the action has no text".to_owned())),
+        },
+    };
+    let text_for = |format: Format| -> Result<String, (Reason, String)> {
+        match (text_template, generated) {
+            (Some(t), _) => render(t, env, format),
+            (None, Some(g)) => {
+                let mut out = String::with_capacity(g.len());
+                escape_into(&mut out, g, format);
+                Ok(out)
+            }
+            (None, None) => Ok(String::new()),
+        }
     };
     let title = render(&action.title, env, Format::Plain)?;
-    let text = render(text_template, env, Format::Plain)?;
+    let text = text_for(Format::Plain)?;
     let mut rendered = BTreeMap::new();
     let mut markdown: Option<String> = None;
     for surface in &surfaces {
         let body = if surface.is_markdown() {
             if markdown.is_none() {
                 let t = render(&action.title, env, Format::Markdown)?;
-                let x = render(text_template, env, Format::Markdown)?;
+                let x = text_for(Format::Markdown)?;
                 markdown = Some(format!("**{t}**\n\n{x}"));
             }
             markdown.clone().unwrap_or_default()

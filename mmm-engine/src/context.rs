@@ -1,4 +1,4 @@
-//! Stage 3: the context passed beside the signal (SPEC §2), validated and given defaults.
+//! The context passed beside the signal (SPEC §2), validated and given defaults.
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;

@@ -195,8 +195,13 @@ pub struct Suppressed {
 pub struct ReceiptRef {
     /// The receipt id (`null` when receipts are disabled).
     pub receipt_id: Option<String>,
-    /// `emitted`, `queued` or `disabled`.
+    /// `emitted`, `queued` or `disabled` (and `dropped` in the one case the SPEC leaves
+    /// open: the outbox full and the port down at once).
     pub status: String,
+    /// The signed envelope, when the engine has a signing key but no receipts port: the
+    /// caller is then the receipts sink.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<crate::receipt::Envelope>,
 }
 
 /// How one action of a candidate ended, in the explain trace.

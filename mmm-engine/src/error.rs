@@ -97,7 +97,12 @@ impl Diagnostic {
     /// The serialisable form of this diagnostic.
     pub fn info(&self) -> ErrorInfo {
         ErrorInfo {
-            code: codes::PLAYBOOK_INVALID.to_owned(),
+            code: if self.rule == "io" {
+                codes::IO
+            } else {
+                codes::PLAYBOOK_INVALID
+            }
+            .to_owned(),
             message: self.message.clone(),
             rule: Some(self.rule.clone()),
             field: None,
@@ -238,6 +243,17 @@ pub enum DecideError {
     /// The context is invalid.
     #[error(transparent)]
     Context(#[from] ContextError),
+    /// IAM says the actor may not receive decisions (inactive or unknown): HTTP 403.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A dependency the decision cannot do without (IAM) is down: HTTP 503.
+    #[error("unavailable: {dependency} is down: {message}")]
+    Unavailable {
+        /// The port.
+        dependency: String,
+        /// What happened.
+        message: String,
+    },
 }
 
 impl DecideError {
@@ -252,6 +268,8 @@ impl DecideError {
                 field: Some(e.field.clone()),
                 ..ErrorInfo::new(codes::CONTEXT_INVALID, e.to_string())
             },
+            DecideError::Forbidden(_) => ErrorInfo::new(codes::FORBIDDEN, self.to_string()),
+            DecideError::Unavailable { .. } => ErrorInfo::new(codes::UNAVAILABLE, self.to_string()),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Stage 8: fatigue. Cooldown and `max` per window count firings of a playbook for an
+//! Fatigue. Cooldown and `max` per window count firings of a playbook for an
 //! actor; the actor budget counts actions across playbooks. Check and record happen in
 //! one atomic step per actor, so two concurrent decisions never both pass a limit of one.
 

@@ -1,4 +1,4 @@
-//! Stage 7: the gates an action passes before it may be returned: tenant policy, the
+//! The gates an action passes before it may be returned: tenant policy, the
 //! policy snapshot, surfaces, preferences, snooze and quiet hours. The first gate that
 //! closes gives the reason.
 

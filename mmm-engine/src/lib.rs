@@ -16,8 +16,12 @@ mod filter;
 pub mod lint;
 mod minimise;
 mod model;
+pub mod observe;
+pub mod outbox;
 mod plan;
 pub mod playbook;
+pub mod ports;
+pub mod receipt;
 mod registry;
 pub mod schema;
 mod signal;
@@ -40,6 +44,7 @@ pub use fatigue::{FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, In
 pub use minimise::{DenyList, DEFAULT_DENY_KEYS};
 pub use model::{ActionType, ActorType, PlaybookRef, Status, Surface};
 pub use plan::{FatigueSpec, Plan, SourceRef};
+pub use ports::{BreakerConfig, BreakerState, PortError, PortName, PortTimeouts};
 pub use registry::{check_paths, PlaybookSet};
 pub use signal::{Repo, Signal, DEFAULT_MAX_PAYLOAD_BYTES};
 

@@ -1,4 +1,4 @@
-//! Stage 2: data minimisation. Payload keys on the tenant's deny list are removed at any
+//! Data minimisation. Payload keys on the tenant's deny list are removed at any
 //! depth before anything evaluates the signal; their JSON paths are reported.
 
 use serde_json::{Map, Value};

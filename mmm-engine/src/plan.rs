@@ -1,4 +1,4 @@
-//! Stage 4: plans, the compiled form of playbooks. Everything that can be checked or
+//! Plans, the compiled form of playbooks. Everything that can be checked or
 //! prepared once (conditions, templates, durations, surfaces) is done at load.
 
 use std::sync::Arc;
@@ -37,10 +37,6 @@ pub(crate) struct ActionPlan {
     pub surfaces: Vec<Surface>,
     pub title: Template,
     pub text: Option<Template>,
-    #[expect(
-        dead_code,
-        reason = "the prompt is rendered for the LLM port, which arrives with the trust and resilience work"
-    )]
     pub prompt: Option<Template>,
     pub fallback: Option<Template>,
     pub operation: Option<String>,

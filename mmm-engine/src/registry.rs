@@ -239,5 +239,6 @@ pub fn check_paths(paths: &[impl AsRef<Path>]) -> Vec<Diagnostic> {
     if let Err(e) = PlaybookSet::from_plans(plans) {
         diagnostics.extend(e.diagnostics);
     }
+    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     diagnostics
 }

@@ -1,4 +1,4 @@
-//! Stage 1: the signal envelope (SPEC §1), validated field by field.
+//! The signal envelope (SPEC §1), validated field by field.
 
 use jiff::Timestamp;
 use serde_json::{Map, Value};
@@ -155,7 +155,7 @@ impl Signal {
         }
 
         let signal_id = match string_field(obj, "signal_id", "")? {
-            Some(id) if id.is_empty() || id.len() > 128 => {
+            Some(id) if id.is_empty() || id.chars().count() > 128 => {
                 return Err(SignalError::new("signal_id", "must be 1 to 128 characters"))
             }
             Some(id) => id.to_owned(),

@@ -166,8 +166,8 @@ pub(crate) fn escape_into(out: &mut String, value: &str, format: Format) {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            // A zero-width space after `@` stops mentions; one after `:` in `://` and after
-            // `www` stops autolinks, without changing what a reader sees.
+            // A zero-width space after `@` stops mentions; one after the `:` of `://`
+            // stops autolinks, without changing what a reader sees.
             '@' => out.push_str("@&#8203;"),
             ':' if chars.peek() == Some(&'/') => out.push_str(":&#8203;"),
             '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'

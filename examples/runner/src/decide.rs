@@ -51,6 +51,6 @@ pub fn run(
             format!("error[{}]: {}", info.code, info.message)
         })?;
     let json = serde_json::to_string_pretty(&decision).map_err(|e| e.to_string())?;
-    println!("{json}");
+    say!("{json}");
     Ok(true)
 }

@@ -5,6 +5,16 @@
 // key; that never panics (a missing key reads as null), unlike slice indexing.
 #![allow(clippy::indexing_slicing)]
 
+/// `println!` that ends the program quietly when stdout is closed (`mmm … | head`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout().lock(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 mod decide;
 mod simulate;
 mod suite;
@@ -126,7 +136,7 @@ fn main() -> ExitCode {
             decisions_out.as_deref(),
         ),
         Command::Schema => {
-            println!("{:#}", mmm_engine::schema::playbook_schema());
+            say!("{:#}", mmm_engine::schema::playbook_schema());
             Ok(true)
         }
     };

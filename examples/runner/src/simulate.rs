@@ -60,9 +60,9 @@ fn record(tally: &mut BTreeMap<String, Tally>, d: &Decision) {
 }
 
 fn print_summary(title: &str, tally: &BTreeMap<String, Tally>) {
-    println!("{title}");
+    say!("{title}");
     if tally.is_empty() {
-        println!("  (no playbook matched any signal)");
+        say!("  (no playbook matched any signal)");
     }
     let width = tally.keys().map(String::len).max().unwrap_or(8).max(8);
     for (id, t) in tally {
@@ -76,7 +76,7 @@ fn print_summary(title: &str, tally: &BTreeMap<String, Tally>) {
                     .join(", ")
             }
         };
-        println!(
+        say!(
             "  {id:width$}  actions: {:<36} suppressed: {}",
             list(&t.actions),
             list(&t.suppressed)
@@ -135,14 +135,12 @@ pub fn run(
             signal["tenant_id"].as_str().unwrap_or("").to_owned(),
             signal["actor_id"].as_str().unwrap_or("").to_owned(),
         );
-        let earlier = history.entry(key).or_default();
+        let earlier = history.entry(key).or_default().clone();
         let mut context = context.unwrap_or_else(|| Value::Object(serde_json::Map::new()));
         if let Some(ctx) = context.as_object_mut() {
             ctx.entry("recent_signals")
                 .or_insert_with(|| Value::Array(earlier.iter().cloned().collect()));
         }
-        earlier.push_front(signal.clone());
-        earlier.truncate(50);
         let context = Some(context);
         let now = signal["occurred_at"].as_str().and_then(|s| s.parse().ok());
         let options = DecideOptions {
@@ -162,6 +160,13 @@ pub fn run(
                 continue;
             }
         };
+        // Only a signal the engine accepted becomes part of the actor's history.
+        if let Some(earlier) =
+            history.get_mut(&(decision.tenant_id.clone(), decision.actor_id.clone()))
+        {
+            earlier.push_front(signal.clone());
+            earlier.truncate(50);
+        }
         count += 1;
         record(&mut tally, &decision);
         if let Some(out) = out.as_mut() {
@@ -187,7 +192,7 @@ pub fn run(
     if let Some(mut out) = out {
         out.flush().map_err(|e| e.to_string())?;
     }
-    println!(
+    say!(
         "replayed {count} signal(s) from {}{}",
         signals.display(),
         if errors > 0 {
@@ -199,10 +204,10 @@ pub fn run(
     print_summary(&format!("playbooks: {}", playbooks.display()), &tally);
     if let Some(dir) = against {
         print_summary(&format!("against: {}", dir.display()), &shadow_tally);
-        println!("{} decision(s) differ", differences.len());
+        say!("{} decision(s) differ", differences.len());
         for (line, kind, actor, a, b) in &differences {
-            println!("  line {line} ({kind}, {actor}):");
-            println!(
+            say!("  line {line} ({kind}, {actor}):");
+            say!(
                 "    {}: {}",
                 playbooks.display(),
                 if a.is_empty() {
@@ -211,7 +216,7 @@ pub fn run(
                     a.join("; ")
                 }
             );
-            println!(
+            say!(
                 "    {}: {}",
                 dir.display(),
                 if b.is_empty() {

@@ -279,7 +279,7 @@ fn compare(expect: &Expect, decision: &Value) -> Vec<String> {
                 )),
             }
         }
-        if !expect.partial {
+        {
             for (a, u) in got.iter().zip(&used) {
                 if !u {
                     diffs.push(format!("suppressed: unexpected {}", describe_suppressed(a)));
@@ -297,12 +297,7 @@ fn compare(expect: &Expect, decision: &Value) -> Vec<String> {
             })
             .unwrap_or_default();
         let want: BTreeSet<String> = want.iter().cloned().collect();
-        let ok = if expect.partial {
-            want.is_subset(&got)
-        } else {
-            want == got
-        };
-        if !ok {
+        if want != got {
             diffs.push(format!("degraded: expected {want:?}, got {got:?}"));
         }
     }
@@ -367,7 +362,7 @@ pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) => {
-                println!("FAIL {shown}: cannot read: {e}");
+                say!("FAIL {shown}: cannot read: {e}");
                 failed += 1;
                 continue;
             }
@@ -379,7 +374,7 @@ pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
                     .location()
                     .map(|l| format!(":{}:{}", l.line(), l.column()))
                     .unwrap_or_default();
-                println!("FAIL {shown}{at}: invalid test suite: {e}");
+                say!("FAIL {shown}{at}: invalid test suite: {e}");
                 failed += 1;
                 continue;
             }
@@ -400,7 +395,7 @@ pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
         let set = match set {
             Ok(set) => set,
             Err(e) => {
-                println!(
+                say!(
                     "FAIL {shown}: cannot load playbooks from {}:\n{e}",
                     pb_dir.display()
                 );
@@ -418,7 +413,7 @@ pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
         for case in &suite.cases {
             match run_case(&set, case) {
                 Err(e) => {
-                    println!("FAIL {shown}: {}\n    {e}", case.name);
+                    say!("FAIL {shown}: {}\n    {e}", case.name);
                     failed += 1;
                 }
                 Ok(decision) => {
@@ -452,9 +447,9 @@ pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
                         passed += 1;
                     } else {
                         failed += 1;
-                        println!("FAIL {shown}: {}", case.name);
+                        say!("FAIL {shown}: {}", case.name);
                         for d in diffs {
-                            println!("    {d}");
+                            say!("    {d}");
                         }
                     }
                 }
@@ -464,7 +459,7 @@ pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
     if coverage {
         let uncovered: Vec<_> = cov.actions.iter().filter(|(_, (_, hit))| !hit).collect();
         if uncovered.is_empty() {
-            println!(
+            say!(
                 "coverage: every action of {} live playbook(s) was returned by some case",
                 cov.actions
                     .keys()
@@ -473,12 +468,12 @@ pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
                     .len()
             );
         } else {
-            println!("coverage: {} action(s) no case returned:", uncovered.len());
+            say!("coverage: {} action(s) no case returned:", uncovered.len());
             for ((id, i), (kind, _)) in uncovered {
-                println!("    {id} action {i} ({kind})");
+                say!("    {id} action {i} ({kind})");
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    say!("{passed} passed, {failed} failed");
     Ok(failed == 0)
 }

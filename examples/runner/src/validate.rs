@@ -22,7 +22,7 @@ pub fn run(paths: &[PathBuf], strict: bool, format: Format) -> Result<bool, Stri
     match format {
         Format::Text => {
             for d in &diagnostics {
-                println!("{d}");
+                say!("{d}");
             }
             eprintln!(
                 "{errors} error{}, {warnings} warning{}{}",
@@ -37,7 +37,7 @@ pub fn run(paths: &[PathBuf], strict: bool, format: Format) -> Result<bool, Stri
         }
         Format::Json => {
             let json = serde_json::to_string_pretty(&diagnostics).map_err(|e| e.to_string())?;
-            println!("{json}");
+            say!("{json}");
         }
     }
     Ok(errors == 0 && !(strict && warnings > 0))

@@ -1,4 +1,4 @@
-//! Stage 5: conditions. Each `when` is compiled once, at load, to a Rhai AST on the
+//! Conditions. Each `when` is compiled once, at load, to a Rhai AST on the
 //! sandboxed engine, and also to a native expression when it lies in the simple subset.
 
 pub(crate) mod native;

@@ -424,10 +424,14 @@ pub(crate) fn scan_paths(src: &str) -> Vec<Path> {
         if is_ident(b) && (i == 0 || !bytes.get(i - 1).is_some_and(|c| is_ident(*c) || *c == b'.'))
         {
             let start = i;
-            while bytes.get(i).is_some_and(|c| is_ident(*c) || *c == b'.') {
+            // `?.` (Rhai's null-safe access) reads the same path as `.`.
+            while bytes.get(i).is_some_and(|c| {
+                is_ident(*c) || *c == b'.' || (*c == b'?' && bytes.get(i + 1) == Some(&b'.'))
+            }) {
                 i += 1;
             }
-            let chain = src.get(start..i).unwrap_or("").trim_end_matches('.');
+            let raw = src.get(start..i).unwrap_or("").replace("?.", ".");
+            let chain = raw.trim_end_matches('.');
             // A trailing method name (`branch.starts_with(`) is not part of the path.
             let chain = if bytes.get(i) == Some(&b'(') {
                 chain.rsplit_once('.').map_or("", |(head, _)| head)
@@ -484,8 +488,9 @@ mod tests {
 
     #[test]
     fn scans_paths_for_evidence() {
-        let p =
-            scan_paths("!signal.repo.branch.starts_with(\"signal.x\") && ctx.tenant.config.freeze");
+        let p = scan_paths(
+            "!signal.repo?.branch.starts_with(\"signal.x\") && ctx.tenant.config.freeze",
+        );
         let shown: Vec<String> = p.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["signal.repo.branch", "ctx.tenant.config.freeze"]);
     }

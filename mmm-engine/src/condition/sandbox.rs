@@ -112,7 +112,7 @@ fn recent_count(pattern: &str, window: &str) -> Result<i64, Box<EvalAltResult>> 
             .filter(|r| r.signal_id.as_deref() != Some(state.current_signal_id.as_str()))
             .filter(|r| {
                 let at = r.occurred_at.as_millisecond();
-                since <= at && at <= now
+                since < at && at <= now
             })
             .filter(|r| kind_matches(pattern, &r.kind))
             .count();

@@ -1,0 +1,255 @@
+//! The ports (SPEC §5): what the engine asks of the world. Each is a trait; each is
+//! optional. Every call to a configured port goes through a circuit breaker and runs under
+//! a timeout on the engine's call pool, so a port that fails, hangs, panics or answers
+//! with malformed data is a dependency that is down — never a crash, never a blocked
+//! caller.
+
+pub mod breaker;
+pub(crate) mod guard;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+
+use crate::context::PolicySnapshot;
+use crate::decision::Action;
+use crate::model::Surface;
+
+/// What a port call can end in, besides an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// The dependency is down, slow or answered with something unusable. Counts as a
+    /// failure for its circuit breaker.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The dependency answered with a business error (a deny, a not-found, a 4xx): it is
+    /// up. Does not count against its breaker.
+    #[error("rejected: {0}")]
+    Rejected(String),
+}
+
+/// What IAM says about an actor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorInfo {
+    /// An inactive actor gets no decisions (Forbidden).
+    pub active: bool,
+    /// Roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// IANA time zone.
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+/// Tenant configuration from data governance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TenantConfig {
+    /// A safety-critical tenant gets no actions when policy is unavailable.
+    #[serde(default)]
+    pub safety_critical: Option<bool>,
+    /// Payload keys removed before evaluation (replaces the default deny list).
+    #[serde(default)]
+    pub deny_payload_keys: Option<Vec<String>>,
+    /// Anything else; visible to conditions and templates as `ctx.tenant.config.*`.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A request to the LLM for a mentor action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlmRequest {
+    /// Tenant.
+    pub tenant_id: String,
+    /// Actor.
+    pub actor_id: String,
+    /// The playbook asking.
+    pub playbook_id: String,
+    /// The rendered prompt.
+    pub prompt: String,
+    /// Upper bound on the answer's length.
+    pub max_tokens: u32,
+}
+
+/// The safety verdict on an LLM answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SafetyStatus {
+    /// Safe.
+    Pass,
+    /// Usable, with flags.
+    Warn,
+    /// Unsafe: the fallback is used instead.
+    Fail,
+}
+
+/// The safety check attached to an LLM answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Safety {
+    /// Pass, warn or fail.
+    pub status: SafetyStatus,
+    /// What was flagged.
+    #[serde(default)]
+    pub risk_flags: Vec<String>,
+    /// What the gateway redacted, if anything.
+    #[serde(default)]
+    pub redaction_summary: Option<Value>,
+}
+
+/// An LLM answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmResponse {
+    /// The text.
+    pub text: String,
+    /// Its safety check.
+    pub safety: Safety,
+}
+
+/// IAM: is this actor active, and what are their roles and time zone?
+pub trait Iam: Send + Sync {
+    /// Looks the actor up.
+    ///
+    /// # Errors
+    /// [`PortError::Unavailable`] when IAM is down; [`PortError::Rejected`] when the
+    /// actor is unknown.
+    fn validate_actor(&self, tenant_id: &str, actor_id: &str) -> Result<ActorInfo, PortError>;
+}
+
+/// UBI: the actor's recent signals.
+pub trait RecentSignals: Send + Sync {
+    /// Up to `limit` signals (JSON envelopes), newest first.
+    ///
+    /// # Errors
+    /// [`PortError`] when the store cannot answer.
+    fn recent(
+        &self,
+        tenant_id: &str,
+        actor_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Value>, PortError>;
+}
+
+/// Data governance: the tenant's configuration.
+pub trait DataGovernance: Send + Sync {
+    /// The tenant's configuration.
+    ///
+    /// # Errors
+    /// [`PortError`] when the service cannot answer.
+    fn tenant_config(&self, tenant_id: &str) -> Result<TenantConfig, PortError>;
+}
+
+/// Policy: the tenant's current policy snapshot.
+pub trait Policy: Send + Sync {
+    /// The snapshot.
+    ///
+    /// # Errors
+    /// [`PortError`] when the service cannot answer.
+    fn snapshot(&self, tenant_id: &str) -> Result<PolicySnapshot, PortError>;
+}
+
+/// The LLM gateway, with its safety check.
+pub trait Llm: Send + Sync {
+    /// Generates text for a mentor action.
+    ///
+    /// # Errors
+    /// [`PortError`] when the gateway cannot answer.
+    fn generate(&self, request: &LlmRequest) -> Result<LlmResponse, PortError>;
+}
+
+/// The receipts sink (ERIS). Must be idempotent on `receipt_id`.
+pub trait Receipts: Send + Sync {
+    /// Takes one signed receipt envelope.
+    ///
+    /// # Errors
+    /// [`PortError`] when the sink cannot take it now (the receipt is queued and retried).
+    fn emit(&self, envelope: &crate::receipt::Envelope) -> Result<(), PortError>;
+}
+
+/// Delivery of actions to their surfaces.
+pub trait Delivery: Send + Sync {
+    /// Delivers one action to one surface.
+    ///
+    /// # Errors
+    /// [`PortError`] when the surface cannot be reached.
+    fn deliver(&self, action: &Action, surface: Surface, rendered: &str) -> Result<(), PortError>;
+}
+
+/// Timeouts per port (SPEC defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortTimeouts {
+    /// IAM (default 2 s).
+    pub iam: std::time::Duration,
+    /// Recent signals (default 1 s).
+    pub signals: std::time::Duration,
+    /// Data governance (default 0.5 s).
+    pub data_governance: std::time::Duration,
+    /// Policy (default 0.5 s).
+    pub policy: std::time::Duration,
+    /// LLM (default 3 s).
+    pub llm: std::time::Duration,
+    /// Receipts, for the synchronous hand-over inside the decision (default 0.5 s).
+    pub receipts: std::time::Duration,
+    /// Delivery (default 1 s).
+    pub delivery: std::time::Duration,
+}
+
+impl Default for PortTimeouts {
+    fn default() -> Self {
+        use std::time::Duration;
+        PortTimeouts {
+            iam: Duration::from_secs(2),
+            signals: Duration::from_secs(1),
+            data_governance: Duration::from_millis(500),
+            policy: Duration::from_millis(500),
+            llm: Duration::from_secs(3),
+            receipts: Duration::from_millis(500),
+            delivery: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Which port, for breakers and observability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortName {
+    /// IAM.
+    Iam,
+    /// Recent signals (UBI).
+    Signals,
+    /// Data governance.
+    DataGovernance,
+    /// Policy.
+    Policy,
+    /// LLM.
+    Llm,
+    /// Receipts (ERIS).
+    Receipts,
+    /// Delivery.
+    Delivery,
+}
+
+impl PortName {
+    /// Every port.
+    pub const ALL: &'static [PortName] = &[
+        PortName::Iam,
+        PortName::Signals,
+        PortName::DataGovernance,
+        PortName::Policy,
+        PortName::Llm,
+        PortName::Receipts,
+        PortName::Delivery,
+    ];
+
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortName::Iam => "iam",
+            PortName::Signals => "signals",
+            PortName::DataGovernance => "data_governance",
+            PortName::Policy => "policy",
+            PortName::Llm => "llm",
+            PortName::Receipts => "receipts",
+            PortName::Delivery => "delivery",
+        }
+    }
+}
