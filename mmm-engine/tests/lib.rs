@@ -10,6 +10,7 @@
 
 mod common;
 mod decide;
+mod degraded;
 mod fatigue;
 mod hostile;
 mod loading;
