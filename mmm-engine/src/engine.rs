@@ -204,6 +204,12 @@ impl EngineBuilder {
         self
     }
 
+    /// Signs receipts with this signer (to continue an existing chain, for instance).
+    pub fn receipt_signer(mut self, signer: ReceiptSigner) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
     /// The receipts outbox (default: [`MemoryOutbox`] for 10,000 receipts).
     pub fn outbox(mut self, outbox: Arc<dyn Outbox>) -> Self {
         self.outbox = Some(outbox);

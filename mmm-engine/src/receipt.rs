@@ -196,6 +196,31 @@ impl ReceiptSigner {
         }
     }
 
+    /// A signer continuing an existing chain after the envelope `last` (verified with this
+    /// key), so that receipts written by several runs form one chain.
+    ///
+    /// # Errors
+    /// [`ReceiptError`] when `last` does not verify or carries no chain link.
+    pub fn resume(key: SigningKey, last: &Envelope) -> Result<ReceiptSigner, ReceiptError> {
+        let payload = verify_receipt(last, &key.verifying_key())?;
+        let chain = payload.get("chain").unwrap_or(&Value::Null);
+        let id = chain
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ReceiptError::Malformed("no chain.id".into()))?;
+        let seq = chain
+            .get("seq")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| ReceiptError::Malformed("no chain.seq".into()))?;
+        let signer = ReceiptSigner::with_chain(key, id.to_owned());
+        {
+            let mut state = signer.state.lock();
+            state.seq = seq;
+            state.prev_sha256 = Some(sha256_hex(&canonical(last)?));
+        }
+        Ok(signer)
+    }
+
     /// The public key.
     pub fn public_key(&self) -> VerifyingKey {
         self.key.verifying_key()

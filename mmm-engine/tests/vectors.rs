@@ -86,3 +86,46 @@ fn shared_vectors_replay() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Golden receipts: a fixed key, chain id and payloads give these exact envelopes
+/// (Ed25519 is deterministic), which every binding must reproduce and verify.
+#[test]
+fn golden_receipts() {
+    use mmm_engine::receipt::{signing_key_from_bytes, verify_chain, Envelope, ReceiptSigner};
+    let path = vectors_dir().join("receipts/golden.json");
+    let update = std::env::var("MMM_UPDATE_VECTORS").is_ok_and(|v| v == "1");
+    let mut golden: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let seed = golden["seed_hex"].as_str().unwrap().to_owned();
+    let key = signing_key_from_bytes(seed.as_bytes()).unwrap();
+    assert_eq!(
+        hex_of(key.verifying_key().as_bytes()),
+        golden["public_key_hex"].as_str().unwrap()
+    );
+    let signer =
+        ReceiptSigner::with_chain(key.clone(), golden["chain_id"].as_str().unwrap().to_owned());
+    let mut envelopes = Vec::new();
+    for entry in golden["receipts"].as_array_mut().unwrap() {
+        let envelope = signer.sign(entry["payload"].clone()).unwrap();
+        let line = serde_json::to_string(&envelope).unwrap();
+        if update {
+            entry["envelope_json"] = Value::String(line);
+        } else {
+            assert_eq!(
+                entry["envelope_json"].as_str().unwrap(),
+                line,
+                "envelope bytes differ"
+            );
+        }
+        envelopes.push(
+            serde_json::from_str::<Envelope>(entry["envelope_json"].as_str().unwrap()).unwrap(),
+        );
+    }
+    verify_chain(&envelopes, &key.verifying_key()).unwrap();
+    if update {
+        std::fs::write(&path, serde_json::to_string_pretty(&golden).unwrap() + "\n").unwrap();
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -38,12 +38,14 @@ pub fn run(
     context: Option<&Path>,
     now: Option<&str>,
     explain: bool,
+    signing_key: Option<&Path>,
+    receipts_out: Option<&Path>,
 ) -> Result<bool, String> {
     let set = load(playbooks)?;
     let signal = read_json(signal)?;
     let context = context.map(read_json).transpose()?;
     let now = parse_now(now)?;
-    let engine = Engine::builder().playbooks(set).build();
+    let engine = engine(set, signing_key, receipts_out)?;
     let decision = engine
         .decide(&signal, context.as_ref(), &DecideOptions { now, explain })
         .map_err(|e| {
@@ -52,5 +54,34 @@ pub fn run(
         })?;
     let json = serde_json::to_string_pretty(&decision).map_err(|e| e.to_string())?;
     say!("{json}");
+    finish(&engine)?;
     Ok(true)
+}
+
+/// An engine for the CLI, signing receipts into `receipts_out` when asked.
+pub fn engine(
+    set: PlaybookSet,
+    signing_key: Option<&Path>,
+    receipts_out: Option<&Path>,
+) -> Result<Engine, String> {
+    let (signer, port) = crate::receipts::setup(signing_key, receipts_out)?;
+    let mut builder = Engine::builder().playbooks(set).background_outbox(false);
+    if let Some(signer) = signer {
+        builder = builder.receipt_signer(signer);
+    }
+    if let Some(port) = port {
+        builder = builder.receipts(std::sync::Arc::new(port));
+    }
+    Ok(builder.build())
+}
+
+/// Writes out any receipt still waiting; a receipt that cannot be written is an error.
+pub fn finish(engine: &Engine) -> Result<(), String> {
+    engine.flush_outbox();
+    match engine.outbox_len() {
+        0 => Ok(()),
+        n => Err(format!(
+            "{n} receipt(s) could not be written to the receipts file"
+        )),
+    }
 }

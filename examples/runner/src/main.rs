@@ -16,6 +16,7 @@ macro_rules! say {
 }
 
 mod decide;
+mod receipts;
 mod simulate;
 mod suite;
 mod validate;
@@ -67,6 +68,12 @@ enum Command {
         /// Include the explain trace.
         #[arg(long)]
         explain: bool,
+        /// Sign a receipt with this key (hex seed, from `mmm keygen`).
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+        /// Append the receipt envelope to this JSONL file (continuing its chain).
+        #[arg(long)]
+        receipts_out: Option<PathBuf>,
     },
     /// Run the `*.test.yaml` suites below the paths (default `playbooks/`).
     Test {
@@ -90,6 +97,30 @@ enum Command {
         /// Write every decision (of `--playbooks`) as JSONL here.
         #[arg(long)]
         decisions_out: Option<PathBuf>,
+        /// Sign a receipt per decision with this key (hex seed, from `mmm keygen`).
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+        /// Append the receipt envelopes to this JSONL file (continuing its chain).
+        #[arg(long)]
+        receipts_out: Option<PathBuf>,
+    },
+    /// Generate an Ed25519 key pair for receipts: the hex seed to FILE, the hex public
+    /// key to FILE.pub.
+    Keygen {
+        /// Where to write the signing key.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Verify a receipts file (one DSSE envelope per line): signatures and the chain.
+    Verify {
+        /// The public key (hex), from `mmm keygen`.
+        #[arg(long)]
+        public_key: PathBuf,
+        /// The receipts file.
+        receipts: PathBuf,
     },
     /// Print the JSON Schema of the playbook format.
     Schema,
@@ -109,12 +140,16 @@ fn main() -> ExitCode {
             context,
             now,
             explain,
+            signing_key,
+            receipts_out,
         } => decide::run(
             &playbooks,
             &signal,
             context.as_deref(),
             now.as_deref(),
             explain,
+            signing_key.as_deref(),
+            receipts_out.as_deref(),
         ),
         Command::Test { paths, coverage } => {
             let paths = if paths.is_empty() {
@@ -129,12 +164,21 @@ fn main() -> ExitCode {
             signals,
             against,
             decisions_out,
+            signing_key,
+            receipts_out,
         } => simulate::run(
             &playbooks,
             &signals,
             against.as_deref(),
             decisions_out.as_deref(),
+            signing_key.as_deref(),
+            receipts_out.as_deref(),
         ),
+        Command::Keygen { out, force } => receipts::keygen(&out, force),
+        Command::Verify {
+            public_key,
+            receipts,
+        } => receipts::verify(&public_key, &receipts),
         Command::Schema => {
             say!("{:#}", mmm_engine::schema::playbook_schema());
             Ok(true)

@@ -89,8 +89,10 @@ pub fn run(
     signals: &Path,
     against: Option<&Path>,
     decisions_out: Option<&Path>,
+    signing_key: Option<&Path>,
+    receipts_out: Option<&Path>,
 ) -> Result<bool, String> {
-    let primary = Engine::builder().playbooks(load(playbooks)?).build();
+    let primary = crate::decide::engine(load(playbooks)?, signing_key, receipts_out)?;
     let shadow = match against {
         Some(dir) => Some(Engine::builder().playbooks(load(dir)?).build()),
         None => None,
@@ -192,6 +194,7 @@ pub fn run(
     if let Some(mut out) = out {
         out.flush().map_err(|e| e.to_string())?;
     }
+    crate::decide::finish(&primary)?;
     say!(
         "replayed {count} signal(s) from {}{}",
         signals.display(),

@@ -269,3 +269,83 @@ fn the_bundled_library_is_clean_and_passes() {
     assert!(o.status.success(), "{out}");
     assert!(out.contains("coverage: every action"), "{out}");
 }
+
+#[test]
+fn keygen_decide_verify_and_tamper_detection() {
+    let d = Dir::new("receipts");
+    d.write("big.yaml", PLAYBOOK);
+    let signal = d.write("signal.json", SIGNAL);
+    let key = format!("{}/key", d.path());
+    assert!(mmm(&["keygen", "--out", &key]).status.success());
+    let again = mmm(&["keygen", "--out", &key]);
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "a key is never overwritten silently"
+    );
+    let receipts = format!("{}/receipts.jsonl", d.path());
+    for minute in ["10:00", "10:01", "10:02"] {
+        let now = format!("2026-11-22T{minute}:00Z");
+        let o = mmm(&[
+            "decide",
+            "--playbooks",
+            &d.path(),
+            "--signal",
+            &signal,
+            "--now",
+            &now,
+            "--signing-key",
+            &key,
+            "--receipts-out",
+            &receipts,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let decision: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(decision["receipt"]["status"], "emitted");
+    }
+    let public = format!("{key}.pub");
+    let o = mmm(&["verify", "--public-key", &public, &receipts]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("3 receipt(s) verified") && stdout(&o).contains("seq 1 to 3"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Tampering with line 2 is named.
+    let text = std::fs::read_to_string(&receipts).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut env: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+    env["payload"] =
+        serde_json::Value::String(env["payload"].as_str().unwrap().replacen('e', "f", 1));
+    let tampered = [lines[0].to_owned(), env.to_string(), lines[2].to_owned()].join("\n");
+    let bad = d.write("tampered.jsonl", &tampered);
+    let o = mmm(&["verify", "--public-key", &public, &bad]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("tampered.jsonl:2: error[RECEIPT_INVALID]"),
+        "{}",
+        stdout(&o)
+    );
+
+    // A key that did not sign them.
+    let other = format!("{}/other", d.path());
+    assert!(mmm(&["keygen", "--out", &other]).status.success());
+    let o = mmm(&["verify", "--public-key", &format!("{other}.pub"), &receipts]);
+    assert!(
+        stdout(&o).contains(":1: error[RECEIPT_INVALID]: bad signature"),
+        "{}",
+        stdout(&o)
+    );
+    // --receipts-out without a key is refused.
+    let o = mmm(&[
+        "decide",
+        "--playbooks",
+        &d.path(),
+        "--signal",
+        &signal,
+        "--receipts-out",
+        &receipts,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+}
