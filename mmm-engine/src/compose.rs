@@ -70,20 +70,34 @@ pub(crate) fn compose(
     plan: &Plan,
     trigger_kind: &str,
     index: usize,
-    action: &ActionPlan,
     surfaces: Vec<Surface>,
     env: &Env<'_>,
     mentor: Option<MentorText<'_>>,
+    variant: Option<(&str, &crate::experiment::Variant)>,
 ) -> Result<Action, (Reason, String)> {
+    let action: &ActionPlan = plan.actions.get(index).ok_or((
+        Reason::TemplateError,
+        format!("playbook `{}` has no action {index}", plan.id),
+    ))?;
+    // An experiment variant may change the wording of mirrors and mentors; a multiplier's
+    // text is what the actor consents to, so no experiment rewrites it.
+    let set = variant
+        .filter(|_| action.kind != ActionType::Multiplier)
+        .map(|(_, v)| &v.set);
+    let title_template = set.and_then(|s| s.title.as_ref()).unwrap_or(&action.title);
+    let fallback = set
+        .and_then(|s| s.fallback.as_ref())
+        .or(action.fallback.as_ref());
+    let own_text = set.and_then(|s| s.text.as_ref()).or(action.text.as_ref());
     // The text: a mentor's comes from the LLM or its static fallback; mirrors and
     // multipliers have their own template.
     let (text_template, generated) = match (action.kind, mentor) {
         (ActionType::Mentor, Some(MentorText::Generated(text))) => (None, Some(text)),
-        (ActionType::Mentor, Some(MentorText::Fallback(reason, why))) => match &action.fallback {
+        (ActionType::Mentor, Some(MentorText::Fallback(reason, why))) => match fallback {
             Some(t) => (Some(t), None),
             None => return Err((reason, format!("{why}, and the action has no fallback"))),
         },
-        (ActionType::Mentor, None) => match &action.fallback {
+        (ActionType::Mentor, None) => match fallback {
             Some(t) => (Some(t), None),
             None => {
                 return Err((
@@ -92,7 +106,7 @@ pub(crate) fn compose(
                 ))
             }
         },
-        (ActionType::Mirror | ActionType::Multiplier, _) => match &action.text {
+        (ActionType::Mirror | ActionType::Multiplier, _) => match own_text {
             Some(t) => (Some(t), None),
             None => return Err((Reason::TemplateError, "the action has no text".to_owned())),
         },
@@ -108,14 +122,14 @@ pub(crate) fn compose(
             (None, None) => Ok(String::new()),
         }
     };
-    let title = render(&action.title, env, Format::Plain)?;
+    let title = render(title_template, env, Format::Plain)?;
     let text = text_for(Format::Plain)?;
     let mut rendered = BTreeMap::new();
     let mut markdown: Option<String> = None;
     for surface in &surfaces {
         let body = if surface.is_markdown() {
             if markdown.is_none() {
-                let t = render(&action.title, env, Format::Markdown)?;
+                let t = render(title_template, env, Format::Markdown)?;
                 let x = text_for(Format::Markdown)?;
                 markdown = Some(format!("**{t}**\n\n{x}"));
             }
@@ -150,7 +164,7 @@ pub(crate) fn compose(
         dual_channel: action.dual_channel,
         operation: action.operation.clone(),
         params: action.params.clone(),
-        experiment: None,
+        experiment: variant.map(|(id, v)| serde_json::json!({"id": id, "variant": v.name})),
     })
 }
 

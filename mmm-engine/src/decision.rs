@@ -227,6 +227,9 @@ pub struct ExplainEntry {
     pub condition: Value,
     /// Per action, its outcome (empty when the condition was not true).
     pub actions: Vec<ExplainAction>,
+    /// The experiment and variant applied, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<Value>,
 }
 
 /// The engine's answer to one signal.

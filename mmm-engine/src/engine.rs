@@ -12,6 +12,8 @@ use jiff::Timestamp;
 use parking_lot::RwLock;
 use serde_json::{json, Map, Value};
 
+use crate::approval::{ApprovalStore, Approvals, MemoryApprovals};
+use crate::audit::{AuditError, AuditEvent, AuditSink, MemoryAudit};
 use crate::clock::{Clock, SystemClock};
 use crate::compose::{compose, MentorText};
 use crate::condition::{ConditionLimits, HelperInputs, RhaiState, Sandbox};
@@ -21,12 +23,16 @@ use crate::decision::{
 };
 use crate::env::Env;
 use crate::error::DecideError;
+use crate::experiment::{
+    choose, hash_v2, ArmState, ExperimentPlan, ExperimentStatus, Strategy, Variant,
+};
 use crate::fatigue::{FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue};
 use crate::filter;
 use crate::minimise::DenyList;
 use crate::model::{ActionType, PlaybookRef, Surface};
 use crate::observe::{spans, Cache, Event, NoObserver, Observer, ReceiptEvent};
 use crate::outbox::{next_attempt, MemoryOutbox, Outbox, OutboxEntry};
+use crate::outcome::{ActionMemo, ActionMemory, Aggregates, Outcome, OutcomeCount, OutcomeError};
 use crate::plan::Plan;
 use crate::ports::guard::{CallPool, Pending};
 use crate::ports::{
@@ -66,6 +72,10 @@ pub struct EngineConfig {
     pub llm_min_budget: StdDuration,
     /// Upper bound on threads running port calls.
     pub max_port_threads: usize,
+    /// Seeds Thompson sampling, so that a replay re-weights the same way.
+    pub experiment_seed: u64,
+    /// Returned actions remembered for their outcomes.
+    pub remembered_actions: usize,
 }
 
 impl Default for EngineConfig {
@@ -83,6 +93,8 @@ impl Default for EngineConfig {
             llm_max_tokens: 512,
             llm_min_budget: StdDuration::from_millis(50),
             max_port_threads: 64,
+            experiment_seed: 0,
+            remembered_actions: 100_000,
         }
     }
 }
@@ -121,6 +133,8 @@ pub struct EngineBuilder {
     outbox: Option<Arc<dyn Outbox>>,
     observer: Option<Arc<dyn Observer>>,
     background: bool,
+    approvals: Option<Arc<dyn ApprovalStore>>,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl EngineBuilder {
@@ -222,6 +236,18 @@ impl EngineBuilder {
         self
     }
 
+    /// Where approvals are kept (default: in memory).
+    pub fn approval_store(mut self, store: Arc<dyn ApprovalStore>) -> Self {
+        self.approvals = Some(store);
+        self
+    }
+
+    /// Where administrative mutations are recorded (default: in memory).
+    pub fn audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
     /// Whether a background thread drains the outbox (default: yes, when receipts are
     /// signed and a receipts port is set). Without it, call [`Engine::flush_outbox`].
     pub fn background_outbox(mut self, on: bool) -> Self {
@@ -246,6 +272,13 @@ impl EngineBuilder {
             })
             .collect();
         let worker = !self.background && self.signer.is_some() && self.ports.receipts.is_some();
+        let audit: Arc<dyn AuditSink> = self.audit.unwrap_or_else(|| Arc::new(MemoryAudit::new()));
+        let approvals = Approvals::new(
+            self.approvals
+                .unwrap_or_else(|| Arc::new(MemoryApprovals::default())),
+            Arc::clone(&clock),
+            Arc::clone(&audit),
+        );
         let engine = Engine {
             inner: Arc::new(Inner {
                 playbooks: RwLock::new(self.playbooks.unwrap_or_default()),
@@ -255,7 +288,6 @@ impl EngineBuilder {
                     .unwrap_or_else(|| Arc::new(InMemoryFatigue::new())),
                 pool: CallPool::new(self.config.max_port_threads),
                 clock,
-                config: self.config,
                 ports: self.ports,
                 breakers,
                 policy_cache: DashMap::new(),
@@ -265,6 +297,13 @@ impl EngineBuilder {
                     .outbox
                     .unwrap_or_else(|| Arc::new(MemoryOutbox::default())),
                 observer,
+                memory: ActionMemory::new(self.config.remembered_actions),
+                aggregates: Aggregates::default(),
+                arms: DashMap::new(),
+                experiment_status: DashMap::new(),
+                approvals,
+                audit,
+                config: self.config,
             }),
         };
         if worker {
@@ -301,6 +340,14 @@ struct Inner {
     signer: Option<ReceiptSigner>,
     outbox: Arc<dyn Outbox>,
     observer: Arc<dyn Observer>,
+    memory: ActionMemory,
+    aggregates: Aggregates,
+    /// Thompson state per (tenant, experiment id).
+    arms: DashMap<(String, String), parking_lot::Mutex<ArmState>>,
+    /// Status changes made through [`Engine::set_experiment_status`], by experiment id.
+    experiment_status: DashMap<String, ExperimentStatus>,
+    approvals: Approvals,
+    audit: Arc<dyn AuditSink>,
 }
 
 /// The engine. Cheap to clone (clones share everything) and safe to share across threads.
@@ -457,13 +504,203 @@ impl Engine {
 
     /// Replaces the playbook set atomically: every decision sees the old set or the new
     /// one, never a mix. Fatigue history is kept.
-    pub fn reload(&self, set: PlaybookSet) {
-        self.reload_shared(Arc::new(set));
+    ///
+    /// # Errors
+    /// [`AuditError`] when the audit sink cannot record the change; the old set stays.
+    pub fn reload(&self, set: PlaybookSet) -> Result<(), AuditError> {
+        self.reload_shared(Arc::new(set))
     }
 
     /// As [`Engine::reload`], with a set shared with other engines.
-    pub fn reload_shared(&self, set: Arc<PlaybookSet>) {
-        *self.inner.playbooks.write() = set;
+    ///
+    /// # Errors
+    /// As [`Engine::reload`].
+    pub fn reload_shared(&self, set: Arc<PlaybookSet>) -> Result<(), AuditError> {
+        let mut current = self.inner.playbooks.write();
+        let summary = |s: &PlaybookSet| {
+            json!({
+                "playbooks": s.versions().iter().map(|p| json!({"id": &*p.id, "version": p.version,
+                    "tenant": p.tenant.as_deref().unwrap_or("*"), "status": p.status})).collect::<Vec<_>>(),
+                "experiments": s.experiments().iter().map(|e| json!({"id": e.id, "playbook": e.playbook,
+                    "status": e.status})).collect::<Vec<_>>(),
+            })
+        };
+        self.inner
+            .audit
+            .record(&AuditEvent {
+                kind: "playbook_set.replaced".into(),
+                subject: "playbooks".into(),
+                by: None,
+                at: self.inner.clock.now(),
+                before: summary(&current),
+                after: summary(&set),
+            })
+            .map_err(AuditError)?;
+        *current = set;
+        Ok(())
+    }
+
+    /// Dual-channel approvals for multiplier actions.
+    pub fn approvals(&self) -> &Approvals {
+        &self.inner.approvals
+    }
+
+    /// Records what the actor did with an action: per-tenant counts, and experiment
+    /// statistics when an experiment shaped the action.
+    ///
+    /// # Errors
+    /// [`OutcomeError`] naming the field that breaks a rule.
+    pub fn record_outcome(&self, outcome: &Value) -> Result<(), OutcomeError> {
+        let inner = &*self.inner;
+        let (outcome, _at) = Outcome::from_json(outcome)?;
+        let memo = inner
+            .memory
+            .recall(&outcome.action_id)
+            .filter(|m| m.tenant_id == outcome.tenant_id && m.playbook_id == outcome.playbook_id);
+        let kind = memo.as_ref().map_or("unknown", |m| m.kind.as_str());
+        inner.aggregates.add(
+            &outcome.tenant_id,
+            &outcome.playbook_id,
+            kind,
+            outcome.result,
+        );
+        if let Some((experiment_id, variant)) = memo.and_then(|m| m.experiment) {
+            let set = self.playbooks();
+            let plan = set
+                .experiment_for(&outcome.tenant_id, &outcome.playbook_id)
+                .filter(|e| e.id == experiment_id);
+            if let Some(plan) = plan {
+                if let Some(index) = plan.variants.iter().position(|v| v.name == variant) {
+                    let entry = inner
+                        .arms
+                        .entry((outcome.tenant_id.clone(), experiment_id.clone()))
+                        .or_insert_with(|| parking_lot::Mutex::new(ArmState::new(plan)));
+                    let mut arms = entry.lock();
+                    let slot = if plan.success.contains(&outcome.result) {
+                        &mut arms.successes
+                    } else {
+                        &mut arms.failures
+                    };
+                    if let Some(n) = slot.get_mut(index) {
+                        *n += 1;
+                    }
+                    let seed = inner.config.experiment_seed
+                        ^ u64::from(crate::experiment::fnv1a32(&format!(
+                            "{}:{}",
+                            outcome.tenant_id, plan.id
+                        )));
+                    arms.maybe_update(plan, inner.clock.now(), seed);
+                }
+            }
+        }
+        let result = serde_json::to_value(outcome.result).ok();
+        inner.observer.on_event(&Event::Outcome {
+            tenant_id: &outcome.tenant_id,
+            playbook_id: &outcome.playbook_id,
+            result: result.as_ref().and_then(Value::as_str).unwrap_or(""),
+        });
+        Ok(())
+    }
+
+    /// Outcome counts for a tenant, by playbook, action type and result (never per actor).
+    pub fn outcome_counts(&self, tenant_id: &str) -> Vec<OutcomeCount> {
+        self.inner.aggregates.for_tenant(tenant_id)
+    }
+
+    /// Current weights of an experiment's variants for a tenant, normalised to 1.
+    pub fn experiment_weights(
+        &self,
+        tenant_id: &str,
+        experiment_id: &str,
+    ) -> Option<Vec<(String, f64)>> {
+        let set = self.playbooks();
+        let plan = set.experiments().iter().find(|e| e.id == experiment_id)?;
+        let weights = self.weights(tenant_id, plan);
+        let total: f64 = weights.iter().sum();
+        Some(
+            plan.variants
+                .iter()
+                .zip(weights)
+                .map(|(v, w)| (v.name.clone(), if total > 0.0 { w / total } else { 0.0 }))
+                .collect(),
+        )
+    }
+
+    /// Pauses, resumes or completes an experiment (audited).
+    ///
+    /// # Errors
+    /// [`AuditError`] when the change cannot be audited (it then does not happen), or
+    /// when no experiment has that id.
+    pub fn set_experiment_status(
+        &self,
+        experiment_id: &str,
+        status: ExperimentStatus,
+        by: &str,
+    ) -> Result<(), AuditError> {
+        let set = self.playbooks();
+        let plan = set
+            .experiments()
+            .iter()
+            .find(|e| e.id == experiment_id)
+            .ok_or_else(|| AuditError(format!("no experiment `{experiment_id}`")))?;
+        let before = self
+            .inner
+            .experiment_status
+            .get(experiment_id)
+            .map_or(plan.status, |s| *s);
+        self.inner
+            .audit
+            .record(&AuditEvent {
+                kind: "experiment.state_changed".into(),
+                subject: experiment_id.to_owned(),
+                by: Some(by.to_owned()),
+                at: self.inner.clock.now(),
+                before: json!({"status": before}),
+                after: json!({"status": status}),
+            })
+            .map_err(AuditError)?;
+        self.inner
+            .experiment_status
+            .insert(experiment_id.to_owned(), status);
+        Ok(())
+    }
+
+    fn weights(&self, tenant_id: &str, plan: &ExperimentPlan) -> Vec<f64> {
+        match plan.strategy {
+            Strategy::Fixed => plan.variants.iter().map(|v| v.weight).collect(),
+            Strategy::Thompson => match self
+                .inner
+                .arms
+                .get(&(tenant_id.to_owned(), plan.id.clone()))
+            {
+                Some(arms) => arms.lock().weights.clone(),
+                None => plan.variants.iter().map(|v| v.weight).collect(),
+            },
+        }
+    }
+
+    /// The experiment and variant for a candidate, when an active experiment applies.
+    fn assign<'s>(
+        &self,
+        set: &'s PlaybookSet,
+        tenant_id: &str,
+        actor_id: &str,
+        playbook_id: &str,
+    ) -> Option<(&'s ExperimentPlan, &'s Variant)> {
+        let plan = set.experiment_for(tenant_id, playbook_id)?;
+        let status = self
+            .inner
+            .experiment_status
+            .get(&plan.id)
+            .map_or(plan.status, |s| *s);
+        if status != ExperimentStatus::Active {
+            return None;
+        }
+        let n = hash_v2(&format!("{tenant_id}:{}", plan.id), actor_id);
+        let variant = plan
+            .variants
+            .get(choose(n, &self.weights(tenant_id, plan)))?;
+        Some((&**plan, variant))
     }
 
     /// The fatigue store (to seed history, for instance).
@@ -615,6 +852,15 @@ impl Engine {
         };
         let mut actions: Vec<Action> = Vec::new();
         let mut returned: Vec<usize> = Vec::new();
+        // The experiment variant of each candidate whose condition held, if any.
+        let assigned: Vec<Option<(&ExperimentPlan, &Variant)>> = candidates
+            .iter()
+            .zip(&results)
+            .map(|(c, r)| match r {
+                Ok(true) => self.assign(&set, &signal.tenant_id, &signal.actor_id, &c.plan.id),
+                _ => None,
+            })
+            .collect();
         spans.time(spans::POLICY_GATE, || {
             // Gates.
             for (ci, (candidate, result)) in candidates.iter().zip(&results).enumerate() {
@@ -628,9 +874,28 @@ impl Engine {
                             Err(e) => json!({"error": e}),
                         },
                         actions: Vec::new(),
+                        experiment: assigned
+                            .get(ci)
+                            .copied()
+                            .flatten()
+                            .map(|(e, v)| json!({"id": e.id, "variant": v.name})),
                     });
                 }
+                let holdout = assigned.get(ci).copied().flatten().filter(|(_, v)| v.holdout);
                 match result {
+                    Ok(true) if holdout.is_some() => {
+                        if let Some((e, v)) = holdout {
+                            for index in 0..plan.actions.len() {
+                                suppress(
+                                    &mut suppressed,
+                                    plan,
+                                    index,
+                                    Reason::ExperimentHoldout,
+                                    format!("the actor is in holdout `{}` of experiment `{}`", v.name, e.id),
+                                );
+                            }
+                        }
+                    }
                     Ok(false) => {}
                     Err(e) => {
                         for index in 0..plan.actions.len() {
@@ -692,14 +957,18 @@ impl Engine {
                     let Some(action) = plan.actions.get(p.index) else {
                         continue;
                     };
+                    let variant = assigned.get(ci).copied().flatten().map(|(e, v)| (e.id.as_str(), v));
+                    let prompt = variant
+                        .and_then(|(_, v)| v.set.prompt.as_ref())
+                        .or(action.prompt.as_ref());
                     let mentor = (action.kind == ActionType::Mentor)
-                        .then(|| self.mentor_text(plan, action, &env, deadline, &mut degraded))
+                        .then(|| self.mentor_text(plan, prompt, &env, deadline, &mut degraded))
                         .flatten();
                     let mentor_ref = mentor.as_ref().map(|m| match m {
                         Ok(text) => MentorText::Generated(text),
                         Err((reason, why)) => MentorText::Fallback(*reason, why),
                     });
-                    match compose(plan, &signal.kind, p.index, action, p.surfaces.clone(), &env, mentor_ref) {
+                    match compose(plan, &signal.kind, p.index, p.surfaces.clone(), &env, mentor_ref, variant) {
                         Ok(a) => composed.push((p.index, a)),
                         Err((reason, detail)) => suppress(&mut suppressed, plan, p.index, reason, detail),
                     }
@@ -753,6 +1022,23 @@ impl Engine {
         let elapsed = started.elapsed();
         if elapsed > deadline.saturating_duration_since(started) {
             push_unique(&mut degraded, Degraded::DeadlineExceeded);
+        }
+        // Remember returned actions for their outcomes.
+        for a in &actions {
+            inner.memory.remember(
+                a.action_id.clone(),
+                ActionMemo {
+                    tenant_id: signal.tenant_id.clone(),
+                    playbook_id: a.playbook.id.clone(),
+                    kind: a.kind,
+                    experiment: a.experiment.as_ref().and_then(|e| {
+                        Some((
+                            e.get("id")?.as_str()?.to_owned(),
+                            e.get("variant")?.as_str()?.to_owned(),
+                        ))
+                    }),
+                },
+            );
         }
         let decision_id = uuid::Uuid::now_v7().to_string();
         let policy_snapshot_id = policy.and_then(|p| p.snapshot_id.clone());
@@ -1056,7 +1342,7 @@ impl Engine {
     fn mentor_text(
         &self,
         plan: &Plan,
-        action: &crate::plan::ActionPlan,
+        prompt: Option<&crate::template::Template>,
         env: &Env<'_>,
         deadline: Instant,
         degraded: &mut Vec<Degraded>,
@@ -1074,11 +1360,7 @@ impl Engine {
                 format!("only {left:?} left of the decision's deadline; the LLM was skipped"),
             );
         }
-        let prompt = match action
-            .prompt
-            .as_ref()
-            .map(|t| t.render(env, crate::template::Format::Plain))
-        {
+        let prompt = match prompt.map(|t| t.render(env, crate::template::Format::Plain)) {
             Some(Ok(p)) => p,
             Some(Err(path)) => {
                 return Some(Err((

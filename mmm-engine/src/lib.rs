@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod approval;
+pub mod audit;
 mod candidates;
 mod clock;
 mod compose;
@@ -11,6 +13,7 @@ mod duration;
 mod engine;
 mod env;
 mod error;
+pub mod experiment;
 mod fatigue;
 mod filter;
 pub mod lint;
@@ -18,6 +21,7 @@ mod minimise;
 mod model;
 pub mod observe;
 pub mod outbox;
+pub mod outcome;
 mod plan;
 pub mod playbook;
 pub mod ports;

@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock};
 use crate::candidates::{Candidate, KindIndex};
 use crate::condition::{ConditionLimits, Sandbox};
 use crate::error::{Diagnostic, LoadError};
+use crate::experiment::ExperimentPlan;
 use crate::model::Status;
 use crate::plan::Plan;
 use crate::playbook::{compile_sources, read_sources, Source};
@@ -20,6 +21,7 @@ static COMPILER: LazyLock<Sandbox> = LazyLock::new(|| Sandbox::new(ConditionLimi
 #[derive(Debug, Default)]
 pub struct PlaybookSet {
     versions: Vec<Arc<Plan>>,
+    experiments: Vec<Arc<ExperimentPlan>>,
     live: Vec<Arc<Plan>>,
     global: KindIndex,
     tenants: HashMap<String, KindIndex>,
@@ -79,7 +81,7 @@ impl PlaybookSet {
     /// # Errors
     /// As [`PlaybookSet::from_paths`].
     pub fn from_sources(sources: &[Source]) -> Result<PlaybookSet, LoadError> {
-        let (plans, diagnostics) = compile_sources(sources, &COMPILER, false);
+        let (plans, experiments, diagnostics) = compile_sources(sources, &COMPILER, false);
         let errors: Vec<Diagnostic> = diagnostics
             .into_iter()
             .filter(Diagnostic::is_error)
@@ -89,7 +91,7 @@ impl PlaybookSet {
                 diagnostics: errors,
             });
         }
-        PlaybookSet::from_plans(plans)
+        PlaybookSet::from_parts(plans, experiments)
     }
 
     /// Builds a set from compiled plans: checks that no (tenant, id, version) appears twice,
@@ -98,6 +100,18 @@ impl PlaybookSet {
     /// # Errors
     /// A [`LoadError`] for each duplicate version, pointing at the second definition.
     pub fn from_plans(plans: Vec<Plan>) -> Result<PlaybookSet, LoadError> {
+        PlaybookSet::from_parts(plans, Vec::new())
+    }
+
+    /// As [`PlaybookSet::from_plans`], with experiments: each must name a playbook of the
+    /// set, and a playbook has at most one experiment per tenant scope.
+    ///
+    /// # Errors
+    /// A [`LoadError`] for duplicates and dangling experiments.
+    pub fn from_parts(
+        plans: Vec<Plan>,
+        experiments: Vec<ExperimentPlan>,
+    ) -> Result<PlaybookSet, LoadError> {
         let mut seen: HashMap<(Option<String>, Arc<str>, u32), usize> = HashMap::new();
         let mut errors = Vec::new();
         let mut versions = Vec::with_capacity(plans.len());
@@ -125,6 +139,51 @@ impl PlaybookSet {
             }
             seen.insert(key, versions.len());
             versions.push(Arc::new(plan));
+        }
+        let mut kept: Vec<Arc<ExperimentPlan>> = Vec::new();
+        for e in experiments {
+            let at = |rule: &str, message: String| {
+                let mut d = Diagnostic::error(rule, message, &e.source.file);
+                d.line = Some(e.source.line);
+                d.column = Some(e.source.column);
+                d.playbook = Some(e.id.clone());
+                d
+            };
+            let exists = versions.iter().any(|p| {
+                *p.id == *e.playbook
+                    && (e.tenant.is_none() || p.tenant.is_none() || p.tenant == e.tenant)
+            });
+            if !exists {
+                errors.push(at(
+                    "unknown-playbook",
+                    format!(
+                        "experiment `{}` refers to playbook `{}`, which is not in this set",
+                        e.id, e.playbook
+                    ),
+                ));
+                continue;
+            }
+            if let Some(other) = kept.iter().find(|k| k.id == e.id && k.tenant == e.tenant) {
+                errors.push(at(
+                    "duplicate-experiment",
+                    format!(
+                        "experiment `{}` is already defined at {}:{}",
+                        e.id, other.source.file, other.source.line
+                    ),
+                ));
+                continue;
+            }
+            if let Some(other) = kept
+                .iter()
+                .find(|k| k.playbook == e.playbook && k.tenant == e.tenant)
+            {
+                errors.push(at(
+                    "duplicate-experiment",
+                    format!("playbook `{}` already has experiment `{}` for this tenant scope; run one at a time", e.playbook, other.id),
+                ));
+                continue;
+            }
+            kept.push(Arc::new(e));
         }
         if !errors.is_empty() {
             return Err(LoadError {
@@ -176,6 +235,7 @@ impl PlaybookSet {
 
         Ok(PlaybookSet {
             versions,
+            experiments: kept,
             live,
             global,
             tenants,
@@ -195,6 +255,25 @@ impl PlaybookSet {
     /// Every version, in load order.
     pub fn versions(&self) -> &[Arc<Plan>] {
         &self.versions
+    }
+
+    /// Every experiment.
+    pub fn experiments(&self) -> &[Arc<ExperimentPlan>] {
+        &self.experiments
+    }
+
+    /// The experiment on `playbook` for `tenant` (the tenant's own, else the all-tenants
+    /// one), whatever its status.
+    pub fn experiment_for(&self, tenant: &str, playbook: &str) -> Option<&Arc<ExperimentPlan>> {
+        let own = self
+            .experiments
+            .iter()
+            .find(|e| e.tenant.as_deref() == Some(tenant) && e.playbook == playbook);
+        own.or_else(|| {
+            self.experiments
+                .iter()
+                .find(|e| e.tenant.is_none() && e.playbook == playbook)
+        })
     }
 
     /// The live version of each (tenant, id).
@@ -234,9 +313,9 @@ impl PlaybookSet {
 /// Validates files for `mmm validate`: every error and lint warning, with positions.
 pub fn check_paths(paths: &[impl AsRef<Path>]) -> Vec<Diagnostic> {
     let (sources, mut diagnostics) = read_sources(paths);
-    let (plans, found) = compile_sources(&sources, &COMPILER, true);
+    let (plans, experiments, found) = compile_sources(&sources, &COMPILER, true);
     diagnostics.extend(found);
-    if let Err(e) = PlaybookSet::from_plans(plans) {
+    if let Err(e) = PlaybookSet::from_parts(plans, experiments) {
         diagnostics.extend(e.diagnostics);
     }
     diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));

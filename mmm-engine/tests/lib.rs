@@ -11,6 +11,7 @@
 mod common;
 mod decide;
 mod degraded;
+mod experiments;
 mod fatigue;
 mod hostile;
 mod loading;

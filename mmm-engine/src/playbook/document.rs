@@ -76,3 +76,49 @@ pub(crate) struct RawAction {
     #[serde(default)]
     pub reversible: Option<bool>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExperiment {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: RawExperimentMetadata,
+    pub spec: RawExperimentSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExperimentMetadata {
+    pub id: String,
+    pub tenant: String,
+    pub status: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawExperimentSpec {
+    pub playbook: String,
+    #[serde(default)]
+    pub strategy: Option<String>,
+    #[serde(default)]
+    pub success_outcomes: Option<Vec<String>>,
+    pub variants: Vec<RawVariant>,
+    #[serde(default)]
+    pub min_samples: Option<i64>,
+    #[serde(default)]
+    pub update_interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVariant {
+    pub name: String,
+    pub weight: f64,
+    #[serde(default)]
+    pub set: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    pub holdout: Option<bool>,
+}

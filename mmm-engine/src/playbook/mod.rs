@@ -100,15 +100,21 @@ pub(crate) fn compile_sources(
     sources: &[Source],
     sandbox: &Sandbox,
     lint: bool,
-) -> (Vec<Plan>, Vec<Diagnostic>) {
+) -> (
+    Vec<Plan>,
+    Vec<crate::experiment::ExperimentPlan>,
+    Vec<Diagnostic>,
+) {
     let mut plans = Vec::new();
+    let mut experiments = Vec::new();
     let mut diagnostics = Vec::new();
     for source in sources {
-        let (p, d) = parse_source(&source.name, &source.text, sandbox, lint);
+        let (p, e, d) = parse_source(&source.name, &source.text, sandbox, lint);
         plans.extend(p);
+        experiments.extend(e);
         diagnostics.extend(d);
     }
-    (plans, diagnostics)
+    (plans, experiments, diagnostics)
 }
 
 /// The code a loading diagnostic maps to (`IO` for unreadable files).

@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::document::{RawAction, RawPlaybook};
+use super::document::{RawAction, RawExperiment, RawPlaybook};
 use super::positions::{self, DocPositions, Pos};
 use crate::condition::Sandbox;
 use crate::duration::Duration;
 use crate::error::Diagnostic;
+use crate::experiment::{ExperimentPlan, ExperimentStatus, Overrides, Strategy, Variant};
 use crate::lint::{self, TextRole};
 use crate::model::{ActionType, Status, Surface};
+use crate::outcome::OutcomeResult;
 use crate::plan::{ActionPlan, FatigueSpec, Plan, SourceRef};
 use crate::signal::{is_kind, is_tenant_id};
 use crate::template::Template;
@@ -112,8 +114,9 @@ pub(crate) fn parse_source(
     text: &str,
     sandbox: &Sandbox,
     lint: bool,
-) -> (Vec<Plan>, Vec<Diagnostic>) {
+) -> (Vec<Plan>, Vec<ExperimentPlan>, Vec<Diagnostic>) {
     let mut plans = Vec::new();
+    let mut experiments = Vec::new();
     let mut diagnostics = Vec::new();
     let index = positions::index(text);
     let empty = DocPositions::default();
@@ -129,14 +132,20 @@ pub(crate) fn parse_source(
         match pos.kind.as_deref() {
             Some("Playbook") | None => {}
             Some("Experiment") => {
-                diagnostics.push(
-                    Diagnostic::error(
-                        "unsupported-kind",
-                        "`Experiment` documents are not supported by this engine version yet",
-                        file,
-                    )
-                    .at(pos.value("kind")),
-                );
+                match RawExperiment::deserialize(de) {
+                    Ok(raw) => {
+                        let mut doc = Doc {
+                            file,
+                            pos,
+                            id: Some(raw.metadata.id.clone()),
+                            out: Vec::new(),
+                        };
+                        let experiment = build_experiment(&mut doc, raw);
+                        diagnostics.append(&mut doc.out);
+                        experiments.extend(experiment);
+                    }
+                    Err(e) => diagnostics.push(serde_error(file, pos, &e)),
+                }
                 continue;
             }
             Some(other) => {
@@ -194,7 +203,7 @@ pub(crate) fn parse_source(
             }
         }
     }
-    (plans, diagnostics)
+    (plans, experiments, diagnostics)
 }
 
 fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> Option<Plan> {
@@ -563,5 +572,228 @@ fn build_action(doc: &mut Doc<'_>, path: &str, a: &RawAction, lint: bool) -> Opt
         operation: a.operation.clone(),
         params: a.params.clone(),
         dual_channel: a.dual_channel.unwrap_or(false),
+    })
+}
+
+fn serde_error(file: &str, pos: &DocPositions, e: &serde_yaml::Error) -> Diagnostic {
+    let message = bare_message(e);
+    let rule = if message.contains("unknown field") {
+        "unknown-field"
+    } else if message.contains("missing field") {
+        "missing-field"
+    } else if e.location().is_some() && message.contains("invalid type") {
+        "invalid-type"
+    } else {
+        "yaml"
+    };
+    let mut d = Diagnostic::error(rule, message, file);
+    match e.location() {
+        Some(loc) => {
+            d.line = Some(loc.line());
+            d.column = Some(loc.column());
+        }
+        None => d = d.at(pos.start),
+    }
+    d
+}
+
+const SETTABLE: &[&str] = &["title", "text", "prompt", "fallback"];
+
+fn build_experiment(doc: &mut Doc<'_>, raw: RawExperiment) -> Option<ExperimentPlan> {
+    let before = doc.out.len();
+    if raw.api_version != "mmm/v1" {
+        doc.error(
+            "apiVersion",
+            "api-version",
+            format!(
+                "unsupported apiVersion `{}`; expected `mmm/v1`",
+                raw.api_version
+            ),
+        );
+    }
+    if raw.kind != "Experiment" {
+        doc.error(
+            "kind",
+            "unknown-kind",
+            format!("unknown document kind `{}`", raw.kind),
+        );
+    }
+    let m = &raw.metadata;
+    if !is_playbook_id(&m.id) {
+        doc.error(
+            "metadata.id",
+            "invalid-id",
+            format!(
+                "experiment id `{}` must match [a-z0-9][a-z0-9-]{{0,63}}",
+                m.id
+            ),
+        );
+    }
+    let tenant = if m.tenant == "*" {
+        None
+    } else {
+        if !is_tenant_id(&m.tenant) {
+            doc.error(
+                "metadata.tenant",
+                "invalid-tenant",
+                format!(
+                    "tenant `{}` must be `*` or match [A-Za-z0-9._-]{{1,64}}",
+                    m.tenant
+                ),
+            );
+        }
+        Some(m.tenant.clone())
+    };
+    let status = ExperimentStatus::parse(&m.status);
+    if status.is_none() {
+        doc.error(
+            "metadata.status",
+            "invalid-status",
+            format!(
+                "status `{}` must be `active`, `paused` or `completed`",
+                m.status
+            ),
+        );
+    }
+    let spec = &raw.spec;
+    if !is_playbook_id(&spec.playbook) {
+        doc.error(
+            "spec.playbook",
+            "invalid-id",
+            format!("`{}` is not a playbook id", spec.playbook),
+        );
+    }
+    let strategy = match spec.strategy.as_deref() {
+        None | Some("fixed") => Some(Strategy::Fixed),
+        Some("thompson") => Some(Strategy::Thompson),
+        Some(other) => {
+            doc.error(
+                "spec.strategy",
+                "invalid-strategy",
+                format!("strategy `{other}` must be `fixed` or `thompson`"),
+            );
+            None
+        }
+    };
+    let mut success = Vec::new();
+    match &spec.success_outcomes {
+        None => success = vec![OutcomeResult::Accepted, OutcomeResult::Executed],
+        Some(list) => {
+            for (i, o) in list.iter().enumerate() {
+                match serde_json::from_value::<OutcomeResult>(serde_json::Value::String(o.clone())) {
+                    Ok(r) => success.push(r),
+                    Err(_) => doc.error(
+                        &format!("spec.success_outcomes[{i}]"),
+                        "invalid-outcome",
+                        format!("`{o}` must be `accepted`, `dismissed`, `snoozed`, `ignored`, `executed` or `failed`"),
+                    ),
+                }
+            }
+        }
+    }
+    if spec.variants.len() < 2 {
+        doc.error(
+            "spec.variants",
+            "invalid-variants",
+            "an experiment needs at least two variants",
+        );
+    }
+    let mut variants = Vec::new();
+    for (i, v) in spec.variants.iter().enumerate() {
+        let path = format!("spec.variants[{i}]");
+        if v.name.trim().is_empty() {
+            doc.error(
+                &format!("{path}.name"),
+                "invalid-variant",
+                "a variant needs a name",
+            );
+        } else if spec.variants.iter().take(i).any(|w| w.name == v.name) {
+            doc.error(
+                &format!("{path}.name"),
+                "invalid-variant",
+                format!("variant `{}` is named twice", v.name),
+            );
+        }
+        if !(v.weight.is_finite() && v.weight > 0.0) {
+            doc.error(
+                &format!("{path}.weight"),
+                "invalid-weight",
+                format!("weight {} must be a number above 0", v.weight),
+            );
+        }
+        let mut set = Overrides::default();
+        for (key, text) in v.set.iter().flatten() {
+            let field = format!("{path}.set.{key}");
+            if !SETTABLE.contains(&key.as_str()) {
+                doc.error(
+                    &field,
+                    "field-not-allowed",
+                    format!("`set` may change `title`, `text`, `prompt` or `fallback`, not `{key}`: an experiment changes wording, never what an action does or where it goes"),
+                );
+                continue;
+            }
+            let template = doc.template(&field, text);
+            match key.as_str() {
+                "title" => set.title = template,
+                "text" => set.text = template,
+                "prompt" => set.prompt = template,
+                _ => set.fallback = template,
+            }
+        }
+        if v.holdout.unwrap_or(false) && v.set.is_some() {
+            doc.error(
+                &format!("{path}.set"),
+                "invalid-variant",
+                "a holdout shows nothing, so it cannot `set` anything",
+            );
+        }
+        variants.push(Variant {
+            name: v.name.clone(),
+            weight: v.weight,
+            holdout: v.holdout.unwrap_or(false),
+            set,
+        });
+    }
+    let min_samples = match spec.min_samples {
+        None => 100,
+        Some(n) => u64::try_from(n)
+            .ok()
+            .filter(|n| *n >= 1)
+            .unwrap_or_else(|| {
+                doc.error(
+                    "spec.min_samples",
+                    "invalid-min-samples",
+                    format!("min_samples {n} must be at least 1"),
+                );
+                100
+            }),
+    };
+    let update_interval = match &spec.update_interval {
+        None => Duration::from_secs(15 * 60),
+        Some(text) => Duration::parse(text).unwrap_or_else(|m| {
+            doc.error("spec.update_interval", "invalid-duration", m);
+            Duration::from_secs(15 * 60)
+        }),
+    };
+    if doc.out.iter().skip(before).any(Diagnostic::is_error) {
+        return None;
+    }
+    let start = doc.pos.value("metadata.id").or(doc.pos.start);
+    Some(ExperimentPlan {
+        id: m.id.clone(),
+        description: m.description.clone(),
+        tenant,
+        status: status?,
+        playbook: spec.playbook.clone(),
+        strategy: strategy?,
+        success,
+        variants,
+        min_samples,
+        update_interval,
+        source: SourceRef {
+            file: doc.file.to_owned(),
+            line: start.map_or(1, |p| p.line),
+            column: start.map_or(1, |p| p.column),
+        },
     })
 }

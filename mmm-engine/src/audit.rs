@@ -1,0 +1,66 @@
+//! The audit sink: every administrative mutation (the playbook set replaced, an
+//! experiment's state changed, an approval moving) is recorded with a redacted before and
+//! after — identifiers, versions and states, never playbook text or signal content.
+
+use jiff::Timestamp;
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde_json::Value;
+
+/// One audited mutation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    /// What changed: `playbook_set.replaced`, `experiment.state_changed`,
+    /// `approval.created`, `approval.approved`, `approval.rejected`, `approval.expired`…
+    pub kind: String,
+    /// Which object (a tenant, an experiment id, an approval id).
+    pub subject: String,
+    /// Who did it, when known (an approver, an admin).
+    pub by: Option<String>,
+    /// When.
+    pub at: Timestamp,
+    /// The object before, redacted.
+    pub before: Value,
+    /// The object after, redacted.
+    pub after: Value,
+}
+
+/// An audit event could not be recorded, so the mutation did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit sink unavailable: {0}")]
+pub struct AuditError(pub String);
+
+/// Receives audit events. An error is reported to the caller of the mutation, which then
+/// does not happen (nothing changes unaudited).
+pub trait AuditSink: Send + Sync {
+    /// Records one event.
+    ///
+    /// # Errors
+    /// A message when the event cannot be recorded.
+    fn record(&self, event: &AuditEvent) -> Result<(), String>;
+}
+
+/// Keeps events in memory (the default; hosts plug in their audit log).
+#[derive(Debug, Default)]
+pub struct MemoryAudit {
+    events: Mutex<Vec<AuditEvent>>,
+}
+
+impl MemoryAudit {
+    /// An empty log.
+    pub fn new() -> Self {
+        MemoryAudit::default()
+    }
+
+    /// Everything recorded so far.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.events.lock().clone()
+    }
+}
+
+impl AuditSink for MemoryAudit {
+    fn record(&self, event: &AuditEvent) -> Result<(), String> {
+        self.events.lock().push(event.clone());
+        Ok(())
+    }
+}
