@@ -598,7 +598,8 @@ fn reload_is_atomic_under_concurrent_decisions() {
             })
             .collect();
         for i in 0..200 {
-            e.reload(set(if i % 2 == 0 { "new" } else { "old" })).unwrap();
+            e.reload(set(if i % 2 == 0 { "new" } else { "old" }))
+                .unwrap();
         }
         for d in deciders {
             d.join().unwrap();

@@ -286,3 +286,35 @@ fn check_paths_adds_lint_warnings() {
     assert!(PlaybookSet::from_path(&dir).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn experiment_documents_are_validated_with_positions() {
+    let exp = |spec: &str| {
+        format!("{GOOD}---\napiVersion: mmm/v1\nkind: Experiment\nmetadata: {{id: copy, tenant: \"*\", status: active}}\nspec:\n{spec}")
+    };
+    let ok = exp("  playbook: good\n  variants:\n    - {name: a, weight: 1}\n    - {name: b, weight: 1, set: {title: B}}\n");
+    assert_eq!(PlaybookSet::from_yaml(&ok).unwrap().experiments().len(), 1);
+    let d = first_error(&exp("  playbook: missing\n  variants:\n    - {name: a, weight: 1}\n    - {name: b, weight: 1}\n"));
+    assert_eq!(d.rule, "unknown-playbook", "{d}");
+    assert_eq!(d.line, Some(19), "{d}");
+    let d = first_error(&exp("  playbook: good\n  variants:\n    - {name: a, weight: 1}\n    - {name: b, weight: 1, set: {operation: rm_rf}}\n"));
+    assert_eq!(
+        (d.rule.as_str(), d.line),
+        ("field-not-allowed", Some(24)),
+        "{d}"
+    );
+    let d = first_error(&exp(
+        "  playbook: good\n  variants:\n    - {name: a, weight: 0}\n    - {name: a, weight: 1}\n",
+    ));
+    assert_eq!(d.rule, "invalid-weight", "{d}");
+    let d = first_error(&exp("  playbook: good\n  strategy: epsilon\n  variants:\n    - {name: a, weight: 1}\n    - {name: b, weight: 1}\n"));
+    assert_eq!(
+        (d.rule.as_str(), d.line, d.column),
+        ("invalid-strategy", Some(22), Some(13)),
+        "{d}"
+    );
+    let d = first_error(&exp(
+        "  playbook: good\n  variants:\n    - {name: a, weight: 1, shade: blue}\n",
+    ));
+    assert_eq!(d.rule, "unknown-field", "{d}");
+}

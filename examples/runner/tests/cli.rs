@@ -349,3 +349,53 @@ fn keygen_decide_verify_and_tamper_detection() {
     ]);
     assert_eq!(o.status.code(), Some(1));
 }
+
+#[test]
+fn experiments_work_through_mmm_test() {
+    let d = Dir::new("experiments");
+    d.write("big.yaml", PLAYBOOK);
+    d.write(
+        "copy.yaml",
+        "apiVersion: mmm/v1
+kind: Experiment
+metadata: {id: big-copy, tenant: \"*\", status: active}
+spec:
+  playbook: big
+  variants:
+    - {name: control, weight: 50}
+    - {name: concise, weight: 40, set: {title: Big PR, text: \"{{ signal.payload.lines }} lines.\"}}
+    - {name: holdout, weight: 10, holdout: true}
+",
+    );
+    // hash_v2(\"acme:big-copy\", actor) decides the variant; these actors land in each.
+    let pick = |lo: f64, hi: f64| {
+        (0..10_000)
+            .map(|i| format!("dev-{i}"))
+            .find(|a| (lo..hi).contains(&mmm_engine::experiment::hash_v2("acme:big-copy", a)))
+            .unwrap()
+    };
+    let (control, concise, holdout) = (pick(0.0, 0.5), pick(0.5, 0.9), pick(0.9, 1.0));
+    let case = |name: &str, actor: &str, expect: &str| {
+        format!("  - name: {name}\n    signal: {{tenant_id: acme, actor_id: {actor}, kind: pr.opened, occurred_at: 2026-11-22T10:00:00Z, payload: {{lines: 420}}}}\n    expect:\n{expect}\n")
+    };
+    let suite = format!(
+        "cases:\n{}{}{}",
+        case("control keeps the copy", &control, "      actions: [{playbook: big, variant: control, title: Large change}]"),
+        case("concise sets the copy", &concise, "      actions: [{playbook: big, variant: concise, title: Big PR, text_contains: \"420 lines.\"}]"),
+        case("holdout holds back", &holdout, "      actions: []\n      suppressed: [{playbook: big, reason: experiment_holdout}]"),
+    );
+    d.write("tests/copy.test.yaml", &suite);
+    let o = mmm(&["test", &d.path()]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert_eq!(stdout(&o).lines().last(), Some("3 passed, 0 failed"));
+    // And a wrong variant expectation fails, naming it.
+    d.write(
+        "tests/copy.test.yaml",
+        &suite.replace("variant: concise", "variant: control"),
+    );
+    let out = stdout(&mmm(&["test", &d.path()]));
+    assert!(
+        out.contains("variant: expected `control`, got `concise`"),
+        "{out}"
+    );
+}
