@@ -1,0 +1,169 @@
+"""Type stubs and documentation of the native module (see ``mmm_engine``)."""
+
+from datetime import datetime
+from os import PathLike
+from typing import Any, Dict, List, Optional, Protocol, Tuple, Union
+
+JSON = Any
+Key = Union[bytes, str]
+Path = Union[str, "PathLike[str]"]
+
+__version__: str
+
+class MmmError(Exception):
+    """Base class of every mmm-engine error. Attributes carry the structured error."""
+
+    code: str
+    message: str
+    field: Optional[str]
+    rule: Optional[str]
+    file: Optional[str]
+    line: Optional[int]
+    column: Optional[int]
+    playbook: Optional[str]
+
+class PlaybookError(MmmError):
+    """A playbook or experiment document is invalid or unreadable (code PLAYBOOK_INVALID or IO).
+
+    ``diagnostics`` lists every problem as ``file:line:col: error[rule]: message``."""
+
+    diagnostics: List[str]
+
+class SignalError(MmmError):
+    """The signal envelope is invalid (code SIGNAL_INVALID); ``field`` names the field."""
+
+class ContextError(SignalError):
+    """The context is invalid (code CONTEXT_INVALID); ``field`` is a dotted path."""
+
+class UnavailableError(MmmError):
+    """IAM is down, so no decision can be made (code UNAVAILABLE; HTTP 503 in a host)."""
+
+class ForbiddenError(MmmError):
+    """IAM says the actor is inactive or unknown (code FORBIDDEN; HTTP 403 in a host)."""
+
+class ReceiptError(MmmError):
+    """A receipt, chain or key does not verify (code RECEIPT_INVALID)."""
+
+    index: int
+
+class OutcomeError(MmmError):
+    """The outcome is invalid (code OUTCOME_INVALID)."""
+
+class ApprovalError(MmmError):
+    """An approval operation was refused (same channel, terminal state, not found…)."""
+
+class AuditFailedError(MmmError):
+    """The audit sink could not record a change, so the change did not happen."""
+
+class Rejected(Exception):
+    """Raise from a port for a business answer: the dependency is up, the breaker counts nothing."""
+
+class IamPort(Protocol):
+    def validate_actor(self, tenant_id: str, actor_id: str) -> Dict[str, Any]: ...
+
+class SignalsPort(Protocol):
+    def recent(self, tenant_id: str, actor_id: str, limit: int) -> List[Dict[str, Any]]: ...
+
+class DataGovernancePort(Protocol):
+    def tenant_config(self, tenant_id: str) -> Dict[str, Any]: ...
+
+class PolicyPort(Protocol):
+    def snapshot(self, tenant_id: str) -> Dict[str, Any]: ...
+
+class LlmPort(Protocol):
+    def generate(self, request: Dict[str, Any]) -> Dict[str, Any]: ...
+
+class ReceiptsPort(Protocol):
+    def emit(self, envelope: Dict[str, Any]) -> None: ...
+
+class DeliveryPort(Protocol):
+    def deliver(self, action: Dict[str, Any], surface: str, rendered: str) -> None: ...
+
+class FatiguePort(Protocol):
+    def check_and_record(self, request: Dict[str, Any]) -> Dict[str, Any]: ...
+    def record(self, tenant_id: str, actor_id: str, playbook_id: str, at: str, actions: int) -> None: ...
+
+class Engine:
+    """The engine. Safe to share between threads; ``decide`` releases the GIL."""
+
+    @staticmethod
+    def from_path(
+        path: Path,
+        *,
+        signing_key: Optional[Key] = None,
+        llm: Optional[LlmPort] = None,
+        receipts: Optional[ReceiptsPort] = None,
+        policy: Optional[PolicyPort] = None,
+        iam: Optional[IamPort] = None,
+        signals: Optional[SignalsPort] = None,
+        data_governance: Optional[DataGovernancePort] = None,
+        delivery: Optional[DeliveryPort] = None,
+        fatigue: Optional[FatiguePort] = None,
+    ) -> "Engine":
+        """Loads the playbooks under ``path`` (a file or a directory); raises PlaybookError."""
+    @staticmethod
+    def from_yaml(
+        text: str,
+        *,
+        signing_key: Optional[Key] = None,
+        llm: Optional[LlmPort] = None,
+        receipts: Optional[ReceiptsPort] = None,
+        policy: Optional[PolicyPort] = None,
+        iam: Optional[IamPort] = None,
+        signals: Optional[SignalsPort] = None,
+        data_governance: Optional[DataGovernancePort] = None,
+        delivery: Optional[DeliveryPort] = None,
+        fatigue: Optional[FatiguePort] = None,
+    ) -> "Engine":
+        """Loads playbooks from YAML text; raises PlaybookError."""
+    def decide(
+        self,
+        signal: Dict[str, Any],
+        context: Optional[Dict[str, Any]] = None,
+        *,
+        now: Union[str, datetime, None] = None,
+        explain: bool = False,
+    ) -> Dict[str, Any]:
+        """Decides what to show for one signal; returns the decision (SPEC §4) as a dict.
+
+        ``now`` is an RFC 3339 string or an aware datetime (default: the current time)."""
+    def record_outcome(self, outcome: Dict[str, Any]) -> None:
+        """Records what the actor did with an action (SPEC §9); raises OutcomeError."""
+    def reload(self, path: Path) -> None:
+        """Replaces the playbooks atomically; a failed reload keeps the old set."""
+    def outcome_counts(self, tenant_id: str) -> List[Dict[str, Any]]:
+        """Outcome counts for a tenant by playbook, action type and result (never per actor)."""
+    def request_approval(self, action: Dict[str, Any], tenant_id: str, actor_id: str) -> Dict[str, Any]:
+        """Opens a dual-channel approval for a multiplier action taken from a decision."""
+    def approve(self, approval_id: str, channel: str, approver: str) -> Dict[str, Any]:
+        """Approves on ``channel``; the second approval must come through another channel."""
+    def reject(self, approval_id: str, by: str, reason: str) -> Dict[str, Any]:
+        """Rejects a non-terminal approval."""
+    def get_approval(self, approval_id: str) -> Dict[str, Any]:
+        """The approval, expired when past ``expires_at``."""
+    def experiment_weights(self, tenant_id: str, experiment_id: str) -> Optional[Dict[str, float]]:
+        """Current variant weights (normalised to 1) of an experiment for a tenant."""
+    def set_experiment_status(self, experiment_id: str, status: str, by: str) -> None:
+        """Sets ``active``, ``paused`` or ``completed``; audited."""
+    def flush_outbox(self) -> None:
+        """Tries now to deliver the receipts waiting in the outbox."""
+    @property
+    def outbox_len(self) -> int:
+        """Receipts waiting in the outbox."""
+    def breaker_state(self, port: str) -> int:
+        """A port's circuit breaker: 0 closed, 1 open, 2 half-open."""
+    @property
+    def receipt_public_key(self) -> Optional[str]:
+        """The hex public key receipts are signed with, when signing is on."""
+
+def validate(path: Path) -> List[Dict[str, Any]]:
+    """Checks playbook files: every error and lint warning (severity, rule, message, file, line, column, playbook)."""
+
+def verify_receipt(envelope: Union[Dict[str, Any], str], public_key: Key) -> Dict[str, Any]:
+    """Verifies one receipt envelope (strict Ed25519) and returns its payload; raises ReceiptError."""
+
+def verify_chain(envelopes: List[Union[Dict[str, Any], str]], public_key: Key) -> List[Dict[str, Any]]:
+    """Verifies envelopes as one chain; ReceiptError.index names the first bad one."""
+
+def generate_key() -> Tuple[str, str]:
+    """A new Ed25519 key: (hex seed, hex public key)."""

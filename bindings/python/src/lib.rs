@@ -1,0 +1,468 @@
+//! `mmm_engine` for Python: the engine in-process, with Python objects as ports, Python
+//! exceptions, and no GIL held while Rust works.
+
+// pyo3's macros expand to code these library lints would flag; the binding's own code
+// follows them.
+#![allow(clippy::useless_conversion)]
+
+mod convert;
+mod errors;
+mod ports;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mmm_engine::experiment::ExperimentStatus;
+use mmm_engine::receipt::{
+    public_key_from_bytes, signing_key_from_bytes, verify_chain as verify_chain_rs, Envelope,
+};
+use mmm_engine::{DecideOptions, Engine as Core, EngineBuilder, PlaybookSet, PortName};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+use serde_json::Value;
+
+use convert::{to_json, to_py};
+use errors::{receipt_error, signal_error, EngineError};
+use ports::PyPort;
+
+/// Key material as `bytes` (32) or a hex `str`.
+fn key_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(s.to_cow()?.trim().as_bytes().to_vec());
+    }
+    Err(PyTypeError::new_err(
+        "a key must be bytes (32) or a hex str",
+    ))
+}
+
+struct Ports {
+    signing_key: Option<Py<PyAny>>,
+    llm: Option<Py<PyAny>>,
+    receipts: Option<Py<PyAny>>,
+    policy: Option<Py<PyAny>>,
+    iam: Option<Py<PyAny>>,
+    signals: Option<Py<PyAny>>,
+    data_governance: Option<Py<PyAny>>,
+    delivery: Option<Py<PyAny>>,
+    fatigue: Option<Py<PyAny>>,
+}
+
+fn build(py: Python<'_>, set: PlaybookSet, ports: Ports) -> PyResult<Core> {
+    let mut b: EngineBuilder = Core::builder().playbooks(set);
+    if let Some(key) = &ports.signing_key {
+        let bytes = key_bytes(key.bind(py))?;
+        let key = signing_key_from_bytes(&bytes).map_err(|e| receipt_error(py, e.to_string()))?;
+        b = b.signing_key(key);
+    }
+    let port = |p: &Option<Py<PyAny>>, name: &'static str| {
+        p.as_ref()
+            .map(|o| Arc::new(PyPort::new(o.clone_ref(py), name)))
+    };
+    if let Some(p) = port(&ports.llm, "llm") {
+        b = b.llm(p);
+    }
+    if let Some(p) = port(&ports.receipts, "receipts") {
+        b = b.receipts(p);
+    }
+    if let Some(p) = port(&ports.policy, "policy") {
+        b = b.policy(p);
+    }
+    if let Some(p) = port(&ports.iam, "iam") {
+        b = b.iam(p);
+    }
+    if let Some(p) = port(&ports.signals, "signals") {
+        b = b.signals(p);
+    }
+    if let Some(p) = port(&ports.data_governance, "data_governance") {
+        b = b.data_governance(p);
+    }
+    if let Some(p) = port(&ports.delivery, "delivery") {
+        b = b.delivery(p);
+    }
+    if let Some(p) = port(&ports.fatigue, "fatigue") {
+        b = b.fatigue(p);
+    }
+    Ok(b.build())
+}
+
+fn load_path(py: Python<'_>, path: PathBuf) -> PyResult<PlaybookSet> {
+    py.detach(|| PlaybookSet::from_path(&path))
+        .map_err(|e| EngineError::Load(e).into_py(py))
+}
+
+fn json_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
+    to_json(obj).map_err(|e| signal_error(py, what, format!("{what} cannot be read: {e}")))
+}
+
+/// The engine. Safe to share between threads; `decide` releases the GIL.
+#[pyclass(frozen, module = "mmm_engine._native")]
+struct Engine {
+    core: Core,
+}
+
+#[pymethods]
+impl Engine {
+    /// Loads the playbooks under `path` (a file or a directory).
+    #[staticmethod]
+    #[pyo3(signature = (path, *, signing_key=None, llm=None, receipts=None, policy=None, iam=None, signals=None, data_governance=None, delivery=None, fatigue=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_path(
+        py: Python<'_>,
+        path: PathBuf,
+        signing_key: Option<Py<PyAny>>,
+        llm: Option<Py<PyAny>>,
+        receipts: Option<Py<PyAny>>,
+        policy: Option<Py<PyAny>>,
+        iam: Option<Py<PyAny>>,
+        signals: Option<Py<PyAny>>,
+        data_governance: Option<Py<PyAny>>,
+        delivery: Option<Py<PyAny>>,
+        fatigue: Option<Py<PyAny>>,
+    ) -> PyResult<Engine> {
+        let set = load_path(py, path)?;
+        let ports = Ports {
+            signing_key,
+            llm,
+            receipts,
+            policy,
+            iam,
+            signals,
+            data_governance,
+            delivery,
+            fatigue,
+        };
+        Ok(Engine {
+            core: build(py, set, ports)?,
+        })
+    }
+
+    /// Loads playbooks from YAML text.
+    #[staticmethod]
+    #[pyo3(signature = (text, *, signing_key=None, llm=None, receipts=None, policy=None, iam=None, signals=None, data_governance=None, delivery=None, fatigue=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn from_yaml(
+        py: Python<'_>,
+        text: &str,
+        signing_key: Option<Py<PyAny>>,
+        llm: Option<Py<PyAny>>,
+        receipts: Option<Py<PyAny>>,
+        policy: Option<Py<PyAny>>,
+        iam: Option<Py<PyAny>>,
+        signals: Option<Py<PyAny>>,
+        data_governance: Option<Py<PyAny>>,
+        delivery: Option<Py<PyAny>>,
+        fatigue: Option<Py<PyAny>>,
+    ) -> PyResult<Engine> {
+        let text = text.to_owned();
+        let set = py
+            .detach(|| PlaybookSet::from_yaml(&text))
+            .map_err(|e| EngineError::Load(e).into_py(py))?;
+        let ports = Ports {
+            signing_key,
+            llm,
+            receipts,
+            policy,
+            iam,
+            signals,
+            data_governance,
+            delivery,
+            fatigue,
+        };
+        Ok(Engine {
+            core: build(py, set, ports)?,
+        })
+    }
+
+    /// Decides what to show for one signal.
+    #[pyo3(signature = (signal, context=None, *, now=None, explain=false))]
+    fn decide<'py>(
+        &self,
+        py: Python<'py>,
+        signal: &Bound<'py, PyAny>,
+        context: Option<&Bound<'py, PyAny>>,
+        now: Option<&Bound<'py, PyAny>>,
+        explain: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let signal = json_arg(py, signal, "signal")?;
+        let context = match context {
+            Some(c) if !c.is_none() => Some(json_arg(py, c, "context")?),
+            _ => None,
+        };
+        let now = match now {
+            Some(n) if !n.is_none() => {
+                let text = match to_json(n)? {
+                    Value::String(s) => s,
+                    _ => {
+                        return Err(PyTypeError::new_err(
+                            "now must be an RFC 3339 str or an aware datetime",
+                        ))
+                    }
+                };
+                Some(text.parse::<jiff::Timestamp>().map_err(|_| {
+                    PyValueError::new_err(format!(
+                        "now `{text}` is not an RFC 3339 timestamp with an offset"
+                    ))
+                })?)
+            }
+            _ => None,
+        };
+        let core = &self.core;
+        let decision = py
+            .detach(|| core.decide(&signal, context.as_ref(), &DecideOptions { now, explain }))
+            .map_err(|e| EngineError::Decide(e).into_py(py))?;
+        let value =
+            serde_json::to_value(&decision).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        to_py(py, &value)
+    }
+
+    /// Records what the actor did with an action.
+    fn record_outcome(&self, py: Python<'_>, outcome: &Bound<'_, PyAny>) -> PyResult<()> {
+        let value = to_json(outcome)?;
+        let core = &self.core;
+        py.detach(|| core.record_outcome(&value))
+            .map_err(|e| EngineError::Outcome(e).into_py(py))
+    }
+
+    /// Replaces the playbooks with those under `path`, atomically: a failed reload keeps
+    /// the old set.
+    fn reload(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let set = load_path(py, path)?;
+        let core = &self.core;
+        py.detach(|| core.reload(set))
+            .map_err(|e| EngineError::Audit(e).into_py(py))
+    }
+
+    /// Outcome counts for a tenant (by playbook, type and result).
+    fn outcome_counts<'py>(&self, py: Python<'py>, tenant_id: &str) -> PyResult<Bound<'py, PyAny>> {
+        let v = serde_json::to_value(self.core.outcome_counts(tenant_id))
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        to_py(py, &v)
+    }
+
+    /// Opens a dual-channel approval for a multiplier action (a dict from a decision).
+    fn request_approval<'py>(
+        &self,
+        py: Python<'py>,
+        action: &Bound<'py, PyAny>,
+        tenant_id: &str,
+        actor_id: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let action: mmm_engine::Action = serde_json::from_value(to_json(action)?)
+            .map_err(|e| PyValueError::new_err(format!("not an action: {e}")))?;
+        let approval = self
+            .core
+            .approvals()
+            .request(&action, tenant_id, actor_id)
+            .map_err(|e| EngineError::Approval(e).into_py(py))?;
+        approval_to_py(py, &approval)
+    }
+
+    /// Approves on `channel`.
+    fn approve<'py>(
+        &self,
+        py: Python<'py>,
+        approval_id: &str,
+        channel: &str,
+        approver: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let a = self
+            .core
+            .approvals()
+            .approve(approval_id, channel, approver)
+            .map_err(|e| EngineError::Approval(e).into_py(py))?;
+        approval_to_py(py, &a)
+    }
+
+    /// Rejects.
+    fn reject<'py>(
+        &self,
+        py: Python<'py>,
+        approval_id: &str,
+        by: &str,
+        reason: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let a = self
+            .core
+            .approvals()
+            .reject(approval_id, by, reason)
+            .map_err(|e| EngineError::Approval(e).into_py(py))?;
+        approval_to_py(py, &a)
+    }
+
+    /// The approval (expired when past its time).
+    fn get_approval<'py>(&self, py: Python<'py>, approval_id: &str) -> PyResult<Bound<'py, PyAny>> {
+        let a = self
+            .core
+            .approvals()
+            .get(approval_id)
+            .map_err(|e| EngineError::Approval(e).into_py(py))?;
+        approval_to_py(py, &a)
+    }
+
+    /// Current variant weights of an experiment for a tenant, or None.
+    fn experiment_weights<'py>(
+        &self,
+        py: Python<'py>,
+        tenant_id: &str,
+        experiment_id: &str,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        match self.core.experiment_weights(tenant_id, experiment_id) {
+            None => Ok(None),
+            Some(w) => {
+                let d = PyDict::new(py);
+                for (name, weight) in w {
+                    d.set_item(name, weight)?;
+                }
+                Ok(Some(d))
+            }
+        }
+    }
+
+    /// Sets an experiment's status (`active`, `paused`, `completed`); audited.
+    fn set_experiment_status(
+        &self,
+        py: Python<'_>,
+        experiment_id: &str,
+        status: &str,
+        by: &str,
+    ) -> PyResult<()> {
+        let status = ExperimentStatus::parse(status).ok_or_else(|| {
+            PyValueError::new_err("status must be `active`, `paused` or `completed`")
+        })?;
+        self.core
+            .set_experiment_status(experiment_id, status, by)
+            .map_err(|e| EngineError::Audit(e).into_py(py))
+    }
+
+    /// Tries now to deliver queued receipts.
+    fn flush_outbox(&self, py: Python<'_>) {
+        let core = &self.core;
+        py.detach(|| core.flush_outbox());
+    }
+
+    /// Receipts waiting in the outbox.
+    #[getter]
+    fn outbox_len(&self) -> usize {
+        self.core.outbox_len()
+    }
+
+    /// A port's circuit-breaker state: 0 closed, 1 open, 2 half-open.
+    fn breaker_state(&self, port: &str) -> PyResult<u8> {
+        let name = PortName::ALL
+            .iter()
+            .find(|p| p.as_str() == port)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown port `{port}`")))?;
+        Ok(self.core.breaker_state(*name) as u8)
+    }
+
+    /// The receipts public key (hex), when signing is on.
+    #[getter]
+    fn receipt_public_key(&self) -> Option<String> {
+        self.core
+            .receipt_public_key()
+            .map(|k| k.as_bytes().iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+fn approval_to_py<'py>(
+    py: Python<'py>,
+    a: &mmm_engine::approval::Approval,
+) -> PyResult<Bound<'py, PyAny>> {
+    let v = serde_json::to_value(a).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    to_py(py, &v)
+}
+
+/// Checks playbook files: every error and lint warning, as dicts.
+#[pyfunction]
+fn validate<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+    let found = py.detach(|| mmm_engine::check_paths(&[path]));
+    let v = serde_json::to_value(found).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    to_py(py, &v)
+}
+
+fn envelope_arg(py: Python<'_>, envelope: &Bound<'_, PyAny>) -> PyResult<Envelope> {
+    let value = match envelope.cast::<PyString>() {
+        Ok(s) => serde_json::from_str(&s.to_cow()?)
+            .map_err(|e| receipt_error(py, format!("malformed envelope: {e}")))?,
+        Err(_) => to_json(envelope)?,
+    };
+    serde_json::from_value(value).map_err(|e| receipt_error(py, format!("malformed envelope: {e}")))
+}
+
+/// Verifies one receipt envelope (a dict or a JSON line) and returns its payload.
+#[pyfunction]
+fn verify_receipt<'py>(
+    py: Python<'py>,
+    envelope: &Bound<'py, PyAny>,
+    public_key: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let env = envelope_arg(py, envelope)?;
+    let key = public_key_from_bytes(&key_bytes(public_key)?)
+        .map_err(|e| EngineError::Receipt(e).into_py(py))?;
+    let payload = mmm_engine::receipt::verify_receipt(&env, &key)
+        .map_err(|e| EngineError::Receipt(e).into_py(py))?;
+    to_py(py, &payload)
+}
+
+/// Verifies a chain of envelopes in order; returns the payloads. The error names the
+/// 0-based index of the first bad envelope (attribute `index`).
+#[pyfunction]
+fn verify_chain<'py>(
+    py: Python<'py>,
+    envelopes: Vec<Bound<'py, PyAny>>,
+    public_key: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let envs = envelopes
+        .iter()
+        .map(|e| envelope_arg(py, e))
+        .collect::<PyResult<Vec<_>>>()?;
+    let key = public_key_from_bytes(&key_bytes(public_key)?)
+        .map_err(|e| EngineError::Receipt(e).into_py(py))?;
+    match verify_chain_rs(&envs, &key) {
+        Ok(payloads) => to_py(py, &Value::Array(payloads)),
+        Err(fault) => {
+            let err = EngineError::Receipt(fault.error).into_py(py);
+            let _ = err.value(py).setattr("index", fault.index);
+            Err(err)
+        }
+    }
+}
+
+/// A new signing key: (hex seed, hex public key).
+#[pyfunction]
+fn generate_key() -> (String, String) {
+    mmm_engine::receipt::generate_key()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Engine>()?;
+    m.add_function(wrap_pyfunction!(validate, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_receipt, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_chain, m)?)?;
+    m.add_function(wrap_pyfunction!(generate_key, m)?)?;
+    m.add("MmmError", py.get_type::<errors::MmmError>())?;
+    m.add("PlaybookError", py.get_type::<errors::PlaybookError>())?;
+    m.add("SignalError", py.get_type::<errors::SignalError>())?;
+    m.add("ContextError", py.get_type::<errors::ContextError>())?;
+    m.add(
+        "UnavailableError",
+        py.get_type::<errors::UnavailableError>(),
+    )?;
+    m.add("ForbiddenError", py.get_type::<errors::ForbiddenError>())?;
+    m.add("ReceiptError", py.get_type::<errors::ReceiptError>())?;
+    m.add("OutcomeError", py.get_type::<errors::OutcomeError>())?;
+    m.add("ApprovalError", py.get_type::<errors::ApprovalError>())?;
+    m.add(
+        "AuditFailedError",
+        py.get_type::<errors::AuditFailedError>(),
+    )?;
+    m.add("Rejected", py.get_type::<errors::Rejected>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
