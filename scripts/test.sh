@@ -9,6 +9,8 @@ echo "==> doc tests"
 cargo test --workspace --doc
 echo "==> playbook library: validate --strict"
 cargo run -q -p mmm-runner -- validate --strict playbooks
+echo "==> Python binding: build, stub check, pytest"
+scripts/test-python.sh
 echo "==> receipts: keygen, simulate, verify, and an independent check with Python cryptography"
 scripts/receipts-check.sh
 echo "==> playbook library: test --coverage"

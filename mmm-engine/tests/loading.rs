@@ -318,3 +318,10 @@ fn experiment_documents_are_validated_with_positions() {
     ));
     assert_eq!(d.rule, "unknown-field", "{d}");
 }
+
+#[test]
+fn empty_texts_and_comment_only_files_hold_no_playbooks() {
+    for text in ["", "\n", "# nothing here\n", "---\n", "---\n# c\n---\n"] {
+        assert_eq!(PlaybookSet::from_yaml(text).unwrap().len(), 0, "{text:?}");
+    }
+}

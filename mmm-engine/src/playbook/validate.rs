@@ -119,13 +119,17 @@ pub(crate) fn parse_source(
     let mut experiments = Vec::new();
     let mut diagnostics = Vec::new();
     let index = positions::index(text);
-    let empty = DocPositions::default();
+    let broken = DocPositions::default();
+    // A document serde_yaml sees but yaml-rust2 does not (an empty text, only comments)
+    // holds nothing.
+    let mut nothing = DocPositions::default();
+    nothing.empty = true;
     let mut last_error: Option<String> = None;
     for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let pos = index
-            .as_ref()
-            .and_then(|docs| docs.get(i))
-            .unwrap_or(&empty);
+        let pos = match &index {
+            Some(docs) => docs.get(i).unwrap_or(&nothing),
+            None => &broken,
+        };
         if pos.empty && index.is_some() {
             continue;
         }

@@ -2,13 +2,32 @@
 
 from datetime import datetime
 from os import PathLike
-from typing import Any, Dict, List, Optional, Protocol, Tuple, Union
+from typing import Any, Dict, List, Optional, Protocol, Tuple, Union, final
 
-JSON = Any
-Key = Union[bytes, str]
-Path = Union[str, "PathLike[str]"]
+_JSON = Any
+_Key = Union[bytes, str]
+_Path = Union[str, "PathLike[str]"]
 
 __version__: str
+__all__ = [
+    "ApprovalError",
+    "AuditFailedError",
+    "ContextError",
+    "Engine",
+    "ForbiddenError",
+    "MmmError",
+    "OutcomeError",
+    "PlaybookError",
+    "ReceiptError",
+    "Rejected",
+    "SignalError",
+    "UnavailableError",
+    "__version__",
+    "generate_key",
+    "validate",
+    "verify_chain",
+    "verify_receipt",
+]
 
 class MmmError(Exception):
     """Base class of every mmm-engine error. Attributes carry the structured error."""
@@ -58,62 +77,63 @@ class AuditFailedError(MmmError):
 class Rejected(Exception):
     """Raise from a port for a business answer: the dependency is up, the breaker counts nothing."""
 
-class IamPort(Protocol):
+class _IamPort(Protocol):
     def validate_actor(self, tenant_id: str, actor_id: str) -> Dict[str, Any]: ...
 
-class SignalsPort(Protocol):
+class _SignalsPort(Protocol):
     def recent(self, tenant_id: str, actor_id: str, limit: int) -> List[Dict[str, Any]]: ...
 
-class DataGovernancePort(Protocol):
+class _DataGovernancePort(Protocol):
     def tenant_config(self, tenant_id: str) -> Dict[str, Any]: ...
 
-class PolicyPort(Protocol):
+class _PolicyPort(Protocol):
     def snapshot(self, tenant_id: str) -> Dict[str, Any]: ...
 
-class LlmPort(Protocol):
+class _LlmPort(Protocol):
     def generate(self, request: Dict[str, Any]) -> Dict[str, Any]: ...
 
-class ReceiptsPort(Protocol):
+class _ReceiptsPort(Protocol):
     def emit(self, envelope: Dict[str, Any]) -> None: ...
 
-class DeliveryPort(Protocol):
+class _DeliveryPort(Protocol):
     def deliver(self, action: Dict[str, Any], surface: str, rendered: str) -> None: ...
 
-class FatiguePort(Protocol):
+class _FatiguePort(Protocol):
     def check_and_record(self, request: Dict[str, Any]) -> Dict[str, Any]: ...
     def record(self, tenant_id: str, actor_id: str, playbook_id: str, at: str, actions: int) -> None: ...
 
+@final
 class Engine:
     """The engine. Safe to share between threads; ``decide`` releases the GIL."""
 
     @staticmethod
     def from_path(
-        path: Path,
+        path: _Path,
         *,
-        signing_key: Optional[Key] = None,
-        llm: Optional[LlmPort] = None,
-        receipts: Optional[ReceiptsPort] = None,
-        policy: Optional[PolicyPort] = None,
-        iam: Optional[IamPort] = None,
-        signals: Optional[SignalsPort] = None,
-        data_governance: Optional[DataGovernancePort] = None,
-        delivery: Optional[DeliveryPort] = None,
-        fatigue: Optional[FatiguePort] = None,
+        signing_key: Optional[_Key] = None,
+        llm: Optional[_LlmPort] = None,
+        receipts: Optional[_ReceiptsPort] = None,
+        policy: Optional[_PolicyPort] = None,
+        iam: Optional[_IamPort] = None,
+        signals: Optional[_SignalsPort] = None,
+        data_governance: Optional[_DataGovernancePort] = None,
+        delivery: Optional[_DeliveryPort] = None,
+        fatigue: Optional[_FatiguePort] = None,
     ) -> "Engine":
         """Loads the playbooks under ``path`` (a file or a directory); raises PlaybookError."""
     @staticmethod
     def from_yaml(
         text: str,
         *,
-        signing_key: Optional[Key] = None,
-        llm: Optional[LlmPort] = None,
-        receipts: Optional[ReceiptsPort] = None,
-        policy: Optional[PolicyPort] = None,
-        iam: Optional[IamPort] = None,
-        signals: Optional[SignalsPort] = None,
-        data_governance: Optional[DataGovernancePort] = None,
-        delivery: Optional[DeliveryPort] = None,
-        fatigue: Optional[FatiguePort] = None,
+        signing_key: Optional[_Key] = None,
+        llm: Optional[_LlmPort] = None,
+        receipts: Optional[_ReceiptsPort] = None,
+        policy: Optional[_PolicyPort] = None,
+        iam: Optional[_IamPort] = None,
+        signals: Optional[_SignalsPort] = None,
+        data_governance: Optional[_DataGovernancePort] = None,
+        delivery: Optional[_DeliveryPort] = None,
+        fatigue: Optional[_FatiguePort] = None,
     ) -> "Engine":
         """Loads playbooks from YAML text; raises PlaybookError."""
     def decide(
@@ -129,7 +149,7 @@ class Engine:
         ``now`` is an RFC 3339 string or an aware datetime (default: the current time)."""
     def record_outcome(self, outcome: Dict[str, Any]) -> None:
         """Records what the actor did with an action (SPEC §9); raises OutcomeError."""
-    def reload(self, path: Path) -> None:
+    def reload(self, path: _Path) -> None:
         """Replaces the playbooks atomically; a failed reload keeps the old set."""
     def outcome_counts(self, tenant_id: str) -> List[Dict[str, Any]]:
         """Outcome counts for a tenant by playbook, action type and result (never per actor)."""
@@ -156,13 +176,13 @@ class Engine:
     def receipt_public_key(self) -> Optional[str]:
         """The hex public key receipts are signed with, when signing is on."""
 
-def validate(path: Path) -> List[Dict[str, Any]]:
+def validate(path: _Path) -> List[Dict[str, Any]]:
     """Checks playbook files: every error and lint warning (severity, rule, message, file, line, column, playbook)."""
 
-def verify_receipt(envelope: Union[Dict[str, Any], str], public_key: Key) -> Dict[str, Any]:
+def verify_receipt(envelope: Union[Dict[str, Any], str], public_key: _Key) -> Dict[str, Any]:
     """Verifies one receipt envelope (strict Ed25519) and returns its payload; raises ReceiptError."""
 
-def verify_chain(envelopes: List[Union[Dict[str, Any], str]], public_key: Key) -> List[Dict[str, Any]]:
+def verify_chain(envelopes: List[Union[Dict[str, Any], str]], public_key: _Key) -> List[Dict[str, Any]]:
     """Verifies envelopes as one chain; ReceiptError.index names the first bad one."""
 
 def generate_key() -> Tuple[str, str]:

@@ -1,0 +1,164 @@
+"""Each degraded mode of SPEC §6, shown through a Python port that raises."""
+
+import time
+
+import pytest
+
+import mmm_engine
+from conftest import NOW, signal
+
+
+class Down:
+    """Every method raises: the dependency is down."""
+
+    def __getattr__(self, name):
+        def fail(*args, **kwargs):
+            raise ConnectionError(f"{name}: connection refused")
+        return fail
+
+
+class Policy:
+    def __init__(self):
+        self.up = True
+
+    def snapshot(self, tenant_id):
+        if not self.up:
+            raise TimeoutError("policy service timed out")
+        return {"snapshot_id": "pol-py", "denied_action_types": [], "denied_operations": [], "denied_playbooks": []}
+
+
+def test_llm_down_mentor_falls_back(three):
+    engine = mmm_engine.Engine.from_yaml(three, llm=Down())
+    d = engine.decide(signal(payload={"lines": 420}), now=NOW)
+    assert d["actions"][1]["text"] == "Smaller changes are reviewed faster."
+    assert d["degraded"] == ["llm_unavailable"]
+    assert [a["type"] for a in d["actions"]] == ["mirror", "mentor", "multiplier"]
+
+
+def test_llm_answers_are_used_and_unsafe_ones_fall_back(three):
+    class Llm:
+        def __init__(self, status):
+            self.status = status
+            self.requests = []
+
+        def generate(self, request):
+            self.requests.append(request)
+            return {"text": "Split by directory.", "safety": {"status": self.status, "risk_flags": ["x"]}}
+
+    llm = Llm("pass")
+    d = mmm_engine.Engine.from_yaml(three, llm=llm).decide(signal(payload={"lines": 420}), now=NOW)
+    assert d["actions"][1]["text"] == "Split by directory."
+    assert llm.requests[0]["prompt"] == "split 420" and llm.requests[0]["playbook_id"] == "large-pr"
+    d = mmm_engine.Engine.from_yaml(three, llm=Llm("fail")).decide(signal(payload={"lines": 420}), now=NOW)
+    assert d["actions"][1]["text"] == "Smaller changes are reviewed faster."
+
+
+def test_receipts_down_is_non_blocking(three):
+    seed, _ = mmm_engine.generate_key()
+    engine = mmm_engine.Engine.from_yaml(three, signing_key=seed, receipts=Down())
+    started = time.perf_counter()
+    d = engine.decide(signal(payload={"lines": 420}), now=NOW)
+    assert time.perf_counter() - started < 0.25
+    assert d["receipt"]["status"] == "queued" and d["degraded"] == ["receipts_queued"]
+
+
+def test_policy_down_safety_critical_gets_nothing_others_mirrors_only(three):
+    engine = mmm_engine.Engine.from_yaml(three, policy=Down())
+    d = engine.decide(signal(payload={"lines": 420}), {"tenant": {"safety_critical": True}}, now=NOW)
+    assert d["actions"] == [] and d["degraded"] == ["policy_unavailable"]
+    assert {s["reason"] for s in d["suppressed"]} == {"policy_unavailable"}
+    d = engine.decide(signal(payload={"lines": 420}), now=NOW)
+    assert [a["type"] for a in d["actions"]] == ["mirror"]
+
+
+def test_policy_cached_when_the_port_fails_after_an_answer(three):
+    policy = Policy()
+    engine = mmm_engine.Engine.from_yaml(three, policy=policy)
+    assert engine.decide(signal(payload={"lines": 420}), now=NOW)["policy_snapshot_id"] == "pol-py"
+    policy.up = False
+    # Within the 60 s TTL the cache answers without asking; the engine's clock is real, so
+    # this shows the cached snapshot (no degradation), not yet `policy_cached`.
+    d = engine.decide(signal(payload={"lines": 420}), now=NOW)
+    assert d["policy_snapshot_id"] == "pol-py" and d["degraded"] == []
+
+
+def test_ubi_down_gives_an_empty_list(three):
+    engine = mmm_engine.Engine.from_yaml(three, signals=Down())
+    d = engine.decide(signal("ci.failed"), now=NOW)
+    assert d["actions"] == [] and d["degraded"] == ["ubi_unavailable"]
+
+    class Ubi:
+        def recent(self, tenant_id, actor_id, limit):
+            assert limit == 50
+            return [{"kind": "ci.failed", "occurred_at": "2026-11-22T09:50:00Z"},
+                    {"kind": "ci.failed", "occurred_at": "2026-11-22T09:40:00Z"}]
+
+    d = mmm_engine.Engine.from_yaml(three, signals=Ubi()).decide(signal("ci.failed"), now=NOW)
+    assert [a["playbook"]["id"] for a in d["actions"]] == ["repeated-ci"]
+
+
+def test_malformed_port_answers_are_a_dependency_down(three):
+    class Ubi:
+        def recent(self, tenant_id, actor_id, limit):
+            return "not a list"
+
+    d = mmm_engine.Engine.from_yaml(three, signals=Ubi()).decide(signal("ci.failed"), now=NOW)
+    assert d["degraded"] == ["ubi_unavailable"]
+
+
+def test_data_governance_down_uses_defaults(three):
+    d = mmm_engine.Engine.from_yaml(three, data_governance=Down()).decide(
+        signal(payload={"lines": 420, "diff": "+x"}), now=NOW)
+    assert d["degraded"] == ["data_governance_unavailable"]
+    assert d["redacted"] == ["payload.diff"]
+
+
+def test_iam_down_fails_the_decision_and_business_answers_forbid(three):
+    with pytest.raises(mmm_engine.UnavailableError) as caught:
+        mmm_engine.Engine.from_yaml(three, iam=Down()).decide(signal(), now=NOW)
+    assert caught.value.code == "UNAVAILABLE"
+
+    class Iam:
+        def validate_actor(self, tenant_id, actor_id):
+            if actor_id == "ghost":
+                raise mmm_engine.Rejected("no such actor")
+            return {"active": actor_id != "gone", "roles": ["dev"]}
+
+    engine = mmm_engine.Engine.from_yaml(three, iam=Iam())
+    assert engine.decide(signal(payload={"lines": 420}), now=NOW)["actions"]
+    for actor in ["ghost", "gone"]:
+        with pytest.raises(mmm_engine.ForbiddenError) as caught:
+            engine.decide(signal(actor_id=actor), now=NOW)
+        assert caught.value.code == "FORBIDDEN"
+    # A business answer does not count against the breaker.
+    for _ in range(6):
+        with pytest.raises(mmm_engine.ForbiddenError):
+            engine.decide(signal(actor_id="ghost"), now=NOW)
+    assert engine.breaker_state("iam") == 0
+
+
+def test_a_failing_port_opens_its_breaker(three):
+    engine = mmm_engine.Engine.from_yaml(three, signals=Down())
+    for _ in range(5):
+        engine.decide(signal("ci.failed"), now=NOW)
+    assert engine.breaker_state("signals") == 1
+
+
+def test_python_fatigue_store(three):
+    class Fatigue:
+        def __init__(self):
+            self.seen = []
+
+        def check_and_record(self, request):
+            self.seen.append(request)
+            return {"verdict": "cooldown"} if len(self.seen) > 1 else {"verdict": "allowed", "actions": 3}
+
+        def record(self, *args):
+            pass
+
+    f = Fatigue()
+    engine = mmm_engine.Engine.from_yaml(three, fatigue=f)
+    assert len(engine.decide(signal(payload={"lines": 420}), now=NOW)["actions"]) == 3
+    d = engine.decide(signal(payload={"lines": 420}), now=NOW)
+    assert {s["reason"] for s in d["suppressed"]} == {"fatigue_cooldown"}
+    assert f.seen[0]["playbook_id"] == "large-pr" and f.seen[0]["actions"] == 3
