@@ -277,7 +277,9 @@ impl Approvals {
         Ok(current)
     }
 
-    /// Runs `step` on a non-terminal, unexpired approval atomically; expiry wins.
+    /// Runs `step` on a non-terminal, unexpired approval atomically; expiry wins. The
+    /// transition is audited inside the store's update, before it is stored: when the
+    /// audit sink fails, nothing changes.
     fn transition(
         &self,
         approval_id: &str,
@@ -285,10 +287,8 @@ impl Approvals {
         step: &mut dyn FnMut(&mut Approval) -> Result<(), ApprovalError>,
     ) -> Result<Approval, ApprovalError> {
         let now = self.clock.now();
-        let mut before: Option<Approval> = None;
         let mut expired = false;
         let after = self.store.update(approval_id, &mut |current| {
-            before = Some(current.clone());
             if current.state.is_terminal() {
                 return Err(ApprovalError::Terminal(current.state));
             }
@@ -296,18 +296,18 @@ impl Approvals {
             if now > current.expires_at {
                 next.state = ApprovalState::Expired;
                 expired = true;
-                return Ok(next);
+            } else {
+                step(&mut next)?;
             }
-            step(&mut next)?;
+            let kind = match next.state {
+                _ if expired => "approval.expired",
+                ApprovalState::Rejected => "approval.rejected",
+                ApprovalState::Approved => "approval.approved",
+                _ => "approval.partially_approved",
+            };
+            self.audit(kind, by, Some(current), &next)?;
             Ok(next)
         })?;
-        let kind = match after.state {
-            _ if expired => "approval.expired",
-            ApprovalState::Rejected => "approval.rejected",
-            ApprovalState::Approved => "approval.approved",
-            _ => "approval.partially_approved",
-        };
-        self.audit(kind, by, before.as_ref(), &after)?;
         if expired {
             return Err(ApprovalError::Terminal(ApprovalState::Expired));
         }
@@ -544,5 +544,56 @@ mod tests {
                 .count(),
             1
         );
+    }
+}
+
+#[cfg(test)]
+mod audit_tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    struct Flaky(AtomicBool);
+    impl AuditSink for Flaky {
+        fn record(&self, _: &AuditEvent) -> Result<(), String> {
+            if self.0.load(Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err("audit log down".into())
+            }
+        }
+    }
+
+    #[test]
+    fn nothing_changes_unaudited() {
+        let clock = Arc::new(ManualClock::new("2026-11-22T10:00:00Z".parse().unwrap()));
+        let audit = Arc::new(Flaky(AtomicBool::new(true)));
+        let a = Approvals::new(Arc::new(MemoryApprovals::default()), clock, audit.clone());
+        let mut action = tests_action();
+        action.dual_channel = true;
+        let id = a.request(&action, "acme", "dev").unwrap().approval_id;
+        audit.0.store(false, Ordering::SeqCst);
+        assert!(matches!(
+            a.approve(&id, "chat", "lead"),
+            Err(ApprovalError::Unavailable(_))
+        ));
+        assert!(matches!(
+            a.reject(&id, "lead", "no"),
+            Err(ApprovalError::Unavailable(_))
+        ));
+        audit.0.store(true, Ordering::SeqCst);
+        assert_eq!(a.get(&id).unwrap().state, ApprovalState::Pending);
+        assert!(a.get(&id).unwrap().grants.is_empty());
+    }
+
+    fn tests_action() -> Action {
+        serde_json::from_value(serde_json::json!({
+            "action_id": "a-1", "fingerprint": "", "playbook": {"id": "p", "version": 1}, "type": "multiplier",
+            "category": "c", "priority": 50, "surfaces": ["ide"], "title": "t", "text": "t", "rendered": {},
+            "rationale": {"why": "", "trigger": "", "evidence": []}, "requires_consent": true, "dual_channel": true,
+            "operation": "op", "params": null, "experiment": null
+        }))
+        .unwrap()
     }
 }

@@ -121,18 +121,25 @@ pub struct PolicySnapshot {
     pub denied_playbooks: Vec<String>,
 }
 
+/// `null` reads as the field being absent.
+fn nullable<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawContext {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     actor: ActorContext,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     recent_signals: Vec<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     tenant: TenantContext,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     tenant_policy: TenantPolicy,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     preferences: Preferences,
     #[serde(default)]
     policy: Option<PolicySnapshot>,
@@ -451,6 +458,17 @@ mod tests {
         // 23:00Z is 18:00 in New York (UTC-5): not quiet; 00:30Z is 19:30: quiet.
         assert!(!q.contains("2026-11-22T23:00:00Z".parse().unwrap()));
         assert!(q.contains("2026-11-23T00:30:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn null_fields_read_as_absent() {
+        let c = ctx(
+            json!({"actor": null, "recent_signals": null, "tenant": null, "tenant_policy": null,
+                           "preferences": null, "policy": null}),
+        )
+        .unwrap();
+        assert!(c.recent.is_empty() && c.policy.is_none());
+        assert_eq!(c.max_actions, 3);
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub struct EngineConfig {
     pub experiment_seed: u64,
     /// Returned actions remembered for their outcomes.
     pub remembered_actions: usize,
+    /// How long a dual-channel approval stays open (24 h).
+    pub approval_ttl: StdDuration,
 }
 
 impl Default for EngineConfig {
@@ -95,6 +97,7 @@ impl Default for EngineConfig {
             max_port_threads: 64,
             experiment_seed: 0,
             remembered_actions: 100_000,
+            approval_ttl: StdDuration::from_secs(24 * 3600),
         }
     }
 }
@@ -278,7 +281,8 @@ impl EngineBuilder {
                 .unwrap_or_else(|| Arc::new(MemoryApprovals::default())),
             Arc::clone(&clock),
             Arc::clone(&audit),
-        );
+        )
+        .with_ttl(self.config.approval_ttl);
         let engine = Engine {
             inner: Arc::new(Inner {
                 playbooks: RwLock::new(self.playbooks.unwrap_or_default()),
@@ -479,6 +483,13 @@ impl Inner {
                     self.observer
                         .on_event(&Event::Receipt(ReceiptEvent::DeliveredFromOutbox));
                 }
+                // A business answer will not change on retry: the receipt leaves the outbox
+                // (dead-lettered through the observer) instead of holding its room forever.
+                Err(PortError::Rejected(_)) => {
+                    self.outbox.release();
+                    self.observer
+                        .on_event(&Event::Receipt(ReceiptEvent::Refused));
+                }
                 Err(_) => {
                     entry.attempts += 1;
                     entry.next_attempt = next_attempt(now, entry.attempts);
@@ -576,6 +587,11 @@ impl Engine {
                         .entry((outcome.tenant_id.clone(), experiment_id.clone()))
                         .or_insert_with(|| parking_lot::Mutex::new(ArmState::new(plan)));
                     let mut arms = entry.lock();
+                    if !arms.matches(plan) {
+                        // The experiment changed shape in a reload: its old counts say
+                        // nothing about the new variants.
+                        *arms = ArmState::new(plan);
+                    }
                     let slot = if plan.success.contains(&outcome.result) {
                         &mut arms.successes
                     } else {
@@ -614,7 +630,9 @@ impl Engine {
         experiment_id: &str,
     ) -> Option<Vec<(String, f64)>> {
         let set = self.playbooks();
-        let plan = set.experiments().iter().find(|e| e.id == experiment_id)?;
+        let plan = set.experiments().iter().find(|e| {
+            e.id == experiment_id && e.tenant.as_deref().is_none_or(|t| t == tenant_id)
+        })?;
         let weights = self.weights(tenant_id, plan);
         let total: f64 = weights.iter().sum();
         Some(
@@ -666,15 +684,23 @@ impl Engine {
     }
 
     fn weights(&self, tenant_id: &str, plan: &ExperimentPlan) -> Vec<f64> {
+        let written = || plan.variants.iter().map(|v| v.weight).collect();
         match plan.strategy {
-            Strategy::Fixed => plan.variants.iter().map(|v| v.weight).collect(),
+            Strategy::Fixed => written(),
             Strategy::Thompson => match self
                 .inner
                 .arms
                 .get(&(tenant_id.to_owned(), plan.id.clone()))
             {
-                Some(arms) => arms.lock().weights.clone(),
-                None => plan.variants.iter().map(|v| v.weight).collect(),
+                Some(arms) => {
+                    let arms = arms.lock();
+                    if arms.matches(plan) {
+                        arms.weights.clone()
+                    } else {
+                        written()
+                    }
+                }
+                None => written(),
             },
         }
     }
@@ -1525,16 +1551,12 @@ impl Engine {
         }
         // Outcomes are reported from a pool thread so that the decision does not wait.
         let observer = Arc::clone(&inner.observer);
-        let breaker = inner.breaker(PortName::Delivery);
-        let _ = inner
-            .pool
-            .start(&breaker, inner.config.timeouts.delivery * 2, move || {
-                for (surface, call) in calls {
-                    let ok = call.wait().is_ok();
-                    observer.on_event(&Event::Delivery { surface, ok });
-                }
-                Ok(())
-            });
+        inner.pool.spawn(move || {
+            for (surface, call) in calls {
+                let ok = call.wait().is_ok();
+                observer.on_event(&Event::Delivery { surface, ok });
+            }
+        });
     }
 
     fn report(

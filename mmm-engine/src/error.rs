@@ -21,6 +21,8 @@ pub mod codes {
     pub const RECEIPT_INVALID: &str = "RECEIPT_INVALID";
     /// A file could not be read.
     pub const IO: &str = "IO";
+    /// An outcome is invalid.
+    pub const OUTCOME_INVALID: &str = "OUTCOME_INVALID";
 }
 
 /// How serious a [`Diagnostic`] is.

@@ -138,6 +138,8 @@ pub const FLOOR: f64 = 0.01;
 /// Outcome counts and current weights of one experiment for one tenant.
 #[derive(Debug, Clone)]
 pub(crate) struct ArmState {
+    /// The variants these counts are for; a reload that changes them starts afresh.
+    pub names: Vec<String>,
     pub successes: Vec<u64>,
     pub failures: Vec<u64>,
     /// Weights of every variant (holdouts keep theirs).
@@ -150,12 +152,23 @@ impl ArmState {
     pub fn new(plan: &ExperimentPlan) -> Self {
         let n = plan.variants.len();
         ArmState {
+            names: plan.variants.iter().map(|v| v.name.clone()).collect(),
             successes: vec![0; n],
             failures: vec![0; n],
             weights: plan.variants.iter().map(|v| v.weight).collect(),
             updated_at: None,
             updates: 0,
         }
+    }
+
+    /// Whether these counts belong to `plan`'s variants (same names, same order).
+    pub fn matches(&self, plan: &ExperimentPlan) -> bool {
+        self.names.len() == plan.variants.len()
+            && self
+                .names
+                .iter()
+                .zip(&plan.variants)
+                .all(|(n, v)| *n == v.name)
     }
 
     /// Recomputes Thompson weights when every arm has enough outcomes and the update

@@ -13,7 +13,7 @@ pub mod spans {
     pub const DECIDE: &str = "mmm.decide";
     /// Validating the signal and building the context (ports included).
     pub const CONTEXT_BUILD: &str = "context.build";
-    /// Candidate lookup and conditions.
+    /// Conditions of the candidate playbooks.
     pub const PLAYBOOK_EVALUATE: &str = "playbook.evaluate";
     /// Gates, policy, rendering and fatigue.
     pub const POLICY_GATE: &str = "policy.gate";
@@ -36,6 +36,9 @@ pub enum ReceiptEvent {
     RetryFailed,
     /// It could be neither emitted nor queued.
     Dropped,
+    /// The receipts port refused it as a business answer (a 4xx): retrying would not
+    /// help, so it left the outbox. The host should keep such receipts elsewhere.
+    Refused,
 }
 
 /// Which cache.
@@ -109,7 +112,9 @@ pub enum Event<'a> {
     },
 }
 
-/// Receives events. Called synchronously on the deciding thread: keep it cheap.
+/// Receives events: decision, span, cache and breaker events on the deciding thread;
+/// delivery events from the call pool; outbox events from the outbox worker (or the
+/// caller of `flush_outbox`). Keep it cheap.
 pub trait Observer: Send + Sync {
     /// One event.
     fn on_event(&self, event: &Event<'_>);

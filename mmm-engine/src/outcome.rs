@@ -61,7 +61,7 @@ impl OutcomeError {
     /// The serialisable form.
     pub fn info(&self) -> crate::ErrorInfo {
         crate::ErrorInfo {
-            code: "OUTCOME_INVALID".to_owned(),
+            code: crate::codes::OUTCOME_INVALID.to_owned(),
             message: self.to_string(),
             rule: None,
             field: Some(self.field.clone()),

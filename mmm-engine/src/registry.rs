@@ -163,7 +163,9 @@ impl PlaybookSet {
                 ));
                 continue;
             }
-            if let Some(other) = kept.iter().find(|k| k.id == e.id && k.tenant == e.tenant) {
+            // Experiment ids are unique in a set, whatever their tenant: status changes,
+            // weights and audit events name an experiment by its id alone.
+            if let Some(other) = kept.iter().find(|k| k.id == e.id) {
                 errors.push(at(
                     "duplicate-experiment",
                     format!(

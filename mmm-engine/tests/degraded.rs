@@ -747,3 +747,31 @@ fn many_threads_with_flapping_ports_lose_no_receipt() {
     });
     verify_chain(&ordered, &public).unwrap();
 }
+
+#[test]
+fn an_iam_refusal_does_not_open_the_breakers_of_healthy_ports() {
+    let signals = Switch::new(Mode::Up);
+    let policy = Switch::new(Mode::Up);
+    let e = builder()
+        .iam(Arc::new(TestIam(Switch::new(Mode::Up), false)))
+        .signals(Arc::new(TestSignals(signals.clone())))
+        .policy(Arc::new(TestPolicy(policy.clone())))
+        .build();
+    for _ in 0..8 {
+        assert!(e.decide(&pr(), None, &at(NOW)).is_err());
+    }
+    assert_eq!(e.breaker_state(PortName::Signals), BreakerState::Closed);
+    assert_eq!(e.breaker_state(PortName::Policy), BreakerState::Closed);
+}
+
+#[test]
+fn deliveries_do_not_wear_out_the_delivery_breaker() {
+    let (tx, _rx) = mpsc::channel();
+    let e = builder().delivery(Arc::new(Deliveries(tx))).build();
+    for _ in 0..8 {
+        decide(&e, &signal("nothing.matches", json!({})), json!(null));
+        decide(&e, &pr(), json!(null));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(e.breaker_state(PortName::Delivery), BreakerState::Closed);
+}

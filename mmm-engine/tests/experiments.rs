@@ -275,3 +275,74 @@ spec:
     assert!(last > 0.9, "b should dominate: {trajectory:?}");
     assert!(trajectory[0] <= last);
 }
+
+#[test]
+fn a_reload_that_changes_the_variants_starts_thompson_afresh() {
+    let exp = |variants: &str| {
+        format!(
+            "apiVersion: mmm/v1
+kind: Playbook
+metadata: {{id: nudge, version: 1, tenant: \"*\", status: published}}
+spec:
+  triggers: [x.y]
+  actions:
+    - {{type: mirror, surfaces: [ide], title: T, text: t}}
+---
+apiVersion: mmm/v1
+kind: Experiment
+metadata: {{id: copy-test, tenant: \"*\", status: active}}
+spec:
+  playbook: nudge
+  strategy: thompson
+  min_samples: 5
+  update_interval: 1m
+  variants:
+{variants}"
+        )
+    };
+    let two = "    - {name: a, weight: 1}\n    - {name: b, weight: 1}\n";
+    let three =
+        "    - {name: a, weight: 1}\n    - {name: b, weight: 1}\n    - {name: c, weight: 1}\n";
+    let clock = Arc::new(ManualClock::new(NOW.parse().unwrap()));
+    let e = Engine::builder()
+        .playbooks(PlaybookSet::from_yaml(&exp(two)).unwrap())
+        .clock(clock.clone())
+        .build();
+    for i in 0..60 {
+        let mut s = signal("x.y", json!({}));
+        s["actor_id"] = json!(format!("dev-{i}"));
+        let d = decide(&e, &s, json!(null));
+        let a = &d.actions[0];
+        let good = a.experiment.as_ref().unwrap()["variant"] == "b";
+        e.record_outcome(&json!({"action_id": a.action_id, "tenant_id": "acme", "actor_id": s["actor_id"],
+            "playbook_id": "nudge", "result": if good { "accepted" } else { "dismissed" }, "at": NOW})).unwrap();
+    }
+    let skewed = e.experiment_weights("acme", "copy-test").unwrap();
+    assert!(skewed[1].1 > 0.8, "{skewed:?}");
+    e.reload(PlaybookSet::from_yaml(&exp(three)).unwrap())
+        .unwrap();
+    let fresh = e.experiment_weights("acme", "copy-test").unwrap();
+    assert_eq!(
+        fresh.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    for (_, w) in &fresh {
+        assert!((w - 1.0 / 3.0).abs() < 1e-9, "{fresh:?}");
+    }
+}
+
+#[test]
+fn experiment_ids_are_unique_and_tenant_experiments_stay_in_their_tenant() {
+    let pb = "apiVersion: mmm/v1\nkind: Playbook\nmetadata: {id: nudge, version: 1, tenant: \"*\", status: published}\nspec:\n  triggers: [x.y]\n  actions: [{type: mirror, surfaces: [ide], title: T, text: t}]\n";
+    let exp = |tenant: &str| {
+        format!("---\napiVersion: mmm/v1\nkind: Experiment\nmetadata: {{id: copy, tenant: {tenant}, status: active}}\nspec:\n  playbook: nudge\n  variants:\n    - {{name: a, weight: 1}}\n    - {{name: b, weight: 3}}\n")
+    };
+    let err = PlaybookSet::from_yaml(&format!("{pb}{}{}", exp("acme"), exp("\"*\""))).unwrap_err();
+    assert_eq!(err.diagnostics[0].rule, "duplicate-experiment");
+    let e = engine(&format!("{pb}{}", exp("acme")));
+    assert!(e.experiment_weights("acme", "copy").is_some());
+    assert!(e.experiment_weights("globex", "copy").is_none());
+    let mut s = signal("x.y", json!({}));
+    s["tenant_id"] = json!("globex");
+    assert_eq!(decide(&e, &s, json!(null)).actions[0].experiment, None);
+}

@@ -325,3 +325,24 @@ fn empty_texts_and_comment_only_files_hold_no_playbooks() {
         assert_eq!(PlaybookSet::from_yaml(text).unwrap().len(), 0, "{text:?}");
     }
 }
+
+#[test]
+fn variant_copy_meets_the_nudge_language_lint_and_success_outcomes_are_required() {
+    let dir = std::env::temp_dir().join(format!("mmm-exp-lint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exp = |extra: &str| {
+        format!("{GOOD}---\napiVersion: mmm/v1\nkind: Experiment\nmetadata: {{id: copy, tenant: \"*\", status: active}}\nspec:\n  playbook: good\n{extra}  variants:\n    - {{name: a, weight: 1}}\n    - {{name: b, weight: 1, set: {{text: \"You should split this now; act now\"}}}}\n")
+    };
+    std::fs::write(dir.join("a.yaml"), exp("")).unwrap();
+    let rules: Vec<String> = check_paths(&[&dir]).into_iter().map(|d| d.rule).collect();
+    assert_eq!(rules, ["prescriptive-wording", "false-urgency"]);
+    std::fs::write(dir.join("a.yaml"), exp("  success_outcomes: []\n")).unwrap();
+    let found = check_paths(&[&dir]);
+    assert!(
+        found
+            .iter()
+            .any(|d| d.rule == "invalid-outcome" && d.is_error()),
+        "{found:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

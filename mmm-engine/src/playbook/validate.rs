@@ -144,7 +144,7 @@ pub(crate) fn parse_source(
                             id: Some(raw.metadata.id.clone()),
                             out: Vec::new(),
                         };
-                        let experiment = build_experiment(&mut doc, raw);
+                        let experiment = build_experiment(&mut doc, raw, lint);
                         diagnostics.append(&mut doc.out);
                         experiments.extend(experiment);
                     }
@@ -156,7 +156,9 @@ pub(crate) fn parse_source(
                 diagnostics.push(
                     Diagnostic::error(
                         "unknown-kind",
-                        format!("unknown document kind `{other}`; expected `Playbook`"),
+                        format!(
+                            "unknown document kind `{other}`; expected `Playbook` or `Experiment`"
+                        ),
                         file,
                     )
                     .at(pos.value("kind")),
@@ -603,7 +605,7 @@ fn serde_error(file: &str, pos: &DocPositions, e: &serde_yaml::Error) -> Diagnos
 
 const SETTABLE: &[&str] = &["title", "text", "prompt", "fallback"];
 
-fn build_experiment(doc: &mut Doc<'_>, raw: RawExperiment) -> Option<ExperimentPlan> {
+fn build_experiment(doc: &mut Doc<'_>, raw: RawExperiment, lint: bool) -> Option<ExperimentPlan> {
     let before = doc.out.len();
     if raw.api_version != "mmm/v1" {
         doc.error(
@@ -682,6 +684,11 @@ fn build_experiment(doc: &mut Doc<'_>, raw: RawExperiment) -> Option<ExperimentP
     let mut success = Vec::new();
     match &spec.success_outcomes {
         None => success = vec![OutcomeResult::Accepted, OutcomeResult::Executed],
+        Some(list) if list.is_empty() => doc.error(
+            "spec.success_outcomes",
+            "invalid-outcome",
+            "`success_outcomes` is empty: every outcome would count as a failure",
+        ),
         Some(list) => {
             for (i, o) in list.iter().enumerate() {
                 match serde_json::from_value::<OutcomeResult>(serde_json::Value::String(o.clone())) {
@@ -737,6 +744,17 @@ fn build_experiment(doc: &mut Doc<'_>, raw: RawExperiment) -> Option<ExperimentP
                 continue;
             }
             let template = doc.template(&field, text);
+            if lint {
+                // Variant copy replaces mirror wording, so it meets the mirror rules.
+                let role = if key == "fallback" || key == "prompt" {
+                    TextRole::Other
+                } else {
+                    TextRole::Mirror
+                };
+                if key != "prompt" {
+                    doc.lint(&field, text, role);
+                }
+            }
             match key.as_str() {
                 "title" => set.title = template,
                 "text" => set.text = template,

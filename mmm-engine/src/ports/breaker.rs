@@ -82,8 +82,9 @@ impl std::fmt::Debug for CircuitBreaker {
 pub struct Rejected;
 
 /// Permission for one call. Report how it went with [`Permit::success`],
-/// [`Permit::failure`] or [`Permit::neutral`]; a permit dropped unreported counts as a
-/// failure (the call did not come back).
+/// [`Permit::failure`] or [`Permit::neutral`]. A permit dropped unreported counts nothing:
+/// the caller abandoned the call (another dependency failed first, say), which says
+/// nothing about this dependency. Timeouts are reported as failures explicitly.
 #[must_use]
 pub struct Permit {
     breaker: Arc<CircuitBreaker>,
@@ -255,7 +256,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         if !self.done {
             self.breaker
-                .report(self.generation, self.probe, Outcome::Failure);
+                .report(self.generation, self.probe, Outcome::Neutral);
         }
     }
 }
@@ -360,12 +361,20 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_permit_is_a_failure() {
-        let (_, b) = setup();
-        for _ in 0..5 {
+    fn an_abandoned_permit_counts_nothing_but_frees_its_probe_slot() {
+        let (clock, b) = setup();
+        for _ in 0..10 {
             drop(b.try_acquire().unwrap());
         }
-        assert_eq!(b.state(), BreakerState::Open);
+        assert_eq!(b.state(), BreakerState::Closed);
+        fail(&b, 5);
+        clock.advance(Duration::from_secs(60));
+        drop(b.try_acquire().unwrap());
+        drop(b.try_acquire().unwrap());
+        assert!(
+            b.try_acquire().is_ok(),
+            "abandoned probes give their slots back"
+        );
     }
 
     #[test]

@@ -77,6 +77,11 @@ impl CallPool {
         self.shared.ready.notify_one();
     }
 
+    /// Runs a job on the pool without waiting for it (no breaker: it calls no port).
+    pub fn spawn(&self, job: impl FnOnce() + Send + 'static) {
+        self.submit(Box::new(job));
+    }
+
     /// Runs `call` through `breaker`, on the pool, waiting at most `timeout`.
     pub fn call<T: Send + 'static>(
         &self,
