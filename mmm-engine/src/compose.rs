@@ -38,7 +38,8 @@ fn render(template: &Template, env: &Env<'_>, format: Format) -> Result<String, 
     })
 }
 
-fn evidence(plan: &Plan, env: &Env<'_>) -> Vec<Value> {
+/// The facts a playbook's condition read, `[{path, value}]` (scalars only).
+pub(crate) fn evidence(plan: &Plan, env: &Env<'_>) -> Vec<Value> {
     let Some(condition) = &plan.condition else {
         return Vec::new();
     };
@@ -65,6 +66,14 @@ pub(crate) enum MentorText<'a> {
     Fallback(Reason, &'a str),
 }
 
+/// What shapes an action besides its playbook: the mentor's text, the experiment
+/// variant, and the evidence (computed once per playbook).
+pub(crate) struct Extras<'a> {
+    pub mentor: Option<MentorText<'a>>,
+    pub variant: Option<(&'a str, &'a crate::experiment::Variant)>,
+    pub evidence: Vec<Value>,
+}
+
 /// Renders one action for its surfaces.
 pub(crate) fn compose(
     plan: &Plan,
@@ -72,9 +81,13 @@ pub(crate) fn compose(
     index: usize,
     surfaces: Vec<Surface>,
     env: &Env<'_>,
-    mentor: Option<MentorText<'_>>,
-    variant: Option<(&str, &crate::experiment::Variant)>,
+    extras: Extras<'_>,
 ) -> Result<Action, (Reason, String)> {
+    let Extras {
+        mentor,
+        variant,
+        evidence,
+    } = extras;
     let action: &ActionPlan = plan.actions.get(index).ok_or((
         Reason::TemplateError,
         format!("playbook `{}` has no action {index}", plan.id),
@@ -158,7 +171,7 @@ pub(crate) fn compose(
                 .clone()
                 .unwrap_or_else(|| format!("playbook `{}` matched", plan.id)),
             trigger: trigger_kind.to_owned(),
-            evidence: evidence(plan, env),
+            evidence,
         },
         requires_consent: action.kind == ActionType::Multiplier,
         dual_channel: action.dual_channel,

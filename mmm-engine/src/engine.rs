@@ -863,11 +863,14 @@ impl Engine {
                 zone: &ctx.actor_zone,
             };
             let mut rhai = RhaiState::new();
+            let mut paths = crate::condition::native::PathCache::default();
             candidates
                 .iter()
                 .map(|c| match &c.plan.condition {
                     None => Ok(true),
-                    Some(cond) => cond.evaluate(&inner.sandbox, &env, &helpers, &mut rhai),
+                    Some(cond) => {
+                        cond.evaluate(&inner.sandbox, &env, &helpers, &mut rhai, &mut paths)
+                    }
                 })
                 .collect()
         });
@@ -973,6 +976,8 @@ impl Engine {
                     continue;
                 };
                 let plan = &*candidate.plan;
+                // Computed for the first action composed (most matches are past the cap).
+                let mut evidence: Option<Vec<Value>> = None;
                 let mut composed: Vec<(usize, Action)> = Vec::new();
                 let mut over_cap: Vec<usize> = Vec::new();
                 for p in group {
@@ -994,7 +999,26 @@ impl Engine {
                         Ok(text) => MentorText::Generated(text),
                         Err((reason, why)) => MentorText::Fallback(*reason, why),
                     });
-                    match compose(plan, &signal.kind, p.index, p.surfaces.clone(), &env, mentor_ref, variant) {
+                    match compose(
+                        plan,
+                        &signal.kind,
+                        p.index,
+                        p.surfaces.clone(),
+                        &env,
+                        crate::compose::Extras {
+                            mentor: mentor_ref,
+                            variant,
+                            evidence: {
+                                let e = evidence.get_or_insert_with(|| crate::compose::evidence(plan, &env));
+                                // The last action of the playbook takes it; others copy it.
+                                if group.last().is_some_and(|last| last.index == p.index) {
+                                    std::mem::take(e)
+                                } else {
+                                    e.clone()
+                                }
+                            },
+                        },
+                    ) {
                         Ok(a) => composed.push((p.index, a)),
                         Err((reason, detail)) => suppress(&mut suppressed, plan, p.index, reason, detail),
                     }

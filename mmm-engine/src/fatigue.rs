@@ -91,7 +91,12 @@ const DEFAULT_RETENTION_MS: i64 = 30 * 86_400_000;
 
 impl ActorState {
     fn record(&mut self, playbook_id: &str, at: i64, actions: u32) {
-        let firings = self.firings.entry(playbook_id.to_owned()).or_default();
+        if !self.firings.contains_key(playbook_id) {
+            self.firings.insert(playbook_id.to_owned(), VecDeque::new());
+        }
+        let Some(firings) = self.firings.get_mut(playbook_id) else {
+            return;
+        };
         let i = firings.partition_point(|t| *t <= at);
         firings.insert(i, at);
         let j = self.actions.partition_point(|(t, _)| *t <= at);
@@ -100,11 +105,17 @@ impl ActorState {
 }
 
 /// A concurrent in-memory fatigue store: one lock per actor, history pruned to the
-/// longest window a request asks about.
+/// longest window a request asks about. Looking an actor up allocates nothing.
 #[derive(Debug, Default)]
 pub struct InMemoryFatigue {
-    actors: DashMap<(String, String), Mutex<ActorState>>,
+    tenants: DashMap<String, DashMap<String, Mutex<ActorState>>>,
 }
+
+/// Firings kept per playbook when the request names no `max` (only the last one matters
+/// for a cooldown; a few more keep a later `max` meaningful).
+const KEEP_WITHOUT_MAX: usize = 16;
+/// Budget entries kept when the request names no budget.
+const KEEP_WITHOUT_BUDGET: usize = 256;
 
 impl InMemoryFatigue {
     /// An empty store.
@@ -113,11 +124,13 @@ impl InMemoryFatigue {
     }
 
     fn with_actor<T>(&self, tenant: &str, actor: &str, f: impl FnOnce(&mut ActorState) -> T) -> T {
-        let key = (tenant.to_owned(), actor.to_owned());
-        if let Some(entry) = self.actors.get(&key) {
-            return f(&mut entry.lock());
+        if let Some(actors) = self.tenants.get(tenant) {
+            if let Some(entry) = actors.get(actor) {
+                return f(&mut entry.lock());
+            }
         }
-        let entry = self.actors.entry(key).or_default();
+        let actors = self.tenants.entry(tenant.to_owned()).or_default();
+        let entry = actors.entry(actor.to_owned()).or_default();
         let mut state = entry.lock();
         f(&mut state)
     }
@@ -135,8 +148,17 @@ impl FatigueStore for InMemoryFatigue {
                 .max()
                 .unwrap_or(0)
                 .max(DEFAULT_RETENTION_MS);
-            let firings = state.firings.entry(req.playbook_id.to_owned()).or_default();
-            while firings.front().is_some_and(|t| *t <= now - keep) {
+            if !state.firings.contains_key(req.playbook_id) {
+                state
+                    .firings
+                    .insert(req.playbook_id.to_owned(), VecDeque::new());
+            }
+            let Some(firings) = state.firings.get_mut(req.playbook_id) else {
+                return FatigueVerdict::Allowed(req.actions);
+            };
+            while firings.front().is_some_and(|t| *t <= now - keep)
+                || (req.max.is_none() && firings.len() > KEEP_WITHOUT_MAX)
+            {
                 firings.pop_front();
             }
             // Firings recorded after `now` (a replay out of order) do not count against it.
@@ -163,6 +185,7 @@ impl FatigueStore for InMemoryFatigue {
                 .actions
                 .front()
                 .is_some_and(|(t, _)| *t <= now - budget_keep)
+                || (req.budget.is_none() && state.actions.len() > KEEP_WITHOUT_BUDGET)
             {
                 state.actions.pop_front();
             }

@@ -1,11 +1,8 @@
 //! Outcomes (SPEC §9): what the actor did with an action. They feed experiment statistics
 //! and per-tenant aggregate counts (by playbook, action type and result; never per actor).
 
-use std::collections::HashMap;
-
 use dashmap::DashMap;
 use jiff::Timestamp;
-use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -125,31 +122,53 @@ pub(crate) struct ActionMemo {
     pub experiment: Option<(String, String)>,
 }
 
-/// Recently returned actions, bounded: two generations of at most `half` entries each.
+/// Recently returned actions, bounded: two generations of at most `half` entries each,
+/// each a sharded map, so deciding threads do not queue on one lock.
 pub(crate) struct ActionMemory {
     half: usize,
-    generations: RwLock<(HashMap<String, ActionMemo>, HashMap<String, ActionMemo>)>,
+    generations: [DashMap<String, ActionMemo>; 2],
+    current: std::sync::atomic::AtomicUsize,
+    count: std::sync::atomic::AtomicUsize,
+    rotating: parking_lot::Mutex<()>,
 }
 
 impl ActionMemory {
     pub fn new(capacity: usize) -> Self {
         ActionMemory {
             half: (capacity / 2).max(1),
-            generations: RwLock::new((HashMap::new(), HashMap::new())),
+            generations: [DashMap::new(), DashMap::new()],
+            current: std::sync::atomic::AtomicUsize::new(0),
+            count: std::sync::atomic::AtomicUsize::new(0),
+            rotating: parking_lot::Mutex::new(()),
         }
     }
 
     pub fn remember(&self, action_id: String, memo: ActionMemo) {
-        let mut g = self.generations.write();
-        if g.0.len() >= self.half {
-            g.1 = std::mem::take(&mut g.0);
+        use std::sync::atomic::Ordering;
+        let current = self.current.load(Ordering::Acquire) & 1;
+        if let Some(map) = self.generations.get(current) {
+            map.insert(action_id, memo);
         }
-        g.0.insert(action_id, memo);
+        if self.count.fetch_add(1, Ordering::AcqRel) + 1 >= self.half {
+            // One thread rotates; the others carry on. The older generation is emptied
+            // and becomes the current one.
+            if let Some(_guard) = self.rotating.try_lock() {
+                if self.count.load(Ordering::Acquire) >= self.half {
+                    let next = (self.current.load(Ordering::Acquire) + 1) & 1;
+                    if let Some(old) = self.generations.get(next) {
+                        old.clear();
+                    }
+                    self.current.store(next, Ordering::Release);
+                    self.count.store(0, Ordering::Release);
+                }
+            }
+        }
     }
 
     pub fn recall(&self, action_id: &str) -> Option<ActionMemo> {
-        let g = self.generations.read();
-        g.0.get(action_id).or_else(|| g.1.get(action_id)).cloned()
+        self.generations
+            .iter()
+            .find_map(|g| g.get(action_id).map(|m| m.clone()))
     }
 }
 

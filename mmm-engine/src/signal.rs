@@ -94,10 +94,6 @@ fn string_field<'a>(
     }
 }
 
-fn required<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a str, SignalError> {
-    string_field(obj, field, "")?.ok_or_else(|| SignalError::new(field, "is required"))
-}
-
 pub(crate) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
@@ -144,17 +140,46 @@ impl Signal {
                 ))
             }
         };
-        if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err(SignalError::new(
-                unknown.as_str(),
-                format!(
-                    "is not a signal field; expected one of {}",
-                    crate::model::one_of(FIELDS)
-                ),
-            ));
+        // One pass over the object (no hashing per field); unknown fields are refused.
+        let mut fields: [Option<&Value>; 10] = [None; 10];
+        for (key, value) in obj {
+            let slot = FIELDS
+                .iter()
+                .position(|f| *f == key.as_str())
+                .ok_or_else(|| {
+                    SignalError::new(
+                        key.as_str(),
+                        format!(
+                            "is not a signal field; expected one of {}",
+                            crate::model::one_of(FIELDS)
+                        ),
+                    )
+                })?;
+            if let Some(s) = fields.get_mut(slot) {
+                *s = Some(value);
+            }
         }
+        let field = |name: &str| {
+            FIELDS
+                .iter()
+                .position(|f| *f == name)
+                .and_then(|i| fields.get(i).copied().flatten())
+        };
+        let string_field = |name: &str| -> Result<Option<&str>, SignalError> {
+            match field(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s)),
+                Some(other) => Err(SignalError::new(
+                    name,
+                    format!("must be a string, not {}", json_type(other)),
+                )),
+            }
+        };
+        let required = |name: &str| -> Result<&str, SignalError> {
+            string_field(name)?.ok_or_else(|| SignalError::new(name, "is required"))
+        };
 
-        let signal_id = match string_field(obj, "signal_id", "")? {
+        let signal_id = match string_field("signal_id")? {
             Some(id) if id.is_empty() || id.chars().count() > 128 => {
                 return Err(SignalError::new("signal_id", "must be 1 to 128 characters"))
             }
@@ -162,7 +187,7 @@ impl Signal {
             None => uuid::Uuid::now_v7().to_string(),
         };
 
-        let tenant_id = required(obj, "tenant_id")?;
+        let tenant_id = required("tenant_id")?;
         if !is_tenant_id(tenant_id) {
             return Err(SignalError::new(
                 "tenant_id",
@@ -170,13 +195,13 @@ impl Signal {
             ));
         }
 
-        let actor_id = required(obj, "actor_id")?;
+        let actor_id = required("actor_id")?;
         let actor_chars = actor_id.chars().count();
         if actor_chars == 0 || actor_chars > 128 {
             return Err(SignalError::new("actor_id", "must be 1 to 128 characters"));
         }
 
-        let actor_type = match string_field(obj, "actor_type", "")? {
+        let actor_type = match string_field("actor_type")? {
             None => ActorType::Human,
             Some(text) => ActorType::parse(text).ok_or_else(|| {
                 SignalError::new(
@@ -186,7 +211,7 @@ impl Signal {
             })?,
         };
 
-        let kind = required(obj, "kind")?;
+        let kind = required("kind")?;
         if !is_kind(kind) {
             return Err(SignalError::new(
                 "kind",
@@ -194,13 +219,13 @@ impl Signal {
             ));
         }
 
-        let source = string_field(obj, "source", "")?.map(str::to_owned);
+        let source = string_field("source")?.map(str::to_owned);
 
-        let occurred_at_text = required(obj, "occurred_at")?;
+        let occurred_at_text = required("occurred_at")?;
         let occurred_at = parse_timestamp(occurred_at_text)
             .map_err(|message| SignalError::new("occurred_at", message))?;
 
-        let surface = match string_field(obj, "surface", "")? {
+        let surface = match string_field("surface")? {
             None => None,
             Some(text) => Some(Surface::parse(text).ok_or_else(|| {
                 SignalError::new(
@@ -210,7 +235,7 @@ impl Signal {
             })?),
         };
 
-        let repo = match obj.get("repo") {
+        let repo = match field("repo") {
             None | Some(Value::Null) => None,
             Some(Value::Object(repo)) => {
                 if let Some(unknown) = repo
@@ -223,9 +248,9 @@ impl Signal {
                     ));
                 }
                 Some(Repo {
-                    id: string_field(repo, "id", "repo.")?.map(str::to_owned),
-                    branch: string_field(repo, "branch", "repo.")?.map(str::to_owned),
-                    path: string_field(repo, "path", "repo.")?.map(str::to_owned),
+                    id: self::string_field(repo, "id", "repo.")?.map(str::to_owned),
+                    branch: self::string_field(repo, "branch", "repo.")?.map(str::to_owned),
+                    path: self::string_field(repo, "path", "repo.")?.map(str::to_owned),
                 })
             }
             Some(other) => {
@@ -236,7 +261,7 @@ impl Signal {
             }
         };
 
-        let payload = match obj.get("payload") {
+        let payload = match field("payload") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(payload)) => {
                 let size = serialized_len(payload);

@@ -140,15 +140,16 @@ impl Condition {
     }
 
     /// Evaluates the condition; `Err` carries a message for `condition_error`.
-    pub fn evaluate(
-        &self,
+    pub fn evaluate<'a>(
+        &'a self,
         sandbox: &Sandbox,
-        env: &Env<'_>,
+        env: &Env<'a>,
         helpers: &HelperInputs<'_>,
         state: &mut RhaiState,
+        paths: &mut native::PathCache<'a>,
     ) -> Result<bool, String> {
         if let Some(expr) = &self.native {
-            if let Ok(result) = native::evaluate(expr, env) {
+            if let Ok(result) = native::evaluate(expr, env, paths) {
                 return Ok(result);
             }
         }
@@ -321,7 +322,7 @@ mod tests {
                     zone: &jiff::tz::TimeZone::UTC,
                 };
                 let rhai = condition.evaluate_rhai(&sandbox, &env, &helpers, &mut RhaiState::new());
-                match native::evaluate(&native, &env) {
+                match native::evaluate(&native, &env, &mut native::PathCache::default()) {
                     Ok(b) => {
                         native_runs += 1;
                         assert_eq!(rhai, Ok(b), "{src} with payload {payload:?}, ctx {ctx}");

@@ -17,7 +17,8 @@ use crate::env::{Env, Found, Path, Root, Seg};
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Expr {
     Lit(Lit),
-    Path(Path),
+    /// A path, with its id in the process-wide interner (equal paths, equal ids).
+    Path(u32, Path),
     Not(Box<Expr>),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
@@ -262,7 +263,8 @@ impl Parser {
                 if segs.is_empty() || self.peek() == Some(&Tok::LParen) {
                     return None;
                 }
-                Some(Expr::Path(Path { root, segs }))
+                let path = Path { root, segs };
+                Some(Expr::Path(intern(&path), path))
             }
             _ => None,
         }
@@ -336,49 +338,81 @@ fn compare(op: CmpOp, a: V<'_>, b: V<'_>) -> bool {
     }
 }
 
-fn eval<'a>(expr: &'a Expr, env: &Env<'a>) -> Result<V<'a>, GiveUp> {
+/// Ids for paths, shared by every compiled condition, so that a decision can resolve a
+/// path once however many candidates read it.
+static INTERNER: std::sync::LazyLock<parking_lot::Mutex<std::collections::HashMap<String, u32>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn intern(path: &Path) -> u32 {
+    let mut ids = INTERNER.lock();
+    let next = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+    *ids.entry(path.to_string()).or_insert(next)
+}
+
+/// Paths already resolved in this decision (`None`: outside the native subset).
+#[derive(Default)]
+pub(crate) struct PathCache<'a> {
+    resolved: Vec<(u32, Option<V<'a>>)>,
+}
+
+impl<'a> PathCache<'a> {
+    fn get(&mut self, id: u32, path: &Path, env: &Env<'a>) -> Result<V<'a>, GiveUp> {
+        if let Some((_, v)) = self.resolved.iter().find(|(i, _)| *i == id) {
+            return v.ok_or(GiveUp);
+        }
+        let v = match env.lookup(path) {
+            Found::Missing => Some(V::Unit),
+            Found::Str(s) => Some(V::Str(s)),
+            Found::Json(v) => from_json(v).ok(),
+            Found::Broken | Found::Owned(_) => None,
+        };
+        self.resolved.push((id, v));
+        v.ok_or(GiveUp)
+    }
+}
+
+fn eval<'a>(expr: &'a Expr, env: &Env<'a>, cache: &mut PathCache<'a>) -> Result<V<'a>, GiveUp> {
     match expr {
         Expr::Lit(Lit::Bool(b)) => Ok(V::Bool(*b)),
         Expr::Lit(Lit::Int(i)) => Ok(V::Int(*i)),
         Expr::Lit(Lit::Float(f)) => Ok(V::Float(*f)),
         Expr::Lit(Lit::Str(s)) => Ok(V::Str(s)),
-        Expr::Path(path) => match env.lookup(path) {
-            Found::Missing => Ok(V::Unit),
-            Found::Str(s) => Ok(V::Str(s)),
-            Found::Json(v) => from_json(v),
-            Found::Broken | Found::Owned(_) => Err(GiveUp),
-        },
-        Expr::Not(inner) => match eval(inner, env)? {
+        Expr::Path(id, path) => cache.get(*id, path, env),
+        Expr::Not(inner) => match eval(inner, env, cache)? {
             V::Bool(b) => Ok(V::Bool(!b)),
             _ => Err(GiveUp),
         },
-        Expr::And(l, r) => match eval(l, env)? {
+        Expr::And(l, r) => match eval(l, env, cache)? {
             V::Bool(false) => Ok(V::Bool(false)),
-            V::Bool(true) => match eval(r, env)? {
+            V::Bool(true) => match eval(r, env, cache)? {
                 V::Bool(b) => Ok(V::Bool(b)),
                 _ => Err(GiveUp),
             },
             _ => Err(GiveUp),
         },
-        Expr::Or(l, r) => match eval(l, env)? {
+        Expr::Or(l, r) => match eval(l, env, cache)? {
             V::Bool(true) => Ok(V::Bool(true)),
-            V::Bool(false) => match eval(r, env)? {
+            V::Bool(false) => match eval(r, env, cache)? {
                 V::Bool(b) => Ok(V::Bool(b)),
                 _ => Err(GiveUp),
             },
             _ => Err(GiveUp),
         },
         Expr::Cmp(op, l, r) => {
-            let a = eval(l, env)?;
-            let b = eval(r, env)?;
+            let a = eval(l, env, cache)?;
+            let b = eval(r, env, cache)?;
             Ok(V::Bool(compare(*op, a, b)))
         }
     }
 }
 
 /// Evaluates `expr` natively; `Err(GiveUp)` means "ask Rhai".
-pub(crate) fn evaluate(expr: &Expr, env: &Env<'_>) -> Result<bool, GiveUp> {
-    match eval(expr, env)? {
+pub(crate) fn evaluate<'a>(
+    expr: &'a Expr,
+    env: &Env<'a>,
+    cache: &mut PathCache<'a>,
+) -> Result<bool, GiveUp> {
+    match eval(expr, env, cache)? {
         V::Bool(b) => Ok(b),
         _ => Err(GiveUp),
     }
@@ -388,7 +422,7 @@ pub(crate) fn evaluate(expr: &Expr, env: &Env<'_>) -> Result<bool, GiveUp> {
 pub(crate) fn paths(expr: &Expr, out: &mut Vec<Path>) {
     match expr {
         Expr::Lit(_) => {}
-        Expr::Path(p) => {
+        Expr::Path(_, p) => {
             if !out.contains(p) {
                 out.push(p.clone());
             }
