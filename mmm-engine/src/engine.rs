@@ -966,6 +966,7 @@ impl Engine {
             // Ordering, the cap, rendering and fatigue. Candidates are in priority and id
             // order and actions in index order, so `pending` is in the returned order.
             let cap = usize::try_from(ctx.max_actions).unwrap_or(usize::MAX);
+            let max_detail = format!("the decision already has {cap} actions");
             let mut rest = pending.as_slice();
             while let Some(first) = rest.first() {
                 let ci = first.candidate;
@@ -1025,7 +1026,7 @@ impl Engine {
                 }
                 if composed.is_empty() {
                     for index in over_cap {
-                        suppress(&mut suppressed, plan, index, Reason::MaxActions, format!("the decision already has {cap} actions"));
+                        suppress(&mut suppressed, plan, index, Reason::MaxActions, max_detail.clone());
                     }
                     continue;
                 }
@@ -1063,7 +1064,7 @@ impl Engine {
                     if trimmed {
                         suppress(&mut suppressed, plan, index, reason, detail.clone());
                     } else {
-                        suppress(&mut suppressed, plan, index, Reason::MaxActions, format!("the decision already has {cap} actions"));
+                        suppress(&mut suppressed, plan, index, Reason::MaxActions, max_detail.clone());
                     }
                 }
             }

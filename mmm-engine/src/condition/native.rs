@@ -23,6 +23,8 @@ pub(crate) enum Expr {
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    /// `path OP literal`, the commonest comparison, evaluated without recursion.
+    CmpPathLit(CmpOp, u32, Path, Lit),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -212,7 +214,10 @@ impl Parser {
             if matches!(self.peek(), Some(Tok::Cmp(_))) {
                 return None;
             }
-            return Some(Expr::Cmp(op, Box::new(left), Box::new(right)));
+            return Some(match (left, right) {
+                (Expr::Path(id, path), Expr::Lit(lit)) => Expr::CmpPathLit(op, id, path, lit),
+                (left, right) => Expr::Cmp(op, Box::new(left), Box::new(right)),
+            });
         }
         Some(left)
     }
@@ -403,6 +408,19 @@ fn eval<'a>(expr: &'a Expr, env: &Env<'a>, cache: &mut PathCache<'a>) -> Result<
             let b = eval(r, env, cache)?;
             Ok(V::Bool(compare(*op, a, b)))
         }
+        Expr::CmpPathLit(op, id, path, lit) => {
+            let a = cache.get(*id, path, env)?;
+            Ok(V::Bool(compare(*op, a, lit_value(lit))))
+        }
+    }
+}
+
+fn lit_value(lit: &Lit) -> V<'_> {
+    match lit {
+        Lit::Bool(b) => V::Bool(*b),
+        Lit::Int(i) => V::Int(*i),
+        Lit::Float(f) => V::Float(*f),
+        Lit::Str(s) => V::Str(s),
     }
 }
 
@@ -423,6 +441,11 @@ pub(crate) fn paths(expr: &Expr, out: &mut Vec<Path>) {
     match expr {
         Expr::Lit(_) => {}
         Expr::Path(_, p) => {
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        Expr::CmpPathLit(_, _, p, _) => {
             if !out.contains(p) {
                 out.push(p.clone());
             }
