@@ -6,6 +6,7 @@
 #![allow(clippy::useless_conversion)]
 
 mod convert;
+mod decision;
 mod errors;
 mod ports;
 
@@ -214,9 +215,7 @@ impl Engine {
         let decision = py
             .detach(|| core.decide(&signal, context.as_ref(), &DecideOptions { now, explain }))
             .map_err(|e| EngineError::Decide(e).into_py(py))?;
-        let value =
-            serde_json::to_value(&decision).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        to_py(py, &value)
+        decision::to_py_decision(py, &decision)
     }
 
     /// Records what the actor did with an action.
