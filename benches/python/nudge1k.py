@@ -105,7 +105,7 @@ def main():
     mmm_us = median_per_call(lambda s: engine.decide(s, now=NOW), signal_list, args.calls)
     zen_us = median_per_call(table.evaluate, flat_signals, args.zen_calls, chunk=100)
     batch = [{"key": "nudge-1k", "context": c} for c in flat_signals[:1000]]
-    zen_batch_engine = zen.ZenEngine({"loader": lambda key: zen_table(rule_list)})
+    zen_batch_engine = zen.ZenEngine({"loader": {"type": "static", "content": {"nudge-1k": json.loads(zen_table(rule_list))}}})
     zen_batch_engine.evaluate_batch(batch[:10])  # warm the loader
     runs = []
     for _ in range(3):
