@@ -799,7 +799,7 @@ impl Engine {
         let mut degraded: Vec<Degraded> = Vec::new();
 
         let (mut ctx, policy_state) = spans.time(spans::CONTEXT_BUILD, || {
-            self.build_context(&signal, context, now, deadline, &mut degraded)
+            self.build_context(&signal, context, deadline, &mut degraded)
         })?;
         let now_text = now.to_string();
 
@@ -1158,11 +1158,12 @@ impl Engine {
         &self,
         signal: &Signal,
         context: Option<&Value>,
-        now: Timestamp,
         deadline: Instant,
         degraded: &mut Vec<Degraded>,
     ) -> Result<(Context, PolicyState), DecideError> {
         let inner = &*self.inner;
+        // Caches age in real time (the engine's clock), whatever `now` the caller decides at.
+        let wall = inner.clock.now();
         let caller = Context::from_json(context)?;
         let ports = &inner.ports;
         let timeouts = inner.config.timeouts;
@@ -1195,7 +1196,7 @@ impl Engine {
         let fresh_tenant = inner
             .tenant_cache
             .get(&tenant)
-            .and_then(|e| (age(now, e.1) < inner.config.tenant_config_ttl).then(|| e.0.clone()));
+            .and_then(|e| (age(wall, e.1) < inner.config.tenant_config_ttl).then(|| e.0.clone()));
         let tenant_call = match (&ports.data_governance, &fresh_tenant) {
             (Some(_), Some(_)) => {
                 inner.observer.on_event(&Event::Cache {
@@ -1222,7 +1223,7 @@ impl Engine {
         let cached_policy = inner.policy_cache.get(&tenant).map(|e| (e.0.clone(), e.1));
         let policy_call = match (&ports.policy, &cached_policy) {
             (Some(_), _) if given("policy") => None,
-            (Some(_), Some((_, at))) if age(now, *at) < inner.config.policy_ttl => {
+            (Some(_), Some((_, at))) if age(wall, *at) < inner.config.policy_ttl => {
                 inner.observer.on_event(&Event::Cache {
                     cache: Cache::Policy,
                     hit: true,
@@ -1287,7 +1288,7 @@ impl Engine {
                 Ok(config) => {
                     inner
                         .tenant_cache
-                        .insert(tenant.clone(), (config.clone(), now));
+                        .insert(tenant.clone(), (config.clone(), wall));
                     Some(config)
                 }
                 Err(_) => {
@@ -1358,16 +1359,16 @@ impl Engine {
             match fetched {
                 Some(Ok(snapshot)) => {
                     if !matches!(&cached_policy, Some((p, _)) if *p == snapshot)
-                        || policy_fetched_now(&cached_policy, now, &inner.config)
+                        || policy_fetched_now(&cached_policy, wall, &inner.config)
                     {
                         inner
                             .policy_cache
-                            .insert(tenant.clone(), (snapshot.clone(), now));
+                            .insert(tenant.clone(), (snapshot.clone(), wall));
                     }
                     PolicyState::Known(Some(snapshot))
                 }
                 Some(Err(e)) => match cached_policy {
-                    Some((snapshot, at)) if age(now, at) <= inner.config.policy_max_age => {
+                    Some((snapshot, at)) if age(wall, at) <= inner.config.policy_max_age => {
                         push_unique(degraded, Degraded::PolicyCached);
                         PolicyState::Known(Some(snapshot))
                     }

@@ -162,3 +162,59 @@ def test_python_fatigue_store(three):
     d = engine.decide(signal(payload={"lines": 420}), now=NOW)
     assert {s["reason"] for s in d["suppressed"]} == {"fatigue_cooldown"}
     assert f.seen[0]["playbook_id"] == "large-pr" and f.seen[0]["actions"] == 3
+
+
+def test_policy_cached_when_the_port_fails_after_the_ttl(three):
+    policy = Policy()
+    engine = mmm_engine.Engine.from_yaml(three, policy=policy, config={"policy_ttl_ms": 0})
+    assert engine.decide(signal(payload={"lines": 420}), now=NOW)["degraded"] == []
+    policy.up = False
+    d = engine.decide(signal(payload={"lines": 420}), now=NOW)
+    assert d["degraded"] == ["policy_cached"] and d["policy_snapshot_id"] == "pol-py"
+    assert len(d["actions"]) == 3
+    stale = mmm_engine.Engine.from_yaml(three, policy=policy, config={"policy_ttl_ms": 0, "policy_max_age_ms": 0})
+    policy.up = True
+    stale.decide(signal(payload={"lines": 420}), now=NOW)
+    policy.up = False
+    time.sleep(0.01)
+    assert stale.decide(signal(payload={"lines": 420}), now=NOW)["degraded"] == ["policy_unavailable"]
+
+
+def test_a_full_outbox_means_no_actions(three):
+    seed, _ = mmm_engine.generate_key()
+    engine = mmm_engine.Engine.from_yaml(three, signing_key=seed, receipts=Down(), config={"outbox_capacity": 1})
+    assert engine.decide(signal(payload={"lines": 420}), now=NOW)["receipt"]["status"] == "queued"
+    d = engine.decide(signal(payload={"lines": 420}), now=NOW)
+    assert d["actions"] == []
+    assert "receipts_backpressure" in d["degraded"]
+    assert {s["reason"] for s in d["suppressed"]} == {"receipts_backpressure"}
+
+
+def test_a_slow_port_passes_the_deadline_and_the_llm_is_skipped(three):
+    class SlowUbi:
+        def recent(self, tenant_id, actor_id, limit):
+            time.sleep(1.0)
+            return []
+
+    class Llm:
+        calls = 0
+
+        def generate(self, request):
+            Llm.calls += 1
+            return {"text": "generated", "safety": {"status": "pass"}}
+
+    engine = mmm_engine.Engine.from_yaml(three, signals=SlowUbi(), llm=Llm(), config={"ide_deadline_ms": 100})
+    started = time.perf_counter()
+    d = engine.decide(signal(payload={"lines": 420}, surface="ide"), now=NOW)
+    assert time.perf_counter() - started < 0.6
+    assert "deadline_exceeded" in d["degraded"] and "ubi_unavailable" in d["degraded"]
+    assert d["latency_warning"] is True
+    assert d["actions"][1]["text"] == "Smaller changes are reviewed faster."
+    assert Llm.calls == 0
+
+
+def test_config_keys_are_checked(three):
+    with pytest.raises(ValueError):
+        mmm_engine.Engine.from_yaml(three, config={"colour": 1})
+    with pytest.raises(ValueError):
+        mmm_engine.Engine.from_yaml(three, config={"policy_ttl_ms": -1})

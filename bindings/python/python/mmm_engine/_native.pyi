@@ -119,6 +119,7 @@ class Engine:
         data_governance: Optional[_DataGovernancePort] = None,
         delivery: Optional[_DeliveryPort] = None,
         fatigue: Optional[_FatiguePort] = None,
+        config: Optional[Dict[str, int]] = None,
     ) -> "Engine":
         """Loads the playbooks under ``path`` (a file or a directory); raises PlaybookError."""
     @staticmethod
@@ -134,8 +135,14 @@ class Engine:
         data_governance: Optional[_DataGovernancePort] = None,
         delivery: Optional[_DeliveryPort] = None,
         fatigue: Optional[_FatiguePort] = None,
+        config: Optional[Dict[str, int]] = None,
     ) -> "Engine":
-        """Loads playbooks from YAML text; raises PlaybookError."""
+        """Loads playbooks from YAML text; raises PlaybookError.
+
+        ``config`` tunes the engine: ``ide_deadline_ms``, ``default_deadline_ms``,
+        ``policy_ttl_ms``, ``policy_max_age_ms``, ``tenant_config_ttl_ms``, ``llm_min_budget_ms``,
+        ``approval_ttl_ms``, ``<port>_timeout_ms`` (iam, signals, data_governance, policy, llm,
+        receipts, delivery), ``max_payload_bytes``, ``outbox_capacity``, ``llm_max_tokens``."""
     def decide(
         self,
         signal: Dict[str, Any],
