@@ -234,7 +234,7 @@ impl Approvals {
         }
         let now = self.clock.now();
         let approval = Approval {
-            approval_id: uuid::Uuid::now_v7().to_string(),
+            approval_id: crate::ids::new_id(),
             action_id: action.action_id.clone(),
             tenant_id: tenant_id.to_owned(),
             actor_id: actor_id.to_owned(),

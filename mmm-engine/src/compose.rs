@@ -22,11 +22,48 @@ pub fn fingerprint(
     repo: &str,
 ) -> String {
     let mut h = Sha256::new();
-    for part in [tenant, actor, playbook, &action_index.to_string(), repo] {
-        h.update(part.as_bytes());
+    let mut index = itoa_buf(action_index);
+    for part in [
+        tenant.as_bytes(),
+        actor.as_bytes(),
+        playbook.as_bytes(),
+        index.as_slice(),
+        repo.as_bytes(),
+    ] {
+        h.update(part);
         h.update([0x1f]);
     }
-    hex::encode(h.finalize())
+    index.clear();
+    lower_hex(&h.finalize())
+}
+
+/// Decimal digits of `n`, without the formatting machinery.
+fn itoa_buf(mut n: usize) -> Vec<u8> {
+    let mut digits = Vec::with_capacity(20);
+    loop {
+        digits.push(b'0' + u8::try_from(n % 10).unwrap_or(0));
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    digits
+}
+
+/// Lower-case hex of `bytes`, written in one allocation.
+pub(crate) fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(
+            DIGITS.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
+        ));
+        out.push(char::from(
+            DIGITS.get(usize::from(b & 0x0f)).copied().unwrap_or(b'0'),
+        ));
+    }
+    out
 }
 
 fn render(template: &Template, env: &Env<'_>, format: Format) -> Result<String, (Reason, String)> {
@@ -148,18 +185,22 @@ pub(crate) fn compose(
             }
             markdown.clone().unwrap_or_default()
         } else {
-            format!("{title}\n{text}")
+            let mut body = String::with_capacity(title.len() + text.len() + 1);
+            body.push_str(&title);
+            body.push('\n');
+            body.push_str(&text);
+            body
         };
         rendered.insert(*surface, body);
     }
     let s = env.signal;
     let repo_id = s.repo.as_ref().and_then(|r| r.id.as_deref()).unwrap_or("");
     Ok(Action {
-        action_id: uuid::Uuid::now_v7().to_string(),
+        action_id: crate::ids::new_id(),
         fingerprint: fingerprint(&s.tenant_id, &s.actor_id, &plan.id, index, repo_id),
         playbook: plan.reference(),
         kind: action.kind,
-        category: plan.category.to_string(),
+        category: String::from(&*plan.category),
         priority: plan.priority,
         surfaces,
         title,

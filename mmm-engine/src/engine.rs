@@ -398,7 +398,8 @@ impl std::fmt::Debug for Engine {
 struct Pending2 {
     candidate: usize,
     index: usize,
-    surfaces: Vec<Surface>,
+    /// Allowed surfaces, as a bit set (see `filter::surfaces_in`).
+    surfaces: u8,
 }
 
 /// How policy is known for this decision.
@@ -413,10 +414,14 @@ enum PolicyState {
 struct Spans {
     started: Instant,
     done: Vec<(&'static str, StdDuration, StdDuration)>,
+    on: bool,
 }
 
 impl Spans {
     fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> T) -> T {
+        if !self.on {
+            return f();
+        }
         let start = self.started.elapsed();
         let out = f();
         self.done
@@ -787,6 +792,7 @@ impl Engine {
         let mut spans = Spans {
             started: Instant::now(),
             done: Vec::new(),
+            on: inner.observer.enabled(),
         };
         let started = spans.started;
         let mut signal = Signal::from_json(signal, inner.config.max_payload_bytes)?;
@@ -897,7 +903,7 @@ impl Engine {
                 if options.explain {
                     explain.push(ExplainEntry {
                         playbook: plan.reference(),
-                        trigger: candidate.trigger.to_string(),
+                        trigger: String::from(&*candidate.trigger),
                         condition: match result {
                             Ok(b) => Value::Bool(*b),
                             Err(e) => json!({"error": e}),
@@ -1004,7 +1010,7 @@ impl Engine {
                         plan,
                         &signal.kind,
                         p.index,
-                        p.surfaces.clone(),
+                        filter::surfaces_in(action, p.surfaces),
                         &env,
                         crate::compose::Extras {
                             mentor: mentor_ref,
@@ -1091,7 +1097,7 @@ impl Engine {
                 },
             );
         }
-        let decision_id = uuid::Uuid::now_v7().to_string();
+        let decision_id = crate::ids::new_id();
         let policy_snapshot_id = policy.and_then(|p| p.snapshot_id.clone());
 
         // The receipt.
@@ -1162,10 +1168,19 @@ impl Engine {
         degraded: &mut Vec<Degraded>,
     ) -> Result<(Context, PolicyState), DecideError> {
         let inner = &*self.inner;
-        // Caches age in real time (the engine's clock), whatever `now` the caller decides at.
-        let wall = inner.clock.now();
         let caller = Context::from_json(context)?;
         let ports = &inner.ports;
+        let no_ports = ports.iam.is_none()
+            && ports.signals.is_none()
+            && ports.data_governance.is_none()
+            && ports.policy.is_none();
+        if no_ports {
+            // Nothing to ask: the caller's context is the context.
+            let state = PolicyState::Known(caller.policy.clone());
+            return Ok((caller, state));
+        }
+        // Caches age in real time (the engine's clock), whatever `now` the caller decides at.
+        let wall = inner.clock.now();
         let timeouts = inner.config.timeouts;
         let given = |key: &str| {
             context
@@ -1193,10 +1208,13 @@ impl Engine {
             }
             _ => None,
         };
-        let fresh_tenant = inner
-            .tenant_cache
-            .get(&tenant)
-            .and_then(|e| (age(wall, e.1) < inner.config.tenant_config_ttl).then(|| e.0.clone()));
+        let fresh_tenant = if ports.data_governance.is_some() {
+            inner.tenant_cache.get(&tenant).and_then(|e| {
+                (age(wall, e.1) < inner.config.tenant_config_ttl).then(|| e.0.clone())
+            })
+        } else {
+            None
+        };
         let tenant_call = match (&ports.data_governance, &fresh_tenant) {
             (Some(_), Some(_)) => {
                 inner.observer.on_event(&Event::Cache {
@@ -1220,7 +1238,11 @@ impl Engine {
             }
             (None, _) => None,
         };
-        let cached_policy = inner.policy_cache.get(&tenant).map(|e| (e.0.clone(), e.1));
+        let cached_policy = if ports.policy.is_some() {
+            inner.policy_cache.get(&tenant).map(|e| (e.0.clone(), e.1))
+        } else {
+            None
+        };
         let policy_call = match (&ports.policy, &cached_policy) {
             (Some(_), _) if given("policy") => None,
             (Some(_), Some((_, at))) if age(wall, *at) < inner.config.policy_ttl => {
@@ -1425,7 +1447,7 @@ impl Engine {
         let request = LlmRequest {
             tenant_id: env.signal.tenant_id.clone(),
             actor_id: env.signal.actor_id.clone(),
-            playbook_id: plan.id.to_string(),
+            playbook_id: String::from(&*plan.id),
             prompt,
             max_tokens: inner.config.llm_max_tokens,
         };
@@ -1460,7 +1482,7 @@ impl Engine {
                 envelope: None,
             };
         };
-        let receipt_id = uuid::Uuid::now_v7().to_string();
+        let receipt_id = crate::ids::new_id();
         let inputs = json!({"signal": r.signal.to_json(), "context": r.ctx.raw});
         let inputs_sha256 = canonical(&inputs)
             .map(|b| sha256_hex(&b))
@@ -1594,6 +1616,9 @@ impl Engine {
         spans: &Spans,
     ) {
         let observer = self.observer();
+        if !observer.enabled() {
+            return;
+        }
         let mut by_type: Vec<(ActionType, usize)> = Vec::new();
         for a in actions {
             match by_type.iter_mut().find(|(t, _)| *t == a.kind) {

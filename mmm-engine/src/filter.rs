@@ -9,14 +9,14 @@ use crate::decision::Reason;
 use crate::model::Surface;
 use crate::plan::{ActionPlan, Plan};
 
-/// Checks one action; on success returns the surfaces it may use.
+/// Checks one action; on success returns the surfaces it may use, as a bit set.
 pub(crate) fn check(
     plan: &Plan,
     action: &ActionPlan,
     ctx: &Context,
     policy: Option<&PolicySnapshot>,
     now: Timestamp,
-) -> Result<Vec<Surface>, (Reason, String)> {
+) -> Result<u8, (Reason, String)> {
     if !ctx.enabled_action_types.contains(&action.kind) {
         return Err((
             Reason::ActionTypeDisabled,
@@ -46,32 +46,29 @@ pub(crate) fn check(
             }
         }
     }
-    let enabled: Vec<Surface> = action
+    // Surfaces as a bit set (bit = the surface's position in `Surface::ALL`); the order
+    // of the action's own list is restored when the action is composed.
+    let bit = |s: &Surface| 1u8 << (*s as u8);
+    let enabled = action
         .surfaces
         .iter()
-        .copied()
         .filter(|s| ctx.enabled_surfaces.contains(s))
-        .collect();
-    if enabled.is_empty() {
+        .fold(0u8, |m, s| m | bit(s));
+    if enabled == 0 {
         return Err((
             Reason::SurfaceDisabled,
             "none of the action's surfaces is enabled for the tenant".to_owned(),
         ));
     }
-    let preferred = &ctx.preferences.preferred_surfaces;
-    let surfaces = if preferred.is_empty() {
-        enabled
+    let preferred = ctx
+        .preferences
+        .preferred_surfaces
+        .iter()
+        .fold(0u8, |m, s| m | bit(s));
+    let surfaces = if enabled & preferred != 0 {
+        enabled & preferred
     } else {
-        let narrowed: Vec<Surface> = enabled
-            .iter()
-            .copied()
-            .filter(|s| preferred.contains(s))
-            .collect();
-        if narrowed.is_empty() {
-            enabled
-        } else {
-            narrowed
-        }
+        enabled
     };
     if ctx
         .preferences
@@ -115,4 +112,14 @@ pub(crate) fn check(
         }
     }
     Ok(surfaces)
+}
+
+/// The action's surfaces that are in the bit set, in the action's order.
+pub(crate) fn surfaces_in(action: &ActionPlan, set: u8) -> Vec<Surface> {
+    action
+        .surfaces
+        .iter()
+        .copied()
+        .filter(|s| set & (1u8 << (*s as u8)) != 0)
+        .collect()
 }

@@ -16,6 +16,7 @@ mod error;
 pub mod experiment;
 mod fatigue;
 mod filter;
+mod ids;
 pub mod lint;
 mod minimise;
 mod model;

@@ -118,6 +118,11 @@ pub enum Event<'a> {
 pub trait Observer: Send + Sync {
     /// One event.
     fn on_event(&self, event: &Event<'_>);
+
+    /// Whether events are wanted at all; when not, the engine does not time its stages.
+    fn enabled(&self) -> bool {
+        true
+    }
 }
 
 /// Ignores everything (the default).
@@ -126,4 +131,8 @@ pub struct NoObserver;
 
 impl Observer for NoObserver {
     fn on_event(&self, _event: &Event<'_>) {}
+
+    fn enabled(&self) -> bool {
+        false
+    }
 }

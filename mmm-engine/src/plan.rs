@@ -79,7 +79,7 @@ impl Plan {
     /// `{id, version}`.
     pub fn reference(&self) -> PlaybookRef {
         PlaybookRef {
-            id: self.id.to_string(),
+            id: String::from(&*self.id),
             version: self.version,
         }
     }

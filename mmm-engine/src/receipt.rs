@@ -180,7 +180,7 @@ struct ChainState {
 impl ReceiptSigner {
     /// A signer with a new chain (a UUIDv7 chain id, starting at seq 1).
     pub fn new(key: SigningKey) -> ReceiptSigner {
-        ReceiptSigner::with_chain(key, uuid::Uuid::now_v7().to_string())
+        ReceiptSigner::with_chain(key, crate::ids::new_id())
     }
 
     /// A signer continuing (or starting) the chain `chain_id`.

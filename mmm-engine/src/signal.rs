@@ -184,7 +184,7 @@ impl Signal {
                 return Err(SignalError::new("signal_id", "must be 1 to 128 characters"))
             }
             Some(id) => id.to_owned(),
-            None => uuid::Uuid::now_v7().to_string(),
+            None => crate::ids::new_id(),
         };
 
         let tenant_id = required("tenant_id")?;
