@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::decision::{Action, Rationale, Reason};
+use crate::decision::{Action, Evidence, Rationale, Reason};
 use crate::env::{Env, Found};
 use crate::model::{ActionType, Surface};
 use crate::plan::{ActionPlan, Plan};
@@ -76,21 +76,24 @@ fn render(template: &Template, env: &Env<'_>, format: Format) -> Result<String, 
 }
 
 /// The facts a playbook's condition read, `[{path, value}]` (scalars only).
-pub(crate) fn evidence(plan: &Plan, env: &Env<'_>) -> Vec<Value> {
+pub(crate) fn evidence(plan: &Plan, env: &Env<'_>) -> Vec<Evidence> {
     let Some(condition) = &plan.condition else {
         return Vec::new();
     };
     condition
         .paths
         .iter()
-        .filter_map(|path| {
+        .filter_map(|(path, name)| {
             let value = match env.lookup(path) {
                 Found::Str(s) => Value::String(s.to_owned()),
                 Found::Json(v) if !v.is_object() && !v.is_array() => v.clone(),
                 Found::Missing => Value::Null,
                 _ => return None,
             };
-            Some(json!({"path": path.to_string(), "value": value}))
+            Some(Evidence {
+                path: name.clone(),
+                value,
+            })
         })
         .collect()
 }
@@ -108,7 +111,7 @@ pub(crate) enum MentorText<'a> {
 pub(crate) struct Extras<'a> {
     pub mentor: Option<MentorText<'a>>,
     pub variant: Option<(&'a str, &'a crate::experiment::Variant)>,
-    pub evidence: Vec<Value>,
+    pub evidence: Vec<Evidence>,
 }
 
 /// Renders one action for its surfaces.

@@ -124,6 +124,15 @@ pub enum Degraded {
     DeadlineExceeded,
 }
 
+/// One fact a condition read, as it was when the decision was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The dotted path, e.g. `signal.payload.lines_changed`.
+    pub path: String,
+    /// Its value (`null` when missing).
+    pub value: Value,
+}
+
 /// Why an action was suggested.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rationale {
@@ -132,7 +141,7 @@ pub struct Rationale {
     /// The signal kind that triggered it.
     pub trigger: String,
     /// The facts the condition read: `[{path, value}]`.
-    pub evidence: Vec<Value>,
+    pub evidence: Vec<Evidence>,
 }
 
 /// A nudge to show.

@@ -984,7 +984,7 @@ impl Engine {
                 };
                 let plan = &*candidate.plan;
                 // Computed for the first action composed (most matches are past the cap).
-                let mut evidence: Option<Vec<Value>> = None;
+                let mut evidence: Option<Vec<crate::decision::Evidence>> = None;
                 let mut composed: Vec<(usize, Action)> = Vec::new();
                 let mut over_cap: Vec<usize> = Vec::new();
                 for p in group {

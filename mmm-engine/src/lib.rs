@@ -37,8 +37,8 @@ pub use compose::fingerprint;
 pub use condition::ConditionLimits;
 pub use context::{Context, PolicySnapshot, DEFAULT_MAX_ACTIONS};
 pub use decision::{
-    Action, Decision, Degraded, ExplainAction, ExplainEntry, Rationale, Reason, ReceiptRef,
-    Suppressed,
+    Action, Decision, Degraded, Evidence, ExplainAction, ExplainEntry, Rationale, Reason,
+    ReceiptRef, Suppressed,
 };
 pub use duration::Duration;
 pub use engine::{DecideOptions, Engine, EngineBuilder, EngineConfig};

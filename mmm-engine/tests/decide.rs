@@ -32,8 +32,8 @@ fn a_matching_playbook_returns_its_actions_in_order() {
     assert_eq!(d.receipt.status, "disabled");
     assert_eq!(d.actions[0].rationale.trigger, "pr.opened");
     assert_eq!(
-        d.actions[0].rationale.evidence,
-        vec![json!({"path": "signal.payload.lines", "value": 420})]
+        serde_json::to_value(&d.actions[0].rationale.evidence).unwrap(),
+        json!([{"path": "signal.payload.lines", "value": 420}])
     );
     let none = decide(&e, &signal("pr.opened", json!({"lines": 10})), json!(null));
     assert!(none.actions.is_empty() && none.suppressed.is_empty());

@@ -57,7 +57,10 @@ fn action<'py>(py: Python<'py>, a: &Action) -> PyResult<Bound<'py, PyDict>> {
     rationale.set_item(intern!(py, "trigger"), &a.rationale.trigger)?;
     let evidence = PyList::empty(py);
     for e in &a.rationale.evidence {
-        evidence.append(to_py(py, e)?)?;
+        let item = PyDict::new(py);
+        item.set_item(intern!(py, "path"), &e.path)?;
+        item.set_item(intern!(py, "value"), to_py(py, &e.value)?)?;
+        evidence.append(item)?;
     }
     rationale.set_item(intern!(py, "evidence"), evidence)?;
     d.set_item(intern!(py, "rationale"), rationale)?;

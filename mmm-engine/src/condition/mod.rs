@@ -18,8 +18,8 @@ use crate::env::{Env, Path};
 pub(crate) struct Condition {
     ast: AST,
     native: Option<native::Expr>,
-    /// The paths the condition reads, reported as evidence.
-    pub paths: Vec<Path>,
+    /// The paths the condition reads, reported as evidence, with their dotted names.
+    pub paths: Vec<(Path, String)>,
 }
 
 /// A condition that does not compile: the message and the 1-based position in the script.
@@ -102,11 +102,18 @@ impl Sandbox {
             return Err(e);
         }
         let native = native::parse(src);
-        let mut paths = Vec::new();
+        let mut found = Vec::new();
         match &native {
-            Some(expr) => native::paths(expr, &mut paths),
-            None => paths = native::scan_paths(src),
+            Some(expr) => native::paths(expr, &mut found),
+            None => found = native::scan_paths(src),
         }
+        let paths = found
+            .into_iter()
+            .map(|p| {
+                let name = p.to_string();
+                (p, name)
+            })
+            .collect();
         Ok(Condition { ast, native, paths })
     }
 }
