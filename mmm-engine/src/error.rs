@@ -163,7 +163,8 @@ pub struct ErrorInfo {
 }
 
 impl ErrorInfo {
-    fn new(code: &str, message: String) -> Self {
+    /// An error with a code and a message, and no position or field.
+    pub fn new(code: &str, message: String) -> Self {
         ErrorInfo {
             code: code.to_owned(),
             message,

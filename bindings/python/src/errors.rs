@@ -107,16 +107,7 @@ fn raise<T: pyo3::type_object::PyTypeInfo>(py: Python<'_>, info: &ErrorInfo) -> 
 }
 
 fn simple(code: &str, message: String) -> ErrorInfo {
-    ErrorInfo {
-        code: code.to_owned(),
-        message,
-        rule: None,
-        field: None,
-        file: None,
-        line: None,
-        column: None,
-        playbook: None,
-    }
+    ErrorInfo::new(code, message)
 }
 
 /// Every error the binding can raise, from the engine's error types.

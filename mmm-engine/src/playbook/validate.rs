@@ -212,36 +212,62 @@ pub(crate) fn parse_source(
     (plans, experiments, diagnostics)
 }
 
-fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> Option<Plan> {
-    let before = doc.out.len();
-    if raw.api_version != "mmm/v1" {
+/// The checks every document shares: `apiVersion`, `kind`, the id's form and the tenant
+/// scope (`None` for all tenants).
+fn check_header(
+    doc: &mut Doc<'_>,
+    api_version: &str,
+    kind: &str,
+    expected_kind: &str,
+    id: &str,
+    tenant: &str,
+) -> Option<String> {
+    if api_version != "mmm/v1" {
         doc.error(
             "apiVersion",
             "api-version",
-            format!(
-                "unsupported apiVersion `{}`; expected `mmm/v1`",
-                raw.api_version
-            ),
+            format!("unsupported apiVersion `{api_version}`; expected `mmm/v1`"),
         );
     }
-    if raw.kind != "Playbook" {
+    if kind != expected_kind {
         doc.error(
             "kind",
             "unknown-kind",
-            format!("unknown document kind `{}`", raw.kind),
+            format!("unknown document kind `{kind}`"),
         );
     }
-    let m = &raw.metadata;
-    if !is_playbook_id(&m.id) {
+    if !is_playbook_id(id) {
+        let what = expected_kind.to_lowercase();
         doc.error(
             "metadata.id",
             "invalid-id",
-            format!(
-                "playbook id `{}` must match [a-z0-9][a-z0-9-]{{0,63}}",
-                m.id
-            ),
+            format!("{what} id `{id}` must match [a-z0-9][a-z0-9-]{{0,63}}"),
         );
     }
+    if tenant == "*" {
+        return None;
+    }
+    if !is_tenant_id(tenant) {
+        doc.error(
+            "metadata.tenant",
+            "invalid-tenant",
+            format!("tenant `{tenant}` must be `*` or match [A-Za-z0-9._-]{{1,64}}"),
+        );
+    }
+    Some(tenant.to_owned())
+}
+
+fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> Option<Plan> {
+    let before = doc.out.len();
+    let m = &raw.metadata;
+    let tenant = check_header(
+        doc,
+        &raw.api_version,
+        &raw.kind,
+        "Playbook",
+        &m.id,
+        &m.tenant,
+    );
     let version = u32::try_from(m.version).ok().filter(|v| *v >= 1);
     if version.is_none() {
         doc.error(
@@ -250,21 +276,6 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
             format!("version {} must be a whole number of at least 1", m.version),
         );
     }
-    let tenant = if m.tenant == "*" {
-        None
-    } else {
-        if !is_tenant_id(&m.tenant) {
-            doc.error(
-                "metadata.tenant",
-                "invalid-tenant",
-                format!(
-                    "tenant `{}` must be `*` or match [A-Za-z0-9._-]{{1,64}}",
-                    m.tenant
-                ),
-            );
-        }
-        Some(m.tenant.clone())
-    };
     let status = Status::parse(&m.status);
     if status.is_none() {
         doc.error(
@@ -607,49 +618,15 @@ const SETTABLE: &[&str] = &["title", "text", "prompt", "fallback"];
 
 fn build_experiment(doc: &mut Doc<'_>, raw: RawExperiment, lint: bool) -> Option<ExperimentPlan> {
     let before = doc.out.len();
-    if raw.api_version != "mmm/v1" {
-        doc.error(
-            "apiVersion",
-            "api-version",
-            format!(
-                "unsupported apiVersion `{}`; expected `mmm/v1`",
-                raw.api_version
-            ),
-        );
-    }
-    if raw.kind != "Experiment" {
-        doc.error(
-            "kind",
-            "unknown-kind",
-            format!("unknown document kind `{}`", raw.kind),
-        );
-    }
     let m = &raw.metadata;
-    if !is_playbook_id(&m.id) {
-        doc.error(
-            "metadata.id",
-            "invalid-id",
-            format!(
-                "experiment id `{}` must match [a-z0-9][a-z0-9-]{{0,63}}",
-                m.id
-            ),
-        );
-    }
-    let tenant = if m.tenant == "*" {
-        None
-    } else {
-        if !is_tenant_id(&m.tenant) {
-            doc.error(
-                "metadata.tenant",
-                "invalid-tenant",
-                format!(
-                    "tenant `{}` must be `*` or match [A-Za-z0-9._-]{{1,64}}",
-                    m.tenant
-                ),
-            );
-        }
-        Some(m.tenant.clone())
-    };
+    let tenant = check_header(
+        doc,
+        &raw.api_version,
+        &raw.kind,
+        "Experiment",
+        &m.id,
+        &m.tenant,
+    );
     let status = ExperimentStatus::parse(&m.status);
     if status.is_none() {
         doc.error(
