@@ -11,6 +11,8 @@ echo "==> playbook library: validate --strict"
 cargo run -q -p mmm-runner -- validate --strict playbooks
 echo "==> Python binding: build, stub check, pytest"
 scripts/test-python.sh
+echo "==> Node binding: npm ci, build, node --test"
+scripts/test-node.sh
 echo "==> receipts: keygen, simulate, verify, and an independent check with Python cryptography"
 scripts/receipts-check.sh
 echo "==> playbook library: test --coverage"
