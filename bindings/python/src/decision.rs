@@ -9,6 +9,12 @@ use pyo3::{intern, IntoPyObjectExt};
 
 use crate::convert::to_py;
 
+/// An interned Python string for the engine's fixed vocabulary (types, reasons, surfaces,
+/// degraded codes): created once per interpreter, shared by every decision.
+fn word<'py>(py: Python<'py>, s: &str) -> Bound<'py, PyString> {
+    PyString::intern(py, s)
+}
+
 fn opt_str<'py>(py: Python<'py>, s: Option<&str>) -> Bound<'py, PyAny> {
     match s {
         Some(s) => PyString::new(py, s).into_any(),
@@ -37,19 +43,19 @@ fn action<'py>(py: Python<'py>, a: &Action) -> PyResult<Bound<'py, PyDict>> {
         intern!(py, "playbook"),
         playbook(py, &a.playbook.id, a.playbook.version)?,
     )?;
-    d.set_item(intern!(py, "type"), a.kind.as_str())?;
+    d.set_item(intern!(py, "type"), word(py, a.kind.as_str()))?;
     d.set_item(intern!(py, "category"), &a.category)?;
     d.set_item(intern!(py, "priority"), a.priority)?;
     let surfaces = PyList::empty(py);
     for s in &a.surfaces {
-        surfaces.append(s.as_str())?;
+        surfaces.append(word(py, s.as_str()))?;
     }
     d.set_item(intern!(py, "surfaces"), surfaces)?;
     d.set_item(intern!(py, "title"), &a.title)?;
     d.set_item(intern!(py, "text"), &a.text)?;
     let rendered = PyDict::new(py);
     for (surface, text) in &a.rendered {
-        rendered.set_item(surface.as_str(), text)?;
+        rendered.set_item(word(py, surface.as_str()), text)?;
     }
     d.set_item(intern!(py, "rendered"), rendered)?;
     let rationale = PyDict::new(py);
@@ -87,16 +93,32 @@ fn action<'py>(py: Python<'py>, a: &Action) -> PyResult<Bound<'py, PyDict>> {
     Ok(d)
 }
 
-fn suppressed<'py>(py: Python<'py>, s: &Suppressed) -> PyResult<Bound<'py, PyDict>> {
+/// The last detail converted, reused when the next suppression says the same (all the
+/// `max_actions` suppressions of a decision do).
+type LastDetail<'a, 'py> = Option<(&'a str, Bound<'py, PyString>)>;
+
+fn suppressed<'a, 'py>(
+    py: Python<'py>,
+    s: &'a Suppressed,
+    last: &mut LastDetail<'a, 'py>,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item(
         intern!(py, "playbook"),
         playbook(py, &s.playbook.id, s.playbook.version)?,
     )?;
     d.set_item(intern!(py, "action_index"), s.action_index)?;
-    d.set_item(intern!(py, "type"), s.kind.as_str())?;
-    d.set_item(intern!(py, "reason"), s.reason.as_str())?;
-    d.set_item(intern!(py, "detail"), &s.detail)?;
+    d.set_item(intern!(py, "type"), word(py, s.kind.as_str()))?;
+    d.set_item(intern!(py, "reason"), word(py, s.reason.as_str()))?;
+    let detail = match last {
+        Some((text, obj)) if *text == s.detail.as_str() => obj.clone(),
+        _ => {
+            let obj = PyString::new(py, &s.detail);
+            *last = Some((s.detail.as_str(), obj.clone()));
+            obj
+        }
+    };
+    d.set_item(intern!(py, "detail"), detail)?;
     Ok(d)
 }
 
@@ -113,11 +135,22 @@ pub fn to_py_decision<'py>(py: Python<'py>, decision: &Decision) -> PyResult<Bou
     }
     d.set_item(intern!(py, "actions"), actions)?;
     let sup = PyList::empty(py);
+    let mut last: LastDetail<'_, 'py> = None;
     for s in &decision.suppressed {
-        sup.append(suppressed(py, s)?)?;
+        sup.append(suppressed(py, s, &mut last)?)?;
     }
     d.set_item(intern!(py, "suppressed"), sup)?;
-    d.set_item(intern!(py, "degraded"), json(py, &decision.degraded)?)?;
+    let degraded = PyList::empty(py);
+    for code in &decision.degraded {
+        let text = serde_json::to_value(code).ok();
+        degraded.append(word(
+            py,
+            text.as_ref()
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(""),
+        ))?;
+    }
+    d.set_item(intern!(py, "degraded"), degraded)?;
     let redacted = PyList::empty(py);
     for r in &decision.redacted {
         redacted.append(r)?;
@@ -132,7 +165,7 @@ pub fn to_py_decision<'py>(py: Python<'py>, decision: &Decision) -> PyResult<Bou
         intern!(py, "receipt_id"),
         opt_str(py, decision.receipt.receipt_id.as_deref()),
     )?;
-    receipt.set_item(intern!(py, "status"), &decision.receipt.status)?;
+    receipt.set_item(intern!(py, "status"), word(py, &decision.receipt.status))?;
     if let Some(envelope) = &decision.receipt.envelope {
         receipt.set_item(intern!(py, "envelope"), json(py, envelope)?)?;
     }
