@@ -34,7 +34,12 @@ pub fn fingerprint(
         h.update([0x1f]);
     }
     index.clear();
-    lower_hex(&h.finalize())
+    let mut out = [0u8; 64];
+    // `encode_to_slice` writes into a buffer; `hex::encode` grows a String a char at a time.
+    match hex::encode_to_slice(h.finalize(), &mut out) {
+        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
+        Err(_) => String::new(),
+    }
 }
 
 /// Decimal digits of `n`, without the formatting machinery.
@@ -49,21 +54,6 @@ fn itoa_buf(mut n: usize) -> Vec<u8> {
     }
     digits.reverse();
     digits
-}
-
-/// Lower-case hex of `bytes`, written in one allocation.
-pub(crate) fn lower_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(
-            DIGITS.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
-        ));
-        out.push(char::from(
-            DIGITS.get(usize::from(b & 0x0f)).copied().unwrap_or(b'0'),
-        ));
-    }
-    out
 }
 
 fn render(template: &Template, env: &Env<'_>, format: Format) -> Result<String, (Reason, String)> {

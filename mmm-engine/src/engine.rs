@@ -888,11 +888,14 @@ impl Engine {
         let mut actions: Vec<Action> = Vec::new();
         let mut returned: Vec<usize> = Vec::new();
         // The experiment variant of each candidate whose condition held, if any.
+        let has_experiments = !set.experiments().is_empty();
         let assigned: Vec<Option<(&ExperimentPlan, &Variant)>> = candidates
             .iter()
             .zip(&results)
             .map(|(c, r)| match r {
-                Ok(true) => self.assign(&set, &signal.tenant_id, &signal.actor_id, &c.plan.id),
+                Ok(true) if has_experiments => {
+                    self.assign(&set, &signal.tenant_id, &signal.actor_id, &c.plan.id)
+                }
                 _ => None,
             })
             .collect();
@@ -1138,7 +1141,6 @@ impl Engine {
             push_unique(&mut degraded, Degraded::DeadlineExceeded);
         }
         self.report(&signal, &degraded, &actions, elapsed, &spans);
-        ctx.raw.clear();
         Ok(Decision {
             decision_id,
             signal_id: signal.signal_id.clone(),
@@ -1374,15 +1376,15 @@ impl Engine {
         } else if ports.policy.is_none() {
             PolicyState::Known(None)
         } else {
+            let from_port = policy_call.is_some();
             let fetched = match policy_call {
                 None => cached_policy.as_ref().map(|(p, _)| Ok(p.clone())),
                 Some(call) => Some(call.wait()),
             };
             match fetched {
                 Some(Ok(snapshot)) => {
-                    if !matches!(&cached_policy, Some((p, _)) if *p == snapshot)
-                        || policy_fetched_now(&cached_policy, wall, &inner.config)
-                    {
+                    // A fresh answer from the port restarts the snapshot's age.
+                    if from_port {
                         inner
                             .policy_cache
                             .insert(tenant.clone(), (snapshot.clone(), wall));
@@ -1646,17 +1648,6 @@ impl Engine {
             actions: &by_type,
         });
     }
-}
-
-/// Whether the cached snapshot should be refreshed (its time stamp) after a port answer.
-fn policy_fetched_now(
-    cached: &Option<(PolicySnapshot, Timestamp)>,
-    now: Timestamp,
-    config: &EngineConfig,
-) -> bool {
-    cached
-        .as_ref()
-        .is_none_or(|(_, at)| age(now, *at) >= config.policy_ttl)
 }
 
 struct ReceiptInputs<'a> {

@@ -23,6 +23,10 @@ pub mod codes {
     pub const IO: &str = "IO";
     /// An outcome is invalid.
     pub const OUTCOME_INVALID: &str = "OUTCOME_INVALID";
+    /// An approval operation was refused (same channel, terminal state, not found).
+    pub const APPROVAL_REFUSED: &str = "APPROVAL_REFUSED";
+    /// The audit sink could not record a change, so it did not happen.
+    pub const AUDIT_FAILED: &str = "AUDIT_FAILED";
 }
 
 /// How serious a [`Diagnostic`] is.

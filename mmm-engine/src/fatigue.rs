@@ -48,6 +48,49 @@ pub enum FatigueVerdict {
     Budget,
 }
 
+impl FatigueRequest<'_> {
+    /// The request as JSON, for fatigue stores written in another language:
+    /// `{tenant_id, actor_id, playbook_id, now, actions, cooldown_seconds, max, budget,
+    /// critical}` with `max` and `budget` as `{count, window_seconds}` or null.
+    pub fn to_json(&self) -> serde_json::Value {
+        let limit = |l: Option<(u32, Duration)>| {
+            l.map(|(n, w)| serde_json::json!({"count": n, "window_seconds": w.as_secs()}))
+        };
+        serde_json::json!({
+            "tenant_id": self.tenant_id, "actor_id": self.actor_id, "playbook_id": self.playbook_id,
+            "now": self.now.to_string(), "actions": self.actions,
+            "cooldown_seconds": self.cooldown.map(Duration::as_secs),
+            "max": limit(self.max), "budget": limit(self.budget), "critical": self.critical,
+        })
+    }
+}
+
+impl FatigueVerdict {
+    /// Reads `{"verdict": "allowed", "actions": n}` or `{"verdict": "cooldown" | "max" |
+    /// "budget"}`, the answer of a fatigue store written in another language; an allowance
+    /// never exceeds `requested` (and is `requested` when it does not say).
+    ///
+    /// # Errors
+    /// A message when the answer is not a verdict.
+    pub fn from_json(answer: &serde_json::Value, requested: u32) -> Result<FatigueVerdict, String> {
+        use serde_json::Value;
+        match answer.get("verdict").and_then(Value::as_str) {
+            Some("allowed") => Ok(FatigueVerdict::Allowed(
+                answer
+                    .get("actions")
+                    .and_then(Value::as_u64)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(requested)
+                    .min(requested),
+            )),
+            Some("cooldown") => Ok(FatigueVerdict::Cooldown),
+            Some("max") => Ok(FatigueVerdict::Max),
+            Some("budget") => Ok(FatigueVerdict::Budget),
+            _ => Err(format!("answered {answer}, not a verdict")),
+        }
+    }
+}
+
 /// The fatigue store failed (a remote store being down, for instance).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("fatigue store unavailable: {0}")]

@@ -98,7 +98,7 @@ fn golden_receipts() {
     let seed = golden["seed_hex"].as_str().unwrap().to_owned();
     let key = signing_key_from_bytes(seed.as_bytes()).unwrap();
     assert_eq!(
-        hex_of(key.verifying_key().as_bytes()),
+        hex::encode(key.verifying_key().as_bytes()),
         golden["public_key_hex"].as_str().unwrap()
     );
     let signer =
@@ -124,8 +124,4 @@ fn golden_receipts() {
     if update {
         std::fs::write(&path, serde_json::to_string_pretty(&golden).unwrap() + "\n").unwrap();
     }
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

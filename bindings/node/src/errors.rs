@@ -16,10 +16,6 @@ use napi::{Env, JsValue, Status};
 pub const INVALID_ARG_TYPE: &str = "ERR_INVALID_ARG_TYPE";
 /// Raised when the caller passes a value of the right type that is out of range or unknown.
 pub const INVALID_ARG_VALUE: &str = "ERR_INVALID_ARG_VALUE";
-/// An approval operation was refused.
-pub const APPROVAL_REFUSED: &str = "APPROVAL_REFUSED";
-/// The audit sink could not record a change, so it did not happen.
-pub const AUDIT_FAILED: &str = "AUDIT_FAILED";
 
 /// Every error the binding can raise.
 pub enum EngineError {
@@ -50,19 +46,6 @@ pub enum EngineError {
     ArgValue(String),
 }
 
-fn simple(code: &str, message: String) -> ErrorInfo {
-    ErrorInfo {
-        code: code.to_owned(),
-        message,
-        rule: None,
-        field: None,
-        file: None,
-        line: None,
-        column: None,
-        playbook: None,
-    }
-}
-
 impl EngineError {
     /// The name shown in stack traces, the stable `ErrorInfo`, and what else to attach.
     fn parts(&self) -> (&'static str, ErrorInfo) {
@@ -81,8 +64,14 @@ impl EngineError {
             }
             EngineError::Receipt(e, _) => ("ReceiptError", e.info()),
             EngineError::Outcome(e) => ("OutcomeError", e.info()),
-            EngineError::Approval(e) => ("ApprovalError", simple(APPROVAL_REFUSED, e.to_string())),
-            EngineError::Audit(e) => ("AuditFailedError", simple(AUDIT_FAILED, e.to_string())),
+            EngineError::Approval(e) => (
+                "ApprovalError",
+                ErrorInfo::new(codes::APPROVAL_REFUSED, e.to_string()),
+            ),
+            EngineError::Audit(e) => (
+                "AuditFailedError",
+                ErrorInfo::new(codes::AUDIT_FAILED, e.to_string()),
+            ),
             EngineError::Unreadable {
                 code,
                 field,
@@ -93,12 +82,14 @@ impl EngineError {
                 } else {
                     "SignalError"
                 };
-                let mut info = simple(code, message.clone());
+                let mut info = ErrorInfo::new(code, message.clone());
                 info.field = Some((*field).to_owned());
                 (name, info)
             }
-            EngineError::ArgType(m) => ("TypeError", simple(INVALID_ARG_TYPE, m.clone())),
-            EngineError::ArgValue(m) => ("RangeError", simple(INVALID_ARG_VALUE, m.clone())),
+            EngineError::ArgType(m) => ("TypeError", ErrorInfo::new(INVALID_ARG_TYPE, m.clone())),
+            EngineError::ArgValue(m) => {
+                ("RangeError", ErrorInfo::new(INVALID_ARG_VALUE, m.clone()))
+            }
         }
     }
 

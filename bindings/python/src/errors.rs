@@ -6,7 +6,7 @@ use mmm_engine::approval::ApprovalError as CoreApprovalError;
 use mmm_engine::audit::AuditError;
 use mmm_engine::outcome::OutcomeError as CoreOutcomeError;
 use mmm_engine::receipt::ReceiptError as CoreReceiptError;
-use mmm_engine::{DecideError, ErrorInfo, LoadError};
+use mmm_engine::{codes, DecideError, ErrorInfo, LoadError};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -106,10 +106,6 @@ fn raise<T: pyo3::type_object::PyTypeInfo>(py: Python<'_>, info: &ErrorInfo) -> 
     err
 }
 
-fn simple(code: &str, message: String) -> ErrorInfo {
-    ErrorInfo::new(code, message)
-}
-
 /// Every error the binding can raise, from the engine's error types.
 pub enum EngineError {
     Load(LoadError),
@@ -145,21 +141,21 @@ impl EngineError {
             EngineError::Receipt(e) => raise::<ReceiptError>(py, &e.info()),
             EngineError::Outcome(e) => raise::<OutcomeError>(py, &e.info()),
             EngineError::Approval(e) => {
-                raise::<ApprovalError>(py, &simple("APPROVAL_REFUSED", e.to_string()))
+                raise::<ApprovalError>(py, &ErrorInfo::new(codes::APPROVAL_REFUSED, e.to_string()))
             }
             EngineError::Audit(e) => {
-                raise::<AuditFailedError>(py, &simple("AUDIT_FAILED", e.to_string()))
+                raise::<AuditFailedError>(py, &ErrorInfo::new(codes::AUDIT_FAILED, e.to_string()))
             }
         }
     }
 }
 
 pub fn signal_error(py: Python<'_>, field: &str, message: String) -> PyErr {
-    let mut info = simple("SIGNAL_INVALID", message);
+    let mut info = ErrorInfo::new(codes::SIGNAL_INVALID, message);
     info.field = Some(field.to_owned());
     raise::<SignalError>(py, &info)
 }
 
 pub fn receipt_error(py: Python<'_>, message: String) -> PyErr {
-    raise::<ReceiptError>(py, &simple("RECEIPT_INVALID", message))
+    raise::<ReceiptError>(py, &ErrorInfo::new(codes::RECEIPT_INVALID, message))
 }

@@ -154,33 +154,12 @@ impl FatigueStore for PyPort {
         &self,
         request: &FatigueRequest<'_>,
     ) -> Result<FatigueVerdict, FatigueError> {
-        let req = serde_json::json!({
-            "tenant_id": request.tenant_id, "actor_id": request.actor_id, "playbook_id": request.playbook_id,
-            "now": request.now.to_string(), "actions": request.actions,
-            "cooldown_seconds": request.cooldown.map(|d| d.as_secs()),
-            "max": request.max.map(|(n, w)| serde_json::json!({"count": n, "window_seconds": w.as_secs()})),
-            "budget": request.budget.map(|(n, w)| serde_json::json!({"count": n, "window_seconds": w.as_secs()})),
-            "critical": request.critical,
-        });
+        let req = request.to_json();
         let v = self
             .call("check_and_record", |py| Ok(vec![to_py(py, &req)?]))
             .map_err(|e| FatigueError(e.to_string()))?;
-        match v.get("verdict").and_then(Value::as_str) {
-            Some("allowed") => Ok(FatigueVerdict::Allowed(
-                v.get("actions")
-                    .and_then(Value::as_u64)
-                    .and_then(|n| u32::try_from(n).ok())
-                    .unwrap_or(request.actions)
-                    .min(request.actions),
-            )),
-            Some("cooldown") => Ok(FatigueVerdict::Cooldown),
-            Some("max") => Ok(FatigueVerdict::Max),
-            Some("budget") => Ok(FatigueVerdict::Budget),
-            _ => Err(FatigueError(format!(
-                "{}.check_and_record answered {v}, not a verdict",
-                self.name
-            ))),
-        }
+        FatigueVerdict::from_json(&v, request.actions)
+            .map_err(|e| FatigueError(format!("{}.check_and_record {e}", self.name)))
     }
 
     fn record(
