@@ -2,7 +2,9 @@
 //! RFC 8785 (JCS), wrapped in a DSSE envelope, signed with Ed25519 and chained to the
 //! previous receipt of the same engine instance by its SHA-256.
 
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD as BASE64};
+use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer as _};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -15,25 +17,34 @@ use sha2::{Digest, Sha256};
 pub const PAYLOAD_TYPE: &str = "application/vnd.mmm.receipt+json";
 
 /// One DSSE signature.
+///
+/// Read as DSSE's `envelope.md` says: `keyid` may be absent and unknown fields are
+/// ignored. Written with `keyid` set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct EnvelopeSignature {
-    /// Identifies the key: the first 16 hex digits of the SHA-256 of the public key.
-    pub keyid: String,
-    /// Base64 of the Ed25519 signature over the PAE.
+    /// Identifies the key: the first 16 hex digits of the SHA-256 of the public key. Always
+    /// set by [`ReceiptSigner`]; optional when reading, and never trusted (every signature
+    /// is tried against the verifying key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
+    /// Base64 of the Ed25519 signature over the PAE: written in standard base64, read in
+    /// standard or URL-safe base64, with or without padding.
     pub sig: String,
 }
 
 /// A DSSE envelope holding one receipt.
+///
+/// Unknown fields are ignored when reading (DSSE's `envelope.md`); they are not kept, so
+/// they are not part of the hash the next receipt's `prev_sha256` is checked against.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// Always [`PAYLOAD_TYPE`].
     #[serde(rename = "payloadType")]
     pub payload_type: String,
-    /// Base64 of the JCS bytes of the receipt payload.
+    /// Base64 of the JCS bytes of the receipt payload: written in standard base64, read
+    /// in standard or URL-safe base64, with or without padding.
     pub payload: String,
-    /// The signatures (one).
+    /// The signatures: one when written; when reading, any one that verifies suffices.
     pub signatures: Vec<EnvelopeSignature>,
 }
 
@@ -96,6 +107,41 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 /// [`ReceiptError::Malformed`] when the value cannot be canonicalised.
 pub fn canonical(value: &impl Serialize) -> Result<Vec<u8>, ReceiptError> {
     serde_json_canonicalizer::to_vec(value).map_err(|e| ReceiptError::Malformed(e.to_string()))
+}
+
+/// Standard base64 without caring for padding.
+const STANDARD_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// URL-safe base64 without caring for padding.
+const URL_SAFE_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Decodes base64 as DSSE's `envelope.md` allows it: the standard or the URL-safe
+/// alphabet, with or without padding (one alphabet per value, no whitespace).
+///
+/// ```
+/// use mmm_engine::receipt::decode_base64;
+/// assert_eq!(decode_base64("+/8="), Some(vec![0xfb, 0xff]));
+/// assert_eq!(decode_base64("-_8"), Some(vec![0xfb, 0xff]));
+/// assert_eq!(decode_base64("-/8="), None);
+/// ```
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    STANDARD_ANY_PADDING
+        .decode(text)
+        .or_else(|_| URL_SAFE_ANY_PADDING.decode(text))
+        .ok()
+}
+
+/// Strict Ed25519 verification (`verify_strict`: canonical `S`, no small-order key or
+/// `R`) of `signature` over `message`: the check every receipt signature goes through.
+/// A signature that is not 64 bytes does not verify.
+pub fn verify_signature(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    Signature::from_slice(signature).is_ok_and(|sig| key.verify_strict(message, &sig).is_ok())
 }
 
 /// Hex SHA-256.
@@ -251,7 +297,7 @@ impl ReceiptSigner {
             payload_type: PAYLOAD_TYPE.to_owned(),
             payload: BASE64.encode(&bytes),
             signatures: vec![EnvelopeSignature {
-                keyid: self.key_id.clone(),
+                keyid: Some(self.key_id.clone()),
                 sig: BASE64.encode(signature.to_bytes()),
             }],
         };
@@ -262,6 +308,10 @@ impl ReceiptSigner {
 }
 
 /// Verifies one envelope with strict Ed25519 verification and returns its payload.
+///
+/// The envelope is read as DSSE's `envelope.md` says: `payload` and `sig` in standard or
+/// URL-safe base64, with or without padding; `keyid` optional; any one signature that
+/// verifies with `key` suffices.
 ///
 /// # Errors
 /// [`ReceiptError`] saying what is wrong.
@@ -281,22 +331,20 @@ pub fn verify_receipt(envelope: &Envelope, key: &VerifyingKey) -> Result<Value, 
             envelope.payload_type
         )));
     }
-    let bytes = BASE64
-        .decode(&envelope.payload)
-        .map_err(|_| ReceiptError::Malformed("payload is not base64".into()))?;
+    let bytes = decode_base64(&envelope.payload)
+        .ok_or_else(|| ReceiptError::Malformed("payload is not base64".into()))?;
     let message = pae(PAYLOAD_TYPE, &bytes);
     if envelope.signatures.is_empty() {
         return Err(ReceiptError::BadSignature(
             "the envelope has no signature".into(),
         ));
     }
-    let verified = envelope.signatures.iter().any(|s| {
-        BASE64
-            .decode(&s.sig)
-            .ok()
-            .and_then(|raw| Signature::from_slice(&raw).ok())
-            .is_some_and(|sig| key.verify_strict(&message, &sig).is_ok())
-    });
+    // `keyid` is a hint DSSE lets verifiers ignore: every signature is tried, and a
+    // signature that is not base64 simply does not verify.
+    let verified = envelope
+        .signatures
+        .iter()
+        .any(|s| decode_base64(&s.sig).is_some_and(|raw| verify_signature(key, &message, &raw)));
     if !verified {
         return Err(ReceiptError::BadSignature(
             "no signature verifies with this public key (tampered, or signed by another key)"
@@ -494,7 +542,7 @@ mod tests {
                 payload_type: PAYLOAD_TYPE.into(),
                 payload: BASE64.encode(&bytes),
                 signatures: vec![EnvelopeSignature {
-                    keyid: s2.key_id.clone(),
+                    keyid: Some(s2.key_id.clone()),
                     sig: BASE64.encode(sig.to_bytes()),
                 }],
             }
@@ -513,10 +561,127 @@ mod tests {
             payload_type: PAYLOAD_TYPE.into(),
             payload: BASE64.encode(bytes),
             signatures: vec![EnvelopeSignature {
-                keyid: "k".into(),
+                keyid: Some("k".into()),
                 sig: BASE64.encode(sig.to_bytes()),
             }],
         };
         assert_eq!(verify_receipt(&env, &vk), Err(ReceiptError::NotCanonical));
+    }
+
+    /// A signed envelope whose payload's standard base64 holds `+` and `/`, as JSON.
+    fn signed_json() -> (Value, VerifyingKey) {
+        let (s, vk) = signer();
+        let env = s.sign(json!({"receipt_id": "~~~???>>>"})).unwrap();
+        assert!(env.payload.contains('+') && env.payload.contains('/'));
+        (serde_json::to_value(env).unwrap(), vk)
+    }
+
+    fn read(value: &Value) -> Envelope {
+        serde_json::from_value(value.clone()).unwrap()
+    }
+
+    fn url_safe(text: &str, pad: bool) -> String {
+        let t = text.replace('+', "-").replace('/', "_");
+        if pad {
+            t
+        } else {
+            t.trim_end_matches('=').to_owned()
+        }
+    }
+
+    #[test]
+    fn receipts_are_written_in_standard_base64_with_a_keyid() {
+        let (env, vk) = signed_json();
+        let sig = &env["signatures"][0];
+        assert_eq!(sig["keyid"], json!(key_id(&vk)));
+        assert!(BASE64.decode(env["payload"].as_str().unwrap()).is_ok());
+        assert!(BASE64.decode(sig["sig"].as_str().unwrap()).is_ok());
+        assert_eq!(
+            env.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["payloadType", "payload", "signatures"]
+        );
+    }
+
+    #[test]
+    fn a_url_safe_payload_and_signature_verify_with_or_without_padding() {
+        let (env, vk) = signed_json();
+        for pad in [true, false] {
+            let mut e = env.clone();
+            e["payload"] = json!(url_safe(env["payload"].as_str().unwrap(), pad));
+            e["signatures"][0]["sig"] =
+                json!(url_safe(env["signatures"][0]["sig"].as_str().unwrap(), pad));
+            assert!(e["payload"].as_str().unwrap().contains('-'));
+            let payload = verify_receipt(&read(&e), &vk).unwrap();
+            assert_eq!(payload["receipt_id"], "~~~???>>>");
+        }
+        // Standard alphabet without padding.
+        let mut e = env.clone();
+        e["signatures"][0]["sig"] = json!(env["signatures"][0]["sig"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('='));
+        assert!(verify_receipt(&read(&e), &vk).is_ok());
+        // One value mixing both alphabets is neither.
+        let mut e = env.clone();
+        e["payload"] = json!(env["payload"].as_str().unwrap().replacen('+', "-", 1));
+        assert!(e["payload"].as_str().unwrap().contains('/'));
+        assert_eq!(
+            verify_receipt(&read(&e), &vk),
+            Err(ReceiptError::Malformed("payload is not base64".into()))
+        );
+    }
+
+    #[test]
+    fn keyid_is_optional_and_unknown_fields_are_ignored() {
+        let (env, vk) = signed_json();
+        let mut e = env.clone();
+        e["signatures"][0].as_object_mut().unwrap().remove("keyid");
+        e["signatures"][0]["cert"] = json!("-----BEGIN CERTIFICATE-----");
+        e["annotation"] = json!({"by": "archiver"});
+        let parsed: Envelope = serde_json::from_str(&e.to_string()).unwrap();
+        assert_eq!(parsed.signatures[0].keyid, None);
+        assert!(verify_receipt(&parsed, &vk).is_ok());
+        // What was not read is not written back.
+        assert_eq!(
+            serde_json::to_value(&parsed).unwrap()["signatures"][0],
+            json!({"sig": env["signatures"][0]["sig"]})
+        );
+    }
+
+    #[test]
+    fn any_one_valid_signature_among_several_suffices() {
+        let (env, vk) = signed_json();
+        let good = env["signatures"][0].clone();
+        let other = signing_key_from_bytes(&[9u8; 32]).unwrap();
+        let payload = BASE64.decode(env["payload"].as_str().unwrap()).unwrap();
+        let wrong = other.sign(&pae(PAYLOAD_TYPE, &payload));
+        let mut e = env.clone();
+        // The first one claims our key id but was made with another key; the second is
+        // not even base64; only the third verifies.
+        e["signatures"] = json!([
+            {"keyid": key_id(&vk), "sig": BASE64.encode(wrong.to_bytes())},
+            {"sig": "%%%"},
+            good
+        ]);
+        assert!(verify_receipt(&read(&e), &vk).is_ok());
+        e["signatures"] = json!([e["signatures"][0], e["signatures"][1]]);
+        assert!(matches!(
+            verify_receipt(&read(&e), &vk),
+            Err(ReceiptError::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn a_chain_still_verifies_when_the_envelopes_carry_unknown_fields() {
+        let (s, vk) = signer();
+        let envs: Vec<Envelope> = (0..3)
+            .map(|i| {
+                let mut v =
+                    serde_json::to_value(s.sign(json!({"receipt_id": i})).unwrap()).unwrap();
+                v["x-archived"] = json!(true);
+                read(&v)
+            })
+            .collect();
+        assert_eq!(verify_chain(&envs, &vk).unwrap().len(), 3);
     }
 }
