@@ -56,14 +56,16 @@ pub fn playbook_schema() -> Value {
         "properties": {"cooldown": duration, "max": {"type": "integer", "minimum": 1}, "window": duration},
         "dependentRequired": {"max": ["window"], "window": ["max"]}
     });
+    let id = json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"});
+    let tenant = json!({"type": "string", "pattern": "^(\\*|[A-Za-z0-9._-]{1,64})$"});
     let metadata = json!({
         "type": "object",
         "additionalProperties": false,
         "required": ["id", "version", "tenant", "status"],
         "properties": {
-            "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"},
+            "id": id,
             "version": {"type": "integer", "minimum": 1, "maximum": u32::MAX},
-            "tenant": {"type": "string", "pattern": "^(\\*|[A-Za-z0-9._-]{1,64})$"},
+            "tenant": tenant,
             "status": {"enum": names(Status::ALL, Status::as_str)},
             "category": {"type": "string", "minLength": 1, "default": "general"},
             "description": {"type": "string"}
@@ -87,7 +89,7 @@ pub fn playbook_schema() -> Value {
             }
         }
     });
-    let experiment = experiment_schema(duration, &metadata);
+    let (experiment_metadata, experiment_spec) = experiment_schema(duration, &id, &tenant);
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://mmm-engine.dev/schema/playbook-v1.json",
@@ -103,80 +105,78 @@ pub fn playbook_schema() -> Value {
         },
         // `kind` picks the shape of `metadata` and `spec`.
         "if": {"required": ["kind"], "properties": {"kind": {"const": "Experiment"}}},
-        "then": {"properties": {"metadata": experiment["metadata"], "spec": experiment["spec"]}},
+        "then": {"properties": {"metadata": experiment_metadata, "spec": experiment_spec}},
         "else": {"properties": {"metadata": metadata, "spec": playbook_spec}}
     })
 }
 
 /// `metadata` and `spec` of an experiment document (SPEC §3).
-fn experiment_schema(duration: Value, playbook_metadata: &Value) -> Value {
-    let field = |name: &str| playbook_metadata["properties"][name].clone();
+fn experiment_schema(duration: Value, id: &Value, tenant: &Value) -> (Value, Value) {
     let unit = json!({"type": "number", "minimum": 0, "maximum": 1});
-    json!({
-        "metadata": {
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["id", "tenant", "status"],
-            "properties": {
-                "id": field("id"),
-                "tenant": field("tenant"),
-                "status": {"enum": ["active", "paused", "completed"]},
-                "description": {"type": "string"}
-            }
-        },
-        "spec": {
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["playbook", "variants"],
-            "properties": {
-                "playbook": field("id"),
-                "strategy": {"enum": ["fixed", "thompson"], "default": "fixed"},
-                "coverage": {"type": "number", "minimum": 0, "maximum": 1, "default": 1,
-                    "description": "the share of each variant's range that is in the experiment"},
-                "namespace": {
+    let metadata = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["id", "tenant", "status"],
+        "properties": {
+            "id": id,
+            "tenant": tenant,
+            "status": {"enum": ["active", "paused", "completed"]},
+            "description": {"type": "string"}
+        }
+    });
+    let spec = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["playbook", "variants"],
+        "properties": {
+            "playbook": id,
+            "strategy": {"enum": ["fixed", "thompson"], "default": "fixed"},
+            "coverage": {"type": "number", "minimum": 0, "maximum": 1, "default": 1,
+                "description": "the share of each variant's range that is in the experiment"},
+            "namespace": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["id", "range"],
+                "description": "experiments with disjoint ranges of one namespace never share an actor; the range needs start < end",
+                "properties": {
+                    "id": {"type": "string", "minLength": 1},
+                    "range": {"type": "array", "prefixItems": [unit, unit], "items": false, "minItems": 2}
+                }
+            },
+            "success_outcomes": {"type": "array", "minItems": 1, "items": {"enum":
+                ["accepted", "dismissed", "snoozed", "ignored", "executed", "failed"]},
+                "default": ["accepted", "executed"]},
+            "variants": {
+                "type": "array",
+                "minItems": 1,
+                "description": "at least one weight above 0",
+                "items": {
                     "type": "object",
                     "additionalProperties": false,
-                    "required": ["id", "range"],
-                    "description": "experiments with disjoint ranges of one namespace never share an actor; the range needs start < end",
+                    "required": ["name", "weight"],
                     "properties": {
-                        "id": {"type": "string", "minLength": 1},
-                        "range": {"type": "array", "prefixItems": [unit, unit], "items": false, "minItems": 2}
-                    }
-                },
-                "success_outcomes": {"type": "array", "minItems": 1, "items": {"enum":
-                    ["accepted", "dismissed", "snoozed", "ignored", "executed", "failed"]},
-                    "default": ["accepted", "executed"]},
-                "variants": {
-                    "type": "array",
-                    "minItems": 1,
-                    "description": "at least one weight above 0",
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": false,
-                        "required": ["name", "weight"],
-                        "properties": {
-                            "name": {"type": "string", "minLength": 1},
-                            "weight": {"type": "number", "minimum": 0,
-                                "description": "normalised by the sum of the weights; 0 switches the variant off"},
-                            "holdout": {"type": "boolean", "default": false},
-                            "set": {
-                                "type": "object",
-                                "additionalProperties": false,
-                                "properties": {
-                                    "title": {"type": "string"},
-                                    "text": {"type": "string"},
-                                    "prompt": {"type": "string"},
-                                    "fallback": {"type": "string"}
-                                }
+                        "name": {"type": "string", "minLength": 1},
+                        "weight": {"type": "number", "minimum": 0,
+                            "description": "normalised by the sum of the weights; 0 switches the variant off"},
+                        "holdout": {"type": "boolean", "default": false},
+                        "set": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "properties": {
+                                "title": {"type": "string"},
+                                "text": {"type": "string"},
+                                "prompt": {"type": "string"},
+                                "fallback": {"type": "string"}
                             }
                         }
                     }
-                },
-                "min_samples": {"type": "integer", "minimum": 1, "default": 100},
-                "update_interval": duration
-            }
+                }
+            },
+            "min_samples": {"type": "integer", "minimum": 1, "default": 100},
+            "update_interval": duration
         }
-    })
+    });
+    (metadata, spec)
 }
 
 #[cfg(test)]
