@@ -176,12 +176,17 @@ export interface Suppressed {
   detail: string
 }
 
-/** A DSSE envelope of a signed receipt (SPEC §7). */
+/**
+ * A DSSE envelope of a signed receipt (SPEC §7). The engine writes standard base64 and
+ * sets `keyid`; `verifyReceipt`/`verifyChain` read it as DSSE's `envelope.md` says:
+ * standard or URL-safe base64, with or without padding, `keyid` optional, other fields
+ * ignored, any one valid signature.
+ */
 export interface Envelope {
   payloadType: 'application/vnd.mmm.receipt+json'
   /** base64 of the payload's JCS bytes. */
   payload: string
-  signatures: Array<{ keyid: string; sig: string }>
+  signatures: Array<{ keyid?: string; sig: string }>
 }
 
 /** The receipt of a decision, as the decision names it. */

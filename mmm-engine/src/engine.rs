@@ -23,9 +23,7 @@ use crate::decision::{
 };
 use crate::env::Env;
 use crate::error::DecideError;
-use crate::experiment::{
-    choose, hash_v2, ArmState, ExperimentPlan, ExperimentStatus, Strategy, Variant,
-};
+use crate::experiment::{ArmState, ExperimentPlan, ExperimentStatus, Strategy, Variant};
 use crate::fatigue::{FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue};
 use crate::filter;
 use crate::minimise::DenyList;
@@ -727,10 +725,7 @@ impl Engine {
         if status != ExperimentStatus::Active {
             return None;
         }
-        let n = hash_v2(&format!("{tenant_id}:{}", plan.id), actor_id);
-        let variant = plan
-            .variants
-            .get(choose(n, &self.weights(tenant_id, plan)))?;
+        let variant = plan.variant_for(tenant_id, actor_id, &self.weights(tenant_id, plan))?;
         Some((&**plan, variant))
     }
 

@@ -56,50 +56,127 @@ pub fn playbook_schema() -> Value {
         "properties": {"cooldown": duration, "max": {"type": "integer", "minimum": 1}, "window": duration},
         "dependentRequired": {"max": ["window"], "window": ["max"]}
     });
+    let id = json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"});
+    let tenant = json!({"type": "string", "pattern": "^(\\*|[A-Za-z0-9._-]{1,64})$"});
     let metadata = json!({
         "type": "object",
         "additionalProperties": false,
         "required": ["id", "version", "tenant", "status"],
         "properties": {
-            "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"},
+            "id": id,
             "version": {"type": "integer", "minimum": 1, "maximum": u32::MAX},
-            "tenant": {"type": "string", "pattern": "^(\\*|[A-Za-z0-9._-]{1,64})$"},
+            "tenant": tenant,
             "status": {"enum": names(Status::ALL, Status::as_str)},
             "category": {"type": "string", "minLength": 1, "default": "general"},
             "description": {"type": "string"}
         }
     });
+    let playbook_spec = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["triggers", "actions"],
+        "properties": {
+            "triggers": {"type": "array", "minItems": 1, "items": {"type": "string",
+                "pattern": "^(\\*|[a-z0-9_]+(\\.[a-z0-9_]+)*(\\.\\*)?)$"}},
+            "when": text("a Rhai expression returning a boolean; `signal` and `ctx` in scope"),
+            "priority": {"type": "integer", "minimum": 0, "maximum": 100, "default": 50},
+            "critical": {"type": "boolean", "default": false},
+            "fatigue": fatigue,
+            "actions": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"oneOf": [mirror, mentor, multiplier]}
+            }
+        }
+    });
+    let (experiment_metadata, experiment_spec) = experiment_schema(duration, &id, &tenant);
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://mmm-engine.dev/schema/playbook-v1.json",
-        "title": "mmm-engine playbook (apiVersion mmm/v1)",
+        "title": "mmm-engine playbook or experiment document (apiVersion mmm/v1)",
         "type": "object",
         "additionalProperties": false,
         "required": ["apiVersion", "kind", "metadata", "spec"],
         "properties": {
             "apiVersion": {"const": "mmm/v1"},
-            "kind": {"const": "Playbook"},
-            "metadata": metadata,
-            "spec": {
+            "kind": {"enum": ["Playbook", "Experiment"]},
+            "metadata": true,
+            "spec": true
+        },
+        // `kind` picks the shape of `metadata` and `spec`.
+        "if": {"required": ["kind"], "properties": {"kind": {"const": "Experiment"}}},
+        "then": {"properties": {"metadata": experiment_metadata, "spec": experiment_spec}},
+        "else": {"properties": {"metadata": metadata, "spec": playbook_spec}}
+    })
+}
+
+/// `metadata` and `spec` of an experiment document (SPEC §3).
+fn experiment_schema(duration: Value, id: &Value, tenant: &Value) -> (Value, Value) {
+    let unit = json!({"type": "number", "minimum": 0, "maximum": 1});
+    let metadata = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["id", "tenant", "status"],
+        "properties": {
+            "id": id,
+            "tenant": tenant,
+            "status": {"enum": ["active", "paused", "completed"]},
+            "description": {"type": "string"}
+        }
+    });
+    let spec = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["playbook", "variants"],
+        "properties": {
+            "playbook": id,
+            "strategy": {"enum": ["fixed", "thompson"], "default": "fixed"},
+            "coverage": {"type": "number", "minimum": 0, "maximum": 1, "default": 1,
+                "description": "the share of each variant's range that is in the experiment"},
+            "namespace": {
                 "type": "object",
                 "additionalProperties": false,
-                "required": ["triggers", "actions"],
+                "required": ["id", "range"],
+                "description": "experiments with disjoint ranges of one namespace never share an actor; the range needs start < end",
                 "properties": {
-                    "triggers": {"type": "array", "minItems": 1, "items": {"type": "string",
-                        "pattern": "^(\\*|[a-z0-9_]+(\\.[a-z0-9_]+)*(\\.\\*)?)$"}},
-                    "when": text("a Rhai expression returning a boolean; `signal` and `ctx` in scope"),
-                    "priority": {"type": "integer", "minimum": 0, "maximum": 100, "default": 50},
-                    "critical": {"type": "boolean", "default": false},
-                    "fatigue": fatigue,
-                    "actions": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {"oneOf": [mirror, mentor, multiplier]}
+                    "id": {"type": "string", "minLength": 1},
+                    "range": {"type": "array", "prefixItems": [unit, unit], "items": false, "minItems": 2}
+                }
+            },
+            "success_outcomes": {"type": "array", "minItems": 1, "items": {"enum":
+                ["accepted", "dismissed", "snoozed", "ignored", "executed", "failed"]},
+                "default": ["accepted", "executed"]},
+            "variants": {
+                "type": "array",
+                "minItems": 1,
+                "description": "at least one weight above 0",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name", "weight"],
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "weight": {"type": "number", "minimum": 0,
+                            "description": "normalised by the sum of the weights; 0 switches the variant off"},
+                        "holdout": {"type": "boolean", "default": false},
+                        "set": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "properties": {
+                                "title": {"type": "string"},
+                                "text": {"type": "string"},
+                                "prompt": {"type": "string"},
+                                "fallback": {"type": "string"}
+                            }
+                        }
                     }
                 }
-            }
+            },
+            "min_samples": {"type": "integer", "minimum": 1, "default": 100},
+            "update_interval": duration
         }
-    })
+    });
+    (metadata, spec)
 }
 
 #[cfg(test)]
@@ -114,8 +191,25 @@ mod tests {
             assert!(text.contains(surface.as_str()));
         }
         assert_eq!(
-            s["properties"]["metadata"]["properties"]["status"]["enum"],
+            s["else"]["properties"]["metadata"]["properties"]["status"]["enum"],
             json!(["draft", "published", "deprecated"])
+        );
+    }
+
+    #[test]
+    fn the_schema_describes_experiments_with_coverage_and_namespace() {
+        let s = playbook_schema();
+        let spec = &s["then"]["properties"]["spec"]["properties"];
+        assert_eq!(spec["coverage"]["maximum"], 1);
+        assert_eq!(spec["namespace"]["required"], json!(["id", "range"]));
+        assert_eq!(spec["variants"]["minItems"], 1);
+        assert_eq!(
+            spec["variants"]["items"]["properties"]["weight"]["minimum"],
+            0
+        );
+        assert_eq!(
+            s["then"]["properties"]["metadata"]["properties"]["status"]["enum"],
+            json!(["active", "paused", "completed"])
         );
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mmm_engine::audit::{AuditError, AuditEvent, AuditSink, MemoryAudit};
 use mmm_engine::experiment::{hash_v2, ExperimentStatus};
-use mmm_engine::{Clock, Engine, ManualClock, PlaybookSet, Reason};
+use mmm_engine::{Clock, Decision, Engine, ManualClock, PlaybookSet, Reason};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
@@ -106,18 +106,414 @@ fn experiments_never_override_policy_or_preferences() {
     assert!(d.suppressed.iter().all(|s| s.reason == Reason::OptedOut));
 }
 
+/// The action's `experiment` as the decision JSON shows it (`null` when none).
+fn experiment_of(d: &Decision, action: usize) -> serde_json::Value {
+    serde_json::to_value(d).unwrap()["actions"][action]["experiment"].clone()
+}
+
 #[test]
-fn assignment_is_deterministic_per_actor() {
+fn assignment_follows_the_hash_and_is_deterministic_per_actor() {
     let e = engine(SET);
+    let mut seen = std::collections::BTreeSet::new();
     for i in 0..50 {
         let actor = format!("dev-{i}");
-        let a = decide(&e, &pr_for(&actor), json!(null));
-        let b = decide(&e, &pr_for(&actor), json!(null));
+        let n = hash_v2("acme:large-pr-copy", &actor);
+        // 50/40/10: [0, 0.5) control, [0.5, 0.9) concise, [0.9, 1) holdout.
+        let expected = if n < 0.5 {
+            "control"
+        } else if n < 0.9 {
+            "concise"
+        } else {
+            "holdout"
+        };
+        seen.insert(expected);
+        for _ in 0..2 {
+            let d = decide(&e, &pr_for(&actor), json!(null));
+            if expected == "holdout" {
+                assert!(d.actions.is_empty(), "{actor} ({n})");
+                assert_eq!(d.suppressed[0].reason, Reason::ExperimentHoldout);
+            } else {
+                assert_eq!(
+                    experiment_of(&d, 0),
+                    json!({"id": "large-pr-copy", "variant": expected}),
+                    "{actor} ({n})"
+                );
+            }
+        }
+    }
+    assert_eq!(seen.len(), 3, "fifty actors reach every variant: {seen:?}");
+}
+
+/// A playbook `nudge` on `x.y` with one mirror action, and an experiment on it whose spec
+/// ends with `spec` (variants included).
+fn with_experiment(spec: &str) -> String {
+    format!(
+        "apiVersion: mmm/v1
+kind: Playbook
+metadata: {{id: nudge, version: 1, tenant: \"*\", status: published}}
+spec:
+  triggers: [x.y]
+  actions:
+    - {{type: mirror, surfaces: [ide], title: T, text: original}}
+---
+apiVersion: mmm/v1
+kind: Experiment
+metadata: {{id: copy, tenant: \"*\", status: active}}
+spec:
+  playbook: nudge
+{spec}"
+    )
+}
+
+fn x_for(actor: &str) -> serde_json::Value {
+    let mut s = signal("x.y", json!({}));
+    s["actor_id"] = json!(actor);
+    s
+}
+
+fn explained(e: &Engine, s: &serde_json::Value) -> serde_json::Value {
+    let mut options = at(NOW);
+    options.explain = true;
+    serde_json::to_value(e.decide(s, None, &options).unwrap()).unwrap()
+}
+
+#[test]
+fn actors_outside_coverage_see_the_playbook_unchanged_and_count_for_nothing() {
+    // Coverage 0.5 of 50/50: [0, 0.25) a, [0.5, 0.75) b; the rest is not in it.
+    let clock = Arc::new(ManualClock::new(NOW.parse().unwrap()));
+    let e = Engine::builder()
+        .playbooks(
+            PlaybookSet::from_yaml(&with_experiment(
+                "  strategy: thompson
+  coverage: 0.5
+  min_samples: 1
+  update_interval: 1s
+  variants:
+    - {name: a, weight: 50}
+    - {name: b, weight: 50, set: {text: changed}}
+",
+            ))
+            .unwrap(),
+        )
+        .clock(clock.clone())
+        .build();
+    let in_range = |n: f64| n < 0.25 || (0.5..0.75).contains(&n);
+    let (mut inside, mut outside) = (0, 0);
+    for i in 0..400 {
+        let actor = format!("dev-{i}");
+        let n = hash_v2("acme:copy", &actor);
+        let d = explained(&e, &x_for(&actor));
+        let action = &d["actions"][0];
+        if in_range(n) {
+            inside += 1;
+            let variant = if n < 0.25 { "a" } else { "b" };
+            assert_eq!(
+                action["experiment"],
+                json!({"id": "copy", "variant": variant})
+            );
+            assert_eq!(d["explain"][0]["experiment"]["variant"], variant);
+            continue;
+        }
+        outside += 1;
+        assert_eq!(action["text"], "original", "{actor} ({n})");
+        assert_eq!(action["experiment"], json!(null), "{actor} ({n})");
+        assert!(
+            d["explain"][0].get("experiment").is_none(),
+            "the explain trace says nothing about the experiment: {}",
+            d["explain"][0]
+        );
+        // Outcomes of actors outside the experiment feed no arm: with one outcome
+        // for `b` anywhere, Thompson (min_samples 1) would re-weight.
+        e.record_outcome(
+            &json!({"action_id": action["action_id"], "tenant_id": "acme",
+            "actor_id": actor, "playbook_id": "nudge", "result": "accepted", "at": NOW}),
+        )
+        .unwrap();
+    }
+    assert!(inside > 100 && outside > 100, "{inside} in, {outside} out");
+    clock.advance(Duration::from_secs(2));
+    let a = (0..)
+        .map(|i| format!("dev-{i}"))
+        .find(|a| hash_v2("acme:copy", a) < 0.25)
+        .unwrap();
+    let d = explained(&e, &x_for(&a));
+    e.record_outcome(
+        &json!({"action_id": d["actions"][0]["action_id"], "tenant_id": "acme",
+        "actor_id": a, "playbook_id": "nudge", "result": "accepted", "at": NOW}),
+    )
+    .unwrap();
+    assert_eq!(
+        e.experiment_weights("acme", "copy").unwrap(),
+        [("a".to_owned(), 0.5), ("b".to_owned(), 0.5)],
+        "`b` has no outcome of its own, so nothing was re-weighted"
+    );
+}
+
+#[test]
+fn coverage_keeps_a_holdout_from_holding_back_actors_outside_it() {
+    let e = engine(&with_experiment(
+        "  coverage: 0.2
+  variants:
+    - {name: hold, weight: 1, holdout: true}
+",
+    ));
+    let (mut held, mut shown) = (0, 0);
+    for i in 0..300 {
+        let actor = format!("dev-{i}");
+        let d = decide(&e, &x_for(&actor), json!(null));
+        if hash_v2("acme:copy", &actor) < 0.2 {
+            held += 1;
+            assert!(d.actions.is_empty());
+            assert_eq!(
+                reasons(&d),
+                [("nudge".into(), 0, Reason::ExperimentHoldout)]
+            );
+        } else {
+            shown += 1;
+            assert_eq!(d.actions[0].text, "original");
+            assert!(d.suppressed.is_empty());
+        }
+    }
+    assert!(held > 20 && shown > 200, "{held} held, {shown} shown");
+}
+
+#[test]
+fn disjoint_ranges_of_one_namespace_never_share_an_actor() {
+    let exp = |id: &str, playbook: &str, range: &str| {
+        format!(
+            "---
+apiVersion: mmm/v1
+kind: Experiment
+metadata: {{id: {id}, tenant: \"*\", status: active}}
+spec:
+  playbook: {playbook}
+  namespace: {{id: checkout, range: {range}}}
+  variants:
+    - {{name: a, weight: 1}}
+    - {{name: b, weight: 1, set: {{text: b}}}}
+"
+        )
+    };
+    let set = format!(
+        "{}{}{}{}",
+        mirror("one", "x.y", "true"),
+        mirror("two", "x.y", "true"),
+        exp("first", "one", "[0, 0.4]"),
+        exp("second", "two", "[0.4, 1]")
+    );
+    let e = engine(&set);
+    let mut in_first = 0;
+    for i in 0..2_000 {
+        let actor = format!("actor-{i}");
+        let d = serde_json::to_value(decide(&e, &x_for(&actor), json!(null))).unwrap();
+        let experiments: Vec<&str> = d["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["experiment"]["id"].as_str())
+            .collect();
+        // The ranges cover [0, 1) between them, so each actor is in exactly one.
+        assert_eq!(experiments.len(), 1, "{actor}: {experiments:?}");
+        let position = mmm_engine::experiment::hash("__checkout", &actor, 1).unwrap();
+        let expected = if position < 0.4 { "first" } else { "second" };
+        assert_eq!(experiments[0], expected, "{actor} at {position}");
+        in_first += usize::from(expected == "first");
+    }
+    assert!(
+        (600..1_000).contains(&in_first),
+        "{in_first} of 2000 in [0, 0.4)"
+    );
+}
+
+#[test]
+fn a_variant_of_weight_0_is_never_assigned() {
+    let e = engine(&with_experiment(
+        "  variants:
+    - {name: a, weight: 1}
+    - {name: off, weight: 0, set: {text: off}}
+    - {name: c, weight: 1, set: {text: c}}
+",
+    ));
+    let mut seen = std::collections::BTreeMap::new();
+    for i in 0..1_000 {
+        let d = decide(&e, &x_for(&format!("dev-{i}")), json!(null));
+        let variant = experiment_of(&d, 0)["variant"].as_str().unwrap().to_owned();
+        *seen.entry(variant).or_insert(0) += 1;
+    }
+    assert_eq!(seen.keys().collect::<Vec<_>>(), ["a", "c"], "{seen:?}");
+    assert_eq!(
+        e.experiment_weights("acme", "copy").unwrap()[1],
+        ("off".to_owned(), 0.0)
+    );
+}
+
+#[test]
+fn a_single_holdout_variant_holds_every_actor_back() {
+    let e = engine(&with_experiment(
+        "  variants:
+    - {name: everyone, weight: 1, holdout: true}
+",
+    ));
+    for i in 0..200 {
+        let d = decide(&e, &x_for(&format!("dev-{i}")), json!(null));
+        assert!(d.actions.is_empty());
         assert_eq!(
-            a.actions.first().map(|x| x.experiment.clone()),
-            b.actions.first().map(|x| x.experiment.clone())
+            reasons(&d),
+            [("nudge".into(), 0, Reason::ExperimentHoldout)]
         );
     }
+}
+
+#[test]
+fn a_single_variant_reaches_every_actor() {
+    let e = engine(&with_experiment(
+        "  variants:
+    - {name: new-copy, weight: 3, set: {text: new}}
+",
+    ));
+    for i in 0..200 {
+        let d = decide(&e, &x_for(&format!("dev-{i}")), json!(null));
+        assert_eq!(d.actions[0].text, "new");
+        assert_eq!(experiment_of(&d, 0)["variant"], "new-copy");
+    }
+}
+
+#[test]
+fn coverage_namespace_and_weights_are_checked_where_they_are_written() {
+    let bad = with_experiment(
+        "  coverage: 1.5
+  namespace: {id: \" \", range: [0.5, 0.5]}
+  variants:
+    - {name: a, weight: -1}
+    - {name: b, weight: .nan}
+",
+    );
+    let err = PlaybookSet::from_yaml(&bad).unwrap_err();
+    let found: Vec<(String, usize, usize, String)> = err
+        .diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d.rule.clone(),
+                d.line.unwrap(),
+                d.column.unwrap(),
+                d.message.clone(),
+            )
+        })
+        .collect();
+    let expected = [
+        (
+            "invalid-coverage",
+            14,
+            13,
+            "coverage `1.5` must be a number from 0 to 1",
+        ),
+        ("invalid-namespace", 15, 19, "a namespace needs an id"),
+        (
+            "invalid-namespace",
+            15,
+            31,
+            "namespace range `[0.5, 0.5]` must have 0 ≤ start < end ≤ 1",
+        ),
+        (
+            "invalid-weight",
+            17,
+            25,
+            "weight `-1` must be a number, 0 or above",
+        ),
+        (
+            "invalid-weight",
+            18,
+            25,
+            "weight `NaN` must be a number, 0 or above",
+        ),
+    ];
+    for (rule, line, column, message) in expected {
+        assert!(
+            found
+                .iter()
+                .any(|f| (f.0.as_str(), f.1, f.2, f.3.as_str()) == (rule, line, column, message)),
+            "missing {rule} at {line}:{column} `{message}` in {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+
+    let rule_of = |spec: &str| {
+        let err = PlaybookSet::from_yaml(&with_experiment(spec)).unwrap_err();
+        let d = &err.diagnostics[0];
+        (d.rule.clone(), d.line, d.message.clone())
+    };
+    assert_eq!(
+        rule_of(
+            "  variants:
+    - {name: a, weight: 0}
+    - {name: b, weight: 0}
+"
+        ),
+        (
+            "invalid-weight".into(),
+            Some(15),
+            "every variant has weight 0, so no actor would be assigned; give one a weight above 0"
+                .into()
+        )
+    );
+    assert_eq!(
+        rule_of(
+            "  variants: []
+"
+        )
+        .0,
+        "invalid-variants",
+        "an experiment needs a variant"
+    );
+    assert_eq!(
+        rule_of(
+            "  coverage: .nan
+  variants: [{name: a, weight: 1}]
+"
+        )
+        .0,
+        "invalid-coverage"
+    );
+    assert_eq!(
+        rule_of(
+            "  coverage: -0.1
+  variants: [{name: a, weight: 1}]
+"
+        )
+        .0,
+        "invalid-coverage"
+    );
+    for range in [
+        "[0.2]",
+        "[0, 0.5, 1]",
+        "[-0.1, 0.5]",
+        "[0.5, 1.1]",
+        "[0.7, 0.3]",
+        "[0, .inf]",
+    ] {
+        let spec = format!(
+            "  namespace: {{id: ns, range: {range}}}
+  variants: [{{name: a, weight: 1}}]
+"
+        );
+        let (rule, line, message) = rule_of(&spec);
+        assert_eq!(
+            (rule.as_str(), line),
+            ("invalid-namespace", Some(14)),
+            "{range}: {message}"
+        );
+    }
+    assert_eq!(
+        rule_of(
+            "  variants:
+    - {name: a, weight: 1.0e308}
+    - {name: b, weight: 1.0e308}
+"
+        )
+        .2,
+        "the weights add up to more than a number can hold; use smaller weights"
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@ mod common;
 mod decide;
 mod degraded;
 mod experiments;
+mod external_vectors;
 mod fatigue;
 mod hostile;
 mod loading;

@@ -304,7 +304,7 @@ fn experiment_documents_are_validated_with_positions() {
         "{d}"
     );
     let d = first_error(&exp(
-        "  playbook: good\n  variants:\n    - {name: a, weight: 0}\n    - {name: a, weight: 1}\n",
+        "  playbook: good\n  variants:\n    - {name: a, weight: -1}\n    - {name: a, weight: 1}\n",
     ));
     assert_eq!(d.rule, "invalid-weight", "{d}");
     let d = first_error(&exp("  playbook: good\n  strategy: epsilon\n  variants:\n    - {name: a, weight: 1}\n    - {name: b, weight: 1}\n"));

@@ -1,7 +1,7 @@
 // Receipts: golden envelopes and live ones verified independently with node:crypto
 // (Ed25519 over the DSSE pre-authentication encoding, SPEC §7), and by the binding.
 import assert from 'node:assert/strict'
-import { createHash, createPublicKey, verify } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -97,6 +97,39 @@ class Sink {
     this.received.push(envelope)
   }
 }
+
+test('envelopes are read as DSSE says: URL-safe base64, no padding, keyid optional, unknown fields, any valid signature', () => {
+  const g = golden()
+  const x = Buffer.from(g.public_key_hex, 'hex').toString('base64url')
+  const d = Buffer.from(g.seed_hex, 'hex').toString('base64url')
+  const key = createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', x, d }, format: 'jwk' })
+  // Signed here, independently of the engine; its base64 holds `+` and `/`.
+  const payload = { chain: { id: 'c', prev_sha256: null, seq: 1 }, receipt_id: '~~~???>>>' }
+  const body = Buffer.from(jcs(payload))
+  assert.match(body.toString('base64'), /\+.*\/|\/.*\+/)
+  const good = sign(null, pae(body), key)
+  const wrong = sign(null, pae(body), generateKeyPairSync('ed25519').privateKey)
+  const envelope = {
+    payloadType: TYPE,
+    payload: body.toString('base64url'),
+    signatures: [
+      { keyid: '21fe31dfa154a261', sig: wrong.toString('base64') },
+      { sig: good.toString('base64url'), cert: 'unknown field' },
+    ],
+    annotations: { unknown: true },
+  }
+  assert.deepEqual(mmm.verifyReceipt(envelope, g.public_key_hex), payload)
+  assert.deepEqual(mmm.verifyReceipt(JSON.stringify(envelope), g.public_key_hex), payload)
+  assert.deepEqual(mmm.verifyChain([envelope], g.public_key_hex), [payload])
+  // Only the first (wrong) signature left: refused.
+  assert.throws(
+    () => mmm.verifyReceipt({ ...envelope, signatures: envelope.signatures.slice(0, 1) }, g.public_key_hex),
+    (e) => e.code === 'RECEIPT_INVALID' && /bad signature/.test(e.message),
+  )
+  // Standard base64 with the padding removed reads too.
+  const unpadded = { ...envelope, payload: body.toString('base64').replace(/=+$/, ''), signatures: [{ sig: good.toString('base64') }] }
+  assert.deepEqual(mmm.verifyReceipt(unpadded, g.public_key_hex), payload)
+})
 
 test('decisions are signed, chained and free of the payload', () => {
   const [seed, publicHex] = mmm.generateKey()

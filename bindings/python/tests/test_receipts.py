@@ -8,7 +8,7 @@ import time
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 import mmm_engine
 from conftest import VECTORS, signal
@@ -61,6 +61,41 @@ def test_a_tampered_receipt_is_refused_with_its_index():
         independent_verify(envelopes[1], golden["public_key_hex"])
     with pytest.raises(mmm_engine.ReceiptError):
         mmm_engine.verify_receipt(envelopes[1], golden["public_key_hex"])
+
+
+def test_envelopes_are_read_as_dsse_says():
+    """URL-safe or standard base64 with or without padding, keyid optional, unknown fields
+    ignored, any one valid signature among several (SPEC §7)."""
+    golden = json.loads((VECTORS / "receipts" / "golden.json").read_text(encoding="utf-8"))
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(golden["seed_hex"]))
+    public = golden["public_key_hex"]
+    # Signed here, independently of the engine; its base64 holds `+` and `/`.
+    payload = {"chain": {"id": "c", "prev_sha256": None, "seq": 1}, "receipt_id": "~~~???>>>"}
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    standard = base64.b64encode(body).decode()
+    assert "+" in standard and "/" in standard
+    good = key.sign(pae(body))
+    wrong = Ed25519PrivateKey.generate().sign(pae(body))
+    envelope = {
+        "payloadType": TYPE,
+        "payload": base64.urlsafe_b64encode(body).decode().rstrip("="),
+        "signatures": [
+            {"keyid": "21fe31dfa154a261", "sig": base64.b64encode(wrong).decode()},
+            {"sig": base64.urlsafe_b64encode(good).decode().rstrip("="), "cert": "unknown field"},
+        ],
+        "annotations": {"unknown": True},
+    }
+    assert mmm_engine.verify_receipt(envelope, public) == payload
+    assert mmm_engine.verify_receipt(json.dumps(envelope), public) == payload
+    assert mmm_engine.verify_chain([envelope], public) == [payload]
+    # Only the first (wrong) signature left: refused.
+    envelope["signatures"] = envelope["signatures"][:1]
+    with pytest.raises(mmm_engine.ReceiptError, match="bad signature"):
+        mmm_engine.verify_receipt(envelope, public)
+    # Standard base64 with the padding removed reads too.
+    envelope["payload"] = standard.rstrip("=")
+    envelope["signatures"] = [{"sig": base64.b64encode(good).decode()}]
+    assert mmm_engine.verify_receipt(envelope, public) == payload
 
 
 class Sink:

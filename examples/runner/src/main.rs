@@ -114,11 +114,18 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Verify a receipts file (one DSSE envelope per line): signatures and the chain.
+    /// Verify a receipts file (one DSSE envelope per line): signatures and the chains.
+    /// By default a chain may start anywhere (a tail verifies on its own).
     Verify {
         /// The public key (hex), from `mmm keygen`.
         #[arg(long)]
         public_key: PathBuf,
+        /// Require every chain to begin at seq 1 (catches a cut head).
+        #[arg(long)]
+        from_start: bool,
+        /// Require exactly N receipts (catches a cut tail).
+        #[arg(long, value_name = "N")]
+        expect_count: Option<u64>,
         /// The receipts file.
         receipts: PathBuf,
     },
@@ -177,8 +184,17 @@ fn main() -> ExitCode {
         Command::Keygen { out, force } => receipts::keygen(&out, force),
         Command::Verify {
             public_key,
+            from_start,
+            expect_count,
             receipts,
-        } => receipts::verify(&public_key, &receipts),
+        } => receipts::verify(
+            &public_key,
+            &receipts,
+            receipts::Expect {
+                from_start,
+                count: expect_count,
+            },
+        ),
         Command::Schema => {
             say!("{:#}", mmm_engine::schema::playbook_schema());
             Ok(true)

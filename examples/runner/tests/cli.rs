@@ -399,3 +399,183 @@ spec:
         "{out}"
     );
 }
+
+/// A key pair written as `mmm keygen` writes it (`key`, `key.pub`) and a signer of chain
+/// `chain` with that key.
+fn key_files(d: &Dir) -> (String, mmm_engine::receipt::SigningKey) {
+    let (seed, public) = mmm_engine::receipt::generate_key();
+    let key = d.write("key", &format!("{seed}\n"));
+    d.write("key.pub", &format!("{public}\n"));
+    (
+        key,
+        mmm_engine::receipt::signing_key_from_bytes(seed.as_bytes()).unwrap(),
+    )
+}
+
+/// `n` receipt envelopes of chain `chain`, one JSON line each.
+fn receipt_lines(key: &mmm_engine::receipt::SigningKey, chain: &str, n: usize) -> Vec<String> {
+    let signer = mmm_engine::receipt::ReceiptSigner::with_chain(key.clone(), chain.into());
+    (0..n)
+        .map(|i| {
+            let env = signer
+                .sign(serde_json::json!({"receipt_id": format!("r-{i}")}))
+                .unwrap();
+            serde_json::to_string(&env).unwrap()
+        })
+        .collect()
+}
+
+fn verify_file(d: &Dir, name: &str, lines: &[String], extra: &[&str]) -> (Option<i32>, String) {
+    let file = d.write(name, &(lines.join("\n") + "\n"));
+    let public = format!("{}/key.pub", d.path());
+    let mut args = vec!["verify", "--public-key", &public];
+    args.extend_from_slice(extra);
+    args.push(&file);
+    let o = mmm(&args);
+    (o.status.code(), stdout(&o))
+}
+
+#[test]
+fn verify_from_start_catches_a_cut_head() {
+    let d = Dir::new("verify-head");
+    let (_, key) = key_files(&d);
+    let lines = receipt_lines(&key, "c-1", 5);
+    let (code, out) = verify_file(&d, "all.jsonl", &lines, &["--from-start"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("5 receipt(s) verified: chain c-1, seq 1 to 5"),
+        "{out}"
+    );
+    // Without its first two lines the tail verifies on its own by default…
+    let (code, out) = verify_file(&d, "tail.jsonl", &lines[2..], &[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("3 receipt(s) verified: chain c-1, seq 3 to 5"),
+        "{out}"
+    );
+    // …and not when every chain must begin at seq 1.
+    let (code, out) = verify_file(&d, "tail.jsonl", &lines[2..], &["--from-start"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("tail.jsonl:1: error[RECEIPT_INVALID]: chain broken: chain `c-1` begins at seq 3, not 1: its first receipts are missing"),
+        "{out}"
+    );
+    // Every chain: a second chain whose head is cut is named at its first line.
+    let mut two = lines.clone();
+    two.extend(receipt_lines(&key, "c-2", 3).into_iter().skip(1));
+    let (code, out) = verify_file(&d, "two.jsonl", &two, &["--from-start"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "two.jsonl:6: error[RECEIPT_INVALID]: chain broken: chain `c-2` begins at seq 2"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn verify_expect_count_catches_a_cut_tail() {
+    let d = Dir::new("verify-tail");
+    let (_, key) = key_files(&d);
+    let lines = receipt_lines(&key, "c-1", 5);
+    let (code, out) = verify_file(&d, "all.jsonl", &lines, &["--expect-count", "5"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = verify_file(&d, "cut.jsonl", &lines[..3], &[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "a cut tail is a valid chain on its own: {out}"
+    );
+    let (code, out) = verify_file(&d, "cut.jsonl", &lines[..3], &["--expect-count", "5"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("cut.jsonl:4: error[RECEIPT_INVALID]: 3 receipt(s), 5 expected: the end of the file is missing"),
+        "{out}"
+    );
+    let (code, out) = verify_file(&d, "all.jsonl", &lines, &["--expect-count", "4"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("all.jsonl:5: error[RECEIPT_INVALID]: more receipts than the 4 expected"),
+        "{out}"
+    );
+    let o = mmm(&[
+        "verify",
+        "--public-key",
+        &format!("{}/key.pub", d.path()),
+        "--expect-count",
+        "-1",
+        &d.write("x.jsonl", ""),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "clap refuses a negative count");
+}
+
+#[test]
+fn verify_refuses_a_huge_line_and_names_it() {
+    let d = Dir::new("verify-huge");
+    let (_, key) = key_files(&d);
+    let mut lines = receipt_lines(&key, "c-1", 2);
+    // 64 MiB with no line break: refused once the first MiB is passed.
+    lines.insert(1, "x".repeat(64 << 20));
+    let (code, out) = verify_file(&d, "huge.jsonl", &lines, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("huge.jsonl:2: error[RECEIPT_INVALID]: line is longer than 1048576 bytes"),
+        "{out}"
+    );
+    // Bytes that are not UTF-8 are named too.
+    let file = d.0.join("binary.jsonl");
+    std::fs::write(&file, [lines[0].as_bytes(), b"\n\xff\xfe\n"].concat()).unwrap();
+    let o = mmm(&[
+        "verify",
+        "--public-key",
+        &format!("{}/key.pub", d.path()),
+        &file.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("binary.jsonl:2: error[RECEIPT_INVALID]: line is not UTF-8"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn verify_reads_a_file_of_many_receipts_in_several_chains() {
+    let d = Dir::new("verify-many");
+    let (_, key) = key_files(&d);
+    // Small enough for a debug build; memory with large files is measured in
+    // docs/receipts.md.
+    let (a, b) = (receipt_lines(&key, "a", 300), receipt_lines(&key, "b", 300));
+    // Two engines appending to one file: their receipts interleave.
+    let lines: Vec<String> = a.into_iter().zip(b).flat_map(|(x, y)| [x, y]).collect();
+    let (code, out) = verify_file(
+        &d,
+        "many.jsonl",
+        &lines,
+        &["--from-start", "--expect-count", "600"],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("600 receipt(s) verified in 2 chains, no gaps"),
+        "{out}"
+    );
+    assert!(
+        out.contains("chain a: seq 1 to 300 (300 receipt(s))"),
+        "{out}"
+    );
+    assert!(
+        out.contains("chain b: seq 1 to 300 (300 receipt(s))"),
+        "{out}"
+    );
+    // One receipt removed from the middle of `b` is found, with the line after the gap.
+    let mut cut = lines.clone();
+    cut.remove(401);
+    let (code, out) = verify_file(&d, "cut.jsonl", &cut, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "cut.jsonl:403: error[RECEIPT_INVALID]: chain broken: seq 202 does not follow 200"
+        ),
+        "{out}"
+    );
+}

@@ -105,6 +105,10 @@ pub(crate) struct RawExperimentSpec {
     pub strategy: Option<String>,
     #[serde(default)]
     pub success_outcomes: Option<Vec<String>>,
+    #[serde(default)]
+    pub coverage: Option<f64>,
+    #[serde(default)]
+    pub namespace: Option<RawNamespace>,
     pub variants: Vec<RawVariant>,
     #[serde(default)]
     pub min_samples: Option<i64>,
@@ -121,4 +125,11 @@ pub(crate) struct RawVariant {
     pub set: Option<std::collections::BTreeMap<String, String>>,
     #[serde(default)]
     pub holdout: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNamespace {
+    pub id: String,
+    pub range: Vec<f64>,
 }

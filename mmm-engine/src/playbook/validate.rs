@@ -4,12 +4,14 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::document::{RawAction, RawExperiment, RawPlaybook};
+use super::document::{RawAction, RawExperiment, RawNamespace, RawPlaybook};
 use super::positions::{self, DocPositions, Pos};
 use crate::condition::Sandbox;
 use crate::duration::Duration;
 use crate::error::Diagnostic;
-use crate::experiment::{ExperimentPlan, ExperimentStatus, Overrides, Strategy, Variant};
+use crate::experiment::{
+    ExperimentPlan, ExperimentStatus, Namespace, Overrides, Strategy, Variant,
+};
 use crate::lint::{self, TextRole};
 use crate::model::{ActionType, Status, Surface};
 use crate::outcome::OutcomeResult;
@@ -616,6 +618,47 @@ fn serde_error(file: &str, pos: &DocPositions, e: &serde_yaml::Error) -> Diagnos
 
 const SETTABLE: &[&str] = &["title", "text", "prompt", "fallback"];
 
+/// `spec.namespace`: a non-blank id and a range `[start, end]` with 0 ≤ start < end ≤ 1.
+fn namespace(doc: &mut Doc<'_>, raw: &RawNamespace) -> Option<Namespace> {
+    let mut ok = true;
+    if raw.id.trim().is_empty() {
+        doc.error(
+            "spec.namespace.id",
+            "invalid-namespace",
+            "a namespace needs an id",
+        );
+        ok = false;
+    }
+    let range = match raw.range.as_slice() {
+        [start, end] if 0.0 <= *start && start < end && *end <= 1.0 => Some((*start, *end)),
+        [start, end] => {
+            doc.error(
+                "spec.namespace.range",
+                "invalid-namespace",
+                format!("namespace range `[{start}, {end}]` must have 0 ≤ start < end ≤ 1"),
+            );
+            None
+        }
+        other => {
+            doc.error(
+                "spec.namespace.range",
+                "invalid-namespace",
+                format!(
+                    "a namespace range is two numbers `[start, end]`, not {}",
+                    other.len()
+                ),
+            );
+            None
+        }
+    };
+    let (start, end) = range?;
+    ok.then(|| Namespace {
+        id: raw.id.clone(),
+        start,
+        end,
+    })
+}
+
 fn build_experiment(doc: &mut Doc<'_>, raw: RawExperiment, lint: bool) -> Option<ExperimentPlan> {
     let before = doc.out.len();
     let m = &raw.metadata;
@@ -679,13 +722,23 @@ fn build_experiment(doc: &mut Doc<'_>, raw: RawExperiment, lint: bool) -> Option
             }
         }
     }
-    if spec.variants.len() < 2 {
+    if spec.variants.is_empty() {
         doc.error(
             "spec.variants",
             "invalid-variants",
-            "an experiment needs at least two variants",
+            "an experiment needs at least one variant",
         );
     }
+    let coverage = spec.coverage.unwrap_or(1.0);
+    // Written this way round so that NaN fails too.
+    if !(0.0..=1.0).contains(&coverage) {
+        doc.error(
+            "spec.coverage",
+            "invalid-coverage",
+            format!("coverage `{coverage}` must be a number from 0 to 1"),
+        );
+    }
+    let namespace = spec.namespace.as_ref().and_then(|ns| namespace(doc, ns));
     let mut variants = Vec::new();
     for (i, v) in spec.variants.iter().enumerate() {
         let path = format!("spec.variants[{i}]");
@@ -702,11 +755,11 @@ fn build_experiment(doc: &mut Doc<'_>, raw: RawExperiment, lint: bool) -> Option
                 format!("variant `{}` is named twice", v.name),
             );
         }
-        if !(v.weight.is_finite() && v.weight > 0.0) {
+        if !(v.weight.is_finite() && v.weight >= 0.0) {
             doc.error(
                 &format!("{path}.weight"),
                 "invalid-weight",
-                format!("weight {} must be a number above 0", v.weight),
+                format!("weight `{}` must be a number, 0 or above", v.weight),
             );
         }
         let mut set = Overrides::default();
@@ -753,6 +806,26 @@ fn build_experiment(doc: &mut Doc<'_>, raw: RawExperiment, lint: bool) -> Option
             set,
         });
     }
+    if spec
+        .variants
+        .iter()
+        .all(|v| v.weight.is_finite() && v.weight >= 0.0)
+    {
+        let total: f64 = spec.variants.iter().map(|v| v.weight).sum();
+        if !spec.variants.is_empty() && total <= 0.0 {
+            doc.error(
+                "spec.variants",
+                "invalid-weight",
+                "every variant has weight 0, so no actor would be assigned; give one a weight above 0",
+            );
+        } else if !total.is_finite() {
+            doc.error(
+                "spec.variants",
+                "invalid-weight",
+                "the weights add up to more than a number can hold; use smaller weights",
+            );
+        }
+    }
     let min_samples = match spec.min_samples {
         None => 100,
         Some(n) => u64::try_from(n)
@@ -787,6 +860,8 @@ fn build_experiment(doc: &mut Doc<'_>, raw: RawExperiment, lint: bool) -> Option
         strategy: strategy?,
         success,
         variants,
+        coverage,
+        namespace,
         min_samples,
         update_interval,
         source: SourceRef {

@@ -187,10 +187,15 @@ def validate(path: _Path) -> List[Dict[str, Any]]:
     """Checks playbook files: every error and lint warning (severity, rule, message, file, line, column, playbook)."""
 
 def verify_receipt(envelope: Union[Dict[str, Any], str], public_key: _Key) -> Dict[str, Any]:
-    """Verifies one receipt envelope (strict Ed25519) and returns its payload; raises ReceiptError."""
+    """Verifies one receipt envelope (strict Ed25519) and returns its payload; raises ReceiptError.
+
+    The envelope is read as DSSE's envelope.md says: ``payload`` and ``sig`` in standard or
+    URL-safe base64, with or without padding; ``keyid`` optional; unknown fields ignored;
+    any one signature that verifies suffices.
+    """
 
 def verify_chain(envelopes: List[Union[Dict[str, Any], str]], public_key: _Key) -> List[Dict[str, Any]]:
-    """Verifies envelopes as one chain; ReceiptError.index names the first bad one."""
+    """Verifies envelopes in order, each chain (by chain.id) on its own; ReceiptError.index names the first bad one."""
 
 def generate_key() -> Tuple[str, str]:
     """A new Ed25519 key: (hex seed, hex public key)."""
