@@ -1275,13 +1275,15 @@ impl Engine {
             match call.wait() {
                 Ok(info) if !info.active => {
                     return Err(DecideError::Forbidden(format!(
-                        "actor `{actor}` is not active"
+                        "actor {} is not active",
+                        crate::error::Quoted(&actor)
                     )))
                 }
                 Ok(info) => actor_info = Some(info),
                 Err(PortError::Rejected(why)) => {
                     return Err(DecideError::Forbidden(format!(
-                        "actor `{actor}` is not known to IAM: {why}"
+                        "actor {} is not known to IAM: {why}",
+                        crate::error::Quoted(&actor)
                     )))
                 }
                 Err(PortError::Unavailable(why)) => {

@@ -277,8 +277,8 @@ impl ReceiptSigner {
 pub fn verify_receipt(envelope: &Envelope, key: &VerifyingKey) -> Result<Value, ReceiptError> {
     if envelope.payload_type != PAYLOAD_TYPE {
         return Err(ReceiptError::Malformed(format!(
-            "payloadType is `{}`, expected `{PAYLOAD_TYPE}`",
-            envelope.payload_type
+            "payloadType is {}, expected `{PAYLOAD_TYPE}`",
+            crate::error::Quoted(&envelope.payload_type)
         )));
     }
     let bytes = BASE64
@@ -348,7 +348,9 @@ pub fn verify_chain(envelopes: &[Envelope], key: &VerifyingKey) -> Result<Vec<Va
         if let Some((prev_id, prev_seq, prev_hash)) = &previous {
             if *prev_id != id {
                 return Err(fault(ReceiptError::Chain(format!(
-                    "chain id `{id}` differs from `{prev_id}`"
+                    "chain id {} differs from {}",
+                    crate::error::Quoted(&id),
+                    crate::error::Quoted(prev_id)
                 ))));
             }
             if seq != prev_seq + 1 {
