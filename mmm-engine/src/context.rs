@@ -279,7 +279,12 @@ impl Context {
     pub fn from_json(value: Option<&Value>) -> Result<Context, ContextError> {
         let raw_map = match value {
             None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(map)) => map.clone(),
+            Some(Value::Object(map)) => {
+                let mut map = map.clone();
+                map.values_mut()
+                    .for_each(crate::number::normalise_negative_zero);
+                map
+            }
             Some(other) => {
                 return Err(err(
                     "context",

@@ -20,6 +20,7 @@ mod ids;
 pub mod lint;
 mod minimise;
 mod model;
+pub mod number;
 pub mod observe;
 pub mod outbox;
 pub mod outcome;

@@ -403,7 +403,11 @@ impl Signal {
                         ),
                     ));
                 }
-                payload.clone()
+                let mut payload = payload.clone();
+                payload
+                    .values_mut()
+                    .for_each(crate::number::normalise_negative_zero);
+                payload
             }
             Some(other) => {
                 return Err(SignalError::new(

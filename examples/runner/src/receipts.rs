@@ -50,7 +50,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
 
 fn read_key_file(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path)
-        .map(|s| s.trim().to_owned())
+        .map(|s| s.trim_start_matches('\u{FEFF}').trim().to_owned())
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -61,6 +61,8 @@ type Line = (usize, Result<Envelope, String>);
 fn read_envelopes(path: &Path) -> Result<Vec<Line>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(text
+        .strip_prefix('\u{FEFF}')
+        .unwrap_or(&text)
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
