@@ -48,7 +48,10 @@ pub use error::{
     codes, ContextError, DecideError, Diagnostic, ErrorInfo, LoadError, Quoted, Severity,
     SignalError, QUOTED_MAX_CHARS,
 };
-pub use fatigue::{FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue};
+pub use fatigue::{
+    FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue,
+    DEFAULT_FATIGUE_MAX_ACTORS,
+};
 pub use minimise::{DenyList, DEFAULT_DENY_KEYS};
 pub use model::{ActionType, ActorType, PlaybookRef, Status, Surface};
 pub use plan::{FatigueSpec, Plan, SourceRef};
