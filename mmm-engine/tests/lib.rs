@@ -14,5 +14,6 @@ mod degraded;
 mod experiments;
 mod fatigue;
 mod hostile;
+mod hostile_inputs;
 mod loading;
 mod vectors;
