@@ -96,7 +96,13 @@ pub(crate) fn field_name(text: &str) -> String {
 /// A message written by a library (serde's "unknown variant `…`", "invalid type: string
 /// \"…\"") that may carry a user value: every part in backticks or double quotes is cut
 /// like [`Quoted`], and control and hidden characters are escaped everywhere.
-pub(crate) fn clean_message(message: &str) -> String {
+///
+/// ```
+/// let long = "v".repeat(1000);
+/// let m = mmm_engine::clean_message(&format!("unknown variant `{long}`, expected `ide`"));
+/// assert_eq!(m, format!("unknown variant `{}…`, expected `ide`", "v".repeat(64)));
+/// ```
+pub fn clean_message(message: &str) -> String {
     let mut out = String::with_capacity(message.len().min(512));
     let mut quote: Option<char> = None;
     let mut inside = 0usize;

@@ -45,8 +45,8 @@ pub use decision::{
 pub use duration::Duration;
 pub use engine::{DecideOptions, Engine, EngineBuilder, EngineConfig};
 pub use error::{
-    codes, ContextError, DecideError, Diagnostic, ErrorInfo, LoadError, Quoted, Severity,
-    SignalError, QUOTED_MAX_CHARS,
+    clean_message, codes, ContextError, DecideError, Diagnostic, ErrorInfo, LoadError, Quoted,
+    Severity, SignalError, QUOTED_MAX_CHARS,
 };
 pub use fatigue::{
     FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue,

@@ -435,3 +435,42 @@ fn json_text_with_a_byte_order_mark_is_read() {
     let v = mmm_engine::number::parse_json(&text).unwrap();
     assert_eq!(v["kind"], "pr.opened");
 }
+
+/// The inputs hash of [`zero_case`]: the Python and Node suites assert the same value
+/// for the same signal written with their own `-0`.
+const ZERO_INPUTS_SHA256: &str = "de6e48a5b56097d0052248a23627f8bd4ff97e6626e7f495636ebcd289457d96";
+
+/// A signal and context full of negative zeros, as the binding suites write them too.
+fn zero_case() -> (Value, Value) {
+    let signal = json!({"signal_id": "s-zero", "tenant_id": "acme", "actor_id": "dev-42",
+        "kind": "pr.opened", "occurred_at": NOW,
+        "payload": {"x": -0.0, "list": [-0.0, 1.5, 0]}});
+    let context = json!({"tenant": {"config": {"y": -0.0}}});
+    (signal, context)
+}
+
+#[test]
+fn negative_zero_gives_the_same_inputs_hash_as_every_binding() {
+    let yaml = playbook(
+        "zero",
+        "  triggers: [pr.opened]\n  actions:\n    - {type: mirror, surfaces: [ide], title: T, text: \"x={{ signal.payload.x }} list={{ signal.payload.list }} y={{ ctx.tenant.config.y }}\"}",
+    );
+    let (seed, _) = mmm_engine::receipt::generate_key();
+    let engine = Engine::builder()
+        .playbooks(PlaybookSet::from_yaml(&yaml).unwrap())
+        .signing_key(mmm_engine::receipt::signing_key_from_bytes(seed.as_bytes()).unwrap())
+        .build();
+    let (signal, context) = zero_case();
+    let d = engine.decide(&signal, Some(&context), &at(NOW)).unwrap();
+    assert_eq!(d.actions[0].text, "x=0 list=0, 1.5, 0 y=0");
+    let envelope = d.receipt.envelope.as_ref().unwrap();
+    let payload: Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            &envelope.payload,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(payload["inputs_sha256"], ZERO_INPUTS_SHA256);
+}

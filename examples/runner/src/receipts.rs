@@ -69,8 +69,12 @@ fn read_envelopes(path: &Path) -> Result<Vec<Line>, String> {
         .map(|(i, l)| {
             (
                 i + 1,
-                serde_json::from_str::<Envelope>(l)
-                    .map_err(|e| format!("not a receipt envelope: {e}")),
+                serde_json::from_str::<Envelope>(l).map_err(|e| {
+                    format!(
+                        "not a receipt envelope: {}",
+                        mmm_engine::clean_message(&e.to_string())
+                    )
+                }),
             )
         })
         .collect())
