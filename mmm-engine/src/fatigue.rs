@@ -149,15 +149,38 @@ const HISTORY_RETENTION_MS: i64 = 30 * 86_400_000;
 /// Entries kept beyond a limit's count, for history recorded out of order.
 const SLACK: usize = 64;
 
+impl Firings {
+    /// Drops the firings that no longer fall inside the window they serve at `now`.
+    fn prune(&mut self, now: i64) {
+        while self.times.front().is_some_and(|t| *t <= now - self.keep_ms) {
+            self.times.pop_front();
+        }
+    }
+}
+
 impl ActorState {
     /// Drops every entry that no longer falls inside the window it serves at `now`.
     fn prune(&mut self, now: i64) {
         self.firings.retain(|_, f| {
-            while f.times.front().is_some_and(|t| *t <= now - f.keep_ms) {
-                f.times.pop_front();
-            }
+            f.prune(now);
             !f.times.is_empty()
         });
+        self.prune_budget(now);
+    }
+
+    /// What one request reads: that playbook's firings and the budget. (The other
+    /// playbooks' entries are pruned when they are asked about, or by a sweep.)
+    fn prune_for(&mut self, playbook_id: &str, now: i64) {
+        if let Some(f) = self.firings.get_mut(playbook_id) {
+            f.prune(now);
+            if f.times.is_empty() {
+                self.firings.remove(playbook_id);
+            }
+        }
+        self.prune_budget(now);
+    }
+
+    fn prune_budget(&mut self, now: i64) {
         while self
             .actions
             .front()
@@ -232,6 +255,18 @@ struct Shard {
 }
 
 impl Shard {
+    /// Stops tracking an actor whose entries are all gone.
+    fn forget(&mut self, tenant: &str, actor: &str) {
+        if let Some(actors) = self.tenants.get_mut(tenant) {
+            if actors.remove(actor).is_some() {
+                self.actors = self.actors.saturating_sub(1);
+            }
+            if actors.is_empty() {
+                self.tenants.remove(tenant);
+            }
+        }
+    }
+
     /// Makes room for one more actor: drops every actor whose entries all lie outside the
     /// windows they serve at `now` (which can never change a verdict). Live entries are
     /// never dropped; `false` when none could be.
@@ -278,6 +313,7 @@ impl Shard {
 #[derive(Debug)]
 pub struct InMemoryFatigue {
     shards: Box<[Mutex<Shard>]>,
+    hasher: std::hash::RandomState,
     max_per_shard: usize,
     max_actors: usize,
 }
@@ -299,6 +335,7 @@ impl InMemoryFatigue {
     pub fn with_max_actors(max_actors: usize) -> Self {
         InMemoryFatigue {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: std::hash::RandomState::new(),
             max_per_shard: max_actors.div_ceil(SHARDS).max(1),
             max_actors,
         }
@@ -315,10 +352,9 @@ impl InMemoryFatigue {
     }
 
     fn shard(&self, tenant: &str, actor: &str) -> Option<&Mutex<Shard>> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
-        (tenant, actor).hash(&mut h);
-        let i = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
+        // Keyed per store, so that no one can choose ids that crowd one shard.
+        let h = std::hash::BuildHasher::hash_one(&self.hasher, (tenant, actor));
+        let i = usize::try_from(h % SHARDS as u64).unwrap_or(0);
         self.shards.get(i)
     }
 
@@ -328,6 +364,7 @@ impl InMemoryFatigue {
         &self,
         tenant: &str,
         actor: &str,
+        playbook: &str,
         now: i64,
         f: impl FnOnce(&mut ActorState) -> T,
     ) -> Result<T, FatigueError> {
@@ -336,38 +373,34 @@ impl InMemoryFatigue {
             .ok_or_else(|| FatigueError("no shard".to_owned()))?;
         let mut guard = shard.lock();
         let shard = &mut *guard;
-        let known = shard
+        // The common case, an actor already tracked: two lookups, no allocation.
+        if let Some(state) = shard
             .tenants
-            .get(tenant)
-            .is_some_and(|actors| actors.contains_key(actor));
-        if !known {
-            if !shard.make_room(now, self.max_per_shard) {
-                return Err(FatigueError(format!(
-                    "the in-memory fatigue store tracks {} actors, every one inside a limit's window; raise its cap (`fatigue_max_actors`)",
-                    self.max_actors
-                )));
+            .get_mut(tenant)
+            .and_then(|actors| actors.get_mut(actor))
+        {
+            state.prune_for(playbook, now);
+            let out = f(state);
+            if state.is_empty() {
+                shard.forget(tenant, actor);
             }
+            return Ok(out);
+        }
+        if !shard.make_room(now, self.max_per_shard) {
+            return Err(FatigueError(format!(
+                "the in-memory fatigue store tracks {} actors, every one inside a limit's window; raise its cap (`fatigue_max_actors`)",
+                self.max_actors
+            )));
+        }
+        let mut state = ActorState::default();
+        let out = f(&mut state);
+        if !state.is_empty() {
             shard
                 .tenants
                 .entry(tenant.into())
                 .or_default()
-                .insert(actor.into(), ActorState::default());
+                .insert(actor.into(), state);
             shard.actors += 1;
-        }
-        let Some(actors) = shard.tenants.get_mut(tenant) else {
-            return Err(FatigueError("the actor's entry vanished".to_owned()));
-        };
-        let Some(state) = actors.get_mut(actor) else {
-            return Err(FatigueError("the actor's entry vanished".to_owned()));
-        };
-        state.prune(now);
-        let out = f(state);
-        if state.is_empty() {
-            actors.remove(actor);
-            shard.actors = shard.actors.saturating_sub(1);
-            if actors.is_empty() {
-                shard.tenants.remove(tenant);
-            }
         }
         Ok(out)
     }
@@ -380,7 +413,7 @@ impl FatigueStore for InMemoryFatigue {
             return Ok(FatigueVerdict::Allowed(req.actions));
         }
         let now = req.now.as_millisecond();
-        self.with_actor(req.tenant_id, req.actor_id, now, |state| {
+        self.with_actor(req.tenant_id, req.actor_id, req.playbook_id, now, |state| {
             // Firings recorded after `now` (a replay out of order) do not count against it.
             if let Some(firings) = state.firings.get(req.playbook_id) {
                 let past = firings.times.iter().filter(|t| **t <= now);
@@ -449,7 +482,7 @@ impl FatigueStore for InMemoryFatigue {
         // History given without its limits: kept as long as any sensible window, both as
         // firings of the playbook and as actions against a budget.
         let at = at.as_millisecond();
-        self.with_actor(tenant_id, actor_id, at, |state| {
+        self.with_actor(tenant_id, actor_id, playbook_id, at, |state| {
             let keep = state
                 .firings
                 .get(playbook_id)
