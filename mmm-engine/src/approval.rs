@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::audit::{AuditEvent, AuditSink};
 use crate::clock::Clock;
 use crate::decision::Action;
+use crate::error::Quoted;
 
 /// Where an approval stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,14 +83,15 @@ pub struct Approval {
 #[non_exhaustive]
 pub enum ApprovalError {
     /// No approval has this id.
-    #[error("no approval `{0}`")]
+    #[error("no approval {}", Quoted(.0))]
     NotFound(String),
     /// The action is not a dual-channel multiplier.
-    #[error("action `{0}` is not a dual-channel multiplier")]
+    #[error("action {} is not a dual-channel multiplier", Quoted(.0))]
     NotDualChannel(String),
     /// The second approval came through the channel of the first.
     #[error(
-        "already approved on channel `{0}`; the second approval must come through another channel"
+        "already approved on channel {}; the second approval must come through another channel",
+        Quoted(.0)
     )]
     SameChannel(String),
     /// The approval is in a terminal state.

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::duration::Duration;
-use crate::error::ContextError;
+use crate::error::{clean_message, ContextError, Quoted};
 use crate::model::{ActionType, Surface};
 use crate::signal::parse_timestamp;
 
@@ -216,21 +216,23 @@ pub struct Context {
 pub const MAX_RECENT_SIGNALS: usize = 50;
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> ContextError {
-    ContextError {
-        field: field.into(),
-        message: message.into(),
-    }
+    ContextError::new(field, message)
 }
 
 fn zone(name: &str, field: &str) -> Result<TimeZone, ContextError> {
-    TimeZone::get(name).map_err(|_| err(field, format!("`{name}` is not a known IANA time zone")))
+    TimeZone::get(name).map_err(|_| {
+        err(
+            field,
+            format!("{} is not a known IANA time zone", Quoted(name)),
+        )
+    })
 }
 
 fn hh_mm(text: &str, field: &str) -> Result<u32, ContextError> {
     let bad = || {
         err(
             field,
-            format!("`{text}` must be a time as HH:MM, e.g. `22:00`"),
+            format!("{} must be a time as HH:MM, e.g. `22:00`", Quoted(text)),
         )
     };
     let (h, m) = text.split_once(':').ok_or_else(bad)?;
@@ -277,7 +279,12 @@ impl Context {
     pub fn from_json(value: Option<&Value>) -> Result<Context, ContextError> {
         let raw_map = match value {
             None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(map)) => map.clone(),
+            Some(Value::Object(map)) => {
+                let mut map = map.clone();
+                map.values_mut()
+                    .for_each(crate::number::normalise_negative_zero);
+                map
+            }
             Some(other) => {
                 return Err(err(
                     "context",
@@ -292,7 +299,7 @@ impl Context {
             None | Some(Value::Null) => RawContext::default(),
             Some(v) => serde_path_to_error::deserialize(v).map_err(|e| {
                 let path = e.path().to_string();
-                let message = e.inner().to_string();
+                let message = clean_message(&e.inner().to_string());
                 err(if path == "." { "context".into() } else { path }, message)
             })?,
         };

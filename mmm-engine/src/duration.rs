@@ -4,6 +4,8 @@ use std::fmt;
 
 use jiff::SignedDuration;
 
+use crate::error::Quoted;
+
 /// A positive duration written as a whole number and one unit (`s`, `m`, `h`, `d`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration {
@@ -28,17 +30,21 @@ impl Duration {
     pub fn parse(text: &str) -> Result<Duration, String> {
         let text = text.trim();
         let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
-            format!("duration `{text}` has no unit; use s, m, h or d (e.g. `24h`)")
+            format!(
+                "duration {} has no unit; use s, m, h or d (e.g. `24h`)",
+                Quoted(text)
+            )
         })?;
         let (digits, unit) = text.split_at(split);
         if digits.is_empty() {
             return Err(format!(
-                "duration `{text}` must start with a whole number (e.g. `15m`)"
+                "duration {} must start with a whole number (e.g. `15m`)",
+                Quoted(text)
             ));
         }
         let n: i64 = digits
             .parse()
-            .map_err(|_| format!("duration `{text}` is too large"))?;
+            .map_err(|_| format!("duration {} is too large", Quoted(text)))?;
         let per = match unit {
             "s" => 1,
             "m" => 60,
@@ -46,17 +52,22 @@ impl Duration {
             "d" => 86_400,
             _ => {
                 return Err(format!(
-                    "duration `{text}` has unknown unit `{unit}`; use s, m, h or d"
+                    "duration {} has unknown unit {}; use s, m, h or d",
+                    Quoted(text),
+                    Quoted(unit)
                 ))
             }
         };
         if n == 0 {
-            return Err(format!("duration `{text}` must be greater than zero"));
+            return Err(format!(
+                "duration {} must be greater than zero",
+                Quoted(text)
+            ));
         }
         let seconds = n
             .checked_mul(per)
             .filter(|s| *s <= MAX_SECONDS)
-            .ok_or_else(|| format!("duration `{text}` is longer than ten years"))?;
+            .ok_or_else(|| format!("duration {} is longer than ten years", Quoted(text)))?;
         Ok(Duration { seconds })
     }
 

@@ -74,6 +74,8 @@ pub struct EngineConfig {
     pub experiment_seed: u64,
     /// Returned actions remembered for their outcomes.
     pub remembered_actions: usize,
+    /// Actors the default in-memory fatigue store tracks at most (100,000).
+    pub fatigue_max_actors: usize,
     /// How long a dual-channel approval stays open (24 h).
     pub approval_ttl: StdDuration,
 }
@@ -95,6 +97,7 @@ impl Default for EngineConfig {
             max_port_threads: 64,
             experiment_seed: 0,
             remembered_actions: 100_000,
+            fatigue_max_actors: crate::fatigue::DEFAULT_FATIGUE_MAX_ACTORS,
             approval_ttl: StdDuration::from_secs(24 * 3600),
         }
     }
@@ -285,9 +288,11 @@ impl EngineBuilder {
             inner: Arc::new(Inner {
                 playbooks: RwLock::new(self.playbooks.unwrap_or_default()),
                 sandbox: Sandbox::new(self.config.condition_limits.clone()),
-                fatigue: self
-                    .fatigue
-                    .unwrap_or_else(|| Arc::new(InMemoryFatigue::new())),
+                fatigue: self.fatigue.unwrap_or_else(|| {
+                    Arc::new(InMemoryFatigue::with_max_actors(
+                        self.config.fatigue_max_actors,
+                    ))
+                }),
                 pool: CallPool::new(self.config.max_port_threads),
                 clock,
                 ports: self.ports,
@@ -1270,13 +1275,15 @@ impl Engine {
             match call.wait() {
                 Ok(info) if !info.active => {
                     return Err(DecideError::Forbidden(format!(
-                        "actor `{actor}` is not active"
+                        "actor {} is not active",
+                        crate::error::Quoted(&actor)
                     )))
                 }
                 Ok(info) => actor_info = Some(info),
                 Err(PortError::Rejected(why)) => {
                     return Err(DecideError::Forbidden(format!(
-                        "actor `{actor}` is not known to IAM: {why}"
+                        "actor {} is not known to IAM: {why}",
+                        crate::error::Quoted(&actor)
                     )))
                 }
                 Err(PortError::Unavailable(why)) => {

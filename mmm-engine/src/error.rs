@@ -29,6 +29,121 @@ pub mod codes {
     pub const AUDIT_FAILED: &str = "AUDIT_FAILED";
 }
 
+/// The most characters of a user value a message shows.
+pub const QUOTED_MAX_CHARS: usize = 64;
+
+/// A user value as a message shows it: in backticks, cut after [`QUOTED_MAX_CHARS`]
+/// characters (then `…` and the value's full length), with control characters, line
+/// breaks and invisible or reordering characters (bidi overrides, zero-width and tag
+/// characters) escaped as `\u{…}`. A message therefore stays short, cannot carry a
+/// terminal escape sequence and cannot reorder what is around it, whatever the input.
+///
+/// ```
+/// use mmm_engine::Quoted;
+/// assert_eq!(Quoted("dev-42").to_string(), "`dev-42`");
+/// assert_eq!(Quoted("a\u{1b}[31mb").to_string(), "`a\\u{1b}[31mb`");
+/// let long = "x".repeat(1000);
+/// assert_eq!(
+///     Quoted(&long).to_string(),
+///     format!("`{}…` (1000 characters)", "x".repeat(64))
+/// );
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Quoted<'a>(pub &'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("`")?;
+        let cut = write_escaped(f, self.0, QUOTED_MAX_CHARS)?;
+        f.write_str("`")?;
+        if cut {
+            write!(f, " ({} characters)", self.0.chars().count())?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes at most `max` characters of `text`, escaping what [`Quoted`] escapes, and `…`
+/// when it cut; says whether it did.
+fn write_escaped(f: &mut impl fmt::Write, text: &str, max: usize) -> Result<bool, fmt::Error> {
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            f.write_char('…')?;
+            return Ok(true);
+        }
+        match c {
+            '\n' => f.write_str("\\n")?,
+            '\r' => f.write_str("\\r")?,
+            '\t' => f.write_str("\\t")?,
+            c if crate::text::needs_escape(c) => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+            c => f.write_char(c)?,
+        }
+    }
+    Ok(false)
+}
+
+/// A user value used as a field name (an unknown key, a JSON path): escaped and cut like
+/// [`Quoted`], without the backticks, which the message around it supplies.
+/// A path is allowed more room than a value: its last segment is the informative one.
+pub(crate) fn field_name(text: &str) -> String {
+    const FIELD_MAX_CHARS: usize = 200;
+    let mut out = String::with_capacity(text.len().min(FIELD_MAX_CHARS + 8));
+    // Writing to a String cannot fail.
+    let _ = write_escaped(&mut out, text, FIELD_MAX_CHARS);
+    out
+}
+
+/// A message written by a library (serde's "unknown variant `…`", "invalid type: string
+/// \"…\"") that may carry a user value: every part in backticks or double quotes is cut
+/// like [`Quoted`], and control and hidden characters are escaped everywhere.
+///
+/// ```
+/// let long = "v".repeat(1000);
+/// let m = mmm_engine::clean_message(&format!("unknown variant `{long}`, expected `ide`"));
+/// assert_eq!(m, format!("unknown variant `{}…`, expected `ide`", "v".repeat(64)));
+/// ```
+pub fn clean_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(512));
+    let mut quote: Option<char> = None;
+    let mut inside = 0usize;
+    let mut skipping = false;
+    let mut escaped = false;
+    for c in message.chars() {
+        if let Some(q) = quote {
+            let closes = c == q && !(q == '"' && escaped);
+            escaped = q == '"' && c == '\\' && !escaped;
+            if closes {
+                quote = None;
+                skipping = false;
+                out.push(c);
+                continue;
+            }
+            if skipping {
+                continue;
+            }
+            if inside == QUOTED_MAX_CHARS {
+                out.push('…');
+                skipping = true;
+                continue;
+            }
+            inside += 1;
+        } else if c == '`' || c == '"' {
+            quote = Some(c);
+            inside = 0;
+            escaped = false;
+            out.push(c);
+            continue;
+        }
+        match c {
+            c if crate::text::needs_escape(c) => {
+                let _ = fmt::Write::write_fmt(&mut out, format_args!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// How serious a [`Diagnostic`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -222,9 +337,11 @@ pub struct SignalError {
 }
 
 impl SignalError {
-    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    /// An error about `field` (a dotted path; a user's key in it is shown escaped and
+    /// cut, like [`Quoted`]).
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         SignalError {
-            field: field.into(),
+            field: field_name(&field.into()),
             message: message.into(),
         }
     }
@@ -238,6 +355,17 @@ pub struct ContextError {
     pub field: String,
     /// The rule broken.
     pub message: String,
+}
+
+impl ContextError {
+    /// An error about `field` (a dotted path; a user's key in it is shown escaped and
+    /// cut, like [`Quoted`]).
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ContextError {
+            field: field_name(&field.into()),
+            message: message.into(),
+        }
+    }
 }
 
 /// A decision could not be made.
@@ -294,6 +422,45 @@ mod tests {
             d.to_string(),
             "a.yaml:3:5: error[unknown-field]: unknown field `foo`"
         );
+    }
+
+    #[test]
+    fn quoted_escapes_controls_and_hidden_characters_and_cuts_long_values() {
+        assert_eq!(
+            Quoted("a\nb\t\u{1b}[31m").to_string(),
+            "`a\\nb\\t\\u{1b}[31m`"
+        );
+        assert_eq!(
+            Quoted("x\u{202E}\u{2066}\u{200B}\u{E0041}\u{2028}\u{85}").to_string(),
+            "`x\\u{202e}\\u{2066}\\u{200b}\\u{e0041}\\u{2028}\\u{85}`"
+        );
+        assert_eq!(Quoted("Café 漢字").to_string(), "`Café 漢字`");
+        let long = "é".repeat(10 << 20);
+        let shown = Quoted(&long).to_string();
+        assert_eq!(
+            shown,
+            format!("`{}…` ({} characters)", "é".repeat(64), 10 << 20)
+        );
+    }
+
+    #[test]
+    fn library_messages_are_cut_and_escaped_inside_quotes() {
+        let long = "v".repeat(5000);
+        let m = clean_message(&format!(
+            "unknown variant `{long}\u{1b}`, expected one of `ide`, `chat`"
+        ));
+        assert_eq!(
+            m,
+            format!(
+                "unknown variant `{}…`, expected one of `ide`, `chat`",
+                "v".repeat(64)
+            )
+        );
+        let m = clean_message(&format!(
+            "invalid type: string \"a\\\"{long}\", expected u32"
+        ));
+        assert!(m.ends_with("…\", expected u32") && m.len() < 120, "{m}");
+        assert_eq!(clean_message("bad \u{202E} here"), "bad \\u{202e} here");
     }
 
     #[test]

@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use dashmap::DashMap;
 use jiff::Timestamp;
 use parking_lot::Mutex;
 
@@ -121,116 +120,318 @@ pub trait FatigueStore: Send + Sync {
     ) -> Result<(), FatigueError>;
 }
 
-#[derive(Debug, Default)]
-struct ActorState {
-    /// Firing times (ms) per playbook, oldest first.
-    firings: HashMap<String, VecDeque<i64>>,
-    /// (time ms, actions) returned to the actor, oldest first.
-    actions: VecDeque<(i64, u32)>,
+/// Firings of one playbook for one actor, and how long they matter.
+#[derive(Debug)]
+struct Firings {
+    /// Firing times (ms), oldest first.
+    times: VecDeque<i64>,
+    /// The longest window they serve (cooldown or `max` window), in ms.
+    keep_ms: i64,
+    /// At most this many are kept (the `max` count, with room for history out of order).
+    cap: usize,
 }
 
-/// How long history is kept when a request names no window: enough for any cooldown.
-const DEFAULT_RETENTION_MS: i64 = 30 * 86_400_000;
+/// What is kept for one actor: only what a limit needs.
+#[derive(Debug, Default)]
+struct ActorState {
+    /// Per playbook with a cooldown or a `max`.
+    firings: HashMap<Box<str>, Firings>,
+    /// (time ms, actions) counted against the actor budget, oldest first.
+    actions: VecDeque<(i64, u32)>,
+    /// The budget window they serve, in ms.
+    budget_keep_ms: i64,
+    /// At most this many budget entries are kept.
+    budget_cap: usize,
+}
 
-impl ActorState {
-    fn record(&mut self, playbook_id: &str, at: i64, actions: u32) {
-        if !self.firings.contains_key(playbook_id) {
-            self.firings.insert(playbook_id.to_owned(), VecDeque::new());
+/// How long history recorded without a request's limits (`record`) is kept.
+const HISTORY_RETENTION_MS: i64 = 30 * 86_400_000;
+/// Entries kept beyond a limit's count, for history recorded out of order.
+const SLACK: usize = 64;
+
+impl Firings {
+    /// Drops the firings that no longer fall inside the window they serve at `now`.
+    fn prune(&mut self, now: i64) {
+        while self.times.front().is_some_and(|t| *t <= now - self.keep_ms) {
+            self.times.pop_front();
         }
-        let Some(firings) = self.firings.get_mut(playbook_id) else {
-            return;
-        };
-        let i = firings.partition_point(|t| *t <= at);
-        firings.insert(i, at);
-        let j = self.actions.partition_point(|(t, _)| *t <= at);
-        self.actions.insert(j, (at, actions));
     }
 }
 
-/// A concurrent in-memory fatigue store: one lock per actor, history pruned to the
-/// longest window a request asks about. Looking an actor up allocates nothing.
-#[derive(Debug, Default)]
-pub struct InMemoryFatigue {
-    tenants: DashMap<String, DashMap<String, Mutex<ActorState>>>,
+impl ActorState {
+    /// Drops every entry that no longer falls inside the window it serves at `now`.
+    fn prune(&mut self, now: i64) {
+        self.firings.retain(|_, f| {
+            f.prune(now);
+            !f.times.is_empty()
+        });
+        self.prune_budget(now);
+    }
+
+    /// What one request reads: that playbook's firings and the budget. (The other
+    /// playbooks' entries are pruned when they are asked about, or by a sweep.)
+    fn prune_for(&mut self, playbook_id: &str, now: i64) {
+        if let Some(f) = self.firings.get_mut(playbook_id) {
+            f.prune(now);
+            if f.times.is_empty() {
+                self.firings.remove(playbook_id);
+            }
+        }
+        self.prune_budget(now);
+    }
+
+    fn prune_budget(&mut self, now: i64) {
+        while self
+            .actions
+            .front()
+            .is_some_and(|(t, _)| *t <= now - self.budget_keep_ms)
+        {
+            self.actions.pop_front();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.firings.is_empty() && self.actions.is_empty()
+    }
+
+    /// When the last entry stops mattering (ms); nothing is live at or after it.
+    fn expires_at(&self) -> i64 {
+        let firings = self
+            .firings
+            .values()
+            .filter_map(|f| f.times.back().map(|t| t.saturating_add(f.keep_ms)));
+        let budget = self
+            .actions
+            .back()
+            .map(|(t, _)| t.saturating_add(self.budget_keep_ms));
+        firings.chain(budget).max().unwrap_or(i64::MIN)
+    }
+
+    fn record_firing(&mut self, playbook_id: &str, at: i64, keep_ms: i64, cap: usize) {
+        let firings = match self.firings.get_mut(playbook_id) {
+            Some(f) => f,
+            None => self.firings.entry(playbook_id.into()).or_insert(Firings {
+                times: VecDeque::new(),
+                keep_ms,
+                cap,
+            }),
+        };
+        firings.keep_ms = keep_ms;
+        firings.cap = cap;
+        let i = firings.times.partition_point(|t| *t <= at);
+        firings.times.insert(i, at);
+        while firings.times.len() > firings.cap {
+            firings.times.pop_front();
+        }
+    }
+
+    fn record_actions(&mut self, at: i64, actions: u32, keep_ms: i64, cap: usize) {
+        self.budget_keep_ms = keep_ms;
+        self.budget_cap = cap;
+        let j = self.actions.partition_point(|(t, _)| *t <= at);
+        self.actions.insert(j, (at, actions));
+        while self.actions.len() > self.budget_cap {
+            self.actions.pop_front();
+        }
+    }
 }
 
-/// Firings kept per playbook when the request names no `max` (only the last one matters
-/// for a cooldown; a few more keep a later `max` meaningful).
-const KEEP_WITHOUT_MAX: usize = 16;
-/// Budget entries kept when the request names no budget.
-const KEEP_WITHOUT_BUDGET: usize = 256;
+/// The default cap on actors the in-memory store tracks at once.
+pub const DEFAULT_FATIGUE_MAX_ACTORS: usize = 100_000;
+
+/// Shards, each behind its own lock, so that decisions for different actors rarely wait
+/// for each other; check and record for one actor happen under its shard's lock.
+const SHARDS: usize = 64;
+
+#[derive(Debug, Default)]
+struct Shard {
+    /// Tenant → actor → state (two levels, so a lookup by `&str` allocates nothing).
+    tenants: HashMap<Box<str>, HashMap<Box<str>, ActorState>>,
+    /// Actors tracked in this shard.
+    actors: usize,
+    /// Every tracked actor has a live entry until this instant (ms): a full shard is not
+    /// swept again before it.
+    full_until: Option<i64>,
+}
+
+impl Shard {
+    /// Stops tracking an actor whose entries are all gone.
+    fn forget(&mut self, tenant: &str, actor: &str) {
+        if let Some(actors) = self.tenants.get_mut(tenant) {
+            if actors.remove(actor).is_some() {
+                self.actors = self.actors.saturating_sub(1);
+            }
+            if actors.is_empty() {
+                self.tenants.remove(tenant);
+            }
+        }
+    }
+
+    /// Makes room for one more actor: drops every actor whose entries all lie outside the
+    /// windows they serve at `now` (which can never change a verdict). Live entries are
+    /// never dropped; `false` when none could be.
+    fn make_room(&mut self, now: i64, cap: usize) -> bool {
+        if self.actors < cap {
+            return true;
+        }
+        if self.full_until.is_some_and(|until| now < until) {
+            return false;
+        }
+        self.tenants.retain(|_, actors| {
+            actors.retain(|_, state| {
+                state.prune(now);
+                !state.is_empty()
+            });
+            !actors.is_empty()
+        });
+        self.actors = self.tenants.values().map(HashMap::len).sum();
+        if self.actors < cap {
+            self.full_until = None;
+            return true;
+        }
+        self.full_until = self
+            .tenants
+            .values()
+            .flat_map(HashMap::values)
+            .map(ActorState::expires_at)
+            .min();
+        false
+    }
+}
+
+/// A concurrent in-memory fatigue store that keeps only what a limit needs and is bounded.
+///
+/// - Nothing is kept for a request with no cooldown, no `max` and no budget: an actor no
+///   limit concerns costs nothing.
+/// - What is kept is dropped once it lies outside the window it serves.
+/// - At most `max_actors` actors are tracked (default [`DEFAULT_FATIGUE_MAX_ACTORS`]).
+///   When the cap is reached, actors whose entries have all expired make room; an entry
+///   still inside its window is never evicted (that could let a limit of one pass twice),
+///   so when every tracked actor is live, a new actor's request fails as a store that is
+///   down would: the engine holds back its non-critical actions (see docs/decisions.md,
+///   "Fatigue memory").
+#[derive(Debug)]
+pub struct InMemoryFatigue {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: std::hash::RandomState,
+    max_per_shard: usize,
+    max_actors: usize,
+}
+
+impl Default for InMemoryFatigue {
+    fn default() -> Self {
+        InMemoryFatigue::with_max_actors(DEFAULT_FATIGUE_MAX_ACTORS)
+    }
+}
 
 impl InMemoryFatigue {
-    /// An empty store.
+    /// An empty store tracking at most [`DEFAULT_FATIGUE_MAX_ACTORS`] actors.
     pub fn new() -> Self {
         InMemoryFatigue::default()
     }
 
-    fn with_actor<T>(&self, tenant: &str, actor: &str, f: impl FnOnce(&mut ActorState) -> T) -> T {
-        if let Some(actors) = self.tenants.get(tenant) {
-            if let Some(entry) = actors.get(actor) {
-                return f(&mut entry.lock());
-            }
+    /// An empty store tracking at most `max_actors` actors (spread over shards, so the
+    /// cap holds per shard at `max_actors / 64`, rounded up).
+    pub fn with_max_actors(max_actors: usize) -> Self {
+        InMemoryFatigue {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: std::hash::RandomState::new(),
+            max_per_shard: max_actors.div_ceil(SHARDS).max(1),
+            max_actors,
         }
-        let actors = self.tenants.entry(tenant.to_owned()).or_default();
-        let entry = actors.entry(actor.to_owned()).or_default();
-        let mut state = entry.lock();
-        f(&mut state)
+    }
+
+    /// How many actors the store tracks now (for tests and metrics).
+    pub fn tracked_actors(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().actors).sum()
+    }
+
+    /// The cap on tracked actors.
+    pub fn max_actors(&self) -> usize {
+        self.max_actors
+    }
+
+    fn shard(&self, tenant: &str, actor: &str) -> Option<&Mutex<Shard>> {
+        // Keyed per store, so that no one can choose ids that crowd one shard.
+        let h = std::hash::BuildHasher::hash_one(&self.hasher, (tenant, actor));
+        let i = usize::try_from(h % SHARDS as u64).unwrap_or(0);
+        self.shards.get(i)
+    }
+
+    /// Runs `f` on the actor's state under its shard's lock, creating the state when
+    /// there is room; drops the state again when `f` leaves it empty.
+    fn with_actor<T>(
+        &self,
+        tenant: &str,
+        actor: &str,
+        playbook: &str,
+        now: i64,
+        f: impl FnOnce(&mut ActorState) -> T,
+    ) -> Result<T, FatigueError> {
+        let shard = self
+            .shard(tenant, actor)
+            .ok_or_else(|| FatigueError("no shard".to_owned()))?;
+        let mut guard = shard.lock();
+        let shard = &mut *guard;
+        // The common case, an actor already tracked: two lookups, no allocation.
+        if let Some(state) = shard
+            .tenants
+            .get_mut(tenant)
+            .and_then(|actors| actors.get_mut(actor))
+        {
+            state.prune_for(playbook, now);
+            let out = f(state);
+            if state.is_empty() {
+                shard.forget(tenant, actor);
+            }
+            return Ok(out);
+        }
+        if !shard.make_room(now, self.max_per_shard) {
+            return Err(FatigueError(format!(
+                "the in-memory fatigue store tracks {} actors, every one inside a limit's window; raise its cap (`fatigue_max_actors`)",
+                self.max_actors
+            )));
+        }
+        let mut state = ActorState::default();
+        let out = f(&mut state);
+        if !state.is_empty() {
+            shard
+                .tenants
+                .entry(tenant.into())
+                .or_default()
+                .insert(actor.into(), state);
+            shard.actors += 1;
+        }
+        Ok(out)
     }
 }
 
 impl FatigueStore for InMemoryFatigue {
     fn check_and_record(&self, req: &FatigueRequest<'_>) -> Result<FatigueVerdict, FatigueError> {
+        // No limit concerns this request: nothing to check, nothing worth keeping.
+        if req.cooldown.is_none() && req.max.is_none() && req.budget.is_none() {
+            return Ok(FatigueVerdict::Allowed(req.actions));
+        }
         let now = req.now.as_millisecond();
-        Ok(self.with_actor(req.tenant_id, req.actor_id, |state| {
-            let keep = req
-                .cooldown
-                .map(Duration::as_millis)
-                .into_iter()
-                .chain(req.max.map(|(_, w)| w.as_millis()))
-                .max()
-                .unwrap_or(0)
-                .max(DEFAULT_RETENTION_MS);
-            if !state.firings.contains_key(req.playbook_id) {
-                state
-                    .firings
-                    .insert(req.playbook_id.to_owned(), VecDeque::new());
-            }
-            let Some(firings) = state.firings.get_mut(req.playbook_id) else {
-                return FatigueVerdict::Allowed(req.actions);
-            };
-            while firings.front().is_some_and(|t| *t <= now - keep)
-                || (req.max.is_none() && firings.len() > KEEP_WITHOUT_MAX)
-            {
-                firings.pop_front();
-            }
+        self.with_actor(req.tenant_id, req.actor_id, req.playbook_id, now, |state| {
             // Firings recorded after `now` (a replay out of order) do not count against it.
-            let past = firings.iter().filter(|t| **t <= now);
-            if let Some(cooldown) = req.cooldown {
-                if past
-                    .clone()
-                    .next_back()
-                    .is_some_and(|last| now < last + cooldown.as_millis())
-                {
-                    return FatigueVerdict::Cooldown;
+            if let Some(firings) = state.firings.get(req.playbook_id) {
+                let past = firings.times.iter().filter(|t| **t <= now);
+                if let Some(cooldown) = req.cooldown {
+                    if past
+                        .clone()
+                        .next_back()
+                        .is_some_and(|last| now < last + cooldown.as_millis())
+                    {
+                        return FatigueVerdict::Cooldown;
+                    }
                 }
-            }
-            if let Some((max, window)) = req.max {
-                let in_window = past.filter(|t| **t > now - window.as_millis()).count();
-                if in_window >= usize::try_from(max).unwrap_or(usize::MAX) {
-                    return FatigueVerdict::Max;
+                if let Some((max, window)) = req.max {
+                    let in_window = past.filter(|t| **t > now - window.as_millis()).count();
+                    if in_window >= usize::try_from(max).unwrap_or(usize::MAX) {
+                        return FatigueVerdict::Max;
+                    }
                 }
-            }
-            let budget_keep = req.budget.map_or(DEFAULT_RETENTION_MS, |(_, w)| {
-                w.as_millis().max(DEFAULT_RETENTION_MS)
-            });
-            while state
-                .actions
-                .front()
-                .is_some_and(|(t, _)| *t <= now - budget_keep)
-                || (req.budget.is_none() && state.actions.len() > KEEP_WITHOUT_BUDGET)
-            {
-                state.actions.pop_front();
             }
             let mut allowed = req.actions;
             if let (Some((max, window)), false) = (req.budget, req.critical) {
@@ -246,9 +447,28 @@ impl FatigueStore for InMemoryFatigue {
                 }
                 allowed = allowed.min(room);
             }
-            state.record(req.playbook_id, now, allowed);
+            if req.cooldown.is_some() || req.max.is_some() {
+                let keep = req
+                    .cooldown
+                    .map(Duration::as_millis)
+                    .into_iter()
+                    .chain(req.max.map(|(_, w)| w.as_millis()))
+                    .max()
+                    .unwrap_or(0);
+                let cap = req
+                    .max
+                    .map_or(1, |(n, _)| usize::try_from(n).unwrap_or(usize::MAX))
+                    .saturating_add(SLACK);
+                state.record_firing(req.playbook_id, now, keep, cap);
+            }
+            if let Some((max, window)) = req.budget {
+                let cap = usize::try_from(max)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(SLACK);
+                state.record_actions(now, allowed, window.as_millis(), cap);
+            }
             FatigueVerdict::Allowed(allowed)
-        }))
+        })
     }
 
     fn record(
@@ -259,10 +479,21 @@ impl FatigueStore for InMemoryFatigue {
         at: Timestamp,
         actions: u32,
     ) -> Result<(), FatigueError> {
-        self.with_actor(tenant_id, actor_id, |state| {
-            state.record(playbook_id, at.as_millisecond(), actions);
-        });
-        Ok(())
+        // History given without its limits: kept as long as any sensible window, both as
+        // firings of the playbook and as actions against a budget.
+        let at = at.as_millisecond();
+        self.with_actor(tenant_id, actor_id, playbook_id, at, |state| {
+            let keep = state
+                .firings
+                .get(playbook_id)
+                .map_or(HISTORY_RETENTION_MS, |f| {
+                    f.keep_ms.max(HISTORY_RETENTION_MS)
+                });
+            state.record_firing(playbook_id, at, keep, SLACK);
+            let budget_keep = state.budget_keep_ms.max(HISTORY_RETENTION_MS);
+            let budget_cap = state.budget_cap.max(SLACK);
+            state.record_actions(at, actions, budget_keep, budget_cap);
+        })
     }
 }
 
@@ -387,6 +618,94 @@ mod tests {
             store.check_and_record(&other).unwrap(),
             FatigueVerdict::Allowed(1)
         );
+    }
+
+    #[test]
+    fn nothing_is_kept_for_requests_no_limit_concerns() {
+        let store = InMemoryFatigue::new();
+        for i in 0..100_000 {
+            let actor = format!("dev-{i}");
+            let r = FatigueRequest {
+                actor_id: &actor,
+                ..req("2026-11-22T10:00:00Z")
+            };
+            assert_eq!(
+                store.check_and_record(&r).unwrap(),
+                FatigueVerdict::Allowed(1)
+            );
+        }
+        assert_eq!(store.tracked_actors(), 0);
+    }
+
+    #[test]
+    fn entries_leave_once_outside_the_window_they_serve() {
+        let store = InMemoryFatigue::new();
+        let cooldown = Some(Duration::parse("1h").unwrap());
+        let r = |actor: &'static str, now| FatigueRequest {
+            actor_id: actor,
+            cooldown,
+            ..req(now)
+        };
+        store
+            .check_and_record(&r("a", "2026-11-22T10:00:00Z"))
+            .unwrap();
+        store
+            .check_and_record(&r("b", "2026-11-22T10:30:00Z"))
+            .unwrap();
+        assert_eq!(store.tracked_actors(), 2);
+        // An hour later `a`'s firing serves no window any more: asking drops it.
+        store
+            .check_and_record(&r("a", "2026-11-22T11:00:00Z"))
+            .unwrap();
+        assert_eq!(store.tracked_actors(), 2);
+        let no_limits = FatigueRequest {
+            actor_id: "b",
+            ..req("2026-11-22T11:30:00Z")
+        };
+        store.check_and_record(&no_limits).unwrap();
+        // `b` is untouched by a request without limits, and kept until touched again.
+        assert_eq!(store.tracked_actors(), 2);
+    }
+
+    #[test]
+    fn the_store_is_capped_and_never_evicts_a_live_entry() {
+        let store = InMemoryFatigue::with_max_actors(64 * 4);
+        let max = Some((1, Duration::parse("1d").unwrap()));
+        let at = |actor: &str, now: &str| {
+            let r = FatigueRequest {
+                actor_id: actor,
+                max,
+                ..req("2026-11-22T10:00:00Z")
+            };
+            store.check_and_record(&FatigueRequest { now: at(now), ..r })
+        };
+        assert_eq!(
+            at("first", "2026-11-22T10:00:00Z").unwrap(),
+            FatigueVerdict::Allowed(1)
+        );
+        let mut refused = 0;
+        for i in 0..10_000 {
+            if at(&format!("dev-{i}"), "2026-11-22T10:00:00Z").is_err() {
+                refused += 1;
+            }
+        }
+        assert!(
+            store.tracked_actors() <= 64 * 4,
+            "{}",
+            store.tracked_actors()
+        );
+        assert!(refused >= 10_000 - 64 * 4, "{refused}");
+        // The first actor's firing is still inside its window: still limited.
+        assert_eq!(
+            at("first", "2026-11-22T12:00:00Z").unwrap(),
+            FatigueVerdict::Max
+        );
+        // A day later every entry has expired and makes room.
+        assert_eq!(
+            at("newcomer", "2026-11-23T10:00:01Z").unwrap(),
+            FatigueVerdict::Allowed(1)
+        );
+        assert!(store.tracked_actors() <= 64 * 4);
     }
 
     #[test]

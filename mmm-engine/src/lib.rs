@@ -20,6 +20,7 @@ mod ids;
 pub mod lint;
 mod minimise;
 mod model;
+pub mod number;
 pub mod observe;
 pub mod outbox;
 pub mod outcome;
@@ -31,6 +32,7 @@ mod registry;
 pub mod schema;
 mod signal;
 mod template;
+mod text;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compose::fingerprint;
@@ -43,15 +45,19 @@ pub use decision::{
 pub use duration::Duration;
 pub use engine::{DecideOptions, Engine, EngineBuilder, EngineConfig};
 pub use error::{
-    codes, ContextError, DecideError, Diagnostic, ErrorInfo, LoadError, Severity, SignalError,
+    clean_message, codes, ContextError, DecideError, Diagnostic, ErrorInfo, LoadError, Quoted,
+    Severity, SignalError, QUOTED_MAX_CHARS,
 };
-pub use fatigue::{FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue};
+pub use fatigue::{
+    FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue,
+    DEFAULT_FATIGUE_MAX_ACTORS,
+};
 pub use minimise::{DenyList, DEFAULT_DENY_KEYS};
 pub use model::{ActionType, ActorType, PlaybookRef, Status, Surface};
 pub use plan::{FatigueSpec, Plan, SourceRef};
 pub use ports::{BreakerConfig, BreakerState, PortError, PortName, PortTimeouts};
 pub use registry::{check_paths, PlaybookSet};
-pub use signal::{Repo, Signal, DEFAULT_MAX_PAYLOAD_BYTES};
+pub use signal::{parse_timestamp, Repo, Signal, DEFAULT_MAX_PAYLOAD_BYTES};
 
 /// The engine's version, as recorded in receipts.
 pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -162,6 +162,17 @@ pub fn check_text(text: &str, role: TextRole) -> Vec<Finding> {
             message: format!("`{phrase}`: no countdowns"),
         });
     }
+    // Checked on the original text: lower-casing keeps these characters where they are.
+    if let Some((offset, c)) = crate::text::first_hidden(text) {
+        findings.push(Finding {
+            offset,
+            rule: "invisible-character",
+            message: format!(
+                "{} is invisible or reorders the text around it; every surface shows it as `\u{FFFD}`",
+                crate::error::Quoted(c.encode_utf8(&mut [0; 4]))
+            ),
+        });
+    }
     findings.sort_by_key(|f| f.offset);
     findings
 }
@@ -220,6 +231,20 @@ mod tests {
             TextRole::Mirror
         )
         .is_empty());
+    }
+
+    #[test]
+    fn invisible_and_reordering_characters_are_flagged() {
+        let findings = check_text("Branch main\u{202E} is ready", TextRole::Mirror);
+        assert_eq!(findings.len(), 1);
+        let f = &findings[0];
+        assert_eq!((f.rule, f.offset), ("invisible-character", 11));
+        assert!(
+            f.message.starts_with("`\\u{202e}` is invisible"),
+            "{}",
+            f.message
+        );
+        assert!(check_text("Line one\nline two 👩‍💻", TextRole::Mirror).is_empty());
     }
 
     #[test]

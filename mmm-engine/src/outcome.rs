@@ -78,8 +78,8 @@ impl Outcome {
     pub fn from_json(value: &Value) -> Result<(Outcome, Timestamp), OutcomeError> {
         let outcome: Outcome =
             serde_path_to_error::deserialize(value).map_err(|e| OutcomeError {
-                field: e.path().to_string(),
-                message: e.inner().to_string(),
+                field: crate::error::field_name(&e.path().to_string()),
+                message: crate::error::clean_message(&e.inner().to_string()),
             })?;
         let err = |field: &str, message: &str| OutcomeError {
             field: field.into(),

@@ -327,8 +327,8 @@ impl ReceiptSigner {
 pub fn verify_receipt(envelope: &Envelope, key: &VerifyingKey) -> Result<Value, ReceiptError> {
     if envelope.payload_type != PAYLOAD_TYPE {
         return Err(ReceiptError::Malformed(format!(
-            "payloadType is `{}`, expected `{PAYLOAD_TYPE}`",
-            envelope.payload_type
+            "payloadType is {}, expected `{PAYLOAD_TYPE}`",
+            crate::error::Quoted(&envelope.payload_type)
         )));
     }
     let bytes = decode_base64(&envelope.payload)
@@ -497,13 +497,15 @@ impl<'k> ChainVerifier<'k> {
         } else {
             if self.from_start && seq != 1 {
                 return Err(ReceiptError::Chain(format!(
-                    "chain `{id}` begins at seq {seq}, not 1: its first receipts are missing"
+                    "chain {} begins at seq {seq}, not 1: its first receipts are missing",
+                    crate::error::Quoted(id)
                 )));
             }
             if self.tips.len() >= self.max_chains {
                 return Err(ReceiptError::Chain(format!(
-                    "more than {} chains; refusing to track chain `{id}`",
-                    self.max_chains
+                    "more than {} chains; refusing to track chain {}",
+                    self.max_chains,
+                    crate::error::Quoted(id)
                 )));
             }
             self.order.push(id.to_owned());

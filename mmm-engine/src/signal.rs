@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::error::SignalError;
+use crate::error::{Quoted, SignalError};
 use crate::model::{ActorType, Surface};
 
 /// The largest payload accepted by default, serialized: 64 KiB.
@@ -105,13 +105,140 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
     }
 }
 
-/// Parses an RFC 3339 timestamp (a `Z` or numeric offset is required).
-pub(crate) fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
-    text.parse::<Timestamp>().map_err(|_| {
+/// Parses a timestamp: exactly RFC 3339 §5.6 `date-time`, the one parser for every
+/// timestamp the engine reads (signals, contexts, outcomes, `now` in every binding and the
+/// CLI), so that the same text gives the same instant everywhere.
+///
+/// Accepted: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, with `T`/`t` between date and time
+/// (not a space), `Z`/`z` or an offset of at most `23:59`, a fraction of any length
+/// (digits past the ninth are dropped: truncated to nanoseconds, never rounded up into the
+/// next second), and second `60` only where a leap second can be — at 23:59 UTC on the
+/// last day of a month — read as the last nanosecond of that minute. Instants after
+/// jiff's range (the last 26 hours of year 9999) are read as [`Timestamp::MAX`].
+///
+/// # Errors
+/// A message showing the text (quoted, cut and escaped) and the expected form.
+///
+/// ```
+/// use mmm_engine::parse_timestamp;
+/// assert_eq!(
+///     parse_timestamp("2026-11-22t11:00:00.1234567891+01:00").unwrap().to_string(),
+///     "2026-11-22T10:00:00.123456789Z"
+/// );
+/// assert!(parse_timestamp("2026-11-22 10:00:00Z").is_err());
+/// assert!(parse_timestamp("2026-11-22T10:00:00+25:00").is_err());
+/// ```
+pub fn parse_timestamp(text: &str) -> Result<Timestamp, String> {
+    rfc3339(text).ok_or_else(|| {
         format!(
-            "`{text}` is not an RFC 3339 timestamp with an offset (e.g. `2026-11-22T10:00:00Z`)"
+            "{} is not an RFC 3339 timestamp with an offset (e.g. `2026-11-22T10:00:00Z`)",
+            crate::error::Quoted(text)
         )
     })
+}
+
+/// The digits `bytes[range]` as a number; `None` unless all are ASCII digits.
+fn digits(bytes: &[u8], range: std::ops::Range<usize>) -> Option<i32> {
+    let part = bytes.get(range)?;
+    part.iter().try_fold(0i32, |n, b| {
+        b.is_ascii_digit().then(|| n * 10 + i32::from(b - b'0'))
+    })
+}
+
+fn rfc3339(text: &str) -> Option<Timestamp> {
+    use jiff::civil::{Date, Time};
+    use jiff::tz::Offset;
+
+    let b = text.as_bytes();
+    let at = |i: usize, allowed: &[u8]| b.get(i).is_some_and(|c| allowed.contains(c));
+    let year = digits(b, 0..4)?;
+    let month = digits(b, 5..7)?;
+    let day = digits(b, 8..10)?;
+    let hour = digits(b, 11..13)?;
+    let minute = digits(b, 14..16)?;
+    let second = digits(b, 17..19)?;
+    if !(at(4, b"-") && at(7, b"-") && at(10, b"Tt") && at(13, b":") && at(16, b":")) {
+        return None;
+    }
+    let mut i = 19;
+    let mut nanos = 0i32;
+    if at(i, b".") {
+        i += 1;
+        let start = i;
+        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+            if i - start < 9 {
+                nanos = nanos * 10 + i32::from(d - b'0');
+            }
+            i += 1;
+        }
+        let len = i - start;
+        if len == 0 {
+            return None;
+        }
+        for _ in len..9 {
+            nanos *= 10;
+        }
+    }
+    let offset_seconds = if at(i, b"Zz") {
+        i += 1;
+        0
+    } else if at(i, b"+-") {
+        let sign = if at(i, b"-") { -1 } else { 1 };
+        let h = digits(b, i + 1..i + 3)?;
+        let m = digits(b, i + 4..i + 6)?;
+        if !at(i + 3, b":") || h > 23 || m > 59 {
+            return None;
+        }
+        i += 6;
+        sign * (h * 3600 + m * 60)
+    } else {
+        return None;
+    };
+    if i != b.len() || !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let leap = second == 60;
+    let date = Date::new(
+        i16::try_from(year).ok()?,
+        i8::try_from(month).ok()?,
+        i8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let time = if leap {
+        Time::new(
+            i8::try_from(hour).ok()?,
+            i8::try_from(minute).ok()?,
+            59,
+            999_999_999,
+        )
+    } else {
+        Time::new(
+            i8::try_from(hour).ok()?,
+            i8::try_from(minute).ok()?,
+            i8::try_from(second).ok()?,
+            nanos,
+        )
+    }
+    .ok()?;
+    let local = date.to_datetime(time);
+    let offset = Offset::from_seconds(offset_seconds).ok()?;
+    // The UTC wall clock, to place a leap second; `None` only past year 9999.
+    let utc = local
+        .checked_sub(jiff::SignedDuration::from_secs(i64::from(offset_seconds)))
+        .ok();
+    if leap
+        && utc.is_some_and(|u| {
+            u.hour() != 23 || u.minute() != 59 || u.day() != u.date().days_in_month()
+        })
+    {
+        return None;
+    }
+    match offset.to_timestamp(local) {
+        Ok(t) => Some(t),
+        // Past jiff's last instant, which lies 26 hours before the end of year 9999.
+        Err(_) if year == 9999 => Some(Timestamp::MAX),
+        Err(_) => None,
+    }
 }
 
 impl Signal {
@@ -191,7 +318,7 @@ impl Signal {
         if !is_tenant_id(tenant_id) {
             return Err(SignalError::new(
                 "tenant_id",
-                format!("`{tenant_id}` must match [A-Za-z0-9._-]{{1,64}}"),
+                format!("{} must match [A-Za-z0-9._-]{{1,64}}", Quoted(tenant_id)),
             ));
         }
 
@@ -206,7 +333,7 @@ impl Signal {
             Some(text) => ActorType::parse(text).ok_or_else(|| {
                 SignalError::new(
                     "actor_type",
-                    format!("`{text}` must be {}", ActorType::expected()),
+                    format!("{} must be {}", Quoted(text), ActorType::expected()),
                 )
             })?,
         };
@@ -215,7 +342,10 @@ impl Signal {
         if !is_kind(kind) {
             return Err(SignalError::new(
                 "kind",
-                format!("`{kind}` must be lower-case and dotted, like `pr.opened`"),
+                format!(
+                    "{} must be lower-case and dotted, like `pr.opened`",
+                    Quoted(kind)
+                ),
             ));
         }
 
@@ -230,7 +360,7 @@ impl Signal {
             Some(text) => Some(Surface::parse(text).ok_or_else(|| {
                 SignalError::new(
                     "surface",
-                    format!("`{text}` must be {}", Surface::expected()),
+                    format!("{} must be {}", Quoted(text), Surface::expected()),
                 )
             })?),
         };
@@ -273,7 +403,11 @@ impl Signal {
                         ),
                     ));
                 }
-                payload.clone()
+                let mut payload = payload.clone();
+                payload
+                    .values_mut()
+                    .for_each(crate::number::normalise_negative_zero);
+                payload
             }
             Some(other) => {
                 return Err(SignalError::new(
@@ -431,6 +565,115 @@ mod tests {
             e.message
         );
         assert!(Signal::from_json(&v, 100_000).is_ok());
+    }
+
+    #[test]
+    fn rfc3339_date_times_are_read_exactly() {
+        let valid = [
+            ("2026-11-22T10:00:00Z", "2026-11-22T10:00:00Z"),
+            ("2026-11-22t10:00:00z", "2026-11-22T10:00:00Z"),
+            ("2026-11-22T11:30:00+01:30", "2026-11-22T10:00:00Z"),
+            ("2026-11-22T10:00:00-00:00", "2026-11-22T10:00:00Z"),
+            ("2026-11-22T10:00:00+23:59", "2026-11-21T10:01:00Z"),
+            ("2026-11-22T10:00:00.5Z", "2026-11-22T10:00:00.5Z"),
+            (
+                "2026-11-22T10:00:00.123456789Z",
+                "2026-11-22T10:00:00.123456789Z",
+            ),
+            // Digits past the ninth are dropped, never rounded up into the next second.
+            (
+                "2026-11-22T10:00:00.9999999999999Z",
+                "2026-11-22T10:00:00.999999999Z",
+            ),
+            ("2024-02-29T00:00:00Z", "2024-02-29T00:00:00Z"),
+            ("0000-01-01T00:00:00Z", "0000-01-01T00:00:00Z"),
+            // Leap seconds: at 23:59 UTC on the last day of a month, in any offset.
+            ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59.999999999Z"),
+            ("2015-06-30T23:59:60.5Z", "2015-06-30T23:59:59.999999999Z"),
+            (
+                "2017-01-01T00:59:60+01:00",
+                "2016-12-31T23:59:59.999999999Z",
+            ),
+            // Past jiff's last instant: read as that instant.
+            ("9999-12-31T23:59:59Z", "9999-12-30T22:00:00.999999999Z"),
+            (
+                "9999-12-31T23:59:59.999999999-23:59",
+                "9999-12-30T22:00:00.999999999Z",
+            ),
+        ];
+        for (text, want) in valid {
+            let got = parse_timestamp(text).map(|t| t.to_string());
+            assert_eq!(got.as_deref(), Ok(want), "{text}");
+        }
+        let invalid = [
+            "",
+            "yesterday",
+            "2026-11-22",
+            "2026-11-22T10:00:00",       // no offset
+            "2026-11-22 10:00:00Z",      // a space for `T`
+            "2026-11-22T10:00Z",         // no seconds
+            "2026-11-22T10:00:00+25:00", // offset hour over 23
+            "2026-11-22T10:00:00+01:60", // offset minute over 59
+            "2026-11-22T10:00:00+0100",  // offset without a colon
+            "2026-11-22T10:00:00+01",    // offset without minutes
+            "2026-11-22T10:00:00+05:30:10",
+            "2026-11-22T10:00:00.Z",   // a dot without digits
+            "2026-11-22T10:00:00,5Z",  // a comma for the dot
+            "20261122T100000Z",        // the basic format
+            "+002026-11-22T10:00:00Z", // an expanded year
+            "2026-11-22T10:00:00Z[Europe/Berlin]",
+            "2026-02-30T10:00:00Z",
+            "2025-02-29T10:00:00Z",
+            "2026-13-01T10:00:00Z",
+            "2026-11-22T24:00:00Z",
+            "2026-11-22T10:60:00Z",
+            "2026-11-22T10:00:61Z",
+            "2026-11-22T10:00:60Z", // a leap second not at 23:59 UTC
+            "2026-11-22T23:59:60Z", // not the last day of a month
+            "2026-11-22T10:00:00Z ",
+            " 2026-11-22T10:00:00Z",
+            "２０２６-11-22T10:00:00Z", // full-width digits
+            "2026-11-22T10:00:00\u{202E}Z",
+        ];
+        for text in invalid {
+            let e = parse_timestamp(text).unwrap_err();
+            assert!(
+                e.ends_with(
+                    "is not an RFC 3339 timestamp with an offset (e.g. `2026-11-22T10:00:00Z`)"
+                ),
+                "{text}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_huge_timestamp_is_refused_with_a_short_message() {
+        let text = format!("2026-11-22T10:00:00.{}Z\u{1b}[31m", "1".repeat(10 << 20));
+        let e = err(json!({"occurred_at": text}));
+        assert_eq!(e.field, "occurred_at");
+        assert!(
+            e.message.len() < 300 && e.message.contains("characters)"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn error_messages_quote_user_values_escaped_and_cut() {
+        let e = err(json!({"kind": "evil\u{1b}[31m\u{202E}kind"}));
+        assert_eq!(e.field, "kind");
+        assert!(
+            e.message
+                .starts_with("`evil\\u{1b}[31m\\u{202e}kind` must be"),
+            "{}",
+            e.message
+        );
+        let e = err(json!({"tenant_id": "t".repeat(10 << 20)}));
+        assert!(e.message.len() < 200, "{}", e.message);
+        assert!(e.message.contains(&format!("({} characters)", 10 << 20)));
+        // A user's key used as a field name is escaped and cut too.
+        let e = err(json!({format!("x\u{1b}{}", "k".repeat(1000)): 1}));
+        assert!(e.field.starts_with("x\\u{1b}kkk") && e.field.chars().count() < 220);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use crate::env::{Env, Found, Path, Root, Seg};
+use crate::text::{self, Fate};
 
 /// A precompiled template.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,8 +32,9 @@ pub(crate) struct TemplateError {
 /// How values are escaped for the surface they are rendered to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
-    /// Plain text (IDE, alerts, the `text` field): line breaks and control characters in
-    /// values become spaces so a value cannot reshape the message.
+    /// Plain text (IDE, alerts, the `title` and `text` fields): line breaks and control
+    /// characters in values become spaces so a value cannot reshape the message, and
+    /// invisible or reordering characters become U+FFFD (see [`crate::text`]).
     Plain,
     /// Markdown (pull-request comments, CI summaries, chat): additionally, Markdown and HTML
     /// syntax, `@` mentions and autolinks in values are neutralised.
@@ -81,7 +83,7 @@ impl Template {
         while let Some(open) = rest.find("{{") {
             let (before, after_open) = rest.split_at(open);
             if !before.is_empty() {
-                parts.push(Part::Text(before.to_owned()));
+                parts.push(Part::Text(authored(before)));
             }
             let inner_start = offset + open + 2;
             let after_open = after_open.get(2..).unwrap_or("");
@@ -103,7 +105,7 @@ impl Template {
             offset = inner_start + close + 2;
         }
         if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_owned()));
+            parts.push(Part::Text(authored(rest)));
         }
         Ok(Template {
             parts,
@@ -132,6 +134,17 @@ impl Template {
     }
 }
 
+/// A playbook's own text as every surface shows it: its line breaks kept, and invisible
+/// or reordering characters replaced as in values (the lint warns about them too).
+fn authored(text: &str) -> String {
+    if text::first_hidden(text).is_none() {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    text::neutralise(text, false, |c| out.push(c));
+    out
+}
+
 /// How a JSON value reads inside text; `None` for null (a hole, not a value).
 fn display(value: &Value) -> Option<String> {
     match value {
@@ -150,13 +163,30 @@ fn display(value: &Value) -> Option<String> {
     }
 }
 
-/// Appends `value` to `out`, escaped for `format`.
+/// Appends `value` to `out`, escaped for `format`: on every surface, line breaks and
+/// controls become spaces and each run of invisible or reordering characters becomes one
+/// U+FFFD; on Markdown surfaces, Markdown and HTML syntax is escaped too.
 pub(crate) fn escape_into(out: &mut String, value: &str, format: Format) {
     let mut chars = value.chars().peekable();
+    let mut prev = None;
+    let mut in_run = false;
     while let Some(c) = chars.next() {
-        if c.is_control() {
-            out.push(' ');
-            continue;
+        let fate = text::fate(prev, c, chars.peek().copied());
+        prev = Some(c);
+        match fate {
+            Fate::Keep => in_run = false,
+            Fate::Space => {
+                in_run = false;
+                out.push(' ');
+                continue;
+            }
+            Fate::Replace => {
+                if !in_run {
+                    out.push(text::REPLACEMENT);
+                }
+                in_run = true;
+                continue;
+            }
         }
         if format == Format::Plain {
             out.push(c);
@@ -269,6 +299,33 @@ mod tests {
         let mut out = String::new();
         escape_into(&mut out, s, Format::Plain);
         assert_eq!(out, "a b c");
+    }
+
+    #[test]
+    fn hidden_characters_are_neutralised_on_every_format() {
+        let hostile = "feat/\u{202E}txt.exe\u{2066}x\u{2069} ma\u{200B}in\u{E0041}\u{2028}end";
+        for format in [Format::Plain, Format::Markdown] {
+            let mut out = String::new();
+            escape_into(&mut out, hostile, format);
+            assert!(
+                !out.chars().any(|c| text::is_hidden(c) || text::is_break(c)),
+                "{format:?}: {out:?}"
+            );
+            assert_eq!(out.matches('\u{FFFD}').count(), 5, "{format:?}: {out:?}");
+        }
+        let mut out = String::new();
+        escape_into(&mut out, "Café 漢字 👩‍💻 ❤️", Format::Markdown);
+        assert_eq!(out, "Café 漢字 👩‍💻 ❤️");
+    }
+
+    #[test]
+    fn a_playbooks_own_hidden_characters_are_replaced_but_its_lines_kept() {
+        let t = Template::parse("Line\u{202E}one\n{{ signal.kind }}\u{200B}").unwrap();
+        assert_eq!(
+            t.parts.first(),
+            Some(&Part::Text("Line\u{FFFD}one\n".to_owned()))
+        );
+        assert_eq!(t.parts.last(), Some(&Part::Text("\u{FFFD}".to_owned())));
     }
 
     #[test]

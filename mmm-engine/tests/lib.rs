@@ -15,5 +15,6 @@ mod experiments;
 mod external_vectors;
 mod fatigue;
 mod hostile;
+mod hostile_inputs;
 mod loading;
 mod vectors;

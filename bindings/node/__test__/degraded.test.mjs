@@ -134,7 +134,8 @@ for (const [mode, decide] of Object.entries(modes)) {
         now: NOW,
       })
       assert.deepEqual(d.degraded, ['ubi_unavailable'])
-      const bigint = { recent: () => [{ kind: 'ci.failed', occurred_at: NOW, payload: { n: 1n } }] }
+      // A number the engine refuses (NaN, a BigInt beyond 64 bits) is an answer in the wrong shape.
+      const bigint = { recent: () => [{ kind: 'ci.failed', occurred_at: NOW, payload: { n: 2n ** 64n, m: NaN } }] }
       const d2 = await decide(mmm.Engine.fromYaml(THREE, { signals: bigint }), signal({ kind: 'ci.failed' }), null, {
         now: NOW,
       })

@@ -71,8 +71,12 @@ test('signal and context errors name the field', () => {
     [caught(() => engine.decide(cyclic)).code, caught(() => engine.decide(cyclic)).field],
     ['SIGNAL_INVALID', 'signal'],
   )
-  assert.equal(caught(() => engine.decide(signal({ payload: { n: 10n } }))).code, 'SIGNAL_INVALID')
-  assert.equal(caught(() => engine.decide(signal(), { tenant: { big: 1n } })).code, 'CONTEXT_INVALID')
+  // A BigInt is exact within 64 bits and refused beyond, naming its path.
+  engine.decide(signal({ payload: { n: 10n } }), null, { now: NOW })
+  const big = caught(() => engine.decide(signal({ payload: { n: 2n ** 64n } })))
+  assert.deepEqual([big.code, big.field], ['SIGNAL_INVALID', 'payload.n'])
+  const bigCtx = caught(() => engine.decide(signal(), { tenant: { big: 2n ** 64n } }))
+  assert.deepEqual([bigCtx.code, bigCtx.field], ['CONTEXT_INVALID', 'tenant.big'])
   assert.equal(caught(() => engine.decide('not a signal')).code, 'SIGNAL_INVALID')
   assert.equal(caught(() => engine.decide(signal({ kind: 'Not Dotted' }))).field, 'kind')
 })

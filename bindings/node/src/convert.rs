@@ -2,12 +2,20 @@
 //! and comes back through `JSON.parse` (decisions through their own builder, see
 //! `decision.rs`), so the binding sees exactly what a JSON API would:
 //! `undefined` properties are dropped, a `Date` becomes its ISO string, `toJSON` is
-//! honoured, and a cycle or a `BigInt` is an error rather than a crash. Both directions
-//! run in V8's own JSON code, which is faster than walking objects property by property
-//! through N-API.
+//! honoured, and a cycle is an error rather than a crash. Both directions run in V8's own
+//! JSON code, which is faster than walking objects property by property through N-API.
+//!
+//! Numbers follow the engine's rules (`mmm_engine::number`), which `JSON.stringify` alone
+//! would break: NaN and infinities (which it turns into `null`) and integral numbers
+//! beyond the safe integers (already rounded, perhaps) are refused naming their path; a
+//! `BigInt` (which it cannot print) is exact and accepted up to 64 bits; `-0` prints as `0`,
+//! as everywhere. The fast path is one plain `stringify`; only output that could hide
+//! such a number (a `null`, an exponent, a long run of digits) or a `stringify` that
+//! threw is checked again by a replacer that knows each value's path.
 
 use std::time::Duration;
 
+use mmm_engine::number::{refused, NumberIssue};
 use napi::bindgen_prelude::{Buffer, FromNapiValue, Function, JsObjectValue, Object, Unknown};
 use napi::{Env, JsValue, ValueType};
 use serde::Serialize;
@@ -44,11 +52,169 @@ pub fn stringify(env: &Env, value: Unknown<'_>) -> Result<Option<String>, String
     run().map_err(|e| e.reason)
 }
 
+/// A value the engine does not accept: where (a JSON path, `""` for the value itself)
+/// and why.
+#[derive(Debug)]
+pub struct Refused {
+    /// The JSON path, e.g. `payload.x` or `items[3]`.
+    pub path: String,
+    /// Why, in the engine's words.
+    pub message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "`{}`: {}", self.path, self.message)
+        }
+    }
+}
+
+impl Refused {
+    fn unreadable(why: impl std::fmt::Display) -> Refused {
+        Refused {
+            path: String::new(),
+            message: format!(
+                "cannot be read as JSON: {}",
+                mmm_engine::Quoted(&why.to_string())
+            ),
+        }
+    }
+}
+
+/// `JSON.stringify` with a replacer that applies the number rules: returns `[text]`,
+/// `[null, path, issue, literal]` for a refused number, or `[text, bigints]` where each
+/// BigInt became the string `marker + digits`.
+const CHECKED_STRINGIFY: &str = r#"(function (value, marker) {
+  const paths = new Map();
+  let problem = null;
+  let bigints = 0;
+  const text = JSON.stringify(value, function (key, v) {
+    if (problem !== null) return undefined;
+    const parent = paths.get(this);
+    const path = parent === undefined ? '' : Array.isArray(this) ? parent + '[' + key + ']'
+      : parent === '' ? key : parent + '.' + key;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) problem = [path, 'not_finite', String(v)];
+      else if (Number.isInteger(v) && !Number.isSafeInteger(v)) problem = [path, 'unsafe', String(v)];
+      return v;
+    }
+    if (typeof v === 'bigint') {
+      if (v < -(2n ** 63n) || v > 2n ** 64n - 1n) { problem = [path, 'too_large', v.toString()]; return undefined; }
+      bigints += 1;
+      return marker + v.toString();
+    }
+    if (v !== null && typeof v === 'object') paths.set(v, path);
+    return v;
+  });
+  if (problem !== null) return [null, problem[0], problem[1], problem[2]];
+  return [text === undefined ? null : text, bigints];
+})"#;
+
+/// Whether plain `stringify` output could hide a number the rules refuse: NaN and
+/// infinities print as `null`, large numbers as long digit runs or with an exponent.
+fn suspicious(text: &str) -> bool {
+    if text.contains("null") || text.contains("e+") {
+        return true;
+    }
+    let mut run = 0;
+    for b in text.bytes() {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        if run >= 16 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Replaces every string `marker + digits` with that integer.
+fn restore_bigints(value: &mut Value, marker: &str) {
+    match value {
+        Value::String(s) => {
+            if let Some(digits) = s.strip_prefix(marker) {
+                let n = digits
+                    .parse::<i64>()
+                    .map(serde_json::Number::from)
+                    .or_else(|_| digits.parse::<u64>().map(serde_json::Number::from));
+                if let Ok(n) = n {
+                    *value = Value::Number(n);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| restore_bigints(v, marker)),
+        Value::Object(map) => map.values_mut().for_each(|v| restore_bigints(v, marker)),
+        _ => {}
+    }
+}
+
+/// The slow path: `stringify` again with the replacer that knows paths.
+fn checked_slow(env: &Env, value: Unknown<'_>) -> Result<Option<String>, Refused> {
+    use std::hash::{BuildHasher, Hasher};
+    // A marker no caller can guess, so no string of theirs is read as a BigInt.
+    let nonce = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let marker = format!("\u{0}mmm-bigint-{nonce:016x}:");
+    let run = || -> napi::Result<napi::bindgen_prelude::Array<'_>> {
+        let check: Function<
+            '_,
+            napi::bindgen_prelude::FnArgs<(Unknown<'_>, String)>,
+            napi::bindgen_prelude::Array<'_>,
+        > = env.run_script(CHECKED_STRINGIFY)?;
+        check.call((value, marker.clone()).into())
+    };
+    let result = run().map_err(|e| Refused::unreadable(&e.reason))?;
+    let text: Option<String> = result
+        .get(0)
+        .map_err(|e| Refused::unreadable(&e.reason))?
+        .flatten();
+    let Some(text) = text else {
+        let part = |i| -> String { result.get::<String>(i).ok().flatten().unwrap_or_default() };
+        let (path, issue, literal) = (part(1), part(2), part(3));
+        if issue.is_empty() {
+            // `undefined` or a function at the top: JSON `null`.
+            return Ok(None);
+        }
+        let issue = match issue.as_str() {
+            "not_finite" => NumberIssue::NotFinite,
+            "too_large" => NumberIssue::TooLarge,
+            _ => NumberIssue::UnsafeInteger,
+        };
+        return Err(Refused {
+            path,
+            message: refused(issue, &literal),
+        });
+    };
+    let bigints: u32 = result.get(1).ok().flatten().unwrap_or(0);
+    if bigints == 0 {
+        return Ok(Some(text));
+    }
+    let mut parsed: Value = serde_json::from_str(&text).map_err(Refused::unreadable)?;
+    restore_bigints(&mut parsed, &marker);
+    serde_json::to_string(&parsed)
+        .map(Some)
+        .map_err(Refused::unreadable)
+}
+
+/// A JavaScript value as JSON text under the engine's number rules; `None` for what JSON
+/// cannot express at the top level (`undefined`, a function).
+pub fn checked_text(env: &Env, value: Unknown<'_>) -> Result<Option<String>, Refused> {
+    match stringify(env, value) {
+        Ok(Some(text)) if !suspicious(&text) => Ok(Some(text)),
+        Ok(None) => Ok(None),
+        // A `null` that was NaN, a number past 2^53, a BigInt (stringify throws) or a
+        // cycle (the replacer's stringify throws again, with the reason).
+        Ok(Some(_)) | Err(_) => checked_slow(env, value),
+    }
+}
+
 /// A JavaScript value as the engine's JSON; `undefined` and `null` are JSON `null`.
-pub fn from_js(env: &Env, value: Unknown<'_>) -> Result<Value, String> {
-    match stringify(env, value)? {
+pub fn from_js(env: &Env, value: Unknown<'_>) -> Result<Value, Refused> {
+    match checked_text(env, value)? {
         None => Ok(Value::Null),
-        Some(text) => serde_json::from_str(&text).map_err(|e| e.to_string()),
+        Some(text) => serde_json::from_str(&text).map_err(Refused::unreadable),
     }
 }
 
@@ -78,12 +244,9 @@ pub fn now_from(env: &Env, value: Unknown<'_>) -> napi::Result<Option<jiff::Time
         ValueType::Undefined | ValueType::Null => Ok(None),
         ValueType::String => {
             let text = String::from_unknown(value)?;
-            text.parse::<jiff::Timestamp>().map(Some).map_err(|_| {
-                arg_value(
-                    env,
-                    format!("`now` `{text}` is not an RFC 3339 timestamp with an offset"),
-                )
-            })
+            mmm_engine::parse_timestamp(&text)
+                .map(Some)
+                .map_err(|e| arg_value(env, format!("`now`: {e}")))
         }
         ValueType::Object if value.is_date()? => {
             let ms = value.coerce_to_number()?.get_double()?;

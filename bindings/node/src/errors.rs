@@ -31,15 +31,6 @@ pub enum EngineError {
     Approval(CoreApprovalError),
     /// A change could not be audited.
     Audit(AuditError),
-    /// A signal or context that cannot be read as JSON at all (a cycle, a `BigInt`).
-    Unreadable {
-        /// `SIGNAL_INVALID` or `CONTEXT_INVALID`.
-        code: &'static str,
-        /// `signal` or `context`.
-        field: &'static str,
-        /// Why.
-        message: String,
-    },
     /// An argument of the wrong type (`TypeError`).
     ArgType(String),
     /// An argument of the right type with a value that is not allowed (`RangeError`).
@@ -72,20 +63,6 @@ impl EngineError {
                 "AuditFailedError",
                 ErrorInfo::new(codes::AUDIT_FAILED, e.to_string()),
             ),
-            EngineError::Unreadable {
-                code,
-                field,
-                message,
-            } => {
-                let name = if *code == codes::CONTEXT_INVALID {
-                    "ContextError"
-                } else {
-                    "SignalError"
-                };
-                let mut info = ErrorInfo::new(code, message.clone());
-                info.field = Some((*field).to_owned());
-                (name, info)
-            }
             EngineError::ArgType(m) => ("TypeError", ErrorInfo::new(INVALID_ARG_TYPE, m.clone())),
             EngineError::ArgValue(m) => {
                 ("RangeError", ErrorInfo::new(INVALID_ARG_VALUE, m.clone()))

@@ -17,8 +17,7 @@ use std::time::Duration;
 use mmm_engine::experiment::ExperimentStatus;
 use mmm_engine::receipt::{public_key_from_bytes, signing_key_from_bytes, Envelope};
 use mmm_engine::{
-    codes, DecideOptions, Decision, Engine as Core, EngineBuilder, EngineConfig, PlaybookSet,
-    PortName,
+    DecideOptions, Decision, Engine as Core, EngineBuilder, EngineConfig, PlaybookSet, PortName,
 };
 use napi::bindgen_prelude::{FromNapiValue, FunctionRef, JsObjectValue, Object, Unknown};
 use napi::{Env, JsValue, ValueType};
@@ -82,20 +81,22 @@ fn string_arg(env: &Env, value: Unknown<'_>, name: &str) -> napi::Result<String>
     }
 }
 
-/// A signal or context argument as JSON; what JSON cannot express is an input error.
-fn input(env: &Env, value: Unknown<'_>, field: &'static str) -> napi::Result<Value> {
-    let code = if field == "context" {
-        codes::CONTEXT_INVALID
-    } else {
-        codes::SIGNAL_INVALID
-    };
-    from_js(env, value).map_err(|message| {
-        EngineError::Unreadable {
-            code,
-            field,
-            message: format!("{field} cannot be read as JSON: {message}"),
-        }
-        .into_napi(env)
+/// A signal or context argument as JSON; what JSON cannot express, or a number the
+/// engine refuses, is a `SignalError` or `ContextError` naming its JSON path, worded as
+/// the core and the Python binding word it.
+fn input(env: &Env, value: Unknown<'_>, root: &'static str) -> napi::Result<Value> {
+    from_js(env, value).map_err(|e| {
+        let field = if e.path.is_empty() {
+            root.to_owned()
+        } else {
+            e.path
+        };
+        let error = if root == "context" {
+            mmm_engine::DecideError::Context(mmm_engine::ContextError::new(field, e.message))
+        } else {
+            mmm_engine::DecideError::Signal(mmm_engine::SignalError::new(field, e.message))
+        };
+        EngineError::Decide(error).into_napi(env)
     })
 }
 
@@ -132,7 +133,7 @@ fn settings(env: &Env, config: Value) -> napi::Result<(EngineConfig, Option<usiz
             "llmTimeoutMs" => c.timeouts.llm = millis(env, v, key)?,
             "receiptsTimeoutMs" => c.timeouts.receipts = millis(env, v, key)?,
             "deliveryTimeoutMs" => c.timeouts.delivery = millis(env, v, key)?,
-            "maxPayloadBytes" | "outboxCapacity" | "llmMaxTokens" => {
+            "maxPayloadBytes" | "outboxCapacity" | "llmMaxTokens" | "fatigueMaxActors" => {
                 let n = v
                     .as_u64()
                     .and_then(|n| usize::try_from(n).ok())
@@ -142,6 +143,7 @@ fn settings(env: &Env, config: Value) -> napi::Result<(EngineConfig, Option<usiz
                 match key.as_str() {
                     "maxPayloadBytes" => c.max_payload_bytes = n,
                     "outboxCapacity" => outbox = Some(n),
+                    "fatigueMaxActors" => c.fatigue_max_actors = n,
                     _ => c.llm_max_tokens = u32::try_from(n).unwrap_or(u32::MAX),
                 }
             }
@@ -434,8 +436,12 @@ impl Engine {
     pub fn record_outcome(&self, env: &Env, outcome: Unknown<'_>) -> napi::Result<()> {
         let value = from_js(env, outcome).map_err(|e| {
             EngineError::Outcome(mmm_engine::outcome::OutcomeError {
-                field: "outcome".into(),
-                message: format!("cannot be read as JSON: {e}"),
+                field: if e.path.is_empty() {
+                    "outcome".into()
+                } else {
+                    e.path
+                },
+                message: e.message,
             })
             .into_napi(env)
         })?;
@@ -492,8 +498,15 @@ impl Engine {
         let actor_id = string_arg(env, actor_id, "actorId")?;
         let value =
             from_js(env, action).map_err(|e| arg_type(env, format!("not an action: {e}")))?;
-        let action: mmm_engine::Action = serde_json::from_value(value)
-            .map_err(|e| arg_value(env, format!("not an action: {e}")))?;
+        let action: mmm_engine::Action = serde_json::from_value(value).map_err(|e| {
+            arg_value(
+                env,
+                format!(
+                    "not an action: {}",
+                    mmm_engine::clean_message(&e.to_string())
+                ),
+            )
+        })?;
         let approval = self
             .core
             .approvals()
@@ -661,11 +674,11 @@ pub fn validate<'e>(env: &'e Env, path: Unknown<'_>) -> napi::Result<Unknown<'e>
 fn envelope_arg(env: &Env, envelope: Unknown<'_>) -> Result<Envelope, String> {
     let value = if envelope.get_type().map_err(|e| e.reason)? == ValueType::String {
         let line = String::from_unknown(envelope).map_err(|e| e.reason)?;
-        serde_json::from_str(&line).map_err(|e| e.to_string())?
+        mmm_engine::number::parse_json(&line).map_err(|e| e.to_string())?
     } else {
-        from_js(env, envelope)?
+        from_js(env, envelope).map_err(|e| e.to_string())?
     };
-    serde_json::from_value(value).map_err(|e| e.to_string())
+    serde_json::from_value(value).map_err(|e| mmm_engine::clean_message(&e.to_string()))
 }
 
 fn malformed(env: &Env, why: String, index: Option<usize>) -> napi::Error {

@@ -48,7 +48,7 @@ use parking_lot::{Condvar, Mutex};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::convert::{parse_text, stringify};
+use crate::convert::{checked_text, parse_text};
 
 /// The ports an engine can take, with the option name (the key on the JS ports object)
 /// and the method that must exist on the object.
@@ -349,10 +349,10 @@ fn describe(value: Unknown<'_>) -> Option<String> {
 
 /// The answer for a returned (or resolved) value.
 fn answer_of(env: &Env, value: Unknown<'_>) -> Answer {
-    match stringify(env, value) {
+    match checked_text(env, value) {
         Ok(Some(text)) => Answer::Value(text),
         Ok(None) => Answer::Value("null".to_owned()),
-        Err(e) => Answer::Down(format!("answered with data that is not JSON: {e}")),
+        Err(e) => Answer::Down(format!("answered with data the engine refuses: {e}")),
     }
 }
 
@@ -452,8 +452,9 @@ impl JsPort {
     fn typed<T: DeserializeOwned>(&self, method: &str, value: Value) -> Result<T, PortError> {
         serde_json::from_value(value).map_err(|e| {
             PortError::Unavailable(format!(
-                "{}.{method} answered in the wrong shape: {e}",
-                self.name
+                "{}.{method} answered in the wrong shape: {}",
+                self.name,
+                mmm_engine::clean_message(&e.to_string())
             ))
         })
     }

@@ -2,21 +2,135 @@
 //! between): dict ↔ object, list/tuple ↔ array, str, int, float, bool, None; an aware
 //! `datetime` becomes an RFC 3339 string.
 
+use mmm_engine::number::{child_path, refused, NumberIssue, PathSegment};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
-/// Deepest nesting accepted from Python (beyond it, a `ValueError`, not a stack overflow).
+/// Deepest nesting accepted from Python (beyond it, an error, not a stack overflow).
 const MAX_DEPTH: usize = 128;
 
+/// A value that cannot become JSON: where (a JSON path, `""` for the value itself) and
+/// why. Numbers follow the engine's rules (`mmm_engine::number`).
+#[derive(Debug)]
+pub struct Refused {
+    /// The JSON path, e.g. `payload.x` or `items[3]`.
+    pub path: String,
+    /// Why, in the engine's words.
+    pub message: String,
+    /// A wrong type (`TypeError`) rather than a wrong value (`ValueError`).
+    pub type_error: bool,
+}
+
+impl Refused {
+    fn value(message: String) -> Refused {
+        Refused {
+            path: String::new(),
+            message,
+            type_error: false,
+        }
+    }
+
+    fn type_error(message: String) -> Refused {
+        Refused {
+            type_error: true,
+            ..Refused::value(message)
+        }
+    }
+
+    fn python(e: &PyErr) -> Refused {
+        Refused::value(e.to_string())
+    }
+
+    /// The same refusal seen from the container that holds the value at `segment`
+    /// (paths are built only on the way out of an error).
+    fn within(mut self, segment: PathSegment<'_>) -> Refused {
+        let inner = std::mem::take(&mut self.path);
+        let outer = child_path("", segment);
+        self.path = if inner.is_empty() {
+            outer
+        } else if inner.starts_with('[') {
+            format!("{outer}{inner}")
+        } else {
+            format!("{outer}.{inner}")
+        };
+        self
+    }
+
+    /// As a Python exception, for values that are not signals, contexts or outcomes
+    /// (port answers, settings).
+    pub fn into_py(self) -> PyErr {
+        let message = if self.path.is_empty() {
+            self.message
+        } else {
+            format!("`{}`: {}", self.path, self.message)
+        };
+        if self.type_error {
+            PyTypeError::new_err(message)
+        } else {
+            PyValueError::new_err(message)
+        }
+    }
+}
+
+/// A Python value as JSON; errors as Python exceptions.
 pub fn to_json(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    to_json_checked(obj).map_err(Refused::into_py)
+}
+
+/// A Python value as JSON, or where and why it cannot be.
+pub fn to_json_checked(obj: &Bound<'_, PyAny>) -> Result<Value, Refused> {
     to_json_at(obj, 0)
 }
 
-fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+/// A Python int as JSON: exact within 64 bits, refused beyond.
+fn int_to_json(obj: &Bound<'_, PyAny>) -> Result<Value, Refused> {
+    if let Ok(i) = obj.extract::<i64>() {
+        return Ok(Value::Number(i.into()));
+    }
+    if let Ok(u) = obj.extract::<u64>() {
+        return Ok(Value::Number(u.into()));
+    }
+    // `str()` of a very long int raises (Python's limit on digits); say how long it is.
+    let literal = match obj.str() {
+        Ok(s) => s.to_string(),
+        Err(_) => match obj.call_method0("bit_length") {
+            Ok(bits) => format!("an integer of {bits} bits"),
+            Err(_) => "an integer".to_owned(),
+        },
+    };
+    Err(Refused::value(refused(NumberIssue::TooLarge, &literal)))
+}
+
+/// A Python float as JSON: NaN and infinities refused, `-0.0` read as `0`.
+fn float_to_json(f: f64) -> Result<Value, Refused> {
+    if f == 0.0 {
+        // Both zeros: -0.0 becomes the integer 0, which every binding prints alike; 0.0
+        // stays a float.
+        return Ok(if f.is_sign_negative() {
+            Value::Number(0u8.into())
+        } else {
+            Value::Number(Number::from_f64(0.0).unwrap_or_else(|| 0u8.into()))
+        });
+    }
+    Number::from_f64(f).map(Value::Number).ok_or_else(|| {
+        let literal = if f.is_nan() {
+            "NaN"
+        } else if f > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        };
+        Refused::value(refused(NumberIssue::NotFinite, literal))
+    })
+}
+
+fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Refused> {
     if depth > MAX_DEPTH {
-        return Err(PyValueError::new_err("value nested too deeply"));
+        return Err(Refused::value(format!(
+            "is nested more than {MAX_DEPTH} levels deep"
+        )));
     }
     if obj.is_none() {
         return Ok(Value::Null);
@@ -26,57 +140,70 @@ fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
         return Ok(Value::Bool(b.is_true()));
     }
     if obj.is_instance_of::<PyInt>() {
-        if let Ok(i) = obj.extract::<i64>() {
-            return Ok(Value::Number(i.into()));
-        }
-        if let Ok(u) = obj.extract::<u64>() {
-            return Ok(Value::Number(u.into()));
-        }
-        return Err(PyValueError::new_err("integer out of range for JSON"));
+        return int_to_json(obj);
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
-        return Number::from_f64(f.value())
-            .map(Value::Number)
-            .ok_or_else(|| PyValueError::new_err("NaN and infinity are not JSON numbers"));
+        return float_to_json(f.value());
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_cow()?.into_owned()));
+        return Ok(Value::String(
+            s.to_cow().map_err(|e| Refused::python(&e))?.into_owned(),
+        ));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = Map::with_capacity(d.len());
         for (k, v) in d.iter() {
             let key = k
                 .cast::<PyString>()
-                .map_err(|_| PyTypeError::new_err("dict keys must be strings"))?
-                .to_cow()?
+                .map_err(|_| Refused::type_error("dict keys must be strings".to_owned()))?
+                .to_cow()
+                .map_err(|e| Refused::python(&e))?
                 .into_owned();
-            map.insert(key, to_json_at(&v, depth + 1)?);
+            let value = to_json_at(&v, depth + 1).map_err(|e| e.within(PathSegment::Key(&key)))?;
+            map.insert(key, value);
         }
         return Ok(Value::Object(map));
     }
     if let Ok(l) = obj.cast::<PyList>() {
         return l
             .iter()
-            .map(|v| to_json_at(&v, depth + 1))
-            .collect::<PyResult<Vec<_>>>()
+            .enumerate()
+            .map(|(i, v)| to_json_at(&v, depth + 1).map_err(|e| e.within(PathSegment::Index(i))))
+            .collect::<Result<Vec<_>, _>>()
             .map(Value::Array);
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
         return t
             .iter()
-            .map(|v| to_json_at(&v, depth + 1))
-            .collect::<PyResult<Vec<_>>>()
+            .enumerate()
+            .map(|(i, v)| to_json_at(&v, depth + 1).map_err(|e| e.within(PathSegment::Index(i))))
+            .collect::<Result<Vec<_>, _>>()
             .map(Value::Array);
     }
-    if obj.hasattr("isoformat")? && obj.hasattr("tzinfo")? {
-        if obj.getattr("tzinfo")?.is_none() {
-            return Err(PyValueError::new_err("datetimes must be timezone-aware"));
+    let is_datetime = obj.hasattr("isoformat").map_err(|e| Refused::python(&e))?
+        && obj.hasattr("tzinfo").map_err(|e| Refused::python(&e))?;
+    if is_datetime {
+        let naive = obj
+            .getattr("tzinfo")
+            .map_err(|e| Refused::python(&e))?
+            .is_none();
+        if naive {
+            return Err(Refused::value(
+                "datetimes must be timezone-aware".to_owned(),
+            ));
         }
-        return Ok(Value::String(obj.call_method0("isoformat")?.extract()?));
+        return obj
+            .call_method0("isoformat")
+            .and_then(|s| s.extract())
+            .map(Value::String)
+            .map_err(|e| Refused::python(&e));
     }
-    Err(PyTypeError::new_err(format!(
-        "cannot convert a `{}` to JSON",
-        obj.get_type().name()?
+    let name = obj
+        .get_type()
+        .name()
+        .map_or_else(|_| "object".to_owned(), |n| n.to_string());
+    Err(Refused::type_error(format!(
+        "cannot convert a `{name}` to JSON"
     )))
 }
 

@@ -150,12 +150,6 @@ impl EngineError {
     }
 }
 
-pub fn signal_error(py: Python<'_>, field: &str, message: String) -> PyErr {
-    let mut info = ErrorInfo::new(codes::SIGNAL_INVALID, message);
-    info.field = Some(field.to_owned());
-    raise::<SignalError>(py, &info)
-}
-
 pub fn receipt_error(py: Python<'_>, message: String) -> PyErr {
     raise::<ReceiptError>(py, &ErrorInfo::new(codes::RECEIPT_INVALID, message))
 }

@@ -23,8 +23,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use serde_json::Value;
 
-use convert::{to_json, to_py};
-use errors::{receipt_error, signal_error, EngineError};
+use convert::{to_json, to_json_checked, to_py};
+use errors::{receipt_error, EngineError};
 use ports::PyPort;
 
 /// Key material as `bytes` (32) or a hex `str`.
@@ -91,7 +91,7 @@ fn settings(
             "llm_timeout_ms" => c.timeouts.llm = ms(v, key)?,
             "receipts_timeout_ms" => c.timeouts.receipts = ms(v, key)?,
             "delivery_timeout_ms" => c.timeouts.delivery = ms(v, key)?,
-            "max_payload_bytes" | "outbox_capacity" | "llm_max_tokens" => {
+            "max_payload_bytes" | "outbox_capacity" | "llm_max_tokens" | "fatigue_max_actors" => {
                 let n = v.as_u64().ok_or_else(|| {
                     PyValueError::new_err(format!("config `{key}` must be a whole number"))
                 })?;
@@ -100,6 +100,7 @@ fn settings(
                 match key.as_str() {
                     "max_payload_bytes" => c.max_payload_bytes = n,
                     "outbox_capacity" => outbox = Some(n),
+                    "fatigue_max_actors" => c.fatigue_max_actors = n,
                     _ => c.llm_max_tokens = u32::try_from(n).unwrap_or(u32::MAX),
                 }
             }
@@ -160,8 +161,22 @@ fn load_path(py: Python<'_>, path: PathBuf) -> PyResult<PlaybookSet> {
         .map_err(|e| EngineError::Load(e).into_py(py))
 }
 
+/// The signal or the context as JSON; a value that cannot be read is a `SignalError` or
+/// `ContextError` naming its JSON path, worded as the core and the Node binding word it.
 fn json_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
-    to_json(obj).map_err(|e| signal_error(py, what, format!("{what} cannot be read: {e}")))
+    to_json_checked(obj).map_err(|e| {
+        let field = if e.path.is_empty() {
+            what.to_owned()
+        } else {
+            e.path
+        };
+        let error = if what == "context" {
+            mmm_engine::DecideError::Context(mmm_engine::ContextError::new(field, e.message))
+        } else {
+            mmm_engine::DecideError::Signal(mmm_engine::SignalError::new(field, e.message))
+        };
+        EngineError::Decide(error).into_py(py)
+    })
 }
 
 /// The engine. Safe to share between threads; `decide` releases the GIL.
@@ -272,11 +287,10 @@ impl Engine {
                         ))
                     }
                 };
-                Some(text.parse::<jiff::Timestamp>().map_err(|_| {
-                    PyValueError::new_err(format!(
-                        "now `{text}` is not an RFC 3339 timestamp with an offset"
-                    ))
-                })?)
+                Some(
+                    mmm_engine::parse_timestamp(&text)
+                        .map_err(|e| PyValueError::new_err(format!("now: {e}")))?,
+                )
             }
             _ => None,
         };
@@ -289,7 +303,17 @@ impl Engine {
 
     /// Records what the actor did with an action.
     fn record_outcome(&self, py: Python<'_>, outcome: &Bound<'_, PyAny>) -> PyResult<()> {
-        let value = to_json(outcome)?;
+        let value = to_json_checked(outcome).map_err(|e| {
+            EngineError::Outcome(mmm_engine::outcome::OutcomeError {
+                field: if e.path.is_empty() {
+                    "outcome".to_owned()
+                } else {
+                    e.path
+                },
+                message: e.message,
+            })
+            .into_py(py)
+        })?;
         let core = &self.core;
         py.detach(|| core.record_outcome(&value))
             .map_err(|e| EngineError::Outcome(e).into_py(py))
@@ -319,8 +343,12 @@ impl Engine {
         tenant_id: &str,
         actor_id: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let action: mmm_engine::Action = serde_json::from_value(to_json(action)?)
-            .map_err(|e| PyValueError::new_err(format!("not an action: {e}")))?;
+        let action: mmm_engine::Action = serde_json::from_value(to_json(action)?).map_err(|e| {
+            PyValueError::new_err(format!(
+                "not an action: {}",
+                mmm_engine::clean_message(&e.to_string())
+            ))
+        })?;
         let approval = self
             .core
             .approvals()
@@ -454,11 +482,19 @@ fn validate<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> 
 
 fn envelope_arg(py: Python<'_>, envelope: &Bound<'_, PyAny>) -> PyResult<Envelope> {
     let value = match envelope.cast::<PyString>() {
-        Ok(s) => serde_json::from_str(&s.to_cow()?)
+        Ok(s) => mmm_engine::number::parse_json(&s.to_cow()?)
             .map_err(|e| receipt_error(py, format!("malformed envelope: {e}")))?,
         Err(_) => to_json(envelope)?,
     };
-    serde_json::from_value(value).map_err(|e| receipt_error(py, format!("malformed envelope: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        receipt_error(
+            py,
+            format!(
+                "malformed envelope: {}",
+                mmm_engine::clean_message(&e.to_string())
+            ),
+        )
+    })
 }
 
 /// Verifies one receipt envelope (a dict or a JSON line) and returns its payload.

@@ -61,8 +61,9 @@ impl PyPort {
     fn typed<T: DeserializeOwned>(&self, method: &str, value: Value) -> Result<T, PortError> {
         serde_json::from_value(value).map_err(|e| {
             PortError::Unavailable(format!(
-                "{}.{method} answered in the wrong shape: {e}",
-                self.name
+                "{}.{method} answered in the wrong shape: {}",
+                self.name,
+                mmm_engine::clean_message(&e.to_string())
             ))
         })
     }

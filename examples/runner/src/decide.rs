@@ -5,17 +5,11 @@ use std::path::Path;
 use mmm_engine::{DecideOptions, Engine, PlaybookSet};
 use serde_json::Value;
 
-/// Reads a JSON file, naming the file and position on error.
+/// Reads a JSON file as the engine reads input (a byte-order mark skipped, integers
+/// beyond 64 bits refused, `-0` read as `0`), naming the file and position on error.
 pub fn read_json(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{}:{}:{}: invalid JSON: {e}",
-            path.display(),
-            e.line(),
-            e.column()
-        )
-    })
+    mmm_engine::number::parse_json(&text).map_err(|e| format!("{}:{e}", path.display()))
 }
 
 /// Loads playbooks, printing every error.
@@ -23,13 +17,10 @@ pub fn load(path: &Path) -> Result<PlaybookSet, String> {
     PlaybookSet::from_path(path).map_err(|e| format!("cannot load playbooks:\n{e}"))
 }
 
+/// `--now`, read by the engine's one timestamp parser.
 pub fn parse_now(now: Option<&str>) -> Result<Option<jiff::Timestamp>, String> {
-    now.map(|n| {
-        n.parse::<jiff::Timestamp>().map_err(|_| {
-            format!("--now `{n}` is not an RFC 3339 timestamp (e.g. 2026-11-22T10:00:00Z)")
-        })
-    })
-    .transpose()
+    now.map(|n| mmm_engine::parse_timestamp(n).map_err(|e| format!("--now: {e}")))
+        .transpose()
 }
 
 pub fn run(

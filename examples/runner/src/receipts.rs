@@ -51,7 +51,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), String> {
 
 fn read_key_file(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path)
-        .map(|s| s.trim().to_owned())
+        .map(|s| s.trim_start_matches('\u{FEFF}').trim().to_owned())
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -120,7 +120,12 @@ impl<R: BufRead> Lines<R> {
         if self.buffer.last() == Some(&b'\r') {
             self.buffer.pop();
         }
-        let line = match std::str::from_utf8(&self.buffer) {
+        // A byte-order mark may open the file; it is not part of the first envelope.
+        let bytes = match self.buffer.strip_prefix("\u{FEFF}".as_bytes()) {
+            Some(rest) if self.number == 1 => rest,
+            _ => &self.buffer,
+        };
+        let line = match std::str::from_utf8(bytes) {
             Ok(text) => Line::Text(text.to_owned()),
             Err(e) => Line::Bad(format!("line is not UTF-8: {e}")),
         };
@@ -135,7 +140,12 @@ fn open_lines(path: &Path) -> Result<Lines<BufReader<File>>, String> {
 }
 
 fn parse_envelope(text: &str) -> Result<Envelope, String> {
-    serde_json::from_str::<Envelope>(text).map_err(|e| format!("not a receipt envelope: {e}"))
+    serde_json::from_str::<Envelope>(text).map_err(|e| {
+        format!(
+            "not a receipt envelope: {}",
+            mmm_engine::clean_message(&e.to_string())
+        )
+    })
 }
 
 /// The last envelope of a receipts file (blank lines skipped), read line by line.

@@ -117,13 +117,19 @@ pub fn run(
         if line.trim().is_empty() {
             continue;
         }
-        let value: Value = match serde_json::from_str(line) {
+        // A byte-order mark can only open the file, so only the first line has one.
+        let value: Value = match mmm_engine::number::parse_json(line) {
             Ok(v) => v,
             Err(e) => {
+                let field = e
+                    .field
+                    .map(|f| format!("field `{f}`: "))
+                    .unwrap_or_default();
                 eprintln!(
-                    "{}:{line_no}:{}: invalid JSON: {e}",
+                    "{}:{line_no}:{}: {field}{}",
                     signals.display(),
-                    e.column()
+                    e.column,
+                    e.message
                 );
                 errors += 1;
                 continue;
@@ -144,7 +150,9 @@ pub fn run(
                 .or_insert_with(|| Value::Array(earlier.iter().cloned().collect()));
         }
         let context = Some(context);
-        let now = signal["occurred_at"].as_str().and_then(|s| s.parse().ok());
+        let now = signal["occurred_at"]
+            .as_str()
+            .and_then(|s| mmm_engine::parse_timestamp(s).ok());
         let options = DecideOptions {
             now,
             explain: false,

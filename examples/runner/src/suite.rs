@@ -317,22 +317,17 @@ fn run_case(set: &Arc<PlaybookSet>, case: &Case) -> Result<Decision, String> {
     let tenant = case.signal["tenant_id"].as_str().unwrap_or("");
     let actor = case.signal["actor_id"].as_str().unwrap_or("");
     for h in &case.history {
-        let at =
-            h.at.parse::<jiff::Timestamp>()
-                .map_err(|_| format!("history: `{}` is not an RFC 3339 timestamp", h.at))?;
+        let at = mmm_engine::parse_timestamp(&h.at).map_err(|e| format!("history: {e}"))?;
         engine
             .fatigue()
             .record(tenant, actor, &h.playbook, at, 1)
             .map_err(|e| e.to_string())?;
     }
     let now = match &case.now {
-        Some(n) => Some(
-            n.parse::<jiff::Timestamp>()
-                .map_err(|_| format!("now: `{n}` is not an RFC 3339 timestamp"))?,
-        ),
+        Some(n) => Some(mmm_engine::parse_timestamp(n).map_err(|e| format!("now: {e}"))?),
         None => case.signal["occurred_at"]
             .as_str()
-            .and_then(|s| s.parse().ok()),
+            .and_then(|s| mmm_engine::parse_timestamp(s).ok()),
     };
     engine
         .decide(

@@ -579,3 +579,83 @@ fn verify_reads_a_file_of_many_receipts_in_several_chains() {
         "{out}"
     );
 }
+
+#[test]
+fn json_files_with_a_byte_order_mark_are_read() {
+    let d = Dir::new("bom");
+    d.write("big.yaml", PLAYBOOK);
+    let signal = d.write("signal.json", &format!("\u{FEFF}{SIGNAL}"));
+    let context = d.write("context.json", "\u{FEFF}{}");
+    let o = mmm(&[
+        "decide",
+        "--playbooks",
+        &d.path(),
+        "--signal",
+        &signal,
+        "--context",
+        &context,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let decision: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(decision["actions"][0]["text"], "420 lines changed.");
+    let signals = d.write("signals.jsonl", &format!("\u{FEFF}{SIGNAL}\n"));
+    let o = mmm(&["simulate", "--playbooks", &d.path(), "--signals", &signals]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout(&o).contains("replayed 1 signal(s)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn integers_beyond_64_bits_and_loose_timestamps_are_refused_by_field() {
+    let d = Dir::new("numbers");
+    d.write("big.yaml", PLAYBOOK);
+    let huge = d.write(
+        "huge.json",
+        &SIGNAL.replace(
+            "\"lines\": 420",
+            "\"lines\": 123456789012345678901234567890",
+        ),
+    );
+    let o = mmm(&["decide", "--playbooks", &d.path(), "--signal", &huge]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("field `payload.lines`") && err.contains("does not fit in 64 bits"),
+        "{err}"
+    );
+    let signal = d.write("signal.json", SIGNAL);
+    for now in [
+        "2026-11-22 10:00:00Z",
+        "2026-11-22T10:00:00+25:00",
+        "2026-11-22T10:00Z",
+    ] {
+        let o = mmm(&[
+            "decide",
+            "--playbooks",
+            &d.path(),
+            "--signal",
+            &signal,
+            "--now",
+            now,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{now}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("--now:") && err.contains("is not an RFC 3339 timestamp"),
+            "{err}"
+        );
+    }
+    let o = mmm(&[
+        "decide",
+        "--playbooks",
+        &d.path(),
+        "--signal",
+        &signal,
+        "--now",
+        "9999-12-31T23:59:59Z",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
