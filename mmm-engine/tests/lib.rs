@@ -14,5 +14,6 @@ mod degraded;
 mod experiments;
 mod fatigue;
 mod hostile;
+mod hostile_yaml;
 mod loading;
 mod vectors;

@@ -89,6 +89,8 @@ pub(crate) struct DocPositions {
     nodes: Vec<Node>,
     /// Where the document's `...` ends, when it has one.
     explicit_end: Option<usize>,
+    /// Where the parser ended the document (the next `---`, or the end of the text).
+    end_byte: usize,
     start_byte: usize,
 }
 
@@ -237,6 +239,8 @@ struct Frame {
     map: bool,
     /// In a mapping: the key whose value comes next (`None` while the key is awaited).
     key: Option<Box<str>>,
+    /// In a mapping: the key of the value being read (for messages).
+    current: Option<Box<str>>,
     /// In a sequence: the index of the next item.
     next: usize,
 }
@@ -299,16 +303,27 @@ impl Indexer<'_> {
     /// The dotted path of the node about to be added (for messages).
     fn path_here(&self) -> String {
         let mut path = String::new();
-        for frame in &self.stack {
+        let last = self.stack.len().saturating_sub(1);
+        for (i, frame) in self.stack.iter().enumerate() {
             if frame.map {
-                if let Some(k) = &frame.key {
+                let key = if i == last {
+                    &frame.key
+                } else {
+                    &frame.current
+                };
+                if let Some(k) = key {
                     if !path.is_empty() {
                         path.push('.');
                     }
                     path.push_str(&super::yaml::shown(k));
                 }
             } else {
-                path.push_str(&format!("[{}]", frame.next));
+                let index = if i == last {
+                    frame.next
+                } else {
+                    frame.next.saturating_sub(1)
+                };
+                path.push_str(&format!("[{index}]"));
             }
         }
         path
@@ -367,6 +382,7 @@ impl Indexer<'_> {
                     (frame.node, Slot::Detached)
                 }
                 Some(k) => {
+                    frame.current = Some(k.clone());
                     if let Some(Node {
                         kids: Kids::Map(map),
                         ..
@@ -428,6 +444,7 @@ impl Indexer<'_> {
                     if text.get(byte..end) == Some("...") {
                         doc.explicit_end = Some(end);
                     }
+                    doc.end_byte = byte;
                     self.docs.push(doc);
                 }
             }
@@ -525,6 +542,7 @@ impl Indexer<'_> {
                     },
                     map,
                     key: None,
+                    current: None,
                     next: 0,
                 });
             }
@@ -628,7 +646,18 @@ fn cut(text: &str, docs: &mut [DocPositions]) {
         let end = match (doc.explicit_end, docs.get(i + 1)) {
             (Some(end), _) => after_line(end),
             (None, Some(next)) => line_start(next.start_byte),
-            (None, None) => text.len(),
+            // The last document read: it ends with the line where the parser ended it,
+            // unless that is the `---` of a broken document that follows.
+            (None, None) => {
+                let rest = text.get(doc.end_byte..).unwrap_or("");
+                let at_marker = line_start(doc.end_byte) == doc.end_byte
+                    && (rest.starts_with("---") || rest.starts_with("..."));
+                if at_marker {
+                    doc.end_byte
+                } else {
+                    after_line(doc.end_byte)
+                }
+            }
         };
         ends.push(end.max(begin));
         begin = end.max(begin);
@@ -703,6 +732,16 @@ mod tests {
             docs.iter().map(|d| d.line_offset).collect::<Vec<_>>(),
             [0, 2, 5]
         );
+    }
+
+    #[test]
+    fn the_last_good_document_ends_before_a_broken_one_and_at_the_end_of_the_text() {
+        let text = "a: 1\n# c\n---\nb: [\n";
+        let index = index(text, &LoadLimits::default());
+        assert_eq!(index.error.as_ref().map(|e| e.rule), Some("yaml"));
+        assert_eq!(&text[index.docs[0].source.clone()], "a: 1\n# c\n");
+        let docs = index_ok("a: 1");
+        assert_eq!(&"a: 1"[docs[0].source.clone()], "a: 1");
     }
 
     #[test]
