@@ -118,7 +118,7 @@ fn a_billion_laughs_is_refused_before_anything_is_expanded() {
     }
     let d = refuse(bomb);
     assert_eq!(d.rule, "limit", "{d}");
-    assert!(d.message.contains("100000 nodes"), "{d}");
+    assert!(d.message.contains("1000000 nodes"), "{d}");
     // Reported where the budget ran out: at one of the aliases.
     assert!(d.line.unwrap() >= 21, "{d}");
 }
@@ -131,7 +131,7 @@ fn a_long_text_repeated_by_aliases_is_refused_by_its_size() {
         "{{t: &t \"{text}\", copies: [{refs}]}}"
     )));
     assert_eq!(d.rule, "limit", "{d}");
-    assert!(d.message.contains("16777216 bytes"), "{d}");
+    assert!(d.message.contains("33554432 bytes"), "{d}");
 }
 
 #[test]
@@ -206,7 +206,7 @@ fn a_block_mapping_nested_ten_thousand_levels_is_refused_at_the_limit() {
     // With the default limits the same file is refused by its size, before it is parsed.
     let d = refuse(deep_block_mapping(10_000));
     assert_eq!(at(&d), ("limit", 1, 1), "{d}");
-    assert!(d.message.contains("4194304 bytes"), "{d}");
+    assert!(d.message.contains("8388608 bytes"), "{d}");
 }
 
 #[test]
@@ -259,22 +259,28 @@ fn deep_conditions_and_templates_inside_a_playbook_end_in_a_load_error() {
 
 #[test]
 fn very_many_nodes_are_refused_at_the_limit() {
+    // A lower limit than the default million keeps this quick in a debug build.
+    let limits = LoadLimits {
+        max_nodes: 100_000,
+        ..LoadLimits::default()
+    };
     let items = vec!["1"; 150_000].join(",");
-    let d = refuse(with_params(&format!("{{list: [{items}]}}")));
+    let mut all = refuse_with(with_params(&format!("{{list: [{items}]}}")), limits);
+    let d = all.remove(0);
     assert_eq!((d.rule.as_str(), d.line), ("limit", Some(18)), "{d}");
     assert!(d.message.contains("100000 nodes"), "{d}");
 }
 
 #[test]
 fn very_many_documents_are_refused_at_the_limit() {
-    let d = refuse("---\n".repeat(2_000));
-    assert_eq!(at(&d), ("limit", 1_001, 1), "{d}");
-    assert!(d.message.contains("1000 documents"), "{d}");
+    let d = refuse("---\n".repeat(60_000));
+    assert_eq!(at(&d), ("limit", 50_001, 1), "{d}");
+    assert!(d.message.contains("50000 documents"), "{d}");
 }
 
 #[test]
 fn a_text_over_the_size_limit_is_refused_before_parsing() {
-    let text = format!("{GOOD}# {}\n", "x".repeat(5 << 20));
+    let text = format!("{GOOD}# {}\n", "x".repeat(9 << 20));
     let d = refuse(text);
     assert_eq!(at(&d), ("limit", 1, 1), "{d}");
 }
@@ -577,14 +583,14 @@ fn an_unreadable_file_is_an_io_error() {
 #[test]
 fn a_file_over_the_size_limit_is_refused_naming_the_limit() {
     let dir = TempDir::new("big");
-    dir.write("big.yaml", &format!("{GOOD}# {}\n", "x".repeat(5 << 20)));
+    dir.write("big.yaml", &format!("{GOOD}# {}\n", "x".repeat(9 << 20)));
     let err = load_dir(&dir.0).unwrap_err();
     let d = &err.diagnostics[0];
     assert_eq!(
         (d.rule.as_str(), d.line, d.info().code.as_str()),
         ("limit", Some(1), "PLAYBOOK_INVALID")
     );
-    assert!(d.message.contains("4194304 bytes"), "{d}");
+    assert!(d.message.contains("8388608 bytes"), "{d}");
 }
 
 #[test]

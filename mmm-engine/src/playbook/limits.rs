@@ -13,31 +13,32 @@
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadLimits {
-    /// Bytes in one file (default 4 MiB). Checked before reading and while reading, so
+    /// Bytes in one file (default 8 MiB; 10,000 playbooks in one text take about 4 MiB). Checked before reading and while reading, so
     /// a file that grows, or a device that never ends, is not read past it.
     pub max_file_bytes: u64,
     /// Levels of nested mappings and sequences, counted through aliases (default 64; a
     /// playbook needs about six, the rest is room for `params`).
     pub max_depth: usize,
     /// Nodes (mappings, sequences and scalars) in one file, every alias counted as the
-    /// nodes it stands for (default 100,000). This is the alias-expansion budget: a
-    /// "billion laughs" file is refused before anything is expanded.
+    /// nodes it stands for (default 1,000,000; a playbook has 30 to 60). This is also the
+    /// alias-expansion budget: a "billion laughs" file is refused before anything is
+    /// expanded.
     pub max_nodes: u64,
     /// Bytes of scalar text in one file, every alias counted as the text it stands for
-    /// (default 16 MiB).
+    /// (default 32 MiB, four times the file size limit).
     pub max_scalar_bytes: u64,
-    /// Documents (`---`) in one file, empty ones included (default 1,000).
+    /// Documents (`---`) in one file, empty ones included (default 50,000).
     pub max_documents: usize,
 }
 
 impl Default for LoadLimits {
     fn default() -> Self {
         LoadLimits {
-            max_file_bytes: 4 << 20,
+            max_file_bytes: 8 << 20,
             max_depth: 64,
-            max_nodes: 100_000,
-            max_scalar_bytes: 16 << 20,
-            max_documents: 1_000,
+            max_nodes: 1_000_000,
+            max_scalar_bytes: 32 << 20,
+            max_documents: 50_000,
         }
     }
 }
