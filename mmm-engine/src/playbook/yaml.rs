@@ -150,6 +150,19 @@ fn describe(
             "invalid-type",
             format!("invalid type: expected {}", expected_in_words(ty)),
         ),
+        // A mapping where a list belongs, a list where text belongs, …
+        E::Unexpected { expected, .. } => match *expected {
+            "mapping start" => (
+                "invalid-type",
+                "invalid type: expected a mapping".to_owned(),
+            ),
+            "sequence start" => ("invalid-type", "invalid type: expected a list".to_owned()),
+            "string scalar" | "scalar" => (
+                "invalid-type",
+                "invalid type: expected a single value, not a list or mapping".to_owned(),
+            ),
+            other => ("yaml", format!("expected {other}")),
+        },
         E::NullIntoString { .. } => (
             "invalid-type",
             "invalid type: null, expected a string".to_owned(),
