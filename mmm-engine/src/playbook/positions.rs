@@ -53,7 +53,8 @@ pub(crate) struct ScalarAt {
 #[derive(Debug)]
 enum Slot {
     Root,
-    Key(Box<str>),
+    /// The key is stored once, in the parent's map.
+    Key,
     Index(usize),
     /// A node that is itself a mapping key (`? [a, b] : c`): indexed for the budget, never
     /// looked up.
@@ -162,6 +163,15 @@ impl DocPositions {
         })
     }
 
+    /// The key a node is the value of (a scan of its parent's keys: for messages only).
+    fn key_of(&self, child: usize) -> Option<&str> {
+        let parent = self.nodes.get(child)?.parent;
+        match &self.nodes.get(parent)?.kids {
+            Kids::Map(map) => map.iter().find(|(_, v)| **v == child).map(|(k, _)| &**k),
+            _ => None,
+        }
+    }
+
     /// The dotted path of the value that starts at `pos`, if one does.
     pub fn path_at(&self, pos: Pos) -> Option<String> {
         let mut n = self.nodes.iter().position(|node| node.at == pos)?;
@@ -170,7 +180,7 @@ impl DocPositions {
         while let Some(node) = self.nodes.get(n) {
             match &node.slot {
                 Slot::Root | Slot::Detached => break,
-                Slot::Key(k) => parts.push(format!(".{k}")),
+                Slot::Key => parts.push(format!(".{}", self.key_of(n).unwrap_or("?"))),
                 Slot::Index(i) => parts.push(format!("[{i}]")),
             }
             if node.parent >= n {
@@ -245,8 +255,8 @@ struct Frame {
     map: bool,
     /// In a mapping: the key whose value comes next (`None` while the key is awaited).
     key: Option<Box<str>>,
-    /// In a mapping: the key of the value being read (for messages).
-    current: Option<Box<str>>,
+    /// In a mapping: the node of the value being read (for messages).
+    current: Option<usize>,
     /// In a sequence: the index of the next item.
     next: usize,
 }
@@ -313,9 +323,11 @@ impl Indexer<'_> {
         for (i, frame) in self.stack.iter().enumerate() {
             if frame.map {
                 let key = if i == last {
-                    &frame.key
+                    frame.key.as_deref()
                 } else {
-                    &frame.current
+                    frame
+                        .current
+                        .and_then(|n| self.doc.as_ref().and_then(|d| d.key_of(n)))
                 };
                 if let Some(k) = key {
                     if !path.is_empty() {
@@ -388,15 +400,15 @@ impl Indexer<'_> {
                     (frame.node, Slot::Detached)
                 }
                 Some(k) => {
-                    frame.current = Some(k.clone());
+                    frame.current = Some(index);
                     if let Some(Node {
                         kids: Kids::Map(map),
                         ..
                     }) = doc.nodes.get_mut(frame.node)
                     {
-                        map.entry(k.clone()).or_insert(index);
+                        map.entry(k).or_insert(index);
                     }
-                    (frame.node, Slot::Key(k))
+                    (frame.node, Slot::Key)
                 }
             },
             Some(frame) => {
