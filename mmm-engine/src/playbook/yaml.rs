@@ -281,7 +281,8 @@ pub(crate) fn index(file: &str, text: &str, limits: &LoadLimits) -> (Index, Opti
 ///
 /// ```
 /// use mmm_engine::playbook::{read_yaml, LoadLimits};
-/// #[derive(serde::Deserialize)]
+/// #[derive(Debug, serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
 /// struct Point { x: i64 }
 /// let p: Point = read_yaml("p.yaml", "x: 3\n", &LoadLimits::default()).unwrap();
 /// assert_eq!(p.x, 3);
