@@ -11,7 +11,7 @@ use crate::error::{Diagnostic, LoadError};
 use crate::experiment::ExperimentPlan;
 use crate::model::Status;
 use crate::plan::Plan;
-use crate::playbook::{compile_sources, read_sources, Source};
+use crate::playbook::{compile_sources, read_sources, LoadLimits, Source};
 
 /// Conditions are compiled once, at load; compilation depends only on the parse limits,
 /// which are fixed, so one shared compiler serves every set.
@@ -28,13 +28,25 @@ pub struct PlaybookSet {
 }
 
 impl PlaybookSet {
-    /// Loads every playbook file under the given files and directories.
+    /// Loads every playbook file under the given files and directories, within the default
+    /// [`LoadLimits`].
     ///
     /// # Errors
     /// A [`LoadError`] listing every problem found, each with file, line and column.
     pub fn from_paths(paths: &[impl AsRef<Path>]) -> Result<PlaybookSet, LoadError> {
-        let (sources, mut diagnostics) = read_sources(paths);
-        let set = PlaybookSet::from_sources(&sources);
+        PlaybookSet::from_paths_with(paths, &LoadLimits::default())
+    }
+
+    /// Loads every playbook file under the given files and directories, within `limits`.
+    ///
+    /// # Errors
+    /// As [`PlaybookSet::from_paths`].
+    pub fn from_paths_with(
+        paths: &[impl AsRef<Path>],
+        limits: &LoadLimits,
+    ) -> Result<PlaybookSet, LoadError> {
+        let (sources, mut diagnostics) = read_sources(paths, limits);
+        let set = PlaybookSet::from_sources_with(&sources, limits);
         match set {
             Ok(set) if diagnostics.is_empty() => Ok(set),
             Ok(_) => Err(LoadError { diagnostics }),
@@ -81,7 +93,18 @@ impl PlaybookSet {
     /// # Errors
     /// As [`PlaybookSet::from_paths`].
     pub fn from_sources(sources: &[Source]) -> Result<PlaybookSet, LoadError> {
-        let (plans, experiments, diagnostics) = compile_sources(sources, &COMPILER, false);
+        PlaybookSet::from_sources_with(sources, &LoadLimits::default())
+    }
+
+    /// Loads playbooks from named sources, each within `limits`.
+    ///
+    /// # Errors
+    /// As [`PlaybookSet::from_paths`].
+    pub fn from_sources_with(
+        sources: &[Source],
+        limits: &LoadLimits,
+    ) -> Result<PlaybookSet, LoadError> {
+        let (plans, experiments, diagnostics) = compile_sources(sources, &COMPILER, false, limits);
         let errors: Vec<Diagnostic> = diagnostics
             .into_iter()
             .filter(Diagnostic::is_error)
@@ -314,8 +337,9 @@ impl PlaybookSet {
 
 /// Validates files for `mmm validate`: every error and lint warning, with positions.
 pub fn check_paths(paths: &[impl AsRef<Path>]) -> Vec<Diagnostic> {
-    let (sources, mut diagnostics) = read_sources(paths);
-    let (plans, experiments, found) = compile_sources(&sources, &COMPILER, true);
+    let limits = LoadLimits::default();
+    let (sources, mut diagnostics) = read_sources(paths, &limits);
+    let (plans, experiments, found) = compile_sources(&sources, &COMPILER, true, &limits);
     diagnostics.extend(found);
     if let Err(e) = PlaybookSet::from_parts(plans, experiments) {
         diagnostics.extend(e.diagnostics);

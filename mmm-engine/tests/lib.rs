@@ -16,5 +16,6 @@ mod external_vectors;
 mod fatigue;
 mod hostile;
 mod hostile_inputs;
+mod hostile_yaml;
 mod loading;
 mod vectors;

@@ -65,6 +65,36 @@ fn unknown_and_missing_fields() {
 }
 
 #[test]
+fn a_value_of_the_wrong_shape_is_invalid_type_at_the_value() {
+    let cases = [
+        (
+            "triggers: [pr.opened]",
+            "triggers: pr.opened",
+            (9, 13),
+            "expected a list",
+        ),
+        (
+            "  id: good",
+            "  id: [good]",
+            (4, 7),
+            "expected a single value",
+        ),
+        ("  id: good", "  id:", (4, 5), "expected a string"),
+        (
+            "metadata:\n  id: good\n  version: 1\n  tenant: \"*\"\n  status: published",
+            "metadata: 5",
+            (3, 11),
+            "expected a mapping",
+        ),
+    ];
+    for (from, to, (line, column), message) in cases {
+        let d = first_error(&GOOD.replace(from, to));
+        assert_eq!(at(&d), ("invalid-type".into(), line, column), "{to}: {d}");
+        assert!(d.message.contains(message), "{to}: {d}");
+    }
+}
+
+#[test]
 fn value_rules_point_at_the_value() {
     let cases = [
         ("id: good", "id: Good_PB", ("invalid-id", 4, 7)),

@@ -77,26 +77,9 @@ struct ExpectSuppressed {
     reason: Option<String>,
 }
 
-fn find_suites(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    if path.is_file() {
-        out.push(path.to_path_buf());
-        return Ok(());
-    }
-    let entries = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for p in paths {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with('.') {
-            continue;
-        }
-        if p.is_dir() {
-            find_suites(&p, out)?;
-        } else if name.ends_with(".test.yaml") || name.ends_with(".test.yml") {
-            out.push(p);
-        }
-    }
-    Ok(())
+fn is_suite(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.ends_with(".test.yaml") || name.ends_with(".test.yml")
 }
 
 fn action_matches(e: &ExpectAction, a: &Value) -> Vec<String> {
@@ -342,34 +325,37 @@ fn run_case(set: &Arc<PlaybookSet>, case: &Case) -> Result<Decision, String> {
 }
 
 pub fn run(paths: &[PathBuf], coverage: bool) -> Result<bool, String> {
-    let mut suites = Vec::new();
-    for p in paths {
-        find_suites(p, &mut suites)?;
-    }
+    // The walk reads only regular files, never a directory twice, and names symlink loops.
+    let (suites, problems) = mmm_engine::playbook::find_files(paths, is_suite);
+    let limits = mmm_engine::playbook::LoadLimits::default();
     let mut passed = 0usize;
     let mut failed = 0usize;
+    for problem in &problems {
+        say!("FAIL {}: {}", problem.file, problem.message);
+        failed += 1;
+    }
     let mut sets: HashMap<PathBuf, Result<Arc<PlaybookSet>, String>> = HashMap::new();
     let mut cov = Coverage {
         actions: BTreeMap::new(),
     };
     for file in &suites {
         let shown = file.display();
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
-            Err(e) => {
-                say!("FAIL {shown}: cannot read: {e}");
-                failed += 1;
-                continue;
-            }
-        };
-        let suite: Suite = match serde_yaml::from_str(&text) {
+        let suite: Suite = match mmm_engine::playbook::read_text(file, &limits)
+            .and_then(|text| mmm_engine::playbook::read_yaml(&shown.to_string(), &text, &limits))
+        {
             Ok(s) => s,
             Err(e) => {
-                let at = e
-                    .location()
-                    .map(|l| format!(":{}:{}", l.line(), l.column()))
-                    .unwrap_or_default();
-                say!("FAIL {shown}{at}: invalid test suite: {e}");
+                for d in &e.diagnostics {
+                    if d.rule == "io" {
+                        say!("FAIL {shown}: {}", d.message);
+                    } else {
+                        let (line, column) = (d.line.unwrap_or(1), d.column.unwrap_or(1));
+                        say!(
+                            "FAIL {shown}:{line}:{column}: invalid test suite: {}",
+                            d.message
+                        );
+                    }
+                }
                 failed += 1;
                 continue;
             }

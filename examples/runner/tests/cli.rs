@@ -659,3 +659,146 @@ fn integers_beyond_64_bits_and_loose_timestamps_are_refused_by_field() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Runs `mmm` with a 10 s ceiling that only guards against a hang (the child is killed then).
+fn mmm_bounded(args: &[&str]) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_mmm"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
+            panic!("mmm {args:?} did not finish within 10 s");
+        }
+    }
+}
+
+#[test]
+fn validate_refuses_hostile_yaml_with_a_diagnostic_and_exit_1_never_101() {
+    let d = Dir::new("hostile");
+    let mut deep_block = String::from("apiVersion: mmm/v1\nspec:\n");
+    for i in 0..2_000 {
+        deep_block.push_str(&format!("{}k:\n", " ".repeat(i + 1)));
+    }
+    let mut bomb = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for (name, previous) in ["b", "c", "d", "e", "f", "g", "h", "i"]
+        .iter()
+        .zip(["a", "b", "c", "d", "e", "f", "g", "h"])
+    {
+        bomb.push_str(&format!(
+            "{name}: &{name} [{}]\n",
+            vec![format!("*{previous}"); 9].join(", ")
+        ));
+    }
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "alias.yaml",
+            "apiVersion: mmm/v1\nfoo: *nope\n".into(),
+            ":2:6: error[yaml]",
+        ),
+        (
+            "bom.yaml",
+            "\u{feff}a: 1\nb: 2\n".into(),
+            ":1:1: error[unknown-field]",
+        ),
+        ("deep-block.yaml", deep_block, ":66:"),
+        (
+            "deep-flow.yaml",
+            format!(
+                "apiVersion: mmm/v1\nspec: {}{}\n",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            ),
+            ":2:",
+        ),
+        ("bomb.yaml", bomb, "error[limit]"),
+        (
+            "nan.yaml",
+            PLAYBOOK.replace("  fatigue: {cooldown: 1h}\n", "  priority: .nan\n"),
+            ":7:13: error[invalid-type]",
+        ),
+        ("latin1.yaml", String::new(), ":1:7: error[encoding]"),
+    ];
+    for (name, text, expected) in cases {
+        let path = if name == "latin1.yaml" {
+            let path = d.0.join(name);
+            std::fs::write(&path, b"kind: \xe9t\xe9\n").unwrap();
+            path.display().to_string()
+        } else {
+            d.write(name, &text)
+        };
+        let o = mmm_bounded(&["validate", &path]);
+        let out = stdout(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{name}: {out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            out.starts_with(&path) && out.contains(expected),
+            "{name}: {out}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn validate_refuses_devices_fifos_and_loops_in_a_directory_without_blocking() {
+    let d = Dir::new("hostile-dir");
+    d.write("good.yaml", PLAYBOOK);
+    std::os::unix::fs::symlink("/dev/zero", d.0.join("zero.yaml")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(d.0.join("pipe.yaml"))
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink(".", d.0.join("again")).unwrap();
+    let o = mmm_bounded(&["validate", &d.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(out.contains("again:1:1: error[io]: symlink loop"), "{out}");
+    assert!(out.contains("pipe.yaml:1:1: error[io]: is a FIFO"), "{out}");
+    assert!(
+        out.contains("zero.yaml:1:1: error[io]: is a device"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_hostile_suite_file_fails_its_own_line_in_mmm_test() {
+    let d = Dir::new("hostile-suite");
+    d.write("big.yaml", PLAYBOOK);
+    let suite = d.write("tests/a.test.yaml", "cases: *nope\n");
+    let o = mmm_bounded(&["test", &d.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("FAIL {suite}:1:8: invalid test suite:")),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("0 passed, 1 failed"), "{out}");
+    // A big integer in a signal is refused, not rounded.
+    let suite = d.write(
+        "tests/a.test.yaml",
+        "cases:\n  - name: big\n    signal: {tenant_id: acme, actor_id: dev, kind: pr.opened, occurred_at: 2026-11-22T10:00:00Z, payload: {lines: 123456789012345678901234567890}}\n",
+    );
+    let o = mmm_bounded(&["test", &d.path()]);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("FAIL {suite}:3:"))
+            && out.contains("`cases[0].signal.payload.lines` does not fit in 64 bits"),
+        "{out}"
+    );
+}

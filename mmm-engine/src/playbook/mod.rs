@@ -2,16 +2,22 @@
 //! compilation into [`Plan`](crate::Plan)s.
 
 pub(crate) mod document;
+mod files;
+mod limits;
 pub mod positions;
 mod validate;
+mod yaml;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::condition::Sandbox;
 use crate::error::{codes, Diagnostic};
 use crate::plan::Plan;
 
+pub use files::{find_files, read_text};
+pub use limits::LoadLimits;
 pub(crate) use validate::parse_source;
+pub use yaml::read_yaml;
 
 /// One file's text, with the name diagnostics use for it.
 #[derive(Debug, Clone)]
@@ -30,65 +36,22 @@ pub fn is_playbook_file(path: &Path) -> bool {
         && !name.ends_with(".test.yml")
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, diagnostics: &mut Vec<Diagnostic>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            diagnostics.push(Diagnostic::error(
-                "io",
-                format!("cannot read directory: {e}"),
-                &dir.display().to_string(),
-            ));
-            return;
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, out, diagnostics);
-        } else if is_playbook_file(&path) {
-            out.push(path);
-        }
-    }
-}
-
 /// Reads every playbook file under `paths` (files as given; directories recursively,
-/// `*.yaml`/`*.yml`, test suites skipped), in a stable order.
-pub fn read_sources(paths: &[impl AsRef<Path>]) -> (Vec<Source>, Vec<Diagnostic>) {
-    let mut files = Vec::new();
-    let mut diagnostics = Vec::new();
-    for path in paths {
-        let path = path.as_ref();
-        if path.is_dir() {
-            walk(path, &mut files, &mut diagnostics);
-        } else if path.exists() {
-            files.push(path.to_path_buf());
-        } else {
-            diagnostics.push(Diagnostic::error(
-                "io",
-                "no such file or directory",
-                &path.display().to_string(),
-            ));
-        }
-    }
+/// `*.yaml`/`*.yml`, test suites and hidden entries skipped), in a stable order, each within
+/// the limits.
+pub fn read_sources(
+    paths: &[impl AsRef<Path>],
+    limits: &LoadLimits,
+) -> (Vec<Source>, Vec<Diagnostic>) {
+    let (files, mut diagnostics) = find_files(paths, is_playbook_file);
     let mut sources = Vec::new();
     for file in files {
-        let name = file.display().to_string();
-        match std::fs::read_to_string(&file) {
-            Ok(text) => sources.push(Source { name, text }),
-            Err(e) => diagnostics.push(Diagnostic::error(
-                "io",
-                format!("cannot read file: {e}"),
-                &name,
-            )),
+        match read_text(&file, limits) {
+            Ok(text) => sources.push(Source {
+                name: file.display().to_string(),
+                text,
+            }),
+            Err(e) => diagnostics.extend(e.diagnostics),
         }
     }
     (sources, diagnostics)
@@ -100,6 +63,7 @@ pub(crate) fn compile_sources(
     sources: &[Source],
     sandbox: &Sandbox,
     lint: bool,
+    limits: &LoadLimits,
 ) -> (
     Vec<Plan>,
     Vec<crate::experiment::ExperimentPlan>,
@@ -109,7 +73,7 @@ pub(crate) fn compile_sources(
     let mut experiments = Vec::new();
     let mut diagnostics = Vec::new();
     for source in sources {
-        let (p, e, d) = parse_source(&source.name, &source.text, sandbox, lint);
+        let (p, e, d) = parse_source(&source.name, &source.text, sandbox, lint, limits);
         plans.extend(p);
         experiments.extend(e);
         diagnostics.extend(d);

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
-
 use super::document::{RawAction, RawExperiment, RawNamespace, RawPlaybook};
-use super::positions::{self, DocPositions, Pos};
+use super::limits::LoadLimits;
+use super::positions::{DocPositions, Pos};
+use super::yaml;
 use crate::condition::Sandbox;
 use crate::duration::Duration;
 use crate::error::Diagnostic;
@@ -101,116 +101,69 @@ fn is_operation(op: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
 }
 
-/// Strips serde_yaml's " at line L column C" suffix (the position is reported separately).
-fn bare_message(e: &serde_yaml::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text.get(..i).unwrap_or(&text).to_owned(),
-        None => text,
-    }
-}
-
-/// Parses one file: every document in it, validated and compiled.
+/// Parses one file: every document in it, validated and compiled. The index checks the
+/// limits and finds each document and its `kind`; each document is then deserialised on its
+/// own as the type its `kind` names.
 pub(crate) fn parse_source(
     file: &str,
     text: &str,
     sandbox: &Sandbox,
     lint: bool,
+    limits: &LoadLimits,
 ) -> (Vec<Plan>, Vec<ExperimentPlan>, Vec<Diagnostic>) {
     let mut plans = Vec::new();
     let mut experiments = Vec::new();
     let mut diagnostics = Vec::new();
-    let index = positions::index(text);
-    let broken = DocPositions::default();
-    // A document serde_yaml sees but yaml-rust2 does not (an empty text, only comments)
-    // holds nothing.
-    let mut nothing = DocPositions::default();
-    nothing.empty = true;
-    let mut last_error: Option<String> = None;
-    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let pos = match &index {
-            Some(docs) => docs.get(i).unwrap_or(&nothing),
-            None => &broken,
-        };
-        if pos.empty && index.is_some() {
-            continue;
-        }
+    let text = yaml::without_bom(text);
+    let (index, stopped) = yaml::index(file, text, limits);
+    for pos in index.docs.iter().filter(|d| !d.empty) {
         match pos.kind.as_deref() {
-            Some("Playbook") | None => {}
-            Some("Experiment") => {
-                match RawExperiment::deserialize(de) {
-                    Ok(raw) => {
-                        let mut doc = Doc {
-                            file,
-                            pos,
-                            id: Some(raw.metadata.id.clone()),
-                            out: Vec::new(),
-                        };
-                        let experiment = build_experiment(&mut doc, raw, lint);
-                        diagnostics.append(&mut doc.out);
-                        experiments.extend(experiment);
-                    }
-                    Err(e) => diagnostics.push(serde_error(file, pos, &e)),
+            Some("Playbook") | None => match yaml::document::<RawPlaybook>(file, text, pos, limits)
+            {
+                Ok(raw) => {
+                    let mut doc = Doc {
+                        file,
+                        pos,
+                        id: Some(raw.metadata.id.clone()),
+                        out: Vec::new(),
+                    };
+                    let plan = build(&mut doc, raw, sandbox, lint);
+                    diagnostics.append(&mut doc.out);
+                    plans.extend(plan);
                 }
-                continue;
-            }
+                Err(e) => diagnostics.extend(e.diagnostics),
+            },
+            Some("Experiment") => match yaml::document::<RawExperiment>(file, text, pos, limits) {
+                Ok(raw) => {
+                    let mut doc = Doc {
+                        file,
+                        pos,
+                        id: Some(raw.metadata.id.clone()),
+                        out: Vec::new(),
+                    };
+                    let experiment = build_experiment(&mut doc, raw, lint);
+                    diagnostics.append(&mut doc.out);
+                    experiments.extend(experiment);
+                }
+                Err(e) => diagnostics.extend(e.diagnostics),
+            },
             Some(other) => {
                 diagnostics.push(
                     Diagnostic::error(
                         "unknown-kind",
                         format!(
-                            "unknown document kind `{other}`; expected `Playbook` or `Experiment`"
+                            "unknown document kind `{}`; expected `Playbook` or `Experiment`",
+                            yaml::shown(other)
                         ),
                         file,
                     )
                     .at(pos.value("kind")),
                 );
-                continue;
-            }
-        }
-        match RawPlaybook::deserialize(de) {
-            Ok(raw) => {
-                let mut doc = Doc {
-                    file,
-                    pos,
-                    id: Some(raw.metadata.id.clone()),
-                    out: Vec::new(),
-                };
-                let plan = build(&mut doc, raw, sandbox, lint);
-                diagnostics.append(&mut doc.out);
-                plans.extend(plan);
-            }
-            Err(e) => {
-                let message = bare_message(&e);
-                let rule = if message.contains("unknown field") {
-                    "unknown-field"
-                } else if message.contains("missing field") {
-                    "missing-field"
-                } else if e.location().is_some() && message.contains("invalid type") {
-                    "invalid-type"
-                } else {
-                    "yaml"
-                };
-                if last_error.as_deref() == Some(message.as_str()) {
-                    break;
-                }
-                last_error = Some(message.clone());
-                let mut d = Diagnostic::error(rule, message, file);
-                match e.location() {
-                    Some(loc) => {
-                        d.line = Some(loc.line());
-                        d.column = Some(loc.column());
-                    }
-                    None => d = d.at(pos.start),
-                }
-                diagnostics.push(d);
-                if rule == "yaml" {
-                    // A syntax error ends the stream: later documents cannot be read.
-                    break;
-                }
             }
         }
     }
+    // A syntax error ends the stream: the documents before it were checked above.
+    diagnostics.extend(stopped);
     (plans, experiments, diagnostics)
 }
 
@@ -592,28 +545,6 @@ fn build_action(doc: &mut Doc<'_>, path: &str, a: &RawAction, lint: bool) -> Opt
         params: a.params.clone(),
         dual_channel: a.dual_channel.unwrap_or(false),
     })
-}
-
-fn serde_error(file: &str, pos: &DocPositions, e: &serde_yaml::Error) -> Diagnostic {
-    let message = bare_message(e);
-    let rule = if message.contains("unknown field") {
-        "unknown-field"
-    } else if message.contains("missing field") {
-        "missing-field"
-    } else if e.location().is_some() && message.contains("invalid type") {
-        "invalid-type"
-    } else {
-        "yaml"
-    };
-    let mut d = Diagnostic::error(rule, message, file);
-    match e.location() {
-        Some(loc) => {
-            d.line = Some(loc.line());
-            d.column = Some(loc.column());
-        }
-        None => d = d.at(pos.start),
-    }
-    d
 }
 
 const SETTABLE: &[&str] = &["title", "text", "prompt", "fallback"];
