@@ -30,6 +30,7 @@ pub mod receipt;
 mod registry;
 pub mod schema;
 mod signal;
+pub mod simulate;
 mod template;
 
 pub use clock::{Clock, ManualClock, SystemClock};
