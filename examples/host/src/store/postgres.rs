@@ -49,7 +49,10 @@ impl PgStore {
                 .await
                 .map_err(db_err)?;
             admin.close().await;
-            options = options.options([("search_path", schema)]);
+            // Named after the schema too, so a test harness can end this store's sessions.
+            options = options
+                .options([("search_path", schema)])
+                .application_name(schema);
         }
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)

@@ -1,0 +1,115 @@
+//! Token verification: keys, claims, issuer and audience, JWKS files.
+
+use mmm_host::auth::keys::parse_jwks;
+use mmm_host::auth::{KeySet, LocalKey, Role, Verifier};
+
+use crate::common::claims;
+
+fn verifier(issuer: Option<&str>, audience: Option<&str>) -> (LocalKey, Verifier) {
+    let key = LocalKey::from_seed([3; 32]);
+    let v = Verifier::new(
+        KeySet::fixed(vec![key.verification_key()]),
+        issuer.map(str::to_owned),
+        audience.map(str::to_owned),
+    );
+    (key, v)
+}
+
+#[tokio::test]
+async fn a_minted_token_names_its_caller() {
+    let (key, v) = verifier(None, None);
+    let token = key
+        .mint(&claims("acme", &["author", "approver"], "alice", 60))
+        .unwrap();
+    let caller = v.verify(&token).await.unwrap();
+    assert_eq!(
+        (caller.tenant.as_str(), caller.sub.as_str()),
+        ("acme", "alice")
+    );
+    assert!(caller.roles.contains(&Role::Author) && caller.roles.contains(&Role::Approver));
+    assert!(!caller.is_operator());
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_a_reason() {
+    let (key, v) = verifier(Some("https://idp"), Some("mmm"));
+    let refuse = |token: String| {
+        let v = &v;
+        async move { v.verify(&token).await.unwrap_err().to_string() }
+    };
+    let mut c = claims("acme", &["admin"], "a", 60);
+    assert!(
+        refuse(key.mint(&c).unwrap()).await.contains("iss"),
+        "issuer required"
+    );
+    c.iss = Some("https://other".into());
+    c.aud = Some("mmm".into());
+    assert!(refuse(key.mint(&c).unwrap()).await.contains("issuer"));
+    c.iss = Some("https://idp".into());
+    c.aud = Some("else".into());
+    assert!(refuse(key.mint(&c).unwrap()).await.contains("audience"));
+    c.aud = Some("mmm".into());
+    assert!(v.verify(&key.mint(&c).unwrap()).await.is_ok());
+    let mut expired = c.clone();
+    expired.exp = 1;
+    assert!(refuse(key.mint(&expired).unwrap())
+        .await
+        .contains("expired"));
+    let mut role = c.clone();
+    role.roles = vec!["root".into()];
+    assert!(refuse(key.mint(&role).unwrap()).await.contains("`root`"));
+    let mut tenant = c.clone();
+    tenant.tenant_id = "no spaces allowed".into();
+    assert!(refuse(key.mint(&tenant).unwrap())
+        .await
+        .contains("tenant_id"));
+    let other = LocalKey::from_seed([4; 32]);
+    assert!(refuse(other.mint(&c).unwrap()).await.contains("no key"));
+    // A token signed with HS256 is refused before any key is looked at.
+    let hs = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &c,
+        &jsonwebtoken::EncodingKey::from_secret(b"guess").unwrap(),
+    )
+    .unwrap();
+    assert!(refuse(hs).await.contains("not accepted"));
+}
+
+#[test]
+fn jwks_files_keep_the_accepted_keys_and_refuse_broken_ones() {
+    let jwks = r#"{"keys": [
+        {"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"},
+        {"kty": "EC", "crv": "P-256", "kid": "ec", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+        {"kty": "RSA", "kid": "rsa", "alg": "RS256", "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw", "e": "AQAB"},
+        {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
+        {"kty": "OKP", "crv": "Ed25519", "kid": "short", "x": "AAAA"}
+    ]}"#;
+    let keys = parse_jwks(jwks).unwrap();
+    let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_deref().unwrap()).collect();
+    assert_eq!(
+        kids,
+        ["ed", "ec", "rsa"],
+        "HMAC and malformed keys are skipped"
+    );
+    assert!(parse_jwks(r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#)
+        .unwrap_err()
+        .contains("no EdDSA"));
+    assert!(parse_jwks("[]").unwrap_err().contains("not a JWKS"));
+}
+
+#[test]
+fn the_local_key_is_created_once_readable_by_its_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = LocalKey::load_or_create(dir.path()).unwrap();
+    let second = LocalKey::load_or_create(dir.path()).unwrap();
+    assert_eq!(first.verification_key().kid, second.verification_key().kid);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(mmm_host::auth::keys::LOCAL_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
