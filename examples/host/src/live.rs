@@ -298,18 +298,19 @@ impl Live {
     }
 
     /// Follows changes made by other replicas: on each store notification and at least
-    /// every `interval`, reloads when the revision moved. Ends when the host stops.
-    pub fn follow(
+    /// every `interval`, reloads when the revision moved. Returns once it listens (so a
+    /// change made after it returns is noticed); the task ends when the host stops.
+    pub async fn follow(
         self: Arc<Self>,
         store: Arc<dyn Store>,
         interval: Duration,
         mut stopping: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
+        let notify = Arc::new(Notify::new());
+        if let Err(e) = store.watch(Arc::clone(&notify)).await {
+            tracing::warn!(error = %e, "cannot listen for playbook-set changes; polling only");
+        }
         tokio::spawn(async move {
-            let notify = Arc::new(Notify::new());
-            if let Err(e) = store.watch(Arc::clone(&notify)).await {
-                tracing::warn!(error = %e, "cannot listen for playbook-set changes; polling only");
-            }
             loop {
                 tokio::select! {
                     () = notify.notified() => {}

@@ -109,8 +109,17 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 async fn run(args: ServeArgs) -> Result<(), String> {
-    std::fs::create_dir_all(&args.data_dir)
-        .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    if !args.data_dir.exists() {
+        std::fs::create_dir_all(&args.data_dir)
+            .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+        // The database and the token key live here: the owner's only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+        }
+    }
     let mut local_key = None;
     let keys = if let Some(path) = &args.jwks_file {
         KeySet::from_jwks_file(path).map_err(|e| e.to_string())?
@@ -146,11 +155,13 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     if let Err(e) = state.live.reload(&*store).await {
         tracing::error!(error = %e, "loading the playbook set failed; /ready answers 503 until it loads");
     }
-    let follower = Arc::clone(&state.live).follow(
-        Arc::clone(&store),
-        Duration::from_millis(args.revision_poll_ms),
-        state.shutdown.stopping(),
-    );
+    let follower = Arc::clone(&state.live)
+        .follow(
+            Arc::clone(&store),
+            Duration::from_millis(args.revision_poll_ms),
+            state.shutdown.stopping(),
+        )
+        .await;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

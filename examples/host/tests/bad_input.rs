@@ -34,7 +34,10 @@ struct Case {
     names: Option<&'static str>,
 }
 
-#[allow(clippy::too_many_arguments, reason = "one row of the table, read as such")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one row of the table, read as such"
+)]
 fn case(
     name: &'static str,
     method: Method,

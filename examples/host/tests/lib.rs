@@ -15,4 +15,5 @@ mod common;
 mod health;
 mod openapi;
 mod playbooks;
+mod serve;
 mod store;

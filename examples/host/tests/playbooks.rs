@@ -503,3 +503,48 @@ async fn another_replica_follows_a_publish() {
         );
     }
 }
+
+/// Replicas follow without being asked: on PostgreSQL the `NOTIFY` of the publishing
+/// transaction wakes them (the poll is set to a minute, so only the notification can be
+/// what woke it); on SQLite the revision poll does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_following_replica_picks_up_a_publish_by_itself() {
+    for host in hosts().await {
+        let other = Host::new_on(&host).await;
+        let poll = if host.db.name == "postgres" {
+            std::time::Duration::from_secs(60)
+        } else {
+            std::time::Duration::from_millis(100)
+        };
+        let follower = std::sync::Arc::clone(&other.state.live)
+            .follow(
+                std::sync::Arc::clone(&other.db.store),
+                poll,
+                other.state.shutdown.stopping(),
+            )
+            .await;
+        let admin = host.token("acme", &["author", "admin"], "alice");
+        host.post_yaml(
+            &format!("{P}/playbooks"),
+            &admin,
+            &playbook_yaml("acme", "followed", 1, "draft", "Followed."),
+        )
+        .await;
+        host.post(
+            &format!("{P}/playbooks/followed/versions/1/publish"),
+            &admin,
+        )
+        .await;
+        let started = std::time::Instant::now();
+        while live_version(&other, "acme", "followed").is_none() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{}: the other replica did not follow within 5 s",
+                host.db.name
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        other.state.shutdown.begin();
+        follower.await.unwrap();
+    }
+}
