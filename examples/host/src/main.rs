@@ -190,6 +190,7 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     // one (the receipts outbox's final flush, for instance).
     follower.abort();
     hooks.run_hooks(grace).await;
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

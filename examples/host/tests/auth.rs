@@ -113,3 +113,153 @@ fn the_local_key_is_created_once_readable_by_its_owner_only() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// A JWKS URL is fetched at start and again when a token names an unknown `kid` — at most
+/// once per interval, so a stream of bad tokens cannot hammer the identity provider.
+#[tokio::test]
+async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let first = LocalKey::from_seed([5; 32]);
+    let rotated = LocalKey::from_seed([6; 32]);
+    let jwk = |key: &LocalKey| {
+        let k = key.verification_key();
+        let jwk =
+            jsonwebtoken::jwk::Jwk::from_decoding_key(&k.key, Some(jsonwebtoken::Algorithm::EdDSA))
+                .unwrap();
+        let mut v = serde_json::to_value(jwk).unwrap();
+        v["kid"] = k.kid.unwrap().into();
+        v
+    };
+    let served = Arc::new(parking_lot_free::Slot::new(
+        serde_json::json!({"keys": [jwk(&first)]}),
+    ));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let app = {
+        let served = Arc::clone(&served);
+        let fetches = Arc::clone(&fetches);
+        axum::Router::new().route(
+            "/jwks",
+            axum::routing::get(move || {
+                let served = Arc::clone(&served);
+                let fetches = Arc::clone(&fetches);
+                async move {
+                    fetches.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(served.get())
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let keys = KeySet::from_jwks_url(&url, std::time::Duration::from_millis(0))
+        .await
+        .unwrap();
+    let v = Verifier::new(keys, None, None);
+    assert!(v
+        .verify(&first.mint(&claims("acme", &["admin"], "a", 60)).unwrap())
+        .await
+        .is_ok());
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    // The provider rotates its key: the new kid is unknown, so the set is fetched again.
+    served.set(serde_json::json!({"keys": [jwk(&first), jwk(&rotated)]}));
+    assert!(v
+        .verify(&rotated.mint(&claims("acme", &["admin"], "a", 60)).unwrap())
+        .await
+        .is_ok());
+    assert_eq!(fetches.load(Ordering::SeqCst), 2);
+
+    // With an interval, unknown kids refetch once and then not again until it passes.
+    let keys = KeySet::from_jwks_url(&url, std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let v = Verifier::new(keys, None, None);
+    let before = fetches.load(Ordering::SeqCst);
+    let stranger = LocalKey::from_seed([8; 32]);
+    for _ in 0..5 {
+        assert!(v
+            .verify(&stranger.mint(&claims("acme", &["admin"], "a", 60)).unwrap())
+            .await
+            .is_err());
+    }
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        before,
+        "no refetch within the interval"
+    );
+}
+
+/// A value shared between the test and its loopback server.
+mod parking_lot_free {
+    pub struct Slot(std::sync::Mutex<serde_json::Value>);
+
+    impl Slot {
+        pub fn new(v: serde_json::Value) -> Self {
+            Slot(std::sync::Mutex::new(v))
+        }
+        pub fn get(&self) -> serde_json::Value {
+            self.0.lock().unwrap().clone()
+        }
+        pub fn set(&self, v: serde_json::Value) {
+            *self.0.lock().unwrap() = v;
+        }
+    }
+}
+
+/// Tokens an identity provider signs with ES256 or RS256 verify like the host's own
+/// EdDSA tokens (test keys from `tests/keys/`, made with `openssl genpkey`).
+#[tokio::test]
+async fn es256_and_rs256_tokens_verify() {
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys");
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let cases = [
+        (
+            Algorithm::ES256,
+            EncodingKey::from_ec_pem(&read("es256.pem")).unwrap(),
+            DecodingKey::from_ec_pem(&read("es256.pub.pem")).unwrap(),
+        ),
+        (
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(&read("rs256.pem")).unwrap(),
+            DecodingKey::from_rsa_pem(&read("rs256.pub.pem")).unwrap(),
+        ),
+    ];
+    for (alg, signing, verifying) in cases {
+        let v = Verifier::new(
+            KeySet::fixed(vec![mmm_host::auth::keys::Key {
+                kid: Some("idp-1".into()),
+                alg,
+                key: verifying,
+            }]),
+            None,
+            None,
+        );
+        let mut header = Header::new(alg);
+        header.kid = Some("idp-1".into());
+        let token = jsonwebtoken::encode(
+            &header,
+            &claims("acme", &["service"], "ci-bot", 60),
+            &signing,
+        )
+        .unwrap();
+        let caller = v
+            .verify(&token)
+            .await
+            .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+        assert_eq!(caller.sub, "ci-bot");
+        // The same key under another algorithm is refused.
+        let mut wrong = Header::new(alg);
+        wrong.kid = Some("idp-2".into());
+        let token = jsonwebtoken::encode(
+            &wrong,
+            &claims("acme", &["service"], "ci-bot", 60),
+            &signing,
+        )
+        .unwrap();
+        assert!(v.verify(&token).await.is_err(), "{alg:?}: unknown kid");
+    }
+}

@@ -75,3 +75,26 @@ async fn request_ids_are_kept_or_made_and_returned() {
     let made = host.get("/v1/mmm/health", "").await;
     assert_eq!(made.headers["x-request-id"].len(), 36, "a UUID");
 }
+
+#[tokio::test]
+async fn a_database_gone_makes_ready_and_routes_answer_503_not_500() {
+    for db in backends().await {
+        let name = db.name;
+        let host = Host::new(db).await;
+        let token = host.admin("acme");
+        host.db.store.close().await;
+        let ready = host.get("/v1/mmm/ready", "").await;
+        let body = ready.problem(503, "UNAVAILABLE");
+        assert!(
+            body["detail"].as_str().unwrap().contains("database"),
+            "{name}: {body}"
+        );
+        let list = host.get("/v1/mmm/playbooks", &token).await;
+        list.problem(503, "UNAVAILABLE");
+        assert!(
+            !list.text.contains("pool"),
+            "{name}: no internals: {}",
+            list.text
+        );
+    }
+}

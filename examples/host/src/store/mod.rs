@@ -318,6 +318,10 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the database answers (for `/ready`).
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Closes the connections (at shutdown, after the last write); every later call
+    /// answers [`StoreError::Unavailable`].
+    async fn close(&self);
+
     /// Starts delivering change notifications from other replicas to `on_change`
     /// (PostgreSQL `LISTEN`; nothing on SQLite, where replicas poll the revision).
     async fn watch(&self, on_change: Arc<tokio::sync::Notify>) -> Result<(), StoreError>;

@@ -72,6 +72,10 @@ impl PgStore {
         &self.pool
     }
 
+    async fn close_pools(&self) {
+        self.pool.close().await;
+    }
+
     fn reader(&self) -> &PgPool {
         &self.pool
     }

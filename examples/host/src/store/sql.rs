@@ -439,6 +439,10 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn close(&self) {
+                self.close_pools().await;
+            }
+
             async fn watch(
                 &self,
                 on_change: std::sync::Arc<tokio::sync::Notify>,

@@ -68,6 +68,12 @@ impl SqliteStore {
         Ok(SqliteStore { writer, reader })
     }
 
+    async fn close_pools(&self) {
+        self.reader.close().await;
+        // Closing the last connection checkpoints the WAL into the database file.
+        self.writer.close().await;
+    }
+
     fn reader(&self) -> &SqlitePool {
         &self.reader
     }
