@@ -85,10 +85,21 @@ impl AppState {
     /// A state over `store` with a fresh engine (no ports yet) whose set is not loaded:
     /// call `state.live.reload(&*state.store)` before serving.
     pub fn new(store: Arc<dyn Store>, verifier: Verifier, settings: Settings) -> Self {
-        let metrics = Arc::new(Metrics::new());
         let engine = mmm_engine::Engine::builder()
             .audit(Arc::new(live::LogAudit))
             .build();
+        AppState::with_engine(store, verifier, settings, engine)
+    }
+
+    /// As [`AppState::new`], with an engine built by the caller (its ports, fatigue store,
+    /// receipts signer and outbox); the live set replaces whatever playbooks it holds.
+    pub fn with_engine(
+        store: Arc<dyn Store>,
+        verifier: Verifier,
+        settings: Settings,
+        engine: mmm_engine::Engine,
+    ) -> Self {
+        let metrics = Arc::new(Metrics::new());
         AppState {
             store,
             live: Arc::new(Live::new(engine, Arc::clone(&metrics))),

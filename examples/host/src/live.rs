@@ -269,11 +269,18 @@ impl Live {
         // so the next check loads it again rather than missing it.
         let revision = store.playbook_revision().await?;
         let published = store.published_playbooks().await?;
+        let keep: std::collections::HashSet<CacheKey> = published
+            .iter()
+            .map(|v| (v.meta.tenant.clone(), v.meta.id.clone(), v.meta.version))
+            .collect();
         let versions = published
             .into_iter()
             .map(|v| (v, Status::Published))
             .collect();
         let set = self.compile_set(versions).await?;
+        // Drafts compiled for a simulation, and versions no longer published, leave the
+        // cache: it holds the live set's plans, not every text ever seen.
+        self.cache.lock().retain(|key, _| keep.contains(key));
         self.engine
             .reload_shared(Arc::new(set))
             .map_err(|e| AppError::Internal(e.to_string()))?;
