@@ -304,3 +304,48 @@ pub fn problem_for_status(status: StatusCode) -> Problem {
     }
     p
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body(response: Response) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_5xx_names_the_request_id_and_nothing_of_the_cause() {
+        let response = REQUEST_ID
+            .scope("req-7".to_owned(), async {
+                AppError::Internal("connection to 10.0.0.5 refused: password for admin".to_owned())
+                    .into_response()
+            })
+            .await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let body = body(response).await;
+        assert_eq!(body["request_id"], "req-7");
+        assert_eq!(body["code"], "INTERNAL");
+        assert!(!body.to_string().contains("10.0.0.5"), "{body}");
+        assert!(!body.to_string().contains("password"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn validation_problems_carry_the_error_shape_every_surface_shares() {
+        let response =
+            AppError::invalid_field("metadata.status", "must be `draft`").into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = body(response).await;
+        assert_eq!(
+            body["type"],
+            "https://mmm-engine.dev/problems/invalid-request"
+        );
+        assert_eq!(
+            body["errors"],
+            serde_json::json!([{"code": "INVALID_REQUEST", "message": "must be `draft`", "field": "metadata.status"}])
+        );
+        assert!(body.get("request_id").is_none(), "only 5xx carry it");
+    }
+}

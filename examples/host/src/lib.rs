@@ -5,6 +5,8 @@
 //! (SQLite or PostgreSQL behind [`store::Store`]), the live playbook set ([`live::Live`],
 //! which owns the engine), the token verifier, the metrics and the shutdown hooks.
 
+#![deny(missing_docs)]
+
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -109,17 +109,8 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 async fn run(args: ServeArgs) -> Result<(), String> {
-    if !args.data_dir.exists() {
-        std::fs::create_dir_all(&args.data_dir)
-            .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
-        // The database and the token key live here: the owner's only.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
-        }
-    }
+    mmm_host::auth::keys::private_dir(&args.data_dir)
+        .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
     let mut local_key = None;
     let keys = if let Some(path) = &args.jwks_file {
         KeySet::from_jwks_file(path).map_err(|e| e.to_string())?

@@ -100,3 +100,34 @@ pub async fn signal() {
         () = term => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn hooks_run_in_order_and_one_that_overruns_is_abandoned() {
+        let shutdown = Shutdown::new();
+        let ran = Arc::new(std::sync::Mutex::new(Vec::new()));
+        for name in ["flush outbox", "stuck", "close"] {
+            let ran = Arc::clone(&ran);
+            shutdown
+                .on_shutdown(name, move || async move {
+                    if name == "stuck" {
+                        std::future::pending::<()>().await;
+                    }
+                    ran.lock().unwrap().push(name);
+                })
+                .await;
+        }
+        let mut stopping = shutdown.stopping();
+        shutdown.begin();
+        assert!(*stopping.borrow_and_update());
+        shutdown.run_hooks(Duration::from_secs(5)).await;
+        assert_eq!(*ran.lock().unwrap(), ["flush outbox", "close"]);
+        // Hooks run once.
+        shutdown.run_hooks(Duration::from_secs(5)).await;
+        assert_eq!(ran.lock().unwrap().len(), 2);
+    }
+}

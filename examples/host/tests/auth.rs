@@ -105,18 +105,17 @@ fn jwks_files_keep_the_accepted_keys_and_refuse_broken_ones() {
 
 #[test]
 fn the_local_key_is_created_once_readable_by_its_owner_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = LocalKey::load_or_create(dir.path()).unwrap();
-    let second = LocalKey::load_or_create(dir.path()).unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("mmm-data");
+    let first = LocalKey::load_or_create(&dir).unwrap();
+    let second = LocalKey::load_or_create(&dir).unwrap();
     assert_eq!(first.verification_key().kid, second.verification_key().kid);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join(mmm_host::auth::keys::LOCAL_KEY_FILE))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join(mmm_host::auth::keys::LOCAL_KEY_FILE)), 0o600);
+        assert_eq!(mode(&dir), 0o700, "the data directory is the owner's");
     }
 }
 

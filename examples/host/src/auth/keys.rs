@@ -264,7 +264,7 @@ impl LocalKey {
                 Ok(LocalKey::from_seed(signing.to_bytes()))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir)
+                private_dir(data_dir)
                     .map_err(|e| KeyError(format!("{}: {e}", data_dir.display())))?;
                 let (seed_hex, _) = mmm_engine::receipt::generate_key();
                 let seed: [u8; 32] = hex::decode(seed_hex)
@@ -306,6 +306,24 @@ impl LocalKey {
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes()))
             .map_err(|e| KeyError(format!("signing the token: {e}")))
     }
+}
+
+/// Creates `dir` when missing, readable by its owner only (it holds the database and the
+/// token key); an existing directory is left as it is.
+///
+/// # Errors
+/// The I/O error.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// Writes a secret file readable by its owner only.

@@ -222,3 +222,16 @@ impl FromRequest<AppState> for TextBody {
         Ok(TextBody { content_type, text })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::quote;
+
+    #[test]
+    fn quoted_values_are_short_and_show_hidden_characters() {
+        assert_eq!(quote("acme"), "acme");
+        assert_eq!(quote("a\u{202E}b\nc`"), "a\\u{202e}b\\u{a}c\\u{60}");
+        let long = "x".repeat(100);
+        assert_eq!(quote(&long).chars().count(), 65);
+    }
+}
