@@ -98,3 +98,22 @@ async fn a_database_gone_makes_ready_and_routes_answer_503_not_500() {
         );
     }
 }
+
+#[tokio::test]
+async fn responses_are_compressed_when_the_client_accepts_it() {
+    let host = Host::new(sqlite().await).await;
+    let r = tower::ServiceExt::oneshot(
+        host.app.clone(),
+        axum::http::Request::get("/v1/mmm/openapi.json")
+            .header("accept-encoding", "gzip")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let plain = host.get("/v1/mmm/openapi.json", "").await;
+    assert!(plain.headers.get("content-encoding").is_none());
+    assert!(plain.json()["paths"].is_object());
+}
