@@ -31,6 +31,7 @@ pub mod receipt;
 mod registry;
 pub mod schema;
 mod signal;
+pub mod simulate;
 mod template;
 mod text;
 
@@ -56,7 +57,7 @@ pub use minimise::{DenyList, DEFAULT_DENY_KEYS};
 pub use model::{ActionType, ActorType, PlaybookRef, Status, Surface};
 pub use plan::{FatigueSpec, Plan, SourceRef};
 pub use ports::{BreakerConfig, BreakerState, PortError, PortName, PortTimeouts};
-pub use registry::{check_paths, PlaybookSet};
+pub use registry::{check_paths, check_sources, PlaybookSet};
 pub use signal::{parse_timestamp, Repo, Signal, DEFAULT_MAX_PAYLOAD_BYTES};
 
 /// The engine's version, as recorded in receipts.

@@ -337,10 +337,28 @@ impl PlaybookSet {
 
 /// Validates files for `mmm validate`: every error and lint warning, with positions.
 pub fn check_paths(paths: &[impl AsRef<Path>]) -> Vec<Diagnostic> {
-    let limits = LoadLimits::default();
-    let (sources, mut diagnostics) = read_sources(paths, &limits);
-    let (plans, experiments, found) = compile_sources(&sources, &COMPILER, true, &limits);
-    diagnostics.extend(found);
+    let (sources, mut diagnostics) = read_sources(paths, &LoadLimits::default());
+    diagnostics.extend(check_sources(&sources));
+    diagnostics.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    diagnostics
+}
+
+/// Validates in-memory sources as [`check_paths`] validates files: every error and lint
+/// warning, with positions, sorted by file, line and column. Hosts that keep playbooks
+/// in a database use it to answer "would `mmm validate --strict` accept this?".
+///
+/// ```
+/// use mmm_engine::playbook::Source;
+/// let found = mmm_engine::check_sources(&[Source {
+///     name: "hello.yaml".to_owned(),
+///     text: "apiVersion: mmm/v1\nkind: Playbook\nmetadata: {id: hello, version: 1, tenant: \"*\", status: draft}\nspec:\n  triggers: [pr.opened]\n  actions: [{type: mirror, surfaces: [ide], title: Hi, text: \"You should split this.\"}]\n".to_owned(),
+/// }]);
+/// assert!(found.iter().all(|d| !d.is_error()));
+/// assert!(found.iter().any(|d| d.rule == "prescriptive-wording"));
+/// ```
+pub fn check_sources(sources: &[Source]) -> Vec<Diagnostic> {
+    let (plans, experiments, mut diagnostics) =
+        compile_sources(sources, &COMPILER, true, &LoadLimits::default());
     if let Err(e) = PlaybookSet::from_parts(plans, experiments) {
         diagnostics.extend(e.diagnostics);
     }

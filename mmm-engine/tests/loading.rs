@@ -1,6 +1,7 @@
 //! Loading: every class of error names the file, line and column.
 
-use mmm_engine::{check_paths, Diagnostic, PlaybookSet, Severity};
+use mmm_engine::playbook::Source;
+use mmm_engine::{check_paths, check_sources, Diagnostic, PlaybookSet, Severity};
 
 /// The first error of loading `yaml`, as (rule, line, column).
 fn first_error(yaml: &str) -> Diagnostic {
@@ -314,7 +315,52 @@ fn check_paths_adds_lint_warnings() {
     );
     // Warnings do not stop loading.
     assert!(PlaybookSet::from_path(&dir).is_ok());
+    // The same text checked from memory (as a host keeping playbooks in a database does)
+    // gives the same findings, named after the source.
+    let from_memory = check_sources(&[Source {
+        name: "acme/good@1".to_owned(),
+        text: text.clone(),
+    }]);
+    let file_name = dir.join("a.yaml").display().to_string();
+    let renamed: Vec<Diagnostic> = from_memory
+        .into_iter()
+        .map(|d| {
+            assert_eq!(d.file, "acme/good@1");
+            Diagnostic {
+                file: file_name.clone(),
+                ..d
+            }
+        })
+        .collect();
+    assert_eq!(renamed, found);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_sources_reports_errors_and_duplicates_across_sources() {
+    let source = |name: &str, text: &str| Source {
+        name: name.to_owned(),
+        text: text.to_owned(),
+    };
+    let broken = GOOD.replace(
+        "triggers: [pr.opened]",
+        "triggers: [pr.opened]\n  colour: red",
+    );
+    let found = check_sources(&[source("a", &broken)]);
+    assert!(
+        found
+            .iter()
+            .any(|d| d.rule == "unknown-field" && d.is_error() && d.file == "a"),
+        "{found:?}"
+    );
+    let found = check_sources(&[source("a", GOOD), source("b", GOOD)]);
+    assert!(
+        found
+            .iter()
+            .any(|d| d.rule == "duplicate-version" && d.file == "b"),
+        "{found:?}"
+    );
+    assert!(check_sources(&[source("a", GOOD)]).is_empty());
 }
 
 #[test]

@@ -1,63 +1,14 @@
 //! `mmm simulate`: replays recorded signals in order, fatigue carried along.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use mmm_engine::{DecideOptions, Decision, Engine};
+use mmm_engine::simulate::{Replay, Tally};
+use mmm_engine::{codes, Engine, ErrorInfo};
 use serde_json::Value;
 
 use crate::decide::load;
-
-#[derive(Default)]
-struct Tally {
-    actions: BTreeMap<String, usize>,
-    suppressed: BTreeMap<String, usize>,
-}
-
-/// What a decision did, compactly, for comparing two sets.
-fn outline(d: &Decision) -> Vec<String> {
-    let mut out: Vec<String> = d
-        .actions
-        .iter()
-        .map(|a| {
-            let surfaces: Vec<&str> = a.surfaces.iter().map(|s| s.as_str()).collect();
-            format!(
-                "{}@{} {} [{}]",
-                a.playbook.id,
-                a.playbook.version,
-                a.kind,
-                surfaces.join(",")
-            )
-        })
-        .collect();
-    out.extend(d.suppressed.iter().map(|s| {
-        format!(
-            "{}@{} {} #{} suppressed:{}",
-            s.playbook.id, s.playbook.version, s.kind, s.action_index, s.reason
-        )
-    }));
-    out
-}
-
-fn record(tally: &mut BTreeMap<String, Tally>, d: &Decision) {
-    for a in &d.actions {
-        *tally
-            .entry(a.playbook.id.clone())
-            .or_default()
-            .actions
-            .entry(a.kind.to_string())
-            .or_default() += 1;
-    }
-    for s in &d.suppressed {
-        *tally
-            .entry(s.playbook.id.clone())
-            .or_default()
-            .suppressed
-            .entry(s.reason.to_string())
-            .or_default() += 1;
-    }
-}
 
 fn print_summary(title: &str, tally: &BTreeMap<String, Tally>) {
     say!("{title}");
@@ -105,13 +56,7 @@ pub fn run(
         )),
         None => None,
     };
-    let mut tally: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut shadow_tally: BTreeMap<String, Tally> = BTreeMap::new();
-    let mut differences = Vec::new();
-    let (mut count, mut errors) = (0usize, 0usize);
-    // Each actor's earlier signals in this replay, newest first: what the UBI port would
-    // supply as `recent_signals` in production. A context that gives its own wins.
-    let mut history: HashMap<(String, String), VecDeque<Value>> = HashMap::new();
+    let mut replay = Replay::new(&primary, shadow.as_ref());
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
         if line.trim().is_empty() {
@@ -131,74 +76,30 @@ pub fn run(
                     e.column,
                     e.message
                 );
-                errors += 1;
-                continue;
-            }
-        };
-        let (signal, context) = match value.get("signal") {
-            Some(signal) => (signal.clone(), value.get("context").cloned()),
-            None => (value, None),
-        };
-        let key = (
-            signal["tenant_id"].as_str().unwrap_or("").to_owned(),
-            signal["actor_id"].as_str().unwrap_or("").to_owned(),
-        );
-        let earlier = history.entry(key).or_default().clone();
-        let mut context = context.unwrap_or_else(|| Value::Object(serde_json::Map::new()));
-        if let Some(ctx) = context.as_object_mut() {
-            ctx.entry("recent_signals")
-                .or_insert_with(|| Value::Array(earlier.iter().cloned().collect()));
-        }
-        let context = Some(context);
-        let now = signal["occurred_at"]
-            .as_str()
-            .and_then(|s| mmm_engine::parse_timestamp(s).ok());
-        let options = DecideOptions {
-            now,
-            explain: false,
-        };
-        let decision = match primary.decide(&signal, context.as_ref(), &options) {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!(
-                    "{}:{line_no}: error[{}]: {}",
-                    signals.display(),
-                    e.info().code,
-                    e
+                replay.reject(
+                    line_no,
+                    ErrorInfo::new(codes::SIGNAL_INVALID, format!("{field}{}", e.message)),
                 );
-                errors += 1;
                 continue;
             }
         };
-        // Only a signal the engine accepted becomes part of the actor's history.
-        if let Some(earlier) =
-            history.get_mut(&(decision.tenant_id.clone(), decision.actor_id.clone()))
-        {
-            earlier.push_front(signal.clone());
-            earlier.truncate(50);
-        }
-        count += 1;
-        record(&mut tally, &decision);
-        if let Some(out) = out.as_mut() {
-            let json = serde_json::to_string(&decision).map_err(|e| e.to_string())?;
-            writeln!(out, "{json}").map_err(|e| e.to_string())?;
-        }
-        if let Some(shadow) = &shadow {
-            if let Ok(other) = shadow.decide(&signal, context.as_ref(), &options) {
-                record(&mut shadow_tally, &other);
-                let (a, b) = (outline(&decision), outline(&other));
-                if a != b {
-                    differences.push((
-                        line_no,
-                        signal["kind"].as_str().unwrap_or("?").to_owned(),
-                        signal["actor_id"].as_str().unwrap_or("?").to_owned(),
-                        a,
-                        b,
-                    ));
+        match replay.step(line_no, &value) {
+            Ok(decision) => {
+                if let Some(out) = out.as_mut() {
+                    let json = serde_json::to_string(&decision).map_err(|e| e.to_string())?;
+                    writeln!(out, "{json}").map_err(|e| e.to_string())?;
                 }
             }
+            Err(e) => eprintln!(
+                "{}:{line_no}: error[{}]: {}",
+                signals.display(),
+                e.info().code,
+                e
+            ),
         }
     }
+    let report = replay.finish();
+    let (count, errors) = (report.replayed, report.rejected.len());
     if let Some(mut out) = out {
         out.flush().map_err(|e| e.to_string())?;
     }
@@ -212,11 +113,15 @@ pub fn run(
             String::new()
         }
     );
-    print_summary(&format!("playbooks: {}", playbooks.display()), &tally);
-    if let Some(dir) = against {
-        print_summary(&format!("against: {}", dir.display()), &shadow_tally);
-        say!("{} decision(s) differ", differences.len());
-        for (line, kind, actor, a, b) in &differences {
+    print_summary(
+        &format!("playbooks: {}", playbooks.display()),
+        &report.primary,
+    );
+    if let (Some(dir), Some(shadow_tally)) = (against, &report.shadow) {
+        print_summary(&format!("against: {}", dir.display()), shadow_tally);
+        say!("{} decision(s) differ", report.differences.len());
+        for d in &report.differences {
+            let (line, kind, actor, a, b) = (d.line, &d.kind, &d.actor_id, &d.primary, &d.shadow);
             say!("  line {line} ({kind}, {actor}):");
             say!(
                 "    {}: {}",

@@ -1,0 +1,142 @@
+//! Configuration: flags, each with an `MMM_*` environment variable of the same name
+//! (SPEC §13). The engine's own settings are not repeated here: they belong to the core's
+//! settings type.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// `mmm-host`: the engine as a multi-tenant HTTP service.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mmm-host",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do (default: `serve`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// `serve`'s options, when no command is named.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve(ServeArgs),
+    /// Mint a token with the host's local key (for local use and tests).
+    Token(TokenArgs),
+}
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// `serve`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MMM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the host keeps its files (the SQLite database, its token key).
+    #[arg(long, env = "MMM_DATA_DIR", default_value = "mmm-data")]
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: SQLite at `<data-dir>/mmm.db`.
+    #[arg(long, env = "MMM_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Playbooks imported on first start (an empty store); default: `./playbooks` when it
+    /// exists.
+    #[arg(long, env = "MMM_SEED_PLAYBOOKS")]
+    pub seed_playbooks: Option<PathBuf>,
+    /// A JWKS file with the keys tokens are verified with.
+    #[arg(long, env = "MMM_JWKS_FILE", conflicts_with = "jwks_url")]
+    pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL, fetched at start and again when a token names an unknown key.
+    #[arg(long, env = "MMM_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// Minimum seconds between two JWKS fetches caused by unknown keys.
+    #[arg(long, env = "MMM_JWKS_REFETCH_SECONDS", default_value_t = 60)]
+    pub jwks_refetch_seconds: u64,
+    /// Required `iss` of tokens.
+    #[arg(long, env = "MMM_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` of tokens.
+    #[arg(long, env = "MMM_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Largest request body in bytes (larger: 413).
+    #[arg(long, env = "MMM_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+    /// Seconds after which a request is abandoned (503).
+    #[arg(long, env = "MMM_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+    /// Most signals one simulate request may replay.
+    #[arg(long, env = "MMM_SIMULATE_MAX_SIGNALS", default_value_t = 10_000)]
+    pub simulate_max_signals: usize,
+    /// Milliseconds between two checks of the playbook-set revision (replicas follow
+    /// changes within this, or at once on PostgreSQL notifications).
+    #[arg(long, env = "MMM_REVISION_POLL_MS", default_value_t = 1000)]
+    pub revision_poll_ms: u64,
+    /// Seconds each shutdown step may take after SIGTERM.
+    #[arg(long, env = "MMM_SHUTDOWN_GRACE_SECONDS", default_value_t = 8)]
+    pub shutdown_grace_seconds: u64,
+    /// Log format.
+    #[arg(long, env = "MMM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// The database URL: the flag's, else SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("mmm.db").display()))
+    }
+
+    /// The seed directory: the flag's, else `./playbooks` when it exists.
+    pub fn seed_dir(&self) -> Option<PathBuf> {
+        self.seed_playbooks.clone().or_else(|| {
+            let default = PathBuf::from("playbooks");
+            default.is_dir().then_some(default)
+        })
+    }
+
+    /// The routes' limits.
+    pub fn settings(&self) -> crate::Settings {
+        crate::Settings {
+            body_limit: self.body_limit,
+            request_timeout: Duration::from_secs(self.request_timeout_seconds),
+            simulate_max_signals: self.simulate_max_signals,
+        }
+    }
+}
+
+/// `token`'s options.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// The tenant (`*` for the platform operator).
+    #[arg(long)]
+    pub tenant: String,
+    /// A role (repeat for several): admin, author, approver, service, developer.
+    #[arg(long = "role", required = true)]
+    pub roles: Vec<String>,
+    /// The token's `sub` (an actor id); default `<role>@<tenant>`.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// How long the token is valid (`30m`, `1h`, `7d`).
+    #[arg(long, default_value = "1h")]
+    pub ttl: String,
+    /// The data directory holding the key.
+    #[arg(long, env = "MMM_DATA_DIR", default_value = "mmm-data")]
+    pub data_dir: PathBuf,
+}

@@ -1,0 +1,517 @@
+//! The engine's live playbook set. Playbooks live in the store; the set the engine decides
+//! with is compiled from every published version there, with the store's status (not the
+//! one written in the text), and swapped atomically (`Engine::reload_shared`). Replicas
+//! follow changes through the store's notifications and a periodic revision check.
+//!
+//! Compiled versions are cached by their text's hash, so a publish recompiles one
+//! version, not the library. Compiling runs on the blocking pool.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use mmm_engine::audit::{AuditEvent, AuditSink};
+use mmm_engine::playbook::Source;
+use mmm_engine::{check_sources, Diagnostic, Engine, Plan, PlaybookSet, Status};
+use parking_lot::Mutex;
+use serde_json::Value;
+use sha2::Digest;
+use tokio::sync::{watch, Notify};
+
+use crate::error::AppError;
+use crate::metrics::Metrics;
+use crate::store::{ExperimentRecord, NewAudit, PlaybookMeta, PlaybookVersion, Store, GLOBAL};
+
+/// The name diagnostics give a stored version: `acme/large-pr@3`.
+pub fn source_name(tenant: &str, id: &str, version: u32) -> String {
+    format!("{tenant}/{id}@{version}")
+}
+
+/// Hex SHA-256 of a text (audit records name a document's text by it).
+pub fn text_sha256(text: &str) -> String {
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// Every finding `mmm validate --strict` would report for `yaml`: errors and lint
+/// warnings, positions inside the text, the file named `name`.
+pub fn strict_diagnostics(name: &str, yaml: &str) -> Vec<Diagnostic> {
+    check_sources(&[Source {
+        name: name.to_owned(),
+        text: yaml.to_owned(),
+    }])
+}
+
+/// Compiles a text that must hold exactly one playbook document.
+///
+/// # Errors
+/// The load errors (warnings are not errors here), or one diagnostic saying the text
+/// holds no playbook or more than one document.
+pub fn compile_one(name: &str, yaml: &str) -> Result<Plan, Vec<Diagnostic>> {
+    let set = PlaybookSet::from_sources(&[Source {
+        name: name.to_owned(),
+        text: yaml.to_owned(),
+    }])
+    .map_err(|e| e.diagnostics)?;
+    let single = |message: &str| {
+        vec![Diagnostic {
+            severity: mmm_engine::Severity::Error,
+            rule: "one-playbook".to_owned(),
+            message: message.to_owned(),
+            file: name.to_owned(),
+            line: Some(1),
+            column: Some(1),
+            playbook: None,
+        }]
+    };
+    if !set.experiments().is_empty() {
+        return Err(single(
+            "this holds an experiment; experiments are written through `/experiments`",
+        ));
+    }
+    match set.versions() {
+        [plan] => Ok(Plan::clone(plan)),
+        [] => Err(single("the text holds no playbook document")),
+        _ => Err(single(
+            "the text holds more than one playbook document; send one version at a time",
+        )),
+    }
+}
+
+/// Splits a multi-document YAML text into its documents' texts, at `---` lines (a
+/// directive end marker is only ever at the start of a line, also inside block scalars,
+/// so the split is exact). Empty documents are dropped.
+pub fn split_documents(text: &str) -> Vec<String> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    for line in text.split_inclusive('\n') {
+        let marker = line
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n']));
+        if marker {
+            docs.push(std::mem::take(&mut current));
+            let rest = line.get(3..).unwrap_or("").trim_start_matches([' ', '\t']);
+            if !rest.trim().is_empty() && !rest.trim_start().starts_with('#') {
+                current.push_str(rest);
+            }
+        } else {
+            current.push_str(line);
+        }
+    }
+    docs.push(current);
+    docs.into_iter()
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .collect()
+}
+
+/// A YAML document as JSON (for `GET …/versions/{v}` with `Accept: application/json`).
+///
+/// # Errors
+/// A message when the text is not YAML.
+pub fn yaml_to_json(yaml: &str) -> Result<Value, String> {
+    mmm_engine::playbook::read_yaml::<Value>(
+        "document",
+        yaml,
+        &mmm_engine::playbook::LoadLimits::default(),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// An engine audit sink that logs: the engine's own events (the set replaced) happen on
+/// every replica, and the host's audit log records the admin mutation that caused them.
+#[derive(Debug, Default)]
+pub struct LogAudit;
+
+impl AuditSink for LogAudit {
+    fn record(&self, event: &AuditEvent) -> Result<(), String> {
+        tracing::info!(kind = %event.kind, subject = %event.subject, by = ?event.by, "engine event");
+        Ok(())
+    }
+}
+
+type CacheKey = (String, String, u32);
+
+/// The engine and the store revision its set was built from.
+pub struct Live {
+    engine: Engine,
+    metrics: Arc<Metrics>,
+    loaded: AtomicI64,
+    cache: Mutex<HashMap<CacheKey, (String, Arc<Plan>)>>,
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("loaded", &self.loaded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    /// Wraps an engine (built with the host's ports); not ready until [`Live::reload`].
+    pub fn new(engine: Engine, metrics: Arc<Metrics>) -> Self {
+        Live {
+            engine,
+            metrics,
+            loaded: AtomicI64::new(-1),
+            cache: Mutex::new(HashMap::new()),
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether a set from the store has been loaded.
+    pub fn is_ready(&self) -> bool {
+        self.loaded.load(Ordering::Acquire) >= 0
+    }
+
+    /// The store revision the live set was built from.
+    pub fn revision(&self) -> Option<i64> {
+        let r = self.loaded.load(Ordering::Acquire);
+        (r >= 0).then_some(r)
+    }
+
+    /// Compiles versions into a set, each with the status given beside it (the store's).
+    /// A version that does not compile, or whose text names another playbook than its
+    /// record, is left out and logged: one bad row never keeps the host from serving.
+    ///
+    /// # Errors
+    /// [`AppError::Internal`] when the blocking pool fails or the plans do not form a
+    /// set.
+    pub async fn compile_set(
+        &self,
+        versions: Vec<(PlaybookVersion, Status)>,
+    ) -> Result<PlaybookSet, AppError> {
+        let mut plans: Vec<Plan> = Vec::with_capacity(versions.len());
+        let mut to_compile = Vec::new();
+        {
+            let cache = self.cache.lock();
+            for (v, status) in versions {
+                let key = (v.meta.tenant.clone(), v.meta.id.clone(), v.meta.version);
+                let sha = text_sha256(&v.yaml);
+                match cache.get(&key) {
+                    Some((cached_sha, plan)) if *cached_sha == sha => {
+                        let mut plan = Plan::clone(plan);
+                        plan.status = status;
+                        plans.push(plan);
+                    }
+                    _ => to_compile.push((key, sha, v, status)),
+                }
+            }
+        }
+        if !to_compile.is_empty() {
+            let compiled = tokio::task::spawn_blocking(move || {
+                to_compile
+                    .into_iter()
+                    .map(|(key, sha, v, status)| {
+                        let m = &v.meta;
+                        let name = source_name(&m.tenant, &m.id, m.version);
+                        let result = compile_one(&name, &v.yaml).and_then(|plan| {
+                            let tenant = plan.tenant.as_deref().unwrap_or(GLOBAL);
+                            if tenant == m.tenant && *plan.id == *m.id && plan.version == m.version
+                            {
+                                Ok(plan)
+                            } else {
+                                Err(vec![])
+                            }
+                        });
+                        (key, sha, status, result)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| AppError::Internal(format!("compiling playbooks: {e}")))?;
+            let mut cache = self.cache.lock();
+            for ((tenant, id, version), sha, status, result) in compiled {
+                match result {
+                    Ok(plan) => {
+                        let plan = Arc::new(plan);
+                        let mut live = Plan::clone(&plan);
+                        live.status = status;
+                        plans.push(live);
+                        cache.insert((tenant, id, version), (sha, plan));
+                    }
+                    Err(diagnostics) => {
+                        self.metrics.versions_skipped.inc();
+                        let why: Vec<String> =
+                            diagnostics.iter().map(ToString::to_string).collect();
+                        tracing::error!(
+                            playbook = %source_name(&tenant, &id, version),
+                            problems = %if why.is_empty() { "its text names another playbook".to_owned() } else { why.join("; ") },
+                            "a stored version does not compile; it is left out of the set"
+                        );
+                    }
+                }
+            }
+        }
+        PlaybookSet::from_plans(plans).map_err(|e| AppError::Internal(e.to_string()))
+    }
+
+    /// Rebuilds the live set from the store's published versions and swaps it in.
+    ///
+    /// # Errors
+    /// The store's error (the old set stays), or an internal error.
+    pub async fn reload(&self, store: &dyn Store) -> Result<(), AppError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let result = self.reload_locked(store).await;
+        if result.is_err() {
+            self.metrics.set_reload_failures.inc();
+        }
+        result
+    }
+
+    async fn reload_locked(&self, store: &dyn Store) -> Result<(), AppError> {
+        // The revision is read first: a change committed meanwhile carries a higher one,
+        // so the next check loads it again rather than missing it.
+        let revision = store.playbook_revision().await?;
+        let published = store.published_playbooks().await?;
+        let keep: std::collections::HashSet<CacheKey> = published
+            .iter()
+            .map(|v| (v.meta.tenant.clone(), v.meta.id.clone(), v.meta.version))
+            .collect();
+        let versions = published
+            .into_iter()
+            .map(|v| (v, Status::Published))
+            .collect();
+        let set = self.compile_set(versions).await?;
+        // Drafts compiled for a simulation, and versions no longer published, leave the
+        // cache: it holds the live set's plans, not every text ever seen.
+        self.cache.lock().retain(|key, _| keep.contains(key));
+        self.engine
+            .reload_shared(Arc::new(set))
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        self.loaded.store(revision, Ordering::Release);
+        self.metrics.set_revision.set(revision);
+        self.metrics.set_reloads.inc();
+        tracing::info!(revision, "live playbook set loaded");
+        Ok(())
+    }
+
+    /// Reloads when the store's revision differs from the loaded one.
+    ///
+    /// # Errors
+    /// As [`Live::reload`].
+    pub async fn reload_if_changed(&self, store: &dyn Store) -> Result<bool, AppError> {
+        let revision = store.playbook_revision().await?;
+        if self.revision() == Some(revision) {
+            return Ok(false);
+        }
+        self.reload(store).await?;
+        Ok(true)
+    }
+
+    /// Follows changes made by other replicas: on each store notification and at least
+    /// every `interval`, reloads when the revision moved. Returns once it listens (so a
+    /// change made after it returns is noticed); the task ends when the host stops.
+    pub async fn follow(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        interval: Duration,
+        mut stopping: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let notify = Arc::new(Notify::new());
+        if let Err(e) = store.watch(Arc::clone(&notify)).await {
+            tracing::warn!(error = %e, "cannot listen for playbook-set changes; polling only");
+        }
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = notify.notified() => {}
+                    () = tokio::time::sleep(interval) => {}
+                    _ = stopping.changed() => break,
+                }
+                if let Err(e) = self.reload_if_changed(&*store).await {
+                    tracing::warn!(error = %e, "checking the playbook set failed");
+                }
+            }
+        })
+    }
+}
+
+/// What a first start imported.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// Playbook versions.
+    pub playbooks: usize,
+    /// Experiments.
+    pub experiments: usize,
+}
+
+/// On first start (a store without playbooks), imports every document under `dir` as
+/// authored: each with its own tenant and status.
+///
+/// # Errors
+/// [`AppError::Invalid`] with the diagnostics when the library does not load; the store's
+/// errors.
+pub async fn import_seed(
+    store: &dyn Store,
+    dir: &std::path::Path,
+    now: Timestamp,
+) -> Result<Imported, AppError> {
+    let dir = dir.to_path_buf();
+    let documents = tokio::task::spawn_blocking(move || seed_documents(&dir))
+        .await
+        .map_err(|e| AppError::Internal(format!("reading seed playbooks: {e}")))??;
+    let mut playbooks = Vec::new();
+    let mut experiments = Vec::new();
+    for doc in documents {
+        match doc {
+            SeedDoc::Playbook(meta, yaml) => playbooks.push(PlaybookVersion {
+                meta: PlaybookMeta {
+                    created_at: now,
+                    updated_at: now,
+                    published_at: (meta.status == Status::Published).then_some(now),
+                    ..meta
+                },
+                yaml,
+            }),
+            SeedDoc::Experiment(e) => experiments.push(ExperimentRecord {
+                created_at: now,
+                updated_at: now,
+                ..e
+            }),
+        }
+    }
+    let audit = NewAudit::new(
+        now,
+        GLOBAL,
+        SEED_AUTHOR,
+        "playbooks.imported",
+        "playbooks",
+        Value::Null,
+        serde_json::json!({
+            "versions": playbooks.iter().map(|v| source_name(&v.meta.tenant, &v.meta.id, v.meta.version)).collect::<Vec<_>>(),
+        }),
+    );
+    let imported = store.import_playbooks(&playbooks, &audit).await?;
+    let mut result = Imported {
+        playbooks: imported,
+        experiments: 0,
+    };
+    if imported > 0 {
+        for e in &experiments {
+            let audit = NewAudit::new(
+                now,
+                &e.tenant,
+                SEED_AUTHOR,
+                "experiment.imported",
+                &e.id,
+                Value::Null,
+                serde_json::json!({"status": e.status}),
+            );
+            store.insert_experiment(e, &audit).await?;
+            result.experiments += 1;
+        }
+    }
+    Ok(result)
+}
+
+/// The author recorded for imported documents.
+pub const SEED_AUTHOR: &str = "mmm-host";
+
+enum SeedDoc {
+    Playbook(PlaybookMeta, String),
+    Experiment(ExperimentRecord),
+}
+
+fn seed_documents(dir: &std::path::Path) -> Result<Vec<SeedDoc>, AppError> {
+    let (sources, mut problems) =
+        mmm_engine::playbook::read_sources(&[dir], &mmm_engine::playbook::LoadLimits::default());
+    if let Err(e) = PlaybookSet::from_sources(&sources) {
+        problems.extend(e.diagnostics);
+    }
+    if !problems.is_empty() {
+        return Err(AppError::playbook_invalid(&problems));
+    }
+    let epoch = Timestamp::UNIX_EPOCH;
+    let mut docs = Vec::new();
+    for source in &sources {
+        for text in split_documents(&source.text) {
+            let value = yaml_to_json(&text).map_err(|e| {
+                AppError::Internal(format!("{}: a document is not YAML: {e}", source.name))
+            })?;
+            let meta = value.get("metadata");
+            let field = |key: &str| {
+                meta.and_then(|m| m.get(key))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let tenant = match field("tenant") {
+                t if t.is_empty() => GLOBAL.to_owned(),
+                t => t,
+            };
+            match value.get("kind").and_then(Value::as_str) {
+                Some("Experiment") => docs.push(SeedDoc::Experiment(ExperimentRecord {
+                    tenant,
+                    id: field("id"),
+                    status: match field("status") {
+                        s if s.is_empty() => "active".to_owned(),
+                        s => s,
+                    },
+                    yaml: text,
+                    author: SEED_AUTHOR.to_owned(),
+                    revision: 1,
+                    created_at: epoch,
+                    updated_at: epoch,
+                })),
+                _ => {
+                    let plan = compile_one(&source.name, &text)
+                        .map_err(|d| AppError::playbook_invalid(&d))?;
+                    docs.push(SeedDoc::Playbook(
+                        PlaybookMeta {
+                            tenant: plan.tenant.clone().unwrap_or_else(|| GLOBAL.to_owned()),
+                            id: plan.id.to_string(),
+                            version: plan.version,
+                            status: plan.status,
+                            author: SEED_AUTHOR.to_owned(),
+                            created_at: epoch,
+                            updated_at: epoch,
+                            published_at: None,
+                        },
+                        text,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(docs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_split_at_marker_lines_only() {
+        let text = "# lib\na: 1\n---\nb: |\n  --- not a marker\n  x\n--- # c\nc: 3\n---\n\n# only a comment\n";
+        assert_eq!(
+            split_documents(text),
+            ["# lib\na: 1\n", "b: |\n  --- not a marker\n  x\n", "c: 3\n"]
+        );
+        assert_eq!(split_documents("---\na: 1\n"), ["a: 1\n"]);
+        assert!(split_documents("").is_empty());
+    }
+
+    #[test]
+    fn one_playbook_per_text() {
+        let doc = "apiVersion: mmm/v1\nkind: Playbook\nmetadata: {id: a, version: 1, tenant: \"*\", status: draft}\nspec:\n  triggers: [pr.opened]\n  actions: [{type: mirror, surfaces: [ide], title: T, text: \"A pull request was opened.\"}]\n";
+        assert_eq!(&*compile_one("x", doc).unwrap().id, "a");
+        let two = format!("{doc}---\n{}", doc.replace("version: 1", "version: 2"));
+        let err = compile_one("x", &two).unwrap_err();
+        assert_eq!(err[0].rule, "one-playbook");
+        assert_eq!(
+            compile_one("x", "# nothing\n").unwrap_err()[0].rule,
+            "one-playbook"
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! `mmm-host`: serve the API (default), or mint a token with the local key.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use mmm_host::auth::{Claims, KeySet, LocalKey, Verifier};
+use mmm_host::config::{Cli, Command, LogFormat, ServeArgs, TokenArgs};
+use mmm_host::{app, live, store, AppState};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(args)) => token(&args),
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn token(args: &TokenArgs) -> ExitCode {
+    match mint(args) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("mmm-host: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn mint(args: &TokenArgs) -> Result<String, String> {
+    let ttl = mmm_engine::Duration::parse(&args.ttl).map_err(|_| {
+        format!(
+            "--ttl `{}` is not a duration such as `30m`, `1h` or `7d`",
+            args.ttl
+        )
+    })?;
+    for role in &args.roles {
+        if mmm_host::auth::Role::parse(role).is_none() {
+            return Err(format!(
+                "--role `{role}` is not one of admin, author, approver, service, developer"
+            ));
+        }
+    }
+    if args.tenant != "*" && !mmm_host::auth::valid_tenant(&args.tenant) {
+        return Err(format!("--tenant `{}` is not a tenant id", args.tenant));
+    }
+    let key = LocalKey::load_or_create(&args.data_dir).map_err(|e| e.to_string())?;
+    let sub = args.actor.clone().unwrap_or_else(|| {
+        format!(
+            "{}@{}",
+            args.roles.first().map_or("user", String::as_str),
+            args.tenant
+        )
+    });
+    let ttl = u64::try_from(ttl.as_secs()).unwrap_or(0);
+    key.mint(&claims(&args.tenant, &sub, &args.roles, ttl))
+        .map_err(|e| e.to_string())
+}
+
+fn claims(tenant: &str, sub: &str, roles: &[String], ttl_secs: u64) -> Claims {
+    let now = u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0);
+    Claims {
+        tenant_id: tenant.to_owned(),
+        sub: sub.to_owned(),
+        roles: roles.to_vec(),
+        exp: now + ttl_secs,
+        iat: Some(now),
+        iss: None,
+        aud: None,
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_logs(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mmm-host: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!("{message}");
+            eprintln!("mmm-host: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: ServeArgs) -> Result<(), String> {
+    mmm_host::auth::keys::private_dir(&args.data_dir)
+        .map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    let mut local_key = None;
+    let keys = if let Some(path) = &args.jwks_file {
+        KeySet::from_jwks_file(path).map_err(|e| e.to_string())?
+    } else if let Some(url) = &args.jwks_url {
+        KeySet::from_jwks_url(url, Duration::from_secs(args.jwks_refetch_seconds))
+            .await
+            .map_err(|e| e.to_string())?
+    } else {
+        let key = LocalKey::load_or_create(&args.data_dir).map_err(|e| e.to_string())?;
+        let keys = KeySet::fixed(vec![key.verification_key()]);
+        local_key = Some(key);
+        keys
+    };
+    let verifier = Verifier::new(keys, args.jwt_issuer.clone(), args.jwt_audience.clone());
+    let store = store::connect(&args.database_url())
+        .await
+        .map_err(|e| format!("cannot open the database: {e}"))?;
+    let state = AppState::new(Arc::clone(&store), verifier, args.settings());
+    if let Some(dir) = args.seed_dir() {
+        let imported = live::import_seed(&*store, &dir, jiff::Timestamp::now())
+            .await
+            .map_err(|e| {
+                format!(
+                    "importing playbooks from {}: {}",
+                    dir.display(),
+                    describe(&e)
+                )
+            })?;
+        if imported.playbooks > 0 {
+            tracing::info!(playbooks = imported.playbooks, experiments = imported.experiments, dir = %dir.display(), "first start: imported playbooks");
+        }
+    }
+    if let Err(e) = state.live.reload(&*store).await {
+        tracing::error!(error = %e, "loading the playbook set failed; /ready answers 503 until it loads");
+    }
+    let follower = Arc::clone(&state.live)
+        .follow(
+            Arc::clone(&store),
+            Duration::from_millis(args.revision_poll_ms),
+            state.shutdown.stopping(),
+        )
+        .await;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    if let Some(key) = &local_key {
+        let roles = vec!["admin".to_owned()];
+        let token = key
+            .mint(&claims("demo", "demo-admin", &roles, 24 * 3600))
+            .map_err(|e| e.to_string())?;
+        println!("mmm-host listening on http://{}", args.listen);
+        println!("admin token for tenant `demo` (local use only, valid 24 h):");
+        println!("{token}");
+    }
+    tracing::info!(listen = %args.listen, database = store.backend(), "serving");
+    let shutdown = Arc::clone(&state.shutdown);
+    let hooks = Arc::clone(&state.shutdown);
+    let grace = Duration::from_secs(args.shutdown_grace_seconds);
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            mmm_host::shutdown::signal().await;
+            tracing::info!("stopping: finishing requests in flight");
+            shutdown.begin();
+        })
+        .await
+        .map_err(|e| format!("serving: {e}"))?;
+    // Every request in flight has been answered: now the work that must follow the last
+    // one (the receipts outbox's final flush, for instance).
+    follower.abort();
+    hooks.run_hooks(grace).await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn describe(e: &mmm_host::error::AppError) -> String {
+    match e {
+        mmm_host::error::AppError::Invalid { errors, detail, .. } => {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}:{}:{}: {}",
+                        i.file.as_deref().unwrap_or("?"),
+                        i.line.unwrap_or(1),
+                        i.column.unwrap_or(1),
+                        i.message
+                    )
+                })
+                .collect();
+            format!("{detail}\n{}", lines.join("\n"))
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,346 @@
+//! The harness: every test runs on each backend — SQLite in a temporary directory always,
+//! PostgreSQL in a fresh schema when `MMM_TEST_POSTGRES_URL` is set (skipped with a
+//! message when it is not; a failure under `CI=true`) — and drives `app(state)` with
+//! `oneshot`, no socket.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use jiff::Timestamp;
+use mmm_engine::Status;
+use mmm_host::auth::{Claims, KeySet, LocalKey, Verifier};
+use mmm_host::store::postgres::PgStore;
+use mmm_host::store::sqlite::SqliteStore;
+use mmm_host::store::{NewAudit, PlaybookMeta, PlaybookVersion, Store};
+use mmm_host::{app, AppState, Settings};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// A store on one backend, removed when dropped.
+pub struct TestDb {
+    pub name: &'static str,
+    pub store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((url, schema)) = self.pg.take() else {
+            return;
+        };
+        // Dropped from sync code (also after a panic): a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                    // The test's runtime is gone: end its sessions (an open transaction
+                    // would hold locks the drop waits for).
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                    )
+                    .bind(&schema)
+                    .execute(&pool)
+                    .await;
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+impl TestDb {
+    /// The same store, for a second replica (dropping it removes nothing).
+    pub fn shared(&self) -> TestDb {
+        TestDb {
+            name: self.name,
+            store: Arc::clone(&self.store),
+            _dir: None,
+            pg: None,
+        }
+    }
+}
+
+static SKIP_NOTE: Once = Once::new();
+static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
+
+pub async fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("mmm.db").display());
+    TestDb {
+        name: "sqlite",
+        store: Arc::new(SqliteStore::connect(&url).await.unwrap()),
+        _dir: Some(dir),
+        pg: None,
+    }
+}
+
+pub async fn postgres() -> Option<TestDb> {
+    let Ok(url) = std::env::var("MMM_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "MMM_TEST_POSTGRES_URL is not set under CI=true: the PostgreSQL store tests must run"
+        );
+        SKIP_NOTE.call_once(|| {
+            eprintln!("note: MMM_TEST_POSTGRES_URL is not set; PostgreSQL store tests skipped");
+        });
+        return None;
+    };
+    let schema = format!(
+        "mmm_test_{}_{}_{}",
+        std::process::id(),
+        SCHEMAS.fetch_add(1, Ordering::SeqCst),
+        Timestamp::now().as_millisecond() % 100_000
+    );
+    let store = PgStore::connect(&url, Some(&schema))
+        .await
+        .unwrap_or_else(|e| panic!("MMM_TEST_POSTGRES_URL is set but unusable: {e}"));
+    Some(TestDb {
+        name: "postgres",
+        store: Arc::new(store),
+        _dir: None,
+        pg: Some((url, schema)),
+    })
+}
+
+/// Every backend available: SQLite, and PostgreSQL when configured.
+pub async fn backends() -> Vec<TestDb> {
+    let mut all = vec![sqlite().await];
+    all.extend(postgres().await);
+    all
+}
+
+pub fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+pub const NOW: &str = "2026-11-22T10:00:00Z";
+
+pub fn playbook_yaml(tenant: &str, id: &str, version: u32, status: &str, text: &str) -> String {
+    format!(
+        "apiVersion: mmm/v1\nkind: Playbook\nmetadata:\n  id: {id}\n  version: {version}\n  tenant: \"{tenant}\"\n  status: {status}\n  category: general\nspec:\n  triggers: [pr.opened]\n  actions:\n    - type: mirror\n      surfaces: [ide]\n      title: Opened\n      text: \"{text}\"\n"
+    )
+}
+
+pub fn version(tenant: &str, id: &str, v: u32, status: Status) -> PlaybookVersion {
+    let now = ts(NOW);
+    PlaybookVersion {
+        meta: PlaybookMeta {
+            tenant: tenant.to_owned(),
+            id: id.to_owned(),
+            version: v,
+            status,
+            author: "tester".to_owned(),
+            created_at: now,
+            updated_at: now,
+            published_at: (status == Status::Published).then_some(now),
+        },
+        yaml: playbook_yaml(
+            tenant,
+            id,
+            v,
+            status.as_str(),
+            &format!("{id} version {v} fired."),
+        ),
+    }
+}
+
+pub fn audit(tenant: &str, action: &str) -> NewAudit {
+    NewAudit::new(
+        ts(NOW),
+        tenant,
+        "tester",
+        action,
+        "subject",
+        Value::Null,
+        Value::Null,
+    )
+}
+
+/// A host on a store, with a fixed local key for tokens.
+pub struct Host {
+    pub app: Router,
+    pub state: AppState,
+    pub db: TestDb,
+    key: LocalKey,
+}
+
+pub const KEY_SEED: [u8; 32] = [7; 32];
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// Asserts a problem-details answer with this status and code.
+    pub fn problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(
+            self.headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "{}",
+            self.text
+        );
+        let body = self.json();
+        assert_eq!(body["code"], code, "{body}");
+        assert_eq!(body["status"], status, "{body}");
+        assert!(body["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://mmm-engine.dev/problems/"));
+        body
+    }
+}
+
+impl Host {
+    pub async fn new(db: TestDb) -> Host {
+        Host::with_settings(
+            db,
+            Settings {
+                body_limit: 64 * 1024,
+                ..Settings::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn with_settings(db: TestDb, settings: Settings) -> Host {
+        let key = LocalKey::from_seed(KEY_SEED);
+        let verifier = Verifier::new(KeySet::fixed(vec![key.verification_key()]), None, None);
+        let state = AppState::new(Arc::clone(&db.store), verifier, settings);
+        state.live.reload(&*db.store).await.unwrap();
+        Host {
+            app: app(state.clone()),
+            state,
+            db,
+            key,
+        }
+    }
+
+    /// A second replica on the same store.
+    pub async fn new_on(other: &Host) -> Host {
+        Host::new(other.db.shared()).await
+    }
+
+    pub fn token(&self, tenant: &str, roles: &[&str], sub: &str) -> String {
+        self.key.mint(&claims(tenant, roles, sub, 3600)).unwrap()
+    }
+
+    pub fn admin(&self, tenant: &str) -> String {
+        self.token(tenant, &["admin"], &format!("admin@{tenant}"))
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: impl Into<Body>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(req.body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    pub async fn get(&self, uri: &str, token: &str) -> Reply {
+        self.call(Method::GET, uri, Some(token), None, Body::empty())
+            .await
+    }
+
+    pub async fn post_yaml(&self, uri: &str, token: &str, yaml: &str) -> Reply {
+        self.call(
+            Method::POST,
+            uri,
+            Some(token),
+            Some("application/yaml"),
+            yaml.to_owned(),
+        )
+        .await
+    }
+
+    pub async fn post(&self, uri: &str, token: &str) -> Reply {
+        self.call(Method::POST, uri, Some(token), None, Body::empty())
+            .await
+    }
+}
+
+pub fn claims(tenant: &str, roles: &[&str], sub: &str, ttl: i64) -> Claims {
+    let now = Timestamp::now().as_second();
+    Claims {
+        tenant_id: tenant.to_owned(),
+        sub: sub.to_owned(),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        exp: u64::try_from(now + ttl).unwrap_or(0),
+        iat: Some(u64::try_from(now).unwrap()),
+        iss: None,
+        aud: None,
+    }
+}
+
+/// Each backend's host.
+pub async fn hosts() -> Vec<Host> {
+    let mut out = Vec::new();
+    for db in backends().await {
+        out.push(Host::new(db).await);
+    }
+    out
+}
+
+/// What the store holds that a refused request must not change.
+pub async fn snapshot(store: &dyn Store) -> String {
+    let playbooks = store
+        .list_playbooks(mmm_host::store::Scope::All, None)
+        .await
+        .unwrap();
+    let audit = store
+        .list_audit(
+            mmm_host::store::Scope::All,
+            Timestamp::UNIX_EPOCH,
+            0,
+            10_000,
+        )
+        .await
+        .unwrap();
+    format!(
+        "{playbooks:?}\n{audit:?}\n{}",
+        store.playbook_revision().await.unwrap()
+    )
+}

@@ -1,0 +1,19 @@
+//! Integration tests of mmm-host: one binary, one module per area. Each test runs on
+//! SQLite, and on PostgreSQL when `MMM_TEST_POSTGRES_URL` is set.
+
+// Test code: a failed unwrap or index is a failed test, which is what it should be.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod auth;
+mod bad_input;
+mod common;
+mod health;
+mod openapi;
+mod playbooks;
+mod serve;
+mod store;

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The host's tests (examples/host) on every backend: SQLite always, PostgreSQL and Redis at
+# the machine's defaults unless the environment names others. Under CI=true the host's
+# tests fail rather than skip when a backend URL is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export MMM_TEST_POSTGRES_URL="${MMM_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export MMM_TEST_REDIS_URL="${MMM_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+
+# The machine starts PostgreSQL before a session; start it again if it has stopped.
+if command -v pg_isready >/dev/null && ! pg_isready -q -d "$MMM_TEST_POSTGRES_URL"; then
+    if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+    fi
+fi
+
+echo "==> mmm-host: tests on SQLite and PostgreSQL ($MMM_TEST_POSTGRES_URL)"
+cargo test -p mmm-host --all-targets
