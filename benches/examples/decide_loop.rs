@@ -1,0 +1,59 @@
+//! A fixed loop of decisions for instruction counting, where wall-clock medians are too
+//! noisy to compare: `valgrind --tool=callgrind` counts the instructions of `run` only.
+//!
+//! ```sh
+//! cargo build --release -p mmm-benches --example decide_loop
+//! valgrind --tool=callgrind --toggle-collect='decide_loop::run' \
+//!     target/release/examples/decide_loop nudge_1k 2000
+//! ```
+//!
+//! Workloads: `nudge_1k` (native conditions), `rhai_starts_with` and `rhai_recent_count`
+//! (50 candidates each, conditions on Rhai; see the `conditions` benchmark).
+
+// A harness that cannot set up should stop with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use mmm_benches::{condition_workload, nudge_1k, ConditionPath, Workload, NOW, SEED};
+use mmm_engine::{DecideOptions, Engine, InMemoryFatigue, PlaybookSet};
+
+#[inline(never)]
+fn run(engine: &Engine, workload: &Workload, n: usize) -> usize {
+    let options = DecideOptions {
+        now: Some(NOW),
+        explain: false,
+    };
+    let context = workload.context.as_ref();
+    let mut acted = 0;
+    for i in 0..n {
+        let signal = &workload.signals[i % workload.signals.len()];
+        let decision = engine
+            .decide(black_box(signal), context, &options)
+            .expect("decides");
+        acted += decision.actions.len();
+    }
+    acted
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let name = args.next().unwrap_or_else(|| "nudge_1k".to_owned());
+    let n: usize = args.next().map_or(2_000, |n| n.parse().expect("a count"));
+    let workload = match name.as_str() {
+        "nudge_1k" => nudge_1k(),
+        "rhai_starts_with" => condition_workload(ConditionPath::RhaiStartsWith, 50, 2_000, SEED),
+        "rhai_recent_count" => {
+            condition_workload(ConditionPath::RhaiRecentCount, 50, 2_000, SEED)
+        }
+        other => panic!("unknown workload `{other}`"),
+    };
+    let set = PlaybookSet::from_yaml(&workload.yaml).expect("the workload loads");
+    let engine = Engine::builder()
+        .playbooks(set)
+        .fatigue(Arc::new(InMemoryFatigue::new()))
+        .build();
+    let acted = run(&engine, &workload, n);
+    println!("{name}: {n} decisions, {acted} actions");
+}
