@@ -44,9 +44,7 @@ fn main() {
     let workload = match name.as_str() {
         "nudge_1k" => nudge_1k(),
         "rhai_starts_with" => condition_workload(ConditionPath::RhaiStartsWith, 50, 2_000, SEED),
-        "rhai_recent_count" => {
-            condition_workload(ConditionPath::RhaiRecentCount, 50, 2_000, SEED)
-        }
+        "rhai_recent_count" => condition_workload(ConditionPath::RhaiRecentCount, 50, 2_000, SEED),
         other => panic!("unknown workload `{other}`"),
     };
     let set = PlaybookSet::from_yaml(&workload.yaml).expect("the workload loads");
