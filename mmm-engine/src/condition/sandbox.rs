@@ -83,10 +83,15 @@ pub(crate) enum Stop {
     GlobText(usize),
 }
 
-/// The budget of the evaluation running on this thread.
+/// The budget of the evaluation running on this thread. Operations are granted in slices
+/// of [`CLOCK_EVERY`]: the common case is one decrement, and the clock is read, the limit
+/// checked and the next slice granted once per slice.
 struct Budget {
-    ops: Cell<u64>,
-    max_ops: Cell<u64>,
+    /// Operations left in the current slice.
+    slice: Cell<u64>,
+    /// Operations not yet granted.
+    left: Cell<u64>,
+    max: Cell<u64>,
     deadline: Cell<Option<Instant>>,
     stop: Cell<Option<Stop>>,
 }
@@ -94,8 +99,9 @@ struct Budget {
 thread_local! {
     static BUDGET: Budget = const {
         Budget {
-            ops: Cell::new(0),
-            max_ops: Cell::new(0),
+            slice: Cell::new(0),
+            left: Cell::new(0),
+            max: Cell::new(0),
             deadline: Cell::new(None),
             stop: Cell::new(None),
         }
@@ -104,6 +110,8 @@ thread_local! {
 
 impl Budget {
     fn halt(&self, stop: Stop) -> Stop {
+        // No operation passes once stopped: every one takes the slow path and sees the stop.
+        self.slice.set(0);
         match self.stop.get() {
             Some(first) => first,
             None => {
@@ -116,13 +124,40 @@ impl Budget {
     fn late(&self) -> bool {
         self.deadline.get().is_some_and(|d| Instant::now() > d)
     }
+
+    /// The operation after a slice is used up.
+    #[cold]
+    fn next_slice(&self) -> Option<Stop> {
+        if let Some(stop) = self.stop.get() {
+            return Some(stop);
+        }
+        if self.late() {
+            return Some(self.halt(Stop::Time));
+        }
+        let left = self.left.get();
+        if left == 0 {
+            return Some(self.halt(Stop::Operations));
+        }
+        let grant = left.min(CLOCK_EVERY);
+        self.left.set(left - grant);
+        // This operation is the first of the slice.
+        self.slice.set(grant - 1);
+        None
+    }
 }
 
-/// Starts an evaluation's budget on this thread.
+/// Starts an evaluation's budget on this thread (`max_operations` 0: unlimited, as Rhai).
 pub(crate) fn begin(max_operations: u64, deadline: Instant) {
     BUDGET.with(|b| {
-        b.ops.set(0);
-        b.max_ops.set(max_operations);
+        let max = if max_operations == 0 {
+            u64::MAX
+        } else {
+            max_operations
+        };
+        let first = max.min(CLOCK_EVERY);
+        b.max.set(max);
+        b.slice.set(first);
+        b.left.set(max - first);
         b.deadline.set(Some(deadline));
         b.stop.set(None);
     });
@@ -140,19 +175,12 @@ pub(crate) fn end() -> Option<Stop> {
 /// restarts inside callbacks (`filter`, `some`, …), so the evaluation's total is kept here.
 fn tick() -> Option<Stop> {
     BUDGET.with(|b| {
-        if let Some(stop) = b.stop.get() {
-            return Some(stop);
+        let slice = b.slice.get();
+        if slice > 0 {
+            b.slice.set(slice - 1);
+            return None;
         }
-        let n = b.ops.get() + 1;
-        b.ops.set(n);
-        let max = b.max_ops.get();
-        if max > 0 && n > max {
-            return Some(b.halt(Stop::Operations));
-        }
-        if n % CLOCK_EVERY == 0 && b.late() {
-            return Some(b.halt(Stop::Time));
-        }
-        None
+        b.next_slice()
     })
 }
 
@@ -193,7 +221,7 @@ pub(crate) fn exceed(stop: Stop) -> Box<EvalAltResult> {
 /// Operations counted so far in this thread's evaluation (for tests of the native path).
 #[cfg(test)]
 pub(crate) fn operations() -> u64 {
-    BUDGET.with(|b| b.ops.get())
+    BUDGET.with(|b| b.max.get() - b.left.get() - b.slice.get())
 }
 
 /// What the helpers need to know about the decision being made. Helpers are plain Rhai
