@@ -344,6 +344,43 @@ mod tests {
         }
     }
 
+    /// A panic inside the script engine (here, a native function that panics) costs the
+    /// condition, not the process, and leaves the next evaluation a fresh budget.
+    #[test]
+    fn a_panic_is_a_condition_error() {
+        let mut sandbox = Sandbox::new(ConditionLimits::default());
+        sandbox
+            .engine
+            .register_fn("boom", || -> bool { panic!("boom") });
+        let signal = Signal::from_json(
+            &json!({"tenant_id": "t", "actor_id": "a", "kind": "k", "occurred_at": "2026-11-22T10:00:00Z"}),
+            1 << 16,
+        )
+        .unwrap();
+        let ctx = Map::new();
+        let env = Env {
+            signal: &signal,
+            ctx: &ctx,
+            now_text: "2026-11-22T10:00:00Z",
+        };
+        let helpers = HelperInputs {
+            now: "2026-11-22T10:00:00Z".parse().unwrap(),
+            recent: &[],
+            zone: &jiff::tz::TimeZone::UTC,
+        };
+        let mut state = RhaiState::new();
+        let boom = sandbox.compile("boom()").unwrap();
+        assert_eq!(
+            boom.evaluate_rhai(&sandbox, &env, &helpers, &mut state),
+            Err("the condition crashed the script engine".to_owned())
+        );
+        let fine = sandbox.compile("let x = 1; x == 1").unwrap();
+        assert_eq!(
+            fine.evaluate_rhai(&sandbox, &env, &helpers, &mut state),
+            Ok(true)
+        );
+    }
+
     /// The native evaluator must agree with Rhai on every input it does not give up on.
     #[test]
     fn native_evaluation_agrees_with_rhai() {
