@@ -1,15 +1,18 @@
 //! Conditions. Each `when` is compiled once, at load, to a Rhai AST on the
 //! sandboxed engine, and also to a native expression when it lies in the simple subset.
 
+pub(crate) mod glob;
+pub(crate) mod library;
 pub(crate) mod native;
 pub(crate) mod sandbox;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use rhai::{Dynamic, Scope, AST};
+use rhai::{Dynamic, EvalAltResult, Position, Scope, AST};
 
 pub use sandbox::ConditionLimits;
+use sandbox::Stop;
 
 use crate::env::{Env, Path};
 
@@ -18,6 +21,9 @@ use crate::env::{Env, Path};
 pub(crate) struct Condition {
     ast: AST,
     native: Option<native::Expr>,
+    /// At least as many operations as Rhai counts evaluating `native`: the native path is
+    /// taken only when Rhai could not have run out of operations.
+    native_operations: u64,
     /// The paths the condition reads, reported as evidence, with their dotted names.
     pub paths: Vec<(Path, String)>,
 }
@@ -102,6 +108,7 @@ impl Sandbox {
             return Err(e);
         }
         let native = native::parse(src);
+        let native_operations = native.as_ref().map_or(0, native::operations_bound);
         let mut found = Vec::new();
         match &native {
             Some(expr) => native::paths(expr, &mut found),
@@ -114,7 +121,12 @@ impl Sandbox {
                 (p, name)
             })
             .collect();
-        Ok(Condition { ast, native, paths })
+        Ok(Condition {
+            ast,
+            native,
+            native_operations,
+            paths,
+        })
     }
 }
 
@@ -156,8 +168,11 @@ impl Condition {
         paths: &mut native::PathCache<'a>,
     ) -> Result<bool, String> {
         if let Some(expr) = &self.native {
-            if let Ok(result) = native::evaluate(expr, env, paths) {
-                return Ok(result);
+            let max = sandbox.limits.max_operations;
+            if max == 0 || self.native_operations <= max {
+                if let Ok(result) = native::evaluate(expr, env, paths) {
+                    return Ok(result);
+                }
             }
         }
         self.evaluate_rhai(sandbox, env, helpers, state)
@@ -170,18 +185,13 @@ impl Condition {
         helpers: &HelperInputs<'_>,
         state: &mut RhaiState,
     ) -> Result<bool, String> {
-        let deadline = Instant::now() + sandbox.limits.time_limit;
-        match &state.guard {
-            Some(guard) => guard.set_deadline(deadline),
-            None => {
-                state.guard = Some(sandbox::StateGuard::install(sandbox::HelperState {
-                    now: helpers.now,
-                    recent: helpers.recent.to_vec(),
-                    current_signal_id: env.signal.signal_id.clone(),
-                    zone: helpers.zone.clone(),
-                    deadline,
-                }));
-            }
+        if state.guard.is_none() {
+            state.guard = Some(sandbox::StateGuard::install(sandbox::HelperState {
+                now: helpers.now,
+                recent: helpers.recent.to_vec(),
+                current_signal_id: env.signal.signal_id.clone(),
+                zone: helpers.zone.clone(),
+            }));
         }
         let scope = match &mut state.scope {
             Some(scope) => scope,
@@ -197,6 +207,8 @@ impl Condition {
             }
         };
         let base = scope.len();
+        let limits = &sandbox.limits;
+        sandbox::begin(limits.max_operations, Instant::now() + limits.time_limit);
         // Rhai is third-party code running on author-supplied scripts: a panic inside it
         // must cost this playbook its condition, not the caller its process.
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -204,20 +216,63 @@ impl Condition {
                 .engine
                 .eval_ast_with_scope::<Dynamic>(scope, &self.ast)
         }));
+        // A limit hit inside a native function stops the evaluation even when the script
+        // went on (a function that swallowed the error, a value returned after it).
+        let stop = sandbox::end();
         scope.rewind(base);
-        match result {
-            Err(_) => Err("the condition crashed the script engine".to_owned()),
-            Ok(Err(e)) => Err(match *e {
-                rhai::EvalAltResult::ErrorTerminated(..) => format!(
-                    "the condition ran longer than its time limit of {:?}",
-                    sandbox.limits.time_limit
-                ),
-                other => other.to_string(),
-            }),
-            Ok(Ok(value)) => value
+        match (stop, result) {
+            (_, Err(_)) => Err("the condition crashed the script engine".to_owned()),
+            (Some(stop), Ok(result)) => {
+                let position = result.err().map_or(Position::NONE, |e| root(&e).position());
+                Err(located(describe(stop, limits), position))
+            }
+            (None, Ok(Err(e))) => Err(e.to_string()),
+            (None, Ok(Ok(value))) => value
                 .as_bool()
                 .map_err(|type_name| format!("the condition returned {type_name}, not a boolean")),
         }
+    }
+}
+
+/// The error a script's error comes from, through the calls it went up.
+fn root(mut e: &EvalAltResult) -> &EvalAltResult {
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = e {
+        e = inner;
+    }
+    e
+}
+
+fn located(message: String, position: Position) -> String {
+    if position.is_none() {
+        message
+    } else {
+        format!("{message} ({position})")
+    }
+}
+
+/// The detail for a limit; the limits Rhai also checks itself read as Rhai words them.
+fn describe(stop: Stop, limits: &ConditionLimits) -> String {
+    match stop {
+        Stop::Time => format!(
+            "the condition ran longer than its time limit of {:?}",
+            limits.time_limit
+        ),
+        Stop::Operations => "Too many operations".to_owned(),
+        Stop::String => "Length of string too large".to_owned(),
+        Stop::Array => "Size of array/BLOB too large".to_owned(),
+        Stop::Map => "Size of object map too large".to_owned(),
+        Stop::Depth => format!(
+            "the condition built values nested deeper than {} levels",
+            sandbox::MAX_VALUE_DEPTH
+        ),
+        Stop::GlobPattern(len) => format!(
+            "glob: the pattern is {len} bytes, longer than `max_glob_pattern_size` ({} bytes)",
+            limits.max_glob_pattern_size
+        ),
+        Stop::GlobText(len) => format!(
+            "glob: the text is {len} bytes, longer than `max_glob_text_size` ({} bytes)",
+            limits.max_glob_text_size
+        ),
     }
 }
 
@@ -289,12 +344,58 @@ mod tests {
         }
     }
 
+    /// A panic inside the script engine (here, a native function that panics) costs the
+    /// condition, not the process, and leaves the next evaluation a fresh budget.
+    #[test]
+    fn a_panic_is_a_condition_error() {
+        let mut sandbox = Sandbox::new(ConditionLimits::default());
+        sandbox
+            .engine
+            .register_fn("boom", || -> bool { panic!("boom") });
+        let signal = Signal::from_json(
+            &json!({"tenant_id": "t", "actor_id": "a", "kind": "k", "occurred_at": "2026-11-22T10:00:00Z"}),
+            1 << 16,
+        )
+        .unwrap();
+        let ctx = Map::new();
+        let env = Env {
+            signal: &signal,
+            ctx: &ctx,
+            now_text: "2026-11-22T10:00:00Z",
+        };
+        let helpers = HelperInputs {
+            now: "2026-11-22T10:00:00Z".parse().unwrap(),
+            recent: &[],
+            zone: &jiff::tz::TimeZone::UTC,
+        };
+        let mut state = RhaiState::new();
+        let boom = sandbox.compile("boom()").unwrap();
+        assert_eq!(
+            boom.evaluate_rhai(&sandbox, &env, &helpers, &mut state),
+            Err("the condition crashed the script engine".to_owned())
+        );
+        let fine = sandbox.compile("let x = 1; x == 1").unwrap();
+        assert_eq!(
+            fine.evaluate_rhai(&sandbox, &env, &helpers, &mut state),
+            Ok(true)
+        );
+    }
+
     /// The native evaluator must agree with Rhai on every input it does not give up on.
     #[test]
     fn native_evaluation_agrees_with_rhai() {
         let sandbox = Sandbox::new(ConditionLimits::default());
+        let tight: Vec<Sandbox> = [3, 8, 16, 30]
+            .into_iter()
+            .map(|max_operations| {
+                Sandbox::new(ConditionLimits {
+                    max_operations,
+                    ..ConditionLimits::default()
+                })
+            })
+            .collect();
         let mut rng = StdRng::seed_from_u64(7);
-        let (mut native_runs, mut gave_up) = (0, 0);
+        let (mut native_runs, mut gave_up, mut limited) = (0, 0, 0);
         for _ in 0..3_000 {
             let src = random_expr(&mut rng, 3);
             let condition = sandbox
@@ -329,6 +430,13 @@ mod tests {
                     zone: &jiff::tz::TimeZone::UTC,
                 };
                 let rhai = condition.evaluate_rhai(&sandbox, &env, &helpers, &mut RhaiState::new());
+                // The native path is only taken within an operation budget that covers Rhai's.
+                let counted = sandbox::operations();
+                assert!(
+                    counted <= condition.native_operations,
+                    "{src}: Rhai counted {counted} operations, the bound is {}",
+                    condition.native_operations
+                );
                 match native::evaluate(&native, &env, &mut native::PathCache::default()) {
                     Ok(b) => {
                         native_runs += 1;
@@ -336,12 +444,27 @@ mod tests {
                     }
                     Err(native::GiveUp) => gave_up += 1,
                 }
+                // With any operation limit, the engine's choice of path gives Rhai's answer,
+                // "Too many operations" included.
+                for tight in &tight {
+                    let either = condition.evaluate(
+                        tight,
+                        &env,
+                        &helpers,
+                        &mut RhaiState::new(),
+                        &mut native::PathCache::default(),
+                    );
+                    let rhai =
+                        condition.evaluate_rhai(tight, &env, &helpers, &mut RhaiState::new());
+                    assert_eq!(either, rhai, "{src} with payload {payload:?}, ctx {ctx}");
+                    limited += usize::from(rhai.as_ref().is_err_and(|e| e.contains("Too many")));
+                }
             }
         }
         // The subset must actually be exercised, not given up on.
         assert!(
-            native_runs > 4_000,
-            "native ran {native_runs} times, gave up {gave_up}"
+            native_runs > 4_000 && limited > 1_000,
+            "native ran {native_runs} times, gave up {gave_up}, {limited} ran out of operations"
         );
     }
 }

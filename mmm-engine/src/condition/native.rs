@@ -436,6 +436,27 @@ pub(crate) fn evaluate<'a>(
     }
 }
 
+/// At least the number of operations Rhai counts when it evaluates `expr` (one per
+/// expression node it visits, one per property step of a path, and one for the statement;
+/// the differential test in `condition/mod.rs` checks the bound against Rhai's count).
+pub(crate) fn operations_bound(expr: &Expr) -> u64 {
+    fn path(p: &Path) -> u64 {
+        2 + 2 * u64::try_from(p.segs.len()).unwrap_or(u64::MAX / 4)
+    }
+    fn nodes(expr: &Expr) -> u64 {
+        match expr {
+            Expr::Lit(_) => 2,
+            Expr::Path(_, p) => path(p),
+            Expr::CmpPathLit(_, _, p, _) => 4 + path(p),
+            Expr::Not(e) => 2 + nodes(e),
+            Expr::And(l, r) | Expr::Or(l, r) | Expr::Cmp(_, l, r) => {
+                2 + nodes(l).saturating_add(nodes(r))
+            }
+        }
+    }
+    2 + nodes(expr)
+}
+
 /// The paths an expression reads, in order of appearance.
 pub(crate) fn paths(expr: &Expr, out: &mut Vec<Path>) {
     match expr {

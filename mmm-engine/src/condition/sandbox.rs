@@ -1,14 +1,18 @@
-//! The sandboxed Rhai engine conditions run on, and the helper functions they may call.
+//! The sandboxed Rhai engine conditions run on, the budget every evaluation spends, and
+//! the helper functions conditions may call.
+//!
+//! What Rhai functions are in scope, and how those that could allocate or recurse beyond
+//! the limits are replaced, is in [`super::library`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 use std::time::Instant;
 
-use dashmap::DashMap;
-use globset::{GlobBuilder, GlobMatcher};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use rhai::{Dynamic, EvalAltResult, Position};
 
+use super::glob::{GlobCache, Stopped};
 use crate::candidates::kind_matches;
 use crate::context::RecentSignal;
 use crate::duration::Duration;
@@ -17,7 +21,7 @@ use crate::duration::Duration;
 /// `condition_error`; the decision goes on.
 #[derive(Debug, Clone)]
 pub struct ConditionLimits {
-    /// Rhai operations per evaluation.
+    /// Rhai operations per evaluation, counted across every callback the evaluation makes.
     pub max_operations: u64,
     /// Function call depth (recursion).
     pub max_call_depth: usize,
@@ -25,12 +29,16 @@ pub struct ConditionLimits {
     pub max_expr_depth: usize,
     /// Longest string a condition may build, in bytes.
     pub max_string_size: usize,
-    /// Largest array a condition may build.
+    /// Largest array a condition may build (elements, nested ones included).
     pub max_array_size: usize,
-    /// Largest map a condition may build.
+    /// Largest map a condition may build (entries, nested ones included).
     pub max_map_size: usize,
     /// Wall-clock time per evaluation.
     pub time_limit: std::time::Duration,
+    /// Longest pattern `glob` accepts, in bytes.
+    pub max_glob_pattern_size: usize,
+    /// Longest text `glob` matches, in bytes.
+    pub max_glob_text_size: usize,
 }
 
 impl Default for ConditionLimits {
@@ -43,19 +51,187 @@ impl Default for ConditionLimits {
             max_array_size: 10_000,
             max_map_size: 10_000,
             time_limit: std::time::Duration::from_millis(50),
+            max_glob_pattern_size: 1024,
+            max_glob_text_size: 4096,
         }
     }
 }
 
+/// Values (arrays and maps) nested deeper than this cannot be compared, searched or turned
+/// into text: those functions recurse once per level, through Rhai's call machinery, and a
+/// value nested thousands deep would overflow the stack.
+pub(crate) const MAX_VALUE_DEPTH: usize = 128;
+
+/// Operations between two readings of the clock.
+const CLOCK_EVERY: u64 = 32;
+
+/// Compiled glob patterns kept per engine: at most this many, in at most this many bytes.
+const GLOB_CACHE_ENTRIES: usize = 1024;
+const GLOB_CACHE_BYTES: usize = 1 << 20;
+
+/// Why an evaluation was stopped. Once set it stays set until the evaluation ends, so a
+/// function that swallows errors cannot carry on past a limit: its next operation stops too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    Time,
+    Operations,
+    String,
+    Array,
+    Map,
+    Depth,
+    GlobPattern(usize),
+    GlobText(usize),
+}
+
+/// The budget of the evaluation running on this thread. Operations are granted in slices
+/// of [`CLOCK_EVERY`]: the common case is one decrement, and the clock is read, the limit
+/// checked and the next slice granted once per slice.
+struct Budget {
+    /// Operations left in the current slice.
+    slice: Cell<u64>,
+    /// Operations not yet granted.
+    left: Cell<u64>,
+    max: Cell<u64>,
+    deadline: Cell<Option<Instant>>,
+    stop: Cell<Option<Stop>>,
+}
+
+thread_local! {
+    static BUDGET: Budget = const {
+        Budget {
+            slice: Cell::new(0),
+            left: Cell::new(0),
+            max: Cell::new(0),
+            deadline: Cell::new(None),
+            stop: Cell::new(None),
+        }
+    };
+}
+
+impl Budget {
+    fn halt(&self, stop: Stop) -> Stop {
+        // No operation passes once stopped: every one takes the slow path and sees the stop.
+        self.slice.set(0);
+        match self.stop.get() {
+            Some(first) => first,
+            None => {
+                self.stop.set(Some(stop));
+                stop
+            }
+        }
+    }
+
+    fn late(&self) -> bool {
+        self.deadline.get().is_some_and(|d| Instant::now() > d)
+    }
+
+    /// The operation after a slice is used up.
+    #[cold]
+    fn next_slice(&self) -> Option<Stop> {
+        if let Some(stop) = self.stop.get() {
+            return Some(stop);
+        }
+        if self.late() {
+            return Some(self.halt(Stop::Time));
+        }
+        let left = self.left.get();
+        if left == 0 {
+            return Some(self.halt(Stop::Operations));
+        }
+        let grant = left.min(CLOCK_EVERY);
+        self.left.set(left - grant);
+        // This operation is the first of the slice.
+        self.slice.set(grant - 1);
+        None
+    }
+}
+
+/// Starts an evaluation's budget on this thread (`max_operations` 0: unlimited, as Rhai).
+pub(crate) fn begin(max_operations: u64, deadline: Instant) {
+    BUDGET.with(|b| {
+        let max = if max_operations == 0 {
+            u64::MAX
+        } else {
+            max_operations
+        };
+        let first = max.min(CLOCK_EVERY);
+        b.max.set(max);
+        b.slice.set(first);
+        b.left.set(max - first);
+        b.deadline.set(Some(deadline));
+        b.stop.set(None);
+    });
+}
+
+/// Ends the evaluation's budget; the limit it was stopped at, if any.
+pub(crate) fn end() -> Option<Stop> {
+    BUDGET.with(|b| {
+        b.deadline.set(None);
+        b.stop.take()
+    })
+}
+
+/// Counts one Rhai operation (Rhai calls this before each). Rhai's own operation counter
+/// restarts inside callbacks (`filter`, `some`, …), so the evaluation's total is kept here.
+fn tick() -> Option<Stop> {
+    BUDGET.with(|b| {
+        let slice = b.slice.get();
+        if slice > 0 {
+            b.slice.set(slice - 1);
+            return None;
+        }
+        b.next_slice()
+    })
+}
+
+/// For native functions doing long work: `Err` when the evaluation must stop.
+pub(crate) fn check() -> Result<(), Stop> {
+    BUDGET.with(|b| {
+        if let Some(stop) = b.stop.get() {
+            return Err(stop);
+        }
+        if b.late() {
+            return Err(b.halt(Stop::Time));
+        }
+        Ok(())
+    })
+}
+
+/// The limit this thread's evaluation was stopped at, if any.
+pub(crate) fn stopped() -> Option<Stop> {
+    BUDGET.with(|b| b.stop.get())
+}
+
+/// Stops the evaluation at `stop` (or the limit it was stopped at before); the evaluation
+/// ends at its next operation.
+pub(crate) fn halt(stop: Stop) -> Stop {
+    BUDGET.with(|b| b.halt(stop))
+}
+
+/// Stops the evaluation at `stop` and returns the error to raise. The error cannot be
+/// caught by the script (`try`/`catch`), and the stop outlives it.
+pub(crate) fn exceed(stop: Stop) -> Box<EvalAltResult> {
+    let stop = halt(stop);
+    Box::new(EvalAltResult::ErrorTerminated(
+        Dynamic::from(stop),
+        Position::NONE,
+    ))
+}
+
+/// Operations counted so far in this thread's evaluation (for tests of the native path).
+#[cfg(test)]
+pub(crate) fn operations() -> u64 {
+    BUDGET.with(|b| b.max.get() - b.left.get() - b.slice.get())
+}
+
 /// What the helpers need to know about the decision being made. Helpers are plain Rhai
-/// functions, so the state reaches them through a thread-local set for the duration of an
-/// evaluation (evaluation is synchronous and never leaves the calling thread).
+/// functions, so the state reaches them through a thread-local set for the duration of a
+/// decision (evaluation is synchronous and never leaves the calling thread).
 pub(crate) struct HelperState {
     pub now: Timestamp,
     pub recent: Vec<RecentSignal>,
     pub current_signal_id: String,
     pub zone: TimeZone,
-    pub deadline: Instant,
 }
 
 thread_local! {
@@ -70,14 +246,6 @@ impl StateGuard {
         STATE.with(|s| *s.borrow_mut() = Some(state));
         StateGuard(())
     }
-
-    pub fn set_deadline(&self, deadline: Instant) {
-        STATE.with(|s| {
-            if let Some(state) = s.borrow_mut().as_mut() {
-                state.deadline = deadline;
-            }
-        });
-    }
 }
 
 impl Drop for StateGuard {
@@ -90,20 +258,37 @@ fn runtime_error(message: String) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(message.into(), Position::NONE))
 }
 
+/// A value quoted for a message: in backticks, at most 64 characters, escaped.
+pub(crate) fn quote(text: &str) -> String {
+    let mut out = String::from("`");
+    out.extend(text.chars().take(64).flat_map(char::escape_debug));
+    if text.chars().nth(64).is_some() {
+        out.push('…');
+    }
+    out.push('`');
+    out
+}
+
 fn with_state<T>(
+    helper: &str,
     f: impl FnOnce(&HelperState) -> Result<T, Box<EvalAltResult>>,
 ) -> Result<T, Box<EvalAltResult>> {
     STATE.with(|s| match s.borrow().as_ref() {
         Some(state) => f(state),
-        None => Err(runtime_error(
-            "helpers are only available while deciding".into(),
-        )),
+        None => Err(runtime_error(format!(
+            "{helper}: helpers are only available while deciding"
+        ))),
     })
 }
 
 fn recent_count(pattern: &str, window: &str) -> Result<i64, Box<EvalAltResult>> {
-    let window = Duration::parse(window).map_err(runtime_error)?;
-    with_state(|state| {
+    let window = Duration::parse(window).map_err(|_| {
+        runtime_error(format!(
+            "recent_count: the window {} is not a duration (a whole number and s, m, h or d, e.g. `1h`)",
+            quote(window)
+        ))
+    })?;
+    with_state("recent_count", |state| {
         let since = state.now.as_millisecond() - window.as_millis();
         let now = state.now.as_millisecond();
         let n = state
@@ -121,8 +306,13 @@ fn recent_count(pattern: &str, window: &str) -> Result<i64, Box<EvalAltResult>> 
 }
 
 fn hours_since(text: &str) -> Result<f64, Box<EvalAltResult>> {
-    let at = crate::signal::parse_timestamp(text).map_err(runtime_error)?;
-    with_state(|state| {
+    let at = crate::signal::parse_timestamp(text).map_err(|_| {
+        runtime_error(format!(
+            "hours_since: {} is not an RFC 3339 timestamp with an offset (e.g. `2026-11-22T10:00:00Z`)",
+            quote(text)
+        ))
+    })?;
+    with_state("hours_since", |state| {
         let ms = state.now.as_millisecond() - at.as_millisecond();
         // Milliseconds to hours; the precision lost in the cast is far below a millisecond.
         #[expect(
@@ -134,38 +324,38 @@ fn hours_since(text: &str) -> Result<f64, Box<EvalAltResult>> {
 }
 
 fn local_hour() -> Result<i64, Box<EvalAltResult>> {
-    with_state(|state| Ok(i64::from(state.now.to_zoned(state.zone.clone()).hour())))
+    with_state("local_hour", |state| {
+        Ok(i64::from(state.now.to_zoned(state.zone.clone()).hour()))
+    })
 }
 
-/// Compiled glob patterns, shared by all evaluations; bounded so that conditions building
-/// patterns from payload text cannot grow it without limit.
-pub(crate) struct GlobCache {
-    map: DashMap<String, GlobMatcher>,
-}
-
-const GLOB_CACHE_MAX: usize = 1024;
-
-impl GlobCache {
-    fn matches(&self, pattern: &str, text: &str) -> Result<bool, Box<EvalAltResult>> {
-        if let Some(m) = self.map.get(pattern) {
-            return Ok(m.is_match(text));
-        }
-        let matcher = GlobBuilder::new(pattern)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| runtime_error(format!("invalid glob `{pattern}`: {e}")))?
-            .compile_matcher();
-        let result = matcher.is_match(text);
-        if self.map.len() < GLOB_CACHE_MAX {
-            self.map.insert(pattern.to_owned(), matcher);
-        }
-        Ok(result)
+/// `glob(pattern, text)`: lengths checked first, the pattern compiled once per engine, the
+/// match stopped when the evaluation runs out of time.
+fn glob(
+    cache: &GlobCache,
+    limits: &ConditionLimits,
+    pattern: &str,
+    text: &str,
+) -> Result<bool, Box<EvalAltResult>> {
+    if pattern.len() > limits.max_glob_pattern_size {
+        return Err(exceed(Stop::GlobPattern(pattern.len())));
     }
+    if text.len() > limits.max_glob_text_size {
+        return Err(exceed(Stop::GlobText(text.len())));
+    }
+    let matcher = cache
+        .get(pattern)
+        .map_err(|e| runtime_error(format!("glob: invalid pattern {}: {e}", quote(pattern))))?;
+    matcher
+        .is_match(text, check)
+        .map_err(|Stopped(stop)| exceed(stop))
 }
 
-/// Builds the sandboxed engine: bounded, no `eval`, no modules, no closures, no I/O.
+/// Builds the sandboxed engine: bounded, no `eval`, no modules, no closures, no I/O, and
+/// only the functions [`super::library`] puts in scope.
 pub(crate) fn engine(limits: &ConditionLimits) -> rhai::Engine {
-    let mut engine = rhai::Engine::new();
+    let mut engine = rhai::Engine::new_raw();
+    super::library::install(&mut engine);
     engine.set_max_operations(limits.max_operations);
     engine.set_max_call_levels(limits.max_call_depth);
     engine.set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth);
@@ -174,29 +364,18 @@ pub(crate) fn engine(limits: &ConditionLimits) -> rhai::Engine {
     engine.set_max_map_size(limits.max_map_size);
     engine.set_strict_variables(true);
     engine.disable_symbol("eval");
+    // Currying copies values into function pointers, where no size limit sees them.
+    engine.disable_symbol("curry");
     engine.on_print(|_| {});
     engine.on_debug(|_, _, _| {});
-    engine.on_progress(|ops| {
-        if ops % 512 == 0 {
-            let late = STATE.with(|s| {
-                s.borrow()
-                    .as_ref()
-                    .is_some_and(|state| Instant::now() > state.deadline)
-            });
-            if late {
-                return Some(Dynamic::from("condition exceeded its time limit"));
-            }
-        }
-        None
-    });
+    engine.on_progress(|_| tick().map(Dynamic::from));
     engine.register_fn("recent_count", recent_count);
     engine.register_fn("hours_since", hours_since);
     engine.register_fn("local_hour", local_hour);
-    let globs = std::sync::Arc::new(GlobCache {
-        map: DashMap::new(),
-    });
+    let cache = Arc::new(GlobCache::new(GLOB_CACHE_ENTRIES, GLOB_CACHE_BYTES));
+    let glob_limits = limits.clone();
     engine.register_fn("glob", move |pattern: &str, text: &str| {
-        globs.matches(pattern, text)
+        glob(&cache, &glob_limits, pattern, text)
     });
     engine
 }
