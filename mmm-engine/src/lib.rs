@@ -31,6 +31,7 @@ mod registry;
 pub mod schema;
 mod signal;
 mod template;
+mod trigger;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use compose::fingerprint;

@@ -9,9 +9,9 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use rhai::{Dynamic, EvalAltResult, Position};
 
-use crate::candidates::kind_matches;
 use crate::context::RecentSignal;
 use crate::duration::Duration;
+use crate::trigger::kind_matches;
 
 /// Limits on what one condition may do. A condition that passes one is suppressed with
 /// `condition_error`; the decision goes on.
