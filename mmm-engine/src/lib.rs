@@ -3,9 +3,8 @@
 
 pub mod approval;
 pub mod audit;
-mod candidates;
+mod builder;
 mod clock;
-mod compose;
 mod condition;
 mod context;
 mod decision;
@@ -15,26 +14,29 @@ mod env;
 mod error;
 pub mod experiment;
 mod fatigue;
-mod filter;
 mod ids;
+mod kind_index;
 pub mod lint;
 mod minimise;
 mod model;
 pub mod observe;
 pub mod outbox;
 pub mod outcome;
+mod pipeline;
 mod plan;
 pub mod playbook;
 pub mod ports;
 pub mod receipt;
 mod registry;
 pub mod schema;
+mod services;
+mod settings;
 mod signal;
 mod template;
 mod trigger;
 
+pub use builder::EngineBuilder;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use compose::fingerprint;
 pub use condition::ConditionLimits;
 pub use context::{Context, PolicySnapshot, DEFAULT_MAX_ACTIONS};
 pub use decision::{
@@ -42,16 +44,18 @@ pub use decision::{
     ReceiptRef, Suppressed,
 };
 pub use duration::Duration;
-pub use engine::{DecideOptions, Engine, EngineBuilder, EngineConfig};
+pub use engine::{DecideOptions, Engine};
 pub use error::{
     codes, ContextError, DecideError, Diagnostic, ErrorInfo, LoadError, Severity, SignalError,
 };
 pub use fatigue::{FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue};
 pub use minimise::{DenyList, DEFAULT_DENY_KEYS};
 pub use model::{ActionType, ActorType, PlaybookRef, Status, Surface};
+pub use pipeline::compose::fingerprint;
 pub use plan::{FatigueSpec, Plan, SourceRef};
 pub use ports::{BreakerConfig, BreakerState, PortError, PortName, PortTimeouts};
 pub use registry::{check_paths, PlaybookSet};
+pub use settings::EngineConfig;
 pub use signal::{Repo, Signal, DEFAULT_MAX_PAYLOAD_BYTES};
 
 /// The engine's version, as recorded in receipts.
