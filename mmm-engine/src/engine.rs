@@ -18,7 +18,7 @@ use crate::env::Env;
 use crate::error::DecideError;
 use crate::experiment::ExperimentStatus;
 use crate::fatigue::FatigueStore;
-use crate::model::ActionType;
+use crate::model::{ActionType, ReceiptStatus};
 use crate::observe::{spans, Event, Observer};
 use crate::outcome::{Outcome, OutcomeCount, OutcomeError};
 use crate::pipeline::compose::{Cap, MentorSource};
@@ -197,12 +197,11 @@ impl Engine {
             kind,
             outcome.result,
         );
-        if let Some((experiment_id, variant)) = memo.and_then(|m| m.experiment) {
+        if let Some(experiment) = memo.and_then(|m| m.experiment) {
             inner.experiments.record_outcome(
                 &self.playbooks(),
                 &outcome,
-                &experiment_id,
-                &variant,
+                &experiment,
                 inner.clock.now(),
             );
         }
@@ -405,7 +404,7 @@ impl Engine {
         // 10. Delivery, only once the receipt is emitted or queued: no nudge goes out
         // unaudited.
         if let Some(port) = &inner.hub.ports.delivery {
-            if receipt.status != "dropped" {
+            if receipt.status != ReceiptStatus::Dropped {
                 spans.time(spans::DELIVERY_ROUTE, || {
                     delivery::deliver(&inner.hub, port, &record.actions, deadline, &inner.observer)
                 });
@@ -452,12 +451,7 @@ impl Engine {
                     tenant_id: signal.tenant_id.clone(),
                     playbook_id: a.playbook.id.clone(),
                     kind: a.kind,
-                    experiment: a.experiment.as_ref().and_then(|e| {
-                        Some((
-                            e.get("id")?.as_str()?.to_owned(),
-                            e.get("variant")?.as_str()?.to_owned(),
-                        ))
-                    }),
+                    experiment: a.experiment.clone(),
                 },
             );
         }

@@ -40,8 +40,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use condition::ConditionLimits;
 pub use context::{Context, PolicySnapshot, DEFAULT_MAX_ACTIONS};
 pub use decision::{
-    Action, Decision, Degraded, Evidence, ExplainAction, ExplainEntry, Rationale, Reason,
-    ReceiptRef, Suppressed,
+    Action, ConditionResult, Decision, Evidence, ExperimentRef, ExplainAction, ExplainEntry,
+    Rationale, ReceiptRef, Suppressed,
 };
 pub use duration::Duration;
 pub use engine::{DecideOptions, Engine};
@@ -50,10 +50,13 @@ pub use error::{
 };
 pub use fatigue::{FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue};
 pub use minimise::{DenyList, DEFAULT_DENY_KEYS};
-pub use model::{ActionType, ActorType, PlaybookRef, Status, Surface};
+pub use model::{
+    ActionType, ActorType, BreakerState, Degraded, PlaybookRef, PortName, Reason, ReceiptStatus,
+    Status, Surface,
+};
 pub use pipeline::compose::fingerprint;
 pub use plan::{FatigueSpec, Plan, SourceRef};
-pub use ports::{BreakerConfig, BreakerState, PortError, PortName, PortTimeouts};
+pub use ports::{BreakerConfig, PortError, PortTimeouts};
 pub use registry::{check_paths, PlaybookSet};
 pub use settings::EngineConfig;
 pub use signal::{Repo, Signal, DEFAULT_MAX_PAYLOAD_BYTES};

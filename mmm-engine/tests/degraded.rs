@@ -15,7 +15,7 @@ use mmm_engine::ports::{
 use mmm_engine::receipt::{signing_key_from_bytes, verify_chain, Envelope};
 use mmm_engine::{
     Action, BreakerState, Clock, DecideError, Degraded, Engine, EngineBuilder, EngineConfig,
-    ManualClock, PlaybookSet, PolicySnapshot, PortError, PortName, Reason, Surface,
+    ManualClock, PlaybookSet, PolicySnapshot, PortError, PortName, Reason, ReceiptStatus, Surface,
 };
 use serde_json::{json, Value};
 
@@ -305,7 +305,7 @@ fn rf_mmm_02_receipts_unavailable_non_blocking() {
     let started = Instant::now();
     let d = decide(&e, &pr(), json!(null));
     assert!(started.elapsed() < Duration::from_millis(250));
-    assert_eq!(d.receipt.status, "queued");
+    assert_eq!(d.receipt.status, ReceiptStatus::Queued);
     assert_eq!(d.degraded, [Degraded::ReceiptsQueued]);
     assert_eq!(
         d.actions.len(),
@@ -339,7 +339,7 @@ fn rf_mmm_02_receipts_unavailable_non_blocking() {
     assert_eq!(got, want);
     assert_eq!(e.outbox_len(), 0);
     let third = decide(&e, &pr(), json!(null));
-    assert_eq!(third.receipt.status, "emitted");
+    assert_eq!(third.receipt.status, ReceiptStatus::Emitted);
     assert!(third.degraded.is_empty());
 }
 
@@ -362,7 +362,10 @@ fn rf_mmm_10_a_full_outbox_means_no_actions() {
         .outbox(Arc::new(MemoryOutbox::new(1)))
         .background_outbox(false)
         .build();
-    assert_eq!(decide(&e, &pr(), json!(null)).receipt.status, "queued");
+    assert_eq!(
+        decide(&e, &pr(), json!(null)).receipt.status,
+        ReceiptStatus::Queued
+    );
     let d = decide(&e, &pr(), json!(null));
     assert!(d.actions.is_empty());
     assert!(d.degraded.contains(&Degraded::ReceiptsBackpressure));
@@ -371,7 +374,7 @@ fn rf_mmm_10_a_full_outbox_means_no_actions() {
         .suppressed
         .iter()
         .all(|s| s.reason == Reason::ReceiptsBackpressure));
-    assert_eq!(d.receipt.status, "dropped");
+    assert_eq!(d.receipt.status, ReceiptStatus::Dropped);
 }
 
 #[test]

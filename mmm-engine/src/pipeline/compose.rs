@@ -11,10 +11,9 @@ use std::time::{Duration as StdDuration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::decision::{Action, Degraded, Evidence, Rationale, Reason};
+use crate::decision::{Action, Degraded, Evidence, ExperimentRef, Rationale, Reason};
 use crate::env::{Env, Found};
 use crate::model::{ActionType, Surface};
-use crate::pipeline::gates::surfaces_in;
 use crate::pipeline::record::{CandidateRecord, DecisionRecord, Fate};
 use crate::plan::{ActionPlan, Plan};
 use crate::ports::{LlmRequest, PortName, SafetyStatus};
@@ -101,7 +100,7 @@ pub(crate) fn playbook(
             plan,
             &env.signal.kind,
             a.index,
-            surfaces_in(action, surfaces),
+            surfaces.in_order(&action.surfaces),
             env,
             Extras {
                 mentor: mentor_ref,
@@ -376,7 +375,10 @@ fn compose(
         dual_channel: action.dual_channel,
         operation: action.operation.clone(),
         params: action.params.clone(),
-        experiment: variant.map(|(id, v)| serde_json::json!({"id": id, "variant": v.name})),
+        experiment: variant.map(|(id, v)| ExperimentRef {
+            id: id.to_owned(),
+            variant: v.name.clone(),
+        }),
     })
 }
 

@@ -8,7 +8,7 @@ use crate::condition::native::PathCache;
 use crate::condition::{HelperInputs, RhaiState, Sandbox};
 use crate::context::Context;
 use crate::env::Env;
-use crate::pipeline::record::{CandidateRecord, ConditionResult};
+use crate::pipeline::record::{CandidateRecord, Verdict};
 
 /// Evaluates every candidate's condition against `env`.
 pub(crate) fn evaluate<'s>(
@@ -27,11 +27,11 @@ pub(crate) fn evaluate<'s>(
     let mut paths = PathCache::default();
     for c in candidates {
         c.condition = match &c.plan.condition {
-            None => ConditionResult::Held,
+            None => Verdict::Held,
             Some(cond) => match cond.evaluate(sandbox, env, &helpers, &mut rhai, &mut paths) {
-                Ok(true) => ConditionResult::Held,
-                Ok(false) => ConditionResult::NotHeld,
-                Err(e) => ConditionResult::Failed(e),
+                Ok(true) => Verdict::Held,
+                Ok(false) => Verdict::NotHeld,
+                Err(e) => Verdict::Failed(e),
             },
         };
     }

@@ -1,7 +1,7 @@
 //! Stage 5, experiment assignment: each candidate whose condition held and that an active
 //! experiment shapes gets the actor's variant (deterministic, by hash).
 
-use crate::pipeline::record::{CandidateRecord, ConditionResult};
+use crate::pipeline::record::{CandidateRecord, Verdict};
 use crate::registry::PlaybookSet;
 use crate::services::experiments::Experiments;
 use crate::signal::Signal;
@@ -18,7 +18,7 @@ pub(crate) fn assign<'s>(
     }
     for c in candidates
         .iter_mut()
-        .filter(|c| c.condition == ConditionResult::Held)
+        .filter(|c| c.condition == Verdict::Held)
     {
         c.experiment = experiments.assign(set, &signal.tenant_id, &signal.actor_id, &c.plan.id);
     }

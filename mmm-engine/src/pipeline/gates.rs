@@ -8,11 +8,9 @@ use jiff::Timestamp;
 
 use crate::context::{Context, PolicySnapshot};
 use crate::decision::Reason;
-use crate::model::{ActionType, Surface};
+use crate::model::{ActionType, SurfaceSet};
 use crate::pipeline::context::PolicyState;
-use crate::pipeline::record::{
-    ActionRecord, CandidateRecord, ConditionResult, DecisionRecord, Fate,
-};
+use crate::pipeline::record::{ActionRecord, CandidateRecord, DecisionRecord, Fate, Verdict};
 use crate::plan::{ActionPlan, Plan};
 
 /// Runs the gates over every candidate.
@@ -29,7 +27,7 @@ pub(crate) fn check(
         let plan = c.plan;
         let holdout = c.experiment.filter(|a| a.variant.holdout);
         match &c.condition {
-            ConditionResult::Held if holdout.is_some() => {
+            Verdict::Held if holdout.is_some() => {
                 if let Some(a) = holdout {
                     let detail = || {
                         format!(
@@ -45,8 +43,8 @@ pub(crate) fn check(
                         .collect();
                 }
             }
-            ConditionResult::NotHeld | ConditionResult::Pending => {}
-            ConditionResult::Failed(e) => {
+            Verdict::NotHeld | Verdict::Pending => {}
+            Verdict::Failed(e) => {
                 c.actions = (0..plan.actions.len())
                     .map(|index| ActionRecord {
                         index,
@@ -54,7 +52,7 @@ pub(crate) fn check(
                     })
                     .collect();
             }
-            ConditionResult::Held => {
+            Verdict::Held => {
                 c.actions = plan
                     .actions
                     .iter()
@@ -79,8 +77,8 @@ fn last_gates(
     action: &ActionPlan,
     policy: &PolicyState,
     backpressure: bool,
-    surfaces: u8,
-) -> Result<u8, (Reason, String)> {
+    surfaces: SurfaceSet,
+) -> Result<SurfaceSet, (Reason, String)> {
     match policy {
         PolicyState::Unavailable {
             safety_critical: true,
@@ -101,14 +99,14 @@ fn last_gates(
     }
 }
 
-/// Checks one action; on success returns the surfaces it may use, as a bit set.
+/// Checks one action; on success returns the surfaces it may use.
 fn gate(
     plan: &Plan,
     action: &ActionPlan,
     ctx: &Context,
     policy: Option<&PolicySnapshot>,
     now: Timestamp,
-) -> Result<u8, (Reason, String)> {
+) -> Result<SurfaceSet, (Reason, String)> {
     if !ctx.enabled_action_types.contains(&action.kind) {
         return Err((
             Reason::ActionTypeDisabled,
@@ -138,29 +136,24 @@ fn gate(
             }
         }
     }
-    // Surfaces as a bit set (bit = the surface's position in `Surface::ALL`); the order
-    // of the action's own list is restored when the action is composed.
-    let bit = |s: &Surface| 1u8 << (*s as u8);
-    let enabled = action
+    // The order of the action's own list is restored when the action is composed.
+    let enabled: SurfaceSet = action
         .surfaces
         .iter()
         .filter(|s| ctx.enabled_surfaces.contains(s))
-        .fold(0u8, |m, s| m | bit(s));
-    if enabled == 0 {
+        .collect();
+    if enabled.is_empty() {
         return Err((
             Reason::SurfaceDisabled,
             "none of the action's surfaces is enabled for the tenant".to_owned(),
         ));
     }
-    let preferred = ctx
-        .preferences
-        .preferred_surfaces
-        .iter()
-        .fold(0u8, |m, s| m | bit(s));
-    let surfaces = if enabled & preferred != 0 {
-        enabled & preferred
-    } else {
+    let preferred: SurfaceSet = ctx.preferences.preferred_surfaces.iter().collect();
+    let narrowed = enabled.intersection(preferred);
+    let surfaces = if narrowed.is_empty() {
         enabled
+    } else {
+        narrowed
     };
     if ctx
         .preferences
@@ -204,14 +197,4 @@ fn gate(
         }
     }
     Ok(surfaces)
-}
-
-/// The action's surfaces that are in the bit set, in the action's order.
-pub(crate) fn surfaces_in(action: &ActionPlan, set: u8) -> Vec<Surface> {
-    action
-        .surfaces
-        .iter()
-        .copied()
-        .filter(|s| set & (1u8 << (*s as u8)) != 0)
-        .collect()
 }

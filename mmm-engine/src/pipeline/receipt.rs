@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::context::Context;
-use crate::decision::{Degraded, ReceiptRef};
+use crate::decision::{Degraded, ReceiptRef, ReceiptStatus};
 use crate::pipeline::record::{CandidateRecord, DecisionRecord};
 use crate::receipt::{canonical, sha256_hex};
 use crate::services::receipt_trail::{ReceiptTrail, Reservation};
@@ -34,7 +34,7 @@ pub(crate) fn emit(
     if !trail.signing() {
         return ReceiptRef {
             receipt_id: None,
-            status: "disabled".to_owned(),
+            status: ReceiptStatus::Disabled,
             envelope: None,
         };
     }
@@ -64,7 +64,7 @@ pub(crate) fn emit(
         "engine_version": crate::ENGINE_VERSION,
     });
     let receipt = trail.emit(receipt_id, payload, r.reservation, r.deadline);
-    if receipt.status == "queued" {
+    if receipt.status == ReceiptStatus::Queued {
         record.degrade(Degraded::ReceiptsQueued);
     }
     receipt

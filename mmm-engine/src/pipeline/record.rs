@@ -3,16 +3,18 @@
 //! per action, how far it got), and one [`DecisionRecord`] per decision (the returned
 //! actions, every suppression, the degraded codes and the redacted paths).
 
-use serde_json::{json, Value};
-
-use crate::decision::{Action, Degraded, ExplainAction, ExplainEntry, Reason, Suppressed};
+use crate::decision::{
+    Action, ConditionResult, Degraded, ExperimentRef, ExplainAction, ExplainEntry, Reason,
+    Suppressed,
+};
 use crate::kind_index::Candidate;
+use crate::model::SurfaceSet;
 use crate::plan::Plan;
 use crate::services::experiments::Assignment;
 
 /// What a candidate's condition said.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ConditionResult {
+pub(crate) enum Verdict {
     /// Not evaluated yet.
     Pending,
     /// True (or no condition).
@@ -27,7 +29,7 @@ pub(crate) enum ConditionResult {
 #[derive(Debug)]
 pub(crate) enum Fate {
     /// Passed the gates, for the surfaces in this set.
-    Passed(u8),
+    Passed(SurfaceSet),
     /// Over the cap, waiting for the playbook's fatigue verdict to say why.
     OverCap,
     /// Composed, waiting for the fatigue verdict.
@@ -98,7 +100,7 @@ pub(crate) struct CandidateRecord<'s> {
     pub plan: &'s Plan,
     /// The trigger pattern that matched the signal's kind.
     pub trigger: &'s str,
-    pub condition: ConditionResult,
+    pub condition: Verdict,
     /// The experiment variant, when an active experiment applies and the condition held.
     pub experiment: Option<Assignment<'s>>,
     /// The actions that got past the condition (none when it did not hold).
@@ -110,7 +112,7 @@ impl<'s> CandidateRecord<'s> {
         CandidateRecord {
             plan: &candidate.plan,
             trigger: &candidate.trigger,
-            condition: ConditionResult::Pending,
+            condition: Verdict::Pending,
             experiment: None,
             actions: ActionRecords::None,
         }
@@ -171,9 +173,9 @@ pub(crate) fn explain(candidates: &[CandidateRecord<'_>]) -> Vec<ExplainEntry> {
             playbook: c.plan.reference(),
             trigger: c.trigger.to_owned(),
             condition: match &c.condition {
-                ConditionResult::Held => Value::Bool(true),
-                ConditionResult::NotHeld | ConditionResult::Pending => Value::Bool(false),
-                ConditionResult::Failed(e) => json!({"error": e}),
+                Verdict::Held => ConditionResult::Value(true),
+                Verdict::NotHeld | Verdict::Pending => ConditionResult::Value(false),
+                Verdict::Failed(e) => ConditionResult::Error { error: e.clone() },
             },
             actions: {
                 let mut outcomes: Vec<ExplainAction> = c
@@ -196,9 +198,10 @@ pub(crate) fn explain(candidates: &[CandidateRecord<'_>]) -> Vec<ExplainEntry> {
                 outcomes.sort_by_key(|o| o.index);
                 outcomes
             },
-            experiment: c
-                .experiment
-                .map(|a| json!({"id": a.plan.id, "variant": a.variant.name})),
+            experiment: c.experiment.map(|a| ExperimentRef {
+                id: a.plan.id.clone(),
+                variant: a.variant.name.clone(),
+            }),
         })
         .collect()
 }

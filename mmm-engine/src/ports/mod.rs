@@ -10,6 +10,7 @@ pub(crate) mod guard;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::model::PortName;
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 
 use crate::context::PolicySnapshot;
@@ -204,52 +205,6 @@ impl Default for PortTimeouts {
             llm: Duration::from_secs(3),
             receipts: Duration::from_millis(500),
             delivery: Duration::from_secs(1),
-        }
-    }
-}
-
-/// Which port, for breakers and observability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PortName {
-    /// IAM.
-    Iam,
-    /// Recent signals (UBI).
-    Signals,
-    /// Data governance.
-    DataGovernance,
-    /// Policy.
-    Policy,
-    /// LLM.
-    Llm,
-    /// Receipts (ERIS).
-    Receipts,
-    /// Delivery.
-    Delivery,
-}
-
-impl PortName {
-    /// Every port.
-    pub const ALL: &'static [PortName] = &[
-        PortName::Iam,
-        PortName::Signals,
-        PortName::DataGovernance,
-        PortName::Policy,
-        PortName::Llm,
-        PortName::Receipts,
-        PortName::Delivery,
-    ];
-
-    /// The stable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PortName::Iam => "iam",
-            PortName::Signals => "signals",
-            PortName::DataGovernance => "data_governance",
-            PortName::Policy => "policy",
-            PortName::Llm => "llm",
-            PortName::Receipts => "receipts",
-            PortName::Delivery => "delivery",
         }
     }
 }

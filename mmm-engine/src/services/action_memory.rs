@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
+use crate::decision::ExperimentRef;
 use crate::model::ActionType;
 use crate::outcome::{OutcomeCount, OutcomeResult};
 
@@ -16,8 +17,8 @@ pub(crate) struct ActionMemo {
     pub tenant_id: String,
     pub playbook_id: String,
     pub kind: ActionType,
-    /// The experiment id and variant name that shaped it.
-    pub experiment: Option<(String, String)>,
+    /// The experiment and variant that shaped it.
+    pub experiment: Option<ExperimentRef>,
 }
 
 /// Returned actions (bounded) and outcome counts.

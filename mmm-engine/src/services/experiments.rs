@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use serde_json::json;
 
 use crate::audit::{AuditError, AuditEvent, AuditSink};
+use crate::decision::ExperimentRef;
 use crate::experiment::{
     choose, fnv1a32, hash_v2, ArmState, ExperimentPlan, ExperimentStatus, Strategy, Variant,
 };
@@ -121,10 +122,10 @@ impl Experiments {
         &self,
         set: &PlaybookSet,
         outcome: &Outcome,
-        experiment_id: &str,
-        variant: &str,
+        experiment: &ExperimentRef,
         now: Timestamp,
     ) {
+        let (experiment_id, variant) = (experiment.id.as_str(), experiment.variant.as_str());
         let (tenant_id, result) = (outcome.tenant_id.as_str(), outcome.result);
         let Some(plan) = set
             .experiment_for(tenant_id, &outcome.playbook_id)

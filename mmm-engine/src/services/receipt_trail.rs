@@ -9,7 +9,7 @@ use std::time::{Duration as StdDuration, Instant};
 use serde_json::Value;
 
 use crate::clock::Clock;
-use crate::decision::ReceiptRef;
+use crate::decision::{ReceiptRef, ReceiptStatus};
 use crate::observe::{Event, Observer, ReceiptEvent};
 use crate::outbox::{next_attempt, Outbox, OutboxEntry};
 use crate::ports::{PortError, PortName};
@@ -35,10 +35,10 @@ pub(crate) struct ReceiptTrail {
 }
 
 /// The status and id of a receipt handed over.
-fn receipt_ref(receipt_id: Option<String>, status: &str) -> ReceiptRef {
+fn receipt_ref(receipt_id: Option<String>, status: ReceiptStatus) -> ReceiptRef {
     ReceiptRef {
         receipt_id,
-        status: status.to_owned(),
+        status,
         envelope: None,
     }
 }
@@ -105,7 +105,7 @@ impl ReceiptTrail {
         deadline: Instant,
     ) -> ReceiptRef {
         let Some(signer) = &self.signer else {
-            return receipt_ref(None, "disabled");
+            return receipt_ref(None, ReceiptStatus::Disabled);
         };
         let envelope = match signer.sign(payload) {
             Ok(e) => e,
@@ -116,14 +116,14 @@ impl ReceiptTrail {
                     self.outbox.release();
                 }
                 self.event(ReceiptEvent::Dropped);
-                return receipt_ref(Some(receipt_id), "dropped");
+                return receipt_ref(Some(receipt_id), ReceiptStatus::Dropped);
             }
         };
         let Some(port) = &self.hub.ports.receipts else {
             self.event(ReceiptEvent::Emitted);
             return ReceiptRef {
                 receipt_id: Some(receipt_id),
-                status: "emitted".into(),
+                status: ReceiptStatus::Emitted,
                 envelope: Some(envelope),
             };
         };
@@ -140,7 +140,7 @@ impl ReceiptTrail {
                     self.outbox.release();
                 }
                 self.event(ReceiptEvent::Emitted);
-                "emitted"
+                ReceiptStatus::Emitted
             }
             Err(_) if reservation.reserved => {
                 let now = self.clock.now();
@@ -151,11 +151,11 @@ impl ReceiptTrail {
                     next_attempt: next_attempt(now, 1),
                 });
                 self.event(ReceiptEvent::Queued);
-                "queued"
+                ReceiptStatus::Queued
             }
             Err(_) => {
                 self.event(ReceiptEvent::Dropped);
-                "dropped"
+                ReceiptStatus::Dropped
             }
         };
         receipt_ref(Some(receipt_id), status)
