@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
-use crate::context::{Context, PolicySnapshot, MAX_RECENT_SIGNALS};
+use crate::context::{Context, PolicySnapshot, RecentSignal, MAX_RECENT_SIGNALS};
 use crate::decision::Degraded;
 use crate::error::DecideError;
 use crate::pipeline::record::DecisionRecord;
@@ -145,20 +145,20 @@ pub(crate) fn gather(
         }
     }
 
-    let mut recent_list: Option<Vec<Value>> = None;
+    // What the ports said fills what the caller left out.
+    let mut ctx = caller;
+    if let Some(info) = actor_info {
+        ctx.merge_actor(info);
+    }
     if let Some(call) = recent {
-        match call
-            .wait()
-            .and_then(|list| validate_recent(&list).map(|()| list))
-        {
-            Ok(list) => recent_list = Some(list),
+        match call.wait().and_then(read_recent) {
+            Ok((list, parsed)) => ctx.merge_recent(list, parsed),
             Err(_) => {
-                recent_list = Some(Vec::new());
+                ctx.merge_recent(Vec::new(), Vec::new());
                 record.degrade(Degraded::UbiUnavailable);
             }
         }
     }
-
     let tenant_config = match (tenant_call, fresh_tenant) {
         (Some(call), _) => match call.wait() {
             Ok(config) => {
@@ -172,53 +172,9 @@ pub(crate) fn gather(
         },
         (None, cached) => cached,
     };
-
-    // Merge what the ports said under what the caller said.
-    let needs_merge = actor_info.is_some() || recent_list.is_some() || tenant_config.is_some();
-    let ctx = if needs_merge {
-        let mut raw: Map<String, Value> = context
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
-        if let Some(info) = actor_info {
-            let actor = raw.entry("actor").or_insert_with(|| json!({}));
-            if let Some(obj) = actor.as_object_mut() {
-                obj.entry("roles").or_insert_with(|| json!(info.roles));
-                if let Some(tz) = info
-                    .timezone
-                    .filter(|tz| jiff::tz::TimeZone::get(tz).is_ok())
-                {
-                    obj.entry("timezone").or_insert(Value::String(tz));
-                }
-            }
-        }
-        if let Some(list) = recent_list {
-            raw.entry("recent_signals").or_insert(Value::Array(list));
-        }
-        if let Some(config) = tenant_config {
-            let t = raw.entry("tenant").or_insert_with(|| json!({}));
-            if let Some(obj) = t.as_object_mut() {
-                if let Some(sc) = config.safety_critical {
-                    obj.entry("safety_critical").or_insert(Value::Bool(sc));
-                }
-                let cfg = obj.entry("config").or_insert_with(|| json!({}));
-                if let Some(cfg) = cfg.as_object_mut() {
-                    if let Some(keys) = config.deny_payload_keys {
-                        cfg.entry("deny_payload_keys")
-                            .or_insert_with(|| json!(keys));
-                    }
-                    for (k, v) in config.extra {
-                        cfg.entry(k).or_insert(v);
-                    }
-                }
-            }
-        }
-        let merged = Value::Object(raw);
-        // Port answers were checked before merging; what fails here is the caller's.
-        Context::from_json(Some(&merged))?
-    } else {
-        caller
-    };
+    if let Some(config) = tenant_config {
+        ctx.merge_tenant(config);
+    }
 
     // Policy: the caller's, else the port's (through the cache).
     let state = if ctx.policy.is_some() {
@@ -258,20 +214,17 @@ pub(crate) fn gather(
     Ok((ctx, state))
 }
 
-/// Recent signals from the port must each have a kind and an RFC 3339 `occurred_at`;
-/// anything else is malformed data from a dependency, which counts as it being down.
-fn validate_recent(list: &[Value]) -> Result<(), PortError> {
+/// Recent signals from the port, read once: at most 50, each with a kind and an
+/// RFC 3339 `occurred_at`. Anything else is malformed data from a dependency, which counts
+/// as it being down.
+fn read_recent(list: Vec<Value>) -> Result<(Vec<Value>, Vec<RecentSignal>), PortError> {
     if list.len() > MAX_RECENT_SIGNALS {
         return Err(PortError::Unavailable("too many recent signals".into()));
     }
-    for s in list {
-        let ok = s.get("kind").and_then(Value::as_str).is_some()
-            && s.get("occurred_at")
-                .and_then(Value::as_str)
-                .is_some_and(|t| crate::signal::parse_timestamp(t).is_ok());
-        if !ok {
-            return Err(PortError::Unavailable("malformed recent signal".into()));
-        }
-    }
-    Ok(())
+    let parsed = list
+        .iter()
+        .map(RecentSignal::from_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| PortError::Unavailable("malformed recent signal".into()))?;
+    Ok((list, parsed))
 }
