@@ -168,7 +168,7 @@ impl Engine {
                 before: summary(&current),
                 after: summary(&set),
             })
-            .map_err(AuditError)?;
+            .map_err(AuditError::Unavailable)?;
         *current = set;
         Ok(())
     }

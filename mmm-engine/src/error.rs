@@ -257,7 +257,7 @@ pub enum DecideError {
     #[error("unavailable: {dependency} is down: {message}")]
     Unavailable {
         /// The port.
-        dependency: String,
+        dependency: crate::model::PortName,
         /// What happened.
         message: String,
     },
@@ -294,6 +294,19 @@ mod tests {
             d.to_string(),
             "a.yaml:3:5: error[unknown-field]: unknown field `foo`"
         );
+    }
+
+    #[test]
+    fn unavailable_names_the_port_by_its_spec_name() {
+        let e = DecideError::Unavailable {
+            dependency: crate::model::PortName::DataGovernance,
+            message: "connection refused".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "unavailable: data_governance is down: connection refused"
+        );
+        assert_eq!(e.info().code, codes::UNAVAILABLE);
     }
 
     #[test]

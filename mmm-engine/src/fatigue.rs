@@ -71,8 +71,11 @@ impl FatigueVerdict {
     /// never exceeds `requested` (and is `requested` when it does not say).
     ///
     /// # Errors
-    /// A message when the answer is not a verdict.
-    pub fn from_json(answer: &serde_json::Value, requested: u32) -> Result<FatigueVerdict, String> {
+    /// [`FatigueError::NotAVerdict`] when the answer is not a verdict.
+    pub fn from_json(
+        answer: &serde_json::Value,
+        requested: u32,
+    ) -> Result<FatigueVerdict, FatigueError> {
         use serde_json::Value;
         match answer.get("verdict").and_then(Value::as_str) {
             Some("allowed") => Ok(FatigueVerdict::Allowed(
@@ -86,15 +89,27 @@ impl FatigueVerdict {
             Some("cooldown") => Ok(FatigueVerdict::Cooldown),
             Some("max") => Ok(FatigueVerdict::Max),
             Some("budget") => Ok(FatigueVerdict::Budget),
-            _ => Err(format!("answered {answer}, not a verdict")),
+            _ => Err(FatigueError::NotAVerdict {
+                answer: answer.to_string(),
+            }),
         }
     }
 }
 
-/// The fatigue store failed (a remote store being down, for instance).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("fatigue store unavailable: {0}")]
-pub struct FatigueError(pub String);
+/// The fatigue store could not give a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FatigueError {
+    /// The store could not answer (a remote store down, a port that raised): its message.
+    #[error("fatigue store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with something that is not a verdict.
+    #[error("fatigue store answered `{answer}`, not a verdict")]
+    NotAVerdict {
+        /// The answer, as JSON.
+        answer: String,
+    },
+}
 
 /// The fatigue port: an atomic check-and-record per actor.
 pub trait FatigueStore: Send + Sync {

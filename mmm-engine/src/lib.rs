@@ -43,7 +43,7 @@ pub use decision::{
     Action, ConditionResult, Decision, Evidence, ExperimentRef, ExplainAction, ExplainEntry,
     Rationale, ReceiptRef, Suppressed,
 };
-pub use duration::Duration;
+pub use duration::{Duration, DurationError};
 pub use engine::{DecideOptions, Engine};
 pub use error::{
     codes, ContextError, DecideError, Diagnostic, ErrorInfo, LoadError, Severity, SignalError,

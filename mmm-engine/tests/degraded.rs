@@ -528,8 +528,18 @@ fn rf_mmm_08_iam_unavailable_fails_the_decision() {
         let started = Instant::now();
         let err = e.decide(&pr(), None, &at(NOW)).unwrap_err();
         assert!(
-            matches!(err, DecideError::Unavailable { .. }),
+            matches!(
+                err,
+                DecideError::Unavailable {
+                    dependency: PortName::Iam,
+                    ..
+                }
+            ),
             "{mode:?}: {err}"
+        );
+        assert!(
+            err.to_string().starts_with("unavailable: iam is down: "),
+            "{err}"
         );
         assert_eq!(err.info().code, "UNAVAILABLE");
         assert!(

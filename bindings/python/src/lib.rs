@@ -1,10 +1,6 @@
 //! `mmm_engine` for Python: the engine in-process, with Python objects as ports, Python
 //! exceptions, and no GIL held while Rust works.
 
-// pyo3's macros expand to code these library lints would flag; the binding's own code
-// follows them.
-#![allow(clippy::useless_conversion)]
-
 mod convert;
 mod decision;
 mod errors;

@@ -134,8 +134,16 @@ pub fn run(
             None => (value, None),
         };
         let key = (
-            signal["tenant_id"].as_str().unwrap_or("").to_owned(),
-            signal["actor_id"].as_str().unwrap_or("").to_owned(),
+            signal
+                .get("tenant_id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
+            signal
+                .get("actor_id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
         );
         let earlier = history.entry(key).or_default().clone();
         let mut context = context.unwrap_or_else(|| Value::Object(serde_json::Map::new()));
@@ -144,7 +152,10 @@ pub fn run(
                 .or_insert_with(|| Value::Array(earlier.iter().cloned().collect()));
         }
         let context = Some(context);
-        let now = signal["occurred_at"].as_str().and_then(|s| s.parse().ok());
+        let now = signal
+            .get("occurred_at")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok());
         let options = DecideOptions {
             now,
             explain: false,
@@ -182,8 +193,16 @@ pub fn run(
                 if a != b {
                     differences.push((
                         line_no,
-                        signal["kind"].as_str().unwrap_or("?").to_owned(),
-                        signal["actor_id"].as_str().unwrap_or("?").to_owned(),
+                        signal
+                            .get("kind")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?")
+                            .to_owned(),
+                        signal
+                            .get("actor_id")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?")
+                            .to_owned(),
                         a,
                         b,
                     ));

@@ -102,7 +102,7 @@ fn with_state<T>(
 }
 
 fn recent_count(pattern: &str, window: &str) -> Result<i64, Box<EvalAltResult>> {
-    let window = Duration::parse(window).map_err(runtime_error)?;
+    let window = Duration::parse(window).map_err(|e| runtime_error(e.to_string()))?;
     with_state(|state| {
         let since = state.now.as_millisecond() - window.as_millis();
         let now = state.now.as_millisecond();

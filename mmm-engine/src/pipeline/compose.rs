@@ -136,7 +136,10 @@ fn mentor_text(
     if left < source.min_budget {
         return unavailable(
             record,
-            format!("only {left:?} left of the decision's deadline; the LLM was skipped"),
+            format!(
+                "only {} ms left of the decision's deadline; the LLM was skipped",
+                left.as_millis()
+            ),
         );
     }
     let prompt = match prompt.map(|t| t.render(env, Format::Plain)) {

@@ -138,7 +138,7 @@ pub(crate) fn gather(
             }
             Err(PortError::Unavailable(why)) => {
                 return Err(DecideError::Unavailable {
-                    dependency: "iam".into(),
+                    dependency: PortName::Iam,
                     message: why,
                 })
             }

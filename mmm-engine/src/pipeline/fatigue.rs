@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use crate::decision::Reason;
 use crate::duration::Duration;
-use crate::fatigue::{FatigueRequest, FatigueStore, FatigueVerdict};
+use crate::fatigue::{FatigueError, FatigueRequest, FatigueStore, FatigueVerdict};
 use crate::pipeline::compose::Cap;
 use crate::pipeline::record::{CandidateRecord, DecisionRecord, Fate};
 use crate::plan::Plan;
@@ -63,7 +63,7 @@ pub(crate) fn playbook(
         // A critical nudge goes out even when fatigue cannot be checked; anything else is
         // held back rather than risk nagging.
         Err(_) if plan.critical => Ok(FatigueVerdict::Allowed(request.actions)),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
     let (allowed, reason, detail) = outcome(plan, verdict);
     let trimmed = allowed < composed;
@@ -98,7 +98,7 @@ pub(crate) fn playbook(
 }
 
 /// How many actions the verdict allows, and the reason and detail for the others.
-fn outcome(plan: &Plan, verdict: Result<FatigueVerdict, String>) -> (usize, Reason, String) {
+fn outcome(plan: &Plan, verdict: Result<FatigueVerdict, FatigueError>) -> (usize, Reason, String) {
     match verdict {
         Ok(FatigueVerdict::Allowed(n)) => (
             usize::try_from(n).unwrap_or(usize::MAX),

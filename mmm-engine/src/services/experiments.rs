@@ -172,7 +172,7 @@ impl Experiments {
             .experiments()
             .iter()
             .find(|e| e.id == experiment_id)
-            .ok_or_else(|| AuditError(format!("no experiment `{experiment_id}`")))?;
+            .ok_or_else(|| AuditError::UnknownExperiment(experiment_id.to_owned()))?;
         let before = self.status(plan);
         audit
             .record(&AuditEvent {
@@ -183,7 +183,7 @@ impl Experiments {
                 before: json!({"status": before}),
                 after: json!({"status": status}),
             })
-            .map_err(AuditError)?;
+            .map_err(AuditError::Unavailable)?;
         self.status.insert(experiment_id.to_owned(), status);
         Ok(())
     }
