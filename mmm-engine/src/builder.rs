@@ -186,7 +186,7 @@ impl EngineBuilder {
         let trail = Arc::new(ReceiptTrail::new(
             self.signer,
             self.outbox
-                .unwrap_or_else(|| Arc::new(MemoryOutbox::default())),
+                .unwrap_or_else(|| Arc::new(MemoryOutbox::new(config.outbox_capacity))),
             Arc::clone(&hub),
             Arc::clone(&clock),
             Arc::clone(&observer),

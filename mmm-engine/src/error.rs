@@ -27,6 +27,8 @@ pub mod codes {
     pub const APPROVAL_REFUSED: &str = "APPROVAL_REFUSED";
     /// The audit sink could not record a change, so it did not happen.
     pub const AUDIT_FAILED: &str = "AUDIT_FAILED";
+    /// An engine setting is invalid (an unknown key, a negative duration, …).
+    pub const CONFIG_INVALID: &str = "CONFIG_INVALID";
 }
 
 /// How serious a [`Diagnostic`] is.

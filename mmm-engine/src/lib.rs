@@ -58,7 +58,7 @@ pub use pipeline::compose::fingerprint;
 pub use plan::{FatigueSpec, Plan, SourceRef};
 pub use ports::{BreakerConfig, PortError, PortTimeouts};
 pub use registry::{check_paths, PlaybookSet};
-pub use settings::EngineConfig;
+pub use settings::{EngineConfig, SettingsError, DEFAULT_MAX_CONTEXT_BYTES};
 pub use signal::{Repo, Signal, DEFAULT_MAX_PAYLOAD_BYTES};
 
 /// The engine's version, as recorded in receipts.

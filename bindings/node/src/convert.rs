@@ -6,8 +6,6 @@
 //! run in V8's own JSON code, which is faster than walking objects property by property
 //! through N-API.
 
-use std::time::Duration;
-
 use napi::bindgen_prelude::{Buffer, FromNapiValue, Function, JsObjectValue, Object, Unknown};
 use napi::{Env, JsValue, ValueType};
 use serde::Serialize;
@@ -102,14 +100,4 @@ pub fn now_from(env: &Env, value: Unknown<'_>) -> napi::Result<Option<jiff::Time
         }
         _ => Err(arg_type(env, "`now` must be an RFC 3339 string or a Date")),
     }
-}
-
-/// A whole number of milliseconds from a config value.
-pub fn millis(env: &Env, value: &Value, key: &str) -> napi::Result<Duration> {
-    value.as_u64().map(Duration::from_millis).ok_or_else(|| {
-        arg_value(
-            env,
-            format!("config `{key}` must be a whole number of milliseconds"),
-        )
-    })
 }
