@@ -244,6 +244,25 @@ pub struct Context {
 /// The most recent signals considered (SPEC §2).
 pub const MAX_RECENT_SIGNALS: usize = 50;
 
+/// Whether `value` serialises to at most `limit` bytes. Counting stops at the limit, so
+/// the cost is bounded by the limit, not by the value.
+pub(crate) fn fits(value: &impl serde::Serialize, limit: usize) -> bool {
+    struct Budget(usize);
+    impl std::io::Write for Budget {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self
+                .0
+                .checked_sub(buf.len())
+                .ok_or_else(|| std::io::Error::other("over the limit"))?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(Budget(limit), value).is_ok()
+}
+
 fn err(field: impl Into<String>, message: impl Into<String>) -> ContextError {
     ContextError {
         field: field.into(),
@@ -438,15 +457,16 @@ impl Context {
 
     /// Fills in data governance's configuration: `safety_critical` and, key by key,
     /// `tenant.config`, each only where the caller's `tenant` leaves it out. A caller's
-    /// `tenant: null` takes nothing.
-    pub(crate) fn merge_tenant(&mut self, config: TenantConfig) {
+    /// `tenant: null` takes nothing. Says whether the port's `deny_payload_keys` was taken.
+    pub(crate) fn merge_tenant(&mut self, config: TenantConfig) -> bool {
+        let mut deny_taken = false;
         let Some(tenant) = self
             .raw
             .entry("tenant")
             .or_insert_with(|| Value::Object(Map::new()))
             .as_object_mut()
         else {
-            return;
+            return deny_taken;
         };
         if let Some(sc) = config.safety_critical {
             if !tenant.contains_key("safety_critical") {
@@ -459,17 +479,19 @@ impl Context {
             .or_insert_with(|| Value::Object(Map::new()))
             .as_object_mut()
         else {
-            return;
+            return deny_taken;
         };
         let keys = config
             .deny_payload_keys
             .map(|keys| ("deny_payload_keys".to_owned(), Value::from(keys)));
         for (key, value) in keys.into_iter().chain(config.extra) {
             if !raw_config.contains_key(&key) {
+                deny_taken |= key == "deny_payload_keys";
                 raw_config.insert(key.clone(), value.clone());
                 self.tenant.config.insert(key, value);
             }
         }
+        deny_taken
     }
 
     /// The tenant's deny list of payload keys, when its config gives one.

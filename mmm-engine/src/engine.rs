@@ -18,10 +18,12 @@ use crate::env::Env;
 use crate::error::DecideError;
 use crate::experiment::ExperimentStatus;
 use crate::fatigue::FatigueStore;
+use crate::minimise::DenyLimits;
 use crate::model::{ActionType, ReceiptStatus};
 use crate::observe::{spans, Event, Observer};
 use crate::outcome::{Outcome, OutcomeCount, OutcomeError};
 use crate::pipeline::compose::{Cap, MentorSource};
+use crate::pipeline::context::ContextLimits;
 use crate::pipeline::receipt::ReceiptInputs;
 use crate::pipeline::record::{self, DecisionRecord};
 use crate::pipeline::{
@@ -100,6 +102,17 @@ impl std::fmt::Debug for Engine {
             .field("playbooks", &self.playbooks().len())
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// The context limits of the settings.
+fn context_limits(config: &EngineConfig) -> ContextLimits {
+    ContextLimits {
+        max_bytes: config.max_context_bytes,
+        deny: DenyLimits {
+            max_keys: config.max_deny_keys,
+            max_key_bytes: config.max_deny_key_bytes,
+        },
     }
 }
 
@@ -314,8 +327,13 @@ impl Engine {
         let now = options.now.unwrap_or_else(|| inner.clock.now());
 
         // 2. The context, with what the ports add.
-        let (mut ctx, policy) = spans.time(spans::CONTEXT_BUILD, || {
-            context::gather(&inner.hub, &signal, context, deadline, &mut record)
+        let limits = context_limits(&inner.config);
+        let context::Gathered {
+            mut ctx,
+            policy,
+            deny,
+        } = spans.time(spans::CONTEXT_BUILD, || {
+            context::gather(&inner.hub, limits, &signal, context, deadline, &mut record)
         })?;
         let now_text = now.to_string();
 
@@ -328,7 +346,7 @@ impl Engine {
 
         // 1b. Data minimisation, once the tenant's deny list is known and before anything
         // reads the payload.
-        signal::minimise(&mut signal, &mut ctx, &mut record.redacted);
+        signal::minimise(&mut signal, &mut ctx, deny.as_deref(), &mut record.redacted);
 
         // 3. Candidates.
         let set = self.playbooks();

@@ -14,5 +14,6 @@ mod degraded;
 mod experiments;
 mod fatigue;
 mod hostile;
+mod limits;
 mod loading;
 mod vectors;

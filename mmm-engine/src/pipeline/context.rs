@@ -1,20 +1,22 @@
-//! Stage 2, the context: the caller's context is validated; IAM, UBI, data governance and
-//! policy are asked in parallel through the port hub (unless the caller passed that part,
-//! or a cache answers); their answers fill what the caller left out; and the policy in
-//! force is settled. IAM can fail the decision; every other port failing is a degraded
-//! mode.
+//! Stage 2, the context: the caller's context is validated (within its size and deny-list
+//! limits); IAM, UBI, data governance and policy are asked in parallel through the port hub
+//! (unless the caller passed that part, or a cache answers); their answers, checked on the
+//! pool thread against the same limits, fill what the caller left out; and the policy in
+//! force and the deny list are settled. IAM can fail the decision; every other port
+//! failing, or answering what breaks a rule, is a degraded mode.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::context::{Context, PolicySnapshot, RecentSignal, MAX_RECENT_SIGNALS};
+use crate::context::{fits, Context, PolicySnapshot, RecentSignal, MAX_RECENT_SIGNALS};
 use crate::decision::Degraded;
-use crate::error::DecideError;
+use crate::error::{ContextError, DecideError};
+use crate::minimise::{DenyLimits, DenyList};
 use crate::pipeline::record::DecisionRecord;
-use crate::ports::{ActorInfo, PortError, PortName};
-use crate::services::port_hub::{age, PortHub};
+use crate::ports::{ActorInfo, PortError, PortName, TenantConfig};
+use crate::services::port_hub::{age, PortHub, TenantAnswer};
 use crate::signal::Signal;
 
 /// How policy is known for this decision.
@@ -35,23 +37,42 @@ impl PolicyState {
     }
 }
 
+/// Bounds on what goes into a context, from the engine's settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ContextLimits {
+    /// Largest context, and largest port answer merged into it, serialised.
+    pub max_bytes: usize,
+    pub deny: DenyLimits,
+}
+
+/// The context of a decision, the policy in force, and the tenant's deny list (`None`:
+/// the default one).
+pub(crate) struct Gathered {
+    pub ctx: Context,
+    pub policy: PolicyState,
+    pub deny: Option<Arc<DenyList>>,
+}
+
 /// Validates the caller's context, asks the ports for what it lacks (in parallel, each
 /// under its timeout and the decision's deadline) and merges the answers in; the caller's
 /// values win.
 pub(crate) fn gather(
     hub: &PortHub,
+    limits: ContextLimits,
     signal: &Signal,
     context: Option<&Value>,
     deadline: Instant,
     record: &mut DecisionRecord,
-) -> Result<(Context, PolicyState), DecideError> {
-    let caller = Context::from_json(context)?;
+) -> Result<Gathered, DecideError> {
+    let caller = read_caller(context, limits)?;
     let ports = &hub.ports;
     if !ports.any_for_context() {
         // Nothing to ask: the caller's context is the context.
-        let state = PolicyState::Known(caller.policy.clone());
-        return Ok((caller, state));
+        let (ctx, deny) = caller;
+        let policy = PolicyState::Known(ctx.policy.clone());
+        return Ok(Gathered { ctx, policy, deny });
     }
+    let (caller, caller_deny) = caller;
     // Caches age in real time (the engine's clock), whatever `now` the caller decides at.
     let wall = hub.now();
     let timeouts = hub.timeouts;
@@ -76,6 +97,7 @@ pub(crate) fn gather(
             Some(
                 hub.start(PortName::Signals, timeouts.signals, deadline, move || {
                     p.recent(&t, &a, MAX_RECENT_SIGNALS)
+                        .and_then(|list| read_recent(list, limits.max_bytes))
                 }),
             )
         }
@@ -93,7 +115,7 @@ pub(crate) fn gather(
                 PortName::DataGovernance,
                 timeouts.data_governance,
                 deadline,
-                move || p.tenant_config(&t),
+                move || p.tenant_config(&t).and_then(|c| read_tenant(c, limits)),
             ))
         }
         _ => None,
@@ -151,7 +173,7 @@ pub(crate) fn gather(
         ctx.merge_actor(info);
     }
     if let Some(call) = recent {
-        match call.wait().and_then(read_recent) {
+        match call.wait() {
             Ok((list, parsed)) => ctx.merge_recent(list, parsed),
             Err(_) => {
                 ctx.merge_recent(Vec::new(), Vec::new());
@@ -159,11 +181,11 @@ pub(crate) fn gather(
             }
         }
     }
-    let tenant_config = match (tenant_call, fresh_tenant) {
+    let tenant_answer = match (tenant_call, fresh_tenant) {
         (Some(call), _) => match call.wait() {
-            Ok(config) => {
-                hub.store_tenant_config(&tenant, config.clone(), wall);
-                Some(config)
+            Ok(answer) => {
+                hub.store_tenant_config(&tenant, answer.clone(), wall);
+                Some(answer)
             }
             Err(_) => {
                 record.degrade(Degraded::DataGovernanceUnavailable);
@@ -172,8 +194,11 @@ pub(crate) fn gather(
         },
         (None, cached) => cached,
     };
-    if let Some(config) = tenant_config {
-        ctx.merge_tenant(config);
+    let mut deny = caller_deny;
+    if let Some(answer) = tenant_answer {
+        if ctx.merge_tenant(answer.config) {
+            deny = answer.deny;
+        }
     }
 
     // Policy: the caller's, else the port's (through the cache).
@@ -211,15 +236,83 @@ pub(crate) fn gather(
             None => PolicyState::Known(None),
         }
     };
-    Ok((ctx, state))
+    Ok(Gathered {
+        ctx,
+        policy: state,
+        deny,
+    })
 }
 
-/// Recent signals from the port, read once: at most 50, each with a kind and an
-/// RFC 3339 `occurred_at`. Anything else is malformed data from a dependency, which counts
-/// as it being down.
-fn read_recent(list: Vec<Value>) -> Result<(Vec<Value>, Vec<RecentSignal>), PortError> {
+/// The caller's context, within `max_context_bytes`, and its deny list, if it gives one.
+fn read_caller(
+    context: Option<&Value>,
+    limits: ContextLimits,
+) -> Result<(Context, Option<Arc<DenyList>>), ContextError> {
+    if let Some(c) = context {
+        if !fits(c, limits.max_bytes) {
+            return Err(ContextError {
+                field: "context".into(),
+                message: format!(
+                    "is larger than {} bytes serialized (`max_context_bytes`)",
+                    limits.max_bytes
+                ),
+            });
+        }
+    }
+    let ctx = Context::from_json(context)?;
+    let deny = match ctx.tenant.config.get("deny_payload_keys") {
+        None | Some(Value::Null) => None,
+        Some(keys) => Some(Arc::new(DenyList::from_json(keys, limits.deny).map_err(
+            |e| ContextError {
+                field: match e.index {
+                    Some(i) => format!("tenant.config.deny_payload_keys[{i}]"),
+                    None => "tenant.config.deny_payload_keys".into(),
+                },
+                message: e.message,
+            },
+        )?)),
+    };
+    Ok((ctx, deny))
+}
+
+/// Data governance's answer, checked: within `max_context_bytes`, its deny list within
+/// the deny-list limits (and built, once, for the cache). Anything else is the port being
+/// down.
+fn read_tenant(config: TenantConfig, limits: ContextLimits) -> Result<TenantAnswer, PortError> {
+    if !fits(&config, limits.max_bytes) {
+        return Err(PortError::Unavailable(format!(
+            "the tenant configuration is larger than {} bytes serialized (`max_context_bytes`)",
+            limits.max_bytes
+        )));
+    }
+    let deny = match &config.deny_payload_keys {
+        None => None,
+        Some(keys) => Some(Arc::new(DenyList::checked(keys, limits.deny).map_err(
+            |e| {
+                PortError::Unavailable(match e.index {
+                    Some(i) => format!("`deny_payload_keys[{i}]` {}", e.message),
+                    None => format!("`deny_payload_keys` {}", e.message),
+                })
+            },
+        )?)),
+    };
+    Ok(TenantAnswer { config, deny })
+}
+
+/// Recent signals from the port, read once (on the pool thread): at most 50, within
+/// `max_context_bytes`, each with a kind and an RFC 3339 `occurred_at`. Anything else is
+/// malformed data from a dependency, which counts as it being down.
+fn read_recent(
+    list: Vec<Value>,
+    max_bytes: usize,
+) -> Result<(Vec<Value>, Vec<RecentSignal>), PortError> {
     if list.len() > MAX_RECENT_SIGNALS {
         return Err(PortError::Unavailable("too many recent signals".into()));
+    }
+    if !fits(&list, max_bytes) {
+        return Err(PortError::Unavailable(format!(
+            "the recent signals are larger than {max_bytes} bytes serialized (`max_context_bytes`)"
+        )));
     }
     let parsed = list
         .iter()

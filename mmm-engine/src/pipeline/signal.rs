@@ -31,12 +31,16 @@ pub(crate) fn parse(
     Ok((signal, deadline))
 }
 
-/// Removes the keys on the tenant's deny list (or the default one) at any depth from the
-/// signal's payload and from each recent signal's payload in the context, and records
+/// Removes the keys on the tenant's deny list (`None`: the default one) at any depth from
+/// the signal's payload and from each recent signal's payload in the context, and records
 /// their paths.
-pub(crate) fn minimise(signal: &mut Signal, ctx: &mut Context, redacted: &mut Vec<String>) {
-    let tenant_list = ctx.deny_payload_keys().map(DenyList::new);
-    let deny = tenant_list.as_ref().unwrap_or(&DEFAULT_DENY_LIST);
+pub(crate) fn minimise(
+    signal: &mut Signal,
+    ctx: &mut Context,
+    deny: Option<&DenyList>,
+    redacted: &mut Vec<String>,
+) {
+    let deny = deny.unwrap_or(&DEFAULT_DENY_LIST);
     deny.redact(&mut signal.payload, "payload", redacted);
     if let Some(Value::Array(recent)) = ctx.raw.get_mut("recent_signals") {
         for (i, r) in recent.iter_mut().enumerate() {

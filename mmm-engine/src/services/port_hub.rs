@@ -11,12 +11,21 @@ use jiff::Timestamp;
 
 use crate::clock::Clock;
 use crate::context::PolicySnapshot;
+use crate::minimise::DenyList;
 use crate::observe::{Cache, Event, Observer};
 use crate::ports::guard::{CallPool, Pending};
 use crate::ports::{
     BreakerConfig, BreakerState, CircuitBreaker, DataGovernance, Delivery, Iam, Llm, Policy,
     PortError, PortName, PortTimeouts, Receipts, RecentSignals, TenantConfig,
 };
+
+/// Data governance's answer for a tenant, checked, with its deny list built once (it is
+/// cached with the answer, so a long list costs its construction once per TTL).
+#[derive(Debug, Clone)]
+pub(crate) struct TenantAnswer {
+    pub config: TenantConfig,
+    pub deny: Option<Arc<DenyList>>,
+}
 
 /// The ports an engine uses; every one optional.
 #[derive(Clone, Default)]
@@ -62,7 +71,7 @@ pub(crate) struct PortHub {
     clock: Arc<dyn Clock>,
     observer: Arc<dyn Observer>,
     policy_cache: DashMap<String, (PolicySnapshot, Timestamp)>,
-    tenant_cache: DashMap<String, (TenantConfig, Timestamp)>,
+    tenant_cache: DashMap<String, (TenantAnswer, Timestamp)>,
 }
 
 /// The time left before `deadline`.
@@ -162,7 +171,7 @@ impl PortHub {
 
     /// The tenant's configuration when the cache holds one younger than its TTL at
     /// `wall`; reports the hit or miss to the observer.
-    pub fn fresh_tenant_config(&self, tenant: &str, wall: Timestamp) -> Option<TenantConfig> {
+    pub fn fresh_tenant_config(&self, tenant: &str, wall: Timestamp) -> Option<TenantAnswer> {
         let fresh = self.tenant_cache.get(tenant).and_then(|e| {
             (age(wall, e.1) < self.cache_times.tenant_config_ttl).then(|| e.0.clone())
         });
@@ -174,8 +183,8 @@ impl PortHub {
     }
 
     /// Remembers the tenant's configuration as of `wall`.
-    pub fn store_tenant_config(&self, tenant: &str, config: TenantConfig, wall: Timestamp) {
-        self.tenant_cache.insert(tenant.to_owned(), (config, wall));
+    pub fn store_tenant_config(&self, tenant: &str, answer: TenantAnswer, wall: Timestamp) {
+        self.tenant_cache.insert(tenant.to_owned(), (answer, wall));
     }
 
     /// The cached policy snapshot of a tenant and when it was cached.
