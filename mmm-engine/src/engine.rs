@@ -3,7 +3,6 @@
 //! methods hand their work to the services of `services/`.
 
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, Instant};
 
 use jiff::Timestamp;
 use parking_lot::RwLock;
@@ -19,25 +18,25 @@ use crate::error::DecideError;
 use crate::experiment::ExperimentStatus;
 use crate::fatigue::FatigueStore;
 use crate::minimise::DenyLimits;
-use crate::model::{ActionType, ReceiptStatus};
+use crate::model::ReceiptStatus;
 use crate::observe::{spans, Event, Observer};
 use crate::outcome::{Outcome, OutcomeCount, OutcomeError};
 use crate::pipeline::compose::{Cap, MentorSource};
 use crate::pipeline::context::ContextLimits;
 use crate::pipeline::receipt::ReceiptInputs;
 use crate::pipeline::record::{self, DecisionRecord};
+use crate::pipeline::report::{report, Spans};
 use crate::pipeline::{
     candidates, compose, conditions, context, delivery, experiments, fatigue, gates, receipt,
     signal,
 };
 use crate::ports::{BreakerState, PortName};
 use crate::registry::PlaybookSet;
-use crate::services::action_memory::{ActionMemo, ActionMemory};
+use crate::services::action_memory::ActionMemory;
 use crate::services::experiments::Experiments;
 use crate::services::port_hub::PortHub;
 use crate::services::receipt_trail::ReceiptTrail;
 use crate::settings::EngineConfig;
-use crate::signal::Signal;
 
 /// Options for one decision.
 #[derive(Debug, Clone, Default)]
@@ -113,26 +112,6 @@ fn context_limits(config: &EngineConfig) -> ContextLimits {
             max_keys: config.max_deny_keys,
             max_key_bytes: config.max_deny_key_bytes,
         },
-    }
-}
-
-/// Spans of one decision, reported at its end.
-struct Spans {
-    started: Instant,
-    done: Vec<(&'static str, StdDuration, StdDuration)>,
-    on: bool,
-}
-
-impl Spans {
-    fn time<T>(&mut self, name: &'static str, f: impl FnOnce() -> T) -> T {
-        if !self.on {
-            return f();
-        }
-        let start = self.started.elapsed();
-        let out = f();
-        self.done
-            .push((name, start, self.started.elapsed().saturating_sub(start)));
-        out
     }
 }
 
@@ -314,11 +293,7 @@ impl Engine {
         options: &DecideOptions,
     ) -> Result<Decision, DecideError> {
         let inner = &*self.inner;
-        let mut spans = Spans {
-            started: Instant::now(),
-            done: Vec::new(),
-            on: inner.observer.enabled(),
-        };
+        let mut spans = Spans::start(&*inner.observer);
         let started = spans.started;
         let mut record = DecisionRecord::default();
 
@@ -397,7 +372,9 @@ impl Engine {
         if started.elapsed() > deadline.saturating_duration_since(started) {
             record.degrade(Degraded::DeadlineExceeded);
         }
-        self.remember(&signal, &record);
+        inner
+            .memory
+            .remember_returned(&signal.tenant_id, &record.actions);
         let decision_id = crate::ids::new_id();
         let policy_snapshot_id = policy.snapshot().and_then(|p| p.snapshot_id.clone());
 
@@ -435,7 +412,7 @@ impl Engine {
         if latency_warning {
             record.degrade(Degraded::DeadlineExceeded);
         }
-        self.report(&signal, &record, elapsed, &spans);
+        report(&inner.observer, &signal, &record, elapsed, &spans);
         let DecisionRecord {
             actions,
             suppressed,
@@ -458,60 +435,5 @@ impl Engine {
             latency_warning,
             explain,
         })
-    }
-
-    /// Remembers the returned actions for their outcomes.
-    fn remember(&self, signal: &Signal, record: &DecisionRecord) {
-        for a in &record.actions {
-            self.inner.memory.remember(
-                a.action_id.clone(),
-                ActionMemo {
-                    tenant_id: signal.tenant_id.clone(),
-                    playbook_id: a.playbook.id.clone(),
-                    kind: a.kind,
-                    experiment: a.experiment.clone(),
-                },
-            );
-        }
-    }
-
-    /// Reports the decision and its spans to the observer.
-    fn report(
-        &self,
-        signal: &Signal,
-        record: &DecisionRecord,
-        latency: StdDuration,
-        spans: &Spans,
-    ) {
-        let observer = &self.inner.observer;
-        if !observer.enabled() {
-            return;
-        }
-        let mut by_type: Vec<(ActionType, usize)> = Vec::new();
-        for a in &record.actions {
-            match by_type.iter_mut().find(|(t, _)| *t == a.kind) {
-                Some((_, n)) => *n += 1,
-                None => by_type.push((a.kind, 1)),
-            }
-        }
-        for (name, start, duration) in &spans.done {
-            observer.on_event(&Event::Span {
-                name,
-                start: *start,
-                duration: *duration,
-            });
-        }
-        observer.on_event(&Event::Span {
-            name: spans::DECIDE,
-            start: StdDuration::ZERO,
-            duration: latency,
-        });
-        observer.on_event(&Event::Decision {
-            tenant_id: &signal.tenant_id,
-            actor_type: signal.actor_type,
-            degraded: &record.degraded,
-            latency,
-            actions: &by_type,
-        });
     }
 }

@@ -11,7 +11,8 @@
 //! 7. [`compose`]: the cap, mentor text, rendering;
 //! 8. [`fatigue`]: cooldown, `max`, the actor budget, per playbook;
 //! 9. [`receipt`]: the signed record of the decision;
-//! 10. [`delivery`]: the returned actions to their surfaces.
+//! 10. [`delivery`]: the returned actions to their surfaces;
+//! 11. [`report`]: spans and the decision to the observer.
 //!
 //! What flows between them is in [`record`]: one record per candidate and one per decision.
 
@@ -25,4 +26,5 @@ pub(crate) mod fatigue;
 pub(crate) mod gates;
 pub(crate) mod receipt;
 pub(crate) mod record;
+pub(crate) mod report;
 pub(crate) mod signal;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use crate::decision::ExperimentRef;
+use crate::decision::{Action, ExperimentRef};
 use crate::model::ActionType;
 use crate::outcome::{OutcomeCount, OutcomeResult};
 
@@ -39,6 +39,21 @@ impl ActionMemory {
     /// Remembers a returned action.
     pub fn remember(&self, action_id: String, memo: ActionMemo) {
         self.recent.insert(action_id, memo);
+    }
+
+    /// Remembers the actions a decision for `tenant_id` returned.
+    pub fn remember_returned(&self, tenant_id: &str, actions: &[Action]) {
+        for a in actions {
+            self.remember(
+                a.action_id.clone(),
+                ActionMemo {
+                    tenant_id: tenant_id.to_owned(),
+                    playbook_id: a.playbook.id.clone(),
+                    kind: a.kind,
+                    experiment: a.experiment.clone(),
+                },
+            );
+        }
     }
 
     /// What is remembered of an action, if it is still remembered.
