@@ -312,18 +312,18 @@ impl Engine {
         })?;
         let now_text = now.to_string();
 
-        // Room in the outbox is reserved before anything is decided, so that an action is
-        // only ever returned when its receipt has somewhere to go.
+        // 3. Room in the outbox is reserved before anything is decided, so that an action
+        // is only ever returned when its receipt has somewhere to go.
         let reservation = inner.trail.reserve();
         if reservation.backpressure {
             record.degrade(Degraded::ReceiptsBackpressure);
         }
 
-        // 1b. Data minimisation, once the tenant's deny list is known and before anything
+        // 4. Data minimisation, once the tenant's deny list is known and before anything
         // reads the payload.
         signal::minimise(&mut signal, &mut ctx, deny.as_deref(), &mut record.redacted);
 
-        // 3. Candidates.
+        // 5. Candidates.
         let set = self.playbooks();
         let found = candidates::find(&set, &signal);
         let mut candidates = candidates::records(&found);
@@ -333,14 +333,14 @@ impl Engine {
             now_text: &now_text,
         };
 
-        // 4. Conditions, 5. experiments.
+        // 6. Conditions, 7. experiments.
         spans.time(spans::PLAYBOOK_EVALUATE, || {
             conditions::evaluate(&mut candidates, &inner.sandbox, &env, &ctx, now);
         });
         experiments::assign(&mut candidates, &inner.experiments, &set, &signal);
 
         spans.time(spans::POLICY_GATE, || {
-            // 6. Gates.
+            // 8. Gates.
             gates::check(
                 &mut candidates,
                 &ctx,
@@ -349,7 +349,7 @@ impl Engine {
                 now,
                 &mut record,
             );
-            // 7. Compose and 8. fatigue, playbook by playbook in the returned order: the
+            // 9. Compose and 10. fatigue, playbook by playbook in the returned order: the
             // cap counts what earlier playbooks returned.
             let cap = Cap::new(ctx.max_actions);
             let mentor = MentorSource {
@@ -369,6 +369,7 @@ impl Engine {
             }
         });
 
+        // 11. Settle: the deadline, and the returned actions remembered for outcomes.
         if started.elapsed() > deadline.saturating_duration_since(started) {
             record.degrade(Degraded::DeadlineExceeded);
         }
@@ -378,7 +379,7 @@ impl Engine {
         let decision_id = crate::ids::new_id();
         let policy_snapshot_id = policy.snapshot().and_then(|p| p.snapshot_id.clone());
 
-        // 9. The receipt.
+        // 12. The receipt.
         let receipt = spans.time(spans::ERIS_RECEIPT, || {
             receipt::emit(
                 &inner.trail,
@@ -396,7 +397,7 @@ impl Engine {
             )
         });
 
-        // 10. Delivery, only once the receipt is emitted or queued: no nudge goes out
+        // 13. Delivery, only once the receipt is emitted or queued: no nudge goes out
         // unaudited.
         if let Some(port) = &inner.hub.ports.delivery {
             if receipt.status != ReceiptStatus::Dropped {
@@ -406,6 +407,7 @@ impl Engine {
             }
         }
 
+        // 14. The report, and the decision.
         let explain = options.explain.then(|| record::explain(&candidates));
         let elapsed = started.elapsed();
         let latency_warning = elapsed > deadline.saturating_duration_since(started);

@@ -1,29 +1,7 @@
 //! Engine settings: [`EngineConfig`], the one settings type every host maps onto. In
 //! Rust it is a struct with `Default`; from configuration (a Python `config` dict, Node
-//! options, the HTTP host's file) it deserialises from a flat map of the keys below,
-//! durations in milliseconds, unknown keys refused.
-//!
-//! | key | default | what |
-//! |---|---|---|
-//! | `ide_deadline_ms` | 150 | deadline of a decision whose signal says `surface: ide` |
-//! | `default_deadline_ms` | 500 | deadline of every other decision |
-//! | `iam_timeout_ms`, `signals_timeout_ms`, `data_governance_timeout_ms`, `policy_timeout_ms`, `llm_timeout_ms`, `receipts_timeout_ms`, `delivery_timeout_ms` | 2000, 1000, 500, 500, 3000, 500, 1000 | per-port timeouts |
-//! | `policy_ttl_ms` | 60000 | a cached policy snapshot younger than this is used without asking |
-//! | `policy_max_age_ms` | 300000 | a cached snapshot up to this old stands in when the port is down |
-//! | `tenant_config_ttl_ms` | 30000 | tenant configuration is cached this long |
-//! | `llm_min_budget_ms` | 50 | the LLM is not asked with less than this left of the deadline |
-//! | `llm_max_tokens` | 512 | `max_tokens` asked of the LLM |
-//! | `approval_ttl_ms` | 86400000 | how long a dual-channel approval stays open |
-//! | `max_payload_bytes` | 65536 | largest signal payload, serialised |
-//! | `max_context_bytes` | 262144 | largest context, serialised (the caller's, and each port answer merged into it) |
-//! | `max_deny_keys` | 10000 | most keys a deny list may have (the context's or data governance's) |
-//! | `max_deny_key_bytes` | 256 | longest key of a deny list, in bytes |
-//! | `outbox_capacity` | 10000 | receipts the default in-memory outbox holds |
-//! | `max_port_threads` | 64 | threads running port calls |
-//! | `remembered_actions` | 100000 | returned actions remembered for their outcomes |
-//! | `experiment_seed` | 0 | seeds Thompson sampling |
-//! | `breaker_failure_threshold`, `breaker_open_ms`, `breaker_half_open_probes`, `breaker_success_threshold` | 5, 60000, 2, 2 | circuit breakers |
-//! | `condition_max_operations`, `condition_max_call_depth`, `condition_max_expr_depth`, `condition_max_string_bytes`, `condition_max_array_size`, `condition_max_map_size`, `condition_time_limit_ms` | 100000, 32, 64, 262144, 10000, 10000, 50 | what one condition may do |
+//! options, the HTTP host's file) it deserialises from a flat map of keys, durations in
+//! milliseconds, unknown keys refused; the keys are in [`EngineConfig`]'s documentation.
 
 use std::fmt;
 use std::time::Duration as StdDuration;
@@ -37,6 +15,30 @@ use crate::ports::{BreakerConfig, PortTimeouts};
 use crate::signal::DEFAULT_MAX_PAYLOAD_BYTES;
 
 /// Engine settings.
+///
+/// From configuration, these keys (all optional, listed in [`EngineConfig::KEYS`]):
+///
+/// | key | default | what |
+/// |---|---|---|
+/// | `ide_deadline_ms` | 150 | deadline of a decision whose signal says `surface: ide` |
+/// | `default_deadline_ms` | 500 | deadline of every other decision |
+/// | `iam_timeout_ms`, `signals_timeout_ms`, `data_governance_timeout_ms`, `policy_timeout_ms`, `llm_timeout_ms`, `receipts_timeout_ms`, `delivery_timeout_ms` | 2000, 1000, 500, 500, 3000, 500, 1000 | per-port timeouts |
+/// | `policy_ttl_ms` | 60000 | a cached policy snapshot younger than this is used without asking |
+/// | `policy_max_age_ms` | 300000 | a cached snapshot up to this old stands in when the port is down |
+/// | `tenant_config_ttl_ms` | 30000 | tenant configuration is cached this long |
+/// | `llm_min_budget_ms` | 50 | the LLM is not asked with less than this left of the deadline |
+/// | `llm_max_tokens` | 512 | `max_tokens` asked of the LLM |
+/// | `approval_ttl_ms` | 86400000 | how long a dual-channel approval stays open |
+/// | `max_payload_bytes` | 65536 | largest signal payload, serialised |
+/// | `max_context_bytes` | 262144 | largest context, serialised (the caller's, and each port answer merged into it) |
+/// | `max_deny_keys` | 10000 | most keys a deny list may have (the context's or data governance's) |
+/// | `max_deny_key_bytes` | 256 | longest key of a deny list, in bytes |
+/// | `outbox_capacity` | 10000 | receipts the default in-memory outbox holds |
+/// | `max_port_threads` | 64 | threads running port calls |
+/// | `remembered_actions` | 100000 | returned actions remembered for their outcomes |
+/// | `experiment_seed` | 0 | seeds Thompson sampling |
+/// | `breaker_failure_threshold`, `breaker_open_ms`, `breaker_half_open_probes`, `breaker_success_threshold` | 5, 60000, 2, 2 | circuit breakers |
+/// | `condition_max_operations`, `condition_max_call_depth`, `condition_max_expr_depth`, `condition_max_string_bytes`, `condition_max_array_size`, `condition_max_map_size`, `condition_time_limit_ms` | 100000, 32, 64, 262144, 10000, 10000, 50 | what one condition may do |
 ///
 /// ```
 /// use mmm_engine::EngineConfig;
@@ -180,8 +182,7 @@ impl EngineConfig {
         "condition_time_limit_ms",
     ];
 
-    /// Settings from a JSON object of the keys in the [module documentation](self), over
-    /// the defaults.
+    /// Settings from a JSON object of the keys above, over the defaults.
     ///
     /// # Errors
     /// A [`SettingsError`] naming the key and the rule: an unknown key, a value of the

@@ -1,4 +1,4 @@
-//! Stage 3, candidates: the live plans whose triggers match the signal's tenant and kind,
+//! The candidates stage: the live plans whose triggers match the signal's tenant and kind,
 //! from the playbook set's index, already in evaluation order (priority descending, then
 //! id), each becoming a [`CandidateRecord`].
 

@@ -1,4 +1,4 @@
-//! Stage 7, compose: per playbook, in returned order, the cap (`max_actions`) is applied
+//! The compose stage: per playbook, in returned order, the cap (`max_actions`) is applied
 //! before anything is rendered; a mentor asks the LLM (through the port hub, unless too
 //! little time is left) or uses its fallback; title and text are rendered with the
 //! experiment variant's `set` applied, each surface gets its escaped rendering, and the

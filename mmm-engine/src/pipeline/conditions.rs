@@ -1,4 +1,4 @@
-//! Stage 4, conditions: each candidate's compiled `when` runs, natively when it is in the
+//! The conditions stage: each candidate's compiled `when` runs, natively when it is in the
 //! simple subset and the data allow, otherwise on the sandboxed Rhai engine. A failing
 //! condition costs only its own playbook (`condition_error`, in the gates stage).
 

@@ -1,4 +1,4 @@
-//! Stage 2, the context: the caller's context is validated (within its size and deny-list
+//! The context stage: the caller's context is validated (within its size and deny-list
 //! limits); IAM, UBI, data governance and policy are asked in parallel through the port hub
 //! (unless the caller passed that part, or a cache answers); their answers, checked on the
 //! pool thread against the same limits, fill what the caller left out; and the policy in

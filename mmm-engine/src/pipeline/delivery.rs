@@ -1,4 +1,4 @@
-//! Stage 10, delivery: with a delivery port, each returned action is handed to it once
+//! The delivery stage: with a delivery port, each returned action is handed to it once
 //! per surface, through the port hub, without waiting for the answers (they go to the
 //! observer from a pool thread).
 

@@ -1,4 +1,4 @@
-//! Stage 5, experiment assignment: each candidate whose condition held and that an active
+//! The experiment assignment stage: each candidate whose condition held and that an active
 //! experiment shapes gets the actor's variant (deterministic, by hash).
 
 use crate::pipeline::record::{CandidateRecord, Verdict};

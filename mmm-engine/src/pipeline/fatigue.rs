@@ -1,4 +1,4 @@
-//! Stage 8, fatigue: one atomic check-and-record per playbook and actor (cooldown, `max`
+//! The fatigue stage: one atomic check-and-record per playbook and actor (cooldown, `max`
 //! per window, then the actor budget, which may allow only some of the playbook's
 //! actions). What it allows is returned; the rest, and the actions past the cap, are
 //! suppressed with the reason.

@@ -1,4 +1,4 @@
-//! Stage 6, the gates: a holdout suppresses its whole playbook, a failed condition every
+//! The gates stage: a holdout suppresses its whole playbook, a failed condition every
 //! action of its playbook; otherwise each action of a candidate that held passes the gates
 //! in order: action type enabled, policy, surfaces (and preference narrowing), opt-out,
 //! then, unless the playbook is critical, snooze and quiet hours; then policy

@@ -1,18 +1,18 @@
-//! The decision pipeline, one module per stage in the order `Engine::decide` runs them:
+//! The decision pipeline, one module per stage, in the order `Engine::decide` runs them:
 //!
-//! 1. [`signal`]: the envelope is validated and the deadline set (and, after the
-//!    context, data minimisation);
-//! 2. [`context`]: the caller's context, the ports' answers, the policy in force;
-//! 3. [`candidates`]: the plans whose triggers match;
-//! 4. [`conditions`]: each candidate's `when`;
-//! 5. [`experiments`]: variant assignment;
-//! 6. [`gates`]: holdouts, condition errors, tenant policy, policy, surfaces,
-//!    preferences, snooze, quiet hours, policy unavailability, backpressure;
-//! 7. [`compose`]: the cap, mentor text, rendering;
-//! 8. [`fatigue`]: cooldown, `max`, the actor budget, per playbook;
-//! 9. [`receipt`]: the signed record of the decision;
-//! 10. [`delivery`]: the returned actions to their surfaces;
-//! 11. [`report`]: spans and the decision to the observer.
+//! - [`signal`]: the envelope is validated and the deadline set (and, once the context
+//!   is known, data minimisation);
+//! - [`context`]: the caller's context, the ports' answers, the policy in force;
+//! - [`candidates`]: the plans whose triggers match;
+//! - [`conditions`]: each candidate's `when`;
+//! - [`experiments`]: variant assignment;
+//! - [`gates`]: holdouts, condition errors, tenant policy, policy, surfaces,
+//!   preferences, snooze, quiet hours, policy unavailability, backpressure;
+//! - [`compose`]: the cap, mentor text, rendering;
+//! - [`fatigue`]: cooldown, `max`, the actor budget, per playbook;
+//! - [`receipt`]: the signed record of the decision;
+//! - [`delivery`]: the returned actions to their surfaces;
+//! - [`report`]: spans and the decision to the observer.
 //!
 //! What flows between them is in [`record`]: one record per candidate and one per decision.
 

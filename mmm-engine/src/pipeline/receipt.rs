@@ -1,4 +1,4 @@
-//! Stage 9, the receipt: with a signing key, the receipt payload (SPEC §7) is built from
+//! The receipt stage: with a signing key, the receipt payload (SPEC §7) is built from
 //! the decision and handed to the receipt trail, which chains, signs and hands it to the
 //! receipts port, or queues it in the outbox, or returns it in the decision.
 

@@ -1,4 +1,4 @@
-//! Stage 1, the signal: the envelope is validated field by field (SPEC §1) and the
+//! The signal stage: the envelope is validated field by field (SPEC §1) and the
 //! decision's deadline set; and, once the context is known (the tenant's deny list comes
 //! from it), data minimisation removes denied payload keys before anything reads them.
 
