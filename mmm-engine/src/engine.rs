@@ -197,11 +197,10 @@ impl Engine {
                 inner.clock.now(),
             );
         }
-        let result = serde_json::to_value(outcome.result).ok();
         inner.observer.on_event(&Event::Outcome {
             tenant_id: &outcome.tenant_id,
             playbook_id: &outcome.playbook_id,
-            result: result.as_ref().and_then(Value::as_str).unwrap_or(""),
+            result: outcome.result.as_str(),
         });
         Ok(())
     }

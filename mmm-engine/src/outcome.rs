@@ -5,22 +5,22 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// What the actor did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeResult {
-    /// Accepted the nudge.
-    Accepted,
-    /// Dismissed it.
-    Dismissed,
-    /// Snoozed it.
-    Snoozed,
-    /// Never reacted.
-    Ignored,
-    /// Ran the multiplier.
-    Executed,
-    /// The multiplier ran and failed.
-    Failed,
+crate::model::string_enum! {
+    /// What the actor did.
+    OutcomeResult {
+        /// Accepted the nudge.
+        Accepted => "accepted",
+        /// Dismissed it.
+        Dismissed => "dismissed",
+        /// Snoozed it.
+        Snoozed => "snoozed",
+        /// Never reacted.
+        Ignored => "ignored",
+        /// Ran the multiplier.
+        Executed => "executed",
+        /// The multiplier ran and failed.
+        Failed => "failed",
+    }
 }
 
 /// One validated outcome.
