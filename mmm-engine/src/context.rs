@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use crate::duration::Duration;
 use crate::error::ContextError;
 use crate::model::{ActionType, Surface};
+pub use crate::ports::PolicySnapshot;
 use crate::ports::{ActorInfo, TenantConfig};
 use crate::signal::parse_timestamp;
 
@@ -103,24 +104,6 @@ pub struct Preferences {
     /// The actor's quiet hours.
     #[serde(default)]
     pub quiet_hours: Option<QuietHoursSpec>,
-}
-
-/// A policy snapshot (given in the context or from the Policy port).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicySnapshot {
-    /// Identifies the snapshot; echoed in decisions and receipts.
-    #[serde(default)]
-    pub snapshot_id: Option<String>,
-    /// Action types denied.
-    #[serde(default)]
-    pub denied_action_types: Vec<ActionType>,
-    /// Multiplier operations denied.
-    #[serde(default)]
-    pub denied_operations: Vec<String>,
-    /// Playbook ids denied.
-    #[serde(default)]
-    pub denied_playbooks: Vec<String>,
 }
 
 /// `null` reads as the field being absent.

@@ -13,9 +13,8 @@ use serde_json::{Map, Value};
 pub use crate::model::PortName;
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 
-use crate::context::PolicySnapshot;
 use crate::decision::Action;
-use crate::model::Surface;
+use crate::model::{ActionType, Surface};
 
 /// What a port call can end in, besides an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +27,24 @@ pub enum PortError {
     /// up. Does not count against its breaker.
     #[error("rejected: {0}")]
     Rejected(String),
+}
+
+/// A policy snapshot (given in the context or from the Policy port).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySnapshot {
+    /// Identifies the snapshot; echoed in decisions and receipts.
+    #[serde(default)]
+    pub snapshot_id: Option<String>,
+    /// Action types denied.
+    #[serde(default)]
+    pub denied_action_types: Vec<ActionType>,
+    /// Multiplier operations denied.
+    #[serde(default)]
+    pub denied_operations: Vec<String>,
+    /// Playbook ids denied.
+    #[serde(default)]
+    pub denied_playbooks: Vec<String>,
 }
 
 /// What IAM says about an actor.
