@@ -25,50 +25,40 @@ pub(crate) fn check(
     let snapshot = policy.snapshot();
     for c in candidates {
         let plan = c.plan;
+        // Every action of the playbook suppressed for one reason.
+        let mut all = |reason: Reason, detail: &dyn Fn() -> String| {
+            (0..plan.actions.len())
+                .map(|index| ActionRecord {
+                    index,
+                    fate: record.suppress(plan, index, reason, detail()),
+                })
+                .collect()
+        };
         let holdout = c.experiment.filter(|a| a.variant.holdout);
-        match &c.condition {
-            Verdict::Held if holdout.is_some() => {
-                if let Some(a) = holdout {
-                    let detail = || {
-                        format!(
-                            "the actor is in holdout `{}` of experiment `{}`",
-                            a.variant.name, a.plan.id
-                        )
+        c.actions = match (&c.condition, holdout) {
+            (Verdict::NotHeld | Verdict::Pending, _) => continue,
+            (Verdict::Failed(e), _) => all(Reason::ConditionError, &|| e.clone()),
+            (Verdict::Held, Some(a)) => all(Reason::ExperimentHoldout, &|| {
+                format!(
+                    "the actor is in holdout `{}` of experiment `{}`",
+                    a.variant.name, a.plan.id
+                )
+            }),
+            (Verdict::Held, None) => plan
+                .actions
+                .iter()
+                .enumerate()
+                .map(|(index, action)| {
+                    let fate = match gate(plan, action, ctx, snapshot, now)
+                        .and_then(|surfaces| last_gates(action, policy, backpressure, surfaces))
+                    {
+                        Ok(surfaces) => Fate::Passed(surfaces),
+                        Err((reason, detail)) => record.suppress(plan, index, reason, detail),
                     };
-                    c.actions = (0..plan.actions.len())
-                        .map(|index| ActionRecord {
-                            index,
-                            fate: record.suppress(plan, index, Reason::ExperimentHoldout, detail()),
-                        })
-                        .collect();
-                }
-            }
-            Verdict::NotHeld | Verdict::Pending => {}
-            Verdict::Failed(e) => {
-                c.actions = (0..plan.actions.len())
-                    .map(|index| ActionRecord {
-                        index,
-                        fate: record.suppress(plan, index, Reason::ConditionError, e.clone()),
-                    })
-                    .collect();
-            }
-            Verdict::Held => {
-                c.actions = plan
-                    .actions
-                    .iter()
-                    .enumerate()
-                    .map(|(index, action)| {
-                        let fate = match gate(plan, action, ctx, snapshot, now)
-                            .and_then(|surfaces| last_gates(action, policy, backpressure, surfaces))
-                        {
-                            Ok(surfaces) => Fate::Passed(surfaces),
-                            Err((reason, detail)) => record.suppress(plan, index, reason, detail),
-                        };
-                        ActionRecord { index, fate }
-                    })
-                    .collect();
-            }
-        }
+                    ActionRecord { index, fate }
+                })
+                .collect(),
+        };
     }
 }
 
