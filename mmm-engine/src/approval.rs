@@ -16,20 +16,20 @@ use crate::clock::Clock;
 use crate::decision::Action;
 use crate::error::Quoted;
 
-/// Where an approval stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalState {
-    /// Waiting for a first approval.
-    Pending,
-    /// Approved on one channel; waiting for another.
-    PartiallyApproved,
-    /// Approved on two channels (terminal).
-    Approved,
-    /// Rejected (terminal).
-    Rejected,
-    /// Not completed in time (terminal).
-    Expired,
+crate::model::string_enum! {
+    /// Where an approval stands.
+    ApprovalState {
+        /// Waiting for a first approval.
+        Pending => "pending",
+        /// Approved on one channel; waiting for another.
+        PartiallyApproved => "partially_approved",
+        /// Approved on two channels (terminal).
+        Approved => "approved",
+        /// Rejected (terminal).
+        Rejected => "rejected",
+        /// Not completed in time (terminal).
+        Expired => "expired",
+    }
 }
 
 impl ApprovalState {
@@ -95,7 +95,7 @@ pub enum ApprovalError {
     )]
     SameChannel(String),
     /// The approval is in a terminal state.
-    #[error("the approval is {0:?} and can no longer change")]
+    #[error("the approval is {0} and can no longer change")]
     Terminal(ApprovalState),
     /// The store or the audit sink failed; nothing changed.
     #[error("unavailable: {0}")]
@@ -439,9 +439,11 @@ mod tests {
             a.approve(&id, "email", "x").unwrap_err(),
             ApprovalError::Terminal(ApprovalState::Approved)
         );
+        let late = a.reject(&id, "x", "late").unwrap_err();
+        assert_eq!(late, ApprovalError::Terminal(ApprovalState::Approved));
         assert_eq!(
-            a.reject(&id, "x", "late").unwrap_err(),
-            ApprovalError::Terminal(ApprovalState::Approved)
+            late.to_string(),
+            "the approval is approved and can no longer change"
         );
         let kinds: Vec<String> = audit.events().into_iter().map(|e| e.kind).collect();
         assert_eq!(

@@ -25,10 +25,17 @@ pub struct AuditEvent {
     pub after: Value,
 }
 
-/// An audit event could not be recorded, so the mutation did not happen.
+/// An audited mutation did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("audit sink unavailable: {0}")]
-pub struct AuditError(pub String);
+#[non_exhaustive]
+pub enum AuditError {
+    /// The audit sink could not record the event (its message), so nothing changed.
+    #[error("audit sink unavailable: {0}")]
+    Unavailable(String),
+    /// No experiment has this id, so there is nothing to change.
+    #[error("no experiment `{0}`")]
+    UnknownExperiment(String),
+}
 
 /// Receives audit events. An error is reported to the caller of the mutation, which then
 /// does not happen (nothing changes unaudited).
@@ -62,5 +69,22 @@ impl AuditSink for MemoryAudit {
     fn record(&self, event: &AuditEvent) -> Result<(), String> {
         self.events.lock().push(event.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_errors_say_what_went_wrong() {
+        assert_eq!(
+            AuditError::Unavailable("disk full".into()).to_string(),
+            "audit sink unavailable: disk full"
+        );
+        assert_eq!(
+            AuditError::UnknownExperiment("copy".into()).to_string(),
+            "no experiment `copy`"
+        );
     }
 }

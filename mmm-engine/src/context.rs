@@ -1,4 +1,5 @@
-//! The context passed beside the signal (SPEC §2), validated and given defaults.
+//! The context passed beside the signal (SPEC §2), validated and given defaults, and
+//! completed with what the ports answer for the parts the caller left out.
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -8,6 +9,8 @@ use serde_json::{Map, Value};
 use crate::duration::Duration;
 use crate::error::{clean_message, ContextError, Quoted};
 use crate::model::{ActionType, Surface};
+pub use crate::ports::PolicySnapshot;
+use crate::ports::{ActorInfo, TenantConfig};
 use crate::signal::parse_timestamp;
 
 /// The default cap on actions per decision.
@@ -103,24 +106,6 @@ pub struct Preferences {
     pub quiet_hours: Option<QuietHoursSpec>,
 }
 
-/// A policy snapshot (given in the context or from the Policy port).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PolicySnapshot {
-    /// Identifies the snapshot; echoed in decisions and receipts.
-    #[serde(default)]
-    pub snapshot_id: Option<String>,
-    /// Action types denied.
-    #[serde(default)]
-    pub denied_action_types: Vec<ActionType>,
-    /// Multiplier operations denied.
-    #[serde(default)]
-    pub denied_operations: Vec<String>,
-    /// Playbook ids denied.
-    #[serde(default)]
-    pub denied_playbooks: Vec<String>,
-}
-
 /// `null` reads as the field being absent.
 fn nullable<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
     d: D,
@@ -151,6 +136,8 @@ pub struct QuietHours {
     start_minute: u32,
     end_minute: u32,
     zone: TimeZone,
+    /// The window names its zone (otherwise it follows the actor's).
+    explicit_zone: bool,
 }
 
 impl QuietHours {
@@ -177,6 +164,31 @@ pub struct RecentSignal {
     pub occurred_at: Timestamp,
     /// Its id, when it had one (the current signal is not counted).
     pub signal_id: Option<String>,
+}
+
+impl RecentSignal {
+    /// Reads one entry of `recent_signals` (from the caller or the UBI port): a string
+    /// `kind` and an RFC 3339 `occurred_at` are required. The error names the field.
+    pub(crate) fn from_value(value: &Value) -> Result<RecentSignal, (&'static str, String)> {
+        let required = "is required and must be a string";
+        let kind = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .ok_or(("kind", required.to_owned()))?;
+        let at = value
+            .get("occurred_at")
+            .and_then(Value::as_str)
+            .ok_or(("occurred_at", required.to_owned()))?;
+        let occurred_at = parse_timestamp(at).map_err(|m| ("occurred_at", m))?;
+        Ok(RecentSignal {
+            kind: kind.to_owned(),
+            occurred_at,
+            signal_id: value
+                .get("signal_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
 }
 
 /// A validated context with defaults applied.
@@ -214,6 +226,25 @@ pub struct Context {
 
 /// The most recent signals considered (SPEC §2).
 pub const MAX_RECENT_SIGNALS: usize = 50;
+
+/// Whether `value` serialises to at most `limit` bytes. Counting stops at the limit, so
+/// the cost is bounded by the limit, not by the value.
+pub(crate) fn fits(value: &impl serde::Serialize, limit: usize) -> bool {
+    struct Budget(usize);
+    impl std::io::Write for Budget {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self
+                .0
+                .checked_sub(buf.len())
+                .ok_or_else(|| std::io::Error::other("over the limit"))?;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(Budget(limit), value).is_ok()
+}
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> ContextError {
     ContextError::new(field, message)
@@ -268,6 +299,7 @@ fn quiet_hours(
         start_minute,
         end_minute,
         zone,
+        explicit_zone: spec.timezone.is_some(),
     })
 }
 
@@ -316,24 +348,9 @@ impl Context {
             .take(MAX_RECENT_SIGNALS)
             .enumerate()
         {
-            let field = |f: &str| format!("recent_signals[{i}].{f}");
-            let kind = s
-                .get("kind")
-                .and_then(Value::as_str)
-                .ok_or_else(|| err(field("kind"), "is required and must be a string"))?;
-            let at = s
-                .get("occurred_at")
-                .and_then(Value::as_str)
-                .ok_or_else(|| err(field("occurred_at"), "is required and must be a string"))?;
-            let occurred_at = parse_timestamp(at).map_err(|m| err(field("occurred_at"), m))?;
-            recent.push(RecentSignal {
-                kind: kind.to_owned(),
-                occurred_at,
-                signal_id: s
-                    .get("signal_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-            });
+            let signal = RecentSignal::from_value(s)
+                .map_err(|(field, message)| err(format!("recent_signals[{i}].{field}"), message))?;
+            recent.push(signal);
         }
 
         let policy = raw.tenant_policy;
@@ -385,6 +402,86 @@ impl Context {
             actor_quiet_hours,
             policy: raw.policy,
         })
+    }
+
+    /// Fills in what IAM knows of the actor: its roles and (a known IANA) time zone, each
+    /// only when the caller's `actor` leaves it out. A caller's `actor: null` takes
+    /// nothing.
+    pub(crate) fn merge_actor(&mut self, info: ActorInfo) {
+        let Some(actor) = self
+            .raw
+            .entry("actor")
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+        else {
+            return;
+        };
+        if !actor.contains_key("roles") {
+            actor.insert("roles".into(), Value::from(info.roles.clone()));
+            self.actor.roles = info.roles;
+        }
+        let known = info
+            .timezone
+            .and_then(|name| TimeZone::get(&name).ok().map(|zone| (name, zone)));
+        if let Some((name, zone)) = known {
+            if !actor.contains_key("timezone") {
+                actor.insert("timezone".into(), Value::String(name.clone()));
+                self.actor.timezone = Some(name);
+                // The actor's quiet hours follow the actor's zone unless they name one.
+                if let Some(q) = self.actor_quiet_hours.as_mut().filter(|q| !q.explicit_zone) {
+                    q.zone = zone.clone();
+                }
+                self.actor_zone = zone;
+            }
+        }
+    }
+
+    /// Uses the UBI port's recent signals (already read with [`RecentSignal::from_value`])
+    /// when the caller passed no `recent_signals` key.
+    pub(crate) fn merge_recent(&mut self, list: Vec<Value>, parsed: Vec<RecentSignal>) {
+        if !self.raw.contains_key("recent_signals") {
+            self.raw.insert("recent_signals".into(), Value::Array(list));
+            self.recent = parsed;
+        }
+    }
+
+    /// Fills in data governance's configuration: `safety_critical` and, key by key,
+    /// `tenant.config`, each only where the caller's `tenant` leaves it out. A caller's
+    /// `tenant: null` takes nothing. Says whether the port's `deny_payload_keys` was taken.
+    pub(crate) fn merge_tenant(&mut self, config: TenantConfig) -> bool {
+        let mut deny_taken = false;
+        let Some(tenant) = self
+            .raw
+            .entry("tenant")
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+        else {
+            return deny_taken;
+        };
+        if let Some(sc) = config.safety_critical {
+            if !tenant.contains_key("safety_critical") {
+                tenant.insert("safety_critical".into(), Value::Bool(sc));
+                self.tenant.safety_critical = sc;
+            }
+        }
+        let Some(raw_config) = tenant
+            .entry("config")
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+        else {
+            return deny_taken;
+        };
+        let keys = config
+            .deny_payload_keys
+            .map(|keys| ("deny_payload_keys".to_owned(), Value::from(keys)));
+        for (key, value) in keys.into_iter().chain(config.extra) {
+            if !raw_config.contains_key(&key) {
+                deny_taken |= key == "deny_payload_keys";
+                raw_config.insert(key.clone(), value.clone());
+                self.tenant.config.insert(key, value);
+            }
+        }
+        deny_taken
     }
 
     /// The tenant's deny list of payload keys, when its config gives one.
@@ -483,5 +580,63 @@ mod tests {
         let e = ctx(json!({"tenant_policy": {"quiet_hours": {"start": "22:00", "end": "22:00"}}}))
             .unwrap_err();
         assert_eq!(e.field, "tenant_policy.quiet_hours");
+    }
+
+    #[test]
+    fn port_answers_fill_only_what_the_caller_left_out() {
+        let mut c = ctx(json!({
+            "actor": {"roles": ["lead"]},
+            "preferences": {"quiet_hours": {"start": "19:00", "end": "08:00"}},
+            "tenant": {"config": {"deny_payload_keys": ["mine"]}}
+        }))
+        .unwrap();
+        c.merge_actor(ActorInfo {
+            active: true,
+            roles: vec!["dev".into()],
+            timezone: Some("America/New_York".into()),
+        });
+        assert_eq!(c.actor.roles, ["lead"], "the caller's roles win");
+        assert_eq!(c.raw["actor"]["timezone"], "America/New_York");
+        // The actor's quiet hours name no zone, so they follow IAM's: 10:00Z is 05:00 in
+        // New York (quiet there, not in UTC), 20:00Z is 15:00 (quiet in UTC, not there).
+        let q = c.actor_quiet_hours.as_ref().unwrap();
+        assert!(q.contains("2026-11-22T10:00:00Z".parse().unwrap()));
+        assert!(!q.contains("2026-11-22T20:00:00Z".parse().unwrap()));
+
+        let mut extra = Map::new();
+        extra.insert("release_freeze".into(), json!(true));
+        c.merge_tenant(TenantConfig {
+            safety_critical: Some(true),
+            deny_payload_keys: Some(vec!["theirs".into()]),
+            extra,
+        });
+        assert!(c.tenant.safety_critical);
+        assert_eq!(c.deny_payload_keys(), Some(vec!["mine"]));
+        assert_eq!(c.raw["tenant"]["config"]["release_freeze"], true);
+        assert_eq!(c.tenant.config["release_freeze"], true);
+
+        c.merge_recent(
+            vec![json!({"kind": "ci.failed", "occurred_at": "2026-11-22T09:00:00Z"})],
+            vec![RecentSignal::from_value(
+                &json!({"kind": "ci.failed", "occurred_at": "2026-11-22T09:00:00Z"}),
+            )
+            .unwrap()],
+        );
+        assert_eq!(c.recent.len(), 1);
+        assert_eq!(c.raw["recent_signals"][0]["kind"], "ci.failed");
+    }
+
+    #[test]
+    fn a_null_part_takes_nothing_from_the_ports() {
+        let mut c = ctx(json!({"actor": null, "recent_signals": null})).unwrap();
+        c.merge_actor(ActorInfo {
+            active: true,
+            roles: vec!["dev".into()],
+            timezone: None,
+        });
+        c.merge_recent(vec![json!({})], Vec::new());
+        assert!(c.actor.roles.is_empty());
+        assert_eq!(c.raw["actor"], Value::Null);
+        assert_eq!(c.raw["recent_signals"], Value::Null);
     }
 }

@@ -1,128 +1,12 @@
 //! The decision (SPEC §4): what the engine answers, with every suppression explained.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::{ActionType, PlaybookRef, Surface};
-
-/// Why an action was not returned. The strings are stable and never reworded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Reason {
-    /// The playbook's condition failed or ran out of a limit.
-    ConditionError,
-    /// A template path was missing at run time.
-    TemplateError,
-    /// The tenant disabled this action type.
-    ActionTypeDisabled,
-    /// None of the action's surfaces is enabled for the tenant.
-    SurfaceDisabled,
-    /// The policy denies the playbook, the action type or the operation.
-    PolicyDenied,
-    /// The actor opted out of the playbook's category.
-    OptedOut,
-    /// The actor snoozed nudges.
-    Snoozed,
-    /// Inside the tenant's or the actor's quiet hours.
-    QuietHours,
-    /// The playbook fired for this actor too recently.
-    FatigueCooldown,
-    /// The playbook fired `max` times in its window.
-    FatigueMax,
-    /// The actor's budget is spent.
-    ActorBudget,
-    /// Over `max_actions_per_decision`.
-    MaxActions,
-    /// A mentor with no fallback while the LLM is unavailable.
-    LlmUnavailable,
-    /// The LLM's answer failed its safety check and there is no fallback.
-    LlmUnsafe,
-    /// The actor is in an experiment's holdout.
-    ExperimentHoldout,
-    /// Policy is unavailable and this action may not go out without it.
-    PolicyUnavailable,
-    /// The receipts outbox is full: no nudge goes out unaudited.
-    ReceiptsBackpressure,
-}
-
-impl Reason {
-    /// Every reason code.
-    pub const ALL: &'static [Reason] = &[
-        Reason::ConditionError,
-        Reason::TemplateError,
-        Reason::ActionTypeDisabled,
-        Reason::SurfaceDisabled,
-        Reason::PolicyDenied,
-        Reason::OptedOut,
-        Reason::Snoozed,
-        Reason::QuietHours,
-        Reason::FatigueCooldown,
-        Reason::FatigueMax,
-        Reason::ActorBudget,
-        Reason::MaxActions,
-        Reason::LlmUnavailable,
-        Reason::LlmUnsafe,
-        Reason::ExperimentHoldout,
-        Reason::PolicyUnavailable,
-        Reason::ReceiptsBackpressure,
-    ];
-
-    /// The stable string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::ConditionError => "condition_error",
-            Reason::TemplateError => "template_error",
-            Reason::ActionTypeDisabled => "action_type_disabled",
-            Reason::SurfaceDisabled => "surface_disabled",
-            Reason::PolicyDenied => "policy_denied",
-            Reason::OptedOut => "opted_out",
-            Reason::Snoozed => "snoozed",
-            Reason::QuietHours => "quiet_hours",
-            Reason::FatigueCooldown => "fatigue_cooldown",
-            Reason::FatigueMax => "fatigue_max",
-            Reason::ActorBudget => "actor_budget",
-            Reason::MaxActions => "max_actions",
-            Reason::LlmUnavailable => "llm_unavailable",
-            Reason::LlmUnsafe => "llm_unsafe",
-            Reason::ExperimentHoldout => "experiment_holdout",
-            Reason::PolicyUnavailable => "policy_unavailable",
-            Reason::ReceiptsBackpressure => "receipts_backpressure",
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why the decision ran in a degraded mode (SPEC §6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Degraded {
-    /// The LLM is down; mentors used their fallback.
-    LlmUnavailable,
-    /// Policy came from a cached snapshot.
-    PolicyCached,
-    /// No policy could be had.
-    PolicyUnavailable,
-    /// Recent signals could not be had.
-    UbiUnavailable,
-    /// Tenant configuration could not be had.
-    DataGovernanceUnavailable,
-    /// The receipt waits in the outbox.
-    ReceiptsQueued,
-    /// The receipts outbox is full.
-    ReceiptsBackpressure,
-    /// The decision passed its deadline.
-    DeadlineExceeded,
-}
+pub use crate::model::{Degraded, Reason, ReceiptStatus};
 
 /// One fact a condition read, as it was when the decision was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,7 +64,16 @@ pub struct Action {
     /// The multiplier's parameters.
     pub params: Option<Value>,
     /// The experiment and variant that shaped it, if any.
-    pub experiment: Option<Value>,
+    pub experiment: Option<ExperimentRef>,
+}
+
+/// The experiment and variant that shaped an action: `{"id": …, "variant": …}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExperimentRef {
+    /// The experiment id.
+    pub id: String,
+    /// The variant's name.
+    pub variant: String,
 }
 
 /// An action that was not returned, and why.
@@ -206,7 +99,7 @@ pub struct ReceiptRef {
     pub receipt_id: Option<String>,
     /// `emitted`, `queued` or `disabled` (and `dropped` in the one case the SPEC leaves
     /// open: the outbox full and the port down at once).
-    pub status: String,
+    pub status: ReceiptStatus,
     /// The signed envelope, when the engine has a signing key but no receipts port: the
     /// caller is then the receipts sink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,12 +126,26 @@ pub struct ExplainEntry {
     /// The trigger pattern that matched.
     pub trigger: String,
     /// `true`, `false`, or `{"error": "…"}`.
-    pub condition: Value,
+    pub condition: ConditionResult,
     /// Per action, its outcome (empty when the condition was not true).
     pub actions: Vec<ExplainAction>,
     /// The experiment and variant applied, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub experiment: Option<Value>,
+    pub experiment: Option<ExperimentRef>,
+}
+
+/// What a candidate's condition said, in the explain trace: `true`, `false`, or
+/// `{"error": "…"}` when it failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ConditionResult {
+    /// It evaluated to this.
+    Value(bool),
+    /// It failed (`condition_error`).
+    Error {
+        /// How.
+        error: String,
+    },
 }
 
 /// The engine's answer to one signal.
@@ -277,19 +184,36 @@ pub struct Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn reason_strings_are_the_spec_strings() {
-        for r in Reason::ALL {
-            assert_eq!(
-                serde_json::to_value(r).unwrap(),
-                Value::String(r.as_str().to_owned())
-            );
-        }
-        assert_eq!(Reason::ALL.len(), 17);
+    fn typed_parts_serialise_to_the_spec_json() {
+        let e = ExperimentRef {
+            id: "copy".into(),
+            variant: "concise".into(),
+        };
         assert_eq!(
-            serde_json::to_value(Degraded::DataGovernanceUnavailable).unwrap(),
-            "data_governance_unavailable"
+            serde_json::to_value(&e).unwrap(),
+            json!({"id": "copy", "variant": "concise"})
+        );
+        assert_eq!(
+            serde_json::to_value(ConditionResult::Value(false)).unwrap(),
+            json!(false)
+        );
+        let failed = ConditionResult::Error {
+            error: "boom".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&failed).unwrap(),
+            json!({"error": "boom"})
+        );
+        assert_eq!(
+            serde_json::from_value::<ConditionResult>(json!({"error": "boom"})).unwrap(),
+            failed
+        );
+        assert_eq!(
+            serde_json::to_value(ReceiptStatus::Disabled).unwrap(),
+            json!("disabled")
         );
     }
 }

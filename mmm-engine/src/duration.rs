@@ -12,6 +12,45 @@ pub struct Duration {
     seconds: i64,
 }
 
+/// Why a duration was refused. Each message quotes the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DurationError {
+    /// No unit after the number (`24`).
+    #[error("duration {} has no unit; use s, m, h or d (e.g. `24h`)", Quoted(.0))]
+    NoUnit(String),
+    /// No number before the unit (`h`).
+    #[error("duration {} must start with a whole number (e.g. `15m`)", Quoted(.0))]
+    NoNumber(String),
+    /// A unit other than s, m, h or d.
+    #[error(
+        "duration {} has unknown unit {}; use s, m, h or d",
+        Quoted(text),
+        Quoted(unit)
+    )]
+    UnknownUnit {
+        /// The duration as written.
+        text: String,
+        /// The unit found.
+        unit: String,
+    },
+    /// `0s` and the like.
+    #[error("duration {} must be greater than zero", Quoted(.0))]
+    Zero(String),
+    /// A number too large to read.
+    #[error("duration {} is too large", Quoted(.0))]
+    TooLarge(String),
+    /// More than ten years.
+    #[error("duration {} is longer than ten years", Quoted(.0))]
+    TooLong(String),
+}
+
+impl From<DurationError> for String {
+    fn from(e: DurationError) -> String {
+        e.to_string()
+    }
+}
+
 /// The longest duration accepted: ten years, far beyond any sensible window, and
 /// small enough that no arithmetic on timestamps can overflow.
 const MAX_SECONDS: i64 = 10 * 366 * 86_400;
@@ -20,54 +59,44 @@ impl Duration {
     /// Parses `30s`, `15m`, `24h` or `7d`.
     ///
     /// # Errors
-    /// A message saying what is wrong, for a diagnostic.
+    /// A [`DurationError`] saying what is wrong.
     ///
     /// ```
     /// use mmm_engine::Duration;
     /// assert_eq!(Duration::parse("24h").unwrap().as_secs(), 86_400);
     /// assert!(Duration::parse("1w").is_err());
     /// ```
-    pub fn parse(text: &str) -> Result<Duration, String> {
+    pub fn parse(text: &str) -> Result<Duration, DurationError> {
         let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
-            format!(
-                "duration {} has no unit; use s, m, h or d (e.g. `24h`)",
-                Quoted(text)
-            )
-        })?;
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| DurationError::NoUnit(text.to_owned()))?;
         let (digits, unit) = text.split_at(split);
         if digits.is_empty() {
-            return Err(format!(
-                "duration {} must start with a whole number (e.g. `15m`)",
-                Quoted(text)
-            ));
+            return Err(DurationError::NoNumber(text.to_owned()));
         }
         let n: i64 = digits
             .parse()
-            .map_err(|_| format!("duration {} is too large", Quoted(text)))?;
+            .map_err(|_| DurationError::TooLarge(text.to_owned()))?;
         let per = match unit {
             "s" => 1,
             "m" => 60,
             "h" => 3_600,
             "d" => 86_400,
             _ => {
-                return Err(format!(
-                    "duration {} has unknown unit {}; use s, m, h or d",
-                    Quoted(text),
-                    Quoted(unit)
-                ))
+                return Err(DurationError::UnknownUnit {
+                    text: text.to_owned(),
+                    unit: unit.to_owned(),
+                })
             }
         };
         if n == 0 {
-            return Err(format!(
-                "duration {} must be greater than zero",
-                Quoted(text)
-            ));
+            return Err(DurationError::Zero(text.to_owned()));
         }
         let seconds = n
             .checked_mul(per)
             .filter(|s| *s <= MAX_SECONDS)
-            .ok_or_else(|| format!("duration {} is longer than ten years", Quoted(text)))?;
+            .ok_or_else(|| DurationError::TooLong(text.to_owned()))?;
         Ok(Duration { seconds })
     }
 
@@ -123,19 +152,21 @@ mod tests {
 
     #[test]
     fn rejects_bad_durations_with_a_reason() {
-        assert!(Duration::parse("").unwrap_err().contains("no unit"));
-        assert!(Duration::parse("24").unwrap_err().contains("no unit"));
-        assert!(Duration::parse("h").unwrap_err().contains("whole number"));
-        assert!(Duration::parse("1w").unwrap_err().contains("unknown unit"));
-        assert!(Duration::parse("0s")
-            .unwrap_err()
-            .contains("greater than zero"));
-        assert!(Duration::parse("-5m").is_err());
-        assert!(Duration::parse("1.5h").is_err());
-        assert!(Duration::parse("99999999999999999999d")
-            .unwrap_err()
+        let err = |text: &str| Duration::parse(text).unwrap_err();
+        assert_eq!(err(""), DurationError::NoUnit(String::new()));
+        assert_eq!(
+            err("24").to_string(),
+            "duration `24` has no unit; use s, m, h or d (e.g. `24h`)"
+        );
+        assert_eq!(err("h"), DurationError::NoNumber("h".into()));
+        assert!(matches!(err("1w"), DurationError::UnknownUnit { unit, .. } if unit == "w"));
+        assert!(err("0s").to_string().contains("greater than zero"));
+        assert!(matches!(err("-5m"), DurationError::NoNumber(_)));
+        assert!(matches!(err("1.5h"), DurationError::UnknownUnit { .. }));
+        assert!(err("99999999999999999999d")
+            .to_string()
             .contains("too large"));
-        assert!(Duration::parse("4000d").unwrap_err().contains("ten years"));
+        assert!(err("4000d").to_string().contains("ten years"));
     }
 
     #[test]

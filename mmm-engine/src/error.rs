@@ -27,6 +27,8 @@ pub mod codes {
     pub const APPROVAL_REFUSED: &str = "APPROVAL_REFUSED";
     /// The audit sink could not record a change, so it did not happen.
     pub const AUDIT_FAILED: &str = "AUDIT_FAILED";
+    /// An engine setting is invalid (an unknown key, a negative duration, …).
+    pub const CONFIG_INVALID: &str = "CONFIG_INVALID";
 }
 
 /// The most characters of a user value a message shows.
@@ -385,7 +387,7 @@ pub enum DecideError {
     #[error("unavailable: {dependency} is down: {message}")]
     Unavailable {
         /// The port.
-        dependency: String,
+        dependency: crate::model::PortName,
         /// What happened.
         message: String,
     },
@@ -461,6 +463,19 @@ mod tests {
         ));
         assert!(m.ends_with("…\", expected u32") && m.len() < 120, "{m}");
         assert_eq!(clean_message("bad \u{202E} here"), "bad \\u{202e} here");
+    }
+
+    #[test]
+    fn unavailable_names_the_port_by_its_spec_name() {
+        let e = DecideError::Unavailable {
+            dependency: crate::model::PortName::DataGovernance,
+            message: "connection refused".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "unavailable: data_governance is down: connection refused"
+        );
+        assert_eq!(e.info().code, codes::UNAVAILABLE);
     }
 
     #[test]

@@ -70,8 +70,11 @@ impl FatigueVerdict {
     /// never exceeds `requested` (and is `requested` when it does not say).
     ///
     /// # Errors
-    /// A message when the answer is not a verdict.
-    pub fn from_json(answer: &serde_json::Value, requested: u32) -> Result<FatigueVerdict, String> {
+    /// [`FatigueError::NotAVerdict`] when the answer is not a verdict.
+    pub fn from_json(
+        answer: &serde_json::Value,
+        requested: u32,
+    ) -> Result<FatigueVerdict, FatigueError> {
         use serde_json::Value;
         match answer.get("verdict").and_then(Value::as_str) {
             Some("allowed") => Ok(FatigueVerdict::Allowed(
@@ -85,15 +88,34 @@ impl FatigueVerdict {
             Some("cooldown") => Ok(FatigueVerdict::Cooldown),
             Some("max") => Ok(FatigueVerdict::Max),
             Some("budget") => Ok(FatigueVerdict::Budget),
-            _ => Err(format!("answered {answer}, not a verdict")),
+            _ => Err(FatigueError::NotAVerdict {
+                answer: answer.to_string(),
+            }),
         }
     }
 }
 
-/// The fatigue store failed (a remote store being down, for instance).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("fatigue store unavailable: {0}")]
-pub struct FatigueError(pub String);
+/// The fatigue store could not give a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FatigueError {
+    /// The store could not answer (a remote store down, a port that raised): its message.
+    #[error("fatigue store unavailable: {0}")]
+    Unavailable(String),
+    /// The in-memory store tracks as many actors as its cap allows, each one still inside
+    /// a limit's window, so it cannot take another without forgetting a live entry.
+    #[error("the in-memory fatigue store tracks {max_actors} actors, every one inside a limit's window; raise its cap (`fatigue_max_actors`)")]
+    Full {
+        /// The cap (`fatigue_max_actors`).
+        max_actors: usize,
+    },
+    /// The store answered with something that is not a verdict.
+    #[error("fatigue store answered `{answer}`, not a verdict")]
+    NotAVerdict {
+        /// The answer, as JSON.
+        answer: String,
+    },
+}
 
 /// The fatigue port: an atomic check-and-record per actor.
 pub trait FatigueStore: Send + Sync {
@@ -370,7 +392,7 @@ impl InMemoryFatigue {
     ) -> Result<T, FatigueError> {
         let shard = self
             .shard(tenant, actor)
-            .ok_or_else(|| FatigueError("no shard".to_owned()))?;
+            .ok_or_else(|| FatigueError::Unavailable("no shard for this actor".to_owned()))?;
         let mut guard = shard.lock();
         let shard = &mut *guard;
         // The common case, an actor already tracked: two lookups, no allocation.
@@ -387,10 +409,9 @@ impl InMemoryFatigue {
             return Ok(out);
         }
         if !shard.make_room(now, self.max_per_shard) {
-            return Err(FatigueError(format!(
-                "the in-memory fatigue store tracks {} actors, every one inside a limit's window; raise its cap (`fatigue_max_actors`)",
-                self.max_actors
-            )));
+            return Err(FatigueError::Full {
+                max_actors: self.max_actors,
+            });
         }
         let mut state = ActorState::default();
         let out = f(&mut state);

@@ -3,9 +3,8 @@
 
 pub mod approval;
 pub mod audit;
-mod candidates;
+mod builder;
 mod clock;
-mod compose;
 mod condition;
 mod context;
 mod decision;
@@ -15,8 +14,8 @@ mod env;
 mod error;
 pub mod experiment;
 mod fatigue;
-mod filter;
 mod ids;
+mod kind_index;
 pub mod lint;
 mod minimise;
 mod model;
@@ -24,27 +23,31 @@ pub mod number;
 pub mod observe;
 pub mod outbox;
 pub mod outcome;
+mod pipeline;
 mod plan;
 pub mod playbook;
 pub mod ports;
 pub mod receipt;
 mod registry;
 pub mod schema;
+mod services;
+mod settings;
 mod signal;
 pub mod simulate;
 mod template;
 mod text;
+mod trigger;
 
+pub use builder::EngineBuilder;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use compose::fingerprint;
 pub use condition::ConditionLimits;
 pub use context::{Context, PolicySnapshot, DEFAULT_MAX_ACTIONS};
 pub use decision::{
-    Action, Decision, Degraded, Evidence, ExplainAction, ExplainEntry, Rationale, Reason,
-    ReceiptRef, Suppressed,
+    Action, ConditionResult, Decision, Evidence, ExperimentRef, ExplainAction, ExplainEntry,
+    Rationale, ReceiptRef, Suppressed,
 };
-pub use duration::Duration;
-pub use engine::{DecideOptions, Engine, EngineBuilder, EngineConfig};
+pub use duration::{Duration, DurationError};
+pub use engine::{DecideOptions, Engine};
 pub use error::{
     clean_message, codes, ContextError, DecideError, Diagnostic, ErrorInfo, LoadError, Quoted,
     Severity, SignalError, QUOTED_MAX_CHARS,
@@ -54,10 +57,15 @@ pub use fatigue::{
     DEFAULT_FATIGUE_MAX_ACTORS,
 };
 pub use minimise::{DenyList, DEFAULT_DENY_KEYS};
-pub use model::{ActionType, ActorType, PlaybookRef, Status, Surface};
+pub use model::{
+    ActionType, ActorType, BreakerState, Degraded, PlaybookRef, PortName, Reason, ReceiptStatus,
+    Status, Surface,
+};
+pub use pipeline::compose::fingerprint;
 pub use plan::{FatigueSpec, Plan, SourceRef};
-pub use ports::{BreakerConfig, BreakerState, PortError, PortName, PortTimeouts};
+pub use ports::{BreakerConfig, PortError, PortTimeouts};
 pub use registry::{check_paths, check_sources, PlaybookSet};
+pub use settings::{EngineConfig, SettingsError, DEFAULT_MAX_CONTEXT_BYTES};
 pub use signal::{parse_timestamp, Repo, Signal, DEFAULT_MAX_PAYLOAD_BYTES};
 
 /// The engine's version, as recorded in receipts.

@@ -1,5 +1,11 @@
 //! Data minimisation. Payload keys on the tenant's deny list are removed at any
 //! depth before anything evaluates the signal; their JSON paths are reported.
+//!
+//! A deny list's length and its keys' lengths are bounded ([`DenyLimits`]), and looking a
+//! payload key up costs the same whatever the list's length: short lists are scanned,
+//! longer ones hashed (built once per tenant configuration and cached with it).
+
+use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
@@ -15,10 +21,40 @@ pub const DEFAULT_DENY_KEYS: &[&str] = &[
     "email",
 ];
 
-/// A deny list, matched case-insensitively against object keys.
+/// Lists up to this long are scanned; longer ones are hashed.
+const SCANNED: usize = 16;
+
+/// Bounds on a deny list, from the engine's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DenyLimits {
+    /// Most keys a list may have (`max_deny_keys`).
+    pub max_keys: usize,
+    /// Longest key, in bytes (`max_deny_key_bytes`).
+    pub max_key_bytes: usize,
+}
+
+/// A deny list that breaks a limit or is not a list of strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DenyListError {
+    /// The offending key's index, when one key is at fault.
+    pub index: Option<usize>,
+    /// The rule broken.
+    pub message: String,
+}
+
+/// The lower-cased keys, scanned or hashed.
+#[derive(Debug, Clone)]
+enum Keys {
+    Scanned(Vec<String>),
+    Hashed(HashSet<String>),
+}
+
+/// A deny list, matched case-insensitively (ASCII) against object keys.
 #[derive(Debug, Clone)]
 pub struct DenyList {
-    keys: Vec<String>,
+    keys: Keys,
+    /// The longest key, in bytes: a longer payload key cannot be on the list.
+    longest: usize,
 }
 
 impl Default for DenyList {
@@ -30,13 +66,62 @@ impl Default for DenyList {
 impl DenyList {
     /// A deny list of these keys.
     pub fn new<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
-        DenyList {
-            keys: keys.into_iter().map(str::to_ascii_lowercase).collect(),
+        let lower: Vec<String> = keys.into_iter().map(str::to_ascii_lowercase).collect();
+        let longest = lower.iter().map(String::len).max().unwrap_or(0);
+        let keys = if lower.len() <= SCANNED {
+            Keys::Scanned(lower)
+        } else {
+            Keys::Hashed(lower.into_iter().collect())
+        };
+        DenyList { keys, longest }
+    }
+
+    /// A deny list from strings, checked against `limits`.
+    pub(crate) fn checked(keys: &[String], limits: DenyLimits) -> Result<DenyList, DenyListError> {
+        limits.check(keys.len(), keys.iter().map(String::as_str).map(Some))?;
+        Ok(DenyList::new(keys.iter().map(String::as_str)))
+    }
+
+    /// A deny list from JSON (`tenant.config.deny_payload_keys`), which must be a list of
+    /// strings within `limits`.
+    pub(crate) fn from_json(value: &Value, limits: DenyLimits) -> Result<DenyList, DenyListError> {
+        let Value::Array(items) = value else {
+            return Err(DenyListError {
+                index: None,
+                message: format!(
+                    "must be a list of strings, not {}",
+                    crate::signal::json_type(value)
+                ),
+            });
+        };
+        limits.check(items.len(), items.iter().map(Value::as_str))?;
+        Ok(DenyList::new(items.iter().filter_map(Value::as_str)))
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        match &self.keys {
+            Keys::Scanned(keys) => keys.len(),
+            Keys::Hashed(keys) => keys.len(),
         }
     }
 
+    /// Whether the list is empty (nothing is removed).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn denies(&self, key: &str) -> bool {
-        self.keys.iter().any(|k| k.eq_ignore_ascii_case(key))
+        if key.len() > self.longest {
+            return false;
+        }
+        match &self.keys {
+            Keys::Scanned(keys) => keys.iter().any(|k| k.eq_ignore_ascii_case(key)),
+            Keys::Hashed(keys) if key.bytes().any(|b| b.is_ascii_uppercase()) => {
+                keys.contains(&key.to_ascii_lowercase())
+            }
+            Keys::Hashed(keys) => keys.contains(key),
+        }
     }
 
     /// Removes denied keys from `object` at any depth, appending each removed key's path
@@ -47,7 +132,7 @@ impl DenyList {
         prefix: &str,
         redacted: &mut Vec<String>,
     ) {
-        if self.keys.is_empty() {
+        if self.is_empty() {
             return;
         }
         let denied: Vec<String> = object.keys().filter(|k| self.denies(k)).cloned().collect();
@@ -73,6 +158,41 @@ impl DenyList {
             }
             _ => {}
         }
+    }
+}
+
+impl DenyLimits {
+    /// Checks a list's length, then each entry (`None`: not a string).
+    fn check<'a>(
+        self,
+        len: usize,
+        keys: impl Iterator<Item = Option<&'a str>>,
+    ) -> Result<(), DenyListError> {
+        if len > self.max_keys {
+            return Err(DenyListError {
+                index: None,
+                message: format!(
+                    "has {len} keys; at most {} are allowed (`max_deny_keys`)",
+                    self.max_keys
+                ),
+            });
+        }
+        for (i, key) in keys.enumerate() {
+            let message = match key {
+                None => "must be a string".to_owned(),
+                Some(k) if k.len() > self.max_key_bytes => format!(
+                    "is {} bytes long; at most {} are allowed (`max_deny_key_bytes`)",
+                    k.len(),
+                    self.max_key_bytes
+                ),
+                Some(_) => continue,
+            };
+            return Err(DenyListError {
+                index: Some(i),
+                message,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -105,6 +225,44 @@ mod tests {
                 "payload.meta.author.email"
             ]
         );
+    }
+
+    #[test]
+    fn long_lists_are_hashed_and_match_like_short_ones() {
+        let many: Vec<String> = (0..100_000).map(|i| format!("key{i}")).collect();
+        let list = DenyList::new(many.iter().map(String::as_str).chain(["Token"]));
+        assert!(matches!(list.keys, Keys::Hashed(_)));
+        let mut payload = json!({"KEY99999": 1, "token": 2, "key100000": 3, "nested": {"key7": 4}});
+        let mut redacted = Vec::new();
+        list.redact(payload.as_object_mut().unwrap(), "payload", &mut redacted);
+        assert_eq!(payload, json!({"key100000": 3, "nested": {}}));
+        assert_eq!(
+            redacted,
+            ["payload.KEY99999", "payload.token", "payload.nested.key7"]
+        );
+    }
+
+    #[test]
+    fn lists_are_checked_against_their_limits() {
+        let limits = DenyLimits {
+            max_keys: 3,
+            max_key_bytes: 5,
+        };
+        let four: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
+        let e = DenyList::checked(&four, limits).unwrap_err();
+        assert_eq!(e.index, None);
+        assert_eq!(
+            e.message,
+            "has 4 keys; at most 3 are allowed (`max_deny_keys`)"
+        );
+        let e = DenyList::from_json(&json!(["a", "abcdef"]), limits).unwrap_err();
+        assert_eq!(e.index, Some(1));
+        assert!(e.message.contains("`max_deny_key_bytes`"), "{}", e.message);
+        let e = DenyList::from_json(&json!(["a", 5]), limits).unwrap_err();
+        assert_eq!((e.index, e.message.as_str()), (Some(1), "must be a string"));
+        let e = DenyList::from_json(&json!("diff"), limits).unwrap_err();
+        assert_eq!(e.message, "must be a list of strings, not a string");
+        assert_eq!(DenyList::from_json(&json!(["x"]), limits).unwrap().len(), 1);
     }
 
     #[test]

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
-use crate::candidates::{Candidate, KindIndex};
 use crate::condition::{ConditionLimits, Sandbox};
 use crate::error::{Diagnostic, LoadError};
 use crate::experiment::ExperimentPlan;
+use crate::kind_index::{Candidate, KindIndex};
 use crate::model::Status;
 use crate::plan::Plan;
 use crate::playbook::{compile_sources, read_sources, LoadLimits, Source};

@@ -1,6 +1,6 @@
 //! Decisions: SPEC §3/§4 behaviour end to end.
 
-use mmm_engine::{DecideOptions, PlaybookSet, Reason, Surface};
+use mmm_engine::{DecideOptions, PlaybookSet, Reason, ReceiptStatus, Surface};
 use serde_json::json;
 
 use crate::common::*;
@@ -29,7 +29,7 @@ fn a_matching_playbook_returns_its_actions_in_order() {
     assert_eq!(m.params, Some(json!({"strategy": "by_directory"})));
     assert!(!d.actions[0].requires_consent);
     assert_eq!(d.decided_at, NOW);
-    assert_eq!(d.receipt.status, "disabled");
+    assert_eq!(d.receipt.status, ReceiptStatus::Disabled);
     assert_eq!(d.actions[0].rationale.trigger, "pr.opened");
     assert_eq!(
         serde_json::to_value(&d.actions[0].rationale.evidence).unwrap(),

@@ -54,8 +54,8 @@ fn variants_change_wording_and_holdouts_hold_back() {
     assert_eq!(d.actions[0].title, "Big PR");
     assert_eq!(d.actions[0].text, "420 lines changed.");
     assert_eq!(
-        d.actions[0].experiment,
-        Some(json!({"id": "large-pr-copy", "variant": "concise"}))
+        serde_json::to_value(&d.actions[0].experiment).unwrap(),
+        json!({"id": "large-pr-copy", "variant": "concise"})
     );
     // The multiplier's consent text is never rewritten.
     assert_eq!(
@@ -67,8 +67,8 @@ fn variants_change_wording_and_holdouts_hold_back() {
     let d = decide(&e, &pr_for(&control), json!(null));
     assert_eq!(d.actions[0].title, "Large change");
     assert_eq!(
-        d.actions[0].experiment,
-        Some(json!({"id": "large-pr-copy", "variant": "control"}))
+        serde_json::to_value(&d.actions[0].experiment).unwrap(),
+        json!({"id": "large-pr-copy", "variant": "control"})
     );
 
     let held = actor_with(|n| n >= 0.9);
@@ -644,10 +644,7 @@ spec:
             let now = clock.now().to_string();
             let d = decide_at(&e, &s, json!(null), &now);
             let a = &d.actions[0];
-            let variant = a.experiment.as_ref().unwrap()["variant"]
-                .as_str()
-                .unwrap()
-                .to_owned();
+            let variant = a.experiment.as_ref().unwrap().variant.clone();
             let p = if variant == "b" { 0.6 } else { 0.2 };
             let result = if rng.random_bool(p) {
                 "accepted"
@@ -709,7 +706,7 @@ spec:
         s["actor_id"] = json!(format!("dev-{i}"));
         let d = decide(&e, &s, json!(null));
         let a = &d.actions[0];
-        let good = a.experiment.as_ref().unwrap()["variant"] == "b";
+        let good = a.experiment.as_ref().unwrap().variant == "b";
         e.record_outcome(&json!({"action_id": a.action_id, "tenant_id": "acme", "actor_id": s["actor_id"],
             "playbook_id": "nudge", "result": if good { "accepted" } else { "dismissed" }, "at": NOW})).unwrap();
     }

@@ -209,7 +209,14 @@ fn error_messages_quote_user_values_short_escaped_and_name_the_field() {
 
 #[test]
 fn context_and_outcome_errors_quote_user_values_too() {
-    let engine = rendering_engine();
+    // The context limit would refuse a 10 MB context before any field is read; raised
+    // here so that each field's own message is the one under test.
+    let engine = Engine::builder()
+        .config(mmm_engine::EngineConfig {
+            max_context_bytes: 64 << 20,
+            ..Default::default()
+        })
+        .build();
     let evil = format!("Mars\u{1b}[2J\u{202E}{}", "z".repeat(10 << 20));
     for (ctx, field) in [
         (json!({"actor": {"timezone": evil}}), "actor.timezone"),

@@ -17,5 +17,6 @@ mod fatigue;
 mod hostile;
 mod hostile_inputs;
 mod hostile_yaml;
+mod limits;
 mod loading;
 mod vectors;

@@ -74,10 +74,14 @@ test('engine options are checked', () => {
   assert.throws(() => mmm.Engine.fromYaml(THREE, { colour: 1 }), { code: 'ERR_INVALID_ARG_VALUE' })
   assert.throws(() => mmm.Engine.fromYaml(THREE, { llm: {} }), (e) => e instanceof TypeError && /generate/.test(e.message))
   assert.throws(() => mmm.Engine.fromYaml(THREE, { iam: 'iam' }), { code: 'ERR_INVALID_ARG_TYPE' })
-  assert.throws(() => mmm.Engine.fromYaml(THREE, { config: { colour: 1 } }), { code: 'ERR_INVALID_ARG_VALUE' })
-  assert.throws(() => mmm.Engine.fromYaml(THREE, { config: { policyTtlMs: -1 } }), { code: 'ERR_INVALID_ARG_VALUE' })
-  assert.throws(() => mmm.Engine.fromYaml(THREE, { config: { policyTtlMs: 1.5 } }), { code: 'ERR_INVALID_ARG_VALUE' })
-  mmm.Engine.fromYaml(THREE, { config: { ideDeadlineMs: 200, outboxCapacity: 10, llmMaxTokens: 64 } })
+  assert.throws(() => mmm.Engine.fromYaml(THREE, { config: { colour: 1 } }), { code: 'ERR_INVALID_ARG_VALUE', message: 'unknown config key `colour`' })
+  assert.throws(() => mmm.Engine.fromYaml(THREE, { config: { policyTtlMs: -1 } }), {
+    code: 'ERR_INVALID_ARG_VALUE',
+    message: 'config `policyTtlMs`: must be a whole number of milliseconds, not `-1`',
+  })
+  assert.throws(() => mmm.Engine.fromYaml(THREE, { config: { policyTtlMs: 1.5 } }), { code: 'ERR_INVALID_ARG_VALUE', message: /`policyTtlMs`/ })
+  assert.throws(() => mmm.Engine.fromYaml(THREE, { config: { maxDenyKeys: 'many' } }), { code: 'ERR_INVALID_ARG_VALUE', message: /`maxDenyKeys`/ })
+  mmm.Engine.fromYaml(THREE, { config: { ideDeadlineMs: 200, outboxCapacity: 10, llmMaxTokens: 64, maxContextBytes: 1024 } })
 })
 
 test('recordOutcome feeds the tenant counts', () => {

@@ -13,8 +13,6 @@
 //! such a number (a `null`, an exponent, a long run of digits) or a `stringify` that
 //! threw is checked again by a replacer that knows each value's path.
 
-use std::time::Duration;
-
 use mmm_engine::number::{refused, NumberIssue};
 use napi::bindgen_prelude::{Buffer, FromNapiValue, Function, JsObjectValue, Object, Unknown};
 use napi::{Env, JsValue, ValueType};
@@ -265,14 +263,4 @@ pub fn now_from(env: &Env, value: Unknown<'_>) -> napi::Result<Option<jiff::Time
         }
         _ => Err(arg_type(env, "`now` must be an RFC 3339 string or a Date")),
     }
-}
-
-/// A whole number of milliseconds from a config value.
-pub fn millis(env: &Env, value: &Value, key: &str) -> napi::Result<Duration> {
-    value.as_u64().map(Duration::from_millis).ok_or_else(|| {
-        arg_value(
-            env,
-            format!("config `{key}` must be a whole number of milliseconds"),
-        )
-    })
 }

@@ -24,7 +24,7 @@ use napi::{Env, JsValue, ValueType};
 use napi_derive::napi;
 use serde_json::Value;
 
-use convert::{from_js, key_from_unknown, millis, now_from, to_js};
+use convert::{from_js, key_from_unknown, now_from, to_js};
 use errors::{arg_type, arg_value, EngineError};
 use ports::{Bridge, JsPort, PORTS};
 
@@ -109,48 +109,61 @@ fn optional_context(env: &Env, context: Option<Unknown<'_>>) -> napi::Result<Opt
     }
 }
 
-/// Engine settings from the `config` option: durations in milliseconds (`…Ms`), counts as
-/// whole numbers.
-fn settings(env: &Env, config: Value) -> napi::Result<(EngineConfig, Option<usize>)> {
-    let mut c = EngineConfig::default();
-    let mut outbox = None;
+/// Engine settings from the `config` option: the core's setting keys in camelCase
+/// (`ideDeadlineMs` for `ide_deadline_ms`), durations in milliseconds, counts as whole
+/// numbers.
+fn settings(env: &Env, config: Value) -> napi::Result<EngineConfig> {
     let Value::Object(map) = config else {
         return Err(arg_type(env, "`config` must be an object"));
     };
-    for (key, v) in &map {
-        match key.as_str() {
-            "ideDeadlineMs" => c.ide_deadline = millis(env, v, key)?,
-            "defaultDeadlineMs" => c.default_deadline = millis(env, v, key)?,
-            "policyTtlMs" => c.policy_ttl = millis(env, v, key)?,
-            "policyMaxAgeMs" => c.policy_max_age = millis(env, v, key)?,
-            "tenantConfigTtlMs" => c.tenant_config_ttl = millis(env, v, key)?,
-            "llmMinBudgetMs" => c.llm_min_budget = millis(env, v, key)?,
-            "approvalTtlMs" => c.approval_ttl = millis(env, v, key)?,
-            "iamTimeoutMs" => c.timeouts.iam = millis(env, v, key)?,
-            "signalsTimeoutMs" => c.timeouts.signals = millis(env, v, key)?,
-            "dataGovernanceTimeoutMs" => c.timeouts.data_governance = millis(env, v, key)?,
-            "policyTimeoutMs" => c.timeouts.policy = millis(env, v, key)?,
-            "llmTimeoutMs" => c.timeouts.llm = millis(env, v, key)?,
-            "receiptsTimeoutMs" => c.timeouts.receipts = millis(env, v, key)?,
-            "deliveryTimeoutMs" => c.timeouts.delivery = millis(env, v, key)?,
-            "maxPayloadBytes" | "outboxCapacity" | "llmMaxTokens" | "fatigueMaxActors" => {
-                let n = v
-                    .as_u64()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .ok_or_else(|| {
-                        arg_value(env, format!("config `{key}` must be a whole number"))
-                    })?;
-                match key.as_str() {
-                    "maxPayloadBytes" => c.max_payload_bytes = n,
-                    "outboxCapacity" => outbox = Some(n),
-                    "fatigueMaxActors" => c.fatigue_max_actors = n,
-                    _ => c.llm_max_tokens = u32::try_from(n).unwrap_or(u32::MAX),
-                }
-            }
-            other => return Err(arg_value(env, format!("unknown config key `{other}`"))),
+    let snake: serde_json::Map<String, Value> =
+        map.into_iter().map(|(k, v)| (snake_case(&k), v)).collect();
+    if let Some(unknown) = snake
+        .keys()
+        .find(|k| !EngineConfig::KEYS.contains(&k.as_str()))
+    {
+        return Err(arg_value(
+            env,
+            format!("unknown config key `{}`", camel_case(unknown)),
+        ));
+    }
+    EngineConfig::from_json(&Value::Object(snake)).map_err(|e| {
+        arg_value(
+            env,
+            format!("config `{}`: {}", camel_case(&e.key), e.message),
+        )
+    })
+}
+
+/// `ideDeadlineMs` → `ide_deadline_ms`.
+fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
         }
     }
-    Ok((c, outbox))
+    out
+}
+
+/// `ide_deadline_ms` → `ideDeadlineMs`.
+fn camel_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// How long a thread waits for a JS port's answer: a little past the engine's own timeout
@@ -181,7 +194,6 @@ struct Built {
 
 fn build(env: &Env, set: PlaybookSet, options: Option<Object<'_>>) -> napi::Result<Built> {
     let mut config = EngineConfig::default();
-    let mut outbox = None;
     let mut signing_key = None;
     let mut ports: Vec<(&'static str, Unknown<'_>)> = Vec::new();
     if let Some(options) = &options {
@@ -200,7 +212,7 @@ fn build(env: &Env, set: PlaybookSet, options: Option<Object<'_>>) -> napi::Resu
                 "config" => {
                     let json = from_js(env, value)
                         .map_err(|e| arg_type(env, format!("`config` cannot be read: {e}")))?;
-                    (config, outbox) = settings(env, json)?;
+                    config = settings(env, json)?;
                 }
                 name => {
                     let Some((port, method)) = PORTS.iter().find(|(p, _)| *p == name) else {
@@ -232,9 +244,6 @@ fn build(env: &Env, set: PlaybookSet, options: Option<Object<'_>>) -> napi::Resu
         }
     }
     let mut b: EngineBuilder = Core::builder().playbooks(set);
-    if let Some(capacity) = outbox {
-        b = b.outbox(Arc::new(mmm_engine::outbox::MemoryOutbox::new(capacity)));
-    }
     if let Some(key) = signing_key {
         b = b.signing_key(key);
     }

@@ -524,9 +524,8 @@ impl FatigueStore for JsPort {
         let req = request.to_json();
         let v = self
             .call("checkAndRecord", json!([req]))
-            .map_err(|e| FatigueError(e.to_string()))?;
+            .map_err(|e| FatigueError::Unavailable(e.to_string()))?;
         FatigueVerdict::from_json(&v, request.actions)
-            .map_err(|e| FatigueError(format!("{}.checkAndRecord {e}", self.name)))
     }
 
     fn record(
@@ -542,7 +541,7 @@ impl FatigueStore for JsPort {
             json!([tenant_id, actor_id, playbook_id, at.to_string(), actions]),
         )
         .map(|_| ())
-        .map_err(|e| FatigueError(e.to_string()))
+        .map_err(|e| FatigueError::Unavailable(e.to_string()))
     }
 }
 

@@ -86,7 +86,12 @@ fn action<'py>(py: Python<'py>, a: &Action) -> PyResult<Bound<'py, PyDict>> {
     d.set_item(
         intern!(py, "experiment"),
         match &a.experiment {
-            Some(e) => to_py(py, e)?,
+            Some(e) => {
+                let d = PyDict::new(py);
+                d.set_item(intern!(py, "id"), &e.id)?;
+                d.set_item(intern!(py, "variant"), &e.variant)?;
+                d.into_any()
+            }
             None => py.None().into_bound(py),
         },
     )?;
@@ -142,13 +147,7 @@ pub fn to_py_decision<'py>(py: Python<'py>, decision: &Decision) -> PyResult<Bou
     d.set_item(intern!(py, "suppressed"), sup)?;
     let degraded = PyList::empty(py);
     for code in &decision.degraded {
-        let text = serde_json::to_value(code).ok();
-        degraded.append(word(
-            py,
-            text.as_ref()
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or(""),
-        ))?;
+        degraded.append(word(py, code.as_str()))?;
     }
     d.set_item(intern!(py, "degraded"), degraded)?;
     let redacted = PyList::empty(py);
@@ -165,7 +164,10 @@ pub fn to_py_decision<'py>(py: Python<'py>, decision: &Decision) -> PyResult<Bou
         intern!(py, "receipt_id"),
         opt_str(py, decision.receipt.receipt_id.as_deref()),
     )?;
-    receipt.set_item(intern!(py, "status"), word(py, &decision.receipt.status))?;
+    receipt.set_item(
+        intern!(py, "status"),
+        word(py, decision.receipt.status.as_str()),
+    )?;
     if let Some(envelope) = &decision.receipt.envelope {
         receipt.set_item(intern!(py, "envelope"), json(py, envelope)?)?;
     }

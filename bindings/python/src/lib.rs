@@ -1,10 +1,6 @@
 //! `mmm_engine` for Python: the engine in-process, with Python objects as ports, Python
 //! exceptions, and no GIL held while Rust works.
 
-// pyo3's macros expand to code these library lints would flag; the binding's own code
-// follows them.
-#![allow(clippy::useless_conversion)]
-
 mod convert;
 mod decision;
 mod errors;
@@ -53,73 +49,21 @@ struct Ports {
     fatigue: Option<Py<PyAny>>,
 }
 
-/// Engine settings from a dict: durations in milliseconds (`*_ms`), counts as ints.
-fn settings(
-    py: Python<'_>,
-    config: Option<&Py<PyAny>>,
-) -> PyResult<(mmm_engine::EngineConfig, Option<usize>)> {
-    let mut c = mmm_engine::EngineConfig::default();
-    let mut outbox = None;
+/// Engine settings from a dict of the core's setting keys (`ide_deadline_ms`, …).
+fn settings(py: Python<'_>, config: Option<&Py<PyAny>>) -> PyResult<mmm_engine::EngineConfig> {
     let Some(config) = config else {
-        return Ok((c, outbox));
+        return Ok(mmm_engine::EngineConfig::default());
     };
-    let Value::Object(map) = to_json(config.bind(py))? else {
+    let map = to_json(config.bind(py))?;
+    if !map.is_object() {
         return Err(PyTypeError::new_err("config must be a dict"));
-    };
-    let ms = |v: &Value, key: &str| -> PyResult<std::time::Duration> {
-        v.as_u64()
-            .map(std::time::Duration::from_millis)
-            .ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "config `{key}` must be a whole number of milliseconds"
-                ))
-            })
-    };
-    for (key, v) in &map {
-        match key.as_str() {
-            "ide_deadline_ms" => c.ide_deadline = ms(v, key)?,
-            "default_deadline_ms" => c.default_deadline = ms(v, key)?,
-            "policy_ttl_ms" => c.policy_ttl = ms(v, key)?,
-            "policy_max_age_ms" => c.policy_max_age = ms(v, key)?,
-            "tenant_config_ttl_ms" => c.tenant_config_ttl = ms(v, key)?,
-            "llm_min_budget_ms" => c.llm_min_budget = ms(v, key)?,
-            "approval_ttl_ms" => c.approval_ttl = ms(v, key)?,
-            "iam_timeout_ms" => c.timeouts.iam = ms(v, key)?,
-            "signals_timeout_ms" => c.timeouts.signals = ms(v, key)?,
-            "data_governance_timeout_ms" => c.timeouts.data_governance = ms(v, key)?,
-            "policy_timeout_ms" => c.timeouts.policy = ms(v, key)?,
-            "llm_timeout_ms" => c.timeouts.llm = ms(v, key)?,
-            "receipts_timeout_ms" => c.timeouts.receipts = ms(v, key)?,
-            "delivery_timeout_ms" => c.timeouts.delivery = ms(v, key)?,
-            "max_payload_bytes" | "outbox_capacity" | "llm_max_tokens" | "fatigue_max_actors" => {
-                let n = v.as_u64().ok_or_else(|| {
-                    PyValueError::new_err(format!("config `{key}` must be a whole number"))
-                })?;
-                let n = usize::try_from(n)
-                    .map_err(|_| PyValueError::new_err(format!("config `{key}` is too large")))?;
-                match key.as_str() {
-                    "max_payload_bytes" => c.max_payload_bytes = n,
-                    "outbox_capacity" => outbox = Some(n),
-                    "fatigue_max_actors" => c.fatigue_max_actors = n,
-                    _ => c.llm_max_tokens = u32::try_from(n).unwrap_or(u32::MAX),
-                }
-            }
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "unknown config key `{other}`"
-                )))
-            }
-        }
     }
-    Ok((c, outbox))
+    mmm_engine::EngineConfig::from_json(&map).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
 fn build(py: Python<'_>, set: PlaybookSet, ports: Ports) -> PyResult<Core> {
-    let (config, outbox) = settings(py, ports.config.as_ref())?;
+    let config = settings(py, ports.config.as_ref())?;
     let mut b: EngineBuilder = Core::builder().playbooks(set).config(config);
-    if let Some(capacity) = outbox {
-        b = b.outbox(Arc::new(mmm_engine::outbox::MemoryOutbox::new(capacity)));
-    }
     if let Some(key) = &ports.signing_key {
         let bytes = key_bytes(key.bind(py))?;
         let key = signing_key_from_bytes(&bytes).map_err(|e| receipt_error(py, e.to_string()))?;

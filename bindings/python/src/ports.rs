@@ -158,9 +158,8 @@ impl FatigueStore for PyPort {
         let req = request.to_json();
         let v = self
             .call("check_and_record", |py| Ok(vec![to_py(py, &req)?]))
-            .map_err(|e| FatigueError(e.to_string()))?;
+            .map_err(|e| FatigueError::Unavailable(e.to_string()))?;
         FatigueVerdict::from_json(&v, request.actions)
-            .map_err(|e| FatigueError(format!("{}.check_and_record {e}", self.name)))
     }
 
     fn record(
@@ -181,6 +180,6 @@ impl FatigueStore for PyPort {
             ])
         })
         .map(|_| ())
-        .map_err(|e| FatigueError(e.to_string()))
+        .map_err(|e| FatigueError::Unavailable(e.to_string()))
     }
 }

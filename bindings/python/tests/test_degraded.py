@@ -214,7 +214,10 @@ def test_a_slow_port_passes_the_deadline_and_the_llm_is_skipped(three):
 
 
 def test_config_keys_are_checked(three):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="`colour`: is not a setting"):
         mmm_engine.Engine.from_yaml(three, config={"colour": 1})
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="`policy_ttl_ms`: must be a whole number of milliseconds, not `-1`"):
         mmm_engine.Engine.from_yaml(three, config={"policy_ttl_ms": -1})
+    with pytest.raises(ValueError, match="`max_deny_keys`"):
+        mmm_engine.Engine.from_yaml(three, config={"max_deny_keys": 1.5})
+    mmm_engine.Engine.from_yaml(three, config={"max_context_bytes": 1024, "outbox_capacity": 3})

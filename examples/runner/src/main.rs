@@ -1,10 +1,6 @@
 //! `mmm`: the playbook author's command. Validate, decide, test and simulate playbooks
 //! locally, before any service exists.
 
-// The runner reads decisions and test files as `serde_json::Value` and indexes them by
-// key; that never panics (a missing key reads as null), unlike slice indexing.
-#![allow(clippy::indexing_slicing)]
-
 /// `println!` that ends the program quietly when stdout is closed (`mmm … | head`).
 macro_rules! say {
     ($($arg:tt)*) => {{
@@ -18,6 +14,11 @@ macro_rules! say {
 mod decide;
 mod receipts;
 mod simulate;
+#[expect(
+    clippy::indexing_slicing,
+    reason = "reads decisions and test files as `serde_json::Value` by key, which never \
+              panics (a missing key reads as null)"
+)]
 mod suite;
 mod validate;
 

@@ -13,9 +13,9 @@ use jiff::Timestamp;
 use rhai::{Dynamic, EvalAltResult, Position};
 
 use super::glob::{GlobCache, Stopped};
-use crate::candidates::kind_matches;
 use crate::context::RecentSignal;
 use crate::duration::Duration;
+use crate::trigger::kind_matches;
 
 /// Limits on what one condition may do. A condition that passes one is suppressed with
 /// `condition_error`; the decision goes on.

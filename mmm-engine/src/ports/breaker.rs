@@ -33,17 +33,7 @@ impl Default for BreakerConfig {
     }
 }
 
-/// The state of a breaker; the numbers are what metrics export (0 closed, 1 open,
-/// 2 half-open).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BreakerState {
-    /// Calls pass.
-    Closed = 0,
-    /// Calls are refused without reaching the dependency.
-    Open = 1,
-    /// A few probe calls are let through to test the dependency.
-    HalfOpen = 2,
-}
+pub use crate::model::BreakerState;
 
 /// Called on every state change with (from, to).
 pub type TransitionHook = Arc<dyn Fn(BreakerState, BreakerState) + Send + Sync>;

@@ -164,7 +164,8 @@ impl<T> Pending<T> {
             Err(_) => {
                 permit.failure();
                 Err(PortError::Unavailable(format!(
-                    "no answer within {timeout:?}"
+                    "no answer within {} ms",
+                    timeout.as_millis()
                 )))
             }
         }

@@ -10,11 +10,11 @@ pub(crate) mod guard;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::model::PortName;
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 
-use crate::context::PolicySnapshot;
 use crate::decision::Action;
-use crate::model::Surface;
+use crate::model::{ActionType, Surface};
 
 /// What a port call can end in, besides an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +27,24 @@ pub enum PortError {
     /// up. Does not count against its breaker.
     #[error("rejected: {0}")]
     Rejected(String),
+}
+
+/// A policy snapshot (given in the context or from the Policy port).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySnapshot {
+    /// Identifies the snapshot; echoed in decisions and receipts.
+    #[serde(default)]
+    pub snapshot_id: Option<String>,
+    /// Action types denied.
+    #[serde(default)]
+    pub denied_action_types: Vec<ActionType>,
+    /// Multiplier operations denied.
+    #[serde(default)]
+    pub denied_operations: Vec<String>,
+    /// Playbook ids denied.
+    #[serde(default)]
+    pub denied_playbooks: Vec<String>,
 }
 
 /// What IAM says about an actor.
@@ -204,52 +222,6 @@ impl Default for PortTimeouts {
             llm: Duration::from_secs(3),
             receipts: Duration::from_millis(500),
             delivery: Duration::from_secs(1),
-        }
-    }
-}
-
-/// Which port, for breakers and observability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PortName {
-    /// IAM.
-    Iam,
-    /// Recent signals (UBI).
-    Signals,
-    /// Data governance.
-    DataGovernance,
-    /// Policy.
-    Policy,
-    /// LLM.
-    Llm,
-    /// Receipts (ERIS).
-    Receipts,
-    /// Delivery.
-    Delivery,
-}
-
-impl PortName {
-    /// Every port.
-    pub const ALL: &'static [PortName] = &[
-        PortName::Iam,
-        PortName::Signals,
-        PortName::DataGovernance,
-        PortName::Policy,
-        PortName::Llm,
-        PortName::Receipts,
-        PortName::Delivery,
-    ];
-
-    /// The stable name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PortName::Iam => "iam",
-            PortName::Signals => "signals",
-            PortName::DataGovernance => "data_governance",
-            PortName::Policy => "policy",
-            PortName::Llm => "llm",
-            PortName::Receipts => "receipts",
-            PortName::Delivery => "delivery",
         }
     }
 }

@@ -1,16 +1,183 @@
-//! Composing an action: templates rendered per surface and escaped for it, the
-//! mentor's text chosen, the rationale and fingerprint attached.
+//! The compose stage: per playbook, in returned order, the cap (`max_actions`) is applied
+//! before anything is rendered; a mentor asks the LLM (through the port hub, unless too
+//! little time is left) or uses its fallback; title and text are rendered with the
+//! experiment variant's `set` applied, each surface gets its escaped rendering, and the
+//! fingerprint, rationale, evidence and experiment are attached.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::decision::{Action, Evidence, Rationale, Reason};
+use crate::decision::{Action, Degraded, Evidence, ExperimentRef, Rationale, Reason};
 use crate::env::{Env, Found};
 use crate::model::{ActionType, Surface};
+use crate::pipeline::record::{CandidateRecord, DecisionRecord, Fate};
 use crate::plan::{ActionPlan, Plan};
+use crate::ports::{LlmRequest, PortName, SafetyStatus};
+use crate::services::port_hub::{remaining, PortHub};
 use crate::template::{escape_into, Format, Template};
+
+/// The cap on actions per decision, and what a suppression past it says.
+pub(crate) struct Cap {
+    pub max: usize,
+    pub detail: String,
+}
+
+impl Cap {
+    pub fn new(max_actions: u32) -> Cap {
+        let max = usize::try_from(max_actions).unwrap_or(usize::MAX);
+        Cap {
+            max,
+            detail: format!("the decision already has {max} actions"),
+        }
+    }
+}
+
+/// Where mentors' text comes from: the LLM port of the hub, asked within the deadline.
+pub(crate) struct MentorSource<'a> {
+    pub hub: &'a PortHub,
+    pub max_tokens: u32,
+    /// The LLM is not asked when less than this is left of the deadline.
+    pub min_budget: StdDuration,
+    pub deadline: Instant,
+}
+
+/// Composes the actions of one candidate that passed the gates, up to the cap. Composed
+/// actions wait for the fatigue stage; those past the cap wait to learn why.
+pub(crate) fn playbook(
+    c: &mut CandidateRecord<'_>,
+    cap: &Cap,
+    env: &Env<'_>,
+    mentor: &MentorSource<'_>,
+    record: &mut DecisionRecord,
+) {
+    let plan = c.plan;
+    let variant = c.experiment.map(|a| (a.plan.id.as_str(), a.variant));
+    let last_passed = c
+        .actions
+        .as_slice()
+        .iter()
+        .rev()
+        .find(|a| matches!(a.fate, Fate::Passed(_)))
+        .map(|a| a.index);
+    // Computed for the first action composed (most matches are past the cap).
+    let mut evidence_once: Option<Vec<Evidence>> = None;
+    let mut composed = 0;
+    for a in c.actions.as_mut_slice() {
+        let Fate::Passed(surfaces) = a.fate else {
+            continue;
+        };
+        if record.actions.len() + composed >= cap.max {
+            a.fate = Fate::OverCap;
+            continue;
+        }
+        let Some(action) = plan.actions.get(a.index) else {
+            continue;
+        };
+        let prompt = variant
+            .and_then(|(_, v)| v.set.prompt.as_ref())
+            .or(action.prompt.as_ref());
+        let text = (action.kind == ActionType::Mentor)
+            .then(|| mentor_text(mentor, plan, prompt, env, record))
+            .flatten();
+        let mentor_ref = text.as_ref().map(|m| match m {
+            Ok(text) => MentorText::Generated(text),
+            Err((reason, why)) => MentorText::Fallback(*reason, why),
+        });
+        let evidence = {
+            let e = evidence_once.get_or_insert_with(|| evidence(plan, env));
+            // The last action of the playbook takes it; others copy it.
+            if last_passed == Some(a.index) {
+                std::mem::take(e)
+            } else {
+                e.clone()
+            }
+        };
+        a.fate = match compose(
+            plan,
+            &env.signal.kind,
+            a.index,
+            surfaces.in_order(&action.surfaces),
+            env,
+            Extras {
+                mentor: mentor_ref,
+                variant,
+                evidence,
+            },
+        ) {
+            Ok(composed_action) => {
+                composed += 1;
+                Fate::Composed(Box::new(composed_action))
+            }
+            Err((reason, detail)) => record.suppress(plan, a.index, reason, detail),
+        };
+    }
+}
+
+/// The mentor's text from the LLM, or why the fallback is used; `None` without an LLM
+/// port (the fallback is used, and nothing is degraded).
+fn mentor_text(
+    source: &MentorSource<'_>,
+    plan: &Plan,
+    prompt: Option<&Template>,
+    env: &Env<'_>,
+    record: &mut DecisionRecord,
+) -> Option<Result<String, (Reason, String)>> {
+    let hub = source.hub;
+    let port = hub.ports.llm.as_ref()?;
+    let unavailable = |record: &mut DecisionRecord, why: String| {
+        record.degrade(Degraded::LlmUnavailable);
+        Some(Err((Reason::LlmUnavailable, why)))
+    };
+    let left = remaining(source.deadline);
+    if left < source.min_budget {
+        return unavailable(
+            record,
+            format!(
+                "only {} ms left of the decision's deadline; the LLM was skipped",
+                left.as_millis()
+            ),
+        );
+    }
+    let prompt = match prompt.map(|t| t.render(env, Format::Plain)) {
+        Some(Ok(p)) => p,
+        Some(Err(path)) => {
+            return Some(Err((
+                Reason::TemplateError,
+                format!("`{path}` is missing or null in this signal and context"),
+            )))
+        }
+        None => String::new(),
+    };
+    let request = LlmRequest {
+        tenant_id: env.signal.tenant_id.clone(),
+        actor_id: env.signal.actor_id.clone(),
+        playbook_id: String::from(&*plan.id),
+        prompt,
+        max_tokens: source.max_tokens,
+    };
+    let p = Arc::clone(port);
+    let answer = hub.call(PortName::Llm, hub.timeouts.llm.min(left), move || {
+        p.generate(&request)
+    });
+    match answer {
+        Ok(response) if response.safety.status == SafetyStatus::Fail => Some(Err((
+            Reason::LlmUnsafe,
+            format!(
+                "the LLM's answer failed its safety check ({})",
+                response.safety.risk_flags.join(", ")
+            ),
+        ))),
+        Ok(response) if response.text.trim().is_empty() => {
+            unavailable(record, "the LLM answered with no text".into())
+        }
+        Ok(response) => Some(Ok(response.text)),
+        Err(e) => unavailable(record, format!("the LLM is {e}")),
+    }
+}
 
 /// Hex SHA-256 over tenant, actor, playbook id, action index and repo id, each followed by
 /// a unit separator (0x1f) so that no two field lists share an encoding.
@@ -66,7 +233,7 @@ fn render(template: &Template, env: &Env<'_>, format: Format) -> Result<String, 
 }
 
 /// The facts a playbook's condition read, `[{path, value}]` (scalars only).
-pub(crate) fn evidence(plan: &Plan, env: &Env<'_>) -> Vec<Evidence> {
+fn evidence(plan: &Plan, env: &Env<'_>) -> Vec<Evidence> {
     let Some(condition) = &plan.condition else {
         return Vec::new();
     };
@@ -89,7 +256,7 @@ pub(crate) fn evidence(plan: &Plan, env: &Env<'_>) -> Vec<Evidence> {
 }
 
 /// Where a mentor's text comes from.
-pub(crate) enum MentorText<'a> {
+enum MentorText<'a> {
     /// Text from the LLM (untrusted: escaped like a value on every surface).
     Generated(&'a str),
     /// The static fallback, or a suppression with this reason when there is none.
@@ -98,14 +265,14 @@ pub(crate) enum MentorText<'a> {
 
 /// What shapes an action besides its playbook: the mentor's text, the experiment
 /// variant, and the evidence (computed once per playbook).
-pub(crate) struct Extras<'a> {
-    pub mentor: Option<MentorText<'a>>,
-    pub variant: Option<(&'a str, &'a crate::experiment::Variant)>,
-    pub evidence: Vec<Evidence>,
+struct Extras<'a> {
+    mentor: Option<MentorText<'a>>,
+    variant: Option<(&'a str, &'a crate::experiment::Variant)>,
+    evidence: Vec<Evidence>,
 }
 
 /// Renders one action for its surfaces.
-pub(crate) fn compose(
+fn compose(
     plan: &Plan,
     trigger_kind: &str,
     index: usize,
@@ -211,7 +378,10 @@ pub(crate) fn compose(
         dual_channel: action.dual_channel,
         operation: action.operation.clone(),
         params: action.params.clone(),
-        experiment: variant.map(|(id, v)| serde_json::json!({"id": id, "variant": v.name})),
+        experiment: variant.map(|(id, v)| ExperimentRef {
+            id: id.to_owned(),
+            variant: v.name.clone(),
+        }),
     })
 }
 

@@ -8,19 +8,6 @@ use std::sync::Arc;
 
 use crate::plan::Plan;
 
-/// Whether a trigger pattern (`pr.opened`, `pr.*`, `*`) matches a kind.
-pub(crate) fn kind_matches(pattern: &str, kind: &str) -> bool {
-    if pattern == "*" {
-        return true;
-    }
-    match pattern.strip_suffix(".*") {
-        Some(prefix) => kind
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('.')),
-        None => pattern == kind,
-    }
-}
-
 /// A plan that may fire for a kind, with the trigger that matched.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
@@ -114,21 +101,5 @@ impl KindIndex {
             Some(list) => Cow::Borrowed(list),
             None => Cow::Owned(self.merge(kind, Vec::new())),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trigger_patterns() {
-        assert!(kind_matches("*", "anything.at.all"));
-        assert!(kind_matches("pr.*", "pr.opened"));
-        assert!(kind_matches("pr.*", "pr.review.requested"));
-        assert!(!kind_matches("pr.*", "pr"));
-        assert!(!kind_matches("pr.*", "prx.opened"));
-        assert!(kind_matches("pr.opened", "pr.opened"));
-        assert!(!kind_matches("pr.opened", "pr.opened.x"));
     }
 }
