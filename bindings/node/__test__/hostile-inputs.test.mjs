@@ -95,8 +95,10 @@ test('context and outcome errors quote user values too', () => {
     [{ tenant_policy: { enabled_surfaces: [evil] } }, 'tenant_policy.enabled_surfaces[0]'],
     [{ recent_signals: [{ kind: 'x', occurred_at: evil }] }, 'recent_signals[0].occurred_at'],
   ]
+  // The context limit would refuse a 10 MB context before any field is read.
+  const roomy = engine({ config: { maxContextBytes: 64 << 20 } })
   for (const [ctx, field] of cases) {
-    const e = caught(() => engine().decide(signal(), ctx, { now: NOW }))
+    const e = caught(() => roomy.decide(signal(), ctx, { now: NOW }))
     assert.deepEqual([e.name, e.code, e.field], ['ContextError', 'CONTEXT_INVALID', field])
     assertClean(e.message)
   }

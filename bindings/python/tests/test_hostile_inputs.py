@@ -94,8 +94,9 @@ def test_context_and_outcome_errors_quote_user_values_too():
         ({"tenant_policy": {"enabled_surfaces": [evil]}}, "tenant_policy.enabled_surfaces[0]"),
         ({"recent_signals": [{"kind": "x", "occurred_at": evil}]}, "recent_signals[0].occurred_at"),
     ]:
+        # The context limit would refuse a 10 MB context before any field is read.
         with pytest.raises(mmm_engine.ContextError) as caught:
-            engine().decide(signal(), ctx, now=NOW)
+            engine(config={"max_context_bytes": 64 << 20}).decide(signal(), ctx, now=NOW)
         assert (caught.value.code, caught.value.field) == ("CONTEXT_INVALID", field)
         assert_clean(caught.value.message)
     with pytest.raises(mmm_engine.OutcomeError) as caught:
