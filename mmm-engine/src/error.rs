@@ -65,6 +65,15 @@ impl fmt::Display for Quoted<'_> {
     }
 }
 
+/// A 1-based line and column in a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
 /// Writes at most `max` characters of `text`, escaping what [`Quoted`] escapes, and `…`
 /// when it cut; says whether it did.
 fn write_escaped(f: &mut impl fmt::Write, text: &str, max: usize) -> Result<bool, fmt::Error> {
@@ -197,7 +206,7 @@ impl Diagnostic {
         }
     }
 
-    pub(crate) fn at(mut self, pos: Option<crate::playbook::positions::Pos>) -> Self {
+    pub(crate) fn at(mut self, pos: Option<Pos>) -> Self {
         if let Some(pos) = pos {
             self.line = Some(pos.line);
             self.column = Some(pos.column);

@@ -1,6 +1,7 @@
 //! Conditions. Each `when` is compiled once, at load, to a Rhai AST on the
 //! sandboxed engine, and also to a native expression when it lies in the simple subset.
 
+pub(crate) mod budget;
 pub(crate) mod glob;
 pub(crate) mod library;
 pub(crate) mod native;
@@ -11,8 +12,8 @@ use std::time::Instant;
 
 use rhai::{Dynamic, EvalAltResult, Position, Scope, AST};
 
+use budget::Stop;
 pub use sandbox::ConditionLimits;
-use sandbox::Stop;
 
 use crate::env::{Env, Path};
 
@@ -208,7 +209,7 @@ impl Condition {
         };
         let base = scope.len();
         let limits = &sandbox.limits;
-        sandbox::begin(limits.max_operations, Instant::now() + limits.time_limit);
+        budget::begin(limits.max_operations, Instant::now() + limits.time_limit);
         // Rhai is third-party code running on author-supplied scripts: a panic inside it
         // must cost this playbook its condition, not the caller its process.
         let result = catch_unwind(AssertUnwindSafe(|| {
@@ -218,7 +219,7 @@ impl Condition {
         }));
         // A limit hit inside a native function stops the evaluation even when the script
         // went on (a function that swallowed the error, a value returned after it).
-        let stop = sandbox::end();
+        let stop = budget::end();
         scope.rewind(base);
         match (stop, result) {
             (_, Err(_)) => Err("the condition crashed the script engine".to_owned()),
@@ -263,7 +264,7 @@ fn describe(stop: Stop, limits: &ConditionLimits) -> String {
         Stop::Map => "Size of object map too large".to_owned(),
         Stop::Depth => format!(
             "the condition built values nested deeper than {} levels",
-            sandbox::MAX_VALUE_DEPTH
+            budget::MAX_VALUE_DEPTH
         ),
         Stop::GlobPattern(len) => format!(
             "glob: the pattern is {len} bytes, longer than `max_glob_pattern_size` ({} bytes)",
@@ -431,7 +432,7 @@ mod tests {
                 };
                 let rhai = condition.evaluate_rhai(&sandbox, &env, &helpers, &mut RhaiState::new());
                 // The native path is only taken within an operation budget that covers Rhai's.
-                let counted = sandbox::operations();
+                let counted = budget::operations();
                 assert!(
                     counted <= condition.native_operations,
                     "{src}: Rhai counted {counted} operations, the bound is {}",

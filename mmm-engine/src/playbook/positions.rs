@@ -16,15 +16,7 @@ use std::ops::Range;
 use serde_saphyr::granit_parser::{ErrorKind, Event, Options, Parser, ScalarStyle, Span};
 
 use super::limits::LoadLimits;
-
-/// A 1-based line and column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pos {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-}
+pub use crate::error::Pos;
 
 impl Pos {
     fn of(span: &Span) -> Pos {
@@ -333,7 +325,7 @@ impl Indexer<'_> {
                     if !path.is_empty() {
                         path.push('.');
                     }
-                    path.push_str(&super::yaml::shown(k));
+                    path.push_str(&crate::error::field_name(k));
                 }
             } else {
                 let index = if i == last {
@@ -488,8 +480,8 @@ impl Indexer<'_> {
                     return Err(IndexError {
                         rule: "invalid-number",
                         message: format!(
-                            "the integer `{}`{at} does not fit in 64 bits; quote it to keep it as text",
-                            super::yaml::shown(&value)
+                            "the integer {}{at} does not fit in 64 bits; quote it to keep it as text",
+                            crate::error::Quoted(&value)
                         ),
                         pos,
                     });

@@ -152,8 +152,8 @@ pub(crate) fn parse_source(
                     Diagnostic::error(
                         "unknown-kind",
                         format!(
-                            "unknown document kind `{}`; expected `Playbook` or `Experiment`",
-                            yaml::shown(other)
+                            "unknown document kind {}; expected `Playbook` or `Experiment`",
+                            crate::error::Quoted(other)
                         ),
                         file,
                     )

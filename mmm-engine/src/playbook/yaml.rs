@@ -11,32 +11,9 @@ use serde_saphyr::{DefaultMessageFormatter, MessageFormatter};
 
 use super::limits::LoadLimits;
 use super::positions::{self, DocPositions, Index, Pos};
-use crate::error::{Diagnostic, LoadError};
+use crate::error::{clean_message, field_name, Diagnostic, LoadError, Quoted};
 
 /// The most characters of a user's value a message repeats.
-const SHOWN_MAX_CHARS: usize = 64;
-
-/// A user's value as a message shows it: cut after 64 characters, control characters escaped.
-pub(crate) fn shown(text: &str) -> Cow<'_, str> {
-    let plain = text.chars().count() <= SHOWN_MAX_CHARS && !text.chars().any(char::is_control);
-    if plain {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == SHOWN_MAX_CHARS {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
-
 /// serde-saphyr's settings: its budget sits at or above the [`LoadLimits`], which the index
 /// has already enforced, so it is a second line only.
 fn options(limits: &LoadLimits) -> serde_saphyr::Options {
@@ -119,7 +96,7 @@ fn describe(
             field, expected, ..
         } => (
             "unknown-field",
-            format!("unknown field `{}`, {}", shown(field), one_of(expected)),
+            format!("unknown field {}, {}", Quoted(field), one_of(expected)),
         ),
         E::SerdeMissingField { field, .. } => ("missing-field", format!("missing field `{field}`")),
         E::SerdeInvalidType {
@@ -130,7 +107,7 @@ fn describe(
             "invalid-type",
             format!(
                 "invalid type: {}, expected {}",
-                shown(unexpected),
+                clean_message(unexpected),
                 expected_in_words(expected)
             ),
         ),
@@ -142,7 +119,7 @@ fn describe(
             "invalid-type",
             format!(
                 "invalid value: {}, expected {}",
-                shown(unexpected),
+                clean_message(unexpected),
                 expected_in_words(expected)
             ),
         ),
@@ -170,20 +147,20 @@ fn describe(
         E::DuplicateMappingKey { key, .. } => (
             "duplicate-key",
             match key {
-                Some(k) => format!("the key `{}` appears twice in one mapping", shown(k)),
+                Some(k) => format!("the key {} appears twice in one mapping", Quoted(k)),
                 None => "a key appears twice in one mapping".to_owned(),
             },
         ),
         E::NonFiniteFloat { value, .. } => {
             let field = at
                 .and_then(|p| doc.path_at(p))
-                .map(|p| format!(" at `{}`", shown(&p)))
+                .map(|p| format!(" at `{}`", field_name(&p)))
                 .unwrap_or_default();
             (
                 "invalid-number",
                 format!(
-                    "`{}`{field} is not a finite number; JSON, which `params` becomes, has no NaN or infinity",
-                    shown(value)
+                    "{}{field} is not a finite number; JSON, which `params` becomes, has no NaN or infinity",
+                    Quoted(value)
                 ),
             )
         }

@@ -7,7 +7,7 @@ use rhai::{
 };
 
 use super::Res;
-use crate::condition::sandbox::{exceed, Stop, MAX_VALUE_DEPTH};
+use crate::condition::budget::{exceed, Stop, MAX_VALUE_DEPTH};
 
 /// Whether `value` nests arrays and maps at most `left` levels deep.
 fn shallow(value: &Dynamic, left: usize) -> bool {

@@ -25,7 +25,7 @@ use rhai::{
     Position, INT,
 };
 
-use super::sandbox::{exceed, Stop};
+use super::budget::{exceed, Stop};
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 

@@ -9,7 +9,7 @@ use rhai::{
 };
 
 use super::{check_array, check_string, room_after, string_limit, Res};
-use crate::condition::sandbox::{exceed, halt, stopped, Stop, MAX_VALUE_DEPTH};
+use crate::condition::budget::{exceed, halt, stopped, Stop, MAX_VALUE_DEPTH};
 
 /// Length of `string` with every match of `find` replaced by `with_len` bytes.
 fn replaced_len(string: &str, find: &str, with_len: usize) -> Option<usize> {
