@@ -1,0 +1,366 @@
+//! Receipts (SPEC §7): every decision is recorded as a JSON payload, canonicalised with
+//! RFC 8785 (JCS), wrapped in a DSSE envelope, signed with Ed25519 and chained to the
+//! previous receipt of the same engine instance by its SHA-256.
+
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD as BASE64};
+use base64::engine::DecodePaddingMode;
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Signer as _};
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// The DSSE payload type of receipts.
+pub const PAYLOAD_TYPE: &str = "application/vnd.mmm.receipt+json";
+
+/// One DSSE signature.
+///
+/// Read as DSSE's `envelope.md` says: `keyid` may be absent and unknown fields are
+/// ignored. Written with `keyid` set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeSignature {
+    /// Identifies the key: the first 16 hex digits of the SHA-256 of the public key. Always
+    /// set by [`ReceiptSigner`]; optional when reading, and never trusted (every signature
+    /// is tried against the verifying key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
+    /// Base64 of the Ed25519 signature over the PAE: written in standard base64, read in
+    /// standard or URL-safe base64, with or without padding.
+    pub sig: String,
+}
+
+/// A DSSE envelope holding one receipt.
+///
+/// Unknown fields are ignored when reading (DSSE's `envelope.md`); they are not kept, so
+/// they are not part of the hash the next receipt's `prev_sha256` is checked against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Always [`PAYLOAD_TYPE`].
+    #[serde(rename = "payloadType")]
+    pub payload_type: String,
+    /// Base64 of the JCS bytes of the receipt payload: written in standard base64, read
+    /// in standard or URL-safe base64, with or without padding.
+    pub payload: String,
+    /// The signatures: one when written; when reading, any one that verifies suffices.
+    pub signatures: Vec<EnvelopeSignature>,
+}
+
+/// Why a receipt or a chain of receipts does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReceiptError {
+    /// The envelope is not a DSSE envelope of a receipt.
+    #[error("malformed envelope: {0}")]
+    Malformed(String),
+    /// No signature verifies with the public key.
+    #[error("bad signature: {0}")]
+    BadSignature(String),
+    /// The payload is not in canonical (JCS) form, so it was not produced by a signer
+    /// of receipts.
+    #[error("payload is not canonical JSON")]
+    NotCanonical,
+    /// A key is malformed.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// The chain is broken at this point.
+    #[error("chain broken: {0}")]
+    Chain(String),
+}
+
+impl ReceiptError {
+    /// The serialisable form of this error.
+    pub fn info(&self) -> crate::ErrorInfo {
+        crate::ErrorInfo {
+            code: crate::codes::RECEIPT_INVALID.to_owned(),
+            message: self.to_string(),
+            rule: None,
+            field: None,
+            file: None,
+            line: None,
+            column: None,
+            playbook: None,
+        }
+    }
+}
+
+/// DSSE's pre-authentication encoding: `"DSSEv1" SP len(type) SP type SP len(body) SP body`.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
+    out.extend_from_slice(
+        format!(
+            "DSSEv1 {} {payload_type} {} ",
+            payload_type.len(),
+            payload.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(payload);
+    out
+}
+
+/// RFC 8785 canonical JSON bytes.
+///
+/// # Errors
+/// [`ReceiptError::Malformed`] when the value cannot be canonicalised.
+pub fn canonical(value: &impl Serialize) -> Result<Vec<u8>, ReceiptError> {
+    serde_json_canonicalizer::to_vec(value).map_err(|e| ReceiptError::Malformed(e.to_string()))
+}
+
+/// Standard base64 without caring for padding.
+const STANDARD_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// URL-safe base64 without caring for padding.
+const URL_SAFE_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Decodes base64 as DSSE's `envelope.md` allows it: the standard or the URL-safe
+/// alphabet, with or without padding (one alphabet per value, no whitespace).
+///
+/// ```
+/// use mmm_engine::receipt::decode_base64;
+/// assert_eq!(decode_base64("+/8="), Some(vec![0xfb, 0xff]));
+/// assert_eq!(decode_base64("-_8"), Some(vec![0xfb, 0xff]));
+/// assert_eq!(decode_base64("-/8="), None);
+/// ```
+pub fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    STANDARD_ANY_PADDING
+        .decode(text)
+        .or_else(|_| URL_SAFE_ANY_PADDING.decode(text))
+        .ok()
+}
+
+/// Strict Ed25519 verification (`verify_strict`: canonical `S`, no small-order key or
+/// `R`) of `signature` over `message`: the check every receipt signature goes through.
+/// A signature that is not 64 bytes does not verify.
+pub fn verify_signature(key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    Signature::from_slice(signature).is_ok_and(|sig| key.verify_strict(message, &sig).is_ok())
+}
+
+/// Hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn decode_key<const N: usize>(text: &str, what: &str) -> Result<[u8; N], ReceiptError> {
+    let bytes = hex::decode(text.trim())
+        .map_err(|_| ReceiptError::InvalidKey(format!("{what} is not hex")))?;
+    bytes.try_into().map_err(|_| {
+        ReceiptError::InvalidKey(format!("{what} must be {N} bytes ({} hex digits)", N * 2))
+    })
+}
+
+/// Parses a public key: 32 bytes, or 64 hex digits.
+///
+/// # Errors
+/// [`ReceiptError::InvalidKey`].
+pub fn public_key_from_bytes(bytes: &[u8]) -> Result<VerifyingKey, ReceiptError> {
+    let arr: [u8; 32] = match bytes.len() {
+        32 => bytes
+            .try_into()
+            .map_err(|_| ReceiptError::InvalidKey("public key must be 32 bytes".into()))?,
+        _ => decode_key::<32>(std::str::from_utf8(bytes).unwrap_or(""), "public key")?,
+    };
+    VerifyingKey::from_bytes(&arr).map_err(|e| ReceiptError::InvalidKey(format!("public key: {e}")))
+}
+
+/// Parses a signing key seed: 32 bytes, or 64 hex digits.
+///
+/// # Errors
+/// [`ReceiptError::InvalidKey`].
+pub fn signing_key_from_bytes(bytes: &[u8]) -> Result<SigningKey, ReceiptError> {
+    let arr: [u8; 32] = match bytes.len() {
+        32 => bytes
+            .try_into()
+            .map_err(|_| ReceiptError::InvalidKey("signing key must be 32 bytes".into()))?,
+        _ => decode_key::<32>(std::str::from_utf8(bytes).unwrap_or(""), "signing key")?,
+    };
+    Ok(SigningKey::from_bytes(&arr))
+}
+
+/// The key id of a public key.
+pub fn key_id(key: &VerifyingKey) -> String {
+    sha256_hex(key.as_bytes()).chars().take(16).collect()
+}
+
+/// A fresh random signing key: (hex seed, hex public key).
+pub fn generate_key() -> (String, String) {
+    let mut seed = [0u8; 32];
+    rand::Rng::fill(&mut rand::rng(), &mut seed);
+    let key = SigningKey::from_bytes(&seed);
+    (
+        hex::encode(seed),
+        hex::encode(key.verifying_key().as_bytes()),
+    )
+}
+
+/// Signs receipts and keeps this engine instance's hash chain.
+pub struct ReceiptSigner {
+    key: SigningKey,
+    key_id: String,
+    chain_id: String,
+    state: Mutex<ChainState>,
+}
+
+impl std::fmt::Debug for ReceiptSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiptSigner")
+            .field("key_id", &self.key_id)
+            .field("chain_id", &self.chain_id)
+            .finish()
+    }
+}
+
+struct ChainState {
+    seq: u64,
+    prev_sha256: Option<String>,
+}
+
+impl ReceiptSigner {
+    /// A signer with a new chain (a UUIDv7 chain id, starting at seq 1).
+    pub fn new(key: SigningKey) -> ReceiptSigner {
+        ReceiptSigner::with_chain(key, crate::ids::new_id())
+    }
+
+    /// A signer continuing (or starting) the chain `chain_id`.
+    pub fn with_chain(key: SigningKey, chain_id: String) -> ReceiptSigner {
+        ReceiptSigner {
+            key_id: key_id(&key.verifying_key()),
+            key,
+            chain_id,
+            state: Mutex::new(ChainState {
+                seq: 0,
+                prev_sha256: None,
+            }),
+        }
+    }
+
+    /// A signer continuing an existing chain after the envelope `last` (verified with this
+    /// key), so that receipts written by several runs form one chain.
+    ///
+    /// # Errors
+    /// [`ReceiptError`] when `last` does not verify or carries no chain link.
+    pub fn resume(key: SigningKey, last: &Envelope) -> Result<ReceiptSigner, ReceiptError> {
+        let payload = verify_receipt(last, &key.verifying_key())?;
+        let chain = payload.get("chain").unwrap_or(&Value::Null);
+        let id = chain
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ReceiptError::Malformed("no chain.id".into()))?;
+        let seq = chain
+            .get("seq")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| ReceiptError::Malformed("no chain.seq".into()))?;
+        let signer = ReceiptSigner::with_chain(key, id.to_owned());
+        {
+            let mut state = signer.state.lock();
+            state.seq = seq;
+            state.prev_sha256 = Some(sha256_hex(&canonical(last)?));
+        }
+        Ok(signer)
+    }
+
+    /// The public key.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// Adds the chain link to `payload` (an object without `chain`), signs it and
+    /// returns the envelope. Links are assigned in signing order.
+    ///
+    /// # Errors
+    /// [`ReceiptError::Malformed`] when the payload cannot be canonicalised.
+    pub fn sign(&self, mut payload: Value) -> Result<Envelope, ReceiptError> {
+        let mut state = self.state.lock();
+        let seq = state.seq + 1;
+        if let Some(obj) = payload.as_object_mut() {
+            obj.insert(
+                "chain".into(),
+                json!({"id": self.chain_id, "seq": seq, "prev_sha256": state.prev_sha256}),
+            );
+        }
+        let bytes = canonical(&payload)?;
+        let signature = self.key.sign(&pae(PAYLOAD_TYPE, &bytes));
+        let envelope = Envelope {
+            payload_type: PAYLOAD_TYPE.to_owned(),
+            payload: BASE64.encode(&bytes),
+            signatures: vec![EnvelopeSignature {
+                keyid: Some(self.key_id.clone()),
+                sig: BASE64.encode(signature.to_bytes()),
+            }],
+        };
+        state.prev_sha256 = Some(sha256_hex(&canonical(&envelope)?));
+        state.seq = seq;
+        Ok(envelope)
+    }
+}
+
+/// Verifies one envelope with strict Ed25519 verification and returns its payload.
+///
+/// The envelope is read as DSSE's `envelope.md` says: `payload` and `sig` in standard or
+/// URL-safe base64, with or without padding; `keyid` optional; any one signature that
+/// verifies with `key` suffices.
+///
+/// # Errors
+/// [`ReceiptError`] saying what is wrong.
+///
+/// ```
+/// use mmm_engine::receipt::{generate_key, signing_key_from_bytes, public_key_from_bytes, verify_receipt, ReceiptSigner};
+/// let (seed, public) = generate_key();
+/// let signer = ReceiptSigner::new(signing_key_from_bytes(seed.as_bytes()).unwrap());
+/// let envelope = signer.sign(serde_json::json!({"receipt_id": "r-1"})).unwrap();
+/// let payload = verify_receipt(&envelope, &public_key_from_bytes(public.as_bytes()).unwrap()).unwrap();
+/// assert_eq!(payload["chain"]["seq"], 1);
+/// ```
+pub fn verify_receipt(envelope: &Envelope, key: &VerifyingKey) -> Result<Value, ReceiptError> {
+    if envelope.payload_type != PAYLOAD_TYPE {
+        return Err(ReceiptError::Malformed(format!(
+            "payloadType is {}, expected `{PAYLOAD_TYPE}`",
+            crate::error::Quoted(&envelope.payload_type)
+        )));
+    }
+    let bytes = decode_base64(&envelope.payload)
+        .ok_or_else(|| ReceiptError::Malformed("payload is not base64".into()))?;
+    let message = pae(PAYLOAD_TYPE, &bytes);
+    if envelope.signatures.is_empty() {
+        return Err(ReceiptError::BadSignature(
+            "the envelope has no signature".into(),
+        ));
+    }
+    // `keyid` is a hint DSSE lets verifiers ignore: every signature is tried, and a
+    // signature that is not base64 simply does not verify.
+    let verified = envelope
+        .signatures
+        .iter()
+        .any(|s| decode_base64(&s.sig).is_some_and(|raw| verify_signature(key, &message, &raw)));
+    if !verified {
+        return Err(ReceiptError::BadSignature(
+            "no signature verifies with this public key (tampered, or signed by another key)"
+                .into(),
+        ));
+    }
+    let payload: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ReceiptError::Malformed(format!("payload is not JSON: {e}")))?;
+    if canonical(&payload)? != bytes {
+        return Err(ReceiptError::NotCanonical);
+    }
+    Ok(payload)
+}
+
+mod chain;
+#[cfg(test)]
+mod tests;
+
+pub use chain::{verify_chain, ChainFault, ChainTip, ChainVerifier, MAX_CHAINS};
