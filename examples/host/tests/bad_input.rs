@@ -19,6 +19,7 @@ enum Who {
     Author,
     Admin,
     OtherAdmin,
+    Service,
 }
 
 struct Case {
@@ -32,6 +33,8 @@ struct Case {
     code: &'static str,
     /// A field or rule the problem must name, when it names one.
     names: Option<&'static str>,
+    /// An `If-Match` header to send.
+    if_match: Option<&'static str>,
 }
 
 #[allow(
@@ -59,6 +62,14 @@ fn case(
         status,
         code,
         names,
+        if_match: None,
+    }
+}
+
+impl Case {
+    fn if_match(mut self, tag: &'static str) -> Case {
+        self.if_match = Some(tag);
+        self
     }
 }
 
@@ -499,6 +510,7 @@ fn cases() -> Vec<Case> {
             None,
         ),
     ];
+    all.extend(resource_cases());
     // Not UTF-8: replaced by raw bytes below.
     for c in &mut all {
         if c.name == "not UTF-8" {
@@ -530,6 +542,7 @@ fn token(host: &Host, who: Who) -> Option<String> {
         Who::Author => Some(host.token("acme", &["author"], "alice")),
         Who::Admin => Some(host.admin("acme")),
         Who::OtherAdmin => Some(host.token("other", &["admin", "author"], "mallory")),
+        Who::Service => Some(host.token("acme", &["service"], "ide-backend")),
     }
 }
 
@@ -558,19 +571,23 @@ async fn bad_requests_get_problem_details_and_change_nothing() {
         )
         .await
         .unwrap();
+        seed_resources(&host).await;
         host.state.live.reload(s).await.unwrap();
-        let before = snapshot(s).await;
+        let before = format!("{}\n{}", snapshot(s).await, resources(s).await);
         for c in cases() {
             let body: axum::body::Body = if c.name == "not UTF-8" {
                 vec![0xff, 0xfe, 0x00].into()
             } else {
                 c.body.clone().into()
             };
+            let headers: Vec<(&str, &str)> =
+                c.if_match.map(|t| ("if-match", t)).into_iter().collect();
             let r = host
-                .call(
+                .call_with(
                     c.method.clone(),
                     &c.uri,
                     token(&host, c.who).as_deref(),
+                    &headers,
                     c.content_type,
                     body,
                 )
@@ -599,11 +616,438 @@ async fn bad_requests_get_problem_details_and_change_nothing() {
                 );
             }
             assert_eq!(
-                snapshot(s).await,
+                format!("{}\n{}", snapshot(s).await, resources(s).await),
                 before,
                 "{}: nothing stored may change",
                 c.name
             );
         }
     }
+}
+
+/// The stored resources of the routes beyond playbooks, seeded for the table.
+async fn seed_resources(host: &Host) {
+    let s = &*host.db.store;
+    s.put_preferences(
+        "acme",
+        "dev-1",
+        &serde_json::json!({"opt_out_categories": ["style"]}),
+        None,
+        &audit("acme", "seed"),
+    )
+    .await
+    .unwrap();
+    s.put_tenant_policy(
+        "acme",
+        &serde_json::json!({"max_actions_per_decision": 2}),
+        None,
+        &audit("acme", "seed"),
+    )
+    .await
+    .unwrap();
+}
+
+/// What the resource routes could change.
+async fn resources(s: &dyn mmm_host::store::Store) -> String {
+    let mut out: Vec<String> = Vec::new();
+    out.push(format!(
+        "{:?}",
+        s.get_preferences("acme", "dev-1").await.unwrap()
+    ));
+    out.push(format!("{:?}", s.get_tenant_policy("acme").await.unwrap()));
+    out.join("\n")
+}
+
+/// Rows for the routes beyond playbooks, one function per resource.
+fn resource_cases() -> Vec<Case> {
+    let mut all = Vec::new();
+    all.extend(preference_cases());
+    all.extend(policy_cases());
+    all
+}
+
+/// Preferences and snooze.
+fn preference_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    let prefs = "/actors/dev-1/preferences";
+    let snooze = "/actors/dev-1/preferences/snooze";
+    vec![
+        case(
+            "preferences: no token",
+            M::GET,
+            prefs,
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "preferences: another actor",
+            M::GET,
+            "/actors/dev-9/preferences",
+            Developer,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            "preferences: another tenant named",
+            M::GET,
+            "/actors/dev-1/preferences?tenant=other",
+            Developer,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("other"),
+        ),
+        case(
+            "preferences: unknown query",
+            M::GET,
+            "/actors/dev-1/preferences?actor=x",
+            Developer,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("actor"),
+        ),
+        case(
+            "preferences: malformed JSON",
+            M::PUT,
+            prefs,
+            Developer,
+            JSON,
+            "{",
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "preferences: not JSON",
+            M::PUT,
+            prefs,
+            Developer,
+            YAML,
+            "a: 1",
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "preferences: wrong type",
+            M::PUT,
+            prefs,
+            Developer,
+            JSON,
+            r#"{"opt_out_categories": "style"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("opt_out_categories"),
+        ),
+        case(
+            "preferences: unknown field",
+            M::PUT,
+            prefs,
+            Developer,
+            JSON,
+            r#"{"colour": "red"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("colour"),
+        ),
+        case(
+            "preferences: bad snooze_until",
+            M::PUT,
+            prefs,
+            Developer,
+            JSON,
+            r#"{"snooze_until": "later"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("snooze_until"),
+        ),
+        case(
+            "preferences: stale version",
+            M::PUT,
+            prefs,
+            Developer,
+            JSON,
+            "{}",
+            409,
+            "CONFLICT",
+            Some("revision"),
+        )
+        .if_match("\"0\""),
+        case(
+            "preferences: bad If-Match",
+            M::PUT,
+            prefs,
+            Developer,
+            JSON,
+            "{}",
+            422,
+            "INVALID_REQUEST",
+            Some("If-Match"),
+        )
+        .if_match("soon"),
+        case(
+            "preferences: another actor writes",
+            M::PUT,
+            "/actors/dev-9/preferences",
+            Developer,
+            JSON,
+            "{}",
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            "snooze: no token",
+            M::POST,
+            snooze,
+            Nobody,
+            JSON,
+            r#"{"for": "1h"}"#,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "snooze: malformed JSON",
+            M::POST,
+            snooze,
+            Developer,
+            JSON,
+            r#"{"for": "#,
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "snooze: wrong type",
+            M::POST,
+            snooze,
+            Developer,
+            JSON,
+            r#"{"for": 2}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("for"),
+        ),
+        case(
+            "snooze: unknown field",
+            M::POST,
+            snooze,
+            Developer,
+            JSON,
+            r#"{"for": "1h", "why": "tired"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("why"),
+        ),
+        case(
+            "snooze: both",
+            M::POST,
+            snooze,
+            Developer,
+            JSON,
+            r#"{"for": "1h", "until": "2999-01-01T00:00:00Z"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("exactly one"),
+        ),
+        case(
+            "snooze: bad duration",
+            M::POST,
+            snooze,
+            Developer,
+            JSON,
+            r#"{"for": "forever"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("for"),
+        ),
+        case(
+            "snooze: in the past",
+            M::POST,
+            snooze,
+            Developer,
+            JSON,
+            r#"{"until": "2001-01-01T00:00:00Z"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("until"),
+        ),
+        case(
+            "snooze: another actor",
+            M::POST,
+            "/actors/dev-9/preferences/snooze",
+            Developer,
+            JSON,
+            r#"{"for": "1h"}"#,
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            "unsnooze: another actor",
+            M::DELETE,
+            "/actors/dev-9/preferences/snooze",
+            Developer,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            "unsnooze: no token",
+            M::DELETE,
+            snooze,
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+    ]
+}
+
+/// Tenant policy.
+fn policy_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    let policy = "/tenants/acme/policy";
+    vec![
+        case(
+            "policy: no token",
+            M::GET,
+            policy,
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "policy: author reads",
+            M::GET,
+            policy,
+            Author,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("admin"),
+        ),
+        case(
+            "policy: another tenant reads",
+            M::GET,
+            policy,
+            OtherAdmin,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("acme"),
+        ),
+        case(
+            "policy: another tenant writes",
+            M::PUT,
+            policy,
+            OtherAdmin,
+            JSON,
+            "{}",
+            403,
+            "FORBIDDEN",
+            Some("acme"),
+        ),
+        case(
+            "policy: service writes",
+            M::PUT,
+            policy,
+            Service,
+            JSON,
+            "{}",
+            403,
+            "FORBIDDEN",
+            Some("admin"),
+        ),
+        case(
+            "policy: malformed JSON",
+            M::PUT,
+            policy,
+            Admin,
+            JSON,
+            "{\"budget\": ",
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "policy: wrong type",
+            M::PUT,
+            policy,
+            Admin,
+            JSON,
+            r#"{"max_actions_per_decision": "3"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("max_actions_per_decision"),
+        ),
+        case(
+            "policy: unknown field",
+            M::PUT,
+            policy,
+            Admin,
+            JSON,
+            r#"{"colour": "red"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("colour"),
+        ),
+        case(
+            "policy: bad quiet hours",
+            M::PUT,
+            policy,
+            Admin,
+            JSON,
+            r#"{"quiet_hours": {"start": "22:00", "end": "7"}}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("quiet_hours.end"),
+        ),
+        case(
+            "policy: stale version",
+            M::PUT,
+            policy,
+            Admin,
+            JSON,
+            "{}",
+            409,
+            "CONFLICT",
+            Some("revision"),
+        )
+        .if_match("\"0\""),
+        case(
+            "policy: bad If-Match",
+            M::PUT,
+            policy,
+            Admin,
+            JSON,
+            "{}",
+            422,
+            "INVALID_REQUEST",
+            Some("If-Match"),
+        )
+        .if_match("\"v1\""),
+    ]
 }

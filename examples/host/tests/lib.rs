@@ -15,5 +15,6 @@ mod common;
 mod health;
 mod openapi;
 mod playbooks;
+mod preferences;
 mod serve;
 mod store;

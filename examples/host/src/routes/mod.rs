@@ -4,6 +4,8 @@
 
 pub mod health;
 pub mod playbooks;
+pub mod policy;
+pub mod preferences;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -25,7 +27,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         PREFIX,
         OpenApiRouter::new()
             .merge(health::router())
-            .merge(playbooks::router()),
+            .merge(playbooks::router())
+            .merge(preferences::router())
+            .merge(policy::router()),
     )
 }
 
@@ -159,10 +163,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         let field = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => AppError::invalid_field(
-                if field == "." { "body" } else { &field },
-                inner.to_string(),
-            ),
+            serde_json::error::Category::Data => {
+                // A missing field is named itself, not the object that lacks it.
+                let message = inner.to_string();
+                let missing = message
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split_once('`'))
+                    .map(|(name, _)| name.to_owned());
+                let field = match (missing, field.as_str()) {
+                    (Some(name), ".") => name,
+                    (Some(name), path) => format!("{path}.{name}"),
+                    (None, ".") => "body".to_owned(),
+                    (None, path) => path.to_owned(),
+                };
+                AppError::invalid_field(&field, message)
+            }
             _ => AppError::unreadable(format!("the body is not valid JSON: {inner}"), None),
         }
     })
