@@ -663,6 +663,7 @@ fn resource_cases() -> Vec<Case> {
     let mut all = Vec::new();
     all.extend(preference_cases());
     all.extend(policy_cases());
+    all.extend(audit_cases());
     all
 }
 
@@ -1049,5 +1050,68 @@ fn policy_cases() -> Vec<Case> {
             Some("If-Match"),
         )
         .if_match("\"v1\""),
+    ]
+}
+
+/// Audit.
+fn audit_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    vec![
+        case(
+            "audit: no token",
+            M::GET,
+            "/audit",
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "audit: author",
+            M::GET,
+            "/audit",
+            Author,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("admin"),
+        ),
+        case(
+            "audit: another tenant named",
+            M::GET,
+            "/audit?tenant=acme",
+            OtherAdmin,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("acme"),
+        ),
+        case(
+            "audit: bad since",
+            M::GET,
+            "/audit?since=then",
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("since"),
+        ),
+        case(
+            "audit: bad limit",
+            M::GET,
+            "/audit?limit=0",
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("limit"),
+        ),
     ]
 }

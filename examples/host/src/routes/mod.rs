@@ -2,6 +2,7 @@
 //! [`crate::app`]; and the extractors every route reads its input with, so that bad input
 //! always answers problem details naming the field (never axum's plain-text rejections).
 
+pub mod audit;
 pub mod health;
 pub mod playbooks;
 pub mod policy;
@@ -29,7 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             .merge(health::router())
             .merge(playbooks::router())
             .merge(preferences::router())
-            .merge(policy::router()),
+            .merge(policy::router())
+            .merge(audit::router()),
     )
 }
 
