@@ -20,6 +20,7 @@ enum Who {
     Admin,
     OtherAdmin,
     Service,
+    Approver,
 }
 
 struct Case {
@@ -543,6 +544,7 @@ fn token(host: &Host, who: Who) -> Option<String> {
         Who::Admin => Some(host.admin("acme")),
         Who::OtherAdmin => Some(host.token("other", &["admin", "author"], "mallory")),
         Who::Service => Some(host.token("acme", &["service"], "ide-backend")),
+        Who::Approver => Some(host.token("acme", &["approver"], "lead")),
     }
 }
 
@@ -627,7 +629,17 @@ async fn bad_requests_get_problem_details_and_change_nothing() {
 
 /// The stored resources of the routes beyond playbooks, seeded for the table.
 async fn seed_resources(host: &Host) {
+    use mmm_engine::approval::ApprovalState;
     let s = &*host.db.store;
+    crate::actions::open_approval(host, "acme", "act-1", "dev-1", 24).await;
+    crate::actions::open_approval(host, "acme", "act-done", "dev-1", 24).await;
+    s.update_approval("acme", "ap-act-done", &mut |a| {
+        let mut a = a.clone();
+        a.state = ApprovalState::Approved;
+        Ok(a)
+    })
+    .await
+    .unwrap();
     s.put_preferences(
         "acme",
         "dev-1",
@@ -655,6 +667,14 @@ async fn resources(s: &dyn mmm_host::store::Store) -> String {
         s.get_preferences("acme", "dev-1").await.unwrap()
     ));
     out.push(format!("{:?}", s.get_tenant_policy("acme").await.unwrap()));
+    out.push(format!(
+        "{:?}",
+        s.get_approval("acme", "ap-act-1").await.unwrap()
+    ));
+    out.push(format!(
+        "{:?}",
+        s.get_approval("acme", "ap-act-done").await.unwrap()
+    ));
     out.join("\n")
 }
 
@@ -664,6 +684,7 @@ fn resource_cases() -> Vec<Case> {
     all.extend(preference_cases());
     all.extend(policy_cases());
     all.extend(audit_cases());
+    all.extend(approval_cases());
     all
 }
 
@@ -1050,6 +1071,172 @@ fn policy_cases() -> Vec<Case> {
             Some("If-Match"),
         )
         .if_match("\"v1\""),
+    ]
+}
+
+/// Approvals.
+fn approval_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    let long_reason = format!(
+        "{{\"channel\": \"ide\", \"reason\": \"{}\"}}",
+        "x".repeat(600)
+    );
+    vec![
+        case(
+            "approve: no token",
+            M::POST,
+            "/actions/act-1/approve",
+            Nobody,
+            JSON,
+            r#"{"channel": "ide"}"#,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "approve: malformed JSON",
+            M::POST,
+            "/actions/act-1/approve",
+            Developer,
+            JSON,
+            r#"{"channel"#,
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "approve: wrong type",
+            M::POST,
+            "/actions/act-1/approve",
+            Developer,
+            JSON,
+            r#"{"channel": 1}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("channel"),
+        ),
+        case(
+            "approve: unknown field",
+            M::POST,
+            "/actions/act-1/approve",
+            Developer,
+            JSON,
+            r#"{"channel": "ide", "votes": 2}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("votes"),
+        ),
+        case(
+            "approve: bad channel",
+            M::POST,
+            "/actions/act-1/approve",
+            Developer,
+            JSON,
+            r#"{"channel": "a b"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("channel"),
+        ),
+        case(
+            "approve: neither actor nor approver",
+            M::POST,
+            "/actions/act-1/approve",
+            Admin,
+            JSON,
+            r#"{"channel": "ide"}"#,
+            403,
+            "FORBIDDEN",
+            Some("approver"),
+        ),
+        case(
+            "approve: another tenant",
+            M::POST,
+            "/actions/act-1/approve",
+            OtherAdmin,
+            JSON,
+            r#"{"channel": "ide"}"#,
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+        case(
+            "approve: terminal",
+            M::POST,
+            "/actions/act-done/approve",
+            Approver,
+            JSON,
+            r#"{"channel": "chat"}"#,
+            409,
+            "CONFLICT",
+            Some("approved"),
+        ),
+        case(
+            "reject: terminal",
+            M::POST,
+            "/actions/act-done/reject",
+            Developer,
+            JSON,
+            r#"{"channel": "chat"}"#,
+            409,
+            "CONFLICT",
+            Some("approved"),
+        ),
+        case(
+            "reject: reason too long",
+            M::POST,
+            "/actions/act-1/reject",
+            Approver,
+            JSON,
+            &long_reason,
+            422,
+            "INVALID_REQUEST",
+            Some("reason"),
+        ),
+        case(
+            "reject: missing channel",
+            M::POST,
+            "/actions/act-1/reject",
+            Approver,
+            JSON,
+            "{}",
+            422,
+            "INVALID_REQUEST",
+            Some("channel"),
+        ),
+        case(
+            "approval-status: no token",
+            M::GET,
+            "/actions/act-1/approval-status",
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "approval-status: another tenant",
+            M::GET,
+            "/actions/act-1/approval-status",
+            OtherAdmin,
+            None,
+            "",
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+        case(
+            "approval-status: not the actor",
+            M::GET,
+            "/actions/act-1/approval-status",
+            Author,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            None,
+        ),
     ]
 }
 

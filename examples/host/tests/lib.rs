@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod actions;
 mod audit;
 mod auth;
 mod bad_input;

@@ -2,6 +2,7 @@
 //! [`crate::app`]; and the extractors every route reads its input with, so that bad input
 //! always answers problem details naming the field (never axum's plain-text rejections).
 
+pub mod approvals;
 pub mod audit;
 pub mod health;
 pub mod playbooks;
@@ -31,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             .merge(playbooks::router())
             .merge(preferences::router())
             .merge(policy::router())
+            .merge(approvals::router())
             .merge(audit::router()),
     )
 }

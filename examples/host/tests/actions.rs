@@ -1,0 +1,264 @@
+//! Approvals and outcomes of returned actions: the §8 dual-channel state machine over the
+//! store, outcomes validated and counted, tenant metrics and the audit log. The action
+//! and approval records are created in the store directly (the decide route creates them
+//! in production).
+
+use axum::http::{Method, StatusCode};
+use jiff::{SignedDuration, Timestamp};
+use mmm_engine::approval::{Approval, ApprovalState};
+use mmm_host::store::{IssuedAction, Scope};
+use serde_json::json;
+
+use crate::common::{hosts, Host};
+
+const P: &str = "/v1/mmm";
+
+pub async fn issue(host: &Host, tenant: &str, action_id: &str, actor: &str, kind: &str) {
+    host.db
+        .store
+        .record_actions(&[IssuedAction {
+            action_id: action_id.to_owned(),
+            tenant: tenant.to_owned(),
+            actor_id: actor.to_owned(),
+            playbook_id: "exposed-secret".to_owned(),
+            playbook_version: 1,
+            action_type: kind.to_owned(),
+            experiment: None,
+            decided_at: Timestamp::now(),
+        }])
+        .await
+        .unwrap();
+}
+
+pub async fn open_approval(
+    host: &Host,
+    tenant: &str,
+    action_id: &str,
+    actor: &str,
+    expires_in_h: i64,
+) {
+    issue(host, tenant, action_id, actor, "multiplier").await;
+    let now = Timestamp::now();
+    host.db
+        .store
+        .insert_approval(&Approval {
+            approval_id: format!("ap-{action_id}"),
+            action_id: action_id.to_owned(),
+            tenant_id: tenant.to_owned(),
+            actor_id: actor.to_owned(),
+            operation: Some("rotate_secret".to_owned()),
+            state: ApprovalState::Pending,
+            created_at: now - SignedDuration::from_hours(1),
+            expires_at: now + SignedDuration::from_hours(expires_in_h),
+            grants: vec![],
+            rejection: None,
+        })
+        .await
+        .unwrap();
+}
+
+fn channel(c: &str) -> serde_json::Value {
+    json!({"channel": c})
+}
+
+#[tokio::test]
+async fn two_channels_approve_and_terminal_states_never_change() {
+    for host in hosts().await {
+        open_approval(&host, "acme", "act-1", "dev-1", 24).await;
+        let dev = host.token("acme", &["developer"], "dev-1");
+        let approver = host.token("acme", &["approver"], "lead");
+        let status = format!("{P}/actions/act-1/approval-status");
+
+        assert_eq!(host.get(&status, &dev).await.json()["state"], "pending");
+        let r = host
+            .json(
+                Method::POST,
+                &format!("{P}/actions/act-1/approve"),
+                &dev,
+                &channel("ide"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.json()["state"], "partially_approved");
+        // The same channel again: refused, nothing changes.
+        host.json(
+            Method::POST,
+            &format!("{P}/actions/act-1/approve"),
+            &approver,
+            &channel("ide"),
+        )
+        .await
+        .problem(409, "CONFLICT");
+        let r = host
+            .json(
+                Method::POST,
+                &format!("{P}/actions/act-1/approve"),
+                &approver,
+                &channel("chat"),
+            )
+            .await;
+        assert_eq!(r.json()["state"], "approved", "{}", r.text);
+        let grants: Vec<(String, String)> = r.json()["grants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["channel"].as_str().unwrap().to_owned(),
+                    g["approver"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            grants,
+            [
+                ("ide".to_owned(), "dev-1".to_owned()),
+                ("chat".to_owned(), "lead".to_owned())
+            ]
+        );
+        // Terminal.
+        host.json(
+            Method::POST,
+            &format!("{P}/actions/act-1/reject"),
+            &approver,
+            &channel("chat"),
+        )
+        .await
+        .problem(409, "CONFLICT");
+        host.json(
+            Method::POST,
+            &format!("{P}/actions/act-1/approve"),
+            &dev,
+            &channel("email"),
+        )
+        .await
+        .problem(409, "CONFLICT");
+        assert_eq!(
+            host.get(&status, &approver).await.json()["state"],
+            "approved"
+        );
+
+        // Reject from pending, with a reason.
+        open_approval(&host, "acme", "act-2", "dev-1", 24).await;
+        let r = host
+            .json(
+                Method::POST,
+                &format!("{P}/actions/act-2/reject"),
+                &dev,
+                &json!({"channel": "chat", "reason": "not now"}),
+            )
+            .await;
+        assert_eq!(r.json()["state"], "rejected", "{}", r.text);
+        assert_eq!(
+            r.json()["rejection"],
+            json!(["dev-1", "not now (via chat)"])
+        );
+
+        // Expiry is recorded when read, and an expired approval is terminal.
+        open_approval(&host, "acme", "act-3", "dev-1", -1).await;
+        assert_eq!(
+            host.get(&format!("{P}/actions/act-3/approval-status"), &dev)
+                .await
+                .json()["state"],
+            "expired"
+        );
+        host.json(
+            Method::POST,
+            &format!("{P}/actions/act-3/approve"),
+            &dev,
+            &channel("ide"),
+        )
+        .await
+        .problem(409, "CONFLICT");
+        assert_eq!(
+            host.db
+                .store
+                .get_approval("acme", "ap-act-3")
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            ApprovalState::Expired
+        );
+
+        // Every transition is in the audit log with who did it.
+        let audited: Vec<String> = host
+            .db
+            .store
+            .list_audit(Scope::Only("acme"), Timestamp::UNIX_EPOCH, 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| format!("{} {} {}", a.action, a.sub, a.subject))
+            .collect();
+        assert_eq!(
+            audited,
+            [
+                "approval.partially_approved dev-1 ap-act-1",
+                "approval.approved lead ap-act-1",
+                "approval.rejected dev-1 ap-act-2",
+                "approval.expired dev-1 ap-act-3",
+            ]
+        );
+    }
+}
+
+#[tokio::test]
+async fn approvals_are_the_actors_or_an_approvers_of_the_tenant() {
+    for host in hosts().await {
+        open_approval(&host, "acme", "act-1", "dev-1", 24).await;
+        let peer = host.token("acme", &["developer", "admin", "service"], "dev-2");
+        host.json(
+            Method::POST,
+            &format!("{P}/actions/act-1/approve"),
+            &peer,
+            &channel("ide"),
+        )
+        .await
+        .problem(403, "FORBIDDEN");
+        host.get(&format!("{P}/actions/act-1/approval-status"), &peer)
+            .await
+            .problem(403, "FORBIDDEN");
+        // Another tenant's approver, or its actor of the same name: as if absent.
+        for token in [
+            host.token("other", &["approver"], "lead"),
+            host.token("other", &["developer"], "dev-1"),
+        ] {
+            host.json(
+                Method::POST,
+                &format!("{P}/actions/act-1/approve"),
+                &token,
+                &channel("ide"),
+            )
+            .await
+            .problem(404, "NOT_FOUND");
+            host.json(
+                Method::POST,
+                &format!("{P}/actions/act-1/reject"),
+                &token,
+                &channel("ide"),
+            )
+            .await
+            .problem(404, "NOT_FOUND");
+            host.get(&format!("{P}/actions/act-1/approval-status"), &token)
+                .await
+                .problem(404, "NOT_FOUND");
+        }
+        // An action without an approval (not a dual-channel multiplier).
+        issue(&host, "acme", "plain", "dev-1", "mirror").await;
+        let dev = host.token("acme", &["developer"], "dev-1");
+        host.get(&format!("{P}/actions/plain/approval-status"), &dev)
+            .await
+            .problem(404, "NOT_FOUND");
+        assert_eq!(
+            host.db
+                .store
+                .get_approval("acme", "ap-act-1")
+                .await
+                .unwrap()
+                .unwrap()
+                .state,
+            ApprovalState::Pending
+        );
+    }
+}
