@@ -6,7 +6,7 @@
 use axum::http::{Method, StatusCode};
 use jiff::{SignedDuration, Timestamp};
 use mmm_engine::approval::{Approval, ApprovalState};
-use mmm_host::store::{IssuedAction, Scope};
+use mmm_host::store::{Count, IssuedAction, Scope};
 use serde_json::json;
 
 use crate::common::{hosts, Host};
@@ -260,5 +260,114 @@ async fn approvals_are_the_actors_or_an_approvers_of_the_tenant() {
                 .state,
             ApprovalState::Pending
         );
+    }
+}
+
+fn count(metric: &str, labels: &[&str], n: i64) -> Count {
+    Count {
+        metric: metric.to_owned(),
+        labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+        n,
+    }
+}
+
+#[tokio::test]
+async fn tenant_metrics_are_aggregates_over_a_window() {
+    for host in hosts().await {
+        let s = &*host.db.store;
+        let at: Timestamp = "2026-11-22T10:30:00Z".parse().unwrap();
+        s.add_counts(
+            "acme",
+            at,
+            &[
+                count("decisions", &[], 3),
+                count("actions", &["large-pr", "mirror"], 2),
+                count("actions", &["large-pr", "mentor"], 1),
+                count("actions", &["flaky-test", "mirror"], 1),
+                count("suppressed", &["cooldown", "large-pr", "mirror"], 2),
+                count("outcomes", &["large-pr", "mirror", "accepted"], 1),
+                count("exposures", &["copy", "concise"], 1),
+            ],
+        )
+        .await
+        .unwrap();
+        s.add_counts(
+            "acme",
+            "2026-11-20T10:00:00Z".parse().unwrap(),
+            &[count("decisions", &[], 100)],
+        )
+        .await
+        .unwrap();
+        s.add_counts("other", at, &[count("decisions", &[], 50)])
+            .await
+            .unwrap();
+
+        let admin = host.admin("acme");
+        let uri = format!(
+            "{P}/tenants/acme/metrics?since=2026-11-22T00:00:00Z&until=2026-11-23T00:00:00Z"
+        );
+        let r = host.get(&uri, &admin).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let m = r.json();
+        assert_eq!(m["decisions"], 3);
+        assert_eq!(
+            m["actions"],
+            json!({"total": 4, "by_type": {"mentor": 1, "mirror": 3}, "by_playbook": {"flaky-test": 1, "large-pr": 3}})
+        );
+        assert_eq!(
+            m["suppressions"],
+            json!({"total": 2, "by_reason": {"cooldown": 2}})
+        );
+        assert_eq!(
+            m["outcomes"],
+            json!({"total": 1, "by_result": {"accepted": 1}, "by_playbook": {"large-pr": 1}})
+        );
+        assert!(!r.text.contains("dev-"), "never per actor: {}", r.text);
+        // The default window is the last 24 hours.
+        assert_eq!(
+            host.get(&format!("{P}/tenants/acme/metrics"), &admin)
+                .await
+                .json()["decisions"],
+            0
+        );
+
+        // Isolation and roles.
+        host.get(&uri, &host.admin("other"))
+            .await
+            .problem(403, "FORBIDDEN");
+        assert_eq!(
+            host.get(&uri.replace("acme", "other"), &host.admin("other"))
+                .await
+                .json()["decisions"],
+            50
+        );
+        host.get(
+            &uri,
+            &host.token("acme", &["service", "author", "approver"], "svc"),
+        )
+        .await
+        .problem(403, "FORBIDDEN");
+        for (query, field) in [
+            ("since=yesterday", "since"),
+            ("until=2026-13-01T00:00:00Z", "until"),
+            (
+                "since=2026-11-23T00:00:00Z&until=2026-11-22T00:00:00Z",
+                "since",
+            ),
+            ("actor=dev-1", "query"),
+        ] {
+            let problem = host
+                .get(&format!("{P}/tenants/acme/metrics?{query}"), &admin)
+                .await
+                .problem(422, "INVALID_REQUEST");
+            assert!(
+                problem["errors"][0]["field"]
+                    .as_str()
+                    .unwrap()
+                    .contains(field)
+                    || field == "query",
+                "{query}: {problem}"
+            );
+        }
     }
 }

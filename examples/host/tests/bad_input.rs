@@ -661,6 +661,7 @@ async fn seed_resources(host: &Host) {
 
 /// What the resource routes could change.
 async fn resources(s: &dyn mmm_host::store::Store) -> String {
+    let far = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48);
     let mut out: Vec<String> = Vec::new();
     out.push(format!(
         "{:?}",
@@ -675,6 +676,12 @@ async fn resources(s: &dyn mmm_host::store::Store) -> String {
         "{:?}",
         s.get_approval("acme", "ap-act-done").await.unwrap()
     ));
+    out.push(format!(
+        "{:?}",
+        s.counts("acme", None, jiff::Timestamp::UNIX_EPOCH, far)
+            .await
+            .unwrap()
+    ));
     out.join("\n")
 }
 
@@ -685,6 +692,7 @@ fn resource_cases() -> Vec<Case> {
     all.extend(policy_cases());
     all.extend(audit_cases());
     all.extend(approval_cases());
+    all.extend(metrics_cases());
     all
 }
 
@@ -1071,6 +1079,70 @@ fn policy_cases() -> Vec<Case> {
             Some("If-Match"),
         )
         .if_match("\"v1\""),
+    ]
+}
+
+/// Tenant metrics.
+fn metrics_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    let metrics = "/tenants/acme/metrics";
+    vec![
+        case(
+            "metrics: no token",
+            M::GET,
+            metrics,
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "metrics: service reads",
+            M::GET,
+            metrics,
+            Service,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("admin"),
+        ),
+        case(
+            "metrics: another tenant",
+            M::GET,
+            metrics,
+            OtherAdmin,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("acme"),
+        ),
+        case(
+            "metrics: bad since",
+            M::GET,
+            "/tenants/acme/metrics?since=monday",
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("since"),
+        ),
+        case(
+            "metrics: per actor",
+            M::GET,
+            "/tenants/acme/metrics?actor_id=dev-1",
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("actor_id"),
+        ),
     ]
 }
 

@@ -28,6 +28,7 @@ const SPEC_ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/mmm/actors/{actor_id}/preferences/snooze"),
     ("get", "/v1/mmm/tenants/{tenant_id}/policy"),
     ("put", "/v1/mmm/tenants/{tenant_id}/policy"),
+    ("get", "/v1/mmm/tenants/{tenant_id}/metrics"),
     ("post", "/v1/mmm/actions/{action_id}/approve"),
     ("post", "/v1/mmm/actions/{action_id}/reject"),
     ("get", "/v1/mmm/actions/{action_id}/approval-status"),

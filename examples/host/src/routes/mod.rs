@@ -8,6 +8,7 @@ pub mod health;
 pub mod playbooks;
 pub mod policy;
 pub mod preferences;
+pub mod tenants;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -32,6 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             .merge(playbooks::router())
             .merge(preferences::router())
             .merge(policy::router())
+            .merge(tenants::router())
             .merge(approvals::router())
             .merge(audit::router()),
     )
