@@ -263,6 +263,131 @@ async fn approvals_are_the_actors_or_an_approvers_of_the_tenant() {
     }
 }
 
+#[tokio::test]
+async fn outcomes_are_validated_stored_once_and_counted() {
+    for host in hosts().await {
+        issue(&host, "acme", "act-1", "dev-1", "mirror").await;
+        let service = host.token("acme", &["service"], "ide-backend");
+        let uri = format!("{P}/actions/act-1/outcome");
+        let r = host
+            .json(Method::POST, &uri, &service, &json!({"result": "accepted"}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        assert_eq!(
+            (
+                r.json()["recorded"].as_bool(),
+                r.json()["playbook_id"].as_str()
+            ),
+            (Some(true), Some("exposed-secret"))
+        );
+        // A repeat changes nothing.
+        let r = host
+            .json(Method::POST, &uri, &service, &json!({"result": "accepted"}))
+            .await;
+        assert_eq!(
+            (r.status, r.json()["recorded"].as_bool()),
+            (StatusCode::OK, Some(false))
+        );
+        let admin = host.admin("acme");
+        let r = host
+            .json(
+                Method::POST,
+                &uri,
+                &admin,
+                &json!({"result": "executed", "at": "2026-11-22T10:00:00+01:00"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        assert_eq!(r.json()["at"], "2026-11-22T09:00:00Z");
+
+        let counts = host
+            .db
+            .store
+            .counts(
+                "acme",
+                Some("outcomes"),
+                Timestamp::UNIX_EPOCH,
+                Timestamp::now() + SignedDuration::from_hours(1),
+            )
+            .await
+            .unwrap();
+        let as_pairs: Vec<(Vec<String>, i64)> =
+            counts.into_iter().map(|c| (c.labels, c.n)).collect();
+        let labels = |r: &str| {
+            vec![
+                "exposed-secret".to_owned(),
+                "mirror".to_owned(),
+                r.to_owned(),
+            ]
+        };
+        assert_eq!(as_pairs, [(labels("accepted"), 1), (labels("executed"), 1)]);
+
+        for (body, field, code) in [
+            (json!({"result": "loved"}), "result", "OUTCOME_INVALID"),
+            (json!({"result": 3}), "result", "INVALID_REQUEST"),
+            (
+                json!({"result": "accepted", "at": "yesterday"}),
+                "at",
+                "OUTCOME_INVALID",
+            ),
+            (
+                json!({"result": "accepted", "at": "2999-01-01T00:00:00Z"}),
+                "at",
+                "INVALID_REQUEST",
+            ),
+            (
+                json!({"result": "accepted", "mood": "happy"}),
+                "mood",
+                "INVALID_REQUEST",
+            ),
+            (json!({}), "result", "INVALID_REQUEST"),
+        ] {
+            let problem = host
+                .json(Method::POST, &uri, &service, &body)
+                .await
+                .problem(422, "INVALID_REQUEST");
+            assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
+            assert_eq!(problem["errors"][0]["code"], code, "{body}: {problem}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn outcomes_belong_to_the_actions_tenant() {
+    for host in hosts().await {
+        issue(&host, "acme", "act-1", "dev-1", "mirror").await;
+        let uri = format!("{P}/actions/act-1/outcome");
+        let other = host.token("other", &["service", "admin"], "svc");
+        host.json(Method::POST, &uri, &other, &json!({"result": "accepted"}))
+            .await
+            .problem(404, "NOT_FOUND");
+        let dev = host.token("acme", &["developer", "approver", "author"], "dev-1");
+        host.json(Method::POST, &uri, &dev, &json!({"result": "accepted"}))
+            .await
+            .problem(403, "FORBIDDEN");
+        host.json(
+            Method::POST,
+            &format!("{P}/actions/nope/outcome"),
+            &host.admin("acme"),
+            &json!({"result": "accepted"}),
+        )
+        .await
+        .problem(404, "NOT_FOUND");
+        let counts = host
+            .db
+            .store
+            .counts(
+                "acme",
+                None,
+                Timestamp::UNIX_EPOCH,
+                Timestamp::now() + SignedDuration::from_hours(1),
+            )
+            .await
+            .unwrap();
+        assert!(counts.is_empty(), "{counts:?}");
+    }
+}
+
 fn count(metric: &str, labels: &[&str], n: i64) -> Count {
     Count {
         metric: metric.to_owned(),

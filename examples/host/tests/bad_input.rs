@@ -693,6 +693,7 @@ fn resource_cases() -> Vec<Case> {
     all.extend(audit_cases());
     all.extend(approval_cases());
     all.extend(metrics_cases());
+    all.extend(outcome_cases());
     all
 }
 
@@ -1308,6 +1309,102 @@ fn approval_cases() -> Vec<Case> {
             403,
             "FORBIDDEN",
             None,
+        ),
+    ]
+}
+
+/// Outcomes.
+fn outcome_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    vec![
+        case(
+            "outcome: no token",
+            M::POST,
+            "/actions/act-1/outcome",
+            Nobody,
+            JSON,
+            r#"{"result": "accepted"}"#,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "outcome: developer",
+            M::POST,
+            "/actions/act-1/outcome",
+            Developer,
+            JSON,
+            r#"{"result": "accepted"}"#,
+            403,
+            "FORBIDDEN",
+            Some("service"),
+        ),
+        case(
+            "outcome: another tenant's action",
+            M::POST,
+            "/actions/act-1/outcome",
+            OtherAdmin,
+            JSON,
+            r#"{"result": "accepted"}"#,
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+        case(
+            "outcome: malformed JSON",
+            M::POST,
+            "/actions/act-1/outcome",
+            Service,
+            JSON,
+            "{result}",
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "outcome: wrong type",
+            M::POST,
+            "/actions/act-1/outcome",
+            Service,
+            JSON,
+            r#"{"result": true}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("result"),
+        ),
+        case(
+            "outcome: unknown field",
+            M::POST,
+            "/actions/act-1/outcome",
+            Service,
+            JSON,
+            r#"{"result": "accepted", "actor_id": "x"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("actor_id"),
+        ),
+        case(
+            "outcome: unknown result",
+            M::POST,
+            "/actions/act-1/outcome",
+            Service,
+            JSON,
+            r#"{"result": "loved"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("result"),
+        ),
+        case(
+            "outcome: bad time",
+            M::POST,
+            "/actions/act-1/outcome",
+            Service,
+            JSON,
+            r#"{"result": "accepted", "at": "noon"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("at"),
         ),
     ]
 }

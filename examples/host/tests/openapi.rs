@@ -32,6 +32,7 @@ const SPEC_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/mmm/actions/{action_id}/approve"),
     ("post", "/v1/mmm/actions/{action_id}/reject"),
     ("get", "/v1/mmm/actions/{action_id}/approval-status"),
+    ("post", "/v1/mmm/actions/{action_id}/outcome"),
     ("get", "/v1/mmm/audit"),
 ];
 

@@ -5,6 +5,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod health;
+pub mod outcomes;
 pub mod playbooks;
 pub mod policy;
 pub mod preferences;
@@ -35,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             .merge(policy::router())
             .merge(tenants::router())
             .merge(approvals::router())
+            .merge(outcomes::router())
             .merge(audit::router()),
     )
 }
