@@ -1,5 +1,5 @@
 //! Approvals and outcomes of returned actions: the §8 dual-channel state machine over the
-//! store, outcomes validated and counted, tenant metrics and the audit log. The action
+//! store, outcomes validated and counted, and tenant metrics. The action
 //! and approval records are created in the store directly (the decide route creates them
 //! in production).
 

@@ -631,6 +631,25 @@ async fn bad_requests_get_problem_details_and_change_nothing() {
 async fn seed_resources(host: &Host) {
     use mmm_engine::approval::ApprovalState;
     let s = &*host.db.store;
+    let now = jiff::Timestamp::now();
+    for (id, status) in [("copy", "paused"), ("live-exp", "active")] {
+        let yaml = crate::experiments::experiment_yaml("acme", id, status, crate::experiments::TWO);
+        s.insert_experiment(
+            &mmm_host::store::ExperimentRecord {
+                tenant: "acme".into(),
+                id: id.into(),
+                status: status.into(),
+                yaml,
+                author: "alice".into(),
+                revision: 1,
+                created_at: now,
+                updated_at: now,
+            },
+            &audit("acme", "seed"),
+        )
+        .await
+        .unwrap();
+    }
     crate::actions::open_approval(host, "acme", "act-1", "dev-1", 24).await;
     crate::actions::open_approval(host, "acme", "act-done", "dev-1", 24).await;
     s.update_approval("acme", "ap-act-done", &mut |a| {
@@ -682,6 +701,12 @@ async fn resources(s: &dyn mmm_host::store::Store) -> String {
             .await
             .unwrap()
     ));
+    out.push(format!(
+        "{:?}",
+        s.list_experiments(mmm_host::store::Scope::All)
+            .await
+            .unwrap()
+    ));
     out.join("\n")
 }
 
@@ -694,6 +719,7 @@ fn resource_cases() -> Vec<Case> {
     all.extend(approval_cases());
     all.extend(metrics_cases());
     all.extend(outcome_cases());
+    all.extend(experiment_cases());
     all
 }
 
@@ -1143,6 +1169,272 @@ fn metrics_cases() -> Vec<Case> {
             422,
             "INVALID_REQUEST",
             Some("actor_id"),
+        ),
+    ]
+}
+
+/// Experiments.
+fn experiment_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    let exp =
+        crate::experiments::experiment_yaml("acme", "copy", "paused", crate::experiments::TWO);
+    let fresh = exp.replace("id: copy", "id: fresh");
+    let huge = format!("{fresh}#{}\n", "x".repeat(70 * 1024));
+    vec![
+        case(
+            "experiments: no token",
+            M::GET,
+            "/experiments",
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "experiments: developer creates",
+            M::POST,
+            "/experiments",
+            Developer,
+            YAML,
+            &fresh,
+            403,
+            "FORBIDDEN",
+            Some("author"),
+        ),
+        case(
+            "experiments: another tenant named",
+            M::GET,
+            "/experiments?tenant=acme",
+            OtherAdmin,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("acme"),
+        ),
+        case(
+            "experiments: writing into another tenant",
+            M::POST,
+            "/experiments",
+            OtherAdmin,
+            YAML,
+            &fresh,
+            403,
+            "FORBIDDEN",
+            Some("acme"),
+        ),
+        case(
+            "experiments: not YAML",
+            M::POST,
+            "/experiments",
+            Author,
+            JSON,
+            "{}",
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "experiments: malformed YAML",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            "metadata: [unclosed\n",
+            422,
+            "PLAYBOOK_INVALID",
+            None,
+        ),
+        case(
+            "experiments: unknown field",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            &fresh.replace("  strategy: fixed\n", "  strategy: fixed\n  colour: red\n"),
+            422,
+            "PLAYBOOK_INVALID",
+            Some("colour"),
+        ),
+        case(
+            "experiments: wrong type",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            &fresh.replace("weight: 50}", "weight: lots}"),
+            422,
+            "PLAYBOOK_INVALID",
+            None,
+        ),
+        case(
+            "experiments: active in the body",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            &fresh.replace("status: paused", "status: active"),
+            422,
+            "PLAYBOOK_INVALID",
+            Some("metadata.status"),
+        ),
+        case(
+            "experiments: a playbook sent",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            &crate::common::playbook_yaml("acme", "x", 1, "draft", "A pull request was opened."),
+            422,
+            "PLAYBOOK_INVALID",
+            Some("one-experiment"),
+        ),
+        case(
+            "experiments: exists",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            &exp,
+            409,
+            "CONFLICT",
+            None,
+        ),
+        case(
+            "experiments: oversized",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            &huge,
+            413,
+            "PAYLOAD_TOO_LARGE",
+            None,
+        ),
+        case(
+            "experiments: another tenant's",
+            M::GET,
+            "/experiments/copy",
+            OtherAdmin,
+            None,
+            "",
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+        case(
+            "experiments: another tenant replaces",
+            M::PUT,
+            "/experiments/copy",
+            OtherAdmin,
+            YAML,
+            &exp,
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+        case(
+            "experiments: developer replaces",
+            M::PUT,
+            "/experiments/copy",
+            Developer,
+            YAML,
+            &exp,
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            "experiments: stale version",
+            M::PUT,
+            "/experiments/copy",
+            Author,
+            YAML,
+            &exp,
+            409,
+            "CONFLICT",
+            Some("stale"),
+        )
+        .if_match("\"7\""),
+        case(
+            "experiments: another id in the text",
+            M::PUT,
+            "/experiments/copy",
+            Author,
+            YAML,
+            &fresh,
+            422,
+            "INVALID_REQUEST",
+            Some("metadata.id"),
+        ),
+        case(
+            "experiments: replacing an active one",
+            M::PUT,
+            "/experiments/live-exp",
+            Author,
+            YAML,
+            &exp.replace("id: copy", "id: live-exp"),
+            409,
+            "CONFLICT",
+            Some("deactivate"),
+        ),
+        case(
+            "experiments: author activates",
+            M::POST,
+            "/experiments/copy/activate",
+            Author,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("admin"),
+        ),
+        case(
+            "experiments: another tenant activates",
+            M::POST,
+            "/experiments/copy/activate",
+            OtherAdmin,
+            None,
+            "",
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+        case(
+            "experiments: activate an active one",
+            M::POST,
+            "/experiments/live-exp/activate",
+            Admin,
+            None,
+            "",
+            409,
+            "CONFLICT",
+            Some("active already"),
+        ),
+        case(
+            "experiments: deactivate a paused one",
+            M::POST,
+            "/experiments/copy/deactivate",
+            Admin,
+            None,
+            "",
+            409,
+            "CONFLICT",
+            Some("paused"),
+        ),
+        case(
+            "experiments: missing",
+            M::POST,
+            "/experiments/nope/deactivate",
+            Admin,
+            None,
+            "",
+            404,
+            "NOT_FOUND",
+            None,
         ),
     ]
 }

@@ -14,6 +14,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod common;
+mod experiments;
 mod health;
 mod openapi;
 mod playbooks;

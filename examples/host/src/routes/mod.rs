@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod experiments;
 pub mod health;
 pub mod outcomes;
 pub mod playbooks;
@@ -35,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             .merge(preferences::router())
             .merge(policy::router())
             .merge(tenants::router())
+            .merge(experiments::router())
             .merge(approvals::router())
             .merge(outcomes::router())
             .merge(audit::router()),

@@ -3,8 +3,8 @@
 //! actions by type and by playbook, suppressions by reason, outcomes by result. Never per
 //! actor: no counter has an actor label.
 //!
-//! The counters, and the labels each one has, in order (what the decide and outcome
-//! routes write):
+//! The counters, and the labels each one has, in order (what [`decision_counts`] and the
+//! outcome route write):
 //!
 //! | metric | labels | one per |
 //! |---|---|---|
@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::Json;
 use jiff::{SignedDuration, Timestamp};
-use mmm_engine::parse_timestamp;
+use mmm_engine::{parse_timestamp, Decision};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -30,6 +30,7 @@ use super::policy::{check_tenant, TenantPath};
 use super::{PathParams, QueryParams};
 use crate::auth::extract::Admin;
 use crate::error::{AppError, Problem};
+use crate::store::Count;
 use crate::AppState;
 
 /// Counter names (see the module's table).
@@ -51,6 +52,32 @@ pub mod metric {
 /// The routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(tenant_metrics))
+}
+
+fn count(metric: &str, labels: &[&str]) -> Count {
+    Count {
+        metric: metric.to_owned(),
+        labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+        n: 1,
+    }
+}
+
+/// The counters one decision adds (to be stored at the decision's time for its tenant):
+/// the decision, its actions, its suppressions and its experiment exposures
+/// ([`super::experiments::exposure_counts`]).
+pub fn decision_counts(decision: &Decision) -> Vec<Count> {
+    let mut out = vec![count(metric::DECISIONS, &[])];
+    for a in &decision.actions {
+        out.push(count(metric::ACTIONS, &[&a.playbook.id, a.kind.as_str()]));
+    }
+    for s in &decision.suppressed {
+        out.push(count(
+            metric::SUPPRESSED,
+            &[s.reason.as_str(), &s.playbook.id, s.kind.as_str()],
+        ));
+    }
+    out.extend(super::experiments::exposure_counts(decision));
+    out
 }
 
 /// `?since=&until=`.
