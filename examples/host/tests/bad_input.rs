@@ -731,6 +731,17 @@ fn preference_cases() -> Vec<Case> {
     let snooze = "/actors/dev-1/preferences/snooze";
     vec![
         case(
+            "preferences: actor id too long",
+            M::GET,
+            &format!("/actors/{}/preferences", "a".repeat(129)),
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("actor_id"),
+        ),
+        case(
             "preferences: no token",
             M::GET,
             prefs,

@@ -20,7 +20,6 @@ use utoipa_axum::routes;
 use super::policy::{if_match, stored, validate_part, with_etag};
 use super::{quote, JsonBody, QueryParams};
 use crate::auth::extract::PreferencesOf;
-use crate::auth::Caller;
 use crate::error::{AppError, Problem};
 use crate::store::{NewAudit, StoreError};
 use crate::AppState;
@@ -53,8 +52,22 @@ pub struct SnoozeBody {
     pub for_: Option<String>,
 }
 
-/// The tenant whose actor this is.
-pub(crate) fn actor_tenant(caller: &Caller, query: &ActorTenantQuery) -> Result<String, AppError> {
+/// The longest actor id (as in a signal, SPEC §1).
+const MAX_ACTOR_CHARS: usize = 128;
+
+/// The tenant whose actor this is; the actor id checked as a signal's is.
+pub(crate) fn actor_tenant(
+    who: &PreferencesOf,
+    query: &ActorTenantQuery,
+) -> Result<String, AppError> {
+    let n = who.actor_id.chars().count();
+    if n == 0 || n > MAX_ACTOR_CHARS {
+        return Err(AppError::invalid_field(
+            "actor_id",
+            format!("must be 1 to {MAX_ACTOR_CHARS} characters"),
+        ));
+    }
+    let caller = &who.caller;
     match &query.tenant {
         Some(t) if !crate::auth::valid_tenant(t) => Err(AppError::invalid_field(
             "tenant",
@@ -86,7 +99,7 @@ async fn get_preferences(
     who: PreferencesOf,
     QueryParams(query): QueryParams<ActorTenantQuery>,
 ) -> Result<Response, AppError> {
-    let tenant = actor_tenant(&who.caller, &query)?;
+    let tenant = actor_tenant(&who, &query)?;
     let (value, revision) = stored(state.store.get_preferences(&tenant, &who.actor_id).await?);
     Ok(with_etag(value, revision))
 }
@@ -111,7 +124,7 @@ async fn put_preferences(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, AppError> {
-    let tenant = actor_tenant(&who.caller, &query)?;
+    let tenant = actor_tenant(&who, &query)?;
     let expected = if_match(&headers)?;
     validate_part("preferences", &body)?;
     let (before, _) = stored(state.store.get_preferences(&tenant, &who.actor_id).await?);
@@ -214,7 +227,7 @@ async fn snooze(
     QueryParams(query): QueryParams<ActorTenantQuery>,
     JsonBody(body): JsonBody<SnoozeBody>,
 ) -> Result<Response, AppError> {
-    let tenant = actor_tenant(&who.caller, &query)?;
+    let tenant = actor_tenant(&who, &query)?;
     let end = snooze_end(&body, state.clock.now())?.to_string();
     change(&state, &tenant, &who, "preferences.snoozed", |prefs| {
         prefs.insert("snooze_until".to_owned(), Value::String(end.clone()));
@@ -235,7 +248,7 @@ async fn unsnooze(
     who: PreferencesOf,
     QueryParams(query): QueryParams<ActorTenantQuery>,
 ) -> Result<Response, AppError> {
-    let tenant = actor_tenant(&who.caller, &query)?;
+    let tenant = actor_tenant(&who, &query)?;
     change(&state, &tenant, &who, "preferences.unsnoozed", |prefs| {
         prefs.remove("snooze_until");
     })
