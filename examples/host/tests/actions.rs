@@ -496,3 +496,56 @@ async fn tenant_metrics_are_aggregates_over_a_window() {
         }
     }
 }
+
+#[tokio::test]
+async fn concurrent_approvals_are_counted_once_each() {
+    let (ide, chat) = (channel("ide"), channel("chat"));
+    for host in hosts().await {
+        open_approval(&host, "acme", "act-1", "dev-1", 24).await;
+        open_approval(&host, "acme", "act-2", "dev-1", 24).await;
+        let dev = host.token("acme", &["developer"], "dev-1");
+        let approver = host.token("acme", &["approver"], "lead");
+        // Two channels at once: both count, in some order.
+        let uri = format!("{P}/actions/act-1/approve");
+        let (a, b) = tokio::join!(
+            host.json(Method::POST, &uri, &dev, &ide),
+            host.json(Method::POST, &uri, &approver, &chat),
+        );
+        assert_eq!(
+            (a.status, b.status),
+            (StatusCode::OK, StatusCode::OK),
+            "{} {}",
+            a.text,
+            b.text
+        );
+        let stored = host
+            .db
+            .store
+            .get_approval("acme", "ap-act-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.state, ApprovalState::Approved);
+        assert_eq!(stored.grants.len(), 2);
+        // One channel twice at once: one counts, the other is refused.
+        let uri = format!("{P}/actions/act-2/approve");
+        let (a, b) = tokio::join!(
+            host.json(Method::POST, &uri, &dev, &ide),
+            host.json(Method::POST, &uri, &approver, &ide),
+        );
+        let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "{} {}", a.text, b.text);
+        let stored = host
+            .db
+            .store
+            .get_approval("acme", "ap-act-2")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (stored.state, stored.grants.len()),
+            (ApprovalState::PartiallyApproved, 1)
+        );
+    }
+}

@@ -1,4 +1,5 @@
-//! The audit log: admin mutations of the caller's tenant, redacted, paged.
+//! The audit log: admin mutations of the caller's tenant, redacted, paged; and every
+//! resource route with the database gone.
 
 use axum::http::{Method, StatusCode};
 use jiff::Timestamp;
@@ -105,5 +106,132 @@ async fn secrets_never_reach_the_audit_log() {
         let r = host.get(&format!("{P}/audit"), &admin).await;
         assert!(!r.text.contains("hunter2"), "{}", r.text);
         assert!(r.text.contains("[redacted]"), "{}", r.text);
+    }
+}
+
+/// The database gone: every resource route answers 503 `UNAVAILABLE` (never a 500,
+/// never a hang, nothing internal shown).
+#[tokio::test]
+async fn every_resource_route_answers_503_when_the_database_is_gone() {
+    for host in hosts().await {
+        crate::actions::open_approval(&host, "acme", "act-1", "dev-1", 24).await;
+        let admin = host.admin("acme");
+        let approver = host.token("acme", &["approver"], "lead");
+        host.db.store.close().await;
+        let json_body = |v: serde_json::Value| v.to_string();
+        for (method, uri, token, body) in [
+            (Method::GET, "/actors/dev-1/preferences", &admin, None),
+            (
+                Method::PUT,
+                "/actors/dev-1/preferences",
+                &admin,
+                Some(json_body(json!({}))),
+            ),
+            (
+                Method::POST,
+                "/actors/dev-1/preferences/snooze",
+                &admin,
+                Some(json_body(json!({"for": "1h"}))),
+            ),
+            (
+                Method::DELETE,
+                "/actors/dev-1/preferences/snooze",
+                &admin,
+                None,
+            ),
+            (Method::GET, "/tenants/acme/policy", &admin, None),
+            (
+                Method::PUT,
+                "/tenants/acme/policy",
+                &admin,
+                Some(json_body(json!({}))),
+            ),
+            (Method::GET, "/tenants/acme/metrics", &admin, None),
+            (Method::GET, "/experiments", &admin, None),
+            (Method::GET, "/experiments/copy", &admin, None),
+            (Method::POST, "/experiments/copy/activate", &admin, None),
+            (Method::POST, "/experiments/copy/deactivate", &admin, None),
+            (
+                Method::POST,
+                "/actions/act-1/approve",
+                &approver,
+                Some(json_body(json!({"channel": "ide"}))),
+            ),
+            (
+                Method::POST,
+                "/actions/act-1/reject",
+                &approver,
+                Some(json_body(json!({"channel": "ide"}))),
+            ),
+            (
+                Method::GET,
+                "/actions/act-1/approval-status",
+                &approver,
+                None,
+            ),
+            (
+                Method::POST,
+                "/actions/act-1/outcome",
+                &admin,
+                Some(json_body(json!({"result": "accepted"}))),
+            ),
+            (Method::GET, "/audit", &admin, None),
+        ] {
+            let uri = format!("{P}{uri}");
+            let r = match body {
+                Some(b) => {
+                    host.json(
+                        method.clone(),
+                        &uri,
+                        token,
+                        &serde_json::from_str(&b).unwrap(),
+                    )
+                    .await
+                }
+                None => {
+                    host.call(
+                        method.clone(),
+                        &uri,
+                        Some(token),
+                        None,
+                        axum::body::Body::empty(),
+                    )
+                    .await
+                }
+            };
+            let problem = r.problem(503, "UNAVAILABLE");
+            assert!(
+                !r.text.contains("pool"),
+                "{method} {uri}: no internals: {problem}"
+            );
+        }
+        let created = host
+            .post_yaml(
+                &format!("{P}/experiments"),
+                &admin,
+                &crate::experiments::experiment_yaml(
+                    "acme",
+                    "copy",
+                    "paused",
+                    crate::experiments::TWO,
+                ),
+            )
+            .await;
+        created.problem(503, "UNAVAILABLE");
+        let replaced = host
+            .call(
+                Method::PUT,
+                &format!("{P}/experiments/copy"),
+                Some(&admin),
+                Some("application/yaml"),
+                crate::experiments::experiment_yaml(
+                    "acme",
+                    "copy",
+                    "paused",
+                    crate::experiments::TWO,
+                ),
+            )
+            .await;
+        replaced.problem(503, "UNAVAILABLE");
     }
 }

@@ -455,3 +455,68 @@ async fn experiments_are_isolated_per_tenant() {
             .problem(403, "FORBIDDEN");
     }
 }
+
+#[tokio::test]
+async fn a_stored_experiment_that_no_longer_fits_is_left_out_not_fatal() {
+    for host in hosts().await {
+        seed(&host).await;
+        let admin = host.admin("acme");
+        host.post_yaml(
+            &format!("{P}/experiments"),
+            &admin,
+            &experiment_yaml("acme", "copy", "paused", TWO),
+        )
+        .await;
+        assert_eq!(
+            host.post(&format!("{P}/experiments/copy/activate"), &admin)
+                .await
+                .status,
+            StatusCode::OK
+        );
+        // Its playbook is deprecated: the set reloads without the experiment.
+        let r = host
+            .post(&format!("{P}/playbooks/pb/versions/1/deprecate"), &admin)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let set = host.state.live.engine().playbooks();
+        assert!(set.live_for("acme", "pb").is_none());
+        assert!(set.experiment_for("acme", "pb").is_none());
+        assert_eq!(
+            host.state.live.revision(),
+            Some(host.db.store.playbook_revision().await.unwrap())
+        );
+        // A stored active record whose text names another experiment is left out too.
+        let now = Timestamp::now();
+        host.db
+            .store
+            .insert_experiment(
+                &mmm_host::store::ExperimentRecord {
+                    tenant: "other".into(),
+                    id: "renamed".into(),
+                    status: "active".into(),
+                    yaml: experiment_yaml("other", "original", "active", TWO),
+                    author: "x".into(),
+                    revision: 1,
+                    created_at: now,
+                    updated_at: now,
+                },
+                &audit("other", "seed"),
+            )
+            .await
+            .unwrap();
+        host.state.live.reload(&*host.db.store).await.unwrap();
+        let set = host.state.live.engine().playbooks();
+        assert!(set.experiments().is_empty());
+        assert_eq!(
+            set.live_for("other", "pb").unwrap().version,
+            1,
+            "the rest still serves"
+        );
+        // The detail of a paused experiment whose playbook is gone still shows.
+        let r = host.get(&format!("{P}/experiments/copy"), &admin).await;
+        assert_eq!(
+            (r.status, r.json()["status"].as_str()),
+            (StatusCode::OK, Some("active"))
+        );
+    }
+}
