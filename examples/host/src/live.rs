@@ -3,6 +3,11 @@
 //! one written in the text), and swapped atomically (`Engine::reload_shared`). Replicas
 //! follow changes through the store's notifications and a periodic revision check.
 //!
+//! Active experiments of every tenant join the set (the store's status counts, not the
+//! text's); one that no longer fits the published playbooks is left out and logged.
+//! Experiment changes bump the same revision, so replicas follow them as they follow
+//! playbooks.
+//!
 //! Compiled versions are cached by their text's hash, so a publish recompiles one
 //! version, not the library. Compiling runs on the blocking pool.
 
@@ -120,9 +125,40 @@ fn experiment_sources(name: &str, yaml: &str) -> Vec<Source> {
     sources
 }
 
+/// One diagnostic of rule `one-experiment` at the text's start.
+fn not_one_experiment(name: &str, message: &str) -> Vec<Diagnostic> {
+    vec![Diagnostic {
+        severity: mmm_engine::Severity::Error,
+        rule: "one-experiment".to_owned(),
+        message: message.to_owned(),
+        file: name.to_owned(),
+        line: Some(1),
+        column: Some(1),
+        playbook: None,
+    }]
+}
+
+/// Refuses a text that is not exactly one document (experiments are sent one at a time).
+fn one_document(name: &str, yaml: &str) -> Result<(), Vec<Diagnostic>> {
+    match split_documents(yaml).len() {
+        1 => Ok(()),
+        0 => Err(not_one_experiment(
+            name,
+            "the text holds no experiment document",
+        )),
+        _ => Err(not_one_experiment(
+            name,
+            "the text holds more than one document; send one experiment at a time",
+        )),
+    }
+}
+
 /// Every finding `mmm validate --strict` would report for an experiment text (the
 /// playbook it names is assumed to exist; activation checks that it is live).
 pub fn experiment_diagnostics(name: &str, yaml: &str) -> Vec<Diagnostic> {
+    if let Err(d) = one_document(name, yaml) {
+        return d;
+    }
     check_sources(&experiment_sources(name, yaml))
         .into_iter()
         .filter(|d| d.file != STAND_IN)
@@ -132,36 +168,29 @@ pub fn experiment_diagnostics(name: &str, yaml: &str) -> Vec<Diagnostic> {
 /// Compiles a text that must hold exactly one experiment document.
 ///
 /// # Errors
-/// The load errors, or one diagnostic saying the text holds no experiment or more than
-/// one document.
+/// The load errors, or one diagnostic (`one-experiment`) saying the text holds no
+/// experiment, a playbook, or more than one document.
 pub fn compile_experiment(name: &str, yaml: &str) -> Result<ExperimentPlan, Vec<Diagnostic>> {
+    one_document(name, yaml)?;
     let set = PlaybookSet::from_sources(&experiment_sources(name, yaml)).map_err(|e| {
+        // The stand-in compiles for any playbook id the experiment accepts: what is left
+        // is the experiment's own.
         e.diagnostics
             .into_iter()
             .filter(|d| d.file != STAND_IN)
             .collect::<Vec<_>>()
     })?;
-    let single = |message: &str| {
-        vec![Diagnostic {
-            severity: mmm_engine::Severity::Error,
-            rule: "one-experiment".to_owned(),
-            message: message.to_owned(),
-            file: name.to_owned(),
-            line: Some(1),
-            column: Some(1),
-            playbook: None,
-        }]
-    };
     if set.versions().iter().any(|p| p.source.file != STAND_IN) {
-        return Err(single(
+        return Err(not_one_experiment(
+            name,
             "this holds a playbook; playbooks are written through `/playbooks`",
         ));
     }
     match set.experiments() {
         [plan] => Ok(ExperimentPlan::clone(plan)),
-        [] => Err(single("the text holds no experiment document")),
-        _ => Err(single(
-            "the text holds more than one experiment document; send one at a time",
+        _ => Err(not_one_experiment(
+            name,
+            "the text holds no experiment document",
         )),
     }
 }
@@ -754,6 +783,33 @@ mod tests {
         );
         assert_eq!(split_documents("---\na: 1\n"), ["a: 1\n"]);
         assert!(split_documents("").is_empty());
+    }
+
+    #[test]
+    fn one_experiment_per_text_compiled_beside_a_stand_in() {
+        let doc = "apiVersion: mmm/v1\nkind: Experiment\nmetadata: {id: e, tenant: acme, status: paused}\nspec:\n  playbook: large-pr\n  variants: [{name: a, weight: 1}]\n";
+        let plan = compile_experiment("x", doc).unwrap();
+        assert_eq!(
+            (plan.id.as_str(), plan.playbook.as_str()),
+            ("e", "large-pr")
+        );
+        assert_eq!(plan.tenant.as_deref(), Some("acme"));
+        assert!(experiment_diagnostics("x", doc).is_empty());
+        let two = format!("{doc}---\n{}", doc.replace("id: e,", "id: f,"));
+        assert_eq!(
+            compile_experiment("x", &two).unwrap_err()[0].rule,
+            "one-experiment"
+        );
+        assert_eq!(
+            compile_experiment("x", "# nothing\n").unwrap_err()[0].rule,
+            "one-experiment"
+        );
+        let bad = doc.replace("playbook: large-pr", "playbook: Not An Id");
+        let errors = compile_experiment("x", &bad).unwrap_err();
+        assert!(
+            !errors.is_empty() && errors.iter().all(|d| d.file == "x"),
+            "{errors:?}"
+        );
     }
 
     #[test]
