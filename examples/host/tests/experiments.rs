@@ -520,3 +520,55 @@ async fn a_stored_experiment_that_no_longer_fits_is_left_out_not_fatal() {
         );
     }
 }
+
+/// A following replica picks up an activation by itself, as it does a publish (on
+/// PostgreSQL through the `NOTIFY`, the poll set to a minute; on SQLite the poll).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_following_replica_picks_up_an_activation_by_itself() {
+    for host in hosts().await {
+        seed(&host).await;
+        let other = Host::new_on(&host).await;
+        let poll = if host.db.name == "postgres" {
+            std::time::Duration::from_secs(60)
+        } else {
+            std::time::Duration::from_millis(100)
+        };
+        let follower = std::sync::Arc::clone(&other.state.live)
+            .follow(
+                std::sync::Arc::clone(&other.db.store),
+                poll,
+                other.state.shutdown.stopping(),
+            )
+            .await;
+        let admin = host.admin("acme");
+        host.post_yaml(
+            &format!("{P}/experiments"),
+            &admin,
+            &experiment_yaml("acme", "copy", "paused", CONCISE),
+        )
+        .await;
+        let r = host
+            .post(&format!("{P}/experiments/copy/activate"), &admin)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let started = std::time::Instant::now();
+        while other
+            .state
+            .live
+            .engine()
+            .playbooks()
+            .experiment_for("acme", "pb")
+            .is_none()
+        {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{}: the other replica did not follow within 5 s",
+                host.db.name
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(decide(&other, "acme", "dev-1").actions[0].title, "Short");
+        other.state.shutdown.begin();
+        follower.await.unwrap();
+    }
+}
