@@ -5,7 +5,7 @@
 //! The state machine is the core's ([`Approvals`]): `pending` → `partially_approved` on a
 //! first channel → `approved` on another; a second approval on the same channel, or any
 //! change of a terminal state (`approved`, `rejected`, `expired`), answers 409. It runs on
-//! the blocking pool over the host's store through [`StoreApprovals`]: each transition is
+//! the blocking pool over the host's store through an `ApprovalStore` adapter: each transition is
 //! computed by the core and written only when the stored record is still the one it was
 //! computed from (else recomputed), so concurrent approvals on two replicas never both
 //! count. The core's audit events of a transition go to the host's audit log.
