@@ -3,6 +3,11 @@
 //! one written in the text), and swapped atomically (`Engine::reload_shared`). Replicas
 //! follow changes through the store's notifications and a periodic revision check.
 //!
+//! Active experiments of every tenant join the set (the store's status counts, not the
+//! text's); one that no longer fits the published playbooks is left out and logged.
+//! Experiment changes bump the same revision, so replicas follow them as they follow
+//! playbooks.
+//!
 //! Compiled versions are cached by their text's hash, so a publish recompiles one
 //! version, not the library. Compiling runs on the blocking pool.
 
@@ -13,6 +18,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use mmm_engine::audit::{AuditEvent, AuditSink};
+use mmm_engine::experiment::{ExperimentPlan, ExperimentStatus};
 use mmm_engine::playbook::Source;
 use mmm_engine::{check_sources, Diagnostic, Engine, Plan, PlaybookSet, Status};
 use parking_lot::Mutex;
@@ -22,7 +28,9 @@ use tokio::sync::{watch, Notify};
 
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::store::{ExperimentRecord, NewAudit, PlaybookMeta, PlaybookVersion, Store, GLOBAL};
+use crate::store::{
+    ExperimentRecord, NewAudit, PlaybookMeta, PlaybookVersion, Scope, Store, GLOBAL,
+};
 
 /// The name diagnostics give a stored version: `acme/large-pr@3`.
 pub fn source_name(tenant: &str, id: &str, version: u32) -> String {
@@ -77,6 +85,149 @@ pub fn compile_one(name: &str, yaml: &str) -> Result<Plan, Vec<Diagnostic>> {
             "the text holds more than one playbook document; send one version at a time",
         )),
     }
+}
+
+/// The experiment status the store keeps for active experiments.
+pub const ACTIVE: &str = "active";
+
+/// The source name of the stand-in playbook an experiment is compiled beside.
+const STAND_IN: &str = "<stand-in>";
+
+/// A global draft playbook of id `playbook`, so an experiment text compiles on its own:
+/// the core checks only that the playbook it names is in the set. Which published
+/// version it shapes is the live set's business.
+fn stand_in(playbook: &str) -> Source {
+    let id = serde_json::to_string(playbook).unwrap_or_else(|_| "\"x\"".to_owned());
+    Source {
+        name: STAND_IN.to_owned(),
+        text: format!(
+            "apiVersion: mmm/v1\nkind: Playbook\nmetadata: {{id: {id}, version: 1, tenant: \"*\", status: draft}}\nspec:\n  triggers: [stand.in]\n  actions: [{{type: mirror, surfaces: [ide], title: Stand-in, text: \"A stand-in fired.\"}}]\n"
+        ),
+    }
+}
+
+/// The sources an experiment text is checked with: itself, and a stand-in for the
+/// playbook it names (when it names one).
+fn experiment_sources(name: &str, yaml: &str) -> Vec<Source> {
+    let mut sources = vec![Source {
+        name: name.to_owned(),
+        text: yaml.to_owned(),
+    }];
+    let playbook = yaml_to_json(yaml).ok().and_then(|v| {
+        v.get("spec")
+            .and_then(|s| s.get("playbook"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    if let Some(playbook) = playbook {
+        sources.push(stand_in(&playbook));
+    }
+    sources
+}
+
+/// One diagnostic of rule `one-experiment` at the text's start.
+fn not_one_experiment(name: &str, message: &str) -> Vec<Diagnostic> {
+    vec![Diagnostic {
+        severity: mmm_engine::Severity::Error,
+        rule: "one-experiment".to_owned(),
+        message: message.to_owned(),
+        file: name.to_owned(),
+        line: Some(1),
+        column: Some(1),
+        playbook: None,
+    }]
+}
+
+/// Refuses a text that is not exactly one document (experiments are sent one at a time).
+fn one_document(name: &str, yaml: &str) -> Result<(), Vec<Diagnostic>> {
+    match split_documents(yaml).len() {
+        1 => Ok(()),
+        0 => Err(not_one_experiment(
+            name,
+            "the text holds no experiment document",
+        )),
+        _ => Err(not_one_experiment(
+            name,
+            "the text holds more than one document; send one experiment at a time",
+        )),
+    }
+}
+
+/// Every finding `mmm validate --strict` would report for an experiment text (the
+/// playbook it names is assumed to exist; activation checks that it is live).
+pub fn experiment_diagnostics(name: &str, yaml: &str) -> Vec<Diagnostic> {
+    if let Err(d) = one_document(name, yaml) {
+        return d;
+    }
+    check_sources(&experiment_sources(name, yaml))
+        .into_iter()
+        .filter(|d| d.file != STAND_IN)
+        .collect()
+}
+
+/// Compiles a text that must hold exactly one experiment document.
+///
+/// # Errors
+/// The load errors, or one diagnostic (`one-experiment`) saying the text holds no
+/// experiment, a playbook, or more than one document.
+pub fn compile_experiment(name: &str, yaml: &str) -> Result<ExperimentPlan, Vec<Diagnostic>> {
+    one_document(name, yaml)?;
+    let set = PlaybookSet::from_sources(&experiment_sources(name, yaml)).map_err(|e| {
+        // The stand-in compiles for any playbook id the experiment accepts: what is left
+        // is the experiment's own.
+        e.diagnostics
+            .into_iter()
+            .filter(|d| d.file != STAND_IN)
+            .collect::<Vec<_>>()
+    })?;
+    if set.versions().iter().any(|p| p.source.file != STAND_IN) {
+        return Err(not_one_experiment(
+            name,
+            "this holds a playbook; playbooks are written through `/playbooks`",
+        ));
+    }
+    match set.experiments() {
+        [plan] => Ok(ExperimentPlan::clone(plan)),
+        _ => Err(not_one_experiment(
+            name,
+            "the text holds no experiment document",
+        )),
+    }
+}
+
+/// Why an experiment cannot join a set of `plans` beside the experiments already
+/// `kept`, or `None` when it can (the core's rules: its playbook is in the set for its
+/// scope; ids are unique in a set; one experiment per playbook and tenant scope).
+pub fn experiment_conflict(
+    e: &ExperimentPlan,
+    plans: &[&Plan],
+    kept: &[&ExperimentPlan],
+) -> Option<String> {
+    let exists = plans.iter().any(|p| {
+        *p.id == *e.playbook && (e.tenant.is_none() || p.tenant.is_none() || p.tenant == e.tenant)
+    });
+    if !exists {
+        return Some(format!(
+            "playbook `{}` has no published version for the experiment's tenant",
+            e.playbook
+        ));
+    }
+    if kept.iter().any(|k| k.id == e.id) {
+        return Some(format!(
+            "an active experiment `{}` exists already (experiment ids are unique among active experiments)",
+            e.id
+        ));
+    }
+    if let Some(other) = kept
+        .iter()
+        .find(|k| k.playbook == e.playbook && k.tenant == e.tenant)
+    {
+        return Some(format!(
+            "playbook `{}` has the active experiment `{}` already; run one at a time",
+            e.playbook, other.id
+        ));
+    }
+    None
 }
 
 /// Splits a multi-document YAML text into its documents' texts, at `---` lines (a
@@ -135,12 +286,16 @@ impl AuditSink for LogAudit {
 
 type CacheKey = (String, String, u32);
 
+/// Compiled experiments by (tenant, id), with their text's hash.
+type ExperimentCache = HashMap<(String, String), (String, Arc<ExperimentPlan>)>;
+
 /// The engine and the store revision its set was built from.
 pub struct Live {
     engine: Engine,
     metrics: Arc<Metrics>,
     loaded: AtomicI64,
     cache: Mutex<HashMap<CacheKey, (String, Arc<Plan>)>>,
+    experiment_cache: Mutex<ExperimentCache>,
     reloading: tokio::sync::Mutex<()>,
 }
 
@@ -160,6 +315,7 @@ impl Live {
             metrics,
             loaded: AtomicI64::new(-1),
             cache: Mutex::new(HashMap::new()),
+            experiment_cache: Mutex::new(HashMap::new()),
             reloading: tokio::sync::Mutex::new(()),
         }
     }
@@ -191,6 +347,15 @@ impl Live {
         &self,
         versions: Vec<(PlaybookVersion, Status)>,
     ) -> Result<PlaybookSet, AppError> {
+        let plans = self.compile_plans(versions).await?;
+        PlaybookSet::from_plans(plans).map_err(|e| AppError::Internal(e.to_string()))
+    }
+
+    /// Compiles versions into plans, as [`Live::compile_set`].
+    async fn compile_plans(
+        &self,
+        versions: Vec<(PlaybookVersion, Status)>,
+    ) -> Result<Vec<Plan>, AppError> {
         let mut plans: Vec<Plan> = Vec::with_capacity(versions.len());
         let mut to_compile = Vec::new();
         {
@@ -253,7 +418,105 @@ impl Live {
                 }
             }
         }
-        PlaybookSet::from_plans(plans).map_err(|e| AppError::Internal(e.to_string()))
+        Ok(plans)
+    }
+
+    /// Compiles active experiments (cached by their text's hash), each marked active (the
+    /// store's status counts, not the text's). One whose text no longer compiles, or
+    /// names another experiment than its record, is left out and logged.
+    async fn compile_experiments(
+        &self,
+        records: Vec<ExperimentRecord>,
+    ) -> Result<Vec<ExperimentPlan>, AppError> {
+        let mut out = Vec::with_capacity(records.len());
+        let mut to_compile = Vec::new();
+        {
+            let cache = self.experiment_cache.lock();
+            for r in records {
+                let sha = text_sha256(&r.yaml);
+                match cache.get(&(r.tenant.clone(), r.id.clone())) {
+                    Some((cached, plan)) if *cached == sha => out.push(ExperimentPlan::clone(plan)),
+                    _ => to_compile.push((sha, r)),
+                }
+            }
+        }
+        if !to_compile.is_empty() {
+            let compiled = tokio::task::spawn_blocking(move || {
+                to_compile
+                    .into_iter()
+                    .map(|(sha, r)| {
+                        let name = format!("{}/experiment:{}", r.tenant, r.id);
+                        let result = compile_experiment(&name, &r.yaml).and_then(|plan| {
+                            let tenant = plan.tenant.as_deref().unwrap_or(GLOBAL);
+                            if tenant == r.tenant && plan.id == r.id {
+                                Ok(plan)
+                            } else {
+                                Err(vec![])
+                            }
+                        });
+                        (r.tenant, r.id, sha, result)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| AppError::Internal(format!("compiling experiments: {e}")))?;
+            let mut cache = self.experiment_cache.lock();
+            for (tenant, id, sha, result) in compiled {
+                match result {
+                    Ok(plan) => {
+                        out.push(plan.clone());
+                        cache.insert((tenant, id), (sha, Arc::new(plan)));
+                    }
+                    Err(diagnostics) => {
+                        self.metrics.versions_skipped.inc();
+                        let why: Vec<String> =
+                            diagnostics.iter().map(ToString::to_string).collect();
+                        tracing::error!(
+                            experiment = %format!("{tenant}/{id}"),
+                            problems = %if why.is_empty() { "its text names another experiment".to_owned() } else { why.join("; ") },
+                            "a stored active experiment does not compile; it is left out of the set"
+                        );
+                    }
+                }
+            }
+        }
+        for plan in &mut out {
+            plan.status = ExperimentStatus::Active;
+        }
+        Ok(out)
+    }
+
+    /// The live set: the published plans and the active experiments that fit them. An
+    /// experiment that cannot join (its playbook no longer published, a second active
+    /// experiment of one id or on one playbook) is left out and logged, oldest kept:
+    /// one bad row never keeps the host from serving.
+    fn assemble(
+        &self,
+        plans: Vec<Plan>,
+        experiments: Vec<ExperimentPlan>,
+    ) -> Result<PlaybookSet, AppError> {
+        let mut kept: Vec<ExperimentPlan> = Vec::with_capacity(experiments.len());
+        {
+            let plan_refs: Vec<&Plan> = plans.iter().collect();
+            for e in experiments {
+                let kept_refs: Vec<&ExperimentPlan> = kept.iter().collect();
+                match experiment_conflict(&e, &plan_refs, &kept_refs) {
+                    None => kept.push(e),
+                    Some(why) => {
+                        self.metrics.versions_skipped.inc();
+                        tracing::error!(experiment = %e.id, problem = %why, "an active experiment is left out of the set");
+                    }
+                }
+            }
+        }
+        match PlaybookSet::from_parts(plans.clone(), kept) {
+            Ok(set) => Ok(set),
+            Err(e) => {
+                self.metrics.versions_skipped.inc();
+                tracing::error!(problems = %e, "the active experiments do not form a set with the playbooks; serving without experiments");
+                PlaybookSet::from_plans(plans).map_err(|e| AppError::Internal(e.to_string()))
+            }
+        }
     }
 
     /// Rebuilds the live set from the store's published versions and swaps it in.
@@ -282,10 +545,30 @@ impl Live {
             .into_iter()
             .map(|v| (v, Status::Published))
             .collect();
-        let set = self.compile_set(versions).await?;
+        let plans = self.compile_plans(versions).await?;
+        // Active experiments of every tenant join the set, oldest first (the one kept
+        // when two conflict).
+        let mut active: Vec<ExperimentRecord> = store
+            .list_experiments(Scope::All)
+            .await?
+            .into_iter()
+            .filter(|e| e.status == ACTIVE)
+            .collect();
+        active.sort_by(|a, b| {
+            (a.updated_at, &a.tenant, &a.id).cmp(&(b.updated_at, &b.tenant, &b.id))
+        });
+        let keep_experiments: std::collections::HashSet<(String, String)> = active
+            .iter()
+            .map(|e| (e.tenant.clone(), e.id.clone()))
+            .collect();
+        let experiments = self.compile_experiments(active).await?;
+        let set = self.assemble(plans, experiments)?;
         // Drafts compiled for a simulation, and versions no longer published, leave the
         // cache: it holds the live set's plans, not every text ever seen.
         self.cache.lock().retain(|key, _| keep.contains(key));
+        self.experiment_cache
+            .lock()
+            .retain(|key, _| keep_experiments.contains(key));
         self.engine
             .reload_shared(Arc::new(set))
             .map_err(|e| AppError::Internal(e.to_string()))?;
@@ -500,6 +783,33 @@ mod tests {
         );
         assert_eq!(split_documents("---\na: 1\n"), ["a: 1\n"]);
         assert!(split_documents("").is_empty());
+    }
+
+    #[test]
+    fn one_experiment_per_text_compiled_beside_a_stand_in() {
+        let doc = "apiVersion: mmm/v1\nkind: Experiment\nmetadata: {id: e, tenant: acme, status: paused}\nspec:\n  playbook: large-pr\n  variants: [{name: a, weight: 1}]\n";
+        let plan = compile_experiment("x", doc).unwrap();
+        assert_eq!(
+            (plan.id.as_str(), plan.playbook.as_str()),
+            ("e", "large-pr")
+        );
+        assert_eq!(plan.tenant.as_deref(), Some("acme"));
+        assert!(experiment_diagnostics("x", doc).is_empty());
+        let two = format!("{doc}---\n{}", doc.replace("id: e,", "id: f,"));
+        assert_eq!(
+            compile_experiment("x", &two).unwrap_err()[0].rule,
+            "one-experiment"
+        );
+        assert_eq!(
+            compile_experiment("x", "# nothing\n").unwrap_err()[0].rule,
+            "one-experiment"
+        );
+        let bad = doc.replace("playbook: large-pr", "playbook: Not An Id");
+        let errors = compile_experiment("x", &bad).unwrap_err();
+        assert!(
+            !errors.is_empty() && errors.iter().all(|d| d.file == "x"),
+            "{errors:?}"
+        );
     }
 
     #[test]

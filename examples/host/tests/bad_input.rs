@@ -19,6 +19,8 @@ enum Who {
     Author,
     Admin,
     OtherAdmin,
+    Service,
+    Approver,
 }
 
 struct Case {
@@ -32,6 +34,8 @@ struct Case {
     code: &'static str,
     /// A field or rule the problem must name, when it names one.
     names: Option<&'static str>,
+    /// An `If-Match` header to send.
+    if_match: Option<&'static str>,
 }
 
 #[allow(
@@ -59,6 +63,14 @@ fn case(
         status,
         code,
         names,
+        if_match: None,
+    }
+}
+
+impl Case {
+    fn if_match(mut self, tag: &'static str) -> Case {
+        self.if_match = Some(tag);
+        self
     }
 }
 
@@ -499,6 +511,7 @@ fn cases() -> Vec<Case> {
             None,
         ),
     ];
+    all.extend(resource_cases());
     // Not UTF-8: replaced by raw bytes below.
     for c in &mut all {
         if c.name == "not UTF-8" {
@@ -530,6 +543,8 @@ fn token(host: &Host, who: Who) -> Option<String> {
         Who::Author => Some(host.token("acme", &["author"], "alice")),
         Who::Admin => Some(host.admin("acme")),
         Who::OtherAdmin => Some(host.token("other", &["admin", "author"], "mallory")),
+        Who::Service => Some(host.token("acme", &["service"], "ide-backend")),
+        Who::Approver => Some(host.token("acme", &["approver"], "lead")),
     }
 }
 
@@ -558,19 +573,23 @@ async fn bad_requests_get_problem_details_and_change_nothing() {
         )
         .await
         .unwrap();
+        seed_resources(&host).await;
         host.state.live.reload(s).await.unwrap();
-        let before = snapshot(s).await;
+        let before = format!("{}\n{}", snapshot(s).await, resources(s).await);
         for c in cases() {
             let body: axum::body::Body = if c.name == "not UTF-8" {
                 vec![0xff, 0xfe, 0x00].into()
             } else {
                 c.body.clone().into()
             };
+            let headers: Vec<(&str, &str)> =
+                c.if_match.map(|t| ("if-match", t)).into_iter().collect();
             let r = host
-                .call(
+                .call_with(
                     c.method.clone(),
                     &c.uri,
                     token(&host, c.who).as_deref(),
+                    &headers,
                     c.content_type,
                     body,
                 )
@@ -599,11 +618,1159 @@ async fn bad_requests_get_problem_details_and_change_nothing() {
                 );
             }
             assert_eq!(
-                snapshot(s).await,
+                format!("{}\n{}", snapshot(s).await, resources(s).await),
                 before,
                 "{}: nothing stored may change",
                 c.name
             );
         }
     }
+}
+
+/// The stored resources of the routes beyond playbooks, seeded for the table.
+async fn seed_resources(host: &Host) {
+    use mmm_engine::approval::ApprovalState;
+    let s = &*host.db.store;
+    let now = jiff::Timestamp::now();
+    for (id, status) in [("copy", "paused"), ("live-exp", "active")] {
+        let yaml = crate::experiments::experiment_yaml("acme", id, status, crate::experiments::TWO);
+        s.insert_experiment(
+            &mmm_host::store::ExperimentRecord {
+                tenant: "acme".into(),
+                id: id.into(),
+                status: status.into(),
+                yaml,
+                author: "alice".into(),
+                revision: 1,
+                created_at: now,
+                updated_at: now,
+            },
+            &audit("acme", "seed"),
+        )
+        .await
+        .unwrap();
+    }
+    crate::actions::open_approval(host, "acme", "act-1", "dev-1", 24).await;
+    crate::actions::open_approval(host, "acme", "act-done", "dev-1", 24).await;
+    s.update_approval("acme", "ap-act-done", &mut |a| {
+        let mut a = a.clone();
+        a.state = ApprovalState::Approved;
+        Ok(a)
+    })
+    .await
+    .unwrap();
+    s.put_preferences(
+        "acme",
+        "dev-1",
+        &serde_json::json!({"opt_out_categories": ["style"]}),
+        None,
+        &audit("acme", "seed"),
+    )
+    .await
+    .unwrap();
+    s.put_tenant_policy(
+        "acme",
+        &serde_json::json!({"max_actions_per_decision": 2}),
+        None,
+        &audit("acme", "seed"),
+    )
+    .await
+    .unwrap();
+}
+
+/// What the resource routes could change.
+async fn resources(s: &dyn mmm_host::store::Store) -> String {
+    let far = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48);
+    let mut out: Vec<String> = Vec::new();
+    out.push(format!(
+        "{:?}",
+        s.get_preferences("acme", "dev-1").await.unwrap()
+    ));
+    out.push(format!("{:?}", s.get_tenant_policy("acme").await.unwrap()));
+    out.push(format!(
+        "{:?}",
+        s.get_approval("acme", "ap-act-1").await.unwrap()
+    ));
+    out.push(format!(
+        "{:?}",
+        s.get_approval("acme", "ap-act-done").await.unwrap()
+    ));
+    out.push(format!(
+        "{:?}",
+        s.counts("acme", None, jiff::Timestamp::UNIX_EPOCH, far)
+            .await
+            .unwrap()
+    ));
+    out.push(format!(
+        "{:?}",
+        s.list_experiments(mmm_host::store::Scope::All)
+            .await
+            .unwrap()
+    ));
+    out.join("\n")
+}
+
+/// Rows for the routes beyond playbooks, one function per resource.
+fn resource_cases() -> Vec<Case> {
+    let mut all = Vec::new();
+    all.extend(preference_cases());
+    all.extend(policy_cases());
+    all.extend(audit_cases());
+    all.extend(approval_cases());
+    all.extend(metrics_cases());
+    all.extend(outcome_cases());
+    all.extend(experiment_cases());
+    all
+}
+
+/// Preferences and snooze.
+fn preference_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    let prefs = "/actors/dev-1/preferences";
+    let snooze = "/actors/dev-1/preferences/snooze";
+    vec![
+        case(
+            "preferences: actor id too long",
+            M::GET,
+            &format!("/actors/{}/preferences", "a".repeat(129)),
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("actor_id"),
+        ),
+        case(
+            "preferences: no token",
+            M::GET,
+            prefs,
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "preferences: another actor",
+            M::GET,
+            "/actors/dev-9/preferences",
+            Developer,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            "preferences: another tenant named",
+            M::GET,
+            "/actors/dev-1/preferences?tenant=other",
+            Developer,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("other"),
+        ),
+        case(
+            "preferences: unknown query",
+            M::GET,
+            "/actors/dev-1/preferences?actor=x",
+            Developer,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("actor"),
+        ),
+        case(
+            "preferences: malformed JSON",
+            M::PUT,
+            prefs,
+            Developer,
+            JSON,
+            "{",
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "preferences: not JSON",
+            M::PUT,
+            prefs,
+            Developer,
+            YAML,
+            "a: 1",
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "preferences: wrong type",
+            M::PUT,
+            prefs,
+            Developer,
+            JSON,
+            r#"{"opt_out_categories": "style"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("opt_out_categories"),
+        ),
+        case(
+            "preferences: unknown field",
+            M::PUT,
+            prefs,
+            Developer,
+            JSON,
+            r#"{"colour": "red"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("colour"),
+        ),
+        case(
+            "preferences: bad snooze_until",
+            M::PUT,
+            prefs,
+            Developer,
+            JSON,
+            r#"{"snooze_until": "later"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("snooze_until"),
+        ),
+        case(
+            "preferences: stale version",
+            M::PUT,
+            prefs,
+            Developer,
+            JSON,
+            "{}",
+            409,
+            "CONFLICT",
+            Some("revision"),
+        )
+        .if_match("\"0\""),
+        case(
+            "preferences: bad If-Match",
+            M::PUT,
+            prefs,
+            Developer,
+            JSON,
+            "{}",
+            422,
+            "INVALID_REQUEST",
+            Some("If-Match"),
+        )
+        .if_match("soon"),
+        case(
+            "preferences: another actor writes",
+            M::PUT,
+            "/actors/dev-9/preferences",
+            Developer,
+            JSON,
+            "{}",
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            "snooze: no token",
+            M::POST,
+            snooze,
+            Nobody,
+            JSON,
+            r#"{"for": "1h"}"#,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "snooze: malformed JSON",
+            M::POST,
+            snooze,
+            Developer,
+            JSON,
+            r#"{"for": "#,
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "snooze: wrong type",
+            M::POST,
+            snooze,
+            Developer,
+            JSON,
+            r#"{"for": 2}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("for"),
+        ),
+        case(
+            "snooze: unknown field",
+            M::POST,
+            snooze,
+            Developer,
+            JSON,
+            r#"{"for": "1h", "why": "tired"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("why"),
+        ),
+        case(
+            "snooze: both",
+            M::POST,
+            snooze,
+            Developer,
+            JSON,
+            r#"{"for": "1h", "until": "2999-01-01T00:00:00Z"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("exactly one"),
+        ),
+        case(
+            "snooze: bad duration",
+            M::POST,
+            snooze,
+            Developer,
+            JSON,
+            r#"{"for": "forever"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("for"),
+        ),
+        case(
+            "snooze: in the past",
+            M::POST,
+            snooze,
+            Developer,
+            JSON,
+            r#"{"until": "2001-01-01T00:00:00Z"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("until"),
+        ),
+        case(
+            "snooze: another actor",
+            M::POST,
+            "/actors/dev-9/preferences/snooze",
+            Developer,
+            JSON,
+            r#"{"for": "1h"}"#,
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            "unsnooze: another actor",
+            M::DELETE,
+            "/actors/dev-9/preferences/snooze",
+            Developer,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            "unsnooze: no token",
+            M::DELETE,
+            snooze,
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+    ]
+}
+
+/// Tenant policy.
+fn policy_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    let policy = "/tenants/acme/policy";
+    vec![
+        case(
+            "policy: no token",
+            M::GET,
+            policy,
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "policy: author reads",
+            M::GET,
+            policy,
+            Author,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("admin"),
+        ),
+        case(
+            "policy: another tenant reads",
+            M::GET,
+            policy,
+            OtherAdmin,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("acme"),
+        ),
+        case(
+            "policy: another tenant writes",
+            M::PUT,
+            policy,
+            OtherAdmin,
+            JSON,
+            "{}",
+            403,
+            "FORBIDDEN",
+            Some("acme"),
+        ),
+        case(
+            "policy: service writes",
+            M::PUT,
+            policy,
+            Service,
+            JSON,
+            "{}",
+            403,
+            "FORBIDDEN",
+            Some("admin"),
+        ),
+        case(
+            "policy: malformed JSON",
+            M::PUT,
+            policy,
+            Admin,
+            JSON,
+            "{\"budget\": ",
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "policy: wrong type",
+            M::PUT,
+            policy,
+            Admin,
+            JSON,
+            r#"{"max_actions_per_decision": "3"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("max_actions_per_decision"),
+        ),
+        case(
+            "policy: unknown field",
+            M::PUT,
+            policy,
+            Admin,
+            JSON,
+            r#"{"colour": "red"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("colour"),
+        ),
+        case(
+            "policy: bad quiet hours",
+            M::PUT,
+            policy,
+            Admin,
+            JSON,
+            r#"{"quiet_hours": {"start": "22:00", "end": "7"}}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("quiet_hours.end"),
+        ),
+        case(
+            "policy: stale version",
+            M::PUT,
+            policy,
+            Admin,
+            JSON,
+            "{}",
+            409,
+            "CONFLICT",
+            Some("revision"),
+        )
+        .if_match("\"0\""),
+        case(
+            "policy: bad If-Match",
+            M::PUT,
+            policy,
+            Admin,
+            JSON,
+            "{}",
+            422,
+            "INVALID_REQUEST",
+            Some("If-Match"),
+        )
+        .if_match("\"v1\""),
+    ]
+}
+
+/// Tenant metrics.
+fn metrics_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    let metrics = "/tenants/acme/metrics";
+    vec![
+        case(
+            "metrics: no token",
+            M::GET,
+            metrics,
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "metrics: service reads",
+            M::GET,
+            metrics,
+            Service,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("admin"),
+        ),
+        case(
+            "metrics: another tenant",
+            M::GET,
+            metrics,
+            OtherAdmin,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("acme"),
+        ),
+        case(
+            "metrics: bad since",
+            M::GET,
+            "/tenants/acme/metrics?since=monday",
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("since"),
+        ),
+        case(
+            "metrics: per actor",
+            M::GET,
+            "/tenants/acme/metrics?actor_id=dev-1",
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("actor_id"),
+        ),
+    ]
+}
+
+/// Experiments.
+fn experiment_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    let exp =
+        crate::experiments::experiment_yaml("acme", "copy", "paused", crate::experiments::TWO);
+    let fresh = exp.replace("id: copy", "id: fresh");
+    let huge = format!("{fresh}#{}\n", "x".repeat(70 * 1024));
+    vec![
+        case(
+            "experiments: no token",
+            M::GET,
+            "/experiments",
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "experiments: developer creates",
+            M::POST,
+            "/experiments",
+            Developer,
+            YAML,
+            &fresh,
+            403,
+            "FORBIDDEN",
+            Some("author"),
+        ),
+        case(
+            "experiments: another tenant named",
+            M::GET,
+            "/experiments?tenant=acme",
+            OtherAdmin,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("acme"),
+        ),
+        case(
+            "experiments: writing into another tenant",
+            M::POST,
+            "/experiments",
+            OtherAdmin,
+            YAML,
+            &fresh,
+            403,
+            "FORBIDDEN",
+            Some("acme"),
+        ),
+        case(
+            "experiments: not YAML",
+            M::POST,
+            "/experiments",
+            Author,
+            JSON,
+            "{}",
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "experiments: malformed YAML",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            "metadata: [unclosed\n",
+            422,
+            "PLAYBOOK_INVALID",
+            None,
+        ),
+        case(
+            "experiments: unknown field",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            &fresh.replace("  strategy: fixed\n", "  strategy: fixed\n  colour: red\n"),
+            422,
+            "PLAYBOOK_INVALID",
+            Some("colour"),
+        ),
+        case(
+            "experiments: wrong type",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            &fresh.replace("weight: 50}", "weight: lots}"),
+            422,
+            "PLAYBOOK_INVALID",
+            None,
+        ),
+        case(
+            "experiments: active in the body",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            &fresh.replace("status: paused", "status: active"),
+            422,
+            "PLAYBOOK_INVALID",
+            Some("metadata.status"),
+        ),
+        case(
+            "experiments: a playbook sent",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            &crate::common::playbook_yaml("acme", "x", 1, "draft", "A pull request was opened."),
+            422,
+            "PLAYBOOK_INVALID",
+            Some("one-experiment"),
+        ),
+        case(
+            "experiments: exists",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            &exp,
+            409,
+            "CONFLICT",
+            None,
+        ),
+        case(
+            "experiments: oversized",
+            M::POST,
+            "/experiments",
+            Author,
+            YAML,
+            &huge,
+            413,
+            "PAYLOAD_TOO_LARGE",
+            None,
+        ),
+        case(
+            "experiments: another tenant's",
+            M::GET,
+            "/experiments/copy",
+            OtherAdmin,
+            None,
+            "",
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+        case(
+            "experiments: another tenant replaces",
+            M::PUT,
+            "/experiments/copy",
+            OtherAdmin,
+            YAML,
+            &exp,
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+        case(
+            "experiments: developer replaces",
+            M::PUT,
+            "/experiments/copy",
+            Developer,
+            YAML,
+            &exp,
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+        case(
+            "experiments: stale version",
+            M::PUT,
+            "/experiments/copy",
+            Author,
+            YAML,
+            &exp,
+            409,
+            "CONFLICT",
+            Some("stale"),
+        )
+        .if_match("\"7\""),
+        case(
+            "experiments: another id in the text",
+            M::PUT,
+            "/experiments/copy",
+            Author,
+            YAML,
+            &fresh,
+            422,
+            "INVALID_REQUEST",
+            Some("metadata.id"),
+        ),
+        case(
+            "experiments: replacing an active one",
+            M::PUT,
+            "/experiments/live-exp",
+            Author,
+            YAML,
+            &exp.replace("id: copy", "id: live-exp"),
+            409,
+            "CONFLICT",
+            Some("deactivate"),
+        ),
+        case(
+            "experiments: author activates",
+            M::POST,
+            "/experiments/copy/activate",
+            Author,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("admin"),
+        ),
+        case(
+            "experiments: another tenant activates",
+            M::POST,
+            "/experiments/copy/activate",
+            OtherAdmin,
+            None,
+            "",
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+        case(
+            "experiments: activate an active one",
+            M::POST,
+            "/experiments/live-exp/activate",
+            Admin,
+            None,
+            "",
+            409,
+            "CONFLICT",
+            Some("active already"),
+        ),
+        case(
+            "experiments: deactivate a paused one",
+            M::POST,
+            "/experiments/copy/deactivate",
+            Admin,
+            None,
+            "",
+            409,
+            "CONFLICT",
+            Some("paused"),
+        ),
+        case(
+            "experiments: missing",
+            M::POST,
+            "/experiments/nope/deactivate",
+            Admin,
+            None,
+            "",
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+    ]
+}
+
+/// Approvals.
+fn approval_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    let long_reason = format!(
+        "{{\"channel\": \"ide\", \"reason\": \"{}\"}}",
+        "x".repeat(600)
+    );
+    vec![
+        case(
+            "approve: no token",
+            M::POST,
+            "/actions/act-1/approve",
+            Nobody,
+            JSON,
+            r#"{"channel": "ide"}"#,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "approve: malformed JSON",
+            M::POST,
+            "/actions/act-1/approve",
+            Developer,
+            JSON,
+            r#"{"channel"#,
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "approve: wrong type",
+            M::POST,
+            "/actions/act-1/approve",
+            Developer,
+            JSON,
+            r#"{"channel": 1}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("channel"),
+        ),
+        case(
+            "approve: unknown field",
+            M::POST,
+            "/actions/act-1/approve",
+            Developer,
+            JSON,
+            r#"{"channel": "ide", "votes": 2}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("votes"),
+        ),
+        case(
+            "approve: bad channel",
+            M::POST,
+            "/actions/act-1/approve",
+            Developer,
+            JSON,
+            r#"{"channel": "a b"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("channel"),
+        ),
+        case(
+            "approve: neither actor nor approver",
+            M::POST,
+            "/actions/act-1/approve",
+            Admin,
+            JSON,
+            r#"{"channel": "ide"}"#,
+            403,
+            "FORBIDDEN",
+            Some("approver"),
+        ),
+        case(
+            "approve: another tenant",
+            M::POST,
+            "/actions/act-1/approve",
+            OtherAdmin,
+            JSON,
+            r#"{"channel": "ide"}"#,
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+        case(
+            "approve: terminal",
+            M::POST,
+            "/actions/act-done/approve",
+            Approver,
+            JSON,
+            r#"{"channel": "chat"}"#,
+            409,
+            "CONFLICT",
+            Some("approved"),
+        ),
+        case(
+            "reject: terminal",
+            M::POST,
+            "/actions/act-done/reject",
+            Developer,
+            JSON,
+            r#"{"channel": "chat"}"#,
+            409,
+            "CONFLICT",
+            Some("approved"),
+        ),
+        case(
+            "reject: reason too long",
+            M::POST,
+            "/actions/act-1/reject",
+            Approver,
+            JSON,
+            &long_reason,
+            422,
+            "INVALID_REQUEST",
+            Some("reason"),
+        ),
+        case(
+            "reject: missing channel",
+            M::POST,
+            "/actions/act-1/reject",
+            Approver,
+            JSON,
+            "{}",
+            422,
+            "INVALID_REQUEST",
+            Some("channel"),
+        ),
+        case(
+            "approval-status: no token",
+            M::GET,
+            "/actions/act-1/approval-status",
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "approval-status: another tenant",
+            M::GET,
+            "/actions/act-1/approval-status",
+            OtherAdmin,
+            None,
+            "",
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+        case(
+            "approval-status: not the actor",
+            M::GET,
+            "/actions/act-1/approval-status",
+            Author,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            None,
+        ),
+    ]
+}
+
+/// Outcomes.
+fn outcome_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    vec![
+        case(
+            "outcome: no token",
+            M::POST,
+            "/actions/act-1/outcome",
+            Nobody,
+            JSON,
+            r#"{"result": "accepted"}"#,
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "outcome: developer",
+            M::POST,
+            "/actions/act-1/outcome",
+            Developer,
+            JSON,
+            r#"{"result": "accepted"}"#,
+            403,
+            "FORBIDDEN",
+            Some("service"),
+        ),
+        case(
+            "outcome: another tenant's action",
+            M::POST,
+            "/actions/act-1/outcome",
+            OtherAdmin,
+            JSON,
+            r#"{"result": "accepted"}"#,
+            404,
+            "NOT_FOUND",
+            None,
+        ),
+        case(
+            "outcome: malformed JSON",
+            M::POST,
+            "/actions/act-1/outcome",
+            Service,
+            JSON,
+            "{result}",
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "outcome: wrong type",
+            M::POST,
+            "/actions/act-1/outcome",
+            Service,
+            JSON,
+            r#"{"result": true}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("result"),
+        ),
+        case(
+            "outcome: unknown field",
+            M::POST,
+            "/actions/act-1/outcome",
+            Service,
+            JSON,
+            r#"{"result": "accepted", "actor_id": "x"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("actor_id"),
+        ),
+        case(
+            "outcome: unknown result",
+            M::POST,
+            "/actions/act-1/outcome",
+            Service,
+            JSON,
+            r#"{"result": "loved"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("result"),
+        ),
+        case(
+            "outcome: bad time",
+            M::POST,
+            "/actions/act-1/outcome",
+            Service,
+            JSON,
+            r#"{"result": "accepted", "at": "noon"}"#,
+            422,
+            "INVALID_REQUEST",
+            Some("at"),
+        ),
+    ]
+}
+
+/// Audit.
+fn audit_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    vec![
+        case(
+            "audit: no token",
+            M::GET,
+            "/audit",
+            Nobody,
+            None,
+            "",
+            401,
+            "UNAUTHENTICATED",
+            None,
+        ),
+        case(
+            "audit: author",
+            M::GET,
+            "/audit",
+            Author,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("admin"),
+        ),
+        case(
+            "audit: another tenant named",
+            M::GET,
+            "/audit?tenant=acme",
+            OtherAdmin,
+            None,
+            "",
+            403,
+            "FORBIDDEN",
+            Some("acme"),
+        ),
+        case(
+            "audit: bad since",
+            M::GET,
+            "/audit?since=then",
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("since"),
+        ),
+        case(
+            "audit: bad limit",
+            M::GET,
+            "/audit?limit=0",
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("limit"),
+        ),
+    ]
 }

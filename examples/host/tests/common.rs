@@ -280,6 +280,54 @@ impl Host {
         }
     }
 
+    /// A request with extra headers (`If-Match`, `Accept`…).
+    pub async fn call_with(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        content_type: Option<&str>,
+        body: impl Into<Body>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let response = self
+            .app
+            .clone()
+            .oneshot(req.body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// A JSON request.
+    pub async fn json(&self, method: Method, uri: &str, token: &str, body: &Value) -> Reply {
+        self.call(
+            method,
+            uri,
+            Some(token),
+            Some("application/json"),
+            body.to_string(),
+        )
+        .await
+    }
+
     pub async fn get(&self, uri: &str, token: &str) -> Reply {
         self.call(Method::GET, uri, Some(token), None, Body::empty())
             .await

@@ -9,11 +9,15 @@
     clippy::indexing_slicing
 )]
 
+mod actions;
+mod audit;
 mod auth;
 mod bad_input;
 mod common;
+mod experiments;
 mod health;
 mod openapi;
 mod playbooks;
+mod preferences;
 mod serve;
 mod store;

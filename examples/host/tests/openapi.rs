@@ -22,6 +22,24 @@ const SPEC_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/mmm/playbooks/{id}/versions/{v}/deprecate"),
     ("post", "/v1/mmm/playbooks/{id}/versions/{v}/simulate"),
     ("post", "/v1/mmm/playbooks/validate"),
+    ("get", "/v1/mmm/actors/{actor_id}/preferences"),
+    ("put", "/v1/mmm/actors/{actor_id}/preferences"),
+    ("post", "/v1/mmm/actors/{actor_id}/preferences/snooze"),
+    ("delete", "/v1/mmm/actors/{actor_id}/preferences/snooze"),
+    ("get", "/v1/mmm/tenants/{tenant_id}/policy"),
+    ("put", "/v1/mmm/tenants/{tenant_id}/policy"),
+    ("get", "/v1/mmm/tenants/{tenant_id}/metrics"),
+    ("get", "/v1/mmm/experiments"),
+    ("post", "/v1/mmm/experiments"),
+    ("get", "/v1/mmm/experiments/{id}"),
+    ("put", "/v1/mmm/experiments/{id}"),
+    ("post", "/v1/mmm/experiments/{id}/activate"),
+    ("post", "/v1/mmm/experiments/{id}/deactivate"),
+    ("post", "/v1/mmm/actions/{action_id}/approve"),
+    ("post", "/v1/mmm/actions/{action_id}/reject"),
+    ("get", "/v1/mmm/actions/{action_id}/approval-status"),
+    ("post", "/v1/mmm/actions/{action_id}/outcome"),
+    ("get", "/v1/mmm/audit"),
 ];
 
 fn documented() -> BTreeSet<(String, String)> {
@@ -57,7 +75,12 @@ async fn every_documented_route_is_routed_and_served() {
         doc["openapi"]
     );
     for (method, path) in documented() {
-        let uri = path.replace("{id}", "x").replace("{v}", "1");
+        let uri = path
+            .replace("{id}", "x")
+            .replace("{v}", "1")
+            .replace("{actor_id}", "a")
+            .replace("{tenant_id}", "t")
+            .replace("{action_id}", "x");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = host
             .call(method.clone(), &uri, None, None, Body::empty())

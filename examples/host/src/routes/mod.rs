@@ -2,8 +2,15 @@
 //! [`crate::app`]; and the extractors every route reads its input with, so that bad input
 //! always answers problem details naming the field (never axum's plain-text rejections).
 
+pub mod approvals;
+pub mod audit;
+pub mod experiments;
 pub mod health;
+pub mod outcomes;
 pub mod playbooks;
+pub mod policy;
+pub mod preferences;
+pub mod tenants;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -25,7 +32,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         PREFIX,
         OpenApiRouter::new()
             .merge(health::router())
-            .merge(playbooks::router()),
+            .merge(playbooks::router())
+            .merge(preferences::router())
+            .merge(policy::router())
+            .merge(tenants::router())
+            .merge(experiments::router())
+            .merge(approvals::router())
+            .merge(outcomes::router())
+            .merge(audit::router()),
     )
 }
 
@@ -159,10 +173,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         let field = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
-            serde_json::error::Category::Data => AppError::invalid_field(
-                if field == "." { "body" } else { &field },
-                inner.to_string(),
-            ),
+            serde_json::error::Category::Data => {
+                // A missing field is named itself, not the object that lacks it.
+                let message = inner.to_string();
+                let missing = message
+                    .strip_prefix("missing field `")
+                    .and_then(|rest| rest.split_once('`'))
+                    .map(|(name, _)| name.to_owned());
+                let field = match (missing, field.as_str()) {
+                    (Some(name), ".") => name,
+                    (Some(name), path) => format!("{path}.{name}"),
+                    (None, ".") => "body".to_owned(),
+                    (None, path) => path.to_owned(),
+                };
+                AppError::invalid_field(&field, message)
+            }
             _ => AppError::unreadable(format!("the body is not valid JSON: {inner}"), None),
         }
     })

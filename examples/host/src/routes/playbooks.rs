@@ -209,7 +209,7 @@ fn entries(metas: &[PlaybookMeta]) -> Vec<PlaybookEntry> {
 }
 
 /// The tenant a request works on: the caller's own; the operator's `?tenant=` or `*`.
-fn target_tenant(caller: &Caller, query: &TenantQuery) -> Result<String, AppError> {
+pub(crate) fn target_tenant(caller: &Caller, query: &TenantQuery) -> Result<String, AppError> {
     match &query.tenant {
         None => Ok(caller.tenant.clone()),
         Some(t) if caller.is_operator() => {
@@ -290,7 +290,7 @@ fn audit(
 }
 
 /// Runs blocking engine work on the blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AppError> {
     tokio::task::spawn_blocking(work)
