@@ -22,6 +22,9 @@ const SPEC_ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/mmm/playbooks/{id}/versions/{v}/deprecate"),
     ("post", "/v1/mmm/playbooks/{id}/versions/{v}/simulate"),
     ("post", "/v1/mmm/playbooks/validate"),
+    ("post", "/v1/mmm/decide"),
+    ("get", "/v1/mmm/receipts"),
+    ("get", "/v1/mmm/receipts/public-key"),
 ];
 
 fn documented() -> BTreeSet<(String, String)> {

@@ -2,8 +2,10 @@
 //! [`crate::app`]; and the extractors every route reads its input with, so that bad input
 //! always answers problem details naming the field (never axum's plain-text rejections).
 
+pub mod decide;
 pub mod health;
 pub mod playbooks;
+pub mod receipts;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -25,7 +27,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         PREFIX,
         OpenApiRouter::new()
             .merge(health::router())
-            .merge(playbooks::router()),
+            .merge(playbooks::router())
+            .merge(decide::router())
+            .merge(receipts::router()),
     )
 }
 
