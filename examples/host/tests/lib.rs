@@ -14,6 +14,7 @@ mod bad_input;
 mod common;
 mod decide;
 mod health;
+mod kill;
 mod openapi;
 mod playbooks;
 mod serve;
