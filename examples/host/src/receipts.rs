@@ -319,7 +319,15 @@ impl Committer {
             }
             let n = self.ready.len().min(MAX_BATCH);
             let batch = batch(self.ready.get(..n).unwrap_or_default());
-            match self.store.record_decisions(&batch).await {
+            let started = Instant::now();
+            let result = self.store.record_decisions(&batch).await;
+            tracing::debug!(
+                records = n,
+                elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                ok = result.is_ok(),
+                "decision batch"
+            );
+            match result {
                 Ok(()) => {
                     backoff = Duration::from_millis(50);
                     self.committed(n);
