@@ -415,3 +415,141 @@ fn batch(entries: &[Entry]) -> DecisionBatch {
         .collect();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    async fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("mmm.db").display());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::connect(&url).await.unwrap());
+        (dir, store)
+    }
+
+    fn at() -> Timestamp {
+        "2026-11-22T10:00:00Z".parse().unwrap()
+    }
+
+    fn record(seq: Option<u64>, id: &str) -> DecisionRecord {
+        DecisionRecord {
+            receipt: seq.map(|seq| ReceiptRow {
+                chain_id: "c".to_owned(),
+                seq,
+                receipt_id: id.to_owned(),
+                tenant: "acme".to_owned(),
+                envelope: format!("{{\"id\": \"{id}\"}}"),
+                stored_at: at(),
+            }),
+            actions: Vec::new(),
+            approvals: Vec::new(),
+            counts: (
+                "acme".to_owned(),
+                at(),
+                vec![Count {
+                    metric: "decisions".to_owned(),
+                    labels: Vec::new(),
+                    n: 1,
+                }],
+            ),
+        }
+    }
+
+    fn chain(next_seq: u64) -> Chain {
+        Chain {
+            id: "c".to_owned(),
+            next_seq,
+            public_key: mmm_engine::receipt::SigningKey::from_bytes(&[1; 32]).verifying_key(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_receipt_that_overtakes_its_predecessor_waits_for_it() {
+        let (_dir, store) = store().await;
+        let log = DecisionLog::start(Arc::clone(&store), Some(chain(1)), Duration::from_millis(1));
+        let second = log.submit(record(Some(2), "r2"));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(store
+            .list_receipts(None, None, 0, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let first = log.submit(record(Some(1), "r1"));
+        assert_eq!(first.await.unwrap(), Ok(()));
+        assert_eq!(second.await.unwrap(), Ok(()));
+        let stored = store.list_receipts(None, None, 0, 10).await.unwrap();
+        let ids: Vec<(u64, &str)> = stored
+            .iter()
+            .map(|r| (r.seq, r.receipt_id.as_str()))
+            .collect();
+        assert_eq!(ids, [(1, "r1"), (2, "r2")]);
+        assert!(log.flush(Duration::from_secs(5)).await);
+        assert_eq!(log.backlog(), 0);
+    }
+
+    #[tokio::test]
+    async fn records_without_receipts_are_committed_and_counters_summed() {
+        let (_dir, store) = store().await;
+        let log = DecisionLog::start(Arc::clone(&store), None, Duration::from_millis(5));
+        let a = log.submit(record(None, ""));
+        let b = log.submit(record(None, ""));
+        assert_eq!(a.await.unwrap(), Ok(()));
+        assert_eq!(b.await.unwrap(), Ok(()));
+        let until: Timestamp = "2026-11-23T00:00:00Z".parse().unwrap();
+        let counts = store.counts("acme", None, at(), until).await.unwrap();
+        assert_eq!(counts.len(), 1);
+        assert_eq!(counts[0].n, 2);
+    }
+
+    #[tokio::test]
+    async fn a_chain_that_conflicts_with_the_store_stops_the_log() {
+        let (_dir, store) = store().await;
+        // Another process wrote seq 1 of the same chain.
+        store
+            .append_receipts(&[record(Some(1), "theirs").receipt.unwrap()])
+            .await
+            .unwrap();
+        let log = DecisionLog::start(Arc::clone(&store), Some(chain(1)), Duration::from_millis(1));
+        assert!(log.refuses().is_none());
+        let mine = log.submit(record(Some(1), "mine"));
+        assert!(matches!(
+            mine.await.unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(log.refuses().is_some());
+        let later = log.submit(record(Some(2), "later"));
+        assert!(matches!(
+            later.await.unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(log.backlog(), 0);
+        let stored = store.list_receipts(None, None, 0, 10).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].receipt_id, "theirs");
+    }
+
+    #[tokio::test]
+    async fn a_closed_database_answers_unavailable_and_the_batch_is_kept() {
+        let (_dir, store) = store().await;
+        let log = DecisionLog::start(Arc::clone(&store), Some(chain(1)), Duration::from_millis(1));
+        store.close().await;
+        let r = log.submit(record(Some(1), "r1"));
+        assert!(matches!(r.await.unwrap(), Err(StoreError::Unavailable(_))));
+        // Kept for a retry: still counted, and a bounded flush says it is not done.
+        assert_eq!(log.backlog(), 1);
+        assert!(!log.flush(Duration::from_millis(200)).await);
+    }
+
+    #[test]
+    fn the_seq_is_read_from_a_signed_envelope() {
+        let key = mmm_engine::receipt::SigningKey::from_bytes(&[3; 32]);
+        let signer = mmm_engine::receipt::ReceiptSigner::with_chain(key, "c".to_owned());
+        let _ = signer.sign(serde_json::json!({"n": 1})).unwrap();
+        let second = signer.sign(serde_json::json!({"n": 2})).unwrap();
+        assert_eq!(envelope_seq(&second), Some(2));
+        let mut broken = second;
+        broken.payload = "not base64!".to_owned();
+        assert_eq!(envelope_seq(&broken), None);
+    }
+}
