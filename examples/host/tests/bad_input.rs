@@ -640,7 +640,7 @@ fn cases() -> Vec<Case> {
             "{\"signal\": 5}",
             422,
             "SIGNAL_INVALID",
-            None,
+            Some("\"field\":\"signal\""),
         ),
         case(
             "decide another tenant's signal",

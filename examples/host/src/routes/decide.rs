@@ -72,7 +72,7 @@ async fn decide(
     State(state): State<AppState>,
     Decider(caller): Decider,
     JsonBody(body): JsonBody<DecideRequest>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Decision>, AppError> {
     let context = check_context(body.context)?;
     let now = match &body.now {
         None => None,
@@ -119,9 +119,7 @@ async fn decide(
             ))
         }
     }
-    serde_json::to_value(&decision)
-        .map(Json)
-        .map_err(|e| AppError::Internal(format!("serialising the decision: {e}")))
+    Ok(Json(decision))
 }
 
 /// The body's context: an object (or absent) without the fields the host fills.
@@ -289,6 +287,15 @@ fn record(
     })
 }
 
+/// A field of the signal or context as the body names it (`signal.kind`).
+fn prefixed(part: &str, field: &str) -> String {
+    if field == part || field.starts_with(&format!("{part}.")) {
+        field.to_owned()
+    } else {
+        format!("{part}.{field}")
+    }
+}
+
 impl From<DecideError> for AppError {
     fn from(e: DecideError) -> Self {
         let info = e.info();
@@ -298,7 +305,7 @@ impl From<DecideError> for AppError {
                 code: code::SIGNAL_INVALID,
                 detail: format!("the signal is invalid: {err}"),
                 errors: vec![ErrorInfo {
-                    field: Some(format!("signal.{}", err.field)),
+                    field: Some(prefixed("signal", &err.field)),
                     ..info
                 }],
             },
@@ -307,11 +314,7 @@ impl From<DecideError> for AppError {
                 code: code::INVALID_REQUEST,
                 detail: format!("the context is invalid: {err}"),
                 errors: vec![ErrorInfo {
-                    field: Some(if err.field == "context" {
-                        err.field.clone()
-                    } else {
-                        format!("context.{}", err.field)
-                    }),
+                    field: Some(prefixed("context", &err.field)),
                     ..info
                 }],
             },
