@@ -335,6 +335,14 @@ impl Committer {
                 Err(StoreError::Conflict(why)) => {
                     if self.stored_already(&batch).await {
                         self.committed(n);
+                    } else if batch.receipts.is_empty() {
+                        // No chain involved: a retry of a batch whose commit went through
+                        // although its answer was lost. Its decisions answer 503; nothing
+                        // else is held up.
+                        tracing::warn!(error = %why, records = n, "a batch of decision records conflicts with the store; dropped");
+                        for mut e in self.ready.drain(..n).collect::<Vec<_>>() {
+                            self.drop_entry(&mut e, "the decision records conflict with the store");
+                        }
                     } else {
                         tracing::error!(error = %why, chain = ?self.chain_id, "the receipt chain conflicts with the store; refusing decisions");
                         self.broken.store(true, Ordering::Release);
@@ -527,6 +535,34 @@ mod tests {
         let stored = store.list_receipts(None, None, 0, 10).await.unwrap();
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].receipt_id, "theirs");
+    }
+
+    #[tokio::test]
+    async fn a_conflict_without_receipts_drops_its_batch_and_deciding_goes_on() {
+        let (_dir, store) = store().await;
+        let approval = Approval {
+            approval_id: "ap-1".to_owned(),
+            action_id: "act-1".to_owned(),
+            tenant_id: "acme".to_owned(),
+            actor_id: "dev".to_owned(),
+            operation: None,
+            state: mmm_engine::approval::ApprovalState::Pending,
+            created_at: at(),
+            expires_at: at(),
+            grants: Vec::new(),
+            rejection: None,
+        };
+        store.insert_approval(&approval).await.unwrap();
+        let log = DecisionLog::start(Arc::clone(&store), None, Duration::from_millis(1));
+        let mut again = record(None, "");
+        again.approvals.push(approval);
+        assert!(matches!(
+            log.submit(again).await.unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(log.refuses().is_none());
+        assert_eq!(log.submit(record(None, "")).await.unwrap(), Ok(()));
+        assert_eq!(log.backlog(), 0);
     }
 
     #[tokio::test]
