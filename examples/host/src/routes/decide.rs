@@ -319,10 +319,68 @@ impl From<DecideError> for AppError {
                 }],
             },
             DecideError::Forbidden(m) => AppError::Forbidden(m),
-            DecideError::Unavailable { .. } => AppError::Unavailable(info.message),
+            // The port's own message may name hosts or addresses: it is logged, and the
+            // answer names only the dependency.
+            DecideError::Unavailable {
+                dependency,
+                message,
+            } => {
+                tracing::warn!(dependency = %dependency, error = %message, "a dependency of decide is down");
+                AppError::Unavailable(format!(
+                    "`{dependency}`, which the decision needs, is unavailable; try again shortly"
+                ))
+            }
             // The enum may grow: an unknown error is the dependency's, not the client's.
             #[allow(unreachable_patterns)]
             _ => AppError::Unavailable(info.message),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_errors_map_to_problems_without_internals() {
+        let down = AppError::from(DecideError::Unavailable {
+            dependency: mmm_engine::PortName::Iam,
+            message: "connection refused to 10.0.0.5:8443".to_owned(),
+        });
+        match down {
+            AppError::Unavailable(m) => {
+                assert!(m.contains("`iam`"), "{m}");
+                assert!(!m.contains("10.0.0.5"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            AppError::from(DecideError::Forbidden("actor dev-1 is inactive".to_owned())),
+            AppError::Forbidden(_)
+        ));
+        let invalid = AppError::from(DecideError::Signal(mmm_engine::SignalError::new(
+            "repo.id",
+            "must be a string",
+        )));
+        match invalid {
+            AppError::Invalid { code, errors, .. } => {
+                assert_eq!(code, crate::error::code::SIGNAL_INVALID);
+                assert_eq!(errors[0].field.as_deref(), Some("signal.repo.id"));
+                assert_eq!(errors[0].code, "SIGNAL_INVALID");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn host_filled_context_fields_are_refused_by_name() {
+        for field in HOST_FILLED {
+            let e = check_context(Some(serde_json::json!({ *field: {} }))).unwrap_err();
+            assert!(e.to_string().contains(&format!("context.{field}")), "{e}");
+        }
+        assert!(check_context(Some(serde_json::json!({"actor": {}})))
+            .unwrap()
+            .is_some());
+        assert!(check_context(Some(Value::Null)).unwrap().is_none());
     }
 }
