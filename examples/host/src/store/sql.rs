@@ -425,28 +425,32 @@ macro_rules! sql_store {
             })
         }
 
+        /// Rows one multi-row `INSERT` carries (well under SQLite's and PostgreSQL's limits
+        /// on bound parameters).
+        const ROWS_PER_INSERT: usize = 500;
+
         async fn record_actions_in(tx: &mut Tx, actions: &[IssuedAction]) -> Result<(), StoreError> {
-            for a in actions {
-                let (experiment_id, variant) = match &a.experiment {
-                    Some((e, v)) => (Some(e.as_str()), Some(v.as_str())),
-                    None => (None, None),
-                };
-                sqlx::query(&format!(
-                    "INSERT INTO issued_actions ({ACTION}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                     ON CONFLICT (tenant, action_id) DO NOTHING"
-                ))
-                .bind(&a.tenant)
-                .bind(&a.action_id)
-                .bind(&a.actor_id)
-                .bind(&a.playbook_id)
-                .bind(i64::from(a.playbook_version))
-                .bind(&a.action_type)
-                .bind(experiment_id)
-                .bind(variant)
-                .bind(ms(a.decided_at))
-                .execute(&mut **tx)
-                .await
-                .map_err(db_err)?;
+            for chunk in actions.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "INSERT INTO issued_actions ({ACTION}) "
+                ));
+                q.push_values(chunk, |mut b, a| {
+                    let (experiment_id, variant) = match &a.experiment {
+                        Some((e, v)) => (Some(e.as_str()), Some(v.as_str())),
+                        None => (None, None),
+                    };
+                    b.push_bind(a.tenant.as_str())
+                        .push_bind(a.action_id.as_str())
+                        .push_bind(a.actor_id.as_str())
+                        .push_bind(a.playbook_id.as_str())
+                        .push_bind(i64::from(a.playbook_version))
+                        .push_bind(a.action_type.as_str())
+                        .push_bind(experiment_id)
+                        .push_bind(variant)
+                        .push_bind(ms(a.decided_at));
+                });
+                q.push(" ON CONFLICT (tenant, action_id) DO NOTHING");
+                q.build().execute(&mut **tx).await.map_err(db_err)?;
             }
             Ok(())
         }
@@ -478,6 +482,7 @@ macro_rules! sql_store {
         async fn append_receipts_in(tx: &mut Tx, receipts: &[ReceiptRow]) -> Result<(), StoreError> {
             // Each chain must continue where it stands, without a gap.
             let mut next: BTreeMap<&str, i64> = BTreeMap::new();
+            let mut seqs = Vec::with_capacity(receipts.len());
             for r in receipts {
                 let seq = big(r.seq, "seq")?;
                 let expected = match next.get(r.chain_id.as_str()) {
@@ -502,24 +507,31 @@ macro_rules! sql_store {
                     )));
                 }
                 next.insert(&r.chain_id, seq + 1);
-                sqlx::query(&format!(
-                    "INSERT INTO receipts ({RECEIPT}) VALUES ($1, $2, $3, $4, $5, $6)"
-                ))
-                .bind(&r.chain_id)
-                .bind(seq)
-                .bind(&r.receipt_id)
-                .bind(&r.tenant)
-                .bind(&r.envelope)
-                .bind(ms(r.stored_at))
-                .execute(&mut **tx)
-                .await
-                .map_err(|e| match db_err(e) {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!(
-                        "receipt `{}` is stored already",
-                        r.receipt_id
-                    )),
-                    other => other,
-                })?;
+                seqs.push(seq);
+            }
+            for (chunk, seqs) in receipts
+                .chunks(ROWS_PER_INSERT)
+                .zip(seqs.chunks(ROWS_PER_INSERT))
+            {
+                let mut q =
+                    sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO receipts ({RECEIPT}) "));
+                q.push_values(chunk.iter().zip(seqs), |mut b, (r, seq)| {
+                    b.push_bind(r.chain_id.as_str())
+                        .push_bind(*seq)
+                        .push_bind(r.receipt_id.as_str())
+                        .push_bind(r.tenant.as_str())
+                        .push_bind(r.envelope.as_str())
+                        .push_bind(ms(r.stored_at));
+                });
+                q.build()
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| match db_err(e) {
+                        StoreError::Conflict(_) => StoreError::Conflict(
+                            "a receipt of this batch is stored already".to_owned(),
+                        ),
+                        other => other,
+                    })?;
             }
             // One chain-state update per chain, at its last seq.
             let stored_at = receipts.last().map_or(0, |r| ms(r.stored_at));
