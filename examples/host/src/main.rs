@@ -132,7 +132,9 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     let state = AppState::with_engine(Arc::clone(&store), verifier, args.settings(), setup.engine)
         .with_chain(setup.chain, Duration::from_millis(args.receipts_linger_ms));
     let log = Arc::clone(&state.decisions);
-    let flush_bound = Duration::from_secs(args.shutdown_grace_seconds);
+    // Bounded so that, with the requests in flight before it, SIGTERM ends the host
+    // within 10 s even when the database has gone away.
+    let flush_bound = Duration::from_secs(args.shutdown_grace_seconds.min(5));
     state
         .shutdown
         .on_shutdown(
