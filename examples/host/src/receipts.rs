@@ -9,8 +9,8 @@
 //! a receipt that arrives before its predecessor until the predecessor is there, so each
 //! batch continues the chain without a gap. A failed commit keeps the batch and retries
 //! it (the decisions waiting on it answer 503 at once); a chain that conflicts with the
-//! store (another process writing the same chain) stops the log: every later decision
-//! answers 503 rather than going out unaudited.
+//! store (another process writing the same chain) or that lost a receipt stops the log:
+//! every later decision answers 503 rather than going out unaudited.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -32,8 +32,8 @@ pub const MAX_BATCH: usize = 1024;
 /// with 503: memory stays bounded while the database is away.
 pub const MAX_BACKLOG: usize = 20_000;
 
-/// How long a receipt may wait for its chain predecessor before the decisions waiting on
-/// it answer 503 (the predecessor is lost only if a decision panicked after signing).
+/// How long a receipt may wait for its chain predecessor before the log stops (the
+/// predecessor is lost only if a decision panicked after signing).
 pub const GAP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What one decision writes.
@@ -148,7 +148,7 @@ impl DecisionLog {
     /// chain conflict) or holds too much.
     pub fn refuses(&self) -> Option<&'static str> {
         if self.broken.load(Ordering::Acquire) {
-            Some("the receipt chain conflicts with the store; decisions are refused until the host is restarted with its own `--replica-id`")
+            Some("the receipt chain cannot continue (a conflict with the store, or a lost receipt); decisions are refused until the host restarts (with its own `--replica-id`)")
         } else if self.backlog() >= MAX_BACKLOG {
             Some("too many decisions wait for the database; try again shortly")
         } else {
@@ -255,19 +255,20 @@ impl Committer {
         }
     }
 
-    /// Answers the decisions whose receipt has waited too long for its predecessor.
+    /// When a receipt has waited too long for its predecessor, the chain cannot continue
+    /// (the predecessor is lost): the log stops, failing closed, and the waiting
+    /// decisions answer 503. A restart resumes the chain after its stored head.
     fn expire_waiting(&mut self) {
         if self
             .waiting_since
             .is_some_and(|since| since.elapsed() >= GAP_TIMEOUT)
         {
-            tracing::error!(next_seq = ?self.next_seq, waiting = self.waiting.len(), "a receipt's predecessor never arrived; the decisions after it answer 503");
-            for entry in self.waiting.values_mut() {
-                entry.answer(Err(StoreError::Unavailable(
-                    "the receipt chain has a gap".to_owned(),
-                )));
+            tracing::error!(next_seq = ?self.next_seq, waiting = self.waiting.len(), "a receipt's predecessor never arrived; refusing decisions until the host restarts");
+            self.broken.store(true, Ordering::Release);
+            for mut entry in std::mem::take(&mut self.waiting).into_values() {
+                self.drop_entry(&mut entry, "the receipt chain has a gap");
             }
-            self.waiting_since = Some(Instant::now());
+            self.waiting_since = None;
         }
     }
 
@@ -562,6 +563,21 @@ mod tests {
         ));
         assert!(log.refuses().is_none());
         assert_eq!(log.submit(record(None, "")).await.unwrap(), Ok(()));
+        assert_eq!(log.backlog(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_lost_predecessor_stops_the_log_after_the_gap_timeout() {
+        let (_dir, store) = store().await;
+        tokio::time::pause();
+        let log = DecisionLog::start(Arc::clone(&store), Some(chain(1)), Duration::from_millis(1));
+        let orphan = log.submit(record(Some(2), "r2"));
+        tokio::time::sleep(GAP_TIMEOUT + Duration::from_secs(1)).await;
+        assert!(matches!(
+            orphan.await.unwrap(),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(log.refuses().is_some());
         assert_eq!(log.backlog(), 0);
     }
 
