@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Mint a token with the host's local key (for local use and tests).
     Token(TokenArgs),
 }
@@ -93,6 +93,21 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "MMM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    /// The engine's settings: a JSON object of the core's settings keys (deadlines, port
+    /// timeouts, breakers, limits; see `EngineConfig::KEYS`).
+    #[arg(long, env = "MMM_ENGINE_SETTINGS")]
+    pub engine_settings: Option<PathBuf>,
+    /// Sign a receipt for every decision with this Ed25519 key (the hex seed `mmm keygen`
+    /// writes); without it receipts are `disabled`.
+    #[arg(long, env = "MMM_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// This replica's name, which is also its receipt chain's id; default: an id created
+    /// on first start and kept in `<data-dir>/replica-id`.
+    #[arg(long, env = "MMM_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// Milliseconds a receipt batch waits for more decisions before it is committed.
+    #[arg(long, env = "MMM_RECEIPTS_LINGER_MS", default_value_t = 2)]
+    pub receipts_linger_ms: u64,
 }
 
 impl ServeArgs {

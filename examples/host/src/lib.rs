@@ -9,10 +9,12 @@
 
 pub mod auth;
 pub mod config;
+pub mod engine_setup;
 pub mod error;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod receipts;
 pub mod routes;
 pub mod shutdown;
 pub mod store;
@@ -81,6 +83,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Work to finish when the host stops.
     pub shutdown: Arc<Shutdown>,
+    /// Where decisions' receipts, actions, approvals and counters are group-committed.
+    pub decisions: Arc<receipts::DecisionLog>,
 }
 
 impl AppState {
@@ -102,7 +106,10 @@ impl AppState {
         engine: mmm_engine::Engine,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
+        let decisions =
+            receipts::DecisionLog::start(Arc::clone(&store), None, Duration::from_millis(2));
         AppState {
+            decisions,
             store,
             live: Arc::new(Live::new(engine, Arc::clone(&metrics))),
             verifier: Arc::new(verifier),
@@ -111,6 +118,17 @@ impl AppState {
             settings: Arc::new(settings),
             shutdown: Arc::new(Shutdown::new()),
         }
+    }
+}
+
+impl AppState {
+    /// The same state with its decision log on the receipt chain the engine signs
+    /// (`chain` from [`engine_setup::build`]), batches lingering `linger` for more
+    /// decisions. Call it before serving: the previous log must hold nothing.
+    #[must_use]
+    pub fn with_chain(mut self, chain: Option<receipts::Chain>, linger: Duration) -> Self {
+        self.decisions = receipts::DecisionLog::start(Arc::clone(&self.store), chain, linger);
+        self
     }
 }
 

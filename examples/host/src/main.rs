@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Token(args)) => token(&args),
-        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Serve(args)) => serve(*args),
         None => serve(cli.serve),
     }
 }
@@ -128,7 +128,27 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     let store = store::connect(&args.database_url())
         .await
         .map_err(|e| format!("cannot open the database: {e}"))?;
-    let state = AppState::new(Arc::clone(&store), verifier, args.settings());
+    let setup = mmm_host::engine_setup::build(&args, &store, |builder| builder).await?;
+    let state = AppState::with_engine(Arc::clone(&store), verifier, args.settings(), setup.engine)
+        .with_chain(setup.chain, Duration::from_millis(args.receipts_linger_ms));
+    let log = Arc::clone(&state.decisions);
+    // Bounded so that, with the requests in flight before it, SIGTERM ends the host
+    // within 10 s even when the database has gone away.
+    let flush_bound = Duration::from_secs(args.shutdown_grace_seconds.min(5));
+    state
+        .shutdown
+        .on_shutdown(
+            "commit pending decisions and receipts",
+            move || async move {
+                if !log.flush(flush_bound).await {
+                    tracing::error!(
+                        backlog = log.backlog(),
+                        "decisions were left uncommitted at shutdown"
+                    );
+                }
+            },
+        )
+        .await;
     if let Some(dir) = args.seed_dir() {
         let imported = live::import_seed(&*store, &dir, jiff::Timestamp::now())
             .await

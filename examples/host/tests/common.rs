@@ -178,6 +178,9 @@ pub struct Host {
 
 pub const KEY_SEED: [u8; 32] = [7; 32];
 
+/// The seed receipts are signed with in tests.
+pub const RECEIPT_SEED: [u8; 32] = [11; 32];
+
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -227,6 +230,38 @@ impl Host {
         let key = LocalKey::from_seed(KEY_SEED);
         let verifier = Verifier::new(KeySet::fixed(vec![key.verification_key()]), None, None);
         let state = AppState::new(Arc::clone(&db.store), verifier, settings);
+        state.live.reload(&*db.store).await.unwrap();
+        Host {
+            app: app(state.clone()),
+            state,
+            db,
+            key,
+        }
+    }
+
+    /// A host deciding with the bundled library (imported into the store) and signing
+    /// receipts with [`RECEIPT_SEED`] on the chain `chain` (resumed when stored).
+    pub async fn signing(db: TestDb, chain: &str) -> Host {
+        let key = LocalKey::from_seed(KEY_SEED);
+        let verifier = Verifier::new(KeySet::fixed(vec![key.verification_key()]), None, None);
+        let library = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../playbooks");
+        mmm_host::live::import_seed(&*db.store, &library, Timestamp::now())
+            .await
+            .unwrap();
+        let signing = mmm_engine::receipt::SigningKey::from_bytes(&RECEIPT_SEED);
+        let (signer, chain) = mmm_host::engine_setup::open_chain(&*db.store, signing, chain)
+            .await
+            .unwrap();
+        let engine = mmm_engine::Engine::builder()
+            .audit(Arc::new(mmm_host::live::LogAudit))
+            .receipt_signer(signer)
+            .build();
+        let settings = Settings {
+            body_limit: 64 * 1024,
+            ..Settings::default()
+        };
+        let state = AppState::with_engine(Arc::clone(&db.store), verifier, settings, engine)
+            .with_chain(Some(chain), std::time::Duration::from_millis(2));
         state.live.reload(&*db.store).await.unwrap();
         Host {
             app: app(state.clone()),
@@ -340,6 +375,17 @@ impl Host {
             Some(token),
             Some("application/yaml"),
             yaml.to_owned(),
+        )
+        .await
+    }
+
+    pub async fn post_json(&self, uri: &str, token: &str, body: &Value) -> Reply {
+        self.call(
+            Method::POST,
+            uri,
+            Some(token),
+            Some("application/json"),
+            body.to_string(),
         )
         .await
     }

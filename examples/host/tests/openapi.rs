@@ -40,6 +40,9 @@ const SPEC_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/mmm/actions/{action_id}/approval-status"),
     ("post", "/v1/mmm/actions/{action_id}/outcome"),
     ("get", "/v1/mmm/audit"),
+    ("post", "/v1/mmm/decide"),
+    ("get", "/v1/mmm/receipts"),
+    ("get", "/v1/mmm/receipts/public-key"),
 ];
 
 fn documented() -> BTreeSet<(String, String)> {

@@ -4,12 +4,14 @@
 
 pub mod approvals;
 pub mod audit;
+pub mod decide;
 pub mod experiments;
 pub mod health;
 pub mod outcomes;
 pub mod playbooks;
 pub mod policy;
 pub mod preferences;
+pub mod receipts;
 pub mod tenants;
 
 use axum::body::Bytes;
@@ -39,7 +41,9 @@ pub fn router() -> OpenApiRouter<AppState> {
             .merge(experiments::router())
             .merge(approvals::router())
             .merge(outcomes::router())
-            .merge(audit::router()),
+            .merge(audit::router())
+            .merge(decide::router())
+            .merge(receipts::router()),
     )
 }
 

@@ -206,6 +206,30 @@ pub struct ChainState {
     pub updated_at: Timestamp,
 }
 
+/// What decisions write, stored in one transaction (the decide route's group commit):
+/// receipts in chain order, returned actions, approvals opened, per-tenant counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DecisionBatch {
+    /// Receipts, each chain's in `seq` order continuing its stored head.
+    pub receipts: Vec<ReceiptRow>,
+    /// Returned actions (ids already stored are ignored).
+    pub actions: Vec<IssuedAction>,
+    /// Approvals opened for dual-channel multiplier actions.
+    pub approvals: Vec<Approval>,
+    /// Counter increments: tenant, time (its hour bucket), counts.
+    pub counts: Vec<(String, Timestamp, Vec<Count>)>,
+}
+
+impl DecisionBatch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.receipts.is_empty()
+            && self.actions.is_empty()
+            && self.approvals.is_empty()
+            && self.counts.is_empty()
+    }
+}
+
 /// An audit record to write with a mutation. Build it with [`NewAudit::new`], which
 /// redacts `before` and `after`.
 #[derive(Debug, Clone, PartialEq)]
@@ -607,6 +631,14 @@ pub trait Store: Send + Sync + 'static {
         at: Timestamp,
         actions: u32,
     ) -> Result<(), StoreError>;
+
+    // ---- decisions, group-committed -----------------------------------------------------
+
+    /// Writes what a group of decisions produced in one transaction: receipts (as
+    /// [`Store::append_receipts`]: each chain continues without a gap, else
+    /// [`StoreError::Conflict`] and nothing is stored), actions (as
+    /// [`Store::record_actions`]), approvals and counters.
+    async fn record_decisions(&self, batch: &DecisionBatch) -> Result<(), StoreError>;
 }
 
 /// How long fatigue history is kept when a request names no longer window (as the

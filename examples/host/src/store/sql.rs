@@ -99,7 +99,7 @@ macro_rules! sql_store {
 
         use $crate::store::sql::{big, db_err, hour_bucket, int, ms, scope_binds, ts};
         use $crate::store::{
-            fatigue_horizon_ms, fatigue_verdict, AuditRecord, ChainState, Count, DeliveryTarget,
+            fatigue_horizon_ms, fatigue_verdict, AuditRecord, ChainState, Count, DecisionBatch, DeliveryTarget,
             ExperimentRecord, IssuedAction, NewAudit, OutcomeRecord, PlaybookMeta,
             PlaybookVersion, ReceiptRow, Scope, Store, StoreError, Versioned,
         };
@@ -423,6 +423,132 @@ macro_rules! sql_store {
                 revision,
                 updated_at: at,
             })
+        }
+
+        /// Rows one multi-row `INSERT` carries (well under SQLite's and PostgreSQL's limits
+        /// on bound parameters).
+        const ROWS_PER_INSERT: usize = 500;
+
+        async fn record_actions_in(tx: &mut Tx, actions: &[IssuedAction]) -> Result<(), StoreError> {
+            for chunk in actions.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "INSERT INTO issued_actions ({ACTION}) "
+                ));
+                q.push_values(chunk, |mut b, a| {
+                    let (experiment_id, variant) = match &a.experiment {
+                        Some((e, v)) => (Some(e.as_str()), Some(v.as_str())),
+                        None => (None, None),
+                    };
+                    b.push_bind(a.tenant.as_str())
+                        .push_bind(a.action_id.as_str())
+                        .push_bind(a.actor_id.as_str())
+                        .push_bind(a.playbook_id.as_str())
+                        .push_bind(i64::from(a.playbook_version))
+                        .push_bind(a.action_type.as_str())
+                        .push_bind(experiment_id)
+                        .push_bind(variant)
+                        .push_bind(ms(a.decided_at));
+                });
+                q.push(" ON CONFLICT (tenant, action_id) DO NOTHING");
+                q.build().execute(&mut **tx).await.map_err(db_err)?;
+            }
+            Ok(())
+        }
+
+        async fn insert_approval_in(tx: &mut Tx, a: &Approval) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO approvals (tenant, approval_id, action_id, actor_id, state, expires_at, record) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&a.tenant_id)
+            .bind(&a.approval_id)
+            .bind(&a.action_id)
+            .bind(&a.actor_id)
+            .bind(to_json(&a.state)?.trim_matches('"').to_owned())
+            .bind(ms(a.expires_at))
+            .bind(to_json(a)?)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| match db_err(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!(
+                    "an approval exists already for action `{}`",
+                    a.action_id
+                )),
+                other => other,
+            })?;
+            Ok(())
+        }
+
+        async fn append_receipts_in(tx: &mut Tx, receipts: &[ReceiptRow]) -> Result<(), StoreError> {
+            // Each chain must continue where it stands, without a gap.
+            let mut next: BTreeMap<&str, i64> = BTreeMap::new();
+            let mut seqs = Vec::with_capacity(receipts.len());
+            for r in receipts {
+                let seq = big(r.seq, "seq")?;
+                let expected = match next.get(r.chain_id.as_str()) {
+                    Some(n) => *n,
+                    None => {
+                        let last = sqlx::query(
+                            "SELECT last_seq FROM receipt_chains WHERE chain_id = $1",
+                        )
+                        .bind(&r.chain_id)
+                        .fetch_optional(&mut **tx)
+                        .await
+                        .map_err(db_err)?
+                        .map(|row| num(&row, "last_seq"))
+                        .transpose()?;
+                        last.unwrap_or(0) + 1
+                    }
+                };
+                if seq != expected {
+                    return Err(StoreError::Conflict(format!(
+                        "receipt `{}` has seq {seq} in chain `{}`, which expects {expected}",
+                        r.receipt_id, r.chain_id
+                    )));
+                }
+                next.insert(&r.chain_id, seq + 1);
+                seqs.push(seq);
+            }
+            for (chunk, seqs) in receipts
+                .chunks(ROWS_PER_INSERT)
+                .zip(seqs.chunks(ROWS_PER_INSERT))
+            {
+                let mut q =
+                    sqlx::QueryBuilder::<$db>::new(format!("INSERT INTO receipts ({RECEIPT}) "));
+                q.push_values(chunk.iter().zip(seqs), |mut b, (r, seq)| {
+                    b.push_bind(r.chain_id.as_str())
+                        .push_bind(*seq)
+                        .push_bind(r.receipt_id.as_str())
+                        .push_bind(r.tenant.as_str())
+                        .push_bind(r.envelope.as_str())
+                        .push_bind(ms(r.stored_at));
+                });
+                q.build()
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| match db_err(e) {
+                        StoreError::Conflict(_) => StoreError::Conflict(
+                            "a receipt of this batch is stored already".to_owned(),
+                        ),
+                        other => other,
+                    })?;
+            }
+            // One chain-state update per chain, at its last seq.
+            let stored_at = receipts.last().map_or(0, |r| ms(r.stored_at));
+            for (chain_id, next_seq) in next {
+                sqlx::query(
+                    "INSERT INTO receipt_chains (chain_id, last_seq, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (chain_id) DO UPDATE SET last_seq = excluded.last_seq, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(chain_id)
+                .bind(next_seq - 1)
+                .bind(stored_at)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_err)?;
+            }
+            Ok(())
         }
 
         #[async_trait]
@@ -879,28 +1005,7 @@ macro_rules! sql_store {
                     return Ok(());
                 }
                 let mut tx = self.write().await?;
-                for a in actions {
-                    let (experiment_id, variant) = match &a.experiment {
-                        Some((e, v)) => (Some(e.as_str()), Some(v.as_str())),
-                        None => (None, None),
-                    };
-                    sqlx::query(&format!(
-                        "INSERT INTO issued_actions ({ACTION}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                         ON CONFLICT (tenant, action_id) DO NOTHING"
-                    ))
-                    .bind(&a.tenant)
-                    .bind(&a.action_id)
-                    .bind(&a.actor_id)
-                    .bind(&a.playbook_id)
-                    .bind(i64::from(a.playbook_version))
-                    .bind(&a.action_type)
-                    .bind(experiment_id)
-                    .bind(variant)
-                    .bind(ms(a.decided_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                }
+                record_actions_in(&mut tx, actions).await?;
                 commit(tx).await
             }
 
@@ -924,26 +1029,7 @@ macro_rules! sql_store {
 
             async fn insert_approval(&self, a: &Approval) -> Result<(), StoreError> {
                 let mut tx = self.write().await?;
-                sqlx::query(
-                    "INSERT INTO approvals (tenant, approval_id, action_id, actor_id, state, expires_at, record) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&a.tenant_id)
-                .bind(&a.approval_id)
-                .bind(&a.action_id)
-                .bind(&a.actor_id)
-                .bind(to_json(&a.state)?.trim_matches('"').to_owned())
-                .bind(ms(a.expires_at))
-                .bind(to_json(a)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| match db_err(e) {
-                    StoreError::Conflict(_) => StoreError::Conflict(format!(
-                        "an approval exists already for action `{}`",
-                        a.action_id
-                    )),
-                    other => other,
-                })?;
+                insert_approval_in(&mut tx, a).await?;
                 commit(tx).await
             }
 
@@ -1100,62 +1186,7 @@ macro_rules! sql_store {
                     return Ok(());
                 }
                 let mut tx = self.write().await?;
-                // Each chain must continue where it stands, without a gap.
-                let mut next: BTreeMap<&str, i64> = BTreeMap::new();
-                for r in receipts {
-                    let seq = big(r.seq, "seq")?;
-                    let expected = match next.get(r.chain_id.as_str()) {
-                        Some(n) => *n,
-                        None => {
-                            let last = sqlx::query(
-                                "SELECT last_seq FROM receipt_chains WHERE chain_id = $1",
-                            )
-                            .bind(&r.chain_id)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db_err)?
-                            .map(|row| num(&row, "last_seq"))
-                            .transpose()?;
-                            last.unwrap_or(0) + 1
-                        }
-                    };
-                    if seq != expected {
-                        return Err(StoreError::Conflict(format!(
-                            "receipt `{}` has seq {seq} in chain `{}`, which expects {expected}",
-                            r.receipt_id, r.chain_id
-                        )));
-                    }
-                    next.insert(&r.chain_id, seq + 1);
-                    sqlx::query(&format!(
-                        "INSERT INTO receipts ({RECEIPT}) VALUES ($1, $2, $3, $4, $5, $6)"
-                    ))
-                    .bind(&r.chain_id)
-                    .bind(seq)
-                    .bind(&r.receipt_id)
-                    .bind(&r.tenant)
-                    .bind(&r.envelope)
-                    .bind(ms(r.stored_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| match db_err(e) {
-                        StoreError::Conflict(_) => StoreError::Conflict(format!(
-                            "receipt `{}` is stored already",
-                            r.receipt_id
-                        )),
-                        other => other,
-                    })?;
-                    sqlx::query(
-                        "INSERT INTO receipt_chains (chain_id, last_seq, updated_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (chain_id) DO UPDATE SET last_seq = excluded.last_seq, \
-                         updated_at = excluded.updated_at",
-                    )
-                    .bind(&r.chain_id)
-                    .bind(seq)
-                    .bind(ms(r.stored_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                }
+                append_receipts_in(&mut tx, receipts).await?;
                 commit(tx).await
             }
 
@@ -1404,6 +1435,22 @@ macro_rules! sql_store {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+                commit(tx).await
+            }
+
+            async fn record_decisions(&self, batch: &DecisionBatch) -> Result<(), StoreError> {
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.write().await?;
+                append_receipts_in(&mut tx, &batch.receipts).await?;
+                record_actions_in(&mut tx, &batch.actions).await?;
+                for a in &batch.approvals {
+                    insert_approval_in(&mut tx, a).await?;
+                }
+                for (tenant, at, counts) in &batch.counts {
+                    add_counts_in(&mut tx, tenant, *at, counts).await?;
+                }
                 commit(tx).await
             }
         }
