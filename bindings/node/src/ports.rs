@@ -329,7 +329,7 @@ fn classify(env: &Env, thrown: napi::Error) -> Answer {
         .filter(|c| c.get_type().is_ok_and(|t| t == ValueType::String))
         .and_then(|c| String::from_unknown(c).ok());
     let described = describe(value).unwrap_or(reason);
-    if code.as_deref() == Some("REJECTED") {
+    if code.as_deref() == Some(mmm_engine::codes::REJECTED) {
         Answer::Rejected(described)
     } else {
         Answer::Down(described)
