@@ -17,6 +17,13 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 #[error("no thread could be started for the job")]
 pub struct SpawnError;
 
+impl SpawnError {
+    /// The serialisable form (`UNAVAILABLE`: the process cannot start a thread now).
+    pub fn info(&self) -> crate::ErrorInfo {
+        crate::ErrorInfo::new(crate::codes::UNAVAILABLE, self.to_string())
+    }
+}
+
 /// An elastic thread pool. Jobs run in the order given; a job's panic is caught and
 /// the thread kept.
 pub struct ThreadPool {
