@@ -244,3 +244,21 @@ spec:
   assert.equal(engine.outboxLength, 0)
   engine.flushOutbox()
 })
+
+test('config takes every core setting, and types.d.ts and docs/node.md list each', async () => {
+  const { readFileSync } = await import('node:fs')
+  const { REPO } = await import('./helpers.mjs')
+  const settings = readFileSync(join(REPO, 'mmm-engine', 'src', 'settings.rs'), 'utf8')
+  const list = settings.slice(settings.indexOf('pub const KEYS'), settings.indexOf('];', settings.indexOf('pub const KEYS')))
+  const keys = [...list.matchAll(/"([a-z_]+)"/g)].map((m) => m[1])
+  assert.ok(keys.length >= 37, `${keys.length}`)
+  const camel = keys.map((k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase()))
+  const types = readFileSync(join(PACKAGE, 'types.d.ts'), 'utf8')
+  const declared = types.slice(types.indexOf('export interface EngineConfig {'))
+  const guide = readFileSync(join(REPO, 'docs', 'node.md'), 'utf8')
+  for (const key of camel) {
+    mmm.Engine.fromYaml(THREE, { config: { [key]: 1 } })
+    assert.ok(declared.includes(`  ${key}?: number | bigint\n`), `types.d.ts lacks ${key}`)
+    assert.ok(guide.includes(`\`${key}\``), `docs/node.md lacks ${key}`)
+  }
+})

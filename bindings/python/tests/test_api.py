@@ -141,3 +141,17 @@ spec:
     assert engine.breaker_state("llm") == "closed"
     with pytest.raises(ValueError, match="unknown port `fax`"):
         engine.breaker_state("fax")
+
+
+def test_config_takes_every_core_setting_and_the_guide_lists_each(three):
+    import re
+
+    from conftest import REPO
+    settings = (REPO / "mmm-engine" / "src" / "settings.rs").read_text(encoding="utf-8")
+    listed = settings[settings.index("pub const KEYS"):]
+    keys = re.findall(r'"([a-z_]+)"', listed[:listed.index("];")])
+    assert len(keys) >= 37, keys
+    guide = (REPO / "docs" / "python.md").read_text(encoding="utf-8")
+    for key in keys:
+        mmm_engine.Engine.from_yaml(three, config={key: 1})
+        assert f"`{key}`" in guide, f"docs/python.md lacks {key}"
