@@ -453,6 +453,25 @@ export interface FatigueStore {
   record?(tenantId: string, actorId: string, playbookId: string, at: string, actions: number): PortAnswer<void>
 }
 
+/** One audited change (an approval's transition, an experiment's status, a reload). */
+export interface AuditEvent {
+  kind: string
+  subject: string
+  by: string | null
+  at: string
+  before: JsonValue
+  after: JsonValue
+}
+
+/**
+ * The audit sink (default: in memory): `record(event)` for every audited change. A throw
+ * means the event was not recorded, and the change does not happen (`AUDIT_FAILED`, or
+ * `UNAVAILABLE` for approvals). Called synchronously: it must not return a Promise.
+ */
+export interface AuditPort {
+  record(event: AuditEvent): void
+}
+
 /**
  * Engine settings: the core's `EngineConfig` keys, in camelCase (`ideDeadlineMs` for
  * `ide_deadline_ms`); durations in milliseconds, counts as whole numbers. The defaults and
@@ -511,5 +530,6 @@ export interface EngineOptions {
   dataGovernance?: DataGovernancePort | null
   delivery?: DeliveryPort | null
   fatigue?: FatigueStore | null
+  audit?: AuditPort | null
   config?: EngineConfig | null
 }

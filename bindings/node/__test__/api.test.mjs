@@ -262,3 +262,56 @@ test('config takes every core setting, and types.d.ts and docs/node.md list each
     assert.ok(guide.includes(`\`${key}\``), `docs/node.md lacks ${key}`)
   }
 })
+
+test('an audit port records every audited change, and a throwing one stops the change', () => {
+  const yaml =
+    THREE +
+    `---
+apiVersion: mmm/v1
+kind: Playbook
+metadata: {id: secret, version: 1, tenant: "*", status: published}
+spec:
+  triggers: [secret.detected]
+  critical: true
+  actions:
+    - {type: multiplier, surfaces: [ide], title: Rotate, text: Rotates the exposed key and revokes the old one., operation: rotate_secret, dual_channel: true, reversible: false}
+---
+apiVersion: mmm/v1
+kind: Experiment
+metadata: {id: copy, tenant: "*", status: active}
+spec:
+  playbook: large-pr
+  variants: [{name: a, weight: 1}, {name: b, weight: 1}]
+`
+  const events = []
+  let up = true
+  const audit = {
+    record(event) {
+      if (!up) throw new Error('audit log full')
+      events.push(event)
+    },
+  }
+  const engine = mmm.Engine.fromYaml(yaml, { audit })
+  const action = engine.decide(signal({ kind: 'secret.detected' }), null, { now: NOW }).actions[0]
+  const approval = engine.requestApproval(action, 'acme', 'dev-42')
+  engine.approve(approval.approval_id, 'chat', 'lead')
+  engine.setExperimentStatus('copy', 'paused', 'admin')
+  engine.reloadYaml(yaml)
+  assert.deepEqual(
+    events.map((e) => [e.kind, e.subject === approval.approval_id || e.subject]),
+    [
+      ['approval.created', true],
+      ['approval.partially_approved', true],
+      ['experiment.state_changed', 'copy'],
+      [events[3].kind, events[3].subject],
+    ],
+  )
+  assert.equal(events.length, 4)
+  assert.deepEqual([events[2].by, events[2].before, events[2].after], ['admin', { status: 'active' }, { status: 'paused' }])
+  up = false
+  assert.throws(() => engine.approve(approval.approval_id, 'ide', 'owner'), (e) => e.code === 'UNAVAILABLE' && /audit log full/.test(e.message))
+  assert.equal(engine.getApproval(approval.approval_id).state, 'partially_approved', 'nothing changed')
+  assert.throws(() => engine.setExperimentStatus('copy', 'active', 'admin'), { code: 'AUDIT_FAILED', name: 'AuditFailedError' })
+  assert.throws(() => engine.reloadYaml(yaml), { code: 'AUDIT_FAILED' })
+  assert.throws(() => mmm.Engine.fromYaml(THREE, { audit: {} }), (e) => e instanceof TypeError && /record/.test(e.message))
+})

@@ -17,7 +17,7 @@ use mmm_engine::experiment::ExperimentStatus;
 use mmm_engine::pool::ThreadPool;
 use mmm_engine::receipt::{public_key_from_bytes, signing_key_from_bytes, Envelope};
 use mmm_engine::{
-    DecideOptions, Decision, Engine as Core, EngineBuilder, EngineConfig, PlaybookSet, PortName,
+    DecideOptions, Engine as Core, EngineBuilder, EngineConfig, PlaybookSet, PortName,
 };
 use napi::bindgen_prelude::{FromNapiValue, FunctionRef, JsObjectValue, Object, Unknown};
 use napi::{Env, JsValue, ValueType};
@@ -225,7 +225,7 @@ fn build(env: &Env, set: PlaybookSet, options: Option<Object<'_>>) -> napi::Resu
                             format!(
                                 "unknown engine option `{name}` (expected signingKey, config, or \
                                  a port: llm, receipts, policy, iam, signals, dataGovernance, \
-                                 delivery, fatigue)"
+                                 delivery, fatigue, audit)"
                             ),
                         ));
                     };
@@ -273,7 +273,8 @@ fn build(env: &Env, set: PlaybookSet, options: Option<Object<'_>>) -> napi::Resu
                 "signals" => b.signals(port),
                 "dataGovernance" => b.data_governance(port),
                 "delivery" => b.delivery(port),
-                _ => b.fatigue(port),
+                "fatigue" => b.fatigue(port),
+                _ => b.audit(port),
             };
         }
         (Some(bridge), Some(dispatcher))
@@ -310,18 +311,16 @@ impl Engine {
         }
     }
 
-    /// Runs `core.decide` where its ports can reach the JS thread: directly when no JS
-    /// port is configured, otherwise on a pool thread while this (the JS) thread runs the
-    /// port calls it makes.
-    fn decide_here(
+    /// Runs `work` on the engine where its ports can reach the JS thread: directly when no
+    /// JS port is configured, otherwise on a pool thread while this (the JS) thread runs the
+    /// port calls it makes (the audit sink of an approval, the ports of a decision).
+    fn run_here<T: Send + 'static>(
         &self,
         env: &Env,
-        signal: Value,
-        context: Option<Value>,
-        options: DecideOptions,
-    ) -> napi::Result<Result<Decision, mmm_engine::DecideError>> {
+        work: impl FnOnce(&Core) -> T + Send + 'static,
+    ) -> napi::Result<T> {
         let (Some(bridge), Some(dispatcher)) = (&self.bridge, &self.dispatcher) else {
-            return Ok(self.core.decide(&signal, context.as_ref(), &options));
+            return Ok(work(&self.core));
         };
         let queue = Arc::clone(&bridge.queue);
         let token = queue.begin_sync();
@@ -329,9 +328,7 @@ impl Engine {
         let (done, outcome) = std::sync::mpsc::sync_channel(1);
         let worker_queue = Arc::clone(&queue);
         let started = SYNC.spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                core.decide(&signal, context.as_ref(), &options)
-            }));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&core)));
             // The result first, then the wake-up: the pump reads it right after.
             let _ = done.send(result);
             worker_queue.finish(token);
@@ -344,7 +341,7 @@ impl Engine {
             .ok()
             .and_then(|()| outcome.recv().ok())
             .and_then(Result::ok)
-            .ok_or_else(|| napi::Error::from_reason("the decision could not be run"))
+            .ok_or_else(|| napi::Error::from_reason("the engine call could not be run"))
     }
 }
 
@@ -393,7 +390,10 @@ impl Engine {
         let signal = input(env, signal, "signal")?;
         let context = optional_context(env, context)?;
         let options = decide_options(env, options)?;
-        match self.decide_here(env, signal, context, options)? {
+        let decided = self.run_here(env, move |core| {
+            core.decide(&signal, context.as_ref(), &options)
+        })?;
+        match decided {
             Ok(decision) => decision::to_js(env, &self.builder, &decision),
             Err(e) => Err(EngineError::Decide(e).into_napi(env)),
         }
@@ -480,8 +480,7 @@ impl Engine {
     pub fn reload(&self, env: &Env, path: Unknown<'_>) -> napi::Result<()> {
         let path = string_arg(env, path, "path")?;
         let set = load_path(env, &path)?;
-        self.core
-            .reload(set)
+        self.run_here(env, move |core| core.reload(set))?
             .map_err(|e| EngineError::Audit(e).into_napi(env))
     }
 
@@ -490,8 +489,7 @@ impl Engine {
     pub fn reload_yaml(&self, env: &Env, text: Unknown<'_>) -> napi::Result<()> {
         let text = string_arg(env, text, "text")?;
         let set = PlaybookSet::from_yaml(&text).map_err(|e| EngineError::Load(e).into_napi(env))?;
-        self.core
-            .reload(set)
+        self.run_here(env, move |core| core.reload(set))?
             .map_err(|e| EngineError::Audit(e).into_napi(env))
     }
 
@@ -521,9 +519,9 @@ impl Engine {
             )
         })?;
         let approval = self
-            .core
-            .approvals()
-            .request(&action, &tenant_id, &actor_id)
+            .run_here(env, move |core| {
+                core.approvals().request(&action, &tenant_id, &actor_id)
+            })?
             .map_err(|e| EngineError::Approval(e).into_napi(env))?;
         to_js(env, &approval)
     }
@@ -544,9 +542,9 @@ impl Engine {
         let channel = string_arg(env, channel, "channel")?;
         let approver = string_arg(env, approver, "approver")?;
         let approval = self
-            .core
-            .approvals()
-            .approve(&approval_id, &channel, &approver)
+            .run_here(env, move |core| {
+                core.approvals().approve(&approval_id, &channel, &approver)
+            })?
             .map_err(|e| EngineError::Approval(e).into_napi(env))?;
         to_js(env, &approval)
     }
@@ -567,9 +565,9 @@ impl Engine {
         let by = string_arg(env, by, "by")?;
         let reason = string_arg(env, reason, "reason")?;
         let approval = self
-            .core
-            .approvals()
-            .reject(&approval_id, &by, &reason)
+            .run_here(env, move |core| {
+                core.approvals().reject(&approval_id, &by, &reason)
+            })?
             .map_err(|e| EngineError::Approval(e).into_napi(env))?;
         to_js(env, &approval)
     }
@@ -583,9 +581,7 @@ impl Engine {
     ) -> napi::Result<Unknown<'e>> {
         let approval_id = string_arg(env, approval_id, "approvalId")?;
         let approval = self
-            .core
-            .approvals()
-            .get(&approval_id)
+            .run_here(env, move |core| core.approvals().get(&approval_id))?
             .map_err(|e| EngineError::Approval(e).into_napi(env))?;
         to_js(env, &approval)
     }
@@ -629,9 +625,10 @@ impl Engine {
         let by = string_arg(env, by, "by")?;
         let status = ExperimentStatus::parse(&status)
             .ok_or_else(|| arg_value(env, "status must be `active`, `paused` or `completed`"))?;
-        self.core
-            .set_experiment_status(&experiment_id, status, &by)
-            .map_err(|e| EngineError::Audit(e).into_napi(env))
+        self.run_here(env, move |core| {
+            core.set_experiment_status(&experiment_id, status, &by)
+        })?
+        .map_err(|e| EngineError::Audit(e).into_napi(env))
     }
 
     /// Tries now to deliver the receipts waiting in the outbox (a background worker also
