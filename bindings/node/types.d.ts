@@ -313,7 +313,7 @@ export interface Diagnostic {
   playbook: string | null
 }
 
-/** The stable codes of errors thrown by the engine. */
+/** The stable codes of errors thrown by the engine (the core's `codes`), and Node's own two for arguments. */
 export type ErrorCode =
   | 'PLAYBOOK_INVALID'
   | 'IO'
@@ -325,6 +325,12 @@ export type ErrorCode =
   | 'OUTCOME_INVALID'
   | 'APPROVAL_REFUSED'
   | 'AUDIT_FAILED'
+  | 'CONFIG_INVALID'
+  | 'NOT_FOUND'
+  | 'CONFLICT'
+  | 'REJECTED'
+  | 'DURATION_INVALID'
+  | 'JSON_INVALID'
   | 'ERR_INVALID_ARG_TYPE'
   | 'ERR_INVALID_ARG_VALUE'
 
@@ -343,6 +349,13 @@ export interface MmmError extends Error {
     | 'OutcomeError'
     | 'ApprovalError'
     | 'AuditFailedError'
+    | 'IoError'
+    | 'ConfigError'
+    | 'NotFoundError'
+    | 'ConflictError'
+    | 'Rejected'
+    | 'DurationError'
+    | 'JsonError'
     | 'MmmError'
     | 'TypeError'
     | 'RangeError'
@@ -440,25 +453,69 @@ export interface FatigueStore {
   record?(tenantId: string, actorId: string, playbookId: string, at: string, actions: number): PortAnswer<void>
 }
 
-/** Engine settings; durations in milliseconds. */
+/** One audited change (an approval's transition, an experiment's status, a reload). */
+export interface AuditEvent {
+  kind: string
+  subject: string
+  by: string | null
+  at: string
+  before: JsonValue
+  after: JsonValue
+}
+
+/**
+ * The audit sink (default: in memory): `record(event)` for every audited change. A throw
+ * means the event was not recorded, and the change does not happen (`AUDIT_FAILED`, or
+ * `UNAVAILABLE` for approvals). Called synchronously: it must not return a Promise.
+ */
+export interface AuditPort {
+  record(event: AuditEvent): void
+}
+
+/**
+ * Engine settings: the core's `EngineConfig` keys, in camelCase (`ideDeadlineMs` for
+ * `ide_deadline_ms`); durations in milliseconds, counts as whole numbers. The defaults and
+ * what each does are in docs/node.md. An unknown key or a bad value throws `CONFIG_INVALID`
+ * naming the key.
+ */
 export interface EngineConfig {
-  ideDeadlineMs?: number
-  defaultDeadlineMs?: number
-  policyTtlMs?: number
-  policyMaxAgeMs?: number
-  tenantConfigTtlMs?: number
-  llmMinBudgetMs?: number
-  approvalTtlMs?: number
-  iamTimeoutMs?: number
-  signalsTimeoutMs?: number
-  dataGovernanceTimeoutMs?: number
-  policyTimeoutMs?: number
-  llmTimeoutMs?: number
-  receiptsTimeoutMs?: number
-  deliveryTimeoutMs?: number
-  maxPayloadBytes?: number
-  outboxCapacity?: number
-  llmMaxTokens?: number
+  ideDeadlineMs?: number | bigint
+  defaultDeadlineMs?: number | bigint
+  policyTtlMs?: number | bigint
+  policyMaxAgeMs?: number | bigint
+  tenantConfigTtlMs?: number | bigint
+  llmMinBudgetMs?: number | bigint
+  approvalTtlMs?: number | bigint
+  iamTimeoutMs?: number | bigint
+  signalsTimeoutMs?: number | bigint
+  dataGovernanceTimeoutMs?: number | bigint
+  policyTimeoutMs?: number | bigint
+  llmTimeoutMs?: number | bigint
+  receiptsTimeoutMs?: number | bigint
+  deliveryTimeoutMs?: number | bigint
+  maxPayloadBytes?: number | bigint
+  maxContextBytes?: number | bigint
+  maxDenyKeys?: number | bigint
+  maxDenyKeyBytes?: number | bigint
+  outboxCapacity?: number | bigint
+  llmMaxTokens?: number | bigint
+  maxPortThreads?: number | bigint
+  rememberedActions?: number | bigint
+  fatigueMaxActors?: number | bigint
+  experimentSeed?: number | bigint
+  breakerFailureThreshold?: number | bigint
+  breakerOpenMs?: number | bigint
+  breakerHalfOpenProbes?: number | bigint
+  breakerSuccessThreshold?: number | bigint
+  conditionMaxOperations?: number | bigint
+  conditionMaxCallDepth?: number | bigint
+  conditionMaxExprDepth?: number | bigint
+  conditionMaxStringBytes?: number | bigint
+  conditionMaxArraySize?: number | bigint
+  conditionMaxMapSize?: number | bigint
+  conditionTimeLimitMs?: number | bigint
+  conditionMaxGlobPatternBytes?: number | bigint
+  conditionMaxGlobTextBytes?: number | bigint
 }
 
 /** How an engine is built: the signing key, the ports (every one optional) and settings. */
@@ -473,5 +530,6 @@ export interface EngineOptions {
   dataGovernance?: DataGovernancePort | null
   delivery?: DeliveryPort | null
   fatigue?: FatigueStore | null
+  audit?: AuditPort | null
   config?: EngineConfig | null
 }

@@ -102,6 +102,22 @@ pub enum ApprovalError {
     Unavailable(String),
 }
 
+impl ApprovalError {
+    /// The serialisable form: `NOT_FOUND` for an unknown approval, `CONFLICT` when the
+    /// approval's state does not allow the change (terminal, or the same channel twice),
+    /// `APPROVAL_REFUSED` for an action that cannot be approved, `UNAVAILABLE` when the
+    /// store or the audit sink failed.
+    pub fn info(&self) -> crate::ErrorInfo {
+        let code = match self {
+            ApprovalError::NotFound(_) => crate::codes::NOT_FOUND,
+            ApprovalError::NotDualChannel(_) => crate::codes::APPROVAL_REFUSED,
+            ApprovalError::SameChannel(_) | ApprovalError::Terminal(_) => crate::codes::CONFLICT,
+            ApprovalError::Unavailable(_) => crate::codes::UNAVAILABLE,
+        };
+        crate::ErrorInfo::new(code, self.to_string())
+    }
+}
+
 /// Storage for approvals. `update` must apply its change atomically per approval.
 pub trait ApprovalStore: Send + Sync {
     /// Stores a new approval.

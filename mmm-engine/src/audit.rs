@@ -37,6 +37,18 @@ pub enum AuditError {
     UnknownExperiment(String),
 }
 
+impl AuditError {
+    /// The serialisable form: `AUDIT_FAILED` when the sink failed, `NOT_FOUND` for an
+    /// unknown experiment.
+    pub fn info(&self) -> crate::ErrorInfo {
+        let code = match self {
+            AuditError::Unavailable(_) => crate::codes::AUDIT_FAILED,
+            AuditError::UnknownExperiment(_) => crate::codes::NOT_FOUND,
+        };
+        crate::ErrorInfo::new(code, self.to_string())
+    }
+}
+
 /// Receives audit events. An error is reported to the caller of the mutation, which then
 /// does not happen (nothing changes unaudited).
 pub trait AuditSink: Send + Sync {

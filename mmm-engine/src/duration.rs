@@ -51,6 +51,13 @@ impl From<DurationError> for String {
     }
 }
 
+impl DurationError {
+    /// The serialisable form (`DURATION_INVALID`).
+    pub fn info(&self) -> crate::ErrorInfo {
+        crate::ErrorInfo::new(crate::codes::DURATION_INVALID, self.to_string())
+    }
+}
+
 /// The longest duration accepted: ten years, far beyond any sensible window, and
 /// small enough that no arithmetic on timestamps can overflow.
 const MAX_SECONDS: i64 = 10 * 366 * 86_400;

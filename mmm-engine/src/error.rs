@@ -29,6 +29,52 @@ pub mod codes {
     pub const AUDIT_FAILED: &str = "AUDIT_FAILED";
     /// An engine setting is invalid (an unknown key, a negative duration, …).
     pub const CONFIG_INVALID: &str = "CONFIG_INVALID";
+    /// What the operation names does not exist (an approval, an experiment).
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    /// The operation conflicts with the current state (an approval already terminal, a
+    /// second approval through the first one's channel).
+    pub const CONFLICT: &str = "CONFLICT";
+    /// A port answered with a business error (a deny, a not-found): the dependency is up.
+    pub const REJECTED: &str = "REJECTED";
+    /// A duration is invalid (`24`, `0s`, `5y`).
+    pub const DURATION_INVALID: &str = "DURATION_INVALID";
+    /// JSON text cannot be read (a syntax error, a number beyond 64 bits).
+    pub const JSON_INVALID: &str = "JSON_INVALID";
+
+    /// Every code, each with the name both bindings give its errors (the Python exception
+    /// class, the JavaScript error's `name`), so that they map errors by code alone.
+    pub const ALL: &[(&str, &str)] = &[
+        (PLAYBOOK_INVALID, "PlaybookError"),
+        (SIGNAL_INVALID, "SignalError"),
+        (CONTEXT_INVALID, "ContextError"),
+        (UNAVAILABLE, "UnavailableError"),
+        (FORBIDDEN, "ForbiddenError"),
+        (RECEIPT_INVALID, "ReceiptError"),
+        (IO, "IoError"),
+        (OUTCOME_INVALID, "OutcomeError"),
+        (APPROVAL_REFUSED, "ApprovalError"),
+        (AUDIT_FAILED, "AuditFailedError"),
+        (CONFIG_INVALID, "ConfigError"),
+        (NOT_FOUND, "NotFoundError"),
+        (CONFLICT, "ConflictError"),
+        (REJECTED, "Rejected"),
+        (DURATION_INVALID, "DurationError"),
+        (JSON_INVALID, "JsonError"),
+    ];
+
+    /// The name the bindings give errors of `code` (see [`ALL`]); `MmmError`, the base
+    /// class, for a code they do not know.
+    ///
+    /// ```
+    /// use mmm_engine::codes;
+    /// assert_eq!(codes::error_name(codes::SIGNAL_INVALID), "SignalError");
+    /// assert_eq!(codes::error_name("SOMETHING_NEW"), "MmmError");
+    /// ```
+    pub fn error_name(code: &str) -> &'static str {
+        ALL.iter()
+            .find(|(c, _)| *c == code)
+            .map_or("MmmError", |(_, name)| name)
+    }
 }
 
 /// The most characters of a user value a message shows.
@@ -485,6 +531,95 @@ mod tests {
             "unavailable: data_governance is down: connection refused"
         );
         assert_eq!(e.info().code, codes::UNAVAILABLE);
+    }
+
+    #[test]
+    fn every_code_is_listed_once_with_one_name() {
+        let source = include_str!("error.rs");
+        let module =
+            &source[source.find("pub mod codes {").unwrap()..source.find("pub const ALL").unwrap()];
+        let declared: Vec<&str> = module
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("pub const "))
+            .map(|l| l.split(':').next().unwrap())
+            .collect();
+        assert!(declared.len() >= 16, "{declared:?}");
+        let listed: Vec<&str> = codes::ALL.iter().map(|(c, _)| *c).collect();
+        assert_eq!(
+            declared, listed,
+            "every code in `codes`, in order, is in `codes::ALL`"
+        );
+        let mut names: Vec<&str> = codes::ALL.iter().map(|(_, n)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), codes::ALL.len(), "one name per code");
+    }
+
+    #[test]
+    fn every_public_error_type_gives_a_listed_code() {
+        use crate::approval::{ApprovalError, ApprovalState};
+        use crate::audit::AuditError;
+        let cases = [
+            (ApprovalError::NotFound("a".into()).info(), codes::NOT_FOUND),
+            (
+                ApprovalError::NotDualChannel("a".into()).info(),
+                codes::APPROVAL_REFUSED,
+            ),
+            (
+                ApprovalError::SameChannel("ide".into()).info(),
+                codes::CONFLICT,
+            ),
+            (
+                ApprovalError::Terminal(ApprovalState::Approved).info(),
+                codes::CONFLICT,
+            ),
+            (
+                ApprovalError::Unavailable("down".into()).info(),
+                codes::UNAVAILABLE,
+            ),
+            (
+                AuditError::Unavailable("down".into()).info(),
+                codes::AUDIT_FAILED,
+            ),
+            (
+                AuditError::UnknownExperiment("e".into()).info(),
+                codes::NOT_FOUND,
+            ),
+            (
+                crate::FatigueError::Full { max_actors: 1 }.info(),
+                codes::UNAVAILABLE,
+            ),
+            (
+                crate::Duration::parse("0s").unwrap_err().info(),
+                codes::DURATION_INVALID,
+            ),
+            (
+                crate::PortError::Rejected("no".into()).info(),
+                codes::REJECTED,
+            ),
+            (
+                crate::PortError::Unavailable("x".into()).info(),
+                codes::UNAVAILABLE,
+            ),
+            (
+                crate::number::parse_json("{").unwrap_err().info(),
+                codes::JSON_INVALID,
+            ),
+            (
+                crate::EngineConfig::from_json(&serde_json::json!({"x": 1}))
+                    .unwrap_err()
+                    .info(),
+                codes::CONFIG_INVALID,
+            ),
+        ];
+        for (info, code) in cases {
+            assert_eq!(info.code, code, "{info:?}");
+            assert_ne!(codes::error_name(&info.code), "MmmError");
+        }
+        let json = crate::number::parse_json("{\"a\": [1, 123456789012345678901234567890]}")
+            .unwrap_err()
+            .info();
+        assert_eq!((json.field.as_deref(), json.line), (Some("a[1]"), Some(1)));
     }
 
     #[test]

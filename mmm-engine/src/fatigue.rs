@@ -117,6 +117,14 @@ pub enum FatigueError {
     },
 }
 
+impl FatigueError {
+    /// The serialisable form: `UNAVAILABLE` for each (the store cannot give a verdict
+    /// now: it is down, full of live entries, or answered nonsense).
+    pub fn info(&self) -> crate::ErrorInfo {
+        crate::ErrorInfo::new(crate::codes::UNAVAILABLE, self.to_string())
+    }
+}
+
 /// The fatigue port: an atomic check-and-record per actor.
 pub trait FatigueStore: Send + Sync {
     /// Checks the limits and, when allowed, records the firing, atomically per actor.

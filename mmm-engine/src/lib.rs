@@ -26,6 +26,7 @@ pub mod outcome;
 mod pipeline;
 mod plan;
 pub mod playbook;
+pub mod pool;
 pub mod ports;
 pub mod receipt;
 mod registry;

@@ -110,6 +110,18 @@ pub struct JsonTextError {
     pub message: String,
 }
 
+impl JsonTextError {
+    /// The serialisable form (`JSON_INVALID`, with the line, the column and the field).
+    pub fn info(&self) -> crate::ErrorInfo {
+        crate::ErrorInfo {
+            field: self.field.clone(),
+            line: Some(self.line),
+            column: Some(self.column),
+            ..crate::ErrorInfo::new(crate::codes::JSON_INVALID, self.to_string())
+        }
+    }
+}
+
 /// Reads JSON text as the engine reads input: a UTF-8 byte-order mark at the start is
 /// skipped, integers beyond 64 bits are refused (serde_json would make them floats,
 /// silently), and `-0` becomes `0`.

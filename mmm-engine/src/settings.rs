@@ -208,8 +208,9 @@ impl EngineConfig {
             .keys()
             .find(|k| !EngineConfig::KEYS.contains(&k.as_str()))
         {
+            // A key the caller wrote: escaped and cut like any user value.
             return Err(SettingsError {
-                key: unknown.clone(),
+                key: crate::error::field_name(unknown),
                 message: "is not a setting".into(),
             });
         }
@@ -527,6 +528,14 @@ mod tests {
         assert_eq!(e.message, "`5000000000` is too large");
         let e = err(json!({"colour": 1}));
         assert_eq!(e.to_string(), "invalid setting `colour`: is not a setting");
+        let mut evil = serde_json::Map::new();
+        evil.insert(format!("x\u{1b}[2J{}", "k".repeat(500)), json!(1));
+        let e = err(Value::Object(evil));
+        assert!(
+            e.key.starts_with("x\\u{1b}[2J") && e.key.len() < 220,
+            "{}",
+            e.key
+        );
         let e = err(json!([1]));
         assert_eq!(e.key, "config");
         assert_eq!(e.info().code, "CONFIG_INVALID");

@@ -74,13 +74,20 @@ test('engine options are checked', () => {
   assert.throws(() => mmm.Engine.fromYaml(THREE, { colour: 1 }), { code: 'ERR_INVALID_ARG_VALUE' })
   assert.throws(() => mmm.Engine.fromYaml(THREE, { llm: {} }), (e) => e instanceof TypeError && /generate/.test(e.message))
   assert.throws(() => mmm.Engine.fromYaml(THREE, { iam: 'iam' }), { code: 'ERR_INVALID_ARG_TYPE' })
-  assert.throws(() => mmm.Engine.fromYaml(THREE, { config: { colour: 1 } }), { code: 'ERR_INVALID_ARG_VALUE', message: 'unknown config key `colour`' })
-  assert.throws(() => mmm.Engine.fromYaml(THREE, { config: { policyTtlMs: -1 } }), {
-    code: 'ERR_INVALID_ARG_VALUE',
-    message: 'config `policyTtlMs`: must be a whole number of milliseconds, not `-1`',
-  })
-  assert.throws(() => mmm.Engine.fromYaml(THREE, { config: { policyTtlMs: 1.5 } }), { code: 'ERR_INVALID_ARG_VALUE', message: /`policyTtlMs`/ })
-  assert.throws(() => mmm.Engine.fromYaml(THREE, { config: { maxDenyKeys: 'many' } }), { code: 'ERR_INVALID_ARG_VALUE', message: /`maxDenyKeys`/ })
+  // Settings are the core's (EngineConfig), in camelCase; errors name the key as written.
+  const config = (c, field, message) =>
+    assert.throws(() => mmm.Engine.fromYaml(THREE, { config: c }), (e) => {
+      assert.deepEqual([e.name, e.code, e.field, e.message], ['ConfigError', 'CONFIG_INVALID', field, `invalid setting \`${field}\`: ${message}`])
+      return true
+    })
+  config({ colour: 1 }, 'colour', 'is not a setting')
+  config({ policyTtlMs: -1 }, 'policyTtlMs', 'must be a whole number of milliseconds, not `-1`')
+  config({ policyTtlMs: 1.5 }, 'policyTtlMs', 'must be a whole number of milliseconds, not `1.5`')
+  config({ llmMaxTokens: 2 ** 40 }, 'llmMaxTokens', `\`${2 ** 40}\` is too large`)
+  config({ maxContextBytes: NaN }, 'maxContextBytes', '`NaN` is not a number JSON can carry; NaN and infinities are refused')
+  config({ outboxCapacity: 2n ** 64n }, 'outboxCapacity', `integer \`${2n ** 64n}\` does not fit in 64 bits (-2^63 to 2^64-1); pass it as a string`)
+  config([1], 'config', 'must be an object of settings, not an array')
+  assert.throws(() => mmm.Engine.fromYaml(THREE, { config: { maxDenyKeys: 'many' } }), { code: 'CONFIG_INVALID', field: 'maxDenyKeys' })
   mmm.Engine.fromYaml(THREE, { config: { ideDeadlineMs: 200, outboxCapacity: 10, llmMaxTokens: 64, maxContextBytes: 1024 } })
 })
 
@@ -210,15 +217,17 @@ spec:
   assert.equal(approval.state, 'pending')
   assert.equal(approval.operation, 'rotate_secret')
   assert.equal(engine.approve(approval.approval_id, 'chat', 'lead').state, 'partially_approved')
-  assert.throws(() => engine.approve(approval.approval_id, 'chat', 'lead'), (e) => e.code === 'APPROVAL_REFUSED' && e.name === 'ApprovalError')
+  assert.throws(() => engine.approve(approval.approval_id, 'chat', 'lead'), (e) => e.code === 'CONFLICT' && e.name === 'ConflictError')
   assert.equal(engine.approve(approval.approval_id, 'ide', 'owner').state, 'approved')
   assert.equal(engine.getApproval(approval.approval_id).state, 'approved')
-  assert.throws(() => engine.reject(approval.approval_id, 'lead', 'too late'), { code: 'APPROVAL_REFUSED' })
+  assert.throws(() => engine.reject(approval.approval_id, 'lead', 'too late'), { code: 'CONFLICT', name: 'ConflictError' })
   const second = engine.requestApproval(action, 'acme', 'dev-42')
   const rejected = engine.reject(second.approval_id, 'lead', 'not now')
   assert.equal(rejected.state, 'rejected')
   assert.deepEqual(rejected.rejection, ['lead', 'not now'])
-  assert.throws(() => engine.getApproval('nope'), { code: 'APPROVAL_REFUSED' })
+  assert.throws(() => engine.getApproval('nope'), { code: 'NOT_FOUND', name: 'NotFoundError' })
+  const mirror = engine.decide(signal({ payload: { lines: 420 } }), null, { now: NOW }).actions[0]
+  assert.throws(() => engine.requestApproval(mirror, 'acme', 'dev-42'), { code: 'APPROVAL_REFUSED', name: 'ApprovalError' })
   assert.throws(() => engine.requestApproval({ not: 'an action' }, 'acme', 'dev-42'), { code: 'ERR_INVALID_ARG_VALUE' })
 
   assert.deepEqual(engine.experimentWeights('acme', 'copy'), { a: 0.5, b: 0.5 })
@@ -228,10 +237,81 @@ spec:
   engine.setExperimentStatus('copy', 'paused', 'admin')
   assert.equal(engine.decide(signal({ payload: { lines: 420 } }), null, { now: NOW }).actions[0].experiment, null)
   assert.throws(() => engine.setExperimentStatus('copy', 'asleep', 'admin'), { code: 'ERR_INVALID_ARG_VALUE' })
-  assert.throws(() => engine.setExperimentStatus('nope', 'paused', 'admin'), { code: 'AUDIT_FAILED' })
+  assert.throws(() => engine.setExperimentStatus('nope', 'paused', 'admin'), { code: 'NOT_FOUND', name: 'NotFoundError' })
   assert.equal(engine.breakerState('llm'), 'closed')
   assert.throws(() => engine.breakerState('fax'), { code: 'ERR_INVALID_ARG_VALUE' })
   assert.equal(engine.receiptPublicKey, null)
   assert.equal(engine.outboxLength, 0)
   engine.flushOutbox()
+})
+
+test('config takes every core setting, and types.d.ts and docs/node.md list each', async () => {
+  const { readFileSync } = await import('node:fs')
+  const { REPO } = await import('./helpers.mjs')
+  const settings = readFileSync(join(REPO, 'mmm-engine', 'src', 'settings.rs'), 'utf8')
+  const list = settings.slice(settings.indexOf('pub const KEYS'), settings.indexOf('];', settings.indexOf('pub const KEYS')))
+  const keys = [...list.matchAll(/"([a-z_]+)"/g)].map((m) => m[1])
+  assert.ok(keys.length >= 37, `${keys.length}`)
+  const camel = keys.map((k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase()))
+  const types = readFileSync(join(PACKAGE, 'types.d.ts'), 'utf8')
+  const declared = types.slice(types.indexOf('export interface EngineConfig {'))
+  const guide = readFileSync(join(REPO, 'docs', 'node.md'), 'utf8')
+  for (const key of camel) {
+    mmm.Engine.fromYaml(THREE, { config: { [key]: 1 } })
+    assert.ok(declared.includes(`  ${key}?: number | bigint\n`), `types.d.ts lacks ${key}`)
+    assert.ok(guide.includes(`\`${key}\``), `docs/node.md lacks ${key}`)
+  }
+})
+
+test('an audit port records every audited change, and a throwing one stops the change', () => {
+  const yaml =
+    THREE +
+    `---
+apiVersion: mmm/v1
+kind: Playbook
+metadata: {id: secret, version: 1, tenant: "*", status: published}
+spec:
+  triggers: [secret.detected]
+  critical: true
+  actions:
+    - {type: multiplier, surfaces: [ide], title: Rotate, text: Rotates the exposed key and revokes the old one., operation: rotate_secret, dual_channel: true, reversible: false}
+---
+apiVersion: mmm/v1
+kind: Experiment
+metadata: {id: copy, tenant: "*", status: active}
+spec:
+  playbook: large-pr
+  variants: [{name: a, weight: 1}, {name: b, weight: 1}]
+`
+  const events = []
+  let up = true
+  const audit = {
+    record(event) {
+      if (!up) throw new Error('audit log full')
+      events.push(event)
+    },
+  }
+  const engine = mmm.Engine.fromYaml(yaml, { audit })
+  const action = engine.decide(signal({ kind: 'secret.detected' }), null, { now: NOW }).actions[0]
+  const approval = engine.requestApproval(action, 'acme', 'dev-42')
+  engine.approve(approval.approval_id, 'chat', 'lead')
+  engine.setExperimentStatus('copy', 'paused', 'admin')
+  engine.reloadYaml(yaml)
+  assert.deepEqual(
+    events.map((e) => [e.kind, e.subject === approval.approval_id || e.subject]),
+    [
+      ['approval.created', true],
+      ['approval.partially_approved', true],
+      ['experiment.state_changed', 'copy'],
+      [events[3].kind, events[3].subject],
+    ],
+  )
+  assert.equal(events.length, 4)
+  assert.deepEqual([events[2].by, events[2].before, events[2].after], ['admin', { status: 'active' }, { status: 'paused' }])
+  up = false
+  assert.throws(() => engine.approve(approval.approval_id, 'ide', 'owner'), (e) => e.code === 'UNAVAILABLE' && /audit log full/.test(e.message))
+  assert.equal(engine.getApproval(approval.approval_id).state, 'partially_approved', 'nothing changed')
+  assert.throws(() => engine.setExperimentStatus('copy', 'active', 'admin'), { code: 'AUDIT_FAILED', name: 'AuditFailedError' })
+  assert.throws(() => engine.reloadYaml(yaml), { code: 'AUDIT_FAILED' })
+  assert.throws(() => mmm.Engine.fromYaml(THREE, { audit: {} }), (e) => e instanceof TypeError && /record/.test(e.message))
 })

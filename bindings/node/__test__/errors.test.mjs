@@ -44,7 +44,7 @@ test('playbook errors name file, line, column, rule and playbook, with every dia
   assert.equal(e.diagnostics[0].column, 28)
   const io = caught(() => mmm.Engine.fromPath('/nonexistent/playbooks'))
   assert.equal(io.code, 'IO')
-  assert.equal(io.name, 'PlaybookError')
+  assert.equal(io.name, 'IoError')
 })
 
 test('signal and context errors name the field', () => {

@@ -183,9 +183,11 @@ test('a throwing receipts port queues without waiting, and the outbox worker del
   assert.equal(d.actions.length, 3)
   assert.equal(engine.outboxLength, 1)
   sink.up = true
-  // The worker retries from its own thread; the JS port runs when this thread is free.
+  // The worker retries from its own thread; the JS port runs when this thread is free. The
+  // worker takes a receipt out of the outbox before it calls the port: wait for the
+  // delivery itself, not only for the outbox to empty.
   const deadline = Date.now() + 5000
-  while (engine.outboxLength > 0 && Date.now() < deadline) await sleep(50)
+  while ((engine.outboxLength > 0 || sink.received.length === 0) && Date.now() < deadline) await sleep(50)
   assert.equal(engine.outboxLength, 0)
   assert.deepEqual(
     sink.received.map((e) => independentVerify(e, publicHex).receipt_id),

@@ -1,14 +1,15 @@
-//! One exhaustive mapping from the engine's errors to JavaScript `Error`s. Every error
-//! thrown or rejected by the binding carries the fields of the core's `ErrorInfo` as
-//! properties — `code`, `message`, `field`, `rule`, `file`, `line`, `column`, `playbook`
-//! (`null` when not applicable) — and a `name` naming its kind, so that callers branch on
+//! The engine's errors as JavaScript `Error`s, mapped by the core's stable code alone.
+//! Every error thrown or rejected by the binding carries the fields of the core's
+//! `ErrorInfo` as properties — `code`, `message`, `field`, `rule`, `file`, `line`,
+//! `column`, `playbook` (`null` when not applicable) — and a `name` the core gives that
+//! code (`codes::ALL`: `SignalError` for `SIGNAL_INVALID`, …), so that callers branch on
 //! `err.code` and show the rest.
 
 use mmm_engine::approval::ApprovalError as CoreApprovalError;
 use mmm_engine::audit::AuditError;
 use mmm_engine::outcome::OutcomeError as CoreOutcomeError;
 use mmm_engine::receipt::ReceiptError as CoreReceiptError;
-use mmm_engine::{codes, DecideError, ErrorInfo, LoadError};
+use mmm_engine::{codes, DecideError, ErrorInfo, LoadError, SettingsError};
 use napi::bindgen_prelude::{Function, JsObjectValue, Null, Object, Unknown};
 use napi::{Env, JsValue, Status};
 
@@ -29,8 +30,10 @@ pub enum EngineError {
     Outcome(CoreOutcomeError),
     /// An approval operation was refused.
     Approval(CoreApprovalError),
-    /// A change could not be audited.
+    /// A change could not be audited, or names no experiment.
     Audit(AuditError),
+    /// An engine setting is invalid (its key as the caller wrote it).
+    Config(SettingsError),
     /// An argument of the wrong type (`TypeError`).
     ArgType(String),
     /// An argument of the right type with a value that is not allowed (`RangeError`).
@@ -38,36 +41,24 @@ pub enum EngineError {
 }
 
 impl EngineError {
-    /// The name shown in stack traces, the stable `ErrorInfo`, and what else to attach.
+    /// The name shown in stack traces (the core's name for the code) and the `ErrorInfo`.
     fn parts(&self) -> (&'static str, ErrorInfo) {
-        match self {
-            EngineError::Load(e) => ("PlaybookError", e.info()),
-            EngineError::Decide(e) => {
-                let name = match e {
-                    DecideError::Signal(_) => "SignalError",
-                    DecideError::Context(_) => "ContextError",
-                    DecideError::Forbidden(_) => "ForbiddenError",
-                    DecideError::Unavailable { .. } => "UnavailableError",
-                    // The core may grow new errors; they still carry a code.
-                    _ => "MmmError",
-                };
-                (name, e.info())
+        let info = match self {
+            EngineError::Load(e) => e.info(),
+            EngineError::Decide(e) => e.info(),
+            EngineError::Receipt(e, _) => e.info(),
+            EngineError::Outcome(e) => e.info(),
+            EngineError::Approval(e) => e.info(),
+            EngineError::Audit(e) => e.info(),
+            EngineError::Config(e) => e.info(),
+            EngineError::ArgType(m) => {
+                return ("TypeError", ErrorInfo::new(INVALID_ARG_TYPE, m.clone()))
             }
-            EngineError::Receipt(e, _) => ("ReceiptError", e.info()),
-            EngineError::Outcome(e) => ("OutcomeError", e.info()),
-            EngineError::Approval(e) => (
-                "ApprovalError",
-                ErrorInfo::new(codes::APPROVAL_REFUSED, e.to_string()),
-            ),
-            EngineError::Audit(e) => (
-                "AuditFailedError",
-                ErrorInfo::new(codes::AUDIT_FAILED, e.to_string()),
-            ),
-            EngineError::ArgType(m) => ("TypeError", ErrorInfo::new(INVALID_ARG_TYPE, m.clone())),
             EngineError::ArgValue(m) => {
-                ("RangeError", ErrorInfo::new(INVALID_ARG_VALUE, m.clone()))
+                return ("RangeError", ErrorInfo::new(INVALID_ARG_VALUE, m.clone()))
             }
-        }
+        };
+        (codes::error_name(&info.code), info)
     }
 
     /// Builds the JavaScript error object.

@@ -7,17 +7,17 @@
 mod convert;
 mod decision;
 mod errors;
-mod pool;
 mod ports;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use mmm_engine::experiment::ExperimentStatus;
+use mmm_engine::pool::ThreadPool;
 use mmm_engine::receipt::{public_key_from_bytes, signing_key_from_bytes, Envelope};
 use mmm_engine::{
-    DecideOptions, Decision, Engine as Core, EngineBuilder, EngineConfig, PlaybookSet, PortName,
+    DecideOptions, Engine as Core, EngineBuilder, EngineConfig, PlaybookSet, PortName,
 };
 use napi::bindgen_prelude::{FromNapiValue, FunctionRef, JsObjectValue, Object, Unknown};
 use napi::{Env, JsValue, ValueType};
@@ -27,6 +27,25 @@ use serde_json::Value;
 use convert::{from_js, key_from_unknown, now_from, to_js};
 use errors::{arg_type, arg_value, EngineError};
 use ports::{Bridge, JsPort, PORTS};
+
+/// Most threads of each decision pool; past it, decisions queue.
+const MAX_DECIDE_THREADS: usize = 64;
+
+/// Decisions of `decideAsync`, for every engine in the process, on the core's pool.
+///
+/// Not libuv's thread pool (napi's `AsyncTask`): a decision waits there for its ports, and
+/// a JavaScript port that itself needs libuv's pool — `fs`, `dns.lookup` behind every HTTP
+/// client, `crypto.pbkdf2`, `zlib` — would then queue behind the very decisions waiting
+/// for it (four threads by default), stalling each until the port's timeout.
+static ASYNC: LazyLock<ThreadPool> =
+    LazyLock::new(|| ThreadPool::new("mmm-node-decide", MAX_DECIDE_THREADS));
+
+/// Decisions of a synchronous `decide` with JS ports. A pool of their own: were they queued
+/// behind `decideAsync` decisions that wait for the JS thread, the JS thread (waiting for
+/// the synchronous decision) could not serve those, and both would stall until the
+/// ports' timeouts.
+static SYNC: LazyLock<ThreadPool> =
+    LazyLock::new(|| ThreadPool::new("mmm-node-decide-sync", MAX_DECIDE_THREADS));
 
 /// The `now` and `explain` of one decision, read from the options argument.
 fn decide_options(env: &Env, options: Option<Object<'_>>) -> napi::Result<DecideOptions> {
@@ -109,30 +128,28 @@ fn optional_context(env: &Env, context: Option<Unknown<'_>>) -> napi::Result<Opt
     }
 }
 
-/// Engine settings from the `config` option: the core's setting keys in camelCase
-/// (`ideDeadlineMs` for `ide_deadline_ms`), durations in milliseconds, counts as whole
-/// numbers.
-fn settings(env: &Env, config: Value) -> napi::Result<EngineConfig> {
-    let Value::Object(map) = config else {
-        return Err(arg_type(env, "`config` must be an object"));
+/// Engine settings from the `config` option: the core's setting keys (`EngineConfig`),
+/// written in camelCase (`ideDeadlineMs` for `ide_deadline_ms`); the core reads them and
+/// its error names the key as the caller wrote it.
+fn settings(env: &Env, config: Unknown<'_>) -> napi::Result<EngineConfig> {
+    let refused = |key: String, message: String| {
+        EngineError::Config(mmm_engine::SettingsError { key, message }).into_napi(env)
     };
-    let snake: serde_json::Map<String, Value> =
-        map.into_iter().map(|(k, v)| (snake_case(&k), v)).collect();
-    if let Some(unknown) = snake
-        .keys()
-        .find(|k| !EngineConfig::KEYS.contains(&k.as_str()))
-    {
-        return Err(arg_value(
-            env,
-            format!("unknown config key `{}`", camel_case(unknown)),
-        ));
-    }
-    EngineConfig::from_json(&Value::Object(snake)).map_err(|e| {
-        arg_value(
-            env,
-            format!("config `{}`: {}", camel_case(&e.key), e.message),
-        )
-    })
+    let json = from_js(env, config).map_err(|e| {
+        let key = if e.path.is_empty() {
+            "config".to_owned()
+        } else {
+            e.path
+        };
+        refused(key, e.message)
+    })?;
+    let json = match json {
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (snake_case(&k), v)).collect())
+        }
+        other => other,
+    };
+    EngineConfig::from_json(&json).map_err(|e| refused(camel_case(&e.key), e.message))
 }
 
 /// `ideDeadlineMs` → `ide_deadline_ms`.
@@ -170,17 +187,8 @@ fn camel_case(key: &str) -> String {
 /// for that port, which is what decides. The fatigue store has no engine timeout (it is
 /// asked inside the decision, on the deciding thread), so it gets one second.
 fn wait_limit(config: &EngineConfig, port: &str) -> Duration {
-    let t = &config.timeouts;
-    let base = match port {
-        "llm" => t.llm,
-        "receipts" => t.receipts,
-        "policy" => t.policy,
-        "iam" => t.iam,
-        "signals" => t.signals,
-        "dataGovernance" => t.data_governance,
-        "delivery" => t.delivery,
-        _ => Duration::from_secs(1),
-    };
+    let base = PortName::parse(&snake_case(port))
+        .map_or(Duration::from_secs(1), |p| config.timeouts.get(p));
     base + Duration::from_millis(100)
 }
 
@@ -209,11 +217,7 @@ fn build(env: &Env, set: PlaybookSet, options: Option<Object<'_>>) -> napi::Resu
                         .map_err(|e| EngineError::Receipt(e, None).into_napi(env))?;
                     signing_key = Some(key);
                 }
-                "config" => {
-                    let json = from_js(env, value)
-                        .map_err(|e| arg_type(env, format!("`config` cannot be read: {e}")))?;
-                    config = settings(env, json)?;
-                }
+                "config" => config = settings(env, value)?,
                 name => {
                     let Some((port, method)) = PORTS.iter().find(|(p, _)| *p == name) else {
                         return Err(arg_value(
@@ -221,7 +225,7 @@ fn build(env: &Env, set: PlaybookSet, options: Option<Object<'_>>) -> napi::Resu
                             format!(
                                 "unknown engine option `{name}` (expected signingKey, config, or \
                                  a port: llm, receipts, policy, iam, signals, dataGovernance, \
-                                 delivery, fatigue)"
+                                 delivery, fatigue, audit)"
                             ),
                         ));
                     };
@@ -269,7 +273,8 @@ fn build(env: &Env, set: PlaybookSet, options: Option<Object<'_>>) -> napi::Resu
                 "signals" => b.signals(port),
                 "dataGovernance" => b.data_governance(port),
                 "delivery" => b.delivery(port),
-                _ => b.fatigue(port),
+                "fatigue" => b.fatigue(port),
+                _ => b.audit(port),
             };
         }
         (Some(bridge), Some(dispatcher))
@@ -306,28 +311,24 @@ impl Engine {
         }
     }
 
-    /// Runs `core.decide` where its ports can reach the JS thread: directly when no JS
-    /// port is configured, otherwise on a pool thread while this (the JS) thread runs the
-    /// port calls it makes.
-    fn decide_here(
+    /// Runs `work` on the engine where its ports can reach the JS thread: directly when no
+    /// JS port is configured, otherwise on a pool thread while this (the JS) thread runs the
+    /// port calls it makes (the audit sink of an approval, the ports of a decision).
+    fn run_here<T: Send + 'static>(
         &self,
         env: &Env,
-        signal: Value,
-        context: Option<Value>,
-        options: DecideOptions,
-    ) -> napi::Result<Result<Decision, mmm_engine::DecideError>> {
+        work: impl FnOnce(&Core) -> T + Send + 'static,
+    ) -> napi::Result<T> {
         let (Some(bridge), Some(dispatcher)) = (&self.bridge, &self.dispatcher) else {
-            return Ok(self.core.decide(&signal, context.as_ref(), &options));
+            return Ok(work(&self.core));
         };
         let queue = Arc::clone(&bridge.queue);
         let token = queue.begin_sync();
         let core = self.core.clone();
         let (done, outcome) = std::sync::mpsc::sync_channel(1);
         let worker_queue = Arc::clone(&queue);
-        let started = pool::SYNC.spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                core.decide(&signal, context.as_ref(), &options)
-            }));
+        let started = SYNC.spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&core)));
             // The result first, then the wake-up: the pump reads it right after.
             let _ = done.send(result);
             worker_queue.finish(token);
@@ -340,7 +341,7 @@ impl Engine {
             .ok()
             .and_then(|()| outcome.recv().ok())
             .and_then(Result::ok)
-            .ok_or_else(|| napi::Error::from_reason("the decision could not be run"))
+            .ok_or_else(|| napi::Error::from_reason("the engine call could not be run"))
     }
 }
 
@@ -389,7 +390,10 @@ impl Engine {
         let signal = input(env, signal, "signal")?;
         let context = optional_context(env, context)?;
         let options = decide_options(env, options)?;
-        match self.decide_here(env, signal, context, options)? {
+        let decided = self.run_here(env, move |core| {
+            core.decide(&signal, context.as_ref(), &options)
+        })?;
+        match decided {
             Ok(decision) => decision::to_js(env, &self.builder, &decision),
             Err(e) => Err(EngineError::Decide(e).into_napi(env)),
         }
@@ -433,9 +437,9 @@ impl Engine {
                 Err(_) => Err(napi::Error::from_reason("the decision could not be run")),
             }));
         };
-        pool::ASYNC
+        ASYNC
             .spawn(job)
-            .map_err(|why| napi::Error::from_reason(why.to_owned()))?;
+            .map_err(|why| napi::Error::from_reason(why.to_string()))?;
         Ok(promise)
     }
 
@@ -476,8 +480,7 @@ impl Engine {
     pub fn reload(&self, env: &Env, path: Unknown<'_>) -> napi::Result<()> {
         let path = string_arg(env, path, "path")?;
         let set = load_path(env, &path)?;
-        self.core
-            .reload(set)
+        self.run_here(env, move |core| core.reload(set))?
             .map_err(|e| EngineError::Audit(e).into_napi(env))
     }
 
@@ -486,8 +489,7 @@ impl Engine {
     pub fn reload_yaml(&self, env: &Env, text: Unknown<'_>) -> napi::Result<()> {
         let text = string_arg(env, text, "text")?;
         let set = PlaybookSet::from_yaml(&text).map_err(|e| EngineError::Load(e).into_napi(env))?;
-        self.core
-            .reload(set)
+        self.run_here(env, move |core| core.reload(set))?
             .map_err(|e| EngineError::Audit(e).into_napi(env))
     }
 
@@ -517,9 +519,9 @@ impl Engine {
             )
         })?;
         let approval = self
-            .core
-            .approvals()
-            .request(&action, &tenant_id, &actor_id)
+            .run_here(env, move |core| {
+                core.approvals().request(&action, &tenant_id, &actor_id)
+            })?
             .map_err(|e| EngineError::Approval(e).into_napi(env))?;
         to_js(env, &approval)
     }
@@ -540,9 +542,9 @@ impl Engine {
         let channel = string_arg(env, channel, "channel")?;
         let approver = string_arg(env, approver, "approver")?;
         let approval = self
-            .core
-            .approvals()
-            .approve(&approval_id, &channel, &approver)
+            .run_here(env, move |core| {
+                core.approvals().approve(&approval_id, &channel, &approver)
+            })?
             .map_err(|e| EngineError::Approval(e).into_napi(env))?;
         to_js(env, &approval)
     }
@@ -563,9 +565,9 @@ impl Engine {
         let by = string_arg(env, by, "by")?;
         let reason = string_arg(env, reason, "reason")?;
         let approval = self
-            .core
-            .approvals()
-            .reject(&approval_id, &by, &reason)
+            .run_here(env, move |core| {
+                core.approvals().reject(&approval_id, &by, &reason)
+            })?
             .map_err(|e| EngineError::Approval(e).into_napi(env))?;
         to_js(env, &approval)
     }
@@ -579,9 +581,7 @@ impl Engine {
     ) -> napi::Result<Unknown<'e>> {
         let approval_id = string_arg(env, approval_id, "approvalId")?;
         let approval = self
-            .core
-            .approvals()
-            .get(&approval_id)
+            .run_here(env, move |core| core.approvals().get(&approval_id))?
             .map_err(|e| EngineError::Approval(e).into_napi(env))?;
         to_js(env, &approval)
     }
@@ -625,9 +625,10 @@ impl Engine {
         let by = string_arg(env, by, "by")?;
         let status = ExperimentStatus::parse(&status)
             .ok_or_else(|| arg_value(env, "status must be `active`, `paused` or `completed`"))?;
-        self.core
-            .set_experiment_status(&experiment_id, status, &by)
-            .map_err(|e| EngineError::Audit(e).into_napi(env))
+        self.run_here(env, move |core| {
+            core.set_experiment_status(&experiment_id, status, &by)
+        })?
+        .map_err(|e| EngineError::Audit(e).into_napi(env))
     }
 
     /// Tries now to deliver the receipts waiting in the outbox (a background worker also
@@ -650,16 +651,17 @@ impl Engine {
     )]
     pub fn breaker_state(&self, env: &Env, port: Unknown<'_>) -> napi::Result<String> {
         let port = string_arg(env, port, "port")?;
-        let name = PortName::ALL
-            .iter()
-            .find(|p| p.as_str() == port)
-            .ok_or_else(|| arg_value(env, format!("unknown port `{port}`")))?;
-        Ok(match self.core.breaker_state(*name) {
-            mmm_engine::BreakerState::Closed => "closed",
-            mmm_engine::BreakerState::Open => "open",
-            mmm_engine::BreakerState::HalfOpen => "half_open",
-        }
-        .to_owned())
+        let name = PortName::parse(&port).ok_or_else(|| {
+            arg_value(
+                env,
+                format!(
+                    "unknown port {} (expected {})",
+                    mmm_engine::Quoted(&port),
+                    PortName::expected()
+                ),
+            )
+        })?;
+        Ok(self.core.breaker_state(name).as_str().to_owned())
     }
 
     /// The public key receipts are signed with (hex), or `null` when signing is off.
@@ -679,15 +681,17 @@ pub fn validate<'e>(env: &'e Env, path: Unknown<'_>) -> napi::Result<Unknown<'e>
     to_js(env, &found)
 }
 
-/// An envelope given as an object or as its JSON line.
+/// An envelope given as an object or as its JSON line, read by the core.
 fn envelope_arg(env: &Env, envelope: Unknown<'_>) -> Result<Envelope, String> {
-    let value = if envelope.get_type().map_err(|e| e.reason)? == ValueType::String {
-        let line = String::from_unknown(envelope).map_err(|e| e.reason)?;
-        mmm_engine::number::parse_json(&line).map_err(|e| e.to_string())?
+    let parsed = if envelope.get_type().map_err(|e| e.reason)? == ValueType::String {
+        Envelope::parse(&String::from_unknown(envelope).map_err(|e| e.reason)?)
     } else {
-        from_js(env, envelope).map_err(|e| e.to_string())?
+        Envelope::from_json(from_js(env, envelope).map_err(|e| e.to_string())?)
     };
-    serde_json::from_value(value).map_err(|e| mmm_engine::clean_message(&e.to_string()))
+    parsed.map_err(|e| match e {
+        mmm_engine::receipt::ReceiptError::Malformed(why) => why,
+        other => other.to_string(),
+    })
 }
 
 fn malformed(env: &Env, why: String, index: Option<usize>) -> napi::Error {
@@ -758,7 +762,7 @@ pub fn rejected<'e>(env: &'e Env, message: Unknown<'_>) -> napi::Result<Object<'
     let class: napi::bindgen_prelude::Function<'_, String, Unknown<'_>> =
         env.get_global()?.get_named_property("Error")?;
     let mut err = class.new_instance(message)?.coerce_to_object()?;
-    err.set_named_property("code", "REJECTED")?;
+    err.set_named_property("code", mmm_engine::codes::REJECTED)?;
     Ok(err)
 }
 

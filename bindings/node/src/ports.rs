@@ -61,6 +61,7 @@ pub const PORTS: &[(&str, &str)] = &[
     ("dataGovernance", "tenantConfig"),
     ("delivery", "deliver"),
     ("fatigue", "checkAndRecord"),
+    ("audit", "record"),
 ];
 
 /// How a port call ended on the JS thread.
@@ -329,7 +330,7 @@ fn classify(env: &Env, thrown: napi::Error) -> Answer {
         .filter(|c| c.get_type().is_ok_and(|t| t == ValueType::String))
         .and_then(|c| String::from_unknown(c).ok());
     let described = describe(value).unwrap_or(reason);
-    if code.as_deref() == Some("REJECTED") {
+    if code.as_deref() == Some(mmm_engine::codes::REJECTED) {
         Answer::Rejected(described)
     } else {
         Answer::Down(described)
@@ -542,6 +543,17 @@ impl FatigueStore for JsPort {
         )
         .map(|_| ())
         .map_err(|e| FatigueError::Unavailable(e.to_string()))
+    }
+}
+
+/// An audit sink written in JavaScript: `record(event)`, the event as the core serialises
+/// it (`kind`, `subject`, `by`, `at`, `before`, `after`). A throw means the event was not
+/// recorded, so the change does not happen.
+impl mmm_engine::audit::AuditSink for JsPort {
+    fn record(&self, event: &mmm_engine::audit::AuditEvent) -> Result<(), String> {
+        self.call("record", json!([event]))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -1,102 +1,98 @@
-//! One exhaustive mapping from the engine's errors to Python exceptions. Every exception
-//! carries the structured fields of `ErrorInfo` as attributes: `code`, `message`, `field`,
-//! `rule`, `file`, `line`, `column`, `playbook` (None when not applicable).
+//! The engine's errors as Python exceptions, mapped by the core's stable code alone: one
+//! class per code of `mmm_engine::codes::ALL`, named as the core names it
+//! (`SignalError` for `SIGNAL_INVALID`, …), every one a subclass of `MmmError`. The classes
+//! are made from that list when the module loads, so a code the core adds gets its class
+//! without a change here. Every exception carries the structured fields of `ErrorInfo` as
+//! attributes: `code`, `message`, `field`, `rule`, `file`, `line`, `column`, `playbook`
+//! (None when not applicable); each class has its `code` as a class attribute.
 
-use mmm_engine::approval::ApprovalError as CoreApprovalError;
-use mmm_engine::audit::AuditError;
-use mmm_engine::outcome::OutcomeError as CoreOutcomeError;
-use mmm_engine::receipt::ReceiptError as CoreReceiptError;
-use mmm_engine::{codes, DecideError, ErrorInfo, LoadError};
+use std::collections::HashMap;
+use std::ffi::CString;
+
+use mmm_engine::{codes, ErrorInfo, LoadError};
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyRuntimeError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString, PyType};
 
 create_exception!(
-    _native,
+    mmm_engine,
     MmmError,
     PyException,
     "Base class of every mmm-engine error."
 );
-create_exception!(
-    _native,
-    PlaybookError,
-    MmmError,
-    "A playbook or experiment document is invalid, or cannot be read."
-);
-create_exception!(
-    _native,
-    SignalError,
-    MmmError,
-    "The signal envelope is invalid."
-);
-create_exception!(
-    _native,
-    ContextError,
-    SignalError,
-    "The context passed beside the signal is invalid."
-);
-create_exception!(
-    _native,
-    UnavailableError,
-    MmmError,
-    "A dependency the decision cannot do without (IAM) is down."
-);
-create_exception!(
-    _native,
-    ForbiddenError,
-    MmmError,
-    "IAM says the actor is inactive or unknown."
-);
-create_exception!(
-    _native,
-    ReceiptError,
-    MmmError,
-    "A receipt or a key does not verify."
-);
-create_exception!(_native, OutcomeError, MmmError, "The outcome is invalid.");
-create_exception!(
-    _native,
-    ApprovalError,
-    MmmError,
-    "An approval operation was refused."
-);
-create_exception!(
-    _native,
-    AuditFailedError,
-    MmmError,
-    "The audit sink could not record a change, so it did not happen."
-);
-create_exception!(
-    _native,
-    Rejected,
-    PyException,
-    "Raise from a port for a business answer (a deny, a not-found): the dependency is up, \
-     and its circuit breaker does not count it as a failure."
-);
 
-/// Builds an exception of type `T` carrying `info` as attributes.
-fn raise<T: pyo3::type_object::PyTypeInfo>(py: Python<'_>, info: &ErrorInfo) -> PyErr {
-    let err = PyErr::from_type(T::type_object(py), info.message.clone());
+/// Classes whose parent is another code's class rather than `MmmError`: a context error
+/// is a signal error (the context travels with the signal), an unreadable playbook file a
+/// playbook error.
+const PARENTS: &[(&str, &str)] = &[
+    ("ContextError", "SignalError"),
+    ("IoError", "PlaybookError"),
+];
+
+static CLASSES: PyOnceLock<HashMap<&'static str, Py<PyType>>> = PyOnceLock::new();
+
+fn make_classes(py: Python<'_>) -> PyResult<HashMap<&'static str, Py<PyType>>> {
+    let mut classes: HashMap<&'static str, Py<PyType>> = HashMap::new();
+    for (code, name) in codes::ALL {
+        let base = match PARENTS.iter().find(|(child, _)| *child == *name) {
+            Some((_, parent)) => classes
+                .get(parent)
+                .ok_or_else(|| {
+                    PyRuntimeError::new_err(format!("{parent} must come before {name}"))
+                })?
+                .bind(py)
+                .clone(),
+            None => py.get_type::<MmmError>(),
+        };
+        let dict = PyDict::new(py);
+        dict.set_item("code", *code)?;
+        let qualified = CString::new(format!("mmm_engine.{name}"))?;
+        let doc = CString::new(format!(
+            "An mmm-engine error with code `{code}` (see the attributes of MmmError)."
+        ))?;
+        // A second reference: `new_type` drops the one it is given before Python reads it.
+        let class = PyErr::new_type(
+            py,
+            &qualified,
+            Some(&doc),
+            Some(&base),
+            Some(dict.clone().into_any().unbind()),
+        )?;
+        drop(dict);
+        classes.insert(name, class);
+    }
+    Ok(classes)
+}
+
+/// Every class, by name (made on first use).
+pub fn classes(py: Python<'_>) -> PyResult<&HashMap<&'static str, Py<PyType>>> {
+    CLASSES.get_or_try_init(py, || make_classes(py))
+}
+
+/// The class of errors with `code` (`MmmError` for a code the binding does not know).
+pub fn class_for<'py>(py: Python<'py>, code: &str) -> Bound<'py, PyType> {
+    classes(py)
+        .ok()
+        .and_then(|c| c.get(codes::error_name(code)))
+        .map_or_else(|| py.get_type::<MmmError>(), |c| c.bind(py).clone())
+}
+
+/// The exception for `info`: the class of its code, carrying the fields as attributes.
+pub fn raise(py: Python<'_>, info: &ErrorInfo) -> PyErr {
+    let err = PyErr::from_type(class_for(py, &info.code), info.message.clone());
     let value = err.value(py);
     let set = |name: &str, v: Option<Bound<'_, PyAny>>| {
         let _ = value.setattr(name, v.unwrap_or_else(|| py.None().into_bound(py)));
     };
-    let s = |t: &Option<String>| {
-        t.as_ref()
-            .map(|t| pyo3::types::PyString::new(py, t).into_any())
-    };
+    let s = |t: &Option<String>| t.as_ref().map(|t| PyString::new(py, t).into_any());
     let n = |t: Option<usize>| {
         t.and_then(|t| t.into_pyobject(py).ok())
             .map(|t| t.into_any())
     };
-    set(
-        "code",
-        Some(pyo3::types::PyString::new(py, &info.code).into_any()),
-    );
-    set(
-        "message",
-        Some(pyo3::types::PyString::new(py, &info.message).into_any()),
-    );
+    set("code", Some(PyString::new(py, &info.code).into_any()));
+    set("message", Some(PyString::new(py, &info.message).into_any()));
     set("field", s(&info.field));
     set("rule", s(&info.rule));
     set("file", s(&info.file));
@@ -106,50 +102,30 @@ fn raise<T: pyo3::type_object::PyTypeInfo>(py: Python<'_>, info: &ErrorInfo) -> 
     err
 }
 
-/// Every error the binding can raise, from the engine's error types.
-pub enum EngineError {
-    Load(LoadError),
-    Decide(DecideError),
-    Receipt(CoreReceiptError),
-    Outcome(CoreOutcomeError),
-    Approval(CoreApprovalError),
-    Audit(AuditError),
+/// A playbook load error, with every diagnostic (for callers that show them all).
+pub fn load_error(py: Python<'_>, e: &LoadError) -> PyErr {
+    let err = raise(py, &e.info());
+    let all: Vec<String> = e.diagnostics.iter().map(ToString::to_string).collect();
+    let _ = err.value(py).setattr("diagnostics", all);
+    err
 }
 
-impl EngineError {
-    pub fn into_py(self, py: Python<'_>) -> PyErr {
-        match self {
-            EngineError::Load(e) => {
-                let info = e.info();
-                let err = raise::<PlaybookError>(py, &info);
-                // Every diagnostic, for callers that show them all.
-                let all: Vec<String> = e.diagnostics.iter().map(ToString::to_string).collect();
-                let _ = err.value(py).setattr("diagnostics", all);
-                err
-            }
-            EngineError::Decide(e) => {
-                let info = e.info();
-                match &e {
-                    DecideError::Signal(_) => raise::<SignalError>(py, &info),
-                    DecideError::Context(_) => raise::<ContextError>(py, &info),
-                    DecideError::Forbidden(_) => raise::<ForbiddenError>(py, &info),
-                    DecideError::Unavailable { .. } => raise::<UnavailableError>(py, &info),
-                    // The core may grow new errors; they are still MmmErrors with a code.
-                    _ => raise::<MmmError>(py, &info),
-                }
-            }
-            EngineError::Receipt(e) => raise::<ReceiptError>(py, &e.info()),
-            EngineError::Outcome(e) => raise::<OutcomeError>(py, &e.info()),
-            EngineError::Approval(e) => {
-                raise::<ApprovalError>(py, &ErrorInfo::new(codes::APPROVAL_REFUSED, e.to_string()))
-            }
-            EngineError::Audit(e) => {
-                raise::<AuditFailedError>(py, &ErrorInfo::new(codes::AUDIT_FAILED, e.to_string()))
-            }
-        }
-    }
-}
-
+/// A receipt error with a message (a malformed envelope, a bad key).
 pub fn receipt_error(py: Python<'_>, message: String) -> PyErr {
-    raise::<ReceiptError>(py, &ErrorInfo::new(codes::RECEIPT_INVALID, message))
+    raise(py, &ErrorInfo::new(codes::RECEIPT_INVALID, message))
+}
+
+/// Adds every class to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("MmmError", py.get_type::<MmmError>())?;
+    for (name, class) in classes(py)? {
+        m.add(*name, class.bind(py))?;
+    }
+    let by_code = PyDict::new(py);
+    for (code, _) in codes::ALL {
+        by_code.set_item(*code, class_for(py, code))?;
+    }
+    m.add("ERROR_CLASSES", by_code)?;
+    Ok(())
 }

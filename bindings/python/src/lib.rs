@@ -20,7 +20,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use serde_json::Value;
 
 use convert::{to_json, to_json_checked, to_py};
-use errors::{receipt_error, EngineError};
+use errors::{load_error, raise, receipt_error};
 use ports::PyPort;
 
 /// Key material as `bytes` (32) or a hex `str`.
@@ -47,18 +47,27 @@ struct Ports {
     data_governance: Option<Py<PyAny>>,
     delivery: Option<Py<PyAny>>,
     fatigue: Option<Py<PyAny>>,
+    audit: Option<Py<PyAny>>,
 }
 
-/// Engine settings from a dict of the core's setting keys (`ide_deadline_ms`, …).
+/// Engine settings from a dict of the core's setting keys (`EngineConfig`: `ide_deadline_ms`,
+/// …), read by the core; an error is a `ConfigError` naming the key.
 fn settings(py: Python<'_>, config: Option<&Py<PyAny>>) -> PyResult<mmm_engine::EngineConfig> {
     let Some(config) = config else {
         return Ok(mmm_engine::EngineConfig::default());
     };
-    let map = to_json(config.bind(py))?;
-    if !map.is_object() {
-        return Err(PyTypeError::new_err("config must be a dict"));
-    }
-    mmm_engine::EngineConfig::from_json(&map).map_err(|e| PyValueError::new_err(e.to_string()))
+    let refused = |key: String, message: String| {
+        raise(py, &mmm_engine::SettingsError { key, message }.info())
+    };
+    let map = to_json_checked(config.bind(py)).map_err(|e| {
+        let key = if e.path.is_empty() {
+            "config".to_owned()
+        } else {
+            e.path
+        };
+        refused(key, e.message)
+    })?;
+    mmm_engine::EngineConfig::from_json(&map).map_err(|e| raise(py, &e.info()))
 }
 
 fn build(py: Python<'_>, set: PlaybookSet, ports: Ports) -> PyResult<Core> {
@@ -97,12 +106,15 @@ fn build(py: Python<'_>, set: PlaybookSet, ports: Ports) -> PyResult<Core> {
     if let Some(p) = port(&ports.fatigue, "fatigue") {
         b = b.fatigue(p);
     }
+    if let Some(p) = port(&ports.audit, "audit") {
+        b = b.audit(p);
+    }
     Ok(b.build())
 }
 
 fn load_path(py: Python<'_>, path: PathBuf) -> PyResult<PlaybookSet> {
     py.detach(|| PlaybookSet::from_path(&path))
-        .map_err(|e| EngineError::Load(e).into_py(py))
+        .map_err(|e| load_error(py, &e))
 }
 
 /// The signal or the context as JSON; a value that cannot be read is a `SignalError` or
@@ -119,11 +131,12 @@ fn json_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Valu
         } else {
             mmm_engine::DecideError::Signal(mmm_engine::SignalError::new(field, e.message))
         };
-        EngineError::Decide(error).into_py(py)
+        raise(py, &error.info())
     })
 }
 
-/// The engine. Safe to share between threads; `decide` releases the GIL.
+/// The engine. Safe to share between threads; every call releases the GIL while the
+/// engine works.
 #[pyclass(frozen, module = "mmm_engine._native")]
 struct Engine {
     core: Core,
@@ -133,7 +146,7 @@ struct Engine {
 impl Engine {
     /// Loads the playbooks under `path` (a file or a directory).
     #[staticmethod]
-    #[pyo3(signature = (path, *, signing_key=None, llm=None, receipts=None, policy=None, iam=None, signals=None, data_governance=None, delivery=None, fatigue=None, config=None))]
+    #[pyo3(signature = (path, *, signing_key=None, llm=None, receipts=None, policy=None, iam=None, signals=None, data_governance=None, delivery=None, fatigue=None, audit=None, config=None))]
     #[allow(clippy::too_many_arguments)]
     fn from_path(
         py: Python<'_>,
@@ -147,6 +160,7 @@ impl Engine {
         data_governance: Option<Py<PyAny>>,
         delivery: Option<Py<PyAny>>,
         fatigue: Option<Py<PyAny>>,
+        audit: Option<Py<PyAny>>,
         config: Option<Py<PyAny>>,
     ) -> PyResult<Engine> {
         let set = load_path(py, path)?;
@@ -161,6 +175,7 @@ impl Engine {
             data_governance,
             delivery,
             fatigue,
+            audit,
         };
         Ok(Engine {
             core: build(py, set, ports)?,
@@ -169,7 +184,7 @@ impl Engine {
 
     /// Loads playbooks from YAML text.
     #[staticmethod]
-    #[pyo3(signature = (text, *, signing_key=None, llm=None, receipts=None, policy=None, iam=None, signals=None, data_governance=None, delivery=None, fatigue=None, config=None))]
+    #[pyo3(signature = (text, *, signing_key=None, llm=None, receipts=None, policy=None, iam=None, signals=None, data_governance=None, delivery=None, fatigue=None, audit=None, config=None))]
     #[allow(clippy::too_many_arguments)]
     fn from_yaml(
         py: Python<'_>,
@@ -183,12 +198,13 @@ impl Engine {
         data_governance: Option<Py<PyAny>>,
         delivery: Option<Py<PyAny>>,
         fatigue: Option<Py<PyAny>>,
+        audit: Option<Py<PyAny>>,
         config: Option<Py<PyAny>>,
     ) -> PyResult<Engine> {
         let text = text.to_owned();
         let set = py
             .detach(|| PlaybookSet::from_yaml(&text))
-            .map_err(|e| EngineError::Load(e).into_py(py))?;
+            .map_err(|e| load_error(py, &e))?;
         let ports = Ports {
             config,
             signing_key,
@@ -200,6 +216,7 @@ impl Engine {
             data_governance,
             delivery,
             fatigue,
+            audit,
         };
         Ok(Engine {
             core: build(py, set, ports)?,
@@ -241,26 +258,26 @@ impl Engine {
         let core = &self.core;
         let decision = py
             .detach(|| core.decide(&signal, context.as_ref(), &DecideOptions { now, explain }))
-            .map_err(|e| EngineError::Decide(e).into_py(py))?;
+            .map_err(|e| raise(py, &e.info()))?;
         decision::to_py_decision(py, &decision)
     }
 
     /// Records what the actor did with an action.
     fn record_outcome(&self, py: Python<'_>, outcome: &Bound<'_, PyAny>) -> PyResult<()> {
         let value = to_json_checked(outcome).map_err(|e| {
-            EngineError::Outcome(mmm_engine::outcome::OutcomeError {
+            let error = mmm_engine::outcome::OutcomeError {
                 field: if e.path.is_empty() {
                     "outcome".to_owned()
                 } else {
                     e.path
                 },
                 message: e.message,
-            })
-            .into_py(py)
+            };
+            raise(py, &error.info())
         })?;
         let core = &self.core;
         py.detach(|| core.record_outcome(&value))
-            .map_err(|e| EngineError::Outcome(e).into_py(py))
+            .map_err(|e| raise(py, &e.info()))
     }
 
     /// Replaces the playbooks with those under `path`, atomically: a failed reload keeps
@@ -269,14 +286,16 @@ impl Engine {
         let set = load_path(py, path)?;
         let core = &self.core;
         py.detach(|| core.reload(set))
-            .map_err(|e| EngineError::Audit(e).into_py(py))
+            .map_err(|e| raise(py, &e.info()))
     }
 
     /// Outcome counts for a tenant (by playbook, type and result).
     fn outcome_counts<'py>(&self, py: Python<'py>, tenant_id: &str) -> PyResult<Bound<'py, PyAny>> {
-        let v = serde_json::to_value(self.core.outcome_counts(tenant_id))
+        let core = &self.core;
+        let counts = py
+            .detach(|| serde_json::to_value(core.outcome_counts(tenant_id)))
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        to_py(py, &v)
+        to_py(py, &counts)
     }
 
     /// Opens a dual-channel approval for a multiplier action (a dict from a decision).
@@ -293,11 +312,10 @@ impl Engine {
                 mmm_engine::clean_message(&e.to_string())
             ))
         })?;
-        let approval = self
-            .core
-            .approvals()
-            .request(&action, tenant_id, actor_id)
-            .map_err(|e| EngineError::Approval(e).into_py(py))?;
+        let core = &self.core;
+        let approval = py
+            .detach(|| core.approvals().request(&action, tenant_id, actor_id))
+            .map_err(|e| raise(py, &e.info()))?;
         approval_to_py(py, &approval)
     }
 
@@ -309,11 +327,10 @@ impl Engine {
         channel: &str,
         approver: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let a = self
-            .core
-            .approvals()
-            .approve(approval_id, channel, approver)
-            .map_err(|e| EngineError::Approval(e).into_py(py))?;
+        let core = &self.core;
+        let a = py
+            .detach(|| core.approvals().approve(approval_id, channel, approver))
+            .map_err(|e| raise(py, &e.info()))?;
         approval_to_py(py, &a)
     }
 
@@ -325,21 +342,19 @@ impl Engine {
         by: &str,
         reason: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let a = self
-            .core
-            .approvals()
-            .reject(approval_id, by, reason)
-            .map_err(|e| EngineError::Approval(e).into_py(py))?;
+        let core = &self.core;
+        let a = py
+            .detach(|| core.approvals().reject(approval_id, by, reason))
+            .map_err(|e| raise(py, &e.info()))?;
         approval_to_py(py, &a)
     }
 
     /// The approval (expired when past its time).
     fn get_approval<'py>(&self, py: Python<'py>, approval_id: &str) -> PyResult<Bound<'py, PyAny>> {
-        let a = self
-            .core
-            .approvals()
-            .get(approval_id)
-            .map_err(|e| EngineError::Approval(e).into_py(py))?;
+        let core = &self.core;
+        let a = py
+            .detach(|| core.approvals().get(approval_id))
+            .map_err(|e| raise(py, &e.info()))?;
         approval_to_py(py, &a)
     }
 
@@ -350,7 +365,8 @@ impl Engine {
         tenant_id: &str,
         experiment_id: &str,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
-        match self.core.experiment_weights(tenant_id, experiment_id) {
+        let core = &self.core;
+        match py.detach(|| core.experiment_weights(tenant_id, experiment_id)) {
             None => Ok(None),
             Some(w) => {
                 let d = PyDict::new(py);
@@ -373,9 +389,9 @@ impl Engine {
         let status = ExperimentStatus::parse(status).ok_or_else(|| {
             PyValueError::new_err("status must be `active`, `paused` or `completed`")
         })?;
-        self.core
-            .set_experiment_status(experiment_id, status, by)
-            .map_err(|e| EngineError::Audit(e).into_py(py))
+        let core = &self.core;
+        py.detach(|| core.set_experiment_status(experiment_id, status, by))
+            .map_err(|e| raise(py, &e.info()))
     }
 
     /// Tries now to deliver queued receipts.
@@ -390,13 +406,16 @@ impl Engine {
         self.core.outbox_len()
     }
 
-    /// A port's circuit-breaker state: 0 closed, 1 open, 2 half-open.
-    fn breaker_state(&self, port: &str) -> PyResult<u8> {
-        let name = PortName::ALL
-            .iter()
-            .find(|p| p.as_str() == port)
-            .ok_or_else(|| PyValueError::new_err(format!("unknown port `{port}`")))?;
-        Ok(self.core.breaker_state(*name) as u8)
+    /// A port's circuit-breaker state: `closed`, `open` or `half_open` (the core's words).
+    fn breaker_state(&self, port: &str) -> PyResult<&'static str> {
+        let name = PortName::parse(port).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "unknown port {} (expected {})",
+                mmm_engine::Quoted(port),
+                PortName::expected()
+            ))
+        })?;
+        Ok(self.core.breaker_state(name).as_str())
     }
 
     /// The receipts public key (hex), when signing is on.
@@ -425,20 +444,11 @@ fn validate<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> 
 }
 
 fn envelope_arg(py: Python<'_>, envelope: &Bound<'_, PyAny>) -> PyResult<Envelope> {
-    let value = match envelope.cast::<PyString>() {
-        Ok(s) => mmm_engine::number::parse_json(&s.to_cow()?)
-            .map_err(|e| receipt_error(py, format!("malformed envelope: {e}")))?,
-        Err(_) => to_json(envelope)?,
+    let parsed = match envelope.cast::<PyString>() {
+        Ok(s) => Envelope::parse(&s.to_cow()?),
+        Err(_) => Envelope::from_json(to_json(envelope)?),
     };
-    serde_json::from_value(value).map_err(|e| {
-        receipt_error(
-            py,
-            format!(
-                "malformed envelope: {}",
-                mmm_engine::clean_message(&e.to_string())
-            ),
-        )
-    })
+    parsed.map_err(|e| raise(py, &e.info()))
 }
 
 /// Verifies one receipt envelope (a dict or a JSON line) and returns its payload.
@@ -449,10 +459,10 @@ fn verify_receipt<'py>(
     public_key: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let env = envelope_arg(py, envelope)?;
-    let key = public_key_from_bytes(&key_bytes(public_key)?)
-        .map_err(|e| EngineError::Receipt(e).into_py(py))?;
-    let payload = mmm_engine::receipt::verify_receipt(&env, &key)
-        .map_err(|e| EngineError::Receipt(e).into_py(py))?;
+    let key = public_key_from_bytes(&key_bytes(public_key)?).map_err(|e| raise(py, &e.info()))?;
+    let payload = py
+        .detach(|| mmm_engine::receipt::verify_receipt(&env, &key))
+        .map_err(|e| raise(py, &e.info()))?;
     to_py(py, &payload)
 }
 
@@ -468,12 +478,11 @@ fn verify_chain<'py>(
         .iter()
         .map(|e| envelope_arg(py, e))
         .collect::<PyResult<Vec<_>>>()?;
-    let key = public_key_from_bytes(&key_bytes(public_key)?)
-        .map_err(|e| EngineError::Receipt(e).into_py(py))?;
-    match verify_chain_rs(&envs, &key) {
+    let key = public_key_from_bytes(&key_bytes(public_key)?).map_err(|e| raise(py, &e.info()))?;
+    match py.detach(|| verify_chain_rs(&envs, &key)) {
         Ok(payloads) => to_py(py, &Value::Array(payloads)),
         Err(fault) => {
-            let err = EngineError::Receipt(fault.error).into_py(py);
+            let err = raise(py, &fault.error.info());
             let _ = err.value(py).setattr("index", fault.index);
             Err(err)
         }
@@ -488,29 +497,12 @@ fn generate_key() -> (String, String) {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
     m.add_class::<Engine>()?;
     m.add_function(wrap_pyfunction!(validate, m)?)?;
     m.add_function(wrap_pyfunction!(verify_receipt, m)?)?;
     m.add_function(wrap_pyfunction!(verify_chain, m)?)?;
     m.add_function(wrap_pyfunction!(generate_key, m)?)?;
-    m.add("MmmError", py.get_type::<errors::MmmError>())?;
-    m.add("PlaybookError", py.get_type::<errors::PlaybookError>())?;
-    m.add("SignalError", py.get_type::<errors::SignalError>())?;
-    m.add("ContextError", py.get_type::<errors::ContextError>())?;
-    m.add(
-        "UnavailableError",
-        py.get_type::<errors::UnavailableError>(),
-    )?;
-    m.add("ForbiddenError", py.get_type::<errors::ForbiddenError>())?;
-    m.add("ReceiptError", py.get_type::<errors::ReceiptError>())?;
-    m.add("OutcomeError", py.get_type::<errors::OutcomeError>())?;
-    m.add("ApprovalError", py.get_type::<errors::ApprovalError>())?;
-    m.add(
-        "AuditFailedError",
-        py.get_type::<errors::AuditFailedError>(),
-    )?;
-    m.add("Rejected", py.get_type::<errors::Rejected>())?;
+    errors::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

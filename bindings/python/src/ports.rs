@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::convert::{to_json, to_py};
-use crate::errors::Rejected;
+use crate::errors::class_for;
 
 /// A Python object used as a port.
 pub struct PyPort {
@@ -47,7 +47,7 @@ impl PyPort {
                         self.name
                     ))
                 }),
-                Err(e) if e.is_instance_of::<Rejected>(py) => {
+                Err(e) if e.is_instance(py, &class_for(py, mmm_engine::codes::REJECTED)) => {
                     Err(PortError::Rejected(e.to_string()))
                 }
                 Err(e) => Err(PortError::Unavailable(format!(
@@ -181,5 +181,16 @@ impl FatigueStore for PyPort {
         })
         .map(|_| ())
         .map_err(|e| FatigueError::Unavailable(e.to_string()))
+    }
+}
+
+/// An audit sink written in Python: `record(event: dict)`, the event as the core
+/// serialises it (`kind`, `subject`, `by`, `at`, `before`, `after`). An exception means
+/// the event was not recorded, so the change does not happen.
+impl mmm_engine::audit::AuditSink for PyPort {
+    fn record(&self, event: &mmm_engine::audit::AuditEvent) -> Result<(), String> {
+        self.call("record", |py| Ok(vec![json(py, event)?]))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }

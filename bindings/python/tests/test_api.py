@@ -119,14 +119,39 @@ spec:
     approval = engine.request_approval(action, "acme", "dev-42")
     assert approval["state"] == "pending"
     assert engine.approve(approval["approval_id"], "chat", "lead")["state"] == "partially_approved"
-    with pytest.raises(mmm_engine.ApprovalError):
+    with pytest.raises(mmm_engine.ConflictError) as caught:
         engine.approve(approval["approval_id"], "chat", "lead")
+    assert caught.value.code == "CONFLICT"
+    with pytest.raises(mmm_engine.NotFoundError) as caught:
+        engine.get_approval("no-such-approval")
+    assert caught.value.code == "NOT_FOUND"
+    with pytest.raises(mmm_engine.ApprovalError) as caught:
+        engine.request_approval(engine.decide(signal(payload={"lines": 420}), now=NOW)["actions"][0], "acme", "d")
+    assert caught.value.code == "APPROVAL_REFUSED"
     assert engine.approve(approval["approval_id"], "ide", "owner")["state"] == "approved"
     assert engine.get_approval(approval["approval_id"])["state"] == "approved"
     weights = engine.experiment_weights("acme", "copy")
     assert weights == {"a": 0.5, "b": 0.5}
     d = engine.decide(signal(payload={"lines": 420}), now=NOW)
     assert d["actions"][0]["experiment"]["id"] == "copy"
+    with pytest.raises(mmm_engine.NotFoundError):
+        engine.set_experiment_status("no-such-experiment", "paused", "admin")
     engine.set_experiment_status("copy", "paused", "admin")
     assert engine.decide(signal(payload={"lines": 420}), now=NOW)["actions"][0]["experiment"] is None
-    assert engine.breaker_state("llm") == 0
+    assert engine.breaker_state("llm") == "closed"
+    with pytest.raises(ValueError, match="unknown port `fax`"):
+        engine.breaker_state("fax")
+
+
+def test_config_takes_every_core_setting_and_the_guide_lists_each(three):
+    import re
+
+    from conftest import REPO
+    settings = (REPO / "mmm-engine" / "src" / "settings.rs").read_text(encoding="utf-8")
+    listed = settings[settings.index("pub const KEYS"):]
+    keys = re.findall(r'"([a-z_]+)"', listed[:listed.index("];")])
+    assert len(keys) >= 37, keys
+    guide = (REPO / "docs" / "python.md").read_text(encoding="utf-8")
+    for key in keys:
+        mmm_engine.Engine.from_yaml(three, config={key: 1})
+        assert f"`{key}`" in guide, f"docs/python.md lacks {key}"

@@ -134,14 +134,14 @@ def test_iam_down_fails_the_decision_and_business_answers_forbid(three):
     for _ in range(6):
         with pytest.raises(mmm_engine.ForbiddenError):
             engine.decide(signal(actor_id="ghost"), now=NOW)
-    assert engine.breaker_state("iam") == 0
+    assert engine.breaker_state("iam") == "closed"
 
 
 def test_a_failing_port_opens_its_breaker(three):
     engine = mmm_engine.Engine.from_yaml(three, signals=Down())
     for _ in range(5):
         engine.decide(signal("ci.failed"), now=NOW)
-    assert engine.breaker_state("signals") == 1
+    assert engine.breaker_state("signals") == "open"
 
 
 def test_python_fatigue_store(three):
@@ -214,10 +214,20 @@ def test_a_slow_port_passes_the_deadline_and_the_llm_is_skipped(three):
 
 
 def test_config_keys_are_checked(three):
-    with pytest.raises(ValueError, match="`colour`: is not a setting"):
-        mmm_engine.Engine.from_yaml(three, config={"colour": 1})
-    with pytest.raises(ValueError, match="`policy_ttl_ms`: must be a whole number of milliseconds, not `-1`"):
-        mmm_engine.Engine.from_yaml(three, config={"policy_ttl_ms": -1})
-    with pytest.raises(ValueError, match="`max_deny_keys`"):
-        mmm_engine.Engine.from_yaml(three, config={"max_deny_keys": 1.5})
+    def refused(config, key, message):
+        with pytest.raises(mmm_engine.ConfigError) as caught:
+            mmm_engine.Engine.from_yaml(three, config=config)
+        e = caught.value
+        assert (e.code, e.field) == ("CONFIG_INVALID", key)
+        assert e.message == f"invalid setting `{key}`: {message}"
+
+    refused({"colour": 1}, "colour", "is not a setting")
+    refused({"policy_ttl_ms": -1}, "policy_ttl_ms", "must be a whole number of milliseconds, not `-1`")
+    refused({"max_deny_keys": 1.5}, "max_deny_keys", "must be a whole number, not `1.5`")
+    refused({"llm_max_tokens": 2 ** 40}, "llm_max_tokens", f"`{2 ** 40}` is too large")
+    refused({"max_context_bytes": float("nan")}, "max_context_bytes",
+            "`NaN` is not a number JSON can carry; NaN and infinities are refused")
+    refused({"outbox_capacity": 2 ** 64}, "outbox_capacity",
+            f"integer `{2 ** 64}` does not fit in 64 bits (-2^63 to 2^64-1); pass it as a string")
+    refused([1], "config", "must be an object of settings, not an array")
     mmm_engine.Engine.from_yaml(three, config={"max_context_bytes": 1024, "outbox_capacity": 3})

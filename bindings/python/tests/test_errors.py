@@ -42,3 +42,42 @@ def test_receipt_errors(three):
     with pytest.raises(mmm_engine.ReceiptError) as caught:
         mmm_engine.verify_receipt({"payloadType": "x"}, "00" * 32)
     assert caught.value.code == "RECEIPT_INVALID"
+
+
+def test_one_exception_class_per_code_each_an_mmm_error():
+    classes = mmm_engine.ERROR_CLASSES
+    assert len(classes) >= 16
+    assert len(set(classes.values())) == len(classes), "one class per code"
+    for code, cls in classes.items():
+        assert issubclass(cls, mmm_engine.MmmError), code
+        assert cls.code == code
+        assert getattr(mmm_engine, cls.__name__) is cls and cls.__name__ in mmm_engine.__all__
+    assert classes["SIGNAL_INVALID"] is mmm_engine.SignalError
+    assert classes["REJECTED"] is mmm_engine.Rejected
+    assert issubclass(mmm_engine.ContextError, mmm_engine.SignalError)
+    assert issubclass(mmm_engine.IoError, mmm_engine.PlaybookError)
+
+
+def test_errors_are_raised_as_the_class_of_their_code(three, tmp_path):
+    with pytest.raises(mmm_engine.IoError) as caught:
+        mmm_engine.Engine.from_path(tmp_path / "missing")
+    assert caught.value.code == "IO"
+    with pytest.raises(mmm_engine.ConfigError) as caught:
+        mmm_engine.Engine.from_yaml(three, config={"ide_deadline_ms": "soon"})
+    assert (caught.value.code, caught.value.field) == ("CONFIG_INVALID", "ide_deadline_ms")
+    engine = mmm_engine.Engine.from_yaml(three)
+    with pytest.raises(mmm_engine.NotFoundError):
+        engine.get_approval("nope")
+    with pytest.raises(mmm_engine.NotFoundError):
+        engine.set_experiment_status("nope", "paused", "admin")
+
+    class DownAudit:
+        def record(self, event):
+            raise RuntimeError("audit log full")
+
+    audited = mmm_engine.Engine.from_yaml(three, audit=DownAudit())
+    (tmp_path / "p.yaml").write_text(three)
+    with pytest.raises(mmm_engine.AuditFailedError) as caught:
+        audited.reload(tmp_path / "p.yaml")
+    assert caught.value.code == "AUDIT_FAILED"
+    assert "audit log full" in caught.value.message

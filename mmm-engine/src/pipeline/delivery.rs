@@ -35,7 +35,9 @@ pub(crate) fn deliver(
     }
     // Outcomes are reported from a pool thread so that the decision does not wait.
     let observer = Arc::clone(observer);
-    hub.spawn(move || {
+    // With no thread at all the delivery calls were refused the same way, and their
+    // outcomes go unreported.
+    let _ = hub.spawn(move || {
         for (surface, call) in calls {
             let ok = call.wait().is_ok();
             observer.on_event(&Event::Delivery { surface, ok });

@@ -2,84 +2,34 @@
 //! call pool, and is waited for no longer than its timeout. A panic in the port, a
 //! timeout or an error all come back as [`PortError::Unavailable`].
 
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
-
 use super::breaker::{CircuitBreaker, Permit};
 use super::PortError;
+use crate::pool::{SpawnError, ThreadPool};
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
-
-/// An elastic pool of threads for port calls. Threads are started when every existing one
-/// is busy (a hung port holds its thread), up to a cap; idle threads stay for reuse.
+/// The pool port calls run on (the engine's [`ThreadPool`]), with the breaker and the
+/// timeout around each call.
 pub(crate) struct CallPool {
-    shared: Arc<Shared>,
-    max_threads: usize,
-}
-
-struct Shared {
-    queue: Mutex<VecDeque<Job>>,
-    ready: Condvar,
-    threads: AtomicUsize,
-    idle: AtomicUsize,
+    pool: ThreadPool,
 }
 
 impl CallPool {
     pub fn new(max_threads: usize) -> CallPool {
         CallPool {
-            shared: Arc::new(Shared {
-                queue: Mutex::new(VecDeque::new()),
-                ready: Condvar::new(),
-                threads: AtomicUsize::new(0),
-                idle: AtomicUsize::new(0),
-            }),
-            max_threads: max_threads.max(1),
+            pool: ThreadPool::new("mmm-port-call", max_threads),
         }
-    }
-
-    fn spawn_worker(&self) {
-        let shared = Arc::clone(&self.shared);
-        shared.threads.fetch_add(1, Ordering::SeqCst);
-        let started = std::thread::Builder::new()
-            .name("mmm-port-call".into())
-            .spawn(move || loop {
-                let job = {
-                    let mut queue = shared.queue.lock();
-                    loop {
-                        if let Some(job) = queue.pop_front() {
-                            break job;
-                        }
-                        shared.idle.fetch_add(1, Ordering::SeqCst);
-                        shared.ready.wait(&mut queue);
-                        shared.idle.fetch_sub(1, Ordering::SeqCst);
-                    }
-                };
-                job();
-            });
-        if started.is_err() {
-            self.shared.threads.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    fn submit(&self, job: Job) {
-        let need_thread = self.shared.idle.load(Ordering::SeqCst) == 0
-            && self.shared.threads.load(Ordering::SeqCst) < self.max_threads;
-        self.shared.queue.lock().push_back(job);
-        if need_thread {
-            self.spawn_worker();
-        }
-        self.shared.ready.notify_one();
     }
 
     /// Runs a job on the pool without waiting for it (no breaker: it calls no port).
-    pub fn spawn(&self, job: impl FnOnce() + Send + 'static) {
-        self.submit(Box::new(job));
+    ///
+    /// # Errors
+    /// [`SpawnError`] when no thread can run it.
+    pub fn spawn(&self, job: impl FnOnce() + Send + 'static) -> Result<(), SpawnError> {
+        self.pool.spawn(job)
     }
 
     /// Runs `call` through `breaker`, on the pool, waiting at most `timeout`.
@@ -108,11 +58,15 @@ impl CallPool {
             return Pending::Refused("circuit breaker open");
         };
         let (tx, rx) = mpsc::sync_channel(1);
-        self.submit(Box::new(move || {
+        let spawned = self.pool.spawn(move || {
             let result = catch_unwind(AssertUnwindSafe(call))
                 .unwrap_or_else(|_| Err(PortError::Unavailable("the port panicked".into())));
             let _ = tx.send(result);
-        }));
+        });
+        if spawned.is_err() {
+            permit.failure();
+            return Pending::Refused("no thread could be started for the call");
+        }
         Pending::Running {
             rx,
             permit,
@@ -208,7 +162,8 @@ mod tests {
             Ok(())
         });
         assert!(matches!(hung, Err(PortError::Unavailable(ref m)) if m.contains("no answer")));
-        assert!(started.elapsed() < Duration::from_millis(500));
+        // Bounded by the call's timeout, not by the port (which never answers).
+        assert!(started.elapsed() < Duration::from_secs(10));
         assert_eq!(b.state(), BreakerState::Closed, "two failures so far");
     }
 
@@ -216,21 +171,24 @@ mod tests {
     fn calls_run_side_by_side() {
         let pool = CallPool::new(8);
         let b = breaker();
-        let started = Instant::now();
+        // Each call waits (boundedly) until all four have started: all four answer
+        // `true` only when they run side by side.
+        let started = Arc::new((parking_lot::Mutex::new(0usize), parking_lot::Condvar::new()));
         let calls: Vec<_> = (0..4)
-            .map(|i| {
-                pool.start(&b, Duration::from_secs(2), move || {
-                    std::thread::sleep(Duration::from_millis(100));
-                    Ok(i)
+            .map(|_| {
+                let started = Arc::clone(&started);
+                pool.start(&b, Duration::from_secs(20), move || {
+                    let (count, cv) = &*started;
+                    let mut count = count.lock();
+                    *count += 1;
+                    cv.notify_all();
+                    Ok(!cv
+                        .wait_while_for(&mut count, |c| *c < 4, Duration::from_secs(10))
+                        .timed_out())
                 })
             })
             .collect();
         let results: Vec<_> = calls.into_iter().map(Pending::wait).collect();
-        assert_eq!(results, [Ok(0), Ok(1), Ok(2), Ok(3)]);
-        assert!(
-            started.elapsed() < Duration::from_millis(350),
-            "{:?}",
-            started.elapsed()
-        );
+        assert_eq!(results, [Ok(true), Ok(true), Ok(true), Ok(true)]);
     }
 }

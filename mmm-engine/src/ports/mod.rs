@@ -29,6 +29,17 @@ pub enum PortError {
     Rejected(String),
 }
 
+impl PortError {
+    /// The serialisable form: `UNAVAILABLE` or `REJECTED`.
+    pub fn info(&self) -> crate::ErrorInfo {
+        let code = match self {
+            PortError::Unavailable(_) => crate::codes::UNAVAILABLE,
+            PortError::Rejected(_) => crate::codes::REJECTED,
+        };
+        crate::ErrorInfo::new(code, self.to_string())
+    }
+}
+
 /// A policy snapshot (given in the context or from the Policy port).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -222,6 +233,21 @@ impl Default for PortTimeouts {
             llm: Duration::from_secs(3),
             receipts: Duration::from_millis(500),
             delivery: Duration::from_secs(1),
+        }
+    }
+}
+
+impl PortTimeouts {
+    /// The timeout of `port`.
+    pub fn get(&self, port: PortName) -> std::time::Duration {
+        match port {
+            PortName::Iam => self.iam,
+            PortName::Signals => self.signals,
+            PortName::DataGovernance => self.data_governance,
+            PortName::Policy => self.policy,
+            PortName::Llm => self.llm,
+            PortName::Receipts => self.receipts,
+            PortName::Delivery => self.delivery,
         }
     }
 }

@@ -48,6 +48,37 @@ pub struct Envelope {
     pub signatures: Vec<EnvelopeSignature>,
 }
 
+impl Envelope {
+    /// An envelope from its JSON line, read as the engine reads JSON text (a byte-order
+    /// mark skipped, integers beyond 64 bits refused). The one reader of envelopes the
+    /// bindings use.
+    ///
+    /// # Errors
+    /// [`ReceiptError::Malformed`] saying where and why.
+    ///
+    /// ```
+    /// use mmm_engine::receipt::Envelope;
+    /// let e = Envelope::parse(r#"{"payloadType": "x", "payload": "", "signatures": [], "extra": 1}"#)?;
+    /// assert_eq!(e.payload_type, "x");
+    /// assert!(Envelope::parse("{").is_err());
+    /// # Ok::<(), mmm_engine::receipt::ReceiptError>(())
+    /// ```
+    pub fn parse(line: &str) -> Result<Envelope, ReceiptError> {
+        let value =
+            crate::number::parse_json(line).map_err(|e| ReceiptError::Malformed(e.to_string()))?;
+        Envelope::from_json(value)
+    }
+
+    /// An envelope from a JSON value (unknown fields ignored).
+    ///
+    /// # Errors
+    /// [`ReceiptError::Malformed`] naming what is missing or of the wrong type.
+    pub fn from_json(value: Value) -> Result<Envelope, ReceiptError> {
+        serde_json::from_value(value)
+            .map_err(|e| ReceiptError::Malformed(crate::clean_message(&e.to_string())))
+    }
+}
+
 /// Why a receipt or a chain of receipts does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -27,6 +27,9 @@ pub(crate) struct Experiments {
     arms: DashMap<(String, String), Mutex<ArmState>>,
     /// Status changes made through `Engine::set_experiment_status`, by experiment id.
     status: DashMap<String, ExperimentStatus>,
+    /// Held across a status change (read, audit, apply), so that the audit log records
+    /// the changes in the order they apply, each with the status it replaced.
+    changes: Mutex<()>,
     /// Seeds Thompson sampling.
     seed: u64,
 }
@@ -36,6 +39,7 @@ impl Experiments {
         Experiments {
             arms: DashMap::new(),
             status: DashMap::new(),
+            changes: Mutex::new(()),
             seed,
         }
     }
@@ -171,6 +175,7 @@ impl Experiments {
             .iter()
             .find(|e| e.id == experiment_id)
             .ok_or_else(|| AuditError::UnknownExperiment(experiment_id.to_owned()))?;
+        let _one_at_a_time = self.changes.lock();
         let before = self.status(plan);
         audit
             .record(&AuditEvent {

@@ -165,8 +165,14 @@ impl PortHub {
     }
 
     /// Runs a job on the pool without waiting for it.
-    pub fn spawn(&self, job: impl FnOnce() + Send + 'static) {
-        self.pool.spawn(job);
+    ///
+    /// # Errors
+    /// When no thread can run it.
+    pub fn spawn(
+        &self,
+        job: impl FnOnce() + Send + 'static,
+    ) -> Result<(), crate::pool::SpawnError> {
+        self.pool.spawn(job)
     }
 
     /// The tenant's configuration when the cache holds one younger than its TTL at

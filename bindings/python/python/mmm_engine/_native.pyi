@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from os import PathLike
-from typing import Any, Dict, List, Optional, Protocol, Tuple, Union, final
+from typing import Any, Dict, List, Optional, Protocol, Tuple, Type, Union, final
 
 _JSON = Any
 _Key = Union[bytes, str]
@@ -12,10 +12,17 @@ __version__: str
 __all__ = [
     "ApprovalError",
     "AuditFailedError",
+    "ConfigError",
+    "ConflictError",
     "ContextError",
+    "DurationError",
+    "ERROR_CLASSES",
     "Engine",
     "ForbiddenError",
+    "IoError",
+    "JsonError",
     "MmmError",
+    "NotFoundError",
     "OutcomeError",
     "PlaybookError",
     "ReceiptError",
@@ -30,7 +37,8 @@ __all__ = [
 ]
 
 class MmmError(Exception):
-    """Base class of every mmm-engine error. Attributes carry the structured error."""
+    """Base class of every mmm-engine error. Each code has one subclass (``ERROR_CLASSES``);
+    attributes carry the structured error (the core's ``ErrorInfo``)."""
 
     code: str
     message: str
@@ -42,11 +50,14 @@ class MmmError(Exception):
     playbook: Optional[str]
 
 class PlaybookError(MmmError):
-    """A playbook or experiment document is invalid or unreadable (code PLAYBOOK_INVALID or IO).
+    """A playbook or experiment document is invalid (code PLAYBOOK_INVALID).
 
     ``diagnostics`` lists every problem as ``file:line:col: error[rule]: message``."""
 
     diagnostics: List[str]
+
+class IoError(PlaybookError):
+    """A playbook file or directory cannot be read (code IO)."""
 
 class SignalError(MmmError):
     """The signal envelope is invalid (code SIGNAL_INVALID); ``field`` names the field."""
@@ -55,7 +66,7 @@ class ContextError(SignalError):
     """The context is invalid (code CONTEXT_INVALID); ``field`` is a dotted path."""
 
 class UnavailableError(MmmError):
-    """IAM is down, so no decision can be made (code UNAVAILABLE; HTTP 503 in a host)."""
+    """A dependency the call cannot do without is down (code UNAVAILABLE; HTTP 503 in a host)."""
 
 class ForbiddenError(MmmError):
     """IAM says the actor is inactive or unknown (code FORBIDDEN; HTTP 403 in a host)."""
@@ -69,13 +80,31 @@ class OutcomeError(MmmError):
     """The outcome is invalid (code OUTCOME_INVALID)."""
 
 class ApprovalError(MmmError):
-    """An approval operation was refused (same channel, terminal state, not found…)."""
+    """The action cannot be approved: it is not a dual-channel multiplier (code APPROVAL_REFUSED)."""
 
 class AuditFailedError(MmmError):
-    """The audit sink could not record a change, so the change did not happen."""
+    """The audit sink could not record a change, so the change did not happen (code AUDIT_FAILED)."""
 
-class Rejected(Exception):
-    """Raise from a port for a business answer: the dependency is up, the breaker counts nothing."""
+class ConfigError(MmmError):
+    """An engine setting is invalid (code CONFIG_INVALID); ``field`` names the key."""
+
+class NotFoundError(MmmError):
+    """No approval or experiment has this id (code NOT_FOUND)."""
+
+class ConflictError(MmmError):
+    """The approval's state does not allow the change: terminal, or the same channel twice (code CONFLICT)."""
+
+class Rejected(MmmError):
+    """Raise from a port for a business answer (code REJECTED): the dependency is up, the breaker counts nothing."""
+
+class DurationError(MmmError):
+    """A duration is invalid (code DURATION_INVALID)."""
+
+class JsonError(MmmError):
+    """JSON text cannot be read (code JSON_INVALID)."""
+
+ERROR_CLASSES: Dict[str, Type[MmmError]]
+"""The exception class of each error code."""
 
 class _IamPort(Protocol):
     def validate_actor(self, tenant_id: str, actor_id: str) -> Dict[str, Any]: ...
@@ -102,9 +131,12 @@ class _FatiguePort(Protocol):
     def check_and_record(self, request: Dict[str, Any]) -> Dict[str, Any]: ...
     def record(self, tenant_id: str, actor_id: str, playbook_id: str, at: str, actions: int) -> None: ...
 
+class _AuditPort(Protocol):
+    def record(self, event: Dict[str, Any]) -> None: ...
+
 @final
 class Engine:
-    """The engine. Safe to share between threads; ``decide`` releases the GIL."""
+    """The engine. Safe to share between threads; every call releases the GIL while the engine works."""
 
     @staticmethod
     def from_path(
@@ -119,6 +151,7 @@ class Engine:
         data_governance: Optional[_DataGovernancePort] = None,
         delivery: Optional[_DeliveryPort] = None,
         fatigue: Optional[_FatiguePort] = None,
+        audit: Optional[_AuditPort] = None,
         config: Optional[Dict[str, int]] = None,
     ) -> "Engine":
         """Loads the playbooks under ``path`` (a file or a directory); raises PlaybookError."""
@@ -135,14 +168,15 @@ class Engine:
         data_governance: Optional[_DataGovernancePort] = None,
         delivery: Optional[_DeliveryPort] = None,
         fatigue: Optional[_FatiguePort] = None,
+        audit: Optional[_AuditPort] = None,
         config: Optional[Dict[str, int]] = None,
     ) -> "Engine":
         """Loads playbooks from YAML text; raises PlaybookError.
 
-        ``config`` tunes the engine: ``ide_deadline_ms``, ``default_deadline_ms``,
-        ``policy_ttl_ms``, ``policy_max_age_ms``, ``tenant_config_ttl_ms``, ``llm_min_budget_ms``,
-        ``approval_ttl_ms``, ``<port>_timeout_ms`` (iam, signals, data_governance, policy, llm,
-        receipts, delivery), ``max_payload_bytes``, ``outbox_capacity``, ``llm_max_tokens``."""
+        ``config`` is a dict of the core's engine settings (``EngineConfig``: ``ide_deadline_ms``,
+        ``max_context_bytes``, ``max_deny_keys``, ``fatigue_max_actors``, …; the full list is in
+        docs/python.md); an unknown key or a bad value raises ConfigError naming the key.
+        ``audit`` receives every audited change (``record(event)``); an exception stops the change."""
     def decide(
         self,
         signal: Dict[str, Any],
@@ -177,8 +211,8 @@ class Engine:
     @property
     def outbox_len(self) -> int:
         """Receipts waiting in the outbox."""
-    def breaker_state(self, port: str) -> int:
-        """A port's circuit breaker: 0 closed, 1 open, 2 half-open."""
+    def breaker_state(self, port: str) -> str:
+        """A port's circuit breaker: ``closed``, ``open`` or ``half_open``."""
     @property
     def receipt_public_key(self) -> Optional[str]:
         """The hex public key receipts are signed with, when signing is on."""
