@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod fatigue;
 pub mod live;
 pub mod metrics;
 pub mod openapi;

@@ -12,6 +12,7 @@
 mod auth;
 mod bad_input;
 mod common;
+mod fatigue;
 mod health;
 mod openapi;
 mod playbooks;
