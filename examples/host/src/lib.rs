@@ -14,6 +14,7 @@ pub mod fatigue;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod ports;
 pub mod routes;
 pub mod shutdown;
 pub mod store;

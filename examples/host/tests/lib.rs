@@ -16,5 +16,6 @@ mod fatigue;
 mod health;
 mod openapi;
 mod playbooks;
+mod ports;
 mod serve;
 mod store;
