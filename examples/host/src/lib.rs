@@ -103,7 +103,24 @@ impl AppState {
         settings: Settings,
         engine: mmm_engine::Engine,
     ) -> Self {
-        let metrics = Arc::new(Metrics::new());
+        AppState::with_engine_and_metrics(
+            store,
+            verifier,
+            settings,
+            engine,
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    /// As [`AppState::with_engine`], with the metrics the engine's observer feeds
+    /// (`metrics.observer()` given to `EngineBuilder::observer`).
+    pub fn with_engine_and_metrics(
+        store: Arc<dyn Store>,
+        verifier: Verifier,
+        settings: Settings,
+        engine: mmm_engine::Engine,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         AppState {
             store,
             live: Arc::new(Live::new(engine, Arc::clone(&metrics))),

@@ -14,6 +14,7 @@ mod bad_input;
 mod common;
 mod fatigue;
 mod health;
+mod metrics;
 mod openapi;
 mod playbooks;
 mod ports;
