@@ -47,9 +47,11 @@ async fn decisions_outcomes_receipts_and_breakers_reach_the_exposition() {
         .observer(metrics.observer())
         .build();
     // A decision past its deadline (zero) counts as a latency warning.
-    let mut late = EngineConfig::default();
-    late.default_deadline = StdDuration::ZERO;
-    late.ide_deadline = StdDuration::ZERO;
+    let late = EngineConfig {
+        default_deadline: StdDuration::ZERO,
+        ide_deadline: StdDuration::ZERO,
+        ..EngineConfig::default()
+    };
     let late = Engine::builder()
         .playbooks(PlaybookSet::from_yaml(PLAYBOOK).unwrap())
         .config(late)
@@ -60,10 +62,12 @@ async fn decisions_outcomes_receipts_and_breakers_reach_the_exposition() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let mut config = EngineConfig::default();
-    config.breaker = BreakerConfig {
-        failure_threshold: 1,
-        ..BreakerConfig::default()
+    let config = EngineConfig {
+        breaker: BreakerConfig {
+            failure_threshold: 1,
+            ..BreakerConfig::default()
+        },
+        ..EngineConfig::default()
     };
     let builder = Engine::builder()
         .playbooks(PlaybookSet::from_yaml(PLAYBOOK).unwrap())
