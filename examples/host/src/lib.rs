@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod fatigue;
+pub mod forwarder;
 pub mod live;
 pub mod metrics;
 pub mod openapi;

@@ -13,6 +13,7 @@ mod auth;
 mod bad_input;
 mod common;
 mod fatigue;
+mod forwarder;
 mod health;
 mod metrics;
 mod openapi;
