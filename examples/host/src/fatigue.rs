@@ -392,7 +392,7 @@ impl FatigueStore for RedisFatigue {
 }
 
 /// What [`from_args`] built.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub enum HostFatigue {
     /// In the database.
     Store(Arc<StoreFatigue>),

@@ -15,6 +15,7 @@ pub mod forwarder;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod plugins;
 pub mod ports;
 pub mod routes;
 pub mod shutdown;
@@ -84,6 +85,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Work to finish when the host stops.
     pub shutdown: Arc<Shutdown>,
+    /// The engine's fatigue store, when the host chose it (`/ready` checks Redis).
+    pub fatigue: Option<fatigue::HostFatigue>,
 }
 
 impl AppState {
@@ -130,7 +133,15 @@ impl AppState {
             clock: Arc::new(mmm_engine::SystemClock),
             settings: Arc::new(settings),
             shutdown: Arc::new(Shutdown::new()),
+            fatigue: None,
         }
+    }
+
+    /// The same state, knowing the engine's fatigue store (for `/ready`).
+    #[must_use]
+    pub fn with_fatigue(mut self, fatigue: fatigue::HostFatigue) -> Self {
+        self.fatigue = Some(fatigue);
+        self
     }
 }
 

@@ -128,7 +128,24 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     let store = store::connect(&args.database_url())
         .await
         .map_err(|e| format!("cannot open the database: {e}"))?;
-    let state = AppState::new(Arc::clone(&store), verifier, args.settings());
+    let config = mmm_engine::EngineConfig::default();
+    let plugins = mmm_host::plugins::Plugins::from_args(&args, &store, &config.timeouts)?;
+    let engine = plugins
+        .apply(
+            mmm_engine::Engine::builder()
+                .config(config)
+                .audit(Arc::new(live::LogAudit)),
+        )
+        .build();
+    let state = AppState::with_engine_and_metrics(
+        Arc::clone(&store),
+        verifier,
+        args.settings(),
+        engine,
+        Arc::clone(&plugins.metrics),
+    )
+    .with_fatigue(plugins.fatigue.clone());
+    plugins.start(&state).await?;
     if let Some(dir) = args.seed_dir() {
         let imported = live::import_seed(&*store, &dir, jiff::Timestamp::now())
             .await

@@ -423,3 +423,41 @@ async fn redis_down_or_hanging_holds_actions_back_without_hanging() {
     }
     held.abort();
 }
+
+/// `/ready` answers 503 while Redis (holding fatigue) is down, 200 when it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_fails_while_redis_is_down() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use mmm_host::fatigue::HostFatigue;
+    use tower::ServiceExt;
+
+    let host = crate::common::Host::new(crate::common::sqlite().await).await;
+    let ready = |fatigue: Arc<RedisFatigue>| {
+        let app = mmm_host::app(host.state.clone().with_fatigue(HostFatigue::Redis(fatigue)));
+        async move {
+            let response = app
+                .oneshot(Request::get("/v1/mmm/ready").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            response.status()
+        }
+    };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let down = Arc::new(
+        RedisFatigue::connect(
+            &format!("redis://{closed}"),
+            Handle::current(),
+            StdDuration::from_millis(300),
+            "",
+        )
+        .unwrap(),
+    );
+    assert_eq!(ready(down).await, StatusCode::SERVICE_UNAVAILABLE);
+    if let Some(url) = redis_url() {
+        assert_eq!(ready(redis_store(&url, "")).await, StatusCode::OK);
+    }
+}

@@ -95,41 +95,71 @@ pub fn install(
 /// # Errors
 /// As [`install`].
 pub fn install_urls(
-    mut builder: EngineBuilder,
+    builder: EngineBuilder,
     urls: &PortUrls,
     timeouts: &PortTimeouts,
 ) -> Result<EngineBuilder, String> {
-    let handle = Handle::try_current()
-        .map_err(|_| "ports::install must be called inside the tokio runtime".to_owned())?;
-    let port = |flag: &str, url: &str, timeout: Duration| {
-        HttpPort::new(flag, url, timeout, urls.token.clone(), handle.clone())
-    };
-    if let Some(url) = &urls.iam {
-        builder = builder.iam(Arc::new(HttpIam(port("--iam-url", url, timeouts.iam)?)));
+    Ok(PortClients::new(urls, timeouts)?.install(builder))
+}
+
+/// The clients the URLs ask for, built and checked, to install on a builder later.
+#[derive(Debug, Clone, Default)]
+pub struct PortClients {
+    iam: Option<Arc<HttpIam>>,
+    signals: Option<Arc<HttpRecentSignals>>,
+    governance: Option<Arc<HttpDataGovernance>>,
+    policy: Option<Arc<HttpPolicy>>,
+    llm: Option<Arc<HttpLlm>>,
+}
+
+impl PortClients {
+    /// A client per configured URL, each with its port's timeout. Call inside the
+    /// runtime.
+    ///
+    /// # Errors
+    /// As [`install`].
+    pub fn new(urls: &PortUrls, timeouts: &PortTimeouts) -> Result<PortClients, String> {
+        let handle = Handle::try_current()
+            .map_err(|_| "the port clients must be built inside the tokio runtime".to_owned())?;
+        let port = |flag: &str, url: &Option<String>, timeout: Duration| {
+            url.as_deref()
+                .map(|url| HttpPort::new(flag, url, timeout, urls.token.clone(), handle.clone()))
+                .transpose()
+        };
+        Ok(PortClients {
+            iam: port("--iam-url", &urls.iam, timeouts.iam)?.map(|p| Arc::new(HttpIam(p))),
+            signals: port("--ubi-url", &urls.ubi, timeouts.signals)?
+                .map(|p| Arc::new(HttpRecentSignals(p))),
+            governance: port(
+                "--governance-url",
+                &urls.governance,
+                timeouts.data_governance,
+            )?
+            .map(|p| Arc::new(HttpDataGovernance(p))),
+            policy: port("--policy-url", &urls.policy, timeouts.policy)?
+                .map(|p| Arc::new(HttpPolicy(p))),
+            llm: port("--llm-url", &urls.llm, timeouts.llm)?.map(|p| Arc::new(HttpLlm(p))),
+        })
     }
-    if let Some(url) = &urls.ubi {
-        builder = builder.signals(Arc::new(HttpRecentSignals(port(
-            "--ubi-url",
-            url,
-            timeouts.signals,
-        )?)));
+
+    /// Installs the clients on `builder`.
+    pub fn install(&self, mut builder: EngineBuilder) -> EngineBuilder {
+        if let Some(p) = &self.iam {
+            builder = builder.iam(Arc::clone(p) as Arc<dyn mmm_engine::ports::Iam>);
+        }
+        if let Some(p) = &self.signals {
+            builder = builder.signals(Arc::clone(p) as Arc<dyn mmm_engine::ports::RecentSignals>);
+        }
+        if let Some(p) = &self.governance {
+            builder = builder
+                .data_governance(Arc::clone(p) as Arc<dyn mmm_engine::ports::DataGovernance>);
+        }
+        if let Some(p) = &self.policy {
+            builder = builder.policy(Arc::clone(p) as Arc<dyn mmm_engine::ports::Policy>);
+        }
+        if let Some(p) = &self.llm {
+            builder = builder.llm(Arc::clone(p) as Arc<dyn mmm_engine::ports::Llm>);
+        }
+        builder
     }
-    if let Some(url) = &urls.governance {
-        builder = builder.data_governance(Arc::new(HttpDataGovernance(port(
-            "--governance-url",
-            url,
-            timeouts.data_governance,
-        )?)));
-    }
-    if let Some(url) = &urls.policy {
-        builder = builder.policy(Arc::new(HttpPolicy(port(
-            "--policy-url",
-            url,
-            timeouts.policy,
-        )?)));
-    }
-    if let Some(url) = &urls.llm {
-        builder = builder.llm(Arc::new(HttpLlm(port("--llm-url", url, timeouts.llm)?)));
-    }
-    Ok(builder)
 }
