@@ -461,3 +461,84 @@ async fn ready_fails_while_redis_is_down() {
         assert_eq!(ready(redis_store(&url, "")).await, StatusCode::OK);
     }
 }
+
+/// A TCP proxy to `target` on `addr` (port 0: any), stopped by aborting its task (which
+/// drops the listener and every connection).
+async fn proxy(
+    addr: std::net::SocketAddr,
+    target: String,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            conns.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// Redis going away and coming back: checks fail fast while it is away, and succeed
+/// again afterwards without a new store (no restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fatigue_recovers_when_redis_comes_back() {
+    let Some(url) = redis_url() else { return };
+    let target = url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (addr, task) = proxy("127.0.0.1:0".parse().unwrap(), target.clone()).await;
+    let prefix = unique_prefix();
+    let store = Arc::new(
+        RedisFatigue::connect(
+            &format!("redis://{addr}"),
+            Handle::current(),
+            StdDuration::from_millis(500),
+            &prefix,
+        )
+        .unwrap(),
+    );
+    let check = |store: Arc<RedisFatigue>, actor: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            store.check_and_record(&FatigueRequest {
+                tenant_id: "acme",
+                actor_id: actor,
+                playbook_id: "pb",
+                now: ts(NOW),
+                actions: 1,
+                cooldown: None,
+                max: Some((1, Duration::parse("1d").unwrap())),
+                budget: None,
+                critical: false,
+            })
+        })
+    };
+    assert_eq!(
+        check(Arc::clone(&store), "a").await.unwrap().unwrap(),
+        FatigueVerdict::Allowed(1)
+    );
+    task.abort();
+    let _ = task.await;
+    let down = check(Arc::clone(&store), "b").await.unwrap();
+    assert!(down.is_err(), "{down:?}");
+    // Back on the same address.
+    let (_, task) = proxy(addr, target).await;
+    let mut verdict = None;
+    for _ in 0..50 {
+        if let Ok(v) = check(Arc::clone(&store), "a").await.unwrap() {
+            verdict = Some(v);
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    // The state survived: `a` already fired today.
+    assert_eq!(verdict, Some(FatigueVerdict::Max));
+    task.abort();
+    clean(&url, &prefix).await;
+}
