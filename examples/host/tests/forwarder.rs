@@ -21,6 +21,8 @@ use crate::common::{backends, ts, NOW};
 #[derive(Clone, Default)]
 struct Eris {
     fail_first: Arc<AtomicUsize>,
+    /// Answer 400 (a refusal) to everything.
+    refuse: Arc<std::sync::atomic::AtomicBool>,
     posts: Arc<AtomicUsize>,
     /// (idempotency key, body) of every receipt taken, once each.
     taken: Arc<Mutex<Vec<(String, String)>>>,
@@ -28,6 +30,9 @@ struct Eris {
 
 async fn take(State(eris): State<Eris>, headers: HeaderMap, body: String) -> StatusCode {
     let n = eris.posts.fetch_add(1, Ordering::SeqCst);
+    if eris.refuse.load(Ordering::SeqCst) {
+        return StatusCode::BAD_REQUEST;
+    }
     if n < eris.fail_first.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
@@ -209,4 +214,58 @@ async fn an_eris_url_that_is_not_http_names_its_flag() {
     .await
     .unwrap_err();
     assert!(e.contains("--eris-url"), "{e}");
+}
+
+/// A receipt ERIS refuses (4xx) is counted `refused` and stays in the outbox (retried),
+/// and the receipts after it wait: order is kept, nothing is skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_receipts_stay_in_the_outbox_and_are_counted() {
+    let db = crate::common::sqlite().await;
+    let eris = Eris::default();
+    eris.refuse.store(true, Ordering::SeqCst);
+    let url = serve(eris.clone()).await;
+    db.store.append_receipts(&[row(1), row(2)]).await.unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let shutdown = Shutdown::new();
+    spawn(
+        Arc::clone(&db.store),
+        Arc::clone(&metrics),
+        fast(&url),
+        &shutdown,
+    )
+    .await
+    .unwrap();
+    let refused = r#"mmm_eris_receipt_emission_total{tenant_id="acme",result="refused"} "#;
+    for _ in 0..500 {
+        if eris.posts.load(Ordering::SeqCst) >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(eris.posts.load(Ordering::SeqCst) >= 3);
+    assert!(metrics.render().contains(refused), "{}", metrics.render());
+    assert_eq!(db.store.unforwarded_receipts(10).await.unwrap().len(), 2);
+    // ERIS accepts again: everything goes, in order.
+    eris.refuse.store(false, Ordering::SeqCst);
+    for _ in 0..500 {
+        if db.store.unforwarded_receipts(10).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let keys: Vec<_> = eris
+        .taken
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(keys, ["rcpt-1", "rcpt-2"]);
+    shutdown.begin();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        shutdown.run_hooks(Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
 }

@@ -23,6 +23,10 @@ use crate::common::{ts, NOW};
 const OK: u8 = 0;
 const SLOW: u8 = 1;
 const FAIL: u8 = 2;
+/// 200 with a body that is not the answer's shape.
+const BAD: u8 = 3;
+/// 200 with a body over the 4 MiB cap.
+const HUGE: u8 = 4;
 
 /// One mock service for all five ports (one path per method); its mode is shared.
 #[derive(Clone, Default)]
@@ -79,6 +83,11 @@ async fn answer(
     match mock.mode(&method) {
         SLOW => tokio::time::sleep(StdDuration::from_secs(5)).await,
         FAIL => return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        BAD => return Json(json!("not an answer")).into_response(),
+        HUGE => {
+            let big = vec![json!({"kind": "x".repeat(1024)}); 5 * 1024];
+            return Json(big).into_response();
+        }
         _ => {}
     }
     let reply = match method.as_str() {
@@ -352,4 +361,46 @@ async fn a_url_that_is_not_http_names_its_flag() {
         panic!("accepted an ftp URL");
     };
     assert!(e.contains("--llm-url"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_and_oversized_answers_count_as_down() {
+    let mock = Mock::default();
+    let addr = serve(mock.clone()).await;
+    mock.set_for(&["tenant_config", "generate"], BAD);
+    mock.set_for(&["recent"], HUGE);
+    let engine = engine(PLAIN, &urls(addr, false));
+    let d = decide(&engine, "dev-1").await.unwrap();
+    let mut degraded: Vec<String> = serde_json::from_value(d["degraded"].clone()).unwrap();
+    degraded.sort();
+    assert_eq!(
+        degraded,
+        [
+            "data_governance_unavailable",
+            "llm_unavailable",
+            "ubi_unavailable"
+        ],
+        "{d}"
+    );
+    assert_eq!(texts(&d), ["Opened.", "The fallback."], "{d}");
+    // The oversized answer is cut off at the cap (not read whole).
+    let port = mmm_host::ports::HttpPort::new(
+        "--ubi-url",
+        &format!("http://{addr}/ports"),
+        StdDuration::from_secs(5),
+        Some("port-secret".into()),
+        tokio::runtime::Handle::current(),
+    )
+    .unwrap();
+    let e = tokio::task::spawn_blocking(move || {
+        port.call::<_, Vec<Value>>("recent", &json!({"actor_id": "dev-1"}))
+    })
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(e.to_string().contains("larger than 4194304 bytes"), "{e}");
+    // IAM answering nonsense is IAM down: 503, not a crash.
+    mock.set_for(&["validate_actor"], BAD);
+    let e = decide(&engine_with_iam(addr), "dev-1").await.unwrap_err();
+    assert_eq!(e.info().code, "UNAVAILABLE", "{e}");
 }
