@@ -19,13 +19,13 @@ use mmm_host::store::ReceiptRow;
 use crate::common::{backends, ts, NOW};
 
 #[derive(Clone, Default)]
-struct Eris {
-    fail_first: Arc<AtomicUsize>,
+pub struct Eris {
+    pub fail_first: Arc<AtomicUsize>,
     /// Answer 400 (a refusal) to everything.
-    refuse: Arc<std::sync::atomic::AtomicBool>,
-    posts: Arc<AtomicUsize>,
+    pub refuse: Arc<std::sync::atomic::AtomicBool>,
+    pub posts: Arc<AtomicUsize>,
     /// (idempotency key, body) of every receipt taken, once each.
-    taken: Arc<Mutex<Vec<(String, String)>>>,
+    pub taken: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 async fn take(State(eris): State<Eris>, headers: HeaderMap, body: String) -> StatusCode {
@@ -46,7 +46,7 @@ async fn take(State(eris): State<Eris>, headers: HeaderMap, body: String) -> Sta
     StatusCode::ACCEPTED
 }
 
-async fn serve(eris: Eris) -> String {
+pub async fn serve(eris: Eris) -> String {
     let app = Router::new()
         .route("/v1/receipts", post(take))
         .with_state(eris);
@@ -56,7 +56,7 @@ async fn serve(eris: Eris) -> String {
     format!("http://{addr}/v1/receipts")
 }
 
-fn row(seq: u64) -> ReceiptRow {
+pub fn row(seq: u64) -> ReceiptRow {
     ReceiptRow {
         chain_id: "chain-a".into(),
         seq,

@@ -18,6 +18,7 @@ mod health;
 mod metrics;
 mod openapi;
 mod playbooks;
+mod plugins;
 mod ports;
 mod serve;
 mod store;
