@@ -106,10 +106,14 @@ pub struct ServeArgs {
     #[arg(long, env = "MMM_IAM_URL")]
     pub iam_url: Option<String>,
     /// UBI, the recent-signals service (SPEC §5 `signals`).
-    #[arg(long, env = "MMM_UBI_URL")]
+    #[arg(long, env = "MMM_UBI_URL", visible_alias = "signals-url")]
     pub ubi_url: Option<String>,
     /// Data governance (SPEC §5 `data_governance`).
-    #[arg(long, env = "MMM_GOVERNANCE_URL")]
+    #[arg(
+        long,
+        env = "MMM_GOVERNANCE_URL",
+        visible_alias = "data-governance-url"
+    )]
     pub governance_url: Option<String>,
     /// LLM gateway (SPEC §5 `llm`).
     #[arg(long, env = "MMM_LLM_URL")]
@@ -121,7 +125,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MMM_PORTS_TOKEN", hide_env_values = true)]
     pub ports_token: Option<String>,
     /// ERIS: receipts in the outbox are forwarded here (POST, one envelope each).
-    #[arg(long, env = "MMM_ERIS_URL")]
+    #[arg(long, env = "MMM_ERIS_URL", visible_alias = "receipts-url")]
     pub eris_url: Option<String>,
     /// Milliseconds one ERIS request may take.
     #[arg(long, env = "MMM_ERIS_TIMEOUT_MS", default_value_t = 5000)]

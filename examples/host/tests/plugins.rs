@@ -176,3 +176,18 @@ async fn a_bad_url_names_its_flag() {
     let e = plugins.start(&state).await.unwrap_err();
     assert!(e.contains("--eris-url"), "{e}");
 }
+
+#[test]
+fn the_section_5_port_names_are_aliases() {
+    let a = args(&[
+        "--signals-url",
+        "http://u",
+        "--data-governance-url",
+        "http://g",
+        "--receipts-url",
+        "http://e",
+    ]);
+    assert_eq!(a.ubi_url.as_deref(), Some("http://u"));
+    assert_eq!(a.governance_url.as_deref(), Some("http://g"));
+    assert_eq!(a.eris_url.as_deref(), Some("http://e"));
+}
