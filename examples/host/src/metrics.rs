@@ -1,8 +1,8 @@
 //! Prometheus metrics (`GET /v1/mmm/metrics`): requests, the live playbook set, and the
 //! decision metrics of SPEC §13 (`mmm_decisions_total`, …), fed by the core's observer
-//! hooks through [`Metrics::observer`] (install it with `EngineBuilder::observer`), by
-//! the outcomes route ([`Metrics::observe_outcome`]) and by the ERIS forwarder
-//! ([`Metrics::observe_eris`]).
+//! hooks through [`Metrics::observer`] (install it with `EngineBuilder::observer`:
+//! decisions, outcomes given to `Engine::record_outcome`, receipts, breakers, deliveries)
+//! and by the ERIS forwarder ([`Metrics::observe_eris`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -274,7 +274,9 @@ impl Metrics {
         Arc::new(MetricsObserver(Arc::clone(self)))
     }
 
-    /// Counts one recorded outcome (the outcomes route calls this).
+    /// Counts one recorded outcome. The engine's observer calls this for every outcome
+    /// given to `Engine::record_outcome`; call it directly only for outcomes that do not
+    /// go through the engine.
     pub fn observe_outcome(&self, tenant_id: &str, result: &str) {
         self.outcomes
             .get_or_create(&ResultLabels {
@@ -368,8 +370,11 @@ impl Metrics {
                     })
                     .inc();
             }
-            // Outcomes are counted by the route (with the tenant the token names); spans
-            // and caches are for traces, not these metrics.
+            // `Engine::record_outcome` (the outcomes route calls it once per new outcome).
+            Event::Outcome {
+                tenant_id, result, ..
+            } => self.observe_outcome(tenant_id, result),
+            // Spans and caches are for traces, not these metrics.
             _ => {}
         }
     }

@@ -29,6 +29,24 @@ spec:
       fallback: "The fallback."
 "#;
 
+/// Delivery that takes the IDE and fails every other surface.
+struct Ide;
+
+impl mmm_engine::ports::Delivery for Ide {
+    fn deliver(
+        &self,
+        _action: &mmm_engine::Action,
+        surface: mmm_engine::Surface,
+        _rendered: &str,
+    ) -> Result<(), mmm_engine::PortError> {
+        if surface.as_str() == "ide" {
+            Ok(())
+        } else {
+            Err(mmm_engine::PortError::Unavailable("not the ide".into()))
+        }
+    }
+}
+
 fn decide(engine: &Engine, actor_type: &str) -> Result<(), mmm_engine::DecideError> {
     let signal = json!({"tenant_id": "acme", "actor_id": "dev-1", "actor_type": actor_type,
                         "kind": "pr.opened", "occurred_at": NOW});
@@ -42,8 +60,13 @@ fn decide(engine: &Engine, actor_type: &str) -> Result<(), mmm_engine::DecideErr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_outcomes_receipts_and_breakers_reach_the_exposition() {
     let metrics = Arc::new(Metrics::new());
+    // Receipts signed (the host stores them itself: no receipts port, so each is
+    // `emitted`), and a delivery port that takes the IDE and refuses nothing else.
+    let (seed, _) = mmm_engine::receipt::generate_key();
     let engine = Engine::builder()
         .playbooks(PlaybookSet::from_yaml(PLAYBOOK).unwrap())
+        .signing_key(mmm_engine::receipt::signing_key_from_bytes(seed.as_bytes()).unwrap())
+        .delivery(Arc::new(Ide))
         .observer(metrics.observer())
         .build();
     // A decision past its deadline (zero) counts as a latency warning.
@@ -83,13 +106,20 @@ async fn decisions_outcomes_receipts_and_breakers_reach_the_exposition() {
     tokio::task::spawn_blocking(move || {
         decide(&engine, "human").unwrap();
         decide(&engine, "human").unwrap();
+        // The outcomes route hands each new outcome to the engine.
+        engine
+            .record_outcome(
+                &json!({"action_id": "a-1", "tenant_id": "acme", "actor_id": "dev-1",
+                                    "playbook_id": "plain", "result": "accepted", "at": NOW}),
+            )
+            .unwrap();
         decide(&engine, "agent").unwrap();
         decide(&late, "human").unwrap();
         assert!(decide(&down, "human").is_err());
     })
     .await
     .unwrap();
-    metrics.observe_outcome("acme", "accepted");
+    metrics.observe_outcome("acme", "dismissed");
     metrics.observe_eris("acme", "forwarded");
 
     let text = metrics.render();
@@ -104,8 +134,11 @@ async fn decisions_outcomes_receipts_and_breakers_reach_the_exposition() {
         r#"mmm_actions_total{tenant_id="acme",action_type="mirror"} 4"#,
         r#"mmm_actions_total{tenant_id="acme",action_type="mentor"} 4"#,
         r#"mmm_outcomes_total{tenant_id="acme",result="accepted"} 1"#,
+        r#"mmm_outcomes_total{tenant_id="acme",result="dismissed"} 1"#,
         r#"mmm_eris_receipt_emission_total{tenant_id="acme",result="forwarded"} 1"#,
         r#"mmm_circuit_state{name="iam"} 1"#,
+        r#"mmm_receipts_total{result="emitted"} 3"#,
+        r#"mmm_delivery_attempts_total{channel="ide",result="ok"} 6"#,
         r#"mmm_circuit_state{name="llm"} 0"#,
     ] {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
