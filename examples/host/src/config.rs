@@ -100,9 +100,12 @@ pub struct ServeArgs {
     #[arg(long, env = "MMM_ENGINE_SETTINGS")]
     pub engine_settings: Option<PathBuf>,
     /// Sign a receipt for every decision with this Ed25519 key (the hex seed `mmm keygen`
-    /// writes); without it receipts are `disabled`.
-    #[arg(long, env = "MMM_SIGNING_KEY_FILE")]
+    /// writes); default: `<data-dir>/receipts.key`, created on first start.
+    #[arg(long, env = "MMM_SIGNING_KEY_FILE", conflicts_with = "unsigned")]
     pub signing_key_file: Option<PathBuf>,
+    /// Decide without receipts (`receipt.status: disabled`): for tests and replays only.
+    #[arg(long, env = "MMM_UNSIGNED")]
+    pub unsigned: bool,
     /// This replica's name, which is also its receipt chain's id; default: an id created
     /// on first start and kept in `<data-dir>/replica-id`.
     #[arg(long, env = "MMM_REPLICA_ID")]
