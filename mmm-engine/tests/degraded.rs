@@ -359,6 +359,75 @@ fn rf_mmm_02_receipts_unavailable_non_blocking() {
     assert!(third.degraded.is_empty());
 }
 
+/// A receipts port that is down until `up`, then holds each receipt until the test lets
+/// it through (saying when one arrives).
+struct Gate {
+    up: AtomicBool,
+    arrived: Mutex<mpsc::Sender<()>>,
+    release: Mutex<mpsc::Receiver<()>>,
+}
+impl Receipts for Gate {
+    fn emit(&self, _envelope: &Envelope) -> Result<(), PortError> {
+        if !self.up.load(Ordering::SeqCst) {
+            return Err(PortError::Unavailable("ERIS is down".into()));
+        }
+        let _ = self.arrived.lock().unwrap().send(());
+        match self
+            .release
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(30))
+        {
+            Ok(()) => Ok(()),
+            Err(_) => Err(PortError::Unavailable("never released".into())),
+        }
+    }
+}
+
+#[test]
+fn a_receipt_being_delivered_from_the_outbox_still_waits() {
+    let (arrived, arrivals) = mpsc::channel();
+    let (release, released) = mpsc::channel();
+    let gate = Arc::new(Gate {
+        up: AtomicBool::new(false),
+        arrived: Mutex::new(arrived),
+        release: Mutex::new(released),
+    });
+    let clock = Arc::new(ManualClock::new(NOW.parse().unwrap()));
+    let mut config = EngineConfig {
+        max_port_threads: 16,
+        ..EngineConfig::default()
+    };
+    // The port may hold the receipt as long as the test needs: only the test ends the wait.
+    config.timeouts.receipts = Duration::from_secs(60);
+    let e = builder()
+        .config(config)
+        .signing_key(signing())
+        .receipts(gate.clone())
+        .clock(clock.clone())
+        .background_outbox(false)
+        .build();
+    let d = decide(&e, &pr(), json!(null));
+    assert_eq!(d.receipt.status, ReceiptStatus::Queued);
+    assert_eq!(e.outbox_len(), 1);
+
+    gate.up.store(true, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(1));
+    let flusher = {
+        let e = e.clone();
+        std::thread::spawn(move || e.flush_outbox())
+    };
+    arrivals
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the flush hands the queued receipt to the port");
+    // The port holds the receipt: it is not delivered yet, so it still waits (a host
+    // shutting down must not take 0 here as "everything delivered").
+    assert_eq!(e.outbox_len(), 1, "a receipt in delivery still waits");
+    release.send(()).unwrap();
+    flusher.join().unwrap();
+    assert_eq!(e.outbox_len(), 0, "delivered");
+}
+
 fn receipt_id(env: &Envelope) -> String {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD
