@@ -115,7 +115,9 @@ impl FatigueStore for StoreFatigue {
 /// actions, cooldown (ms, -1 for none), max count (-1 for none), max window (ms), budget
 /// count (-1 for none), budget window (ms), critical (1/0), a unique member id.
 /// Returns `{verdict, allowed}`. The same rules as the core's `InMemoryFatigue`:
-/// firings after `now` (a replay out of order) do not count; a critical playbook ignores
+/// entries count by their distance from `now` on either side (one after `now` is a
+/// concurrent decision's, whose check ran first: two replicas' decisions for one actor
+/// reach Redis in any order); a critical playbook ignores
 /// the budget but its actions count; entries outside the window they serve are dropped;
 /// each key expires when its newest entry stops mattering.
 pub const CHECK_AND_RECORD: &str = r"
@@ -138,22 +140,24 @@ local function expire(key, keep)
   redis.call('PEXPIRE', key, math.max(1, last + keep - now))
 end
 
+-- Entries closer to now than the span, on either side, count.
+local function near(key, span)
+  return redis.call('ZCOUNT', key, '(' .. (now - span), '(' .. (now + span))
+end
 if cooldown >= 0 then
-  local last = redis.call('ZREVRANGEBYSCORE', fire, now, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  if last[2] and now < tonumber(last[2]) + cooldown then
+  if near(fire, cooldown) > 0 then
     return {'cooldown', 0}
   end
 end
 if max_n >= 0 then
-  local n = redis.call('ZCOUNT', fire, '(' .. (now - max_w), now)
-  if n >= max_n then
+  if near(fire, max_w) >= max_n then
     return {'max', 0}
   end
 end
 local allowed = actions
 if budget_n >= 0 and not critical then
   local used = 0
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', budget, '(' .. (now - budget_w), now)) do
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', budget, '(' .. (now - budget_w), '(' .. (now + budget_w))) do
     used = used + (tonumber(string.match(m, ':(%d+)$')) or 0)
   end
   local room = budget_n - used

@@ -133,6 +133,29 @@ fn cases() -> Vec<(&'static str, Vec<Step>)> {
             ],
         ),
         (
+            // Two replicas' decisions reach the store in any order: the later `now`
+            // checked first still counts against the earlier one.
+            "a concurrent decision's later firing counts: max",
+            vec![
+                (1, "a", 1, None, Some((1, "1d")), None, false),
+                (0, "a", 1, None, Some((1, "1d")), None, false),
+            ],
+        ),
+        (
+            "a concurrent decision's later firing counts: cooldown",
+            vec![
+                (1, "a", 1, cd, None, None, false),
+                (0, "a", 1, cd, None, None, false),
+            ],
+        ),
+        (
+            "a concurrent decision's later firing counts: budget",
+            vec![
+                (1, "a", 1, None, None, Some((1, "1d")), false),
+                (0, "b", 1, None, None, Some((1, "1d")), false),
+            ],
+        ),
+        (
             "cooldown, max and budget together",
             vec![
                 (0, "a", 2, cd, Some((1, "1d")), Some((2, "1h")), false),
@@ -207,6 +230,22 @@ async fn the_store_and_redis_give_the_core_verdicts() {
     ] {
         assert!(flat.contains(&&v), "{v:?} not exercised: {expected:?}");
     }
+    // Whatever the order the checks arrive in, a limit of one passes once.
+    let concurrent: Vec<_> = cases()
+        .iter()
+        .zip(&expected)
+        .filter(|((name, _), _)| name.starts_with("a concurrent decision"))
+        .map(|(_, verdicts)| verdicts.clone())
+        .collect();
+    use FatigueVerdict::{Allowed, Budget, Cooldown, Max};
+    assert_eq!(
+        concurrent,
+        [
+            vec![Allowed(1), Max],
+            vec![Allowed(1), Cooldown],
+            vec![Allowed(1), Budget]
+        ]
+    );
     for db in backends().await {
         let store = Arc::new(StoreFatigue::new(
             Arc::clone(&db.store),

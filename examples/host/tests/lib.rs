@@ -26,5 +26,6 @@ mod playbooks;
 mod plugins;
 mod ports;
 mod preferences;
+mod replicas;
 mod serve;
 mod store;
