@@ -244,7 +244,7 @@ for (const [mode, decide] of Object.entries(modes)) {
       const engine = mmm.Engine.fromYaml(THREE, { delivery })
       const d = await decide(engine, signal({ payload: { lines: 420 } }), null, { now: NOW })
       // Delivery does not hold up the decision; it lands once the JS thread is free.
-      const deadline = Date.now() + 2000
+      const deadline = Date.now() + 10000
       while (delivered.length < 4 && Date.now() < deadline) await sleep(10)
       const expected = d.actions.flatMap((a) => a.surfaces.map((s) => [a.playbook.id, a.type, s, a.rendered[s]]))
       assert.deepEqual(
