@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use mmm_engine::receipt::{signing_key_from_bytes, Envelope, ReceiptSigner, SigningKey};
+use mmm_engine::Quoted;
 use mmm_engine::{Engine, EngineBuilder, EngineConfig};
 
 use crate::config::ServeArgs;
@@ -102,8 +103,8 @@ pub fn replica_id(flag: Option<&str>, data_dir: &Path) -> Result<String, String>
             Ok(id.to_owned())
         } else {
             Err(format!(
-                "--replica-id `{}` must be 1 to 64 of A-Z, a-z, 0-9, `.`, `_`, `-`",
-                crate::routes::quote(id)
+                "--replica-id {} must be 1 to 64 of A-Z, a-z, 0-9, `.`, `_`, `-`",
+                Quoted(id)
             ))
         };
     }
@@ -237,6 +238,16 @@ mod tests {
     fn replica_ids_are_checked_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         assert!(replica_id(Some("a b"), dir.path()).is_err());
+        // The refused value is named as the core quotes user values: escaped, and cut.
+        let e =
+            replica_id(Some(&format!("a\u{1b}[31m{}", "x".repeat(200))), dir.path()).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "--replica-id `a\\u{{1b}}[31m{}…` (206 characters)",
+                "x".repeat(58)
+            )),
+            "{e}"
+        );
         assert_eq!(replica_id(Some("pod-0"), dir.path()).unwrap(), "pod-0");
         let first = replica_id(None, dir.path()).unwrap();
         assert_eq!(replica_id(None, dir.path()).unwrap(), first);
