@@ -893,7 +893,7 @@ async fn bad_requests_get_problem_details_and_change_nothing() {
 }
 
 /// The stored resources of the routes beyond playbooks, seeded for the table.
-async fn seed_resources(host: &Host) {
+pub(crate) async fn seed_resources(host: &Host) {
     use mmm_engine::approval::ApprovalState;
     let s = &*host.db.store;
     let now = jiff::Timestamp::now();
@@ -944,7 +944,7 @@ async fn seed_resources(host: &Host) {
 }
 
 /// What the resource routes could change.
-async fn resources(s: &dyn mmm_host::store::Store) -> String {
+pub(crate) async fn resources(s: &dyn mmm_host::store::Store) -> String {
     let far = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48);
     let mut out: Vec<String> = Vec::new();
     out.push(format!(

@@ -315,6 +315,19 @@ impl Host {
         }
     }
 
+    /// Any request, as built.
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
     /// A request with extra headers (`If-Match`, `Accept`…).
     pub async fn call_with(
         &self,
