@@ -17,6 +17,7 @@ mod common;
 mod decide;
 mod every_route;
 mod experiments;
+mod faults;
 mod health;
 mod kill;
 mod openapi;
