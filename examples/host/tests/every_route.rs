@@ -56,6 +56,8 @@ struct Op {
     path: Vec<(String, String)>,
     /// `(name, schema type)` of each query parameter.
     query: Vec<(String, String)>,
+    /// `(name, schema type)` of each header parameter.
+    header: Vec<(String, String)>,
     /// The content types of its request body, when it takes one.
     body: Vec<String>,
 }
@@ -103,6 +105,7 @@ fn operations(doc: &Value) -> Vec<Op> {
                 secured: op["security"].as_array().is_some_and(|s| !s.is_empty()),
                 path: of("path"),
                 query: of("query"),
+                header: of("header"),
                 body: op["requestBody"]["content"]
                     .as_object()
                     .map(|c| c.keys().cloned().collect())
@@ -325,6 +328,8 @@ struct Probe {
     who: Who,
     uri: String,
     content_type: Option<String>,
+    /// Other headers.
+    headers: Vec<(String, String)>,
     body: Body,
     /// Statuses the answer must have (empty: any below 500).
     expect: &'static [u16],
@@ -336,6 +341,7 @@ fn probe(label: impl Into<String>, who: Who, uri: String, expect: &'static [u16]
         who,
         uri,
         content_type: None,
+        headers: Vec::new(),
         body: Body::empty(),
         expect,
     }
@@ -394,11 +400,14 @@ fn probes(op: &Op) -> Vec<Probe> {
                 &[403, 404]
             },
         )));
+        // A path naming tenant `acme`'s resource: 403 or 404 for another tenant. (Actor
+        // ids are each tenant's own: `other`'s `dev-1` is another actor.)
+        let names_acme = !op.path.is_empty() && op.path.iter().all(|(n, _)| n != "actor_id");
         out.push(valid_body(probe(
             "token: another tenant",
             Who::OtherTenant,
             base.clone(),
-            ANY,
+            if names_acme { &[403, 404] } else { ANY },
         )));
     } else {
         out.push(probe("public, no token", Who::Nobody, base.clone(), &[200]));
@@ -443,6 +452,35 @@ fn probes(op: &Op) -> Vec<Probe> {
                 expect,
             )));
         }
+    }
+
+    // Headers: documented ones (`If-Match`) with values that are no tag, and `Accept`
+    // asking for what no route serves.
+    let mut headers: Vec<(String, String)> = vec![
+        ("accept".to_owned(), "application/x-nonsense".to_owned()),
+        ("accept".to_owned(), "*/*;q=abc, text/html;q=2".to_owned()),
+    ];
+    for (name, _) in &op.header {
+        for value in [
+            "abc",
+            "\"-1\"",
+            "W/\"1\"",
+            "\"99999999999999999999999\"",
+            "*",
+        ] {
+            headers.push((name.clone(), value.to_owned()));
+        }
+        headers.push((name.clone(), format!("\"{}\"", "9".repeat(10 * 1024))));
+    }
+    for (name, value) in headers {
+        let mut p = valid_body(probe(
+            format!("header {name}: {}", cut(&value)),
+            Who::Full,
+            base.clone(),
+            ANY,
+        ));
+        p.headers.push((name, value));
+        out.push(p);
     }
 
     // Query parameters: unknown, and for each documented one duplicated, of the wrong
@@ -694,6 +732,9 @@ async fn send(host: &Host, op: &Op, p: Probe) -> Reply {
     }
     if let Some(ct) = &p.content_type {
         req = req.header(header::CONTENT_TYPE, ct);
+    }
+    for (k, v) in &p.headers {
+        req = req.header(k, v);
     }
     host.send(req.body(p.body).unwrap()).await
 }

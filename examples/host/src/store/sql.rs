@@ -1480,3 +1480,20 @@ macro_rules! sql_store {
 }
 
 pub(crate) use sql_store;
+
+#[cfg(test)]
+mod unavailable_tests {
+    use super::sqlite_unavailable;
+
+    #[test]
+    fn sqlite_codes_that_mean_the_database_cannot_be_used_now() {
+        // BUSY, BUSY_SNAPSHOT (517), LOCKED, READONLY, IOERR_WRITE (778), FULL, CANTOPEN.
+        for code in [5, 517, 6, 8, 10, 778, 13, 14] {
+            assert!(sqlite_unavailable(code), "{code}");
+        }
+        // CONSTRAINT, CONSTRAINT_UNIQUE (2067), MISMATCH, ERROR: the host's or the data's.
+        for code in [19, 2067, 20, 1] {
+            assert!(!sqlite_unavailable(code), "{code}");
+        }
+    }
+}
