@@ -172,6 +172,7 @@ pub fn app(state: AppState) -> Router {
     let settings = Arc::clone(&state.settings);
     router
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
+        .layer(middleware::from_fn(routes::query::refuse_undocumented))
         .layer(axum::extract::DefaultBodyLimit::max(settings.body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

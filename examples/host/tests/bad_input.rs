@@ -893,7 +893,7 @@ async fn bad_requests_get_problem_details_and_change_nothing() {
 }
 
 /// The stored resources of the routes beyond playbooks, seeded for the table.
-async fn seed_resources(host: &Host) {
+pub(crate) async fn seed_resources(host: &Host) {
     use mmm_engine::approval::ApprovalState;
     let s = &*host.db.store;
     let now = jiff::Timestamp::now();
@@ -944,7 +944,7 @@ async fn seed_resources(host: &Host) {
 }
 
 /// What the resource routes could change.
-async fn resources(s: &dyn mmm_host::store::Store) -> String {
+pub(crate) async fn resources(s: &dyn mmm_host::store::Store) -> String {
     let far = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48);
     let mut out: Vec<String> = Vec::new();
     out.push(format!(
@@ -985,6 +985,7 @@ fn resource_cases() -> Vec<Case> {
     all.extend(metrics_cases());
     all.extend(outcome_cases());
     all.extend(experiment_cases());
+    all.extend(hostile_cases());
     all
 }
 
@@ -2036,6 +2037,115 @@ fn audit_cases() -> Vec<Case> {
             422,
             "INVALID_REQUEST",
             Some("limit"),
+        ),
+    ]
+}
+
+/// What tests/every_route.rs found, one row per fix (each fixed for every route of its
+/// kind: in `parse_json`, `PathParams`, `QueryParams`, `routes::query`, decide).
+fn hostile_cases() -> Vec<Case> {
+    use Method as M;
+    use Who::*;
+    let nul_actor = r#"{"signal": {"tenant_id": "acme", "actor_id": "a\u0000b", "kind": "pr.opened", "occurred_at": "2026-11-24T10:00:00Z"}}"#;
+    vec![
+        case(
+            "JSON with data after the value",
+            M::PUT,
+            "/actors/dev-1/preferences",
+            Admin,
+            JSON,
+            "{} x",
+            400,
+            "INVALID_REQUEST",
+            Some("after the value"),
+        ),
+        case(
+            "a second JSON value",
+            M::PUT,
+            "/tenants/acme/policy",
+            Admin,
+            JSON,
+            "{} {}",
+            400,
+            "INVALID_REQUEST",
+            None,
+        ),
+        case(
+            "NUL in a path parameter",
+            M::PUT,
+            "/actors/a%00b/preferences",
+            Admin,
+            JSON,
+            "{}",
+            422,
+            "INVALID_REQUEST",
+            Some("actor_id"),
+        ),
+        case(
+            "a control character in a path parameter",
+            M::GET,
+            "/playbooks/pb%1B",
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("control character"),
+        ),
+        case(
+            "NUL in a query value",
+            M::GET,
+            "/receipts?chain_id=a%00b",
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("chain_id"),
+        ),
+        case(
+            "a query parameter the route does not document",
+            M::POST,
+            "/decide?dry_run=1",
+            Service,
+            JSON,
+            "{}",
+            422,
+            "INVALID_REQUEST",
+            Some("dry_run"),
+        ),
+        case(
+            "a query parameter besides the documented ones",
+            M::DELETE,
+            "/playbooks/pb/versions/2?force=true&tenant=acme",
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("force"),
+        ),
+        case(
+            "a query parameter on a public route",
+            M::GET,
+            "/health?verbose=1",
+            Nobody,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("takes no query parameters"),
+        ),
+        case(
+            "NUL in a signal's actor id",
+            M::POST,
+            "/decide",
+            Service,
+            JSON,
+            nul_actor,
+            422,
+            "SIGNAL_INVALID",
+            Some("signal.actor_id"),
         ),
     ]
 }

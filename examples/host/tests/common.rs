@@ -72,6 +72,13 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The SQLite file, for a test that opens it beside the host.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self._dir.as_ref().map(|d| d.path().join("mmm.db"))
+    }
+}
+
 static SKIP_NOTE: Once = Once::new();
 static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
 
@@ -87,6 +94,12 @@ pub async fn sqlite() -> TestDb {
 }
 
 pub async fn postgres() -> Option<TestDb> {
+    postgres_via(None).await
+}
+
+/// PostgreSQL reached through `127.0.0.1:port` (a proxy a test stops and starts) instead
+/// of the URL's own address; the schema is still dropped through the URL.
+pub async fn postgres_via(port: Option<u16>) -> Option<TestDb> {
     let Ok(url) = std::env::var("MMM_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -103,7 +116,19 @@ pub async fn postgres() -> Option<TestDb> {
         SCHEMAS.fetch_add(1, Ordering::SeqCst),
         Timestamp::now().as_millisecond() % 100_000
     );
-    let store = PgStore::connect(&url, Some(&schema))
+    let store_url = match port {
+        None => url.clone(),
+        Some(port) => {
+            let (scheme, rest) = url.split_once("://").unwrap();
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
+            format!(
+                "{scheme}://{}127.0.0.1:{port}/{path}",
+                user.unwrap_or_default()
+            )
+        }
+    };
+    let store = PgStore::connect(&store_url, Some(&schema))
         .await
         .unwrap_or_else(|e| panic!("MMM_TEST_POSTGRES_URL is set but unusable: {e}"));
     Some(TestDb {
@@ -305,6 +330,19 @@ impl Host {
             .oneshot(req.body(body.into()).unwrap())
             .await
             .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// Any request, as built.
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let response = self.app.clone().oneshot(req).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();

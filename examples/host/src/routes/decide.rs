@@ -159,7 +159,27 @@ fn signal_subject(
             )));
         }
     }
-    Ok((tenant, text("actor_id")))
+    let actor = text("actor_id");
+    // An actor id is opaque (SPEC §1) but names records the host keeps (preferences,
+    // actions, approvals): as in a path, it holds no control character.
+    if let Some(a) = actor.as_deref().filter(|a| a.chars().any(char::is_control)) {
+        return Err(AppError::Invalid {
+            status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            code: crate::error::code::SIGNAL_INVALID,
+            detail: format!(
+                "field `signal.actor_id`: {} holds a control character",
+                mmm_engine::Quoted(a)
+            ),
+            errors: vec![mmm_engine::ErrorInfo {
+                field: Some("signal.actor_id".to_owned()),
+                ..mmm_engine::ErrorInfo::new(
+                    crate::error::code::SIGNAL_INVALID,
+                    "an actor id holds no control character".to_owned(),
+                )
+            }],
+        });
+    }
+    Ok((tenant, actor))
 }
 
 /// The context with the actor's preferences and the tenant's policy from the store.

@@ -11,6 +11,7 @@ pub mod outcomes;
 pub mod playbooks;
 pub mod policy;
 pub mod preferences;
+pub mod query;
 pub mod receipts;
 pub mod tenants;
 
@@ -18,7 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use mmm_engine::{clean_message, field_name};
+use mmm_engine::{clean_message, field_name, Quoted};
 use serde::de::DeserializeOwned;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -57,6 +58,21 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PathParams<T> {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         use axum::extract::rejection::PathRejection;
+        // No identifier the host keeps holds a control character: such a value is refused
+        // before it can reach a store (PostgreSQL refuses NUL in text) or a log line.
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            for (name, value) in raw.iter() {
+                if value.chars().any(char::is_control) {
+                    return Err(AppError::invalid_field(
+                        name,
+                        format!(
+                            "{} holds a control character, which no identifier may",
+                            Quoted(value)
+                        ),
+                    ));
+                }
+            }
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(PathParams(v)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
@@ -85,6 +101,18 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for QueryParams<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, AppError> {
         let query = parts.uri.query().unwrap_or("");
+        // As in paths: no value the host reads holds a control character.
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if value.chars().any(char::is_control) {
+                return Err(AppError::invalid_field(
+                    &field_name(&name),
+                    format!(
+                        "{} holds a control character, which no parameter may",
+                        Quoted(&value)
+                    ),
+                ));
+            }
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(QueryParams)
@@ -155,9 +183,12 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
 /// Reads JSON, naming the field of a type error. Keys and values in the message are the
 /// caller's: escaped and cut as the core quotes user values.
+///
+/// The whole body is one JSON value: anything but white space after it is a syntax error
+/// (400), never ignored.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let field = field_name(&e.path().to_string());
         let inner = e.into_inner();
         match inner.classify() {
@@ -184,7 +215,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
                 None,
             ),
         }
-    })
+    })?;
+    de.end().map_err(|e| {
+        AppError::unreadable(
+            format!("the body is not valid JSON: more after the value: {e}"),
+            None,
+        )
+    })?;
+    Ok(value)
 }
 
 /// A YAML document as text: `application/yaml` (or `text/yaml`, `application/x-yaml`)

@@ -52,6 +52,20 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::Database(d) if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
+            // SQLite: the file locked by another process past the busy time-out, or the
+            // disk failing, full, read-only or gone: the database is unavailable, not the
+            // host broken.
+            let code = d
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .unwrap_or_default();
+            if sqlite_unavailable(code) {
+                StoreError::Unavailable(e.to_string())
+            } else {
+                StoreError::Internal(e.to_string())
+            }
+        }
         sqlx::Error::Database(d) => {
             // PostgreSQL: class 08 is a connection exception, 57P01..57P03 the server
             // shutting down or not accepting connections.
@@ -64,6 +78,13 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
         }
         _ => StoreError::Internal(e.to_string()),
     }
+}
+
+/// Whether an SQLite result code (extended codes carry the primary one in their low
+/// byte) means the database cannot be used now: `SQLITE_BUSY` (5), `SQLITE_LOCKED` (6),
+/// `SQLITE_READONLY` (8), `SQLITE_IOERR` (10), `SQLITE_FULL` (13), `SQLITE_CANTOPEN` (14).
+pub(crate) fn sqlite_unavailable(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
 }
 
 /// The `(tenant filter, include global)` binds of a [`Scope`](super::Scope): the queries
@@ -1459,3 +1480,20 @@ macro_rules! sql_store {
 }
 
 pub(crate) use sql_store;
+
+#[cfg(test)]
+mod unavailable_tests {
+    use super::sqlite_unavailable;
+
+    #[test]
+    fn sqlite_codes_that_mean_the_database_cannot_be_used_now() {
+        // BUSY, BUSY_SNAPSHOT (517), LOCKED, READONLY, IOERR_WRITE (778), FULL, CANTOPEN.
+        for code in [5, 517, 6, 8, 10, 778, 13, 14] {
+            assert!(sqlite_unavailable(code), "{code}");
+        }
+        // CONSTRAINT, CONSTRAINT_UNIQUE (2067), MISMATCH, ERROR: the host's or the data's.
+        for code in [19, 2067, 20, 1] {
+            assert!(!sqlite_unavailable(code), "{code}");
+        }
+    }
+}
