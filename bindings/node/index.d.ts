@@ -595,7 +595,7 @@ export declare class Engine {
    * does, every 100 ms).
    */
   flushOutbox(): void
-  /** Receipts waiting in the outbox. */
+  /** Receipts waiting for the receipts port: in the outbox, or being delivered from it. */
   get outboxLength(): number
   /** A port's circuit breaker: `closed`, `open` or `half_open`. */
   breakerState(port: PortName): 'closed' | 'open' | 'half_open'

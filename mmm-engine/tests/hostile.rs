@@ -88,7 +88,12 @@ fn big(name: &str, n: usize) -> String {
 
 #[test]
 fn an_endless_loop_runs_out_of_operations() {
-    let detail = contained("loop { } true", ConditionLimits::default());
+    // A time limit no loaded machine reaches first: the operation count ends the loop.
+    let limits = ConditionLimits {
+        time_limit: Duration::from_secs(600),
+        ..ConditionLimits::default()
+    };
+    let detail = contained("loop { } true", limits);
     assert!(detail.contains("Too many operations"), "{detail}");
 }
 

@@ -640,7 +640,7 @@ impl Engine {
         self.core.flush_outbox();
     }
 
-    /// Receipts waiting in the outbox.
+    /// Receipts waiting for the receipts port: in the outbox, or being delivered from it.
     #[napi(getter)]
     pub fn outbox_length(&self) -> u32 {
         u32::try_from(self.core.outbox_len()).unwrap_or(u32::MAX)

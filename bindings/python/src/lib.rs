@@ -406,7 +406,7 @@ impl Engine {
         py.detach(|| core.flush_outbox());
     }
 
-    /// Receipts waiting in the outbox.
+    /// Receipts waiting for the receipts port: in the outbox, or being delivered from it.
     #[getter]
     fn outbox_len(&self) -> usize {
         self.core.outbox_len()

@@ -1,5 +1,6 @@
 """Each degraded mode of SPEC §6, shown through a Python port that raises."""
 
+import threading
 import time
 
 import pytest
@@ -58,7 +59,9 @@ def test_receipts_down_is_non_blocking(three):
     engine = mmm_engine.Engine.from_yaml(three, signing_key=seed, receipts=Down())
     started = time.perf_counter()
     d = engine.decide(signal(payload={"lines": 420}), now=NOW)
-    assert time.perf_counter() - started < 0.25
+    # The port never comes back: a decision that waited for it would hang, which the
+    # bound (far above the milliseconds a decision takes) catches on any machine.
+    assert time.perf_counter() - started < 5
     assert d["receipt"]["status"] == "queued" and d["degraded"] == ["receipts_queued"]
 
 
@@ -191,9 +194,13 @@ def test_a_full_outbox_means_no_actions(three):
 
 
 def test_a_slow_port_passes_the_deadline_and_the_llm_is_skipped(three):
+    released = threading.Event()
+
     class SlowUbi:
         def recent(self, tenant_id, actor_id, limit):
-            time.sleep(1.0)
+            # Holds the call until the test ends (30 s at most): only the deadline can
+            # end the decision's wait.
+            released.wait(30)
             return []
 
     class Llm:
@@ -205,8 +212,13 @@ def test_a_slow_port_passes_the_deadline_and_the_llm_is_skipped(three):
 
     engine = mmm_engine.Engine.from_yaml(three, signals=SlowUbi(), llm=Llm(), config={"ide_deadline_ms": 100})
     started = time.perf_counter()
-    d = engine.decide(signal(payload={"lines": 420}, surface="ide"), now=NOW)
-    assert time.perf_counter() - started < 0.6
+    try:
+        d = engine.decide(signal(payload={"lines": 420}, surface="ide"), now=NOW)
+    finally:
+        released.set()
+    # The 100 ms deadline, not the port, ended the wait (`deadline_exceeded` below); the
+    # bound only catches a decision that waited for the port.
+    assert time.perf_counter() - started < 10
     assert "deadline_exceeded" in d["degraded"] and "ubi_unavailable" in d["degraded"]
     assert d["latency_warning"] is True
     assert d["actions"][1]["text"] == "Smaller changes are reviewed faster."

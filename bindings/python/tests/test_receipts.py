@@ -137,15 +137,17 @@ def test_a_raising_receipts_port_queues_without_waiting_and_the_worker_delivers(
     started = time.perf_counter()
     d = engine.decide(signal(payload={"lines": 500}), now="2026-11-22T10:00:00Z")
     elapsed = time.perf_counter() - started
-    assert elapsed < 0.25, elapsed
+    # The port stays down until after the decision: a decision that waited for it would
+    # hang, which the bound (far above the milliseconds a decision takes) catches.
+    assert elapsed < 5, elapsed
     assert d["receipt"]["status"] == "queued"
     assert "receipts_queued" in d["degraded"]
     assert len(d["actions"]) == 3
     sink.up = True
     deadline = time.time() + 5
-    # The worker takes a receipt out of the outbox before it calls the port: wait for the
-    # delivery itself, not only for the outbox to empty.
-    while (engine.outbox_len or not sink.received) and time.time() < deadline:
+    # A receipt the worker is handing to the port still counts as waiting, so an empty
+    # outbox means the port has it.
+    while engine.outbox_len and time.time() < deadline:
         time.sleep(0.05)
     assert engine.outbox_len == 0
     ids = [independent_verify(e, public)["receipt_id"] for e in sink.received]

@@ -210,7 +210,7 @@ class Engine:
         """Tries now to deliver the receipts waiting in the outbox."""
     @property
     def outbox_len(self) -> int:
-        """Receipts waiting in the outbox."""
+        """Receipts waiting for the receipts port: in the outbox, or being delivered from it."""
     def breaker_state(self, port: str) -> str:
         """A port's circuit breaker: ``closed``, ``open`` or ``half_open``."""
     @property
