@@ -15,5 +15,13 @@ if command -v pg_isready >/dev/null && ! pg_isready -q -d "$MMM_TEST_POSTGRES_UR
     fi
 fi
 
-echo "==> mmm-host: tests on SQLite and PostgreSQL ($MMM_TEST_POSTGRES_URL)"
+# Redis (fatigue tests) likewise: start a local one if the default URL does not answer.
+if command -v redis-cli >/dev/null && ! redis-cli -u "$MMM_TEST_REDIS_URL" ping >/dev/null 2>&1; then
+    if command -v redis-server >/dev/null && [ "$MMM_TEST_REDIS_URL" = "redis://127.0.0.1:6379" ]; then
+        redis-server --port 6379 --bind 127.0.0.1 --daemonize yes --save '' --appendonly no || true
+        for _ in $(seq 50); do redis-cli -u "$MMM_TEST_REDIS_URL" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    fi
+fi
+
+echo "==> mmm-host: tests on SQLite, PostgreSQL ($MMM_TEST_POSTGRES_URL) and Redis ($MMM_TEST_REDIS_URL)"
 cargo test -p mmm-host --all-targets

@@ -7,7 +7,10 @@
 //! ```
 
 // Setup failures are bugs in the benchmark, and a benchmark that cannot start should stop.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark that cannot set up is a bug in the benchmark: it stops with the reason"
+)]
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -12,7 +12,10 @@
 //! ```
 
 // Setup failures are bugs in the harness, and a harness that cannot start should stop.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark that cannot set up is a bug in the benchmark: it stops with the reason"
+)]
 
 use std::hint::black_box;
 use std::sync::Arc;

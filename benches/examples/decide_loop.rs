@@ -13,11 +13,11 @@
 //! `recent_count` and `?.`; fatigue lets `large-pr` fire once, then repeats are in cooldown).
 
 // A harness that cannot set up should stop with the reason.
-#![allow(
-    clippy::unwrap_used,
+#![expect(
     clippy::expect_used,
     clippy::indexing_slicing,
-    clippy::panic
+    clippy::panic,
+    reason = "a benchmark that cannot set up is a bug in the benchmark: it stops with the reason"
 )]
 
 use std::hint::black_box;

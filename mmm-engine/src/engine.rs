@@ -262,7 +262,9 @@ impl Engine {
         self.inner.hub.breaker_state(port)
     }
 
-    /// Receipts waiting in the outbox.
+    /// Receipts waiting for the receipts port: those in the outbox, including any the
+    /// outbox worker (or [`Engine::flush_outbox`]) is delivering at this moment. It is 0
+    /// only once the port has taken every queued receipt.
     pub fn outbox_len(&self) -> usize {
         self.inner.trail.outbox_len()
     }

@@ -142,7 +142,12 @@ fn write_escaped(f: &mut impl fmt::Write, text: &str, max: usize) -> Result<bool
 /// A user value used as a field name (an unknown key, a JSON path): escaped and cut like
 /// [`Quoted`], without the backticks, which the message around it supplies.
 /// A path is allowed more room than a value: its last segment is the informative one.
-pub(crate) fn field_name(text: &str) -> String {
+///
+/// ```
+/// assert_eq!(mmm_engine::field_name("context.repo\u{202e}x"), "context.repo\\u{202e}x");
+/// assert_eq!(mmm_engine::field_name(&"k".repeat(500)).chars().count(), 201);
+/// ```
+pub fn field_name(text: &str) -> String {
     const FIELD_MAX_CHARS: usize = 200;
     let mut out = String::with_capacity(text.len().min(FIELD_MAX_CHARS + 8));
     // Writing to a String cannot fail.

@@ -435,6 +435,13 @@ impl InMemoryFatigue {
     }
 }
 
+/// Whether an entry at `t` counts against a limit of span `span` at `now`: closer to `now`
+/// than `span`, on either side (an entry exactly `span` before `now` has left the window,
+/// and one exactly `span` after it is outside it too). The rule of every fatigue store.
+fn within(t: i64, now: i64, span: i64) -> bool {
+    now.saturating_sub(span) < t && t < now.saturating_add(span)
+}
+
 impl FatigueStore for InMemoryFatigue {
     fn check_and_record(&self, req: &FatigueRequest<'_>) -> Result<FatigueVerdict, FatigueError> {
         // No limit concerns this request: nothing to check, nothing worth keeping.
@@ -443,20 +450,25 @@ impl FatigueStore for InMemoryFatigue {
         }
         let now = req.now.as_millisecond();
         self.with_actor(req.tenant_id, req.actor_id, req.playbook_id, now, |state| {
-            // Firings recorded after `now` (a replay out of order) do not count against it.
+            // Entries count by their distance from `now`, on either side: a firing recorded
+            // after `now` is a concurrent decision whose `now` is a little later (its check
+            // ran first), and letting this one pass too would break the limit.
             if let Some(firings) = state.firings.get(req.playbook_id) {
-                let past = firings.times.iter().filter(|t| **t <= now);
                 if let Some(cooldown) = req.cooldown {
-                    if past
-                        .clone()
-                        .next_back()
-                        .is_some_and(|last| now < last + cooldown.as_millis())
+                    if firings
+                        .times
+                        .iter()
+                        .any(|t| within(*t, now, cooldown.as_millis()))
                     {
                         return FatigueVerdict::Cooldown;
                     }
                 }
                 if let Some((max, window)) = req.max {
-                    let in_window = past.filter(|t| **t > now - window.as_millis()).count();
+                    let in_window = firings
+                        .times
+                        .iter()
+                        .filter(|t| within(**t, now, window.as_millis()))
+                        .count();
                     if in_window >= usize::try_from(max).unwrap_or(usize::MAX) {
                         return FatigueVerdict::Max;
                     }
@@ -467,7 +479,7 @@ impl FatigueStore for InMemoryFatigue {
                 let used: u32 = state
                     .actions
                     .iter()
-                    .filter(|(t, _)| *t > now - window.as_millis() && *t <= now)
+                    .filter(|(t, _)| within(*t, now, window.as_millis()))
                     .map(|(_, n)| *n)
                     .sum();
                 let room = max.saturating_sub(used);
@@ -591,6 +603,57 @@ mod tests {
         assert_eq!(
             store.check_and_record(&r("2026-11-23T10:00:00Z")).unwrap(),
             FatigueVerdict::Allowed(1)
+        );
+    }
+
+    #[test]
+    fn a_concurrent_decisions_later_firing_counts() {
+        // Two decisions for one actor at once: the one with the later `now` is checked
+        // first; the other must not pass a limit of one as well.
+        let day = Duration::parse("1d").unwrap();
+        let hour = Duration::parse("1h").unwrap();
+        for (max, cooldown, budget, refused) in [
+            (Some((1, day)), None, None, FatigueVerdict::Max),
+            (None, Some(hour), None, FatigueVerdict::Cooldown),
+            (None, None, Some((1, day)), FatigueVerdict::Budget),
+        ] {
+            let store = InMemoryFatigue::new();
+            let r = |now| FatigueRequest {
+                max,
+                cooldown,
+                budget,
+                ..req(now)
+            };
+            assert_eq!(
+                store
+                    .check_and_record(&r("2026-11-22T10:00:00.120Z"))
+                    .unwrap(),
+                FatigueVerdict::Allowed(1)
+            );
+            assert_eq!(
+                store
+                    .check_and_record(&r("2026-11-22T10:00:00.100Z"))
+                    .unwrap(),
+                refused
+            );
+        }
+        // A firing a whole window (or cooldown) later is outside it, as one before.
+        let store = InMemoryFatigue::new();
+        let r = |now| FatigueRequest {
+            cooldown: Some(hour),
+            ..req(now)
+        };
+        assert_eq!(
+            store.check_and_record(&r("2026-11-22T11:00:00Z")).unwrap(),
+            FatigueVerdict::Allowed(1)
+        );
+        assert_eq!(
+            store.check_and_record(&r("2026-11-22T10:00:00Z")).unwrap(),
+            FatigueVerdict::Allowed(1)
+        );
+        assert_eq!(
+            store.check_and_record(&r("2026-11-22T10:30:00Z")).unwrap(),
+            FatigueVerdict::Cooldown
         );
     }
 

@@ -11,19 +11,11 @@ function inputs() {
   return Array.from({ length: N }, (_, i) => signal({ actor_id: `dev-${i}`, payload: { lines: 401 + i } }))
 }
 
-/** Schedules a timer for `ms` and reports how late it fired. */
-function lateness(ms) {
-  const scheduled = performance.now()
-  return new Promise((resolve) => setTimeout(() => resolve(performance.now() - scheduled - ms), ms))
-}
-
 test(`${N} concurrent decideAsync calls resolve with the decisions decide gives`, async () => {
   const engine = mmm.Engine.fromYaml(THREE)
   const reference = mmm.Engine.fromYaml(THREE)
   const all = inputs()
-  const timer = lateness(20)
   const decisions = await Promise.all(all.map((s) => engine.decideAsync(s, null, { now: NOW })))
-  assert.ok((await timer) < 100, 'the timer fired on time')
   for (const [i, d] of decisions.entries()) {
     assert.equal(d.actor_id, `dev-${i}`)
     assert.equal(d.actions[0].text, `${401 + i} lines`)
@@ -31,14 +23,18 @@ test(`${N} concurrent decideAsync calls resolve with the decisions decide gives`
   }
 })
 
-test(`${N} concurrent decideAsync calls with slow asynchronous ports: the event loop stays responsive`, async () => {
+test(`${N} concurrent decideAsync calls with slow asynchronous ports: the event loop stays free`, async () => {
   let inFlight = 0
   let most = 0
+  let open
+  const gate = new Promise((resolve) => {
+    open = resolve
+  })
   const policy = {
     async snapshot(tenantId) {
       inFlight += 1
       most = Math.max(most, inFlight)
-      await sleep(30)
+      await gate
       inFlight -= 1
       return { snapshot_id: `pol-${tenantId}` }
     },
@@ -49,18 +45,20 @@ test(`${N} concurrent decideAsync calls with slow asynchronous ports: the event 
       return { text: `for ${request.actor_id}`, safety: { status: 'pass' } }
     },
   }
-  const engine = mmm.Engine.fromYaml(THREE, { policy, llm, config: { policyTtlMs: 0 } })
-  const started = performance.now()
-  const ticks = []
-  const interval = setInterval(() => ticks.push(performance.now()), 10)
-  const timer = lateness(50)
-  const decisions = await Promise.all(inputs().map((s) => engine.decideAsync(s, null, { now: NOW })))
-  const late = await timer
-  clearInterval(interval)
-  const elapsed = performance.now() - started
-  assert.ok(late < 100, `the timer fired ${late.toFixed(1)} ms late`)
-  const gaps = ticks.slice(1).map((t, i) => t - ticks[i])
-  assert.ok(Math.max(...gaps) < 150, `longest event-loop gap ${Math.max(...gaps).toFixed(1)} ms`)
+  // Time enough for any machine: only the gate below ends the ports' wait.
+  const config = { policyTtlMs: 0, policyTimeoutMs: 30000, defaultDeadlineMs: 30000 }
+  const engine = mmm.Engine.fromYaml(THREE, { policy, llm, config })
+  const pending = Promise.all(inputs().map((s) => engine.decideAsync(s, null, { now: NOW })))
+  // The gate opens from a timer, once many policy calls wait on it side by side: the
+  // decisions can finish only if the event loop runs timers while they are in flight.
+  // (Should the calls never overlap, it opens after 20 s and the count below fails.)
+  const watch = setInterval(() => {
+    if (inFlight > 10) open()
+  }, 5)
+  const giveUp = setTimeout(open, 20000)
+  const decisions = await pending
+  clearInterval(watch)
+  clearTimeout(giveUp)
   for (const [i, d] of decisions.entries()) {
     assert.equal(d.policy_snapshot_id, 'pol-acme')
     assert.deepEqual(d.degraded, [])
@@ -68,7 +66,6 @@ test(`${N} concurrent decideAsync calls with slow asynchronous ports: the event 
   }
   // The decisions waited for their ports side by side, not one after another.
   assert.ok(most > 10, `at most ${most} policy calls were in flight at once`)
-  assert.ok(elapsed < 40 * N, `took ${elapsed.toFixed(0)} ms`)
 })
 
 test('synchronous JS ports serve concurrent decideAsync calls too', async () => {
@@ -135,7 +132,9 @@ test('a synchronous decide is not held up by decideAsync calls waiting for their
   const quick = mmm.Engine.fromYaml(THREE, { policy: { snapshot: () => ({ snapshot_id: 'quick' }) } })
   const started = performance.now()
   const d = quick.decide(signal({ payload: { lines: 420 } }), null, { now: NOW })
-  assert.ok(performance.now() - started < 200, `${(performance.now() - started).toFixed(0)} ms`)
+  // Held up, it would wait for threads that wait for this (blocked) JS thread until its
+  // 500 ms deadline, and say so in `degraded`; the bound only catches a hang.
+  assert.ok(performance.now() - started < 5000, `${(performance.now() - started).toFixed(0)} ms`)
   assert.equal(d.policy_snapshot_id, 'quick')
   assert.deepEqual(d.degraded, [])
   for (const x of await Promise.all(pending)) assert.equal(x.policy_snapshot_id, 'slow')

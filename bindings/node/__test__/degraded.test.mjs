@@ -60,7 +60,9 @@ for (const [mode, decide] of Object.entries(modes)) {
       const engine = mmm.Engine.fromYaml(THREE, { signingKey: seed, receipts: down('receipts') })
       const started = performance.now()
       const d = await decide(engine, signal({ payload: { lines: 420 } }), null, { now: NOW })
-      assert.ok(performance.now() - started < 250)
+      // The port never comes back: a decision that waited for it would hang, which the
+      // bound (far above the milliseconds a decision takes) catches on any machine.
+      assert.ok(performance.now() - started < 5000)
       assert.equal(d.receipt.status, 'queued')
       assert.deepEqual(d.degraded, ['receipts_queued'])
     })
@@ -222,7 +224,9 @@ for (const [mode, decide] of Object.entries(modes)) {
       const engine = mmm.Engine.fromYaml(THREE, { signals: slowUbi, llm, config: { ideDeadlineMs: 100 } })
       const started = performance.now()
       const d = await decide(engine, signal({ payload: { lines: 420 }, surface: 'ide' }), null, { now: NOW })
-      assert.ok(performance.now() - started < 1000)
+      // `deadline_exceeded` below says the deadline ended the wait; the bound only catches
+      // a hang.
+      assert.ok(performance.now() - started < 10000)
       assert.ok(d.degraded.includes('deadline_exceeded'), d.degraded.join())
       assert.ok(d.degraded.includes('ubi_unavailable'))
       assert.equal(d.latency_warning, true)
@@ -240,7 +244,7 @@ for (const [mode, decide] of Object.entries(modes)) {
       const engine = mmm.Engine.fromYaml(THREE, { delivery })
       const d = await decide(engine, signal({ payload: { lines: 420 } }), null, { now: NOW })
       // Delivery does not hold up the decision; it lands once the JS thread is free.
-      const deadline = Date.now() + 2000
+      const deadline = Date.now() + 10000
       while (delivered.length < 4 && Date.now() < deadline) await sleep(10)
       const expected = d.actions.flatMap((a) => a.surfaces.map((s) => [a.playbook.id, a.type, s, a.rendered[s]]))
       assert.deepEqual(
@@ -280,7 +284,9 @@ describe('ports answering with Promises', () => {
     const engine = mmm.Engine.fromYaml(THREE, { llm: asyncLlm })
     const started = performance.now()
     const d = engine.decide(signal({ payload: { lines: 420 } }), null, { now: NOW })
-    assert.ok(performance.now() - started < 100, `${performance.now() - started} ms`)
+    // Waiting for the promise would end only at the 500 ms deadline and add
+    // `deadline_exceeded` below; the bound only catches a deadlock.
+    assert.ok(performance.now() - started < 5000, `${performance.now() - started} ms`)
     assert.equal(d.actions[1].text, 'Smaller changes are reviewed faster.')
     assert.deepEqual(d.degraded, ['llm_unavailable'])
     // And a rejected promise left behind is handled, not an unhandled rejection.

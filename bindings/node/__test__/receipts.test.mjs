@@ -177,17 +177,19 @@ test('a throwing receipts port queues without waiting, and the outbox worker del
   const engine = mmm.Engine.fromYaml(THREE, { signingKey: seed, receipts: sink })
   const started = performance.now()
   const d = engine.decide(signal({ payload: { lines: 500 } }), null, { now: NOW })
-  assert.ok(performance.now() - started < 250)
+  // The port stays down until after the decision: a decision that waited for it would
+  // hang, which the bound (far above the milliseconds a decision takes) catches.
+  assert.ok(performance.now() - started < 5000)
   assert.equal(d.receipt.status, 'queued')
   assert.ok(d.degraded.includes('receipts_queued'))
   assert.equal(d.actions.length, 3)
   assert.equal(engine.outboxLength, 1)
   sink.up = true
-  // The worker retries from its own thread; the JS port runs when this thread is free. The
-  // worker takes a receipt out of the outbox before it calls the port: wait for the
-  // delivery itself, not only for the outbox to empty.
+  // The worker retries from its own thread; the JS port runs when this thread is free. A
+  // receipt the worker is handing to the port still counts as waiting, so an empty outbox
+  // means the port has it.
   const deadline = Date.now() + 5000
-  while ((engine.outboxLength > 0 || sink.received.length === 0) && Date.now() < deadline) await sleep(50)
+  while (engine.outboxLength > 0 && Date.now() < deadline) await sleep(50)
   assert.equal(engine.outboxLength, 0)
   assert.deepEqual(
     sink.received.map((e) => independentVerify(e, publicHex).receipt_id),

@@ -14,29 +14,12 @@
 //! threw is checked again by a replacer that knows each value's path.
 
 use mmm_engine::number::{refused, NumberIssue};
-use napi::bindgen_prelude::{Buffer, FromNapiValue, Function, JsObjectValue, Object, Unknown};
+use napi::bindgen_prelude::{Buffer, FromNapiValue, Function, JsObjectValue, Unknown};
 use napi::{Env, JsValue, ValueType};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::errors::{arg_type, arg_value};
-
-fn json_object(env: &Env) -> napi::Result<Object<'static>> {
-    env.get_global()?.get_named_property("JSON")
-}
-
-/// Serialises `value` and parses it into a JavaScript value.
-pub fn to_js<'e>(env: &Env, value: &impl Serialize) -> napi::Result<Unknown<'e>> {
-    let text = serde_json::to_string(value)
-        .map_err(|e| napi::Error::from_reason(format!("cannot serialise: {e}")))?;
-    parse_text(env, text)
-}
-
-/// Parses JSON text into a JavaScript value.
-pub fn parse_text<'e>(env: &Env, text: String) -> napi::Result<Unknown<'e>> {
-    let parse: Function<'_, String, Unknown<'e>> = json_object(env)?.get_named_property("parse")?;
-    parse.call(text)
-}
+use crate::json::json_object;
 
 /// `JSON.stringify(value)`; `None` for what JSON cannot express at the top level
 /// (`undefined`, a function). A thrown `TypeError` (a cycle, a `BigInt`) comes back as

@@ -88,7 +88,7 @@ impl EngineError {
         set_opt_str(&mut err, "playbook", info.playbook.as_deref())?;
         match self {
             EngineError::Load(e) => {
-                let diagnostics = crate::convert::to_js(env, &e.diagnostics)?;
+                let diagnostics = crate::json::to_js(env, &e.diagnostics)?;
                 err.set_named_property("diagnostics", diagnostics)?;
             }
             EngineError::Receipt(_, Some(index)) => {

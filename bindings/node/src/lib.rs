@@ -7,6 +7,7 @@
 mod convert;
 mod decision;
 mod errors;
+mod json;
 mod ports;
 
 use std::path::PathBuf;
@@ -24,8 +25,9 @@ use napi::{Env, JsValue, ValueType};
 use napi_derive::napi;
 use serde_json::Value;
 
-use convert::{from_js, key_from_unknown, now_from, to_js};
+use convert::{from_js, key_from_unknown, now_from};
 use errors::{arg_type, arg_value, EngineError};
+use json::to_js;
 use ports::{Bridge, JsPort, PORTS};
 
 /// Most threads of each decision pool; past it, decisions queue.

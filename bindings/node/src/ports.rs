@@ -48,7 +48,8 @@ use parking_lot::{Condvar, Mutex};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::convert::{checked_text, parse_text};
+use crate::convert::checked_text;
+use crate::json::parse_text;
 
 /// The ports an engine can take, with the option name (the key on the JS ports object)
 /// and the method that must exist on the object.

@@ -147,7 +147,10 @@ impl Engine {
     /// Loads the playbooks under `path` (a file or a directory).
     #[staticmethod]
     #[pyo3(signature = (path, *, signing_key=None, llm=None, receipts=None, policy=None, iam=None, signals=None, data_governance=None, delivery=None, fatigue=None, audit=None, config=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one keyword argument per port, as Python callers pass them; pyo3 maps each to a parameter"
+    )]
     fn from_path(
         py: Python<'_>,
         path: PathBuf,
@@ -185,7 +188,10 @@ impl Engine {
     /// Loads playbooks from YAML text.
     #[staticmethod]
     #[pyo3(signature = (text, *, signing_key=None, llm=None, receipts=None, policy=None, iam=None, signals=None, data_governance=None, delivery=None, fatigue=None, audit=None, config=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one keyword argument per port, as Python callers pass them; pyo3 maps each to a parameter"
+    )]
     fn from_yaml(
         py: Python<'_>,
         text: &str,

@@ -26,6 +26,8 @@ pub struct Cli {
 }
 
 /// The commands.
+// Parsed once per process: the size of `ServeArgs` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API (the default).
@@ -98,9 +100,12 @@ pub struct ServeArgs {
     #[arg(long, env = "MMM_ENGINE_SETTINGS")]
     pub engine_settings: Option<PathBuf>,
     /// Sign a receipt for every decision with this Ed25519 key (the hex seed `mmm keygen`
-    /// writes); without it receipts are `disabled`.
-    #[arg(long, env = "MMM_SIGNING_KEY_FILE")]
+    /// writes); default: `<data-dir>/receipts.key`, created on first start.
+    #[arg(long, env = "MMM_SIGNING_KEY_FILE", conflicts_with = "unsigned")]
     pub signing_key_file: Option<PathBuf>,
+    /// Decide without receipts (`receipt.status: disabled`): for tests and replays only.
+    #[arg(long, env = "MMM_UNSIGNED")]
+    pub unsigned: bool,
     /// This replica's name, which is also its receipt chain's id; default: an id created
     /// on first start and kept in `<data-dir>/replica-id`.
     #[arg(long, env = "MMM_REPLICA_ID")]
@@ -108,6 +113,44 @@ pub struct ServeArgs {
     /// Milliseconds a receipt batch waits for more decisions before it is committed.
     #[arg(long, env = "MMM_RECEIPTS_LINGER_MS", default_value_t = 2)]
     pub receipts_linger_ms: u64,
+    /// Redis for fatigue state shared by replicas (`redis://…`); default: the database.
+    #[arg(long, env = "MMM_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Milliseconds one fatigue check may take (Redis or the database) before the store
+    /// counts as down for that decision.
+    #[arg(long, env = "MMM_FATIGUE_TIMEOUT_MS", default_value_t = 500)]
+    pub fatigue_timeout_ms: u64,
+    /// IAM service (SPEC §5 `iam`); see docs/host.md "Port clients" for the contract.
+    #[arg(long, env = "MMM_IAM_URL")]
+    pub iam_url: Option<String>,
+    /// UBI, the recent-signals service (SPEC §5 `signals`).
+    #[arg(long, env = "MMM_UBI_URL", visible_alias = "signals-url")]
+    pub ubi_url: Option<String>,
+    /// Data governance (SPEC §5 `data_governance`).
+    #[arg(
+        long,
+        env = "MMM_GOVERNANCE_URL",
+        visible_alias = "data-governance-url"
+    )]
+    pub governance_url: Option<String>,
+    /// LLM gateway (SPEC §5 `llm`).
+    #[arg(long, env = "MMM_LLM_URL")]
+    pub llm_url: Option<String>,
+    /// Policy service (SPEC §5 `policy`).
+    #[arg(long, env = "MMM_POLICY_URL")]
+    pub policy_url: Option<String>,
+    /// A bearer token sent to every port service (`Authorization: Bearer …`).
+    #[arg(long, env = "MMM_PORTS_TOKEN", hide_env_values = true)]
+    pub ports_token: Option<String>,
+    /// ERIS: receipts in the outbox are forwarded here (POST, one envelope each).
+    #[arg(long, env = "MMM_ERIS_URL", visible_alias = "receipts-url")]
+    pub eris_url: Option<String>,
+    /// Milliseconds one ERIS request may take.
+    #[arg(long, env = "MMM_ERIS_TIMEOUT_MS", default_value_t = 5000)]
+    pub eris_timeout_ms: u64,
+    /// Longest wait, in milliseconds, between two forwarding attempts after failures.
+    #[arg(long, env = "MMM_ERIS_MAX_BACKOFF_MS", default_value_t = 60_000)]
+    pub eris_max_backoff_ms: u64,
 }
 
 impl ServeArgs {

@@ -1,6 +1,7 @@
 //! How `serve` builds the engine: the core's settings from `--engine-settings` (read by
 //! `EngineConfig::from_json`, the one settings type), the receipt signer from
-//! `--signing-key-file` (the hex seed `mmm keygen` writes) continuing this replica's chain,
+//! `--signing-key-file` (the hex seed `mmm keygen` writes; default `<data-dir>/receipts.key`,
+//! created on first start; none with `--unsigned`) continuing this replica's chain,
 //! and whatever other ports a caller plugs in through the builder hook.
 //!
 //! Receipts: the engine signs each decision's receipt (it has no receipts port, so the
@@ -14,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use mmm_engine::receipt::{signing_key_from_bytes, Envelope, ReceiptSigner, SigningKey};
+use mmm_engine::Quoted;
 use mmm_engine::{Engine, EngineBuilder, EngineConfig};
 
 use crate::config::ServeArgs;
@@ -61,6 +63,27 @@ pub fn signing_key(path: &Path) -> Result<SigningKey, String> {
     signing_key_from_bytes(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// The receipt key kept in the data directory: `<data-dir>/receipts.key`, created (an
+/// Ed25519 seed in hex, as `mmm keygen` writes it, readable by the owner only) on first
+/// start, so that the embedded default signs every decision's receipt.
+///
+/// # Errors
+/// The directory or the file cannot be created.
+pub fn default_signing_key(data_dir: &Path) -> Result<std::path::PathBuf, String> {
+    let path = data_dir.join(RECEIPT_KEY_FILE);
+    if path.exists() {
+        return Ok(path);
+    }
+    crate::auth::keys::private_dir(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let (seed_hex, _) = mmm_engine::receipt::generate_key();
+    crate::auth::keys::write_private(&path, format!("{seed_hex}\n").as_bytes()).map_err(|e| e.0)?;
+    tracing::info!(path = %path.display(), "created a receipt signing key");
+    Ok(path)
+}
+
+/// The file name of the receipt key [`default_signing_key`] keeps.
+pub const RECEIPT_KEY_FILE: &str = "receipts.key";
+
 /// Whether `id` may name a replica (and its chain): `[A-Za-z0-9._-]{1,64}`.
 pub fn valid_replica_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -80,8 +103,8 @@ pub fn replica_id(flag: Option<&str>, data_dir: &Path) -> Result<String, String>
             Ok(id.to_owned())
         } else {
             Err(format!(
-                "--replica-id `{}` must be 1 to 64 of A-Z, a-z, 0-9, `.`, `_`, `-`",
-                crate::routes::quote(id)
+                "--replica-id {} must be 1 to 64 of A-Z, a-z, 0-9, `.`, `_`, `-`",
+                Quoted(id)
             ))
         };
     }
@@ -171,7 +194,12 @@ pub async fn build(
         .config(config)
         .audit(Arc::new(crate::live::LogAudit));
     let mut chain = None;
-    if let Some(path) = &args.signing_key_file {
+    let key_file = match (&args.signing_key_file, args.unsigned) {
+        (_, true) => None,
+        (Some(path), false) => Some(path.clone()),
+        (None, false) => Some(default_signing_key(&args.data_dir)?),
+    };
+    if let Some(path) = &key_file {
         let key = signing_key(path)?;
         let id = replica_id(args.replica_id.as_deref(), &args.data_dir)?;
         let (signer, c) = open_chain(&**store, key, &id).await?;
@@ -190,9 +218,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_default_receipt_key_is_created_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let path = default_signing_key(&data).unwrap();
+        let first = std::fs::read_to_string(&path).unwrap();
+        assert!(signing_key(&path).is_ok(), "{first}");
+        assert_eq!(default_signing_key(&data).unwrap(), path);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), first);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{mode:o}");
+        }
+    }
+
+    #[test]
     fn replica_ids_are_checked_and_kept() {
         let dir = tempfile::tempdir().unwrap();
         assert!(replica_id(Some("a b"), dir.path()).is_err());
+        // The refused value is named as the core quotes user values: escaped, and cut.
+        let e =
+            replica_id(Some(&format!("a\u{1b}[31m{}", "x".repeat(200))), dir.path()).unwrap_err();
+        assert!(
+            e.starts_with(&format!(
+                "--replica-id `a\\u{{1b}}[31m{}…` (206 characters)",
+                "x".repeat(58)
+            )),
+            "{e}"
+        );
         assert_eq!(replica_id(Some("pod-0"), dir.path()).unwrap(), "pod-0");
         let first = replica_id(None, dir.path()).unwrap();
         assert_eq!(replica_id(None, dir.path()).unwrap(), first);

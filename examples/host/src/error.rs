@@ -6,7 +6,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mmm_engine::{Diagnostic, ErrorInfo};
+use mmm_engine::{codes, Diagnostic, ErrorInfo};
 use serde::Serialize;
 
 use crate::store::StoreError;
@@ -38,6 +38,40 @@ pub mod code {
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
     /// 500: a bug; the body shows nothing of it.
     pub const INTERNAL: &str = "INTERNAL";
+}
+
+/// How the host answers each of the core's error codes (`mmm_engine::codes::ALL`): the
+/// HTTP status and the SPEC §13 code of the problem. The one place where a core code
+/// becomes a status; `None` for a code the host does not know (answered 500, see
+/// [`AppError::core`]).
+pub fn core_status(core_code: &str) -> Option<(StatusCode, &'static str)> {
+    let answer = match core_code {
+        codes::SIGNAL_INVALID => (StatusCode::UNPROCESSABLE_ENTITY, code::SIGNAL_INVALID),
+        codes::PLAYBOOK_INVALID => (StatusCode::UNPROCESSABLE_ENTITY, code::PLAYBOOK_INVALID),
+        // Readable, but breaking a rule: a context, settings, an outcome, a duration, a
+        // receipt, or a port's business answer about what the request names.
+        codes::CONTEXT_INVALID
+        | codes::CONFIG_INVALID
+        | codes::OUTCOME_INVALID
+        | codes::DURATION_INVALID
+        | codes::RECEIPT_INVALID
+        | codes::REJECTED => (StatusCode::UNPROCESSABLE_ENTITY, code::INVALID_REQUEST),
+        // Not readable at all.
+        codes::JSON_INVALID => (StatusCode::BAD_REQUEST, code::INVALID_REQUEST),
+        codes::FORBIDDEN => (StatusCode::FORBIDDEN, code::FORBIDDEN),
+        codes::NOT_FOUND => (StatusCode::NOT_FOUND, code::NOT_FOUND),
+        // An approval in the wrong state for the operation, or through the wrong channel.
+        codes::CONFLICT | codes::APPROVAL_REFUSED => (StatusCode::CONFLICT, code::CONFLICT),
+        // The change did not happen because a dependency (the audit sink among them) is
+        // down: worth retrying.
+        codes::UNAVAILABLE | codes::AUDIT_FAILED => {
+            (StatusCode::SERVICE_UNAVAILABLE, code::UNAVAILABLE)
+        }
+        // A file on the host's side could not be read: the host's fault, not the caller's.
+        codes::IO => (StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL),
+        _ => return None,
+    };
+    Some(answer)
 }
 
 tokio::task_local! {
@@ -127,6 +161,36 @@ impl AppError {
         }
     }
 
+    /// The answer to one of the core's errors, by its code ([`core_status`]); the detail
+    /// names the field when the error has one. A 4xx with a body of errors carries `info`.
+    pub fn core(info: ErrorInfo) -> Self {
+        let detail = match &info.field {
+            Some(field) => format!("field `{field}`: {}", info.message),
+            None => info.message.clone(),
+        };
+        AppError::core_with(detail, info)
+    }
+
+    /// [`AppError::core`] with a detail of the caller's (a 5xx or a 503 shows only the
+    /// detail, so `info.message` may carry what a client must not see).
+    pub fn core_with(detail: String, info: ErrorInfo) -> Self {
+        let (status, code) =
+            core_status(&info.code).unwrap_or((StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL));
+        match status {
+            StatusCode::FORBIDDEN => AppError::Forbidden(detail),
+            StatusCode::NOT_FOUND => AppError::NotFound(detail),
+            StatusCode::CONFLICT => AppError::Conflict(detail),
+            StatusCode::SERVICE_UNAVAILABLE => AppError::Unavailable(detail),
+            s if s.is_server_error() => AppError::Internal(format!("{}: {}", info.code, detail)),
+            status => AppError::Invalid {
+                status,
+                code,
+                detail,
+                errors: vec![info],
+            },
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             AppError::Unauthenticated(_) => (
@@ -154,6 +218,12 @@ impl AppError {
                 "Internal error",
             ),
         }
+    }
+}
+
+impl From<ErrorInfo> for AppError {
+    fn from(info: ErrorInfo) -> Self {
+        AppError::core(info)
     }
 }
 
@@ -330,6 +400,56 @@ mod tests {
         assert_eq!(body["code"], "INTERNAL");
         assert!(!body.to_string().contains("10.0.0.5"), "{body}");
         assert!(!body.to_string().contains("password"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn every_core_code_has_its_status() {
+        for (core_code, _) in codes::ALL {
+            let (status, problem_code) = core_status(core_code)
+                .unwrap_or_else(|| panic!("`{core_code}` has no status in `core_status`"));
+            let info = ErrorInfo {
+                field: Some("a.b".to_owned()),
+                ..ErrorInfo::new(core_code, "is wrong".to_owned())
+            };
+            let response = AppError::from(info).into_response();
+            assert_eq!(response.status(), status, "{core_code}");
+            let body = body(response).await;
+            assert_eq!(body["code"], problem_code, "{core_code}");
+            if status.is_client_error() && status != StatusCode::FORBIDDEN {
+                assert_eq!(body["detail"], "field `a.b`: is wrong", "{core_code}");
+            }
+        }
+        let want = [
+            (codes::NOT_FOUND, 404),
+            (codes::CONFLICT, 409),
+            (codes::APPROVAL_REFUSED, 409),
+            (codes::UNAVAILABLE, 503),
+            (codes::AUDIT_FAILED, 503),
+            (codes::FORBIDDEN, 403),
+            (codes::SIGNAL_INVALID, 422),
+            (codes::PLAYBOOK_INVALID, 422),
+            (codes::CONTEXT_INVALID, 422),
+            (codes::CONFIG_INVALID, 422),
+            (codes::OUTCOME_INVALID, 422),
+            (codes::DURATION_INVALID, 422),
+            (codes::RECEIPT_INVALID, 422),
+            (codes::REJECTED, 422),
+            (codes::JSON_INVALID, 400),
+            (codes::IO, 500),
+        ];
+        assert_eq!(want.len(), codes::ALL.len());
+        for (core_code, status) in want {
+            assert_eq!(
+                core_status(core_code).map(|(s, _)| s.as_u16()),
+                Some(status),
+                "{core_code}"
+            );
+        }
+        // A code the host does not know is its own failure, not the caller's.
+        assert!(core_status("SOMETHING_NEW").is_none());
+        let unknown =
+            AppError::from(ErrorInfo::new("SOMETHING_NEW", "x".to_owned())).into_response();
+        assert_eq!(unknown.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[tokio::test]

@@ -11,9 +11,13 @@ pub mod auth;
 pub mod config;
 pub mod engine_setup;
 pub mod error;
+pub mod fatigue;
+pub mod forwarder;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod plugins;
+pub mod ports;
 pub mod receipts;
 pub mod routes;
 pub mod shutdown;
@@ -85,6 +89,8 @@ pub struct AppState {
     pub shutdown: Arc<Shutdown>,
     /// Where decisions' receipts, actions, approvals and counters are group-committed.
     pub decisions: Arc<receipts::DecisionLog>,
+    /// The engine's fatigue store, when the host chose it (`/ready` checks Redis).
+    pub fatigue: Option<fatigue::HostFatigue>,
 }
 
 impl AppState {
@@ -105,7 +111,24 @@ impl AppState {
         settings: Settings,
         engine: mmm_engine::Engine,
     ) -> Self {
-        let metrics = Arc::new(Metrics::new());
+        AppState::with_engine_and_metrics(
+            store,
+            verifier,
+            settings,
+            engine,
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    /// As [`AppState::with_engine`], with the metrics the engine's observer feeds
+    /// (`metrics.observer()` given to `EngineBuilder::observer`).
+    pub fn with_engine_and_metrics(
+        store: Arc<dyn Store>,
+        verifier: Verifier,
+        settings: Settings,
+        engine: mmm_engine::Engine,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let decisions =
             receipts::DecisionLog::start(Arc::clone(&store), None, Duration::from_millis(2));
         AppState {
@@ -117,7 +140,15 @@ impl AppState {
             clock: Arc::new(mmm_engine::SystemClock),
             settings: Arc::new(settings),
             shutdown: Arc::new(Shutdown::new()),
+            fatigue: None,
         }
+    }
+
+    /// The same state, knowing the engine's fatigue store (for `/ready`).
+    #[must_use]
+    pub fn with_fatigue(mut self, fatigue: fatigue::HostFatigue) -> Self {
+        self.fatigue = Some(fatigue);
+        self
     }
 }
 

@@ -571,7 +571,15 @@ impl Live {
             .retain(|key, _| keep_experiments.contains(key));
         self.engine
             .reload_shared(Arc::new(set))
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+            .map_err(|e| {
+                // The sink's message may name hosts: logged, not shown.
+                tracing::warn!(error = %e, "the audit of a reload failed");
+                AppError::core_with(
+                    "the audit log is unavailable, so the playbooks were not reloaded; try again shortly"
+                        .to_owned(),
+                    e.info(),
+                )
+            })?;
         self.loaded.store(revision, Ordering::Release);
         self.metrics.set_revision.set(revision);
         self.metrics.set_reloads.inc();

@@ -128,9 +128,19 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     let store = store::connect(&args.database_url())
         .await
         .map_err(|e| format!("cannot open the database: {e}"))?;
-    let setup = mmm_host::engine_setup::build(&args, &store, |builder| builder).await?;
-    let state = AppState::with_engine(Arc::clone(&store), verifier, args.settings(), setup.engine)
-        .with_chain(setup.chain, Duration::from_millis(args.receipts_linger_ms));
+    let config = mmm_host::engine_setup::engine_config(args.engine_settings.as_deref())?;
+    let plugins = mmm_host::plugins::Plugins::from_args(&args, &store, &config.timeouts)?;
+    let setup =
+        mmm_host::engine_setup::build(&args, &store, |builder| plugins.apply(builder)).await?;
+    let state = AppState::with_engine_and_metrics(
+        Arc::clone(&store),
+        verifier,
+        args.settings(),
+        setup.engine,
+        Arc::clone(&plugins.metrics),
+    )
+    .with_fatigue(plugins.fatigue.clone())
+    .with_chain(setup.chain, Duration::from_millis(args.receipts_linger_ms));
     let log = Arc::clone(&state.decisions);
     // Bounded so that, with the requests in flight before it, SIGTERM ends the host
     // within 10 s even when the database has gone away.
@@ -149,6 +159,7 @@ async fn run(args: ServeArgs) -> Result<(), String> {
             },
         )
         .await;
+    plugins.start(&state).await?;
     if let Some(dir) = args.seed_dir() {
         let imported = live::import_seed(&*store, &dir, jiff::Timestamp::now())
             .await

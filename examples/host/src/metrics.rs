@@ -1,8 +1,14 @@
-//! Prometheus metrics (`GET /v1/mmm/metrics`): a first set about requests and the live
-//! playbook set. The decision metrics of SPEC §13 (`mmm_decisions_total`, …) join this
-//! registry as fields of [`Metrics`], registered in [`Metrics::new`].
+//! Prometheus metrics (`GET /v1/mmm/metrics`): requests, the live playbook set, and the
+//! decision metrics of SPEC §13 (`mmm_decisions_total`, …), fed by the core's observer
+//! hooks through [`Metrics::observer`] (install it with `EngineBuilder::observer`:
+//! decisions, outcomes given to `Engine::record_outcome`, receipts, breakers, deliveries)
+//! and by the ERIS forwarder ([`Metrics::observe_eris`]).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use mmm_engine::observe::{Event, Observer, ReceiptEvent};
+use mmm_engine::PortName;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -31,6 +37,68 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// `tenant_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct TenantLabels {
+    /// The tenant.
+    pub tenant_id: String,
+}
+
+/// Labels of `mmm_decisions_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// The tenant.
+    pub tenant_id: String,
+    /// `human`, `agent` or `service`.
+    pub actor_type: String,
+    /// `none`, or the decision's degraded codes joined by `,` in the decision's order.
+    pub degraded_mode: String,
+}
+
+/// Labels of `mmm_actions_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ActionLabels {
+    /// The tenant.
+    pub tenant_id: String,
+    /// `mirror`, `mentor` or `multiplier`.
+    pub action_type: String,
+}
+
+/// Labels of the outcome and ERIS counters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The result.
+    pub result: String,
+}
+
+/// `result` alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OnlyResult {
+    /// The result.
+    pub result: String,
+}
+
+/// `mmm_circuit_state{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CircuitLabels {
+    /// The port (`iam`, `signals`, …).
+    pub name: String,
+}
+
+/// `mmm_delivery_attempts_total{channel, result}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// The surface.
+    pub channel: String,
+    /// `ok` or `failed`.
+    pub result: String,
+}
+
+/// The buckets of `mmm_decision_latency_seconds` (SPEC §13: 0.05 … 2.0).
+pub const DECISION_LATENCY_BUCKETS: [f64; 6] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0];
+
 /// Every metric the host exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -48,6 +116,26 @@ pub struct Metrics {
     /// `mmm_playbook_versions_skipped_total`: published versions that did not compile
     /// when the set was built (left out, logged).
     pub versions_skipped: Counter,
+    /// `mmm_decisions_total{tenant_id, actor_type, degraded_mode}`.
+    pub decisions: Family<DecisionLabels, Counter>,
+    /// `mmm_decision_latency_seconds{tenant_id}`.
+    pub decision_latency: Family<TenantLabels, Histogram>,
+    /// `mmm_decision_latency_warning_total`: decisions past their deadline.
+    pub latency_warnings: Counter,
+    /// `mmm_actions_total{tenant_id, action_type}`: actions returned.
+    pub actions: Family<ActionLabels, Counter>,
+    /// `mmm_outcomes_total{tenant_id, result}`.
+    pub outcomes: Family<ResultLabels, Counter>,
+    /// `mmm_eris_receipt_emission_total{tenant_id, result}`: receipts handed to ERIS by
+    /// the forwarder (`forwarded`, `failed`, `refused`).
+    pub eris: Family<ResultLabels, Counter>,
+    /// `mmm_receipts_total{result}`: the engine's receipt events (`emitted`, `queued`,
+    /// `delivered_from_outbox`, `retry_failed`, `dropped`, `refused`).
+    pub receipts: Family<OnlyResult, Counter>,
+    /// `mmm_circuit_state{name}`: 0 closed, 1 open, 2 half-open.
+    pub circuit_state: Family<CircuitLabels, Gauge>,
+    /// `mmm_delivery_attempts_total{channel, result}`.
+    pub delivery_attempts: Family<DeliveryLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -98,6 +186,69 @@ impl Metrics {
             "Published versions left out of the live set because they no longer compile",
             versions_skipped.clone(),
         );
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "mmm_decisions",
+            "Decisions by tenant, actor type and degraded mode",
+            decisions.clone(),
+        );
+        let decision_latency = Family::<TenantLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(DECISION_LATENCY_BUCKETS)
+        });
+        registry.register(
+            "mmm_decision_latency_seconds",
+            "Time the engine took to decide",
+            decision_latency.clone(),
+        );
+        let latency_warnings = Counter::default();
+        registry.register(
+            "mmm_decision_latency_warning",
+            "Decisions that ran past their deadline",
+            latency_warnings.clone(),
+        );
+        let actions = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "mmm_actions",
+            "Actions returned, by tenant and type",
+            actions.clone(),
+        );
+        let outcomes = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "mmm_outcomes",
+            "Outcomes recorded, by tenant and result",
+            outcomes.clone(),
+        );
+        let eris = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "mmm_eris_receipt_emission",
+            "Receipts handed to ERIS, by tenant and result",
+            eris.clone(),
+        );
+        let receipts = Family::<OnlyResult, Counter>::default();
+        registry.register(
+            "mmm_receipts",
+            "The engine's receipt events, by result",
+            receipts.clone(),
+        );
+        let circuit_state = Family::<CircuitLabels, Gauge>::default();
+        registry.register(
+            "mmm_circuit_state",
+            "Circuit breaker state per port: 0 closed, 1 open, 2 half-open",
+            circuit_state.clone(),
+        );
+        for port in PortName::ALL {
+            circuit_state
+                .get_or_create(&CircuitLabels {
+                    name: port.as_str().to_owned(),
+                })
+                .set(0);
+        }
+        let delivery_attempts = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "mmm_delivery_attempts",
+            "Deliveries attempted, by channel and result",
+            delivery_attempts.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -106,6 +257,125 @@ impl Metrics {
             set_reloads,
             set_reload_failures,
             versions_skipped,
+            decisions,
+            decision_latency,
+            latency_warnings,
+            actions,
+            outcomes,
+            eris,
+            receipts,
+            circuit_state,
+            delivery_attempts,
+        }
+    }
+
+    /// The engine's observer feeding these metrics (`EngineBuilder::observer`).
+    pub fn observer(self: &Arc<Self>) -> Arc<dyn Observer> {
+        Arc::new(MetricsObserver(Arc::clone(self)))
+    }
+
+    /// Counts one recorded outcome. The engine's observer calls this for every outcome
+    /// given to `Engine::record_outcome`; call it directly only for outcomes that do not
+    /// go through the engine.
+    pub fn observe_outcome(&self, tenant_id: &str, result: &str) {
+        self.outcomes
+            .get_or_create(&ResultLabels {
+                tenant_id: tenant_id.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one hand-over to ERIS (`forwarded`, `failed` or `refused`).
+    pub fn observe_eris(&self, tenant_id: &str, result: &str) {
+        self.eris
+            .get_or_create(&ResultLabels {
+                tenant_id: tenant_id.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    fn observe_event(&self, event: &Event<'_>) {
+        match event {
+            Event::Decision {
+                tenant_id,
+                actor_type,
+                degraded,
+                latency,
+                actions,
+            } => {
+                let degraded_mode = if degraded.is_empty() {
+                    "none".to_owned()
+                } else {
+                    degraded
+                        .iter()
+                        .map(|d| d.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                self.decisions
+                    .get_or_create(&DecisionLabels {
+                        tenant_id: (*tenant_id).to_owned(),
+                        actor_type: actor_type.as_str().to_owned(),
+                        degraded_mode,
+                    })
+                    .inc();
+                self.decision_latency
+                    .get_or_create(&TenantLabels {
+                        tenant_id: (*tenant_id).to_owned(),
+                    })
+                    .observe(latency.as_secs_f64());
+                if degraded.contains(&mmm_engine::Degraded::DeadlineExceeded) {
+                    self.latency_warnings.inc();
+                }
+                for (kind, n) in *actions {
+                    self.actions
+                        .get_or_create(&ActionLabels {
+                            tenant_id: (*tenant_id).to_owned(),
+                            action_type: kind.as_str().to_owned(),
+                        })
+                        .inc_by(u64::try_from(*n).unwrap_or(u64::MAX));
+                }
+            }
+            Event::Receipt(r) => {
+                let result = match r {
+                    ReceiptEvent::Emitted => "emitted",
+                    ReceiptEvent::Queued => "queued",
+                    ReceiptEvent::DeliveredFromOutbox => "delivered_from_outbox",
+                    ReceiptEvent::RetryFailed => "retry_failed",
+                    ReceiptEvent::Dropped => "dropped",
+                    ReceiptEvent::Refused => "refused",
+                };
+                self.receipts
+                    .get_or_create(&OnlyResult {
+                        result: result.to_owned(),
+                    })
+                    .inc();
+            }
+            Event::Breaker { port, to, .. } => {
+                // 0 closed, 1 open, 2 half-open: the core's discriminants.
+                let value = i64::from(*to as u8);
+                self.circuit_state
+                    .get_or_create(&CircuitLabels {
+                        name: port.as_str().to_owned(),
+                    })
+                    .set(value);
+            }
+            Event::Delivery { surface, ok } => {
+                self.delivery_attempts
+                    .get_or_create(&DeliveryLabels {
+                        channel: surface.as_str().to_owned(),
+                        result: if *ok { "ok" } else { "failed" }.to_owned(),
+                    })
+                    .inc();
+            }
+            // `Engine::record_outcome` (the outcomes route calls it once per new outcome).
+            Event::Outcome {
+                tenant_id, result, ..
+            } => self.observe_outcome(tenant_id, result),
+            // Spans and caches are for traces, not these metrics.
+            _ => {}
         }
     }
 
@@ -133,5 +403,15 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// The core's observer, feeding [`Metrics`].
+#[derive(Debug)]
+pub struct MetricsObserver(pub Arc<Metrics>);
+
+impl Observer for MetricsObserver {
+    fn on_event(&self, event: &Event<'_>) {
+        self.0.observe_event(event);
     }
 }

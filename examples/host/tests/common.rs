@@ -476,3 +476,54 @@ pub async fn snapshot(store: &dyn Store) -> String {
         store.playbook_revision().await.unwrap()
     )
 }
+
+// ---- the binary itself, for the tests that start real processes ------------------------
+
+/// A free loopback port (bound and released; the host binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A receipt signing key as `mmm keygen` writes it (the hex seed, and the hex public key
+/// beside it in `.pub`): the two paths.
+pub fn key_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (seed, public) = mmm_engine::receipt::generate_key();
+    let key = dir.join("receipts.key");
+    let public_path = dir.join("receipts.key.pub");
+    std::fs::write(&key, format!("{seed}\n")).unwrap();
+    std::fs::write(&public_path, format!("{public}\n")).unwrap();
+    (key, public_path)
+}
+
+/// Waits until `GET {base}/ready` answers 2xx, polling every 50 ms for at most `within`;
+/// fails at once (with `what`) when the process exits first.
+pub async fn wait_ready(
+    base: &str,
+    child: &mut std::process::Child,
+    within: std::time::Duration,
+    what: &str,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let ready = client.get(format!("{base}/ready")).send().await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what}: the host exited ({status}) before it was ready");
+        }
+        assert!(
+            started.elapsed() < within,
+            "{what}: the host was not ready within {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

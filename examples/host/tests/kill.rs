@@ -11,21 +11,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mmm_engine::receipt::{generate_key, public_key_from_bytes, ChainVerifier, Envelope};
+use mmm_engine::receipt::{public_key_from_bytes, ChainVerifier, Envelope};
 use serde_json::{json, Value};
+
+use crate::common::{free_port, key_files, wait_ready};
 
 struct Running {
     child: Child,
     base: String,
     token: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts the host on `data` (SQLite, the bundled library, signing with `key`) and waits
@@ -66,20 +60,16 @@ async fn start(data: &Path, key: &Path) -> Running {
         .recv_timeout(Duration::from_secs(60))
         .expect("the host prints an admin token");
     let base = format!("http://127.0.0.1:{port}/v1/mmm");
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        let ready = client.get(format!("{base}/ready")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the host never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_ready(&base, &mut child, Duration::from_secs(30), "kill test").await;
     Running { child, base, token }
+}
+
+/// Nothing outlives a failed test: the host is killed (a no-op when it has exited).
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn signal(actor: usize) -> Value {
@@ -136,15 +126,6 @@ async fn exported(host: &Running, public: &Path) -> Vec<String> {
             ids.push(payload["receipt_id"].as_str().unwrap().to_owned());
         }
     }
-}
-
-fn key_files(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (seed, public) = generate_key();
-    let key = dir.join("receipts.key");
-    let public_path = dir.join("receipts.key.pub");
-    std::fs::write(&key, format!("{seed}\n")).unwrap();
-    std::fs::write(&public_path, format!("{public}\n")).unwrap();
-    (key, public_path)
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {

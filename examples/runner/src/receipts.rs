@@ -139,13 +139,10 @@ fn open_lines(path: &Path) -> Result<Lines<BufReader<File>>, String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// One line read as the core reads envelopes (`envelope.md`: unknown fields ignored,
+/// numbers by the engine's rules); the message is the core's, the caller adds the line.
 fn parse_envelope(text: &str) -> Result<Envelope, String> {
-    serde_json::from_str::<Envelope>(text).map_err(|e| {
-        format!(
-            "not a receipt envelope: {}",
-            mmm_engine::clean_message(&e.to_string())
-        )
-    })
+    Envelope::parse(text).map_err(|e| e.to_string())
 }
 
 /// The last envelope of a receipts file (blank lines skipped), read line by line.

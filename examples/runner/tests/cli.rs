@@ -540,6 +540,30 @@ fn verify_refuses_a_huge_line_and_names_it() {
 }
 
 #[test]
+fn verify_names_the_line_that_is_not_an_envelope() {
+    let d = Dir::new("verify-garbage");
+    let (_, key) = key_files(&d);
+    let mut lines = receipt_lines(&key, "c-1", 3);
+    lines.insert(2, r#"{"payload": "", "signatures": []}"#.to_owned());
+    let (code, out) = verify_file(&d, "garbage.jsonl", &lines, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(
+            "garbage.jsonl:3: error[RECEIPT_INVALID]: malformed envelope: missing field `payloadType`"
+        ),
+        "{out}"
+    );
+    // Not JSON at all: the line is named too.
+    lines[2] = "{".to_owned();
+    let (code, out) = verify_file(&d, "garbage.jsonl", &lines, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("garbage.jsonl:3: error[RECEIPT_INVALID]: malformed envelope: "),
+        "{out}"
+    );
+}
+
+#[test]
 fn verify_reads_a_file_of_many_receipts_in_several_chains() {
     let d = Dir::new("verify-many");
     let (_, key) = key_files(&d);

@@ -6,6 +6,7 @@
 use std::sync::{Arc, Weak};
 use std::time::{Duration as StdDuration, Instant};
 
+use parking_lot::Mutex;
 use serde_json::Value;
 
 use crate::clock::Clock;
@@ -32,6 +33,11 @@ pub(crate) struct ReceiptTrail {
     hub: Arc<PortHub>,
     clock: Arc<dyn Clock>,
     observer: Arc<dyn Observer>,
+    /// Receipts a drain has taken out of the outbox and is handing to the port: they
+    /// still wait until the port has taken them. The lock is held while entries move
+    /// between the outbox and this count, so [`ReceiptTrail::outbox_len`] never sees a
+    /// receipt in neither place.
+    delivering: Mutex<usize>,
 }
 
 /// The status and id of a receipt handed over.
@@ -57,6 +63,7 @@ impl ReceiptTrail {
             hub,
             clock,
             observer,
+            delivering: Mutex::new(0),
         }
     }
 
@@ -75,9 +82,21 @@ impl ReceiptTrail {
         self.signer.as_ref().map(ReceiptSigner::public_key)
     }
 
-    /// Receipts waiting in the outbox.
+    /// Receipts waiting for the receipts port: those in the outbox and those a drain is
+    /// delivering right now (taken out of the outbox, not yet taken by the port).
     pub fn outbox_len(&self) -> usize {
-        self.outbox.len()
+        let delivering = self.delivering.lock();
+        self.outbox.len() + *delivering
+    }
+
+    /// Marks a receipt a drain was delivering as no longer waiting; `put_back` returns it
+    /// to the outbox in the same step.
+    fn delivered(&self, put_back: Option<OutboxEntry>) {
+        let mut delivering = self.delivering.lock();
+        if let Some(entry) = put_back {
+            self.outbox.put(entry);
+        }
+        *delivering = delivering.saturating_sub(1);
     }
 
     /// Reserves room for a receipt, when receipts are signed and handed to a port.
@@ -167,7 +186,13 @@ impl ReceiptTrail {
             return;
         };
         let now = self.clock.now();
-        for mut entry in self.outbox.take_due(now, 256) {
+        let due = {
+            let mut delivering = self.delivering.lock();
+            let due = self.outbox.take_due(now, 256);
+            *delivering += due.len();
+            due
+        };
+        for mut entry in due {
             let p = Arc::clone(port);
             let envelope = entry.envelope.clone();
             let result = self
@@ -178,18 +203,20 @@ impl ReceiptTrail {
             match result {
                 Ok(()) => {
                     self.outbox.release();
+                    self.delivered(None);
                     self.event(ReceiptEvent::DeliveredFromOutbox);
                 }
                 // A business answer will not change on retry: the receipt leaves the outbox
                 // (dead-lettered through the observer) instead of holding its room forever.
                 Err(PortError::Rejected(_)) => {
                     self.outbox.release();
+                    self.delivered(None);
                     self.event(ReceiptEvent::Refused);
                 }
                 Err(_) => {
                     entry.attempts += 1;
                     entry.next_attempt = next_attempt(now, entry.attempts);
-                    self.outbox.put(entry);
+                    self.delivered(Some(entry));
                     self.event(ReceiptEvent::RetryFailed);
                 }
             }

@@ -327,7 +327,7 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Writes a secret file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

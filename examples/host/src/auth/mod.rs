@@ -5,6 +5,7 @@
 pub mod extract;
 pub mod keys;
 
+use mmm_engine::Quoted;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -129,9 +130,9 @@ impl Caller {
             Ok(())
         } else {
             Err(AppError::Forbidden(format!(
-                "the token is for tenant `{}`, not `{}`",
+                "the token is for tenant `{}`, not {}",
                 self.tenant,
-                crate::routes::quote(tenant)
+                Quoted(tenant)
             )))
         }
     }
@@ -187,11 +188,7 @@ impl Verifier {
             .await
             .ok_or_else(|| {
                 unauthenticated(match &header.kid {
-                    Some(kid) => format!(
-                        "no key `{}` for `{:?}` is known",
-                        crate::routes::quote(kid),
-                        header.alg
-                    ),
+                    Some(kid) => format!("no key {} for `{:?}` is known", Quoted(kid), header.alg),
                     None => format!("no key for `{:?}` is known", header.alg),
                 })
             })?;
@@ -225,10 +222,7 @@ impl Verifier {
         let mut roles = BTreeSet::new();
         for name in &claims.roles {
             let role = Role::parse(name).ok_or_else(|| {
-                unauthenticated(format!(
-                    "the token names an unknown role `{}`",
-                    crate::routes::quote(name)
-                ))
+                unauthenticated(format!("the token names an unknown role {}", Quoted(name)))
             })?;
             roles.insert(role);
         }

@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::Json;
 use mmm_engine::approval::{Approval, ApprovalError, ApprovalStore, Approvals};
 use mmm_engine::audit::{AuditEvent, AuditSink};
+use mmm_engine::Quoted;
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,7 +28,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::playbooks::blocking;
-use super::{quote, JsonBody, PathParams};
+use super::{JsonBody, PathParams};
 use crate::auth::{Caller, Role};
 use crate::error::{AppError, Problem};
 use crate::store::{NewAudit, Store};
@@ -79,7 +80,7 @@ fn check_channel(channel: &str) -> Result<(), AppError> {
     } else {
         Err(AppError::invalid_field(
             "channel",
-            format!("`{}` must match [A-Za-z0-9._:-]{{1,64}}", quote(channel)),
+            format!("{} must match [A-Za-z0-9._:-]{{1,64}}", Quoted(channel)),
         ))
     }
 }
@@ -172,7 +173,7 @@ async fn find(state: &AppState, caller: &Caller, action_id: &str) -> Result<Appr
         .get_approval_for_action(&caller.tenant, action_id)
         .await?
         .ok_or_else(|| {
-            AppError::NotFound(format!("no approval for action `{}`", quote(action_id)))
+            AppError::NotFound(format!("no approval for action {}", Quoted(action_id)))
         })?;
     if caller.has_any(&[Role::Approver]) || caller.sub == approval.actor_id {
         Ok(approval)
@@ -183,17 +184,23 @@ async fn find(state: &AppState, caller: &Caller, action_id: &str) -> Result<Appr
     }
 }
 
+/// By the error's code ([`crate::error::core_status`]): not found 404, a wrong state or
+/// channel 409, the store down 503.
 fn app_error(e: ApprovalError) -> AppError {
+    let info = e.info();
     match e {
-        ApprovalError::NotFound(m) => AppError::NotFound(format!("no approval `{}`", quote(&m))),
-        e @ (ApprovalError::SameChannel(_)
-        | ApprovalError::Terminal(_)
-        | ApprovalError::NotDualChannel(_)) => AppError::Conflict(e.to_string()),
+        ApprovalError::NotFound(m) => {
+            AppError::core_with(format!("no approval {}", Quoted(&m)), info)
+        }
+        // The store's message may name hosts: it is logged, not shown.
         ApprovalError::Unavailable(m) => {
             tracing::warn!(error = %m, "approval store unavailable");
-            AppError::Unavailable("the database is unavailable; try again shortly".to_owned())
+            AppError::core_with(
+                "the database is unavailable; try again shortly".to_owned(),
+                info,
+            )
         }
-        other => AppError::Internal(other.to_string()),
+        other => AppError::core_with(other.to_string(), info),
     }
 }
 

@@ -8,12 +8,13 @@ use axum::extract::State;
 use axum::Json;
 use jiff::Timestamp;
 use mmm_engine::parse_timestamp;
+use mmm_engine::Quoted;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{quote, QueryParams};
+use super::QueryParams;
 use crate::auth::extract::Admin;
 use crate::error::{AppError, Problem};
 use crate::store::{AuditRecord, Scope, GLOBAL};
@@ -122,7 +123,7 @@ async fn list_audit(
         Some(t) if t != GLOBAL && !crate::auth::valid_tenant(t) => {
             return Err(AppError::invalid_field(
                 "tenant",
-                format!("`{}` is not a tenant id", quote(t)),
+                format!("{} is not a tenant id", Quoted(t)),
             ))
         }
         Some(t) => {

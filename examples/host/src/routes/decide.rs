@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::Json;
 use jiff::Timestamp;
 use mmm_engine::approval::{Approval, ApprovalState};
+use mmm_engine::Quoted;
 use mmm_engine::{ActionType, DecideError, DecideOptions, Decision, ErrorInfo};
 use serde::Deserialize;
 use serde_json::Value;
@@ -22,7 +23,7 @@ use utoipa_axum::routes;
 use super::JsonBody;
 use crate::auth::extract::Decider;
 use crate::auth::{Caller, Role};
-use crate::error::{code, AppError, Problem};
+use crate::error::{AppError, Problem};
 use crate::receipts::{envelope_seq, DecisionRecord};
 use crate::store::{IssuedAction, ReceiptRow};
 use crate::AppState;
@@ -152,9 +153,9 @@ fn signal_subject(
     if let Some(t) = &tenant {
         if !caller.is_operator() && *t != caller.tenant {
             return Err(AppError::Forbidden(format!(
-                "the token is for tenant `{}`; the signal's `tenant_id` is `{}`",
+                "the token is for tenant `{}`; the signal's `tenant_id` is {}",
                 caller.tenant,
-                super::quote(t)
+                Quoted(t)
             )));
         }
     }
@@ -166,8 +167,8 @@ fn signal_subject(
             status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
             code: crate::error::code::SIGNAL_INVALID,
             detail: format!(
-                "field `signal.actor_id`: `{}` holds a control character",
-                super::quote(a)
+                "field `signal.actor_id`: {} holds a control character",
+                Quoted(a)
             ),
             errors: vec![mmm_engine::ErrorInfo {
                 field: Some("signal.actor_id".to_owned()),
@@ -303,28 +304,26 @@ fn prefixed(part: &str, field: &str) -> String {
 }
 
 impl From<DecideError> for AppError {
+    /// By the error's code ([`crate::error::core_status`]); the field is named as the body
+    /// names it (`signal.kind`, `context.repo`).
     fn from(e: DecideError) -> Self {
         let info = e.info();
         match e {
-            DecideError::Signal(err) => AppError::Invalid {
-                status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                code: code::SIGNAL_INVALID,
-                detail: format!("the signal is invalid: {err}"),
-                errors: vec![ErrorInfo {
+            DecideError::Signal(err) => AppError::core_with(
+                format!("the signal is invalid: {err}"),
+                ErrorInfo {
                     field: Some(prefixed("signal", &err.field)),
                     ..info
-                }],
-            },
-            DecideError::Context(err) => AppError::Invalid {
-                status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                code: code::INVALID_REQUEST,
-                detail: format!("the context is invalid: {err}"),
-                errors: vec![ErrorInfo {
+                },
+            ),
+            DecideError::Context(err) => AppError::core_with(
+                format!("the context is invalid: {err}"),
+                ErrorInfo {
                     field: Some(prefixed("context", &err.field)),
                     ..info
-                }],
-            },
-            DecideError::Forbidden(m) => AppError::Forbidden(m),
+                },
+            ),
+            DecideError::Forbidden(m) => AppError::core_with(m, info),
             // The port's own message may name hosts or addresses: it is logged, and the
             // answer names only the dependency.
             DecideError::Unavailable {
@@ -332,13 +331,16 @@ impl From<DecideError> for AppError {
                 message,
             } => {
                 tracing::warn!(dependency = %dependency, error = %message, "a dependency of decide is down");
-                AppError::Unavailable(format!(
-                    "`{dependency}`, which the decision needs, is unavailable; try again shortly"
-                ))
+                AppError::core_with(
+                    format!(
+                        "`{dependency}`, which the decision needs, is unavailable; try again shortly"
+                    ),
+                    info,
+                )
             }
-            // The enum may grow: an unknown error is the dependency's, not the client's.
-            #[allow(unreachable_patterns)]
-            _ => AppError::Unavailable(info.message),
+            // The enum may grow (it is `non_exhaustive`): an error added later is
+            // answered by its code.
+            _ => AppError::core(info),
         }
     }
 }

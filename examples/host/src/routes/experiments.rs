@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jiff::{SignedDuration, Timestamp};
 use mmm_engine::experiment::{ExperimentPlan, ExperimentStatus};
+use mmm_engine::Quoted;
 use mmm_engine::{codes, Decision, Diagnostic, ErrorInfo, Reason};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -30,7 +31,7 @@ use utoipa_axum::routes;
 use super::playbooks::{blocking, target_tenant, TenantQuery};
 use super::policy::{etag, if_match};
 use super::tenants::metric;
-use super::{quote, PathParams, QueryParams, YamlBody, PREFIX};
+use super::{PathParams, QueryParams, YamlBody, PREFIX};
 use crate::auth::extract::{Admin, Author};
 use crate::auth::Caller;
 use crate::error::{AppError, Problem};
@@ -244,7 +245,7 @@ async fn find(state: &AppState, tenant: &str, id: &str) -> Result<ExperimentReco
             return Ok(found);
         }
     }
-    Err(AppError::NotFound(format!("no experiment `{}`", quote(id))))
+    Err(AppError::NotFound(format!("no experiment {}", Quoted(id))))
 }
 
 /// As [`find`], for a change: global experiments only for the operator.
@@ -423,9 +424,9 @@ async fn create(
             "only the platform operator writes global (`tenant: \"*\"`) experiments".to_owned()
         } else {
             format!(
-                "the token is for tenant `{}`, not `{}`",
+                "the token is for tenant `{}`, not {}",
                 caller.tenant,
-                quote(&tenant)
+                Quoted(&tenant)
             )
         }));
     }
@@ -521,9 +522,9 @@ async fn replace(
         return Err(AppError::invalid_field(
             field,
             format!(
-                "is `{}`; a replacement keeps the experiment's `{}`",
-                quote(&is),
-                quote(&want)
+                "is {}; a replacement keeps the experiment's {}",
+                Quoted(&is),
+                Quoted(&want)
             ),
         ));
     }

@@ -46,11 +46,12 @@ pub struct Ready {
     pub playbook_revision: i64,
 }
 
-/// Readiness: the first playbook set is loaded and the database answers.
+/// Readiness: the first playbook set is loaded, the database answers, and so does Redis
+/// when fatigue lives there.
 #[utoipa::path(get, path = "/ready", tag = "health",
     responses(
         (status = 200, description = "ready to decide", body = Ready),
-        (status = 503, description = "not ready: no playbook set yet, or the database is unreachable", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "not ready: no playbook set yet, or the database or Redis is unreachable", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, AppError> {
     let Some(revision) = state.live.revision() else {
@@ -59,6 +60,9 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, AppError> {
         ));
     };
     state.store.ping().await?;
+    if let Some(fatigue) = &state.fatigue {
+        fatigue.ready().await.map_err(AppError::Unavailable)?;
+    }
     Ok(Json(Ready {
         status: "ready",
         database: state.store.backend(),

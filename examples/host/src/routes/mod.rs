@@ -19,6 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use mmm_engine::{clean_message, field_name, Quoted};
 use serde::de::DeserializeOwned;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -48,26 +49,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     )
 }
 
-/// A user value for a message: at most 64 characters, control and invisible characters
-/// escaped, so a hostile value can neither flood a log line nor hide in it.
-pub fn quote(value: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in value.chars().enumerate() {
-        if i == 64 {
-            out.push('…');
-            break;
-        }
-        if c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '`')
-        {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Path parameters; a parameter of the wrong type answers 422 naming it (a 404 would
 /// suggest the resource is missing, when the request is what is wrong).
 pub struct PathParams<T>(pub T);
@@ -83,10 +64,10 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PathParams<T> {
             for (name, value) in raw.iter() {
                 if value.chars().any(char::is_control) {
                     return Err(AppError::invalid_field(
-                        name,
+                        &field_name(name),
                         format!(
-                            "`{}` holds a control character, which no identifier may",
-                            quote(value)
+                            "{} holds a control character, which no identifier may",
+                            Quoted(value)
                         ),
                     ));
                 }
@@ -95,7 +76,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PathParams<T> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(v)) => Ok(PathParams(v)),
             Err(PathRejection::FailedToDeserializePathParams(e)) => {
-                let message = e.body_text();
+                let message = clean_message(&e.body_text());
                 let field = match e.into_kind() {
                     axum::extract::path::ErrorKind::ParseErrorAtKey { key, .. }
                     | axum::extract::path::ErrorKind::InvalidUtf8InPathParam { key } => Some(key),
@@ -124,10 +105,10 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for QueryParams<T> {
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             if value.chars().any(char::is_control) {
                 return Err(AppError::invalid_field(
-                    &quote(&name),
+                    &field_name(&name),
                     format!(
-                        "`{}` holds a control character, which no parameter may",
-                        quote(&value)
+                        "{} holds a control character, which no parameter may",
+                        Quoted(&value)
                     ),
                 ));
             }
@@ -136,8 +117,10 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for QueryParams<T> {
         serde_path_to_error::deserialize(de)
             .map(QueryParams)
             .map_err(|e| {
-                let field = e.path().to_string();
-                let message = e.inner().to_string();
+                // Parameter names and values are the caller's: escaped and cut as the
+                // core quotes user values.
+                let field = field_name(&e.path().to_string());
+                let message = clean_message(&e.inner().to_string());
                 if field == "." || field.is_empty() {
                     AppError::invalid_field("query", message)
                 } else {
@@ -198,14 +181,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
-/// Reads JSON, naming the field of a type error.
+/// Reads JSON, naming the field of a type error. Keys and values in the message are the
+/// caller's: escaped and cut as the core quotes user values.
 ///
 /// The whole body is one JSON value: anything but white space after it is a syntax error
 /// (400), never ignored.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
-        let field = e.path().to_string();
+        let field = field_name(&e.path().to_string());
         let inner = e.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
@@ -214,21 +198,30 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
                 let missing = message
                     .strip_prefix("missing field `")
                     .and_then(|rest| rest.split_once('`'))
-                    .map(|(name, _)| name.to_owned());
+                    .map(|(name, _)| field_name(name));
                 let field = match (missing, field.as_str()) {
                     (Some(name), ".") => name,
                     (Some(name), path) => format!("{path}.{name}"),
                     (None, ".") => "body".to_owned(),
                     (None, path) => path.to_owned(),
                 };
-                AppError::invalid_field(&field, message)
+                AppError::invalid_field(&field, clean_message(&message))
             }
-            _ => AppError::unreadable(format!("the body is not valid JSON: {inner}"), None),
+            _ => AppError::unreadable(
+                format!(
+                    "the body is not valid JSON: {}",
+                    clean_message(&inner.to_string())
+                ),
+                None,
+            ),
         }
     })?;
     de.end().map_err(|e| {
         AppError::unreadable(
-            format!("the body is not valid JSON: more after the value: {e}"),
+            format!(
+                "the body is not valid JSON: more after the value: {}",
+                clean_message(&e.to_string())
+            ),
             None,
         )
     })?;
@@ -287,18 +280,5 @@ impl FromRequest<AppState> for TextBody {
         let text = String::from_utf8(bytes.to_vec())
             .map_err(|e| AppError::unreadable(format!("the body is not UTF-8: {e}"), None))?;
         Ok(TextBody { content_type, text })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::quote;
-
-    #[test]
-    fn quoted_values_are_short_and_show_hidden_characters() {
-        assert_eq!(quote("acme"), "acme");
-        assert_eq!(quote("a\u{202E}b\nc`"), "a\\u{202e}b\\u{a}c\\u{60}");
-        let long = "x".repeat(100);
-        assert_eq!(quote(&long).chars().count(), 65);
     }
 }

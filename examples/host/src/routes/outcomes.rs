@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jiff::{SignedDuration, Timestamp};
 use mmm_engine::outcome::Outcome;
+use mmm_engine::Quoted;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -20,7 +21,7 @@ use utoipa_axum::routes;
 use super::approvals::ActionPath;
 use super::playbooks::blocking;
 use super::tenants::metric;
-use super::{quote, JsonBody, PathParams};
+use super::{JsonBody, PathParams};
 use crate::auth::extract::Decider;
 use crate::error::{AppError, Problem};
 use crate::store::{Count, OutcomeRecord};
@@ -83,18 +84,15 @@ async fn record_outcome(
         .store
         .get_action(&caller.tenant, &path.action_id)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("no action `{}`", quote(&path.action_id))))?;
+        .ok_or_else(|| AppError::NotFound(format!("no action {}", Quoted(&path.action_id))))?;
     let now = state.clock.now();
     let at = body.at.clone().unwrap_or_else(|| now.to_string());
     let value = json!({
         "action_id": action.action_id, "tenant_id": action.tenant, "actor_id": action.actor_id,
         "playbook_id": action.playbook_id, "result": body.result, "at": at,
     });
-    let (outcome, at) = Outcome::from_json(&value).map_err(|e| AppError::Invalid {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        code: crate::error::code::INVALID_REQUEST,
-        detail: format!("field `{}`: {}", e.field, e.message),
-        errors: vec![e.info()],
+    let (outcome, at) = Outcome::from_json(&value).map_err(|e| {
+        AppError::core_with(format!("field `{}`: {}", e.field, e.message), e.info())
     })?;
     if at > now.checked_add(MAX_FUTURE_SKEW).unwrap_or(now) {
         return Err(AppError::invalid_field(

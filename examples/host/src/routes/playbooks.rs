@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jiff::Timestamp;
 use mmm_engine::simulate::{Replay, ReplayReport};
+use mmm_engine::Quoted;
 use mmm_engine::{codes, Diagnostic, Engine, ErrorInfo, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -21,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{quote, PathParams, QueryParams, TextBody, YamlBody, PREFIX};
+use super::{PathParams, QueryParams, TextBody, YamlBody, PREFIX};
 use crate::auth::extract::{Admin, Author};
 use crate::auth::Caller;
 use crate::error::{AppError, Problem};
@@ -218,15 +219,15 @@ pub(crate) fn target_tenant(caller: &Caller, query: &TenantQuery) -> Result<Stri
             } else {
                 Err(AppError::invalid_field(
                     "tenant",
-                    format!("`{}` is not a tenant id", quote(t)),
+                    format!("{} is not a tenant id", Quoted(t)),
                 ))
             }
         }
         Some(t) if *t == caller.tenant => Ok(t.clone()),
         Some(t) => Err(AppError::Forbidden(format!(
-            "the token is for tenant `{}`, not `{}`",
+            "the token is for tenant `{}`, not {}",
             caller.tenant,
-            quote(t)
+            Quoted(t)
         ))),
     }
 }
@@ -247,8 +248,8 @@ async fn find_version(
         }
     }
     Err(AppError::NotFound(format!(
-        "no playbook `{}` version {v}",
-        quote(id)
+        "no playbook {} version {v}",
+        Quoted(id)
     )))
 }
 
@@ -346,8 +347,8 @@ async fn get_playbook(
     let playbooks = entries(&metas);
     if playbooks.is_empty() {
         return Err(AppError::NotFound(format!(
-            "no playbook `{}`",
-            quote(&path.id)
+            "no playbook {}",
+            Quoted(&path.id)
         )));
     }
     let serving = playbooks
@@ -413,9 +414,9 @@ async fn create(
             "only the platform operator writes global (`tenant: \"*\"`) playbooks".to_owned()
         } else {
             format!(
-                "the token is for tenant `{}`, not `{}`",
+                "the token is for tenant `{}`, not {}",
                 caller.tenant,
-                quote(&tenant)
+                Quoted(&tenant)
             )
         }));
     }
@@ -758,7 +759,7 @@ async fn simulate(
                             field: Some("tenant_id".to_owned()),
                             ..ErrorInfo::new(
                                 crate::error::code::FORBIDDEN,
-                                format!("the signal is for tenant `{}`, not `{own}`", quote(t)),
+                                format!("the signal is for tenant {}, not `{own}`", Quoted(t)),
                             )
                         },
                     );

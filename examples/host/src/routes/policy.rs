@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mmm_engine::Quoted;
 use mmm_engine::{codes, Context, ErrorInfo};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -108,15 +109,10 @@ pub(crate) fn validate_part(part: &str, value: &Value) -> Result<(), AppError> {
             } else {
                 field
             };
-            Err(AppError::Invalid {
-                status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                code: crate::error::code::INVALID_REQUEST,
-                detail: format!("field `{field}`: {}", e.message),
-                errors: vec![ErrorInfo {
-                    field: Some(field),
-                    ..ErrorInfo::new(codes::CONTEXT_INVALID, e.message)
-                }],
-            })
+            Err(AppError::core(ErrorInfo {
+                field: Some(field),
+                ..ErrorInfo::new(codes::CONTEXT_INVALID, e.message)
+            }))
         }
     }
 }
@@ -184,7 +180,7 @@ pub(crate) fn check_tenant(caller: &Caller, tenant: &str) -> Result<(), AppError
     if !crate::auth::valid_tenant(tenant) {
         return Err(AppError::invalid_field(
             "tenant_id",
-            format!("`{}` is not a tenant id", super::quote(tenant)),
+            format!("{} is not a tenant id", Quoted(tenant)),
         ));
     }
     caller.check_tenant_path(tenant)

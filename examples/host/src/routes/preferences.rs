@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use jiff::Timestamp;
+use mmm_engine::Quoted;
 use mmm_engine::{parse_timestamp, Duration};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -18,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::policy::{if_match, stored, validate_part, with_etag};
-use super::{quote, JsonBody, QueryParams};
+use super::{JsonBody, QueryParams};
 use crate::auth::extract::PreferencesOf;
 use crate::error::{AppError, Problem};
 use crate::store::{NewAudit, StoreError};
@@ -71,7 +72,7 @@ pub(crate) fn actor_tenant(
     match &query.tenant {
         Some(t) if !crate::auth::valid_tenant(t) => Err(AppError::invalid_field(
             "tenant",
-            format!("`{}` is not a tenant id", quote(t)),
+            format!("{} is not a tenant id", Quoted(t)),
         )),
         Some(t) => {
             caller.check_tenant_path(t)?;

@@ -12,8 +12,8 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::quote;
 use crate::error::AppError;
+use mmm_engine::field_name;
 
 /// `(method in lower case, path template)` → the query parameters it documents.
 static DOCUMENTED: LazyLock<HashMap<(String, String), Vec<String>>> = LazyLock::new(|| {
@@ -63,7 +63,7 @@ pub fn check(query: &str, allowed: &[String]) -> Result<(), AppError> {
                 format!("this route takes {}", allowed.join(", "))
             };
             return Err(AppError::invalid_field(
-                &quote(&name),
+                &field_name(&name),
                 format!("unknown query parameter; {takes}"),
             ));
         }

@@ -647,25 +647,28 @@ pub(crate) const FATIGUE_RETENTION_MS: i64 = 30 * 86_400_000;
 
 /// The fatigue verdict for `req` given the actor's stored history: the firings of this
 /// playbook and the (time, actions) returned across playbooks, both in milliseconds.
-/// The same rules as the core's `InMemoryFatigue`: firings after `now` (a replay out of
-/// order) do not count; a critical playbook ignores the budget but its actions count.
+/// The same rules as the core's `InMemoryFatigue`: entries count by their distance from
+/// `now` on either side (one after `now` is a concurrent decision's, whose check ran
+/// first); a critical playbook ignores the budget but its actions count.
 pub(crate) fn fatigue_verdict(
     req: &FatigueRequest<'_>,
     firings: &[i64],
     actions: &[(i64, u32)],
 ) -> FatigueVerdict {
     let now = req.now.as_millisecond();
-    let past = || firings.iter().copied().filter(|t| *t <= now);
+    // Entries count by their distance from `now`, on either side: one after `now` is a
+    // concurrent decision's (its `now` a little later, its check first).
+    let within = |t: i64, span: i64| now.saturating_sub(span) < t && t < now.saturating_add(span);
     if let Some(cooldown) = req.cooldown {
-        if past()
-            .max()
-            .is_some_and(|last| now < last + cooldown.as_millis())
-        {
+        if firings.iter().any(|t| within(*t, cooldown.as_millis())) {
             return FatigueVerdict::Cooldown;
         }
     }
     if let Some((max, window)) = req.max {
-        let in_window = past().filter(|t| *t > now - window.as_millis()).count();
+        let in_window = firings
+            .iter()
+            .filter(|t| within(**t, window.as_millis()))
+            .count();
         if in_window >= usize::try_from(max).unwrap_or(usize::MAX) {
             return FatigueVerdict::Max;
         }
@@ -674,7 +677,7 @@ pub(crate) fn fatigue_verdict(
     if let (Some((max, window)), false) = (req.budget, req.critical) {
         let used: u32 = actions
             .iter()
-            .filter(|(t, _)| *t > now - window.as_millis() && *t <= now)
+            .filter(|(t, _)| within(*t, window.as_millis()))
             .map(|(_, n)| *n)
             .fold(0u32, u32::saturating_add);
         let room = max.saturating_sub(used);
@@ -753,9 +756,14 @@ mod tests {
             fatigue_verdict(&cooldown, &[9 * H], &[]),
             FatigueVerdict::Allowed(2)
         );
-        // A firing recorded after `now` (a replay out of order) does not count.
+        // A firing recorded after `now` (a concurrent decision's) counts, until a whole
+        // cooldown after it.
         assert_eq!(
             fatigue_verdict(&cooldown, &[10 * H + 1], &[]),
+            FatigueVerdict::Cooldown
+        );
+        assert_eq!(
+            fatigue_verdict(&cooldown, &[11 * H], &[]),
             FatigueVerdict::Allowed(2)
         );
         let max = FatigueRequest {
