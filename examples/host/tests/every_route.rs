@@ -277,6 +277,12 @@ enum Who {
     Tampered,
     Garbage,
     Basic,
+    /// `alg: none`, no signature.
+    AlgNone,
+    /// HS256 with a made-up secret (algorithm confusion).
+    Hs256,
+    /// 100 KB of token.
+    Huge,
     /// `developer` of `acme`, `sub` an actor owning nothing.
     WeakRole,
     /// Every role of tenant `other`, the same `sub`.
@@ -316,6 +322,26 @@ fn authorization(host: &Host, who: Who) -> Option<String> {
             bearer(format!("{head}.{flipped}"))
         }
         Who::Garbage => bearer("not.a.jwt".to_owned()),
+        Who::AlgNone => {
+            use base64::Engine as _;
+            let b64 =
+                |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+            let body = serde_json::to_value(claims("acme", ALL_ROLES, "dev-1", 3600)).unwrap();
+            bearer(format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "typ": "JWT"})),
+                b64(&body)
+            ))
+        }
+        Who::Hs256 => bearer(
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                &claims("acme", ALL_ROLES, "dev-1", 3600),
+                &jsonwebtoken::EncodingKey::from_secret(b"guessed").unwrap(),
+            )
+            .unwrap(),
+        ),
+        Who::Huge => bearer("a".repeat(100 * 1024)),
         Who::Basic => Some("Basic YWRtaW46YWRtaW4=".to_owned()),
         Who::WeakRole => bearer(host.token("acme", &["developer"], "nobody")),
         Who::OtherTenant => bearer(host.token("other", ALL_ROLES, "dev-1")),
@@ -382,6 +408,9 @@ fn probes(op: &Op) -> Vec<Probe> {
             Who::Tampered,
             Who::Garbage,
             Who::Basic,
+            Who::AlgNone,
+            Who::Hs256,
+            Who::Huge,
         ] {
             out.push(valid_body(probe(
                 format!("token: {who:?}"),

@@ -168,7 +168,7 @@ fn signal_subject(
             code: crate::error::code::SIGNAL_INVALID,
             detail: format!(
                 "field `signal.actor_id`: {} holds a control character",
-                mmm_engine::Quoted(a)
+                Quoted(a)
             ),
             errors: vec![mmm_engine::ErrorInfo {
                 field: Some("signal.actor_id".to_owned()),

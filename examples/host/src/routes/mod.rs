@@ -64,7 +64,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PathParams<T> {
             for (name, value) in raw.iter() {
                 if value.chars().any(char::is_control) {
                     return Err(AppError::invalid_field(
-                        name,
+                        &field_name(name),
                         format!(
                             "{} holds a control character, which no identifier may",
                             Quoted(value)
@@ -218,7 +218,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     })?;
     de.end().map_err(|e| {
         AppError::unreadable(
-            format!("the body is not valid JSON: more after the value: {e}"),
+            format!(
+                "the body is not valid JSON: more after the value: {}",
+                clean_message(&e.to_string())
+            ),
             None,
         )
     })?;

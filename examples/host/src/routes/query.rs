@@ -13,6 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::AppError;
+use mmm_engine::field_name;
 
 /// `(method in lower case, path template)` → the query parameters it documents.
 static DOCUMENTED: LazyLock<HashMap<(String, String), Vec<String>>> = LazyLock::new(|| {
@@ -62,7 +63,7 @@ pub fn check(query: &str, allowed: &[String]) -> Result<(), AppError> {
                 format!("this route takes {}", allowed.join(", "))
             };
             return Err(AppError::invalid_field(
-                &mmm_engine::field_name(&name),
+                &field_name(&name),
                 format!("unknown query parameter; {takes}"),
             ));
         }
