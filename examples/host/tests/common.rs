@@ -80,6 +80,11 @@ impl TestDb {
 }
 
 static SKIP_NOTE: Once = Once::new();
+
+/// Held by the tests that load the machine (real processes under hundreds of concurrent
+/// requests, thousands of hostile requests): they run one at a time, so that none of them
+/// starves another's bounded waits on a 2-core machine. The other tests run beside them.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
 
 pub async fn sqlite() -> TestDb {

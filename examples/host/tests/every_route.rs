@@ -864,6 +864,7 @@ async fn seeded(db: crate::common::TestDb) -> Host {
 /// the slower one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_hostile_input_with_problem_details_and_changes_nothing() {
+    let _heavy = crate::common::HEAVY.lock().await;
     let runs: Vec<_> = backends()
         .await
         .into_iter()

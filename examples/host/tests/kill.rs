@@ -144,6 +144,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_under_load_loses_no_answered_receipt_and_the_chain_continues() {
+    let _heavy = crate::common::HEAVY.lock().await;
     let data = tempfile::tempdir().unwrap();
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = key_files(keys.path());
@@ -210,6 +211,7 @@ async fn sigkill_under_load_loses_no_answered_receipt_and_the_chain_continues() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_exits_0_within_10s_with_every_answer_stored() {
+    let _heavy = crate::common::HEAVY.lock().await;
     let data = tempfile::tempdir().unwrap();
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = key_files(keys.path());

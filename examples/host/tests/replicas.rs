@@ -379,6 +379,7 @@ async fn chain(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_follow_a_publish_and_never_both_pass_a_limit_of_one() {
+    let _heavy = crate::common::HEAVY.lock().await;
     let (Some(server), Some(redis_url)) = (
         required("MMM_TEST_POSTGRES_URL"),
         required("MMM_TEST_REDIS_URL"),
