@@ -9,6 +9,12 @@ use mmm_host::auth::{Claims, KeySet, LocalKey, Verifier};
 use mmm_host::config::{Cli, Command, LogFormat, ServeArgs, TokenArgs};
 use mmm_host::{app, live, store, AppState};
 
+/// Decisions allocate on the blocking pool's threads and are freed on the async
+/// workers; glibc's per-thread arenas made that a fifth of the host's time under load
+/// (docs/performance.md, "Host load"). mimalloc frees across threads without a lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -130,6 +136,11 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot open the database: {e}"))?;
     let config = mmm_host::engine_setup::engine_config(args.engine_settings.as_deref())?;
     let plugins = mmm_host::plugins::Plugins::from_args(&args, &store, &config.timeouts)?;
+    plugins
+        .fatigue
+        .load(&*store, config.fatigue_max_actors)
+        .await
+        .map_err(|e| format!("loading the fatigue history: {e}"))?;
     let setup =
         mmm_host::engine_setup::build(&args, &store, |builder| plugins.apply(builder)).await?;
     let state = AppState::with_engine_and_metrics(
