@@ -9,12 +9,6 @@ use mmm_host::auth::{Claims, KeySet, LocalKey, Verifier};
 use mmm_host::config::{Cli, Command, LogFormat, ServeArgs, TokenArgs};
 use mmm_host::{app, live, store, AppState};
 
-/// Decisions allocate on the blocking pool's threads and are freed on the async
-/// workers; glibc's per-thread arenas made that a fifth of the host's time under load
-/// (docs/performance.md, "Host load"). mimalloc frees across threads without a lock.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
