@@ -1,7 +1,9 @@
 //! The fatigue port of the engine (SPEC §4, §5, §13): an atomic check-and-record per
-//! actor, kept in the host's store (SQLite survives restarts; PostgreSQL serialises per
-//! actor) or in Redis (one Lua script per check, so replicas never both pass a limit of
-//! one).
+//! actor, kept in the host's store (PostgreSQL serialises per actor), in Redis (one Lua
+//! script per check, so replicas never both pass a limit of one) or, on SQLite (one
+//! process owns the file), in the core's in-memory store as the authority, loaded from
+//! the database on start, whose allowed firings are written with the decisions' group
+//! commit ([`MemoryFatigue`]), so they survive restarts.
 //!
 //! The engine is synchronous and runs on `spawn_blocking` threads, so both stores call
 //! their async clients with [`Handle::block_on`] from the deciding thread, each call
@@ -18,7 +20,7 @@ use redis::aio::ConnectionManager;
 use tokio::runtime::Handle;
 
 use crate::config::ServeArgs;
-use crate::store::Store;
+use crate::store::{fatigue_horizon_ms, FatigueEvent, Store, StoreError};
 
 /// How long history recorded without limits (`record`) is kept, as in the core.
 const HISTORY_RETENTION_MS: i64 = 30 * 86_400_000;
@@ -105,6 +107,157 @@ impl FatigueStore for StoreFatigue {
             self.store
                 .fatigue_record(tenant_id, actor_id, playbook_id, at, actions),
         )
+    }
+}
+
+// ---- in memory, journaled to the store ---------------------------------------------------
+
+/// Firings the in-memory authority allowed and the store does not hold yet: the decision
+/// log's committer takes them into each batch ([`crate::receipts::DecisionLog`]), so they
+/// are committed in the same transaction as the receipts of the decisions that made them.
+#[derive(Debug, Default)]
+pub struct FatigueJournal {
+    events: std::sync::Mutex<Vec<FatigueEvent>>,
+    wake: tokio::sync::Notify,
+}
+
+impl FatigueJournal {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<FatigueEvent>> {
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a firing and wakes the committer.
+    pub fn push(&self, event: FatigueEvent) {
+        self.lock().push(event);
+        self.wake.notify_one();
+    }
+
+    /// Takes every firing added so far.
+    pub fn take(&self) -> Vec<FatigueEvent> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Resolves once a firing was added since the last wake.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+}
+
+/// Fatigue for a host that owns its SQLite file: the core's [`InMemoryFatigue`] judges
+/// and records (no database round trip, no write transaction per check), every allowed
+/// firing goes to the [`FatigueJournal`], and the decision log writes it to
+/// `fatigue_events` in the same transaction as the decision's receipt, before the
+/// decision is answered. On start [`MemoryFatigue::load`] replays the stored firings, so
+/// cooldowns, `max` and budgets survive a restart (a SIGKILL too: what a 200 answered is
+/// on disk). Until it has loaded, checks answer unavailable (held back, never a nag).
+///
+/// Only for one process per database: replicas sharing PostgreSQL use [`StoreFatigue`] or
+/// [`RedisFatigue`].
+#[derive(Debug, Default)]
+pub struct MemoryFatigue {
+    memory: std::sync::OnceLock<mmm_engine::InMemoryFatigue>,
+    journal: Arc<FatigueJournal>,
+}
+
+impl MemoryFatigue {
+    /// An authority that is not loaded yet.
+    pub fn new() -> Self {
+        MemoryFatigue::default()
+    }
+
+    /// The journal the decision log must drain.
+    pub fn journal(&self) -> &Arc<FatigueJournal> {
+        &self.journal
+    }
+
+    /// Whether [`MemoryFatigue::load`] has run.
+    pub fn loaded(&self) -> bool {
+        self.memory.get().is_some()
+    }
+
+    /// Loads the stored firings (oldest first). The store tracks at least `max_actors`
+    /// actors (the engine's `fatigue_max_actors`), and twice as many as the database
+    /// holds, so that no stored firing is refused for want of room. Returns how many
+    /// firings were loaded. A second call loads nothing.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn load(&self, store: &dyn Store, max_actors: usize) -> Result<usize, StoreError> {
+        if self.loaded() {
+            return Ok(0);
+        }
+        let events = store.load_fatigue().await?;
+        let actors: std::collections::HashSet<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.tenant.as_str(), e.actor_id.as_str()))
+            .collect();
+        let memory = mmm_engine::InMemoryFatigue::with_max_actors(max_actors.max(actors.len() * 2));
+        for e in &events {
+            if let Err(err) = memory.record(&e.tenant, &e.actor_id, &e.playbook_id, e.at, e.actions)
+            {
+                return Err(StoreError::Internal(format!(
+                    "loading fatigue history: {err}"
+                )));
+            }
+        }
+        // Another load won the race: its memory stands, and this one is dropped.
+        let _ = self.memory.set(memory);
+        Ok(events.len())
+    }
+
+    fn memory(&self) -> Result<&mmm_engine::InMemoryFatigue, FatigueError> {
+        self.memory.get().ok_or_else(|| {
+            FatigueError::Unavailable("the fatigue history is not loaded yet".to_owned())
+        })
+    }
+}
+
+impl FatigueStore for MemoryFatigue {
+    fn check_and_record(&self, req: &FatigueRequest<'_>) -> Result<FatigueVerdict, FatigueError> {
+        if unlimited(req) {
+            return Ok(FatigueVerdict::Allowed(req.actions));
+        }
+        let verdict = self.memory()?.check_and_record(req)?;
+        if let FatigueVerdict::Allowed(n) = verdict {
+            let now = req.now.as_millisecond();
+            self.journal.push(FatigueEvent {
+                tenant: req.tenant_id.to_owned(),
+                actor_id: req.actor_id.to_owned(),
+                playbook_id: req.playbook_id.to_owned(),
+                at: req.now,
+                actions: n,
+                prune_before: Some(now.saturating_sub(fatigue_horizon_ms(req))),
+            });
+        }
+        Ok(verdict)
+    }
+
+    fn record(
+        &self,
+        tenant_id: &str,
+        actor_id: &str,
+        playbook_id: &str,
+        at: Timestamp,
+        actions: u32,
+    ) -> Result<(), FatigueError> {
+        self.memory()?
+            .record(tenant_id, actor_id, playbook_id, at, actions)?;
+        self.journal.push(FatigueEvent {
+            tenant: tenant_id.to_owned(),
+            actor_id: actor_id.to_owned(),
+            playbook_id: playbook_id.to_owned(),
+            at,
+            actions,
+            prune_before: None,
+        });
+        Ok(())
     }
 }
 
@@ -398,8 +551,10 @@ impl FatigueStore for RedisFatigue {
 /// What [`from_args`] built.
 #[derive(Debug, Clone)]
 pub enum HostFatigue {
-    /// In the database.
+    /// In the database (PostgreSQL).
     Store(Arc<StoreFatigue>),
+    /// In memory, journaled to the database (SQLite).
+    Memory(Arc<MemoryFatigue>),
     /// In Redis.
     Redis(Arc<RedisFatigue>),
 }
@@ -409,6 +564,7 @@ impl HostFatigue {
     pub fn port(&self) -> Arc<dyn FatigueStore> {
         match self {
             HostFatigue::Store(s) => Arc::clone(s) as Arc<dyn FatigueStore>,
+            HostFatigue::Memory(m) => Arc::clone(m) as Arc<dyn FatigueStore>,
             HostFatigue::Redis(r) => Arc::clone(r) as Arc<dyn FatigueStore>,
         }
     }
@@ -420,13 +576,38 @@ impl HostFatigue {
     pub async fn ready(&self) -> Result<(), String> {
         match self {
             HostFatigue::Store(_) => Ok(()),
+            HostFatigue::Memory(m) if m.loaded() => Ok(()),
+            HostFatigue::Memory(_) => Err("the fatigue history is not loaded yet".to_owned()),
             HostFatigue::Redis(r) => r.ping().await,
         }
     }
+
+    /// The journal the decision log writes with each batch (the in-memory authority's).
+    pub fn journal(&self) -> Option<Arc<FatigueJournal>> {
+        match self {
+            HostFatigue::Memory(m) => Some(Arc::clone(m.journal())),
+            _ => None,
+        }
+    }
+
+    /// Loads what must be loaded before deciding (the in-memory authority's history);
+    /// nothing for the others. `max_actors` is the engine's `fatigue_max_actors`.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn load(&self, store: &dyn Store, max_actors: usize) -> Result<(), StoreError> {
+        if let HostFatigue::Memory(m) = self {
+            let n = m.load(store, max_actors).await?;
+            tracing::info!(firings = n, "fatigue history loaded");
+        }
+        Ok(())
+    }
 }
 
-/// The fatigue store the flags ask for: Redis with `--redis-url`, else the database.
-/// Call from inside the runtime (it keeps a handle to it).
+/// The fatigue store the flags ask for: Redis with `--redis-url`; else, on SQLite, the
+/// in-memory authority journaled to the database ([`MemoryFatigue`]; load it with
+/// [`HostFatigue::load`] before serving); else the database. Call from inside the
+/// runtime (it keeps a handle to it).
 ///
 /// # Errors
 /// A message naming the flag when `--redis-url` is unusable or no runtime is running.
@@ -436,6 +617,7 @@ pub fn from_args(args: &ServeArgs, store: Arc<dyn Store>) -> Result<HostFatigue,
     let timeout = StdDuration::from_millis(args.fatigue_timeout_ms.max(1));
     Ok(match &args.redis_url {
         Some(url) => HostFatigue::Redis(Arc::new(RedisFatigue::connect(url, handle, timeout, "")?)),
+        None if store.backend() == "sqlite" => HostFatigue::Memory(Arc::new(MemoryFatigue::new())),
         None => HostFatigue::Store(Arc::new(StoreFatigue::new(store, handle, timeout))),
     })
 }

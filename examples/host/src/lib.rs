@@ -144,10 +144,21 @@ impl AppState {
         }
     }
 
-    /// The same state, knowing the engine's fatigue store (for `/ready`).
+    /// The same state, knowing the engine's fatigue store (for `/ready`). When it is the
+    /// in-memory authority ([`fatigue::MemoryFatigue`]), the decision log is restarted
+    /// (same chain and linger) to write its firings: call it before serving.
     #[must_use]
     pub fn with_fatigue(mut self, fatigue: fatigue::HostFatigue) -> Self {
+        let journal = fatigue.journal();
         self.fatigue = Some(fatigue);
+        if journal.is_some() {
+            self.decisions = receipts::DecisionLog::start_with_journal(
+                Arc::clone(&self.store),
+                self.decisions.chain().cloned(),
+                self.decisions.linger(),
+                journal,
+            );
+        }
         self
     }
 }
@@ -158,7 +169,16 @@ impl AppState {
     /// decisions. Call it before serving: the previous log must hold nothing.
     #[must_use]
     pub fn with_chain(mut self, chain: Option<receipts::Chain>, linger: Duration) -> Self {
-        self.decisions = receipts::DecisionLog::start(Arc::clone(&self.store), chain, linger);
+        let journal = self
+            .fatigue
+            .as_ref()
+            .and_then(fatigue::HostFatigue::journal);
+        self.decisions = receipts::DecisionLog::start_with_journal(
+            Arc::clone(&self.store),
+            chain,
+            linger,
+            journal,
+        );
         self
     }
 }

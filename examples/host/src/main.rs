@@ -130,6 +130,11 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot open the database: {e}"))?;
     let config = mmm_host::engine_setup::engine_config(args.engine_settings.as_deref())?;
     let plugins = mmm_host::plugins::Plugins::from_args(&args, &store, &config.timeouts)?;
+    plugins
+        .fatigue
+        .load(&*store, config.fatigue_max_actors)
+        .await
+        .map_err(|e| format!("loading the fatigue history: {e}"))?;
     let setup =
         mmm_host::engine_setup::build(&args, &store, |builder| plugins.apply(builder)).await?;
     let state = AppState::with_engine_and_metrics(

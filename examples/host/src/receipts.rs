@@ -23,7 +23,10 @@ use mmm_engine::receipt::{decode_base64, Envelope, VerifyingKey};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::store::{Count, DecisionBatch, IssuedAction, ReceiptRow, Store, StoreError};
+use crate::fatigue::FatigueJournal;
+use crate::store::{
+    Count, DecisionBatch, FatigueEvent, IssuedAction, ReceiptRow, Store, StoreError,
+};
 
 /// Most records one transaction writes.
 pub const MAX_BATCH: usize = 1024;
@@ -94,6 +97,7 @@ pub struct DecisionLog {
     backlog: Arc<AtomicUsize>,
     broken: Arc<AtomicBool>,
     chain: Option<Chain>,
+    linger: Duration,
 }
 
 impl std::fmt::Debug for DecisionLog {
@@ -109,6 +113,18 @@ impl DecisionLog {
     /// Starts the committer on the current tokio runtime. `chain` is the chain the engine
     /// signs (none when receipts are disabled); `linger` how long a batch waits for more.
     pub fn start(store: Arc<dyn Store>, chain: Option<Chain>, linger: Duration) -> Arc<Self> {
+        DecisionLog::start_with_journal(store, chain, linger, None)
+    }
+
+    /// As [`DecisionLog::start`], also writing the fatigue firings of `journal` (the
+    /// in-memory fatigue authority's) with each batch: a firing pushed before a decision
+    /// is submitted is committed with that decision or before it.
+    pub fn start_with_journal(
+        store: Arc<dyn Store>,
+        chain: Option<Chain>,
+        linger: Duration,
+        journal: Option<Arc<FatigueJournal>>,
+    ) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));
         let broken = Arc::new(AtomicBool::new(false));
@@ -124,6 +140,9 @@ impl DecisionLog {
             flushes: Vec::new(),
             backlog: Arc::clone(&backlog),
             broken: Arc::clone(&broken),
+            journal,
+            fatigue: Vec::new(),
+            carried: 0,
         };
         tokio::spawn(committer.run());
         Arc::new(DecisionLog {
@@ -131,7 +150,13 @@ impl DecisionLog {
             backlog,
             broken,
             chain,
+            linger,
         })
+    }
+
+    /// How long a batch waits for more decisions.
+    pub fn linger(&self) -> Duration {
+        self.linger
     }
 
     /// The chain receipts are signed on, when signing is on.
@@ -198,9 +223,28 @@ struct Committer {
     flushes: Vec<oneshot::Sender<()>>,
     backlog: Arc<AtomicUsize>,
     broken: Arc<AtomicBool>,
+    /// The in-memory fatigue authority's firings to write.
+    journal: Option<Arc<FatigueJournal>>,
+    /// Firings taken from the journal and not committed yet.
+    fatigue: Vec<FatigueEvent>,
+    /// How many of `fatigue` were in a failed attempt (which may have committed although
+    /// its answer was lost).
+    carried: usize,
+}
+
+/// What woke the idle committer.
+enum Woke {
+    Msg(Option<Msg>),
+    Journal,
+    GapTimeout,
 }
 
 impl Committer {
+    /// Whether fatigue firings wait to be written.
+    fn has_fatigue(&self) -> bool {
+        !self.fatigue.is_empty() || self.journal.as_ref().is_some_and(|j| !j.is_empty())
+    }
+
     fn take(&mut self, msg: Msg) {
         match msg {
             Msg::Flush(done) => self.flushes.push(done),
@@ -273,7 +317,7 @@ impl Committer {
     }
 
     fn answer_flushes(&mut self) {
-        if self.ready.is_empty() {
+        if self.ready.is_empty() && !self.has_fatigue() {
             for f in self.flushes.drain(..) {
                 let _ = f.send(());
             }
@@ -285,27 +329,40 @@ impl Committer {
         let mut backoff = Duration::from_millis(50);
         loop {
             self.answer_flushes();
-            if self.ready.is_empty() {
+            if self.ready.is_empty() && !self.has_fatigue() {
                 if closed {
                     return;
                 }
-                let msg = if self.waiting.is_empty() {
-                    self.rx.recv().await
-                } else {
-                    match tokio::time::timeout(GAP_TIMEOUT, self.rx.recv()).await {
-                        Ok(msg) => msg,
-                        Err(_) => {
-                            self.expire_waiting();
-                            continue;
+                let waiting = !self.waiting.is_empty();
+                let rx = &mut self.rx;
+                let recv = async move {
+                    if waiting {
+                        match tokio::time::timeout(GAP_TIMEOUT, rx.recv()).await {
+                            Ok(msg) => Woke::Msg(msg),
+                            Err(_) => Woke::GapTimeout,
                         }
+                    } else {
+                        Woke::Msg(rx.recv().await)
                     }
                 };
-                match msg {
-                    Some(msg) => self.take(msg),
-                    None => closed = true,
+                let woke = match self.journal.clone() {
+                    Some(journal) => tokio::select! {
+                        woke = recv => woke,
+                        () = journal.woken() => Woke::Journal,
+                    },
+                    None => recv.await,
+                };
+                match woke {
+                    Woke::GapTimeout => {
+                        self.expire_waiting();
+                        continue;
+                    }
+                    Woke::Journal => {}
+                    Woke::Msg(Some(msg)) => self.take(msg),
+                    Woke::Msg(None) => closed = true,
                 }
                 self.expire_waiting();
-                if self.ready.is_empty() {
+                if self.ready.is_empty() && !self.has_fatigue() {
                     continue;
                 }
             }
@@ -319,7 +376,13 @@ impl Committer {
                 }
             }
             let n = self.ready.len().min(MAX_BATCH);
-            let batch = batch(self.ready.get(..n).unwrap_or_default());
+            let mut batch = batch(self.ready.get(..n).unwrap_or_default());
+            // Taken after the batch's decisions arrived: each pushed its firings before
+            // it was submitted, so they are all here (or in `fatigue` from before).
+            if let Some(journal) = &self.journal {
+                self.fatigue.extend(journal.take());
+            }
+            batch.fatigue = std::mem::take(&mut self.fatigue);
             let started = Instant::now();
             let result = self.store.record_decisions(&batch).await;
             tracing::debug!(
@@ -331,9 +394,15 @@ impl Committer {
             match result {
                 Ok(()) => {
                     backoff = Duration::from_millis(50);
+                    self.carried = 0;
                     self.committed(n);
                 }
                 Err(StoreError::Conflict(why)) => {
+                    // An earlier attempt committed although its answer was lost (or the
+                    // chain is broken): its firings are stored, the later ones are not.
+                    let carried = self.carried.min(batch.fatigue.len());
+                    self.fatigue = batch.fatigue.split_off(carried);
+                    self.carried = 0;
                     if self.stored_already(&batch).await {
                         self.committed(n);
                     } else if batch.receipts.is_empty() {
@@ -355,6 +424,8 @@ impl Committer {
                     }
                 }
                 Err(e) => {
+                    self.fatigue = std::mem::take(&mut batch.fatigue);
+                    self.carried = self.fatigue.len();
                     tracing::warn!(error = %e, records = n, "committing decisions failed; retrying");
                     for entry in self.ready.iter_mut().take(n) {
                         entry.answer(Err(e.clone()));

@@ -581,3 +581,127 @@ async fn fatigue_recovers_when_redis_comes_back() {
     task.abort();
     clean(&url, &prefix).await;
 }
+
+const COOLDOWN: &str = r#"
+apiVersion: mmm/v1
+kind: Playbook
+metadata: {id: hourly, version: 1, tenant: "*", status: published, category: general}
+spec:
+  triggers: [pr.opened]
+  fatigue: {cooldown: 1h}
+  actions:
+    - type: mirror
+      surfaces: [ide]
+      title: Opened
+      text: "At most hourly."
+"#;
+
+fn cooldown_engine(fatigue: Arc<dyn FatigueStore>) -> Arc<Engine> {
+    Arc::new(
+        Engine::builder()
+            .playbooks(PlaybookSet::from_yaml(COOLDOWN).unwrap())
+            .fatigue(fatigue)
+            .build(),
+    )
+}
+
+/// A host's life on one SQLite file: the in-memory fatigue authority loaded from it, and
+/// a decision log writing the authority's firings.
+async fn sqlite_life(
+    url: &str,
+) -> (
+    Arc<dyn mmm_host::store::Store>,
+    Arc<mmm_host::fatigue::MemoryFatigue>,
+    Arc<mmm_host::receipts::DecisionLog>,
+) {
+    let store: Arc<dyn mmm_host::store::Store> = Arc::new(
+        mmm_host::store::sqlite::SqliteStore::connect(url)
+            .await
+            .unwrap(),
+    );
+    let fatigue = Arc::new(mmm_host::fatigue::MemoryFatigue::new());
+    fatigue.load(&*store, 1000).await.unwrap();
+    let log = mmm_host::receipts::DecisionLog::start_with_journal(
+        Arc::clone(&store),
+        None,
+        StdDuration::from_millis(1),
+        Some(Arc::clone(fatigue.journal())),
+    );
+    (store, fatigue, log)
+}
+
+fn empty_record() -> mmm_host::receipts::DecisionRecord {
+    mmm_host::receipts::DecisionRecord {
+        receipt: None,
+        actions: Vec::new(),
+        approvals: Vec::new(),
+        counts: ("acme".to_owned(), ts(NOW), Vec::new()),
+    }
+}
+
+fn reasons(decisions: &[Value]) -> Vec<String> {
+    decisions
+        .iter()
+        .flat_map(|d| d["suppressed"].as_array().unwrap().clone())
+        .map(|s| s["reason"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_fatigue_authority_keeps_a_cooldown_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("mmm.db").display());
+
+    // Not loaded yet: held back, never a nag.
+    let unloaded = mmm_host::fatigue::MemoryFatigue::new();
+    let req = FatigueRequest {
+        tenant_id: "acme",
+        actor_id: "dev-1",
+        playbook_id: "hourly",
+        now: ts(NOW),
+        actions: 1,
+        cooldown: dur(Some("1h")),
+        max: None,
+        budget: None,
+        critical: false,
+    };
+    assert!(unloaded.check_and_record(&req).is_err());
+
+    // First life: 20 concurrent decisions for one actor, one acts; a decision submitted
+    // after them commits (its batch carries the firing).
+    let (store, fatigue, log) = sqlite_life(&url).await;
+    let engine = cooldown_engine(Arc::clone(&fatigue) as Arc<dyn FatigueStore>);
+    let first = concurrent(&[engine], "dev-1", 20).await;
+    assert_eq!(acted(&first), 1);
+    assert_eq!(
+        reasons(&first)
+            .iter()
+            .filter(|r| *r == "fatigue_cooldown")
+            .count(),
+        19
+    );
+    assert_eq!(log.submit(empty_record()).await.unwrap(), Ok(()));
+    assert!(fatigue.journal().is_empty());
+    drop(log);
+    store.close().await;
+
+    // Second life on the same file: the cooldown holds for that actor, not for others.
+    let (store, fatigue, log) = sqlite_life(&url).await;
+    let engine = cooldown_engine(Arc::clone(&fatigue) as Arc<dyn FatigueStore>);
+    let again = concurrent(&[Arc::clone(&engine)], "dev-1", 3).await;
+    assert_eq!(acted(&again), 0);
+    assert_eq!(reasons(&again), ["fatigue_cooldown"; 3]);
+    let other = concurrent(&[engine], "dev-2", 1).await;
+    assert_eq!(acted(&other), 1);
+
+    // A firing with no decision after it is written too (the journal wakes the log).
+    assert!(log.flush(StdDuration::from_secs(10)).await);
+    assert!(fatigue.journal().is_empty());
+    drop(log);
+    store.close().await;
+    let (store, fatigue, _log) = sqlite_life(&url).await;
+    let engine = cooldown_engine(Arc::clone(&fatigue) as Arc<dyn FatigueStore>);
+    let third = concurrent(&[engine], "dev-2", 2).await;
+    assert_eq!(acted(&third), 0);
+    store.close().await;
+}

@@ -69,6 +69,7 @@ async fn the_flags_install_every_part() {
     let args = args(&flags);
     let db = sqlite().await;
     let plugins = Plugins::from_args(&args, &db.store, &PortTimeouts::default()).unwrap();
+    plugins.fatigue.load(&*db.store, 1000).await.unwrap();
     let engine = plugins
         .apply(Engine::builder().playbooks(PlaybookSet::from_yaml(PLAYBOOK).unwrap()))
         .build();

@@ -149,12 +149,74 @@ pub fn valid_tenant(tenant: &str) -> bool {
 /// The algorithms the host verifies (SPEC §13).
 pub const ALGORITHMS: &[Algorithm] = &[Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
 
+/// How long a verified token is taken on trust without checking its signature again
+/// (never past its `exp`).
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Most verified tokens remembered; when full, the memory is emptied.
+pub const TOKEN_CACHE_MAX: usize = 10_000;
+
+/// A verified token's caller, remembered by the token's text.
+#[derive(Debug)]
+struct Verified {
+    caller: Caller,
+    /// The token's `exp` (seconds since the epoch).
+    exp: u64,
+    /// Remembered until.
+    until: std::time::Instant,
+}
+
+/// Verified tokens by their exact text: a service sends the same token with every
+/// request, and checking its signature (Ed25519, ECDSA or RSA) each time costs more
+/// than the rest of the request's auth. Bounded in size and age.
+#[derive(Debug, Default)]
+struct TokenCache {
+    map: parking_lot::Mutex<std::collections::HashMap<Box<str>, Verified>>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl TokenCache {
+    fn get(&self, token: &str) -> Option<Caller> {
+        let mut map = self.map.lock();
+        let fresh = map
+            .get(token)
+            .map(|v| std::time::Instant::now() < v.until && unix_now() < v.exp)?;
+        if fresh {
+            map.get(token).map(|v| v.caller.clone())
+        } else {
+            map.remove(token);
+            None
+        }
+    }
+
+    fn put(&self, token: &str, caller: &Caller, exp: u64) {
+        let mut map = self.map.lock();
+        if map.len() >= TOKEN_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(
+            token.into(),
+            Verified {
+                caller: caller.clone(),
+                exp,
+                until: std::time::Instant::now() + TOKEN_CACHE_TTL,
+            },
+        );
+    }
+}
+
 /// Verifies bearer tokens against a key set and the configured issuer and audience.
 #[derive(Debug)]
 pub struct Verifier {
     keys: KeySet,
     issuer: Option<String>,
     audience: Option<String>,
+    verified: TokenCache,
 }
 
 impl Verifier {
@@ -164,15 +226,27 @@ impl Verifier {
             keys,
             issuer,
             audience,
+            verified: TokenCache::default(),
         }
     }
 
-    /// Verifies `token` and returns its caller.
+    /// Verifies `token` and returns its caller. A token verified within the last
+    /// [`TOKEN_CACHE_TTL`] and not expired since is taken on trust (the same text, so the
+    /// same signature, claims and key id); only valid tokens are remembered.
     ///
     /// # Errors
     /// [`AppError::Unauthenticated`] saying what is wrong (never which key would have
     /// matched).
     pub async fn verify(&self, token: &str) -> Result<Caller, AppError> {
+        if let Some(caller) = self.verified.get(token) {
+            return Ok(caller);
+        }
+        let (caller, exp) = self.verify_uncached(token).await?;
+        self.verified.put(token, &caller, exp);
+        Ok(caller)
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<(Caller, u64), AppError> {
         let unauthenticated = |m: String| AppError::Unauthenticated(m);
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| unauthenticated(format!("the token cannot be read: {e}")))?;
@@ -226,11 +300,14 @@ impl Verifier {
             })?;
             roles.insert(role);
         }
-        Ok(Caller {
-            tenant: claims.tenant_id,
-            sub: claims.sub,
-            roles,
-        })
+        Ok((
+            Caller {
+                tenant: claims.tenant_id,
+                sub: claims.sub,
+                roles,
+            },
+            claims.exp,
+        ))
     }
 }
 
@@ -246,5 +323,34 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
             format!("the token lacks the required claim `{claim}`")
         }
         _ => format!("the token is invalid: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    fn caller() -> Caller {
+        Caller {
+            tenant: "acme".to_owned(),
+            sub: "svc".to_owned(),
+            roles: [Role::Service].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn verified_tokens_are_remembered_until_they_expire_and_the_memory_is_bounded() {
+        let cache = TokenCache::default();
+        assert_eq!(cache.get("t1"), None);
+        cache.put("t1", &caller(), unix_now() + 3600);
+        assert_eq!(cache.get("t1"), Some(caller()));
+        // Expired since it was verified: forgotten, so it is verified again (and refused).
+        cache.put("t2", &caller(), unix_now().saturating_sub(1));
+        assert_eq!(cache.get("t2"), None);
+        assert!(!cache.map.lock().contains_key("t2"));
+        for i in 0..TOKEN_CACHE_MAX + 5 {
+            cache.put(&format!("x{i}"), &caller(), unix_now() + 3600);
+        }
+        assert!(cache.map.lock().len() <= TOKEN_CACHE_MAX);
     }
 }

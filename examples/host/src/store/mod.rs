@@ -8,6 +8,7 @@
 //! mutations take a [`NewAudit`] and write it in the same transaction as the change, so
 //! nothing changes unaudited and no audit record describes a change that did not happen.
 
+pub mod cache;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -218,6 +219,28 @@ pub struct DecisionBatch {
     pub approvals: Vec<Approval>,
     /// Counter increments: tenant, time (its hour bucket), counts.
     pub counts: Vec<(String, Timestamp, Vec<Count>)>,
+    /// Fatigue firings the in-memory fatigue authority allowed (SQLite; see
+    /// `fatigue::MemoryFatigue`), stored in the same transaction.
+    pub fatigue: Vec<FatigueEvent>,
+}
+
+/// One firing of a playbook for an actor, as `fatigue_events` keeps it: `actions`
+/// returned at `at`. With `prune_before` (ms), older rows of the same tenant, actor and
+/// playbook are deleted with it (no window needs them any more).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FatigueEvent {
+    /// Tenant.
+    pub tenant: String,
+    /// Actor.
+    pub actor_id: String,
+    /// Playbook.
+    pub playbook_id: String,
+    /// When it fired (the decision's `now`).
+    pub at: Timestamp,
+    /// Actions returned (they count against the actor budget).
+    pub actions: u32,
+    /// Rows of this playbook and actor at or before this instant (ms) are dropped.
+    pub prune_before: Option<i64>,
 }
 
 impl DecisionBatch {
@@ -227,6 +250,7 @@ impl DecisionBatch {
             && self.actions.is_empty()
             && self.approvals.is_empty()
             && self.counts.is_empty()
+            && self.fatigue.is_empty()
     }
 }
 
@@ -639,6 +663,10 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Conflict`] and nothing is stored), actions (as
     /// [`Store::record_actions`]), approvals and counters.
     async fn record_decisions(&self, batch: &DecisionBatch) -> Result<(), StoreError>;
+
+    /// Every stored fatigue firing, oldest first (to load the in-memory fatigue
+    /// authority on start).
+    async fn load_fatigue(&self) -> Result<Vec<FatigueEvent>, StoreError>;
 }
 
 /// How long fatigue history is kept when a request names no longer window (as the

@@ -76,6 +76,11 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// Replicas share the database: nothing a decision reads is kept in memory.
+    fn context_cache(&self) -> Option<&crate::store::cache::ContextCache> {
+        None
+    }
+
     fn reader(&self) -> &PgPool {
         &self.pool
     }

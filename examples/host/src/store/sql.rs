@@ -121,7 +121,7 @@ macro_rules! sql_store {
         use $crate::store::sql::{big, db_err, hour_bucket, int, ms, scope_binds, ts};
         use $crate::store::{
             fatigue_horizon_ms, fatigue_verdict, AuditRecord, ChainState, Count, DecisionBatch, DeliveryTarget,
-            ExperimentRecord, IssuedAction, NewAudit, OutcomeRecord, PlaybookMeta,
+            ExperimentRecord, FatigueEvent, IssuedAction, NewAudit, OutcomeRecord, PlaybookMeta,
             PlaybookVersion, ReceiptRow, Scope, Store, StoreError, Versioned,
         };
 
@@ -471,6 +471,47 @@ macro_rules! sql_store {
                         .push_bind(ms(a.decided_at));
                 });
                 q.push(" ON CONFLICT (tenant, action_id) DO NOTHING");
+                q.build().execute(&mut **tx).await.map_err(db_err)?;
+            }
+            Ok(())
+        }
+
+        /// Fatigue firings: older rows of each (tenant, actor, playbook) that no window
+        /// needs are deleted, then the firings inserted, a chunk of rows per statement.
+        async fn record_fatigue_in(tx: &mut Tx, events: &[FatigueEvent]) -> Result<(), StoreError> {
+            let prune: Vec<(&FatigueEvent, i64)> = events
+                .iter()
+                .filter_map(|e| e.prune_before.map(|b| (e, b)))
+                .collect();
+            for chunk in prune.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new("DELETE FROM fatigue_events WHERE ");
+                for (i, (e, before)) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        q.push(" OR ");
+                    }
+                    q.push("(tenant = ")
+                        .push_bind(e.tenant.as_str())
+                        .push(" AND actor_id = ")
+                        .push_bind(e.actor_id.as_str())
+                        .push(" AND playbook_id = ")
+                        .push_bind(e.playbook_id.as_str())
+                        .push(" AND at <= ")
+                        .push_bind(*before)
+                        .push(")");
+                }
+                q.build().execute(&mut **tx).await.map_err(db_err)?;
+            }
+            for chunk in events.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO fatigue_events (tenant, actor_id, playbook_id, at, actions) ",
+                );
+                q.push_values(chunk, |mut b, e| {
+                    b.push_bind(e.tenant.as_str())
+                        .push_bind(e.actor_id.as_str())
+                        .push_bind(e.playbook_id.as_str())
+                        .push_bind(ms(e.at))
+                        .push_bind(i64::from(e.actions));
+                });
                 q.build().execute(&mut **tx).await.map_err(db_err)?;
             }
             Ok(())
@@ -913,12 +954,23 @@ macro_rules! sql_store {
                 tenant: &str,
                 actor_id: &str,
             ) -> Result<Option<Versioned>, StoreError> {
-                get_versioned(
+                use $crate::store::cache::Cached;
+                let cache = <$store>::context_cache(self);
+                let generation = match cache.map(|c| c.preferences(tenant, actor_id)) {
+                    Some(Cached::Hit(v)) => return Ok(v),
+                    Some(Cached::Miss(g)) => Some(g),
+                    None => None,
+                };
+                let v = get_versioned(
                     self.reader(),
                     "SELECT value, revision, updated_at FROM preferences WHERE tenant = $1 AND actor_id = $2",
                     &[tenant, actor_id],
                 )
-                .await
+                .await?;
+                if let (Some(c), Some(g)) = (cache, generation) {
+                    c.remember_preferences(tenant, actor_id, &v, g);
+                }
+                Ok(v)
             }
 
             async fn put_preferences(
@@ -930,7 +982,7 @@ macro_rules! sql_store {
                 audit: &NewAudit,
             ) -> Result<Versioned, StoreError> {
                 let tx = self.write().await?;
-                put_versioned(
+                let written = put_versioned(
                     tx,
                     "preferences",
                     &[("tenant", tenant), ("actor_id", actor_id)],
@@ -939,16 +991,31 @@ macro_rules! sql_store {
                     audit.at,
                     audit,
                 )
-                .await
+                .await;
+                if let Some(c) = <$store>::context_cache(self) {
+                    c.wrote_preferences(tenant, actor_id);
+                }
+                written
             }
 
             async fn get_tenant_policy(&self, tenant: &str) -> Result<Option<Versioned>, StoreError> {
-                get_versioned(
+                use $crate::store::cache::Cached;
+                let cache = <$store>::context_cache(self);
+                let generation = match cache.map(|c| c.policy(tenant)) {
+                    Some(Cached::Hit(v)) => return Ok(v),
+                    Some(Cached::Miss(g)) => Some(g),
+                    None => None,
+                };
+                let v = get_versioned(
                     self.reader(),
                     "SELECT value, revision, updated_at FROM tenant_policies WHERE tenant = $1",
                     &[tenant],
                 )
-                .await
+                .await?;
+                if let (Some(c), Some(g)) = (cache, generation) {
+                    c.remember_policy(tenant, &v, g);
+                }
+                Ok(v)
             }
 
             async fn put_tenant_policy(
@@ -959,7 +1026,7 @@ macro_rules! sql_store {
                 audit: &NewAudit,
             ) -> Result<Versioned, StoreError> {
                 let tx = self.write().await?;
-                put_versioned(
+                let written = put_versioned(
                     tx,
                     "tenant_policies",
                     &[("tenant", tenant)],
@@ -968,7 +1035,11 @@ macro_rules! sql_store {
                     audit.at,
                     audit,
                 )
-                .await
+                .await;
+                if let Some(c) = <$store>::context_cache(self) {
+                    c.wrote_policy(tenant);
+                }
+                written
             }
 
             async fn get_delivery_targets(
@@ -1472,7 +1543,30 @@ macro_rules! sql_store {
                 for (tenant, at, counts) in &batch.counts {
                     add_counts_in(&mut tx, tenant, *at, counts).await?;
                 }
+                record_fatigue_in(&mut tx, &batch.fatigue).await?;
                 commit(tx).await
+            }
+
+            async fn load_fatigue(&self) -> Result<Vec<FatigueEvent>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT tenant, actor_id, playbook_id, at, actions FROM fatigue_events \
+                     ORDER BY at",
+                )
+                .fetch_all(self.reader())
+                .await
+                .map_err(db_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(FatigueEvent {
+                            tenant: text(r, "tenant")?,
+                            actor_id: text(r, "actor_id")?,
+                            playbook_id: text(r, "playbook_id")?,
+                            at: ts(num(r, "at")?)?,
+                            actions: int::<u32>(num(r, "actions")?, "actions")?,
+                            prune_before: None,
+                        })
+                    })
+                    .collect()
             }
         }
         }

@@ -15,6 +15,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::cache::ContextCache;
 use super::sql::{db_err, sql_store};
 use super::StoreError;
 
@@ -28,6 +29,9 @@ const READERS: u32 = 4;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// The host owns the file: what decisions read is kept in memory
+    /// ([`ContextCache`]; every write of it goes through this store).
+    cache: Arc<ContextCache>,
 }
 
 impl SqliteStore {
@@ -65,7 +69,24 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(SqliteStore { writer, reader })
+        let keys =
+            sqlx::query_as::<_, (String, String)>("SELECT tenant, actor_id FROM preferences")
+                .fetch_all(&reader)
+                .await
+                .map_err(db_err)?;
+        let cache = Arc::new(ContextCache::default());
+        cache.load_preference_keys(keys.into_iter().collect());
+        Ok(SqliteStore {
+            writer,
+            reader,
+            cache,
+        })
+    }
+
+    /// The cache, while the database is open (closed, every read answers unavailable as
+    /// the database does).
+    fn context_cache(&self) -> Option<&ContextCache> {
+        (!self.reader.is_closed()).then_some(&*self.cache)
     }
 
     async fn close_pools(&self) {
