@@ -516,6 +516,7 @@ pub async fn wait_ready(
         .timeout(std::time::Duration::from_secs(2))
         .build()
         .unwrap();
+    // Real time: a real process starts on real time: polled, bounded only to catch a hang.
     let started = std::time::Instant::now();
     loop {
         let ready = client.get(format!("{base}/ready")).send().await;
@@ -529,6 +530,7 @@ pub async fn wait_ready(
             started.elapsed() < within,
             "{what}: the host was not ready within {within:?}"
         );
+        // Real time: a real process starts on real time: polled, bounded only to catch a hang.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

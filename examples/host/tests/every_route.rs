@@ -888,6 +888,7 @@ async fn battery(db: crate::common::TestDb) -> Option<String> {
         let mut failures: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut sent = 0usize;
         let mut before = state_of(s).await;
+        // Real time: the time taken is reported, not asserted.
         let started = std::time::Instant::now();
         for op in &ops {
             if !op.body.is_empty() && sample(op).is_none() {

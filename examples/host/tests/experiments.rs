@@ -551,6 +551,7 @@ async fn a_following_replica_picks_up_an_activation_by_itself() {
             .post(&format!("{P}/experiments/copy/activate"), &admin)
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        // Real time: the follower is a background task on real time: polled, bounded only to catch a hang.
         let started = std::time::Instant::now();
         while other
             .state
@@ -565,6 +566,7 @@ async fn a_following_replica_picks_up_an_activation_by_itself() {
                 "{}: the other replica did not follow within 5 s",
                 host.db.name
             );
+            // Real time: the follower is a background task on real time: polled, bounded only to catch a hang.
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         assert_eq!(decide(&other, "acme", "dev-1").actions[0].title, "Short");

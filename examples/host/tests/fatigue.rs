@@ -574,6 +574,7 @@ async fn fatigue_recovers_when_redis_comes_back() {
             verdict = Some(v);
             break;
         }
+        // Real time: Redis comes back on real time (a real server behind a proxy): polled, bounded.
         tokio::time::sleep(StdDuration::from_millis(100)).await;
     }
     // The state survived: `a` already fired today.

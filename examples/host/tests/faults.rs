@@ -187,6 +187,7 @@ impl Calls<'_> {
 
     /// Polls `/ready` (at most 30 s) until it answers 200.
     async fn until_ready(&self) {
+        // Real time: the database and the proxy run on real time: polled, bounded only to catch a hang.
         let deadline = tokio::time::Instant::now() + ANSWER_WITHIN;
         loop {
             let r = self.ready().await;
@@ -195,10 +196,12 @@ impl Calls<'_> {
             }
             assert!(r.status.as_u16() == 503, "ready: {} {}", r.status, r.text);
             assert!(
+                // Real time: the database and the proxy run on real time: polled, bounded only to catch a hang.
                 tokio::time::Instant::now() < deadline,
                 "not ready again within {ANSWER_WITHIN:?}: {}",
                 r.text
             );
+            // Real time: the database and the proxy run on real time: polled, bounded only to catch a hang.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -105,6 +105,7 @@ async fn receipts_reach_eris_once_each_after_failures_and_are_marked() {
             if left == 0 {
                 break;
             }
+            // Real time: the forwarder is a background task on real time against a real HTTP server: polled, bounded.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(left, 0, "{}: receipts left in the outbox", db.name);
@@ -179,6 +180,7 @@ async fn shutdown_stops_the_forwarder_in_the_middle_of_a_long_backoff() {
         if eris.posts.load(Ordering::SeqCst) > 0 {
             break;
         }
+        // Real time: the forwarder is a background task on real time against a real HTTP server: polled, bounded.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(eris.posts.load(Ordering::SeqCst), 1);
@@ -240,6 +242,7 @@ async fn refused_receipts_stay_in_the_outbox_and_are_counted() {
         if eris.posts.load(Ordering::SeqCst) >= 3 {
             break;
         }
+        // Real time: the forwarder is a background task on real time against a real HTTP server: polled, bounded.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(eris.posts.load(Ordering::SeqCst) >= 3);
@@ -251,6 +254,7 @@ async fn refused_receipts_stay_in_the_outbox_and_are_counted() {
         if db.store.unforwarded_receipts(10).await.unwrap().is_empty() {
             break;
         }
+        // Real time: the forwarder is a background task on real time against a real HTTP server: polled, bounded.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let keys: Vec<_> = eris

@@ -129,6 +129,7 @@ async fn exported(host: &Running, public: &Path) -> Vec<String> {
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    // Real time: real processes under real load: real time is what is under test (bounds catch hangs only).
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -138,6 +139,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
             started.elapsed() < within,
             "the host did not exit within {within:?}"
         );
+        // Real time: real processes under real load: real time is what is under test (bounds catch hangs only).
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -168,6 +170,7 @@ async fn sigkill_under_load_loses_no_answered_receipt_and_the_chain_continues() 
             }
         }));
     }
+    // Real time: real processes under real load: real time is what is under test (bounds catch hangs only).
     let started = Instant::now();
     while count.load(Ordering::SeqCst) < 150 {
         assert!(
@@ -175,6 +178,7 @@ async fn sigkill_under_load_loses_no_answered_receipt_and_the_chain_continues() 
             "the host answered only {} decisions",
             count.load(Ordering::SeqCst)
         );
+        // Real time: real processes under real load: real time is what is under test (bounds catch hangs only).
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     host.child.kill().unwrap(); // SIGKILL
@@ -239,9 +243,11 @@ async fn sigterm_under_load_exits_0_within_10s_with_every_answer_stored() {
             }
         }));
     }
+    // Real time: real processes under real load: real time is what is under test (bounds catch hangs only).
     let started = Instant::now();
     while answered.lock().unwrap().len() < 100 {
         assert!(started.elapsed() < Duration::from_secs(120));
+        // Real time: real processes under real load: real time is what is under test (bounds catch hangs only).
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let pid = host.child.id().to_string();

@@ -535,6 +535,7 @@ async fn a_following_replica_picks_up_a_publish_by_itself() {
             &admin,
         )
         .await;
+        // Real time: the follower is a background task on real time: polled, bounded only to catch a hang.
         let started = std::time::Instant::now();
         while live_version(&other, "acme", "followed").is_none() {
             assert!(
@@ -542,6 +543,7 @@ async fn a_following_replica_picks_up_a_publish_by_itself() {
                 "{}: the other replica did not follow within 5 s",
                 host.db.name
             );
+            // Real time: the follower is a background task on real time: polled, bounded only to catch a hang.
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         other.state.shutdown.begin();

@@ -122,6 +122,7 @@ async fn the_flags_install_every_part() {
         if !eris.taken.lock().unwrap().is_empty() {
             break;
         }
+        // Real time: the forwarder is a background task on real time against a real HTTP server: polled, bounded.
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(eris.taken.lock().unwrap().len(), 1);

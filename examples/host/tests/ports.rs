@@ -81,6 +81,7 @@ async fn answer(
         .or_default()
         .push(body.clone());
     match mock.mode(&method) {
+        // Real time: a slow real HTTP server: the client's real timeout is what is under test.
         SLOW => tokio::time::sleep(StdDuration::from_secs(5)).await,
         FAIL => return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
         BAD => return Json(json!("not an answer")).into_response(),

@@ -332,6 +332,7 @@ async fn until_acted(
             "replica {} did not decide with `{playbook}` {sent:?} after its publish ({attempt} tries before): {d}",
             replica.name
         );
+        // Real time: two real processes: the 2 s follow is real time under test; polls are bounded.
         tokio::time::sleep(STEP).await;
     }
     unreachable!()
@@ -443,6 +444,7 @@ async fn two_replicas_follow_a_publish_and_never_both_pass_a_limit_of_one() {
         "replica-follow",
     )
     .await;
+    // Real time: two real processes: the 2 s follow is real time under test; polls are bounded.
     let published = Instant::now();
     let (receipts, took) = until_acted(
         &client,
@@ -472,6 +474,7 @@ async fn two_replicas_follow_a_publish_and_never_both_pass_a_limit_of_one() {
         "replica-max-one",
     )
     .await;
+    // Real time: two real processes: the 2 s follow is real time under test; polls are bounded.
     let published = Instant::now();
     for replica in [&a, &b] {
         let (receipts, _) = until_acted(

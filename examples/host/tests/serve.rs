@@ -53,6 +53,7 @@ async fn first_start_serves_the_library_with_the_printed_token_and_sigterm_exits
         .expect("the host prints an admin token");
     let base = format!("http://127.0.0.1:{port}/v1/mmm");
     let client = reqwest::Client::new();
+    // Real time: a real process and its signals: real time is what is under test (bounds catch hangs only).
     let started = Instant::now();
     loop {
         let ready = client.get(format!("{base}/ready")).send().await;
@@ -63,6 +64,7 @@ async fn first_start_serves_the_library_with_the_printed_token_and_sigterm_exits
             started.elapsed() < Duration::from_secs(30),
             "the host never became ready"
         );
+        // Real time: a real process and its signals: real time is what is under test (bounds catch hangs only).
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let list: serde_json::Value = client
@@ -89,6 +91,7 @@ async fn first_start_serves_the_library_with_the_printed_token_and_sigterm_exits
         .status()
         .unwrap()
         .success());
+    // Real time: a real process and its signals: real time is what is under test (bounds catch hangs only).
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -98,6 +101,7 @@ async fn first_start_serves_the_library_with_the_printed_token_and_sigterm_exits
             started.elapsed() < Duration::from_secs(10),
             "SIGTERM did not end the host within 10 s"
         );
+        // Real time: a real process and its signals: real time is what is under test (bounds catch hangs only).
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "exit {status}");

@@ -28,7 +28,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::playbooks::{blocking, target_tenant, TenantQuery};
+use super::playbooks::{blocking, list_tenant, target_tenant, TenantQuery};
 use super::policy::{etag, if_match};
 use super::tenants::metric;
 use super::{PathParams, QueryParams, YamlBody, PREFIX};
@@ -388,13 +388,8 @@ async fn list(
     caller: Caller,
     QueryParams(query): QueryParams<TenantQuery>,
 ) -> Result<Json<ExperimentList>, AppError> {
-    let tenant;
-    let scope = if query.tenant.is_none() && caller.is_operator() {
-        Scope::All
-    } else {
-        tenant = target_tenant(&caller, &query)?;
-        Scope::Tenant(&tenant)
-    };
+    let tenant = list_tenant(&caller, &query)?;
+    let scope = tenant.as_deref().map_or(Scope::All, Scope::Tenant);
     let records = state.store.list_experiments(scope).await?;
     Ok(Json(ExperimentList {
         experiments: records.iter().map(ExperimentInfo::from).collect(),

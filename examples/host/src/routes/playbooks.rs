@@ -232,6 +232,19 @@ pub(crate) fn target_tenant(caller: &Caller, query: &TenantQuery) -> Result<Stri
     }
 }
 
+/// Whose documents a list shows: every tenant's for the platform operator without
+/// `?tenant=` (`None`), else the one tenant [`target_tenant`] names.
+pub(crate) fn list_tenant(
+    caller: &Caller,
+    query: &TenantQuery,
+) -> Result<Option<String>, AppError> {
+    if query.tenant.is_none() && caller.is_operator() {
+        Ok(None)
+    } else {
+        target_tenant(caller, query).map(Some)
+    }
+}
+
 /// The version a caller addresses: its tenant's own, else the global one.
 async fn find_version(
     state: &AppState,
@@ -312,13 +325,8 @@ async fn list(
     caller: Caller,
     QueryParams(query): QueryParams<TenantQuery>,
 ) -> Result<Json<PlaybookList>, AppError> {
-    let tenant;
-    let scope = if query.tenant.is_none() && caller.is_operator() {
-        Scope::All
-    } else {
-        tenant = target_tenant(&caller, &query)?;
-        Scope::Tenant(&tenant)
-    };
+    let tenant = list_tenant(&caller, &query)?;
+    let scope = tenant.as_deref().map_or(Scope::All, Scope::Tenant);
     let metas = state.store.list_playbooks(scope, None).await?;
     Ok(Json(PlaybookList {
         playbooks: entries(&metas),
