@@ -87,19 +87,34 @@ async fn decide(
         }
     };
     let (tenant, actor) = signal_subject(&caller, &body.signal)?;
-    if let Some(why) = state.decisions.refuses() {
-        return Err(AppError::Unavailable(why.to_owned()));
-    }
-    let context = fill_context(&state, context, tenant.as_deref(), actor.as_deref()).await?;
-
-    let engine = state.live.engine().clone();
-    let log = std::sync::Arc::clone(&state.decisions);
-    let wall = state.clock.now();
-    let signal = body.signal;
     let options = DecideOptions {
         now,
         explain: body.explain,
     };
+    let decision = decide_signal(&state, body.signal, context, options, tenant, actor).await?;
+    Ok(Json(decision))
+}
+
+/// Decides for one signal whose tenant the caller may decide for, and commits what the
+/// decision wrote (receipt, actions, approvals, counters) before returning: the one path
+/// every intake (HTTP, brokers) takes. `context` has passed [`check_context`]; `tenant`
+/// and `actor` are the signal's, as [`signal_subject`] read them.
+pub(crate) async fn decide_signal(
+    state: &AppState,
+    signal: Value,
+    context: Option<Value>,
+    options: DecideOptions,
+    tenant: Option<String>,
+    actor: Option<String>,
+) -> Result<Decision, AppError> {
+    if let Some(why) = state.decisions.refuses() {
+        return Err(AppError::Unavailable(why.to_owned()));
+    }
+    let context = fill_context(state, context, tenant.as_deref(), actor.as_deref()).await?;
+
+    let engine = state.live.engine().clone();
+    let log = std::sync::Arc::clone(&state.decisions);
+    let wall = state.clock.now();
     // Decide, and hand the record to the log, in one blocking task: once the engine has
     // signed a receipt it reaches the log even if this request is abandoned meanwhile.
     let (decision, committed) = tokio::task::spawn_blocking(move || {
@@ -120,11 +135,11 @@ async fn decide(
             ))
         }
     }
-    Ok(Json(decision))
+    Ok(decision)
 }
 
 /// The body's context: an object (or absent) without the fields the host fills.
-fn check_context(context: Option<Value>) -> Result<Option<Value>, AppError> {
+pub(crate) fn check_context(context: Option<Value>) -> Result<Option<Value>, AppError> {
     match context {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => {
@@ -144,7 +159,7 @@ fn check_context(context: Option<Value>) -> Result<Option<Value>, AppError> {
 
 /// The signal's tenant and actor, when it names them as strings (else the engine says
 /// what is wrong with the signal). Another tenant's signal answers 403.
-fn signal_subject(
+pub(crate) fn signal_subject(
     caller: &Caller,
     signal: &Value,
 ) -> Result<(Option<String>, Option<String>), AppError> {
