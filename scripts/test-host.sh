@@ -38,5 +38,5 @@ if [ "$MMM_TEST_AMQP_URL" = "amqp://guest:guest@127.0.0.1:5672/%2f" ] && ! port_
     for _ in $(seq 300); do port_open 5672 && break; sleep 0.1; done
 fi
 
-echo "==> mmm-host: tests on SQLite, PostgreSQL ($MMM_TEST_POSTGRES_URL) Redis ($MMM_TEST_REDIS_URL), NATS ($MMM_TEST_NATS_URL) and RabbitMQ"
+echo "==> mmm-host: tests on SQLite, PostgreSQL ($MMM_TEST_POSTGRES_URL), Redis ($MMM_TEST_REDIS_URL), NATS ($MMM_TEST_NATS_URL) and RabbitMQ"
 cargo test -p mmm-host --all-targets
