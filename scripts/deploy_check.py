@@ -5,10 +5,15 @@
                                        ${DS_PROMETHEUS} everywhere) and write every panel
                                        query as a recording rule to OUT.yaml, for
                                        `promtool check rules`
-  deploy_check.py names METRICS.txt    every metric the alerts and dashboards query is one
+  deploy_check.py names METRICS.txt [BINARY]
+                                       every metric the alerts and dashboards query is one
                                        the host exports (METRICS.txt: a scrape of
                                        /v1/mmm/metrics; families are read from its `# TYPE`
-                                       lines, so a family with no sample yet counts)
+                                       lines). With BINARY (the host's executable), a name
+                                       missing from the scrape is also looked up in it, to
+                                       say whether the family exists but had no sample
+                                       (prometheus-client 0.26 leaves an empty family out
+                                       of the scrape); it is a failure either way
   deploy_check.py runbooks             every alert has a severity and summary, description
                                        and runbook_url, and every runbook anchor is a
                                        heading of docs/operations.md
@@ -44,7 +49,7 @@ GRAFANA_VARIABLES = {
 
 
 def fail(problems):
-    for problem in problems:
+    for problem in dict.fromkeys(problems):
         print(problem)
     return 1 if problems else 0
 
@@ -212,8 +217,20 @@ def exported_names(metrics_text):
     return names
 
 
-def cmd_names(metrics_file):
+def registered_in(binary, name):
+    """Whether the executable holds the family name of a sample name (the string the
+    family is registered with)."""
+    family = name
+    for suffix in ("_total", "_bucket", "_sum", "_count", "_created"):
+        if name.endswith(suffix):
+            family = name[: -len(suffix)]
+            break
+    return family.encode() in binary
+
+
+def cmd_names(metrics_file, binary_file=None):
     exported = exported_names(Path(metrics_file).read_text())
+    binary = Path(binary_file).read_bytes() if binary_file else None
     problems = []
     if not exported:
         problems.append(f"{metrics_file}: no `# TYPE` line: not a scrape of the host")
@@ -227,7 +244,14 @@ def cmd_names(metrics_file):
             used.append((f"{dash} `{title}` {ref}", name))
     for where, name in used:
         if name not in exported and name not in SCRAPE_SERIES:
-            problems.append(f"{where}: `{name}` is not exported by the host")
+            if binary is not None and registered_in(binary, name):
+                problems.append(
+                    f"{where}: `{name}` is not in the scrape: the host names its family "
+                    "but it had no sample, and prometheus-client leaves an empty family "
+                    "out (docs/operations.md \"Checks\")"
+                )
+            else:
+                problems.append(f"{where}: `{name}` is not exported by the host")
     print(f"{len(used)} metric selectors checked against {len(exported)} exported names")
     return fail(problems)
 
@@ -266,7 +290,8 @@ def cmd_runbooks():
 
 
 def cmd_env(help_file):
-    documented = set(re.findall(r"\[env: (MMM_[A-Z0-9_]+)=", Path(help_file).read_text()))
+    # `[env: MMM_X=default]`, or `[env: MMM_X]` for a flag whose value is hidden.
+    documented = set(re.findall(r"\[env: (MMM_[A-Z0-9_]+)[=\]]", Path(help_file).read_text()))
     problems = []
     if not documented:
         problems.append(f"{help_file}: no `[env: MMM_…]`: not `mmm-host --help` output")
@@ -291,12 +316,12 @@ def cmd_env(help_file):
 
 def main(argv):
     commands = {
-        "dashboards": (cmd_dashboards, 1),
-        "names": (cmd_names, 1),
-        "runbooks": (cmd_runbooks, 0),
-        "env": (cmd_env, 1),
+        "dashboards": (cmd_dashboards, (1,)),
+        "names": (cmd_names, (1, 2)),
+        "runbooks": (cmd_runbooks, (0,)),
+        "env": (cmd_env, (1,)),
     }
-    if len(argv) < 2 or argv[1] not in commands or len(argv) - 2 != commands[argv[1]][1]:
+    if len(argv) < 2 or argv[1] not in commands or len(argv) - 2 not in commands[argv[1]][1]:
         print(__doc__, file=sys.stderr)
         return 2
     command, _ = commands[argv[1]]

@@ -151,8 +151,10 @@ if [ -s "$TMP/help.txt" ]; then
     check "k8s: every MMM_* variable is a flag's" "$PY" scripts/deploy_check.py env "$TMP/help.txt"
 fi
 if [ -s "$TMP/metrics.txt" ]; then
+    target_dir=$(cargo metadata --format-version 1 --no-deps |
+        "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
     check "alerts and dashboards: every metric is exported by the host" \
-        "$PY" scripts/deploy_check.py names "$TMP/metrics.txt"
+        "$PY" scripts/deploy_check.py names "$TMP/metrics.txt" "$target_dir/debug/mmm-host"
 fi
 
 if [ ${#FAILED[@]} -gt 0 ]; then
