@@ -120,8 +120,14 @@ def check_dashboard_shape(path):
     inputs = {i.get("name") for i in dash.get("__inputs", [])}
     variables = {v.get("name"): v for v in dash.get("templating", {}).get("list", [])}
     ds_var = variables.get("DS_PROMETHEUS")
-    if ds_var is None or ds_var.get("type") != "datasource" or ds_var.get("query") != "prometheus":
-        problems.append(f"{name}: no datasource variable `DS_PROMETHEUS` of type prometheus")
+    if (
+        ds_var is None
+        or ds_var.get("type") != "datasource"
+        or ds_var.get("query") != "prometheus"
+    ):
+        problems.append(
+            f"{name}: no datasource variable `DS_PROMETHEUS` of type prometheus"
+        )
     if "DS_PROMETHEUS" not in inputs:
         problems.append(f"{name}: `__inputs` does not declare DS_PROMETHEUS")
     ids = set()
@@ -165,10 +171,14 @@ def cmd_dashboards(out):
     for dash, title, ref, expr, missing in dashboard_queries():
         problems += missing
         # A recording rule's name must be a metric name: letters, digits, `_` and `:`.
-        record = re.sub(r"[^a-zA-Z0-9_:]", "_", f"grafana:{Path(dash).stem}:{title}:{ref}")
+        record = re.sub(
+            r"[^a-zA-Z0-9_:]", "_", f"grafana:{Path(dash).stem}:{title}:{ref}"
+        )
         rules.append({"record": record, "expr": expr})
     Path(out).write_text(
-        yaml.safe_dump({"groups": [{"name": "grafana-panels", "rules": rules}]}, sort_keys=False)
+        yaml.safe_dump(
+            {"groups": [{"name": "grafana-panels", "rules": rules}]}, sort_keys=False
+        )
     )
     print(f"{len(rules)} panel queries written to {out}")
     return fail(problems)
@@ -248,11 +258,13 @@ def cmd_names(metrics_file, binary_file=None):
                 problems.append(
                     f"{where}: `{name}` is not in the scrape: the host names its family "
                     "but it had no sample, and prometheus-client leaves an empty family "
-                    "out (docs/operations.md \"Checks\")"
+                    'out (docs/operations.md "Checks")'
                 )
             else:
                 problems.append(f"{where}: `{name}` is not exported by the host")
-    print(f"{len(used)} metric selectors checked against {len(exported)} exported names")
+    print(
+        f"{len(used)} metric selectors checked against {len(exported)} exported names"
+    )
     return fail(problems)
 
 
@@ -273,8 +285,14 @@ def cmd_runbooks():
     for rule in alert_rules():
         count += 1
         name = rule["alert"]
-        if rule.get("labels", {}).get("severity") not in ("critical", "warning", "info"):
-            problems.append(f"alerts.yaml {name}: severity is not critical, warning or info")
+        if rule.get("labels", {}).get("severity") not in (
+            "critical",
+            "warning",
+            "info",
+        ):
+            problems.append(
+                f"alerts.yaml {name}: severity is not critical, warning or info"
+            )
         annotations = rule.get("annotations", {})
         for key in ("summary", "description", "runbook_url"):
             if not annotations.get(key):
@@ -291,7 +309,9 @@ def cmd_runbooks():
 
 def cmd_env(help_file):
     # `[env: MMM_X=default]`, or `[env: MMM_X]` for a flag whose value is hidden.
-    documented = set(re.findall(r"\[env: (MMM_[A-Z0-9_]+)[=\]]", Path(help_file).read_text()))
+    documented = set(
+        re.findall(r"\[env: (MMM_[A-Z0-9_]+)[=\]]", Path(help_file).read_text())
+    )
     problems = []
     if not documented:
         problems.append(f"{help_file}: no `[env: MMM_…]`: not `mmm-host --help` output")
@@ -305,7 +325,9 @@ def cmd_env(help_file):
             if doc.get("kind") in ("Secret",):
                 used += [(path.name, key) for key in doc.get("stringData", {})]
             spec = doc.get("spec", {}).get("template", {}).get("spec", {})
-            for container in spec.get("containers", []) + spec.get("initContainers", []):
+            for container in spec.get("containers", []) + spec.get(
+                "initContainers", []
+            ):
                 used += [(path.name, env["name"]) for env in container.get("env", [])]
     for where, name in used:
         if name.startswith("MMM_") and name not in documented:
@@ -321,7 +343,11 @@ def main(argv):
         "runbooks": (cmd_runbooks, (0,)),
         "env": (cmd_env, (1,)),
     }
-    if len(argv) < 2 or argv[1] not in commands or len(argv) - 2 not in commands[argv[1]][1]:
+    if (
+        len(argv) < 2
+        or argv[1] not in commands
+        or len(argv) - 2 not in commands[argv[1]][1]
+    ):
         print(__doc__, file=sys.stderr)
         return 2
     command, _ = commands[argv[1]]
