@@ -19,6 +19,13 @@
                                        heading of docs/operations.md
   deploy_check.py env HELP.txt         every MMM_* variable the Kubernetes manifests set
                                        is one `mmm-host --help` (HELP.txt) documents
+  deploy_check.py live PROMETHEUS_URL  a Prometheus scraping a running host as job
+                                       mmm-host with alerts.yaml loaded: the target is up
+                                       and its scrape parses, every rule evaluates without
+                                       error, every panel query runs, and no alert fires
+  deploy_check.py live-down PROMETHEUS_URL
+                                       after the host was stopped: MmmHostDown goes
+                                       pending for its instance
 
 Each prints what is wrong, one line per problem, and exits 1 when anything is.
 """
@@ -26,6 +33,10 @@ Each prints what is wrong, one line per problem, and exits 1 when anything is.
 import json
 import re
 import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import promql_parser
@@ -336,12 +347,134 @@ def cmd_env(help_file):
     return fail(problems)
 
 
+def prometheus_get(base, path, **params):
+    url = f"{base}{path}"
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as e:
+        # Prometheus answers a bad query with 400/422 and its reason in the body.
+        body = json.load(e)
+    if body.get("status") != "success":
+        raise RuntimeError(f"{path}: {body.get('error')}")
+    return body["data"]
+
+
+def wait_for(what, predicate, seconds):
+    """Polls `predicate` (returning a problem string, or None when satisfied) until it is
+    satisfied or `seconds` have passed; returns the last problem."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            problem = predicate()
+        except (OSError, RuntimeError, ValueError) as e:
+            problem = f"{what}: {e}"
+        if problem is None or time.monotonic() > deadline:
+            return problem
+        # Real time: Prometheus scrapes and evaluates once a second in this check.
+        time.sleep(0.5)
+
+
+def cmd_live(base):
+    def target_up():
+        targets = prometheus_get(base, "/api/v1/targets")["activeTargets"]
+        mine = [t for t in targets if t["labels"].get("job") == "mmm-host"]
+        if not mine:
+            return "no target of job mmm-host"
+        bad = [
+            f"{t['scrapeUrl']}: {t['health']} {t['lastError']}"
+            for t in mine
+            if t["health"] != "up"
+        ]
+        return f"target not up: {bad}" if bad else None
+
+    def rules_evaluated():
+        groups = prometheus_get(base, "/api/v1/rules")["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        if not rules:
+            return "no rule loaded"
+        pending = [
+            r["name"] for r in rules if r.get("lastEvaluation", "").startswith("0001")
+        ]
+        if pending:
+            return f"not evaluated yet: {pending}"
+        bad = [f"{r['name']}: {r['lastError']}" for r in rules if r["health"] != "ok"]
+        return f"rules failing: {bad}" if bad else None
+
+    def host_series():
+        result = prometheus_get(
+            base, "/api/v1/query", query='count({job="mmm-host",__name__=~"mmm_.+"})'
+        )["result"]
+        return (
+            None
+            if result and float(result[0]["value"][1]) > 0
+            else "no mmm_ series scraped yet"
+        )
+
+    problems = []
+    for what, predicate in (
+        ("target", target_up),
+        ("series", host_series),
+        ("rules", rules_evaluated),
+    ):
+        problem = wait_for(what, predicate, 30)
+        if problem:
+            problems.append(problem)
+    # Each rule's expression once more through the query API, which reports an execution
+    # error (a many-to-many match, say) that a rule's health may not show.
+    for rule in alert_rules():
+        try:
+            prometheus_get(base, "/api/v1/query", query=rule["expr"])
+        except (OSError, RuntimeError, ValueError) as e:
+            problems.append(f"alerts.yaml {rule['alert']}: {e}")
+    queries = 0
+    for dash, title, ref, expr, missing in dashboard_queries():
+        problems += missing
+        queries += 1
+        try:
+            prometheus_get(base, "/api/v1/query", query=expr)
+        except (OSError, RuntimeError, ValueError) as e:
+            problems.append(f"{dash} `{title}` {ref}: {e}")
+
+    # Before the first scrape `absent(up)` holds, so MmmHostAllDown may be pending for a
+    # moment: what counts is that every alert is quiet once the host has been scraped.
+    def quiet():
+        alerts = prometheus_get(base, "/api/v1/alerts")["alerts"]
+        active = [f"{a['labels'].get('alertname')} ({a['state']})" for a in alerts]
+        return f"alerts active on a healthy host: {active}" if active else None
+
+    problem = wait_for("alerts", quiet, 15)
+    if problem:
+        problems.append(problem)
+    print(f"target, rules, {queries} panel queries and active alerts checked")
+    return fail(problems)
+
+
+def cmd_live_down(base):
+    def host_down_pending():
+        alerts = prometheus_get(base, "/api/v1/alerts")["alerts"]
+        down = [a for a in alerts if a["labels"].get("alertname") == "MmmHostDown"]
+        if not down:
+            return "MmmHostDown is not pending after the host stopped"
+        if not down[0]["labels"].get("instance"):
+            return "MmmHostDown has no instance label"
+        return None
+
+    problem = wait_for("alerts", host_down_pending, 20)
+    print("MmmHostDown pending after the host stopped" if problem is None else "")
+    return fail([problem] if problem else [])
+
+
 def main(argv):
     commands = {
         "dashboards": (cmd_dashboards, (1,)),
         "names": (cmd_names, (1, 2)),
         "runbooks": (cmd_runbooks, (0,)),
         "env": (cmd_env, (1,)),
+        "live": (cmd_live, (1,)),
+        "live-down": (cmd_live_down, (1,)),
     }
     if (
         len(argv) < 2
