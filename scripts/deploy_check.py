@@ -19,6 +19,9 @@
                                        heading of docs/operations.md
   deploy_check.py env HELP.txt         every MMM_* variable the Kubernetes manifests set
                                        is one `mmm-host --help` (HELP.txt) documents
+  deploy_check.py docker               what the Dockerfile copies from the build context
+                                       exists and is not excluded by .dockerignore, and so
+                                       is every workspace member cargo needs to build
   deploy_check.py live PROMETHEUS_URL  a Prometheus scraping a running host as job
                                        mmm-host with alerts.yaml loaded: the target is up
                                        and its scrape parses, every rule evaluates without
@@ -30,10 +33,12 @@
 Each prints what is wrong, one line per problem, and exits 1 when anything is.
 """
 
+import fnmatch
 import json
 import re
 import sys
 import time
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -347,6 +352,59 @@ def cmd_env(help_file):
     return fail(problems)
 
 
+def dockerignored(path, patterns):
+    """Whether .dockerignore's patterns exclude `path` (relative to the context): a pattern
+    matches the path or one of its parent directories, `**/` matches any depth, a later
+    `!pattern` takes a match back."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        candidates = [pattern]
+        if pattern.startswith("**/"):
+            candidates.append(pattern[3:])
+        for prefix in prefixes:
+            for candidate in candidates:
+                if fnmatch.fnmatchcase(prefix, candidate) or (
+                    candidate.startswith("**/")
+                    and fnmatch.fnmatchcase(prefix.split("/")[-1], candidate[3:])
+                ):
+                    excluded = not negate
+    return excluded
+
+
+def cmd_docker():
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    problems = []
+    sources = []
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            args = [w for w in words[1:] if not w.startswith("--")]
+            sources += [a for a in args[:-1] if a != "."]
+    workspace = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]
+    needed = ["Cargo.toml", "Cargo.lock"] + workspace["members"]
+    needed += ["examples/host/migrations/sqlite", "examples/host/migrations/postgres"]
+    for path in sources + needed:
+        if not (ROOT / path).exists():
+            problems.append(f"Dockerfile: `{path}` does not exist")
+        elif dockerignored(path, patterns):
+            problems.append(
+                f".dockerignore excludes `{path}`, which the image build needs"
+            )
+    for path in ("target", ".git", "examples/host/target", "mmm-data"):
+        if not dockerignored(path, patterns):
+            problems.append(f".dockerignore lets `{path}` into the build context")
+    print(f"{len(sources + needed)} build inputs checked against .dockerignore")
+    return fail(problems)
+
+
 def prometheus_get(base, path, **params):
     url = f"{base}{path}"
     if params:
@@ -473,6 +531,7 @@ def main(argv):
         "names": (cmd_names, (1, 2)),
         "runbooks": (cmd_runbooks, (0,)),
         "env": (cmd_env, (1,)),
+        "docker": (cmd_docker, (0,)),
         "live": (cmd_live, (1,)),
         "live-down": (cmd_live_down, (1,)),
     }

