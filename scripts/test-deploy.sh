@@ -123,6 +123,7 @@ for f in deploy/k8s/*.yaml; do
     [ "$(basename "$f")" = kustomization.yaml ] || manifests+=("$f")
 done
 
+check "deploy_check.py: its own unit tests" "$PY" -m unittest -q scripts/test_deploy_check.py
 check "promtool check rules: alerts" promtool check rules deploy/prometheus/alerts.yaml
 check "promtool test rules: every alert fires and stays quiet" \
     promtool test rules deploy/prometheus/tests/*.yaml

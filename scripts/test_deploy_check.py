@@ -4,10 +4,11 @@
 import sys
 import unittest
 from pathlib import Path
+from typing import ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import deploy_check as dc  # noqa: E402
+import deploy_check as dc
 
 
 class Slug(unittest.TestCase):
@@ -48,16 +49,14 @@ class Selectors(unittest.TestCase):
 
 class ExportedNames(unittest.TestCase):
     def test_families_become_sample_names(self):
-        text = "\n".join(
-            [
-                "# HELP mmm_decisions Decisions.",
-                "# TYPE mmm_decisions counter",
-                "# TYPE old_style_total counter",
-                "# TYPE mmm_latency_seconds histogram",
-                "# TYPE mmm_depth gauge",
-                "mmm_depth 3",
-                "# EOF",
-            ]
+        text = (
+            "# HELP mmm_decisions Decisions.\n"
+            "# TYPE mmm_decisions counter\n"
+            "# TYPE old_style_total counter\n"
+            "# TYPE mmm_latency_seconds histogram\n"
+            "# TYPE mmm_depth gauge\n"
+            "mmm_depth 3\n"
+            "# EOF\n"
         )
         names = dc.exported_names(text)
         for name in (
@@ -79,7 +78,7 @@ class ExportedNames(unittest.TestCase):
 
 
 class DockerIgnored(unittest.TestCase):
-    patterns = ["**/target", ".git", "mmm-data", "!keep/target"]
+    patterns: ClassVar[list[str]] = ["**/target", ".git", "mmm-data", "!keep/target"]
 
     def test_patterns_and_parents(self):
         self.assertTrue(dc.dockerignored("target", self.patterns))
