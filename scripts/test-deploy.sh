@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks of deploy/ and the Dockerfile (docs/operations.md "Checks"):
+# Checks of deploy/ and the Dockerfile (docs/operations.md "Checks"), after the unit tests
+# of scripts/deploy_check.py which runs most of them:
 #   - the alert rules parse (promtool check rules) and pass their unit tests (promtool test
 #     rules), and every alert has a severity, annotations and a runbook heading;
 #   - the Grafana dashboards have an importable shape and every panel query parses
