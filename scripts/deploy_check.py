@@ -19,13 +19,29 @@
                                        heading of docs/operations.md
   deploy_check.py env HELP.txt         every MMM_* variable the Kubernetes manifests set
                                        is one `mmm-host --help` (HELP.txt) documents
+  deploy_check.py docker               what the Dockerfile copies from the build context
+                                       exists and is not excluded by .dockerignore, and so
+                                       is every workspace member cargo needs to build
+  deploy_check.py live PROMETHEUS_URL  a Prometheus scraping a running host as job
+                                       mmm-host with alerts.yaml loaded: the target is up
+                                       and its scrape parses, every rule evaluates without
+                                       error, every panel query runs, and no alert fires
+  deploy_check.py live-down PROMETHEUS_URL
+                                       after the host was stopped: MmmHostDown goes
+                                       pending for its instance
 
 Each prints what is wrong, one line per problem, and exits 1 when anything is.
 """
 
+import fnmatch
 import json
 import re
 import sys
+import time
+import tomllib
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import promql_parser
@@ -120,8 +136,14 @@ def check_dashboard_shape(path):
     inputs = {i.get("name") for i in dash.get("__inputs", [])}
     variables = {v.get("name"): v for v in dash.get("templating", {}).get("list", [])}
     ds_var = variables.get("DS_PROMETHEUS")
-    if ds_var is None or ds_var.get("type") != "datasource" or ds_var.get("query") != "prometheus":
-        problems.append(f"{name}: no datasource variable `DS_PROMETHEUS` of type prometheus")
+    if (
+        ds_var is None
+        or ds_var.get("type") != "datasource"
+        or ds_var.get("query") != "prometheus"
+    ):
+        problems.append(
+            f"{name}: no datasource variable `DS_PROMETHEUS` of type prometheus"
+        )
     if "DS_PROMETHEUS" not in inputs:
         problems.append(f"{name}: `__inputs` does not declare DS_PROMETHEUS")
     ids = set()
@@ -165,10 +187,14 @@ def cmd_dashboards(out):
     for dash, title, ref, expr, missing in dashboard_queries():
         problems += missing
         # A recording rule's name must be a metric name: letters, digits, `_` and `:`.
-        record = re.sub(r"[^a-zA-Z0-9_:]", "_", f"grafana:{Path(dash).stem}:{title}:{ref}")
+        record = re.sub(
+            r"[^a-zA-Z0-9_:]", "_", f"grafana:{Path(dash).stem}:{title}:{ref}"
+        )
         rules.append({"record": record, "expr": expr})
     Path(out).write_text(
-        yaml.safe_dump({"groups": [{"name": "grafana-panels", "rules": rules}]}, sort_keys=False)
+        yaml.safe_dump(
+            {"groups": [{"name": "grafana-panels", "rules": rules}]}, sort_keys=False
+        )
     )
     print(f"{len(rules)} panel queries written to {out}")
     return fail(problems)
@@ -248,11 +274,13 @@ def cmd_names(metrics_file, binary_file=None):
                 problems.append(
                     f"{where}: `{name}` is not in the scrape: the host names its family "
                     "but it had no sample, and prometheus-client leaves an empty family "
-                    "out (docs/operations.md \"Checks\")"
+                    'out (docs/operations.md "Checks")'
                 )
             else:
                 problems.append(f"{where}: `{name}` is not exported by the host")
-    print(f"{len(used)} metric selectors checked against {len(exported)} exported names")
+    print(
+        f"{len(used)} metric selectors checked against {len(exported)} exported names"
+    )
     return fail(problems)
 
 
@@ -273,8 +301,14 @@ def cmd_runbooks():
     for rule in alert_rules():
         count += 1
         name = rule["alert"]
-        if rule.get("labels", {}).get("severity") not in ("critical", "warning", "info"):
-            problems.append(f"alerts.yaml {name}: severity is not critical, warning or info")
+        if rule.get("labels", {}).get("severity") not in (
+            "critical",
+            "warning",
+            "info",
+        ):
+            problems.append(
+                f"alerts.yaml {name}: severity is not critical, warning or info"
+            )
         annotations = rule.get("annotations", {})
         for key in ("summary", "description", "runbook_url"):
             if not annotations.get(key):
@@ -291,7 +325,9 @@ def cmd_runbooks():
 
 def cmd_env(help_file):
     # `[env: MMM_X=default]`, or `[env: MMM_X]` for a flag whose value is hidden.
-    documented = set(re.findall(r"\[env: (MMM_[A-Z0-9_]+)[=\]]", Path(help_file).read_text()))
+    documented = set(
+        re.findall(r"\[env: (MMM_[A-Z0-9_]+)[=\]]", Path(help_file).read_text())
+    )
     problems = []
     if not documented:
         problems.append(f"{help_file}: no `[env: MMM_…]`: not `mmm-host --help` output")
@@ -305,7 +341,9 @@ def cmd_env(help_file):
             if doc.get("kind") in ("Secret",):
                 used += [(path.name, key) for key in doc.get("stringData", {})]
             spec = doc.get("spec", {}).get("template", {}).get("spec", {})
-            for container in spec.get("containers", []) + spec.get("initContainers", []):
+            for container in spec.get("containers", []) + spec.get(
+                "initContainers", []
+            ):
                 used += [(path.name, env["name"]) for env in container.get("env", [])]
     for where, name in used:
         if name.startswith("MMM_") and name not in documented:
@@ -314,14 +352,194 @@ def cmd_env(help_file):
     return fail(problems)
 
 
+def dockerignored(path, patterns):
+    """Whether .dockerignore's patterns exclude `path` (relative to the context): a pattern
+    matches the path or one of its parent directories, `**/` matches any depth, a later
+    `!pattern` takes a match back."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        candidates = [pattern]
+        if pattern.startswith("**/"):
+            candidates.append(pattern[3:])
+        for prefix in prefixes:
+            for candidate in candidates:
+                if fnmatch.fnmatchcase(prefix, candidate) or (
+                    candidate.startswith("**/")
+                    and fnmatch.fnmatchcase(prefix.split("/")[-1], candidate[3:])
+                ):
+                    excluded = not negate
+    return excluded
+
+
+def cmd_docker():
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    problems = []
+    sources = []
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(w.startswith("--from") for w in words):
+            args = [w for w in words[1:] if not w.startswith("--")]
+            sources += [a for a in args[:-1] if a != "."]
+    workspace = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]
+    needed = ["Cargo.toml", "Cargo.lock"] + workspace["members"]
+    needed += ["examples/host/migrations/sqlite", "examples/host/migrations/postgres"]
+    for path in sources + needed:
+        if not (ROOT / path).exists():
+            problems.append(f"Dockerfile: `{path}` does not exist")
+        elif dockerignored(path, patterns):
+            problems.append(
+                f".dockerignore excludes `{path}`, which the image build needs"
+            )
+    for path in ("target", ".git", "examples/host/target", "mmm-data"):
+        if not dockerignored(path, patterns):
+            problems.append(f".dockerignore lets `{path}` into the build context")
+    print(f"{len(sources + needed)} build inputs checked against .dockerignore")
+    return fail(problems)
+
+
+def prometheus_get(base, path, **params):
+    url = f"{base}{path}"
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as e:
+        # Prometheus answers a bad query with 400/422 and its reason in the body.
+        body = json.load(e)
+    if body.get("status") != "success":
+        raise RuntimeError(f"{path}: {body.get('error')}")
+    return body["data"]
+
+
+def wait_for(what, predicate, seconds):
+    """Polls `predicate` (returning a problem string, or None when satisfied) until it is
+    satisfied or `seconds` have passed; returns the last problem."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            problem = predicate()
+        except (OSError, RuntimeError, ValueError) as e:
+            problem = f"{what}: {e}"
+        if problem is None or time.monotonic() > deadline:
+            return problem
+        # Real time: Prometheus scrapes and evaluates once a second in this check.
+        time.sleep(0.5)
+
+
+def cmd_live(base):
+    def target_up():
+        targets = prometheus_get(base, "/api/v1/targets")["activeTargets"]
+        mine = [t for t in targets if t["labels"].get("job") == "mmm-host"]
+        if not mine:
+            return "no target of job mmm-host"
+        bad = [
+            f"{t['scrapeUrl']}: {t['health']} {t['lastError']}"
+            for t in mine
+            if t["health"] != "up"
+        ]
+        return f"target not up: {bad}" if bad else None
+
+    def rules_evaluated():
+        groups = prometheus_get(base, "/api/v1/rules")["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        if not rules:
+            return "no rule loaded"
+        pending = [
+            r["name"] for r in rules if r.get("lastEvaluation", "").startswith("0001")
+        ]
+        if pending:
+            return f"not evaluated yet: {pending}"
+        bad = [f"{r['name']}: {r['lastError']}" for r in rules if r["health"] != "ok"]
+        return f"rules failing: {bad}" if bad else None
+
+    def host_series():
+        result = prometheus_get(
+            base, "/api/v1/query", query='count({job="mmm-host",__name__=~"mmm_.+"})'
+        )["result"]
+        return (
+            None
+            if result and float(result[0]["value"][1]) > 0
+            else "no mmm_ series scraped yet"
+        )
+
+    problems = []
+    for what, predicate in (
+        ("target", target_up),
+        ("series", host_series),
+        ("rules", rules_evaluated),
+    ):
+        problem = wait_for(what, predicate, 30)
+        if problem:
+            problems.append(problem)
+    # Each rule's expression once more through the query API, which reports an execution
+    # error (a many-to-many match, say) that a rule's health may not show.
+    for rule in alert_rules():
+        try:
+            prometheus_get(base, "/api/v1/query", query=rule["expr"])
+        except (OSError, RuntimeError, ValueError) as e:
+            problems.append(f"alerts.yaml {rule['alert']}: {e}")
+    queries = 0
+    for dash, title, ref, expr, missing in dashboard_queries():
+        problems += missing
+        queries += 1
+        try:
+            prometheus_get(base, "/api/v1/query", query=expr)
+        except (OSError, RuntimeError, ValueError) as e:
+            problems.append(f"{dash} `{title}` {ref}: {e}")
+
+    # Before the first scrape `absent(up)` holds, so MmmHostAllDown may be pending for a
+    # moment: what counts is that every alert is quiet once the host has been scraped.
+    def quiet():
+        alerts = prometheus_get(base, "/api/v1/alerts")["alerts"]
+        active = [f"{a['labels'].get('alertname')} ({a['state']})" for a in alerts]
+        return f"alerts active on a healthy host: {active}" if active else None
+
+    problem = wait_for("alerts", quiet, 15)
+    if problem:
+        problems.append(problem)
+    print(f"target, rules, {queries} panel queries and active alerts checked")
+    return fail(problems)
+
+
+def cmd_live_down(base):
+    def host_down_pending():
+        alerts = prometheus_get(base, "/api/v1/alerts")["alerts"]
+        down = [a for a in alerts if a["labels"].get("alertname") == "MmmHostDown"]
+        if not down:
+            return "MmmHostDown is not pending after the host stopped"
+        if not down[0]["labels"].get("instance"):
+            return "MmmHostDown has no instance label"
+        return None
+
+    problem = wait_for("alerts", host_down_pending, 20)
+    print("MmmHostDown pending after the host stopped" if problem is None else "")
+    return fail([problem] if problem else [])
+
+
 def main(argv):
     commands = {
         "dashboards": (cmd_dashboards, (1,)),
         "names": (cmd_names, (1, 2)),
         "runbooks": (cmd_runbooks, (0,)),
         "env": (cmd_env, (1,)),
+        "docker": (cmd_docker, (0,)),
+        "live": (cmd_live, (1,)),
+        "live-down": (cmd_live_down, (1,)),
     }
-    if len(argv) < 2 or argv[1] not in commands or len(argv) - 2 not in commands[argv[1]][1]:
+    if (
+        len(argv) < 2
+        or argv[1] not in commands
+        or len(argv) - 2 not in commands[argv[1]][1]
+    ):
         print(__doc__, file=sys.stderr)
         return 2
     command, _ = commands[argv[1]]
