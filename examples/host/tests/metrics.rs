@@ -457,3 +457,38 @@ async fn outbox_depth_counts_receipts_eris_has_not_taken() {
         shutdown.run_hooks(StdDuration::from_secs(5)).await;
     }
 }
+
+#[test]
+fn the_cores_cache_events_are_counted_by_cache_and_result() {
+    use mmm_engine::observe::{Cache, Event};
+    let metrics = Arc::new(Metrics::new());
+    let observer = metrics.observer();
+    for (cache, hit) in [
+        (Cache::Policy, true),
+        (Cache::Policy, false),
+        (Cache::Policy, true),
+        (Cache::TenantConfig, false),
+    ] {
+        observer.on_event(&Event::Cache { cache, hit });
+    }
+    let text = metrics.render();
+    for line in [
+        r#"mmm_cache_requests_total{cache="policy",result="hit"} 2"#,
+        r#"mmm_cache_requests_total{cache="policy",result="miss"} 1"#,
+        r#"mmm_cache_requests_total{cache="tenant_config",result="miss"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    }
+    // The store cache's counts add to the same series, by difference since the last scrape.
+    let counts = |policy_hits| mmm_host::store::cache::CacheCounts {
+        policy_hits,
+        ..Default::default()
+    };
+    metrics.sync_store_cache(Some(counts(5)));
+    metrics.sync_store_cache(Some(counts(5)));
+    metrics.sync_store_cache(None);
+    metrics.sync_store_cache(Some(counts(6)));
+    assert!(metrics
+        .render()
+        .contains(r#"mmm_cache_requests_total{cache="policy",result="hit"} 8"#));
+}

@@ -204,12 +204,36 @@ async fn a_decision_is_a_trace_under_the_callers_traceparent_with_the_core_stage
     let decision_id = decision["decision_id"].as_str().unwrap();
     assert_eq!(decision["actions"].as_array().unwrap().len(), 1);
 
+    // A signal the engine refuses: its span says so.
+    let token = host.token("acme", &["service"], "svc@acme");
+    let bad = Request::post("/v1/mmm/decide")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(
+            "traceparent",
+            format!("00-{TRACE_ID}-{}-01", "0badc0de0badc0de"),
+        )
+        .body(Body::from(
+            json!({"signal": {"tenant_id": "acme", "actor_id": "dev-1"}}).to_string(),
+        ))
+        .unwrap();
+    let reply = host.send(bad).with_subscriber(dispatch.clone()).await;
+    assert_eq!(reply.status, 422, "{}", reply.text);
+
     // The host's delivery of an action later: a child of the stored traceparent.
     let stored = format!("00-{TRACE_ID}-{}-01", "a1b2c3d4e5f60718");
     tracing::dispatcher::with_default(&dispatch, || {
         let span = telemetry::delivery_span("act-1", "ide", "acme", Some(&stored));
         span.record("delivery.result", "ok");
         span.record("http.status", 200);
+        // Inside it, the traceparent to pass on names this span, in the same trace.
+        let _entered = span.enter();
+        let passed_on = telemetry::current_traceparent().unwrap();
+        assert!(
+            passed_on.starts_with(&format!("00-{TRACE_ID}-")),
+            "{passed_on}"
+        );
+        assert!(!passed_on.contains("a1b2c3d4e5f60718"), "{passed_on}");
     });
 
     let flush = tokio::task::spawn_blocking(move || provider.force_flush());
@@ -228,7 +252,16 @@ async fn a_decision_is_a_trace_under_the_callers_traceparent_with_the_core_stage
     };
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
 
-    let root = find("mmm.decide");
+    let refused = spans
+        .iter()
+        .find(|r| r.span.name == "mmm.decide" && hex(&r.span.parent_span_id) == "0badc0de0badc0de")
+        .expect("the refused decision's span");
+    // STATUS_CODE_ERROR.
+    assert_eq!(refused.span.status.as_ref().map(|s| s.code), Some(2));
+    let root = spans
+        .iter()
+        .find(|r| r.span.name == "mmm.decide" && hex(&r.span.parent_span_id) == PARENT_ID)
+        .expect("the decision's span");
     assert_eq!(root.service, "mmm-host");
     assert_eq!(hex(&root.span.trace_id), TRACE_ID);
     assert_eq!(hex(&root.span.parent_span_id), PARENT_ID);
