@@ -59,15 +59,30 @@ const MAX_RESPONSE: usize = 64 * 1024;
 const MAX_CORE_SPANS: usize = 16;
 
 /// The OTLP traces URL: `flag` (`--otlp-endpoint`, env `OTLP_EXPORTER_ENDPOINT`), else
-/// `OTEL_EXPORTER_OTLP_ENDPOINT`, as a base URL to which `/v1/traces` is appended (unless
-/// it ends with it already). `None` when neither is set (or set empty): no traces.
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the traces URL, used as it is), else
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`. `flag` and `OTEL_EXPORTER_OTLP_ENDPOINT` are base URLs to
+/// which `/v1/traces` is appended (unless they end with it already). `None` when none is
+/// set (or all are empty): no traces.
 pub fn otlp_traces_url(flag: Option<&str>) -> Option<String> {
-    let env = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok();
-    let base = flag
-        .filter(|s| !s.trim().is_empty())
-        .or(env.as_deref().filter(|s| !s.trim().is_empty()))?
-        .trim()
-        .trim_end_matches('/');
+    let env = |name: &str| std::env::var(name).ok().filter(|s| !s.trim().is_empty());
+    traces_url_from(
+        flag,
+        env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").as_deref(),
+        env("OTEL_EXPORTER_OTLP_ENDPOINT").as_deref(),
+    )
+}
+
+/// A value that is set: trimmed, not empty.
+fn set(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// [`otlp_traces_url`] from given values.
+fn traces_url_from(flag: Option<&str>, traces: Option<&str>, base: Option<&str>) -> Option<String> {
+    if let (None, Some(url)) = (set(flag), set(traces)) {
+        return Some(url.to_owned());
+    }
+    let base = set(flag).or(set(base))?.trim_end_matches('/');
     if base.ends_with(TRACES_PATH) {
         Some(base.to_owned())
     } else {
@@ -622,5 +637,33 @@ where
         bytes.push(b'\n');
         // A log line that cannot be written is dropped: logging never fails a request.
         let _ = self.make_writer.make_writer_for(meta).write_all(&bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_traces_url_prefers_the_flag_then_the_traces_variable_then_the_base() {
+        let c = "http://c:4318";
+        assert_eq!(traces_url_from(None, None, None), None);
+        assert_eq!(traces_url_from(Some(" "), Some(""), None), None);
+        assert_eq!(
+            traces_url_from(Some("http://flag:4318/"), Some("http://t/x"), Some(c)).as_deref(),
+            Some("http://flag:4318/v1/traces")
+        );
+        assert_eq!(
+            traces_url_from(None, Some("http://t/x"), Some(c)).as_deref(),
+            Some("http://t/x")
+        );
+        assert_eq!(
+            traces_url_from(None, None, Some("http://c:4318/v1/traces")).as_deref(),
+            Some("http://c:4318/v1/traces")
+        );
+        assert_eq!(
+            traces_url_from(None, None, Some(c)).as_deref(),
+            Some("http://c:4318/v1/traces")
+        );
     }
 }

@@ -234,6 +234,14 @@ async fn a_decision_is_a_trace_under_the_callers_traceparent_with_the_core_stage
     let reply = host.send(bad).with_subscriber(dispatch.clone()).await;
     assert_eq!(reply.status, 422, "{}", reply.text);
 
+    // A caller that does not sample: nothing exported under it.
+    let unsampled = format!("00-{TRACE_ID}-{}-00", "5eed5eed5eed5eed");
+    let reply = host
+        .send(decide_request(&host, Some(&unsampled)))
+        .with_subscriber(dispatch.clone())
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+
     // The host's delivery of an action later: a child of the stored traceparent.
     let stored = format!("00-{TRACE_ID}-{}-01", "a1b2c3d4e5f60718");
     tracing::dispatcher::with_default(&dispatch, || {
@@ -255,6 +263,12 @@ async fn a_decision_is_a_trace_under_the_callers_traceparent_with_the_core_stage
     let spans = collector.spans.lock().unwrap().clone();
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
 
+    assert!(
+        spans
+            .iter()
+            .all(|r| hex(&r.span.parent_span_id) != "5eed5eed5eed5eed"),
+        "an unsampled caller's decision was exported"
+    );
     let refused = spans
         .iter()
         .find(|r| r.span.name == "mmm.decide" && hex(&r.span.parent_span_id) == "0badc0de0badc0de")
