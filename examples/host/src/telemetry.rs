@@ -531,9 +531,11 @@ fn put(fields: &mut Vec<(&'static str, Value)>, key: &'static str, value: Value)
 /// Fields the log line sets itself: span or event fields of these names are not copied.
 const RESERVED: &[&str] = &["timestamp", "level", "service", "target"];
 
-/// Fields that only steer the OpenTelemetry span.
-fn is_otel_only(name: &str) -> bool {
-    name.starts_with("otel.")
+/// Fields that only steer the OpenTelemetry span (`otel.*`), and the `log` crate's
+/// record metadata (`log.target`, `log.file`, …) that `tracing-log` adds to the events it
+/// forwards: the line's `target` says where it came from.
+fn is_steering(name: &str) -> bool {
+    name.starts_with("otel.") || name.starts_with("log.")
 }
 
 struct Visitor<'a>(&'a mut Vec<(&'static str, Value)>);
@@ -541,7 +543,7 @@ struct Visitor<'a>(&'a mut Vec<(&'static str, Value)>);
 impl Visitor<'_> {
     fn set(&mut self, field: &Field, value: Value) {
         let name = field.name();
-        if RESERVED.contains(&name) || is_otel_only(name) {
+        if RESERVED.contains(&name) || is_steering(name) {
             return;
         }
         put(self.0, name, value);

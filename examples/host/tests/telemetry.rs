@@ -474,3 +474,35 @@ async fn tracing_off_collects_no_stage_spans() {
     let (_, _, stages) = telemetry::collect_core_spans(true, || ());
     assert!(stages.is_empty());
 }
+
+#[test]
+fn a_log_line_is_one_flat_object_each_key_once() {
+    let logs = Buffer::default();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(log_layer(&logs)));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let outer = tracing::info_span!(target: "mmm_host::x", "outer", tenant_id = "acme", n = 1);
+        let _o = outer.enter();
+        let inner =
+            tracing::info_span!(target: "mmm_host::x", "inner", n = 2, otel.kind = "client");
+        let _i = inner.enter();
+        tracing::warn!(target: "mmm_host::x", n = 3, level = "fake", ok = true, "log.file" = "f.rs", "hello {}", "there");
+        // Outside the host's targets: filtered out.
+        tracing::warn!(target: "other", "not ours");
+    });
+    let lines = logs.lines();
+    assert_eq!(lines.len(), 1, "{}", logs.text());
+    let line = &lines[0];
+    assert_eq!(line["message"], json!("hello there"));
+    assert_eq!(line["level"], json!("WARN"));
+    assert_eq!(line["service"], json!("mmm-host"));
+    assert_eq!(line["target"], json!("mmm_host::x"));
+    assert_eq!(line["tenant_id"], json!("acme"));
+    // The innermost value wins, the event's over its spans'.
+    assert_eq!(line["n"], json!(3));
+    assert_eq!(line["ok"], json!(true));
+    assert!(line.get("otel.kind").is_none() && line.get("log.file").is_none());
+    let raw = logs.text();
+    for key in ["\"n\":", "\"level\":", "\"message\":"] {
+        assert_eq!(raw.matches(key).count(), 1, "{key} in {raw}");
+    }
+}
