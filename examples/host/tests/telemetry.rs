@@ -506,3 +506,116 @@ fn a_log_line_is_one_flat_object_each_key_once() {
         assert_eq!(raw.matches(key).count(), 1, "{key} in {raw}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_logs_json_lines_and_flushes_its_traces_at_sigterm() {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    let _heavy = crate::common::HEAVY.lock().await;
+    let (url, collector) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let bin = env!("CARGO_BIN_EXE_mmm-host");
+    let token = Command::new(bin)
+        .args([
+            "token",
+            "--tenant",
+            "demo",
+            "--role",
+            "service",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(token.status.success(), "{token:?}");
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let port = crate::common::free_port();
+    let log = dir.path().join("host.log");
+    let library = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../playbooks");
+    let mut child = Command::new(bin)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--seed-playbooks")
+        .arg(&library)
+        .env_remove("MMM_DATABASE_URL")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .env("OTLP_EXPORTER_ENDPOINT", &url)
+        .env("RUST_LOG", "info,mmm_host=debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}/v1/mmm");
+    crate::common::wait_ready(&base, &mut child, Duration::from_secs(60), "telemetry").await;
+    let signal = json!({"tenant_id": "demo", "actor_id": "dev-1", "actor_type": "human",
+                        "kind": "pr.opened", "occurred_at": jiff::Timestamp::now().to_string(),
+                        "payload": {"title": MARKER}});
+    let reply = reqwest::Client::new()
+        .post(format!("{base}/decide"))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+        .json(&json!({ "signal": signal }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let decision: Value = reply.json().await.unwrap();
+    // SIGTERM: the batch of spans (not yet due: the processor exports every 5 s) is
+    // flushed before the process exits.
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    // Real time: a real process and its signals: bounded only to catch a hang.
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "SIGTERM did not end the host"
+        );
+        // Real time: as above.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit {status}");
+
+    let spans = collector.spans.lock().unwrap().clone();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let root = spans
+        .iter()
+        .find(|r| r.span.name == "mmm.decide")
+        .unwrap_or_else(|| panic!("no mmm.decide among {spans:?}"));
+    assert_eq!(root.service, "mmm-host");
+    assert_eq!(hex(&root.span.parent_span_id), PARENT_ID);
+    assert_eq!(
+        attr_text(&root.span, "decision_id"),
+        decision["decision_id"].as_str().unwrap()
+    );
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(MARKER), "a payload value in:\n{text}");
+    let lines: Vec<serde_json::Map<String, Value>> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let decided = lines
+        .iter()
+        .find(|l| l.get("message") == Some(&json!("decided")))
+        .unwrap_or_else(|| panic!("no `decided` line in:\n{text}"));
+    assert_eq!(decided.get("trace_id"), Some(&json!(TRACE_ID)));
+    assert_eq!(decided.get("decision_id"), Some(&decision["decision_id"]));
+    assert!(lines
+        .iter()
+        .all(|l| l.get("service") == Some(&json!("mmm-host"))));
+}
