@@ -31,3 +31,4 @@ mod preferences;
 mod replicas;
 mod serve;
 mod store;
+mod telemetry;
