@@ -96,6 +96,15 @@ pub struct DeliveryLabels {
     pub result: String,
 }
 
+/// `mmm_intake_messages_total{source, result}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct IntakeLabels {
+    /// The broker: `nats` or `amqp`.
+    pub source: String,
+    /// `decided`, `duplicate`, `dead_lettered` or `retried`.
+    pub result: String,
+}
+
 /// The buckets of `mmm_decision_latency_seconds` (SPEC §13: 0.05 … 2.0).
 pub const DECISION_LATENCY_BUCKETS: [f64; 6] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0];
 
@@ -136,6 +145,9 @@ pub struct Metrics {
     pub circuit_state: Family<CircuitLabels, Gauge>,
     /// `mmm_delivery_attempts_total{channel, result}`.
     pub delivery_attempts: Family<DeliveryLabels, Counter>,
+    /// `mmm_intake_messages_total{source, result}`: broker messages by what became of
+    /// them.
+    pub intake_messages: Family<IntakeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -249,6 +261,12 @@ impl Metrics {
             "Deliveries attempted, by channel and result",
             delivery_attempts.clone(),
         );
+        let intake_messages = Family::<IntakeLabels, Counter>::default();
+        registry.register(
+            "mmm_intake_messages",
+            "Broker messages taken in, by source and what became of them",
+            intake_messages.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -266,6 +284,7 @@ impl Metrics {
             receipts,
             circuit_state,
             delivery_attempts,
+            intake_messages,
         }
     }
 
@@ -281,6 +300,17 @@ impl Metrics {
         self.outcomes
             .get_or_create(&ResultLabels {
                 tenant_id: tenant_id.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one broker message (`source` `nats` or `amqp`; `result` `decided`,
+    /// `duplicate`, `dead_lettered` or `retried`).
+    pub fn observe_intake(&self, source: &str, result: &str) {
+        self.intake_messages
+            .get_or_create(&IntakeLabels {
+                source: source.to_owned(),
                 result: result.to_owned(),
             })
             .inc();

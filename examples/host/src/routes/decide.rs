@@ -25,7 +25,7 @@ use crate::auth::extract::Decider;
 use crate::auth::{Caller, Role};
 use crate::error::{AppError, Problem};
 use crate::receipts::{envelope_seq, DecisionRecord};
-use crate::store::{IssuedAction, ReceiptRow};
+use crate::store::{IssuedAction, ReceiptRow, SeenSignal};
 use crate::AppState;
 
 /// The routes.
@@ -91,14 +91,17 @@ async fn decide(
         now,
         explain: body.explain,
     };
-    let decision = decide_signal(&state, body.signal, context, options, tenant, actor).await?;
+    let decision =
+        decide_signal(&state, body.signal, context, options, tenant, actor, false).await?;
     Ok(Json(decision))
 }
 
 /// Decides for one signal whose tenant the caller may decide for, and commits what the
 /// decision wrote (receipt, actions, approvals, counters) before returning: the one path
 /// every intake (HTTP, brokers) takes. `context` has passed [`check_context`]; `tenant`
-/// and `actor` are the signal's, as [`signal_subject`] read them.
+/// and `actor` are the signal's, as [`signal_subject`] read them. With `mark_seen` (a
+/// broker intake's), the signal's decided marker (`decided_signals`) is committed with
+/// the receipt, so that a redelivery is recognised.
 pub(crate) async fn decide_signal(
     state: &AppState,
     signal: Value,
@@ -106,6 +109,7 @@ pub(crate) async fn decide_signal(
     options: DecideOptions,
     tenant: Option<String>,
     actor: Option<String>,
+    mark_seen: bool,
 ) -> Result<Decision, AppError> {
     if let Some(why) = state.decisions.refuses() {
         return Err(AppError::Unavailable(why.to_owned()));
@@ -120,7 +124,14 @@ pub(crate) async fn decide_signal(
     let (decision, committed) = tokio::task::spawn_blocking(move || {
         let mut decision = engine.decide(&signal, context.as_ref(), &options)?;
         let chain = log.chain().map(|c| c.id.as_str());
-        let record = record(&decision, engine.config().approval_ttl, wall, chain)?;
+        let mut record = record(&decision, engine.config().approval_ttl, wall, chain)?;
+        if mark_seen {
+            record.seen_signal = Some(SeenSignal {
+                tenant: decision.tenant_id.clone(),
+                signal_id: decision.signal_id.clone(),
+                decided_at: wall,
+            });
+        }
         decision.receipt.envelope = None;
         Ok::<_, AppError>((decision, log.submit(record)))
     })
@@ -306,6 +317,7 @@ fn record(
         actions,
         approvals,
         counts: (tenant.clone(), decided_at, counts),
+        seen_signal: None,
     })
 }
 
