@@ -296,10 +296,13 @@ impl Drop for Claim<'_> {
 
 impl InFlight {
     fn claim(&self, key: (String, String)) -> Option<Claim<'_>> {
-        self.0
-            .lock()
-            .insert(key.clone())
-            .then_some(Claim { set: self, key })
+        // The guard is released before a claim exists: a claim's drop takes the lock.
+        let fresh = self.0.lock().insert(key.clone());
+        if fresh {
+            Some(Claim { set: self, key })
+        } else {
+            None
+        }
     }
 }
 
@@ -701,6 +704,8 @@ mod tests {
         let set = InFlight::default();
         let key = ("acme".to_owned(), "s-1".to_owned());
         let first = set.claim(key.clone()).unwrap();
+        assert!(set.claim(key.clone()).is_none());
+        // The refused claim released nothing: the first still holds the key.
         assert!(set.claim(key.clone()).is_none());
         drop(first);
         assert!(set.claim(key).is_some());
