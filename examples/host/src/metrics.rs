@@ -117,6 +117,15 @@ pub struct CacheLabels {
     pub result: String,
 }
 
+/// `mmm_intake_messages_total{source, result}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct IntakeLabels {
+    /// The broker: `nats` or `amqp`.
+    pub source: String,
+    /// `decided`, `duplicate`, `dead_lettered` or `retried`.
+    pub result: String,
+}
+
 /// The buckets of `mmm_decision_latency_seconds` (SPEC §13: 0.05 … 2.0).
 pub const DECISION_LATENCY_BUCKETS: [f64; 6] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0];
 
@@ -169,6 +178,9 @@ pub struct Metrics {
     eris_backlog: AtomicU64,
     /// The store cache's counts as last copied into `cache_requests`.
     store_cache_seen: Mutex<CacheCounts>,
+    /// `mmm_intake_messages_total{source, result}`: broker messages by what became of
+    /// them.
+    pub intake_messages: Family<IntakeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -302,6 +314,12 @@ impl Metrics {
             "Receipts waiting to reach ERIS (or, without an ERIS URL, to be stored)",
             outbox_depth.clone(),
         );
+        let intake_messages = Family::<IntakeLabels, Counter>::default();
+        registry.register(
+            "mmm_intake_messages",
+            "Broker messages taken in, by source and what became of them",
+            intake_messages.clone(),
+        );
         Metrics {
             surface_latency,
             cache_requests,
@@ -324,6 +342,7 @@ impl Metrics {
             receipts,
             circuit_state,
             delivery_attempts,
+            intake_messages,
         }
     }
 
@@ -339,6 +358,17 @@ impl Metrics {
         self.outcomes
             .get_or_create(&ResultLabels {
                 tenant_id: tenant_id.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one broker message (`source` `nats` or `amqp`; `result` `decided`,
+    /// `duplicate`, `dead_lettered` or `retried`).
+    pub fn observe_intake(&self, source: &str, result: &str) {
+        self.intake_messages
+            .get_or_create(&IntakeLabels {
+                source: source.to_owned(),
                 result: result.to_owned(),
             })
             .inc();

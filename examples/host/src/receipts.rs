@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::fatigue::FatigueJournal;
 use crate::store::{
-    Count, DecisionBatch, FatigueEvent, IssuedAction, ReceiptRow, Store, StoreError,
+    Count, DecisionBatch, FatigueEvent, IssuedAction, ReceiptRow, SeenSignal, Store, StoreError,
 };
 
 /// Most records one transaction writes.
@@ -50,6 +50,9 @@ pub struct DecisionRecord {
     pub approvals: Vec<Approval>,
     /// The tenant, time and counter increments.
     pub counts: (String, Timestamp, Vec<Count>),
+    /// The signal's decided marker, when a broker intake decided it (committed with the
+    /// receipt: a redelivery after a crash before the broker's ack is skipped).
+    pub seen_signal: Option<SeenSignal>,
 }
 
 /// The chain this process signs.
@@ -471,6 +474,7 @@ fn batch(entries: &[Entry]) -> DecisionBatch {
         out.receipts.extend(r.receipt.iter().cloned());
         out.actions.extend(r.actions.iter().cloned());
         out.approvals.extend(r.approvals.iter().cloned());
+        out.seen_signals.extend(r.seen_signal.iter().cloned());
         let (tenant, at, list) = &r.counts;
         let hour = at.as_millisecond().div_euclid(3_600_000);
         let slot = counts
@@ -533,6 +537,7 @@ mod tests {
                     n: 1,
                 }],
             ),
+            seen_signal: None,
         }
     }
 
