@@ -25,7 +25,8 @@ use tokio::time::Instant;
 
 use crate::fatigue::FatigueJournal;
 use crate::store::{
-    Count, DecisionBatch, FatigueEvent, IssuedAction, ReceiptRow, Store, StoreError,
+    Count, DecisionBatch, FatigueEvent, IssuedAction, QueuedDelivery, ReceiptRow, Store,
+    StoreError,
 };
 
 /// Most records one transaction writes.
@@ -50,6 +51,8 @@ pub struct DecisionRecord {
     pub approvals: Vec<Approval>,
     /// The tenant, time and counter increments.
     pub counts: (String, Timestamp, Vec<Count>),
+    /// Webhook deliveries queued for the returned actions ([`crate::delivery`]).
+    pub deliveries: Vec<QueuedDelivery>,
 }
 
 /// The chain this process signs.
@@ -471,6 +474,7 @@ fn batch(entries: &[Entry]) -> DecisionBatch {
         out.receipts.extend(r.receipt.iter().cloned());
         out.actions.extend(r.actions.iter().cloned());
         out.approvals.extend(r.approvals.iter().cloned());
+        out.deliveries.extend(r.deliveries.iter().cloned());
         let (tenant, at, list) = &r.counts;
         let hour = at.as_millisecond().div_euclid(3_600_000);
         let slot = counts
@@ -533,6 +537,7 @@ mod tests {
                     n: 1,
                 }],
             ),
+            deliveries: Vec::new(),
         }
     }
 

@@ -25,7 +25,7 @@ use crate::auth::extract::Decider;
 use crate::auth::{Caller, Role};
 use crate::error::{AppError, Problem};
 use crate::receipts::{envelope_seq, DecisionRecord};
-use crate::store::{IssuedAction, ReceiptRow};
+use crate::store::{DeliveryTarget, IssuedAction, ReceiptRow};
 use crate::AppState;
 
 /// The routes.
@@ -110,24 +110,41 @@ pub(crate) async fn decide_signal(
     if let Some(why) = state.decisions.refuses() {
         return Err(AppError::Unavailable(why.to_owned()));
     }
-    let context = fill_context(state, context, tenant.as_deref(), actor.as_deref()).await?;
+    // The tenant's webhooks, read beside its context (from memory on SQLite): the
+    // decision's deliveries are queued with its receipt.
+    let targets = async {
+        match tenant.as_deref() {
+            Some(t) => state.store.get_delivery_targets(t).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (context, targets) = tokio::join!(
+        fill_context(state, context, tenant.as_deref(), actor.as_deref()),
+        targets
+    );
+    let (context, targets) = (context?, targets?);
 
     let engine = state.live.engine().clone();
     let log = std::sync::Arc::clone(&state.decisions);
     let wall = state.clock.now();
     // Decide, and hand the record to the log, in one blocking task: once the engine has
     // signed a receipt it reaches the log even if this request is abandoned meanwhile.
-    let (decision, committed) = tokio::task::spawn_blocking(move || {
+    let (decision, committed, queued) = tokio::task::spawn_blocking(move || {
         let mut decision = engine.decide(&signal, context.as_ref(), &options)?;
         let chain = log.chain().map(|c| c.id.as_str());
-        let record = record(&decision, engine.config().approval_ttl, wall, chain)?;
+        let record = record(&decision, engine.config().approval_ttl, wall, chain, &targets)?;
+        let queued = !record.deliveries.is_empty();
         decision.receipt.envelope = None;
-        Ok::<_, AppError>((decision, log.submit(record)))
+        Ok::<_, AppError>((decision, log.submit(record), queued))
     })
     .await
     .map_err(|e| AppError::Internal(format!("the decision task failed: {e}")))??;
     match committed.await {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => {
+            if queued {
+                state.delivery_wake.notify_one();
+            }
+        }
         Ok(Err(e)) => return Err(e.into()),
         Err(_) => {
             return Err(AppError::Unavailable(
@@ -232,12 +249,14 @@ async fn fill_context(
 }
 
 /// What the decision writes: its receipt, returned actions, approvals for dual-channel
-/// multipliers (opened at `wall`, the host's clock) and the tenant's counters.
+/// multipliers (opened at `wall`, the host's clock), the tenant's counters and the
+/// webhook deliveries of its actions to the tenant's `targets` (due at `wall`).
 fn record(
     decision: &Decision,
     approval_ttl: std::time::Duration,
     wall: Timestamp,
     chain_id: Option<&str>,
+    targets: &[DeliveryTarget],
 ) -> Result<DecisionRecord, AppError> {
     let decided_at: Timestamp = decision.decided_at.parse().unwrap_or(wall);
     let tenant = &decision.tenant_id;
@@ -301,11 +320,13 @@ fn record(
         })
         .collect();
     let counts = super::tenants::decision_counts(decision);
+    let deliveries = crate::delivery::queue(decision, targets, wall).map_err(AppError::Internal)?;
     Ok(DecisionRecord {
         receipt,
         actions,
         approvals,
         counts: (tenant.clone(), decided_at, counts),
+        deliveries,
     })
 }
 
