@@ -25,8 +25,7 @@ use tokio::time::Instant;
 
 use crate::fatigue::FatigueJournal;
 use crate::store::{
-    Count, DecisionBatch, FatigueEvent, IssuedAction, QueuedDelivery, ReceiptRow, Store,
-    StoreError,
+    Count, DecisionBatch, FatigueEvent, IssuedAction, QueuedDelivery, ReceiptRow, Store, StoreError,
 };
 
 /// Most records one transaction writes.

@@ -69,8 +69,7 @@ async fn take(State(r): State<Receiver>, headers: HeaderMap, body: String) -> St
         headers,
         body,
     });
-    if r
-        .fail_first
+    if r.fail_first
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok()
     {
@@ -102,7 +101,8 @@ fn verify(secret: &str, taken: &Taken) -> bool {
     };
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(taken.body.as_bytes());
-    mac.verify_slice(&hex::decode(sig).unwrap_or_default()).is_ok()
+    mac.verify_slice(&hex::decode(sig).unwrap_or_default())
+        .is_ok()
 }
 
 // ---- the host ----------------------------------------------------------------------------
@@ -154,7 +154,11 @@ fn signal(n: usize) -> Value {
 async fn decide(host: &Host, n: usize) -> Value {
     let token = host.token("acme", &["service"], "svc");
     let r = host
-        .post_json(&format!("{P}/decide"), &token, &json!({"signal": signal(n)}))
+        .post_json(
+            &format!("{P}/decide"),
+            &token,
+            &json!({"signal": signal(n)}),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.json()
@@ -231,7 +235,12 @@ macro_rules! until {
     ($within:expr, $what:expr, $check:expr) => {{
         let started = Instant::now();
         while !$check {
-            assert!(started.elapsed() < $within, "{}: not within {:?}", $what, $within);
+            assert!(
+                started.elapsed() < $within,
+                "{}: not within {:?}",
+                $what,
+                $within
+            );
             // Real time: the worker sends over real sockets on its own schedule; polled,
             // bounded only to catch a hang.
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -262,16 +271,39 @@ async fn targets_are_validated_admin_only_and_the_secret_is_write_only() {
         let host = host(db).await;
         let uri = format!("{P}/tenants/acme/delivery");
         let admin = host.admin("acme");
-        assert_eq!(host.get(&uri, &admin).await.json(), json!({}), "{}", host.db.name);
+        assert_eq!(
+            host.get(&uri, &admin).await.json(),
+            json!({}),
+            "{}",
+            host.db.name
+        );
 
         for (body, field) in [
             (json!([]), "body"),
-            (json!({"email": {"url": "https://a.example", "secret": "s"}}), "email"),
-            (json!({"ide": {"url": "ftp://a.example", "secret": "s"}}), "ide.url"),
-            (json!({"ide": {"url": "https://user:pw@a.example", "secret": "s"}}), "ide.url"),
-            (json!({"ide": {"url": "https://a.example", "secret": ""}}), "ide.secret"),
-            (json!({"ide": {"url": "https://a.example", "secret": "[redacted]"}}), "ide.secret"),
-            (json!({"ide": {"url": "https://a.example", "secret": "s", "retries": 3}}), "ide.retries"),
+            (
+                json!({"email": {"url": "https://a.example", "secret": "s"}}),
+                "email",
+            ),
+            (
+                json!({"ide": {"url": "ftp://a.example", "secret": "s"}}),
+                "ide.url",
+            ),
+            (
+                json!({"ide": {"url": "https://user:pw@a.example", "secret": "s"}}),
+                "ide.url",
+            ),
+            (
+                json!({"ide": {"url": "https://a.example", "secret": ""}}),
+                "ide.secret",
+            ),
+            (
+                json!({"ide": {"url": "https://a.example", "secret": "[redacted]"}}),
+                "ide.secret",
+            ),
+            (
+                json!({"ide": {"url": "https://a.example", "secret": "s", "retries": 3}}),
+                "ide.retries",
+            ),
         ] {
             let r = host.json(Method::PUT, &uri, &admin, &body).await;
             let problem = r.problem(422, "INVALID_REQUEST");
@@ -285,9 +317,14 @@ async fn targets_are_validated_admin_only_and_the_secret_is_write_only() {
         host.json(Method::PUT, &uri, &service, &body)
             .await
             .problem(403, "FORBIDDEN");
-        host.json(Method::PUT, &format!("{P}/tenants/other/delivery"), &admin, &body)
-            .await
-            .problem(403, "FORBIDDEN");
+        host.json(
+            Method::PUT,
+            &format!("{P}/tenants/other/delivery"),
+            &admin,
+            &body,
+        )
+        .await
+        .problem(403, "FORBIDDEN");
         host.get(&format!("{P}/tenants/other/delivery"), &admin)
             .await
             .problem(403, "FORBIDDEN");
@@ -353,7 +390,10 @@ async fn each_action_goes_once_to_each_targeted_surface_signed() {
             assert!(!verify("wrong", t));
             assert_eq!(t.headers["content-type"], "application/json");
             let body: Value = serde_json::from_str(&t.body).unwrap();
-            assert_eq!(t.headers["x-mmm-delivery"], body["delivery_id"].as_str().unwrap());
+            assert_eq!(
+                t.headers["x-mmm-delivery"],
+                body["delivery_id"].as_str().unwrap()
+            );
             let surface = body["surface"].as_str().unwrap().to_owned();
             let rendered = body["rendered"].as_object().unwrap();
             assert_eq!(rendered.keys().collect::<Vec<_>>(), [&surface], "{body}");
@@ -374,11 +414,17 @@ async fn each_action_goes_once_to_each_targeted_surface_signed() {
             assert_eq!((d.attempts, d.last_error.as_deref()), (1, None), "{d:?}");
         }
         assert_eq!(
-            metric(&host, r#"mmm_delivery_attempts_total{channel="ide",result="ok"}"#),
+            metric(
+                &host,
+                r#"mmm_delivery_attempts_total{channel="ide",result="ok"}"#
+            ),
             Some(1.0)
         );
         assert_eq!(
-            metric(&host, r#"mmm_delivery_attempts_total{channel="chat",result="ok"}"#),
+            metric(
+                &host,
+                r#"mmm_delivery_attempts_total{channel="chat",result="ok"}"#
+            ),
             Some(1.0)
         );
         // Real time: a short look for a stray second delivery.
@@ -408,8 +454,14 @@ async fn failures_are_retried_with_a_growing_ceiling_then_given_up() {
         });
         let taken = receiver.taken();
         assert_eq!(taken.len(), 4, "max_attempts requests, no more");
-        let ids: Vec<_> = taken.iter().map(|t| t.headers["x-mmm-delivery"].clone()).collect();
-        assert!(ids.iter().all(|id| *id == ids[0]), "one delivery id on every retry");
+        let ids: Vec<_> = taken
+            .iter()
+            .map(|t| t.headers["x-mmm-delivery"].clone())
+            .collect();
+        assert!(
+            ids.iter().all(|id| *id == ids[0]),
+            "one delivery id on every retry"
+        );
         // Each retry waits at most its ceiling (base × 2^(n-1), capped), plus the
         // worker's poll and scheduling slack.
         for (n, pair) in taken.windows(2).enumerate() {
@@ -425,12 +477,21 @@ async fn failures_are_retried_with_a_growing_ceiling_then_given_up() {
         let rows = deliveries(&host).await;
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].attempts, 4);
-        assert_eq!(rows[0].last_error.as_deref(), Some("the webhook answered 500 Internal Server Error"));
         assert_eq!(
-            metric(&host, r#"mmm_delivery_attempts_total{channel="chat",result="failed"}"#),
+            rows[0].last_error.as_deref(),
+            Some("the webhook answered 500 Internal Server Error")
+        );
+        assert_eq!(
+            metric(
+                &host,
+                r#"mmm_delivery_attempts_total{channel="chat",result="failed"}"#
+            ),
             Some(4.0)
         );
-        assert_eq!(metric(&host, r#"mmm_delivery_dead_total{channel="chat"}"#), Some(1.0));
+        assert_eq!(
+            metric(&host, r#"mmm_delivery_dead_total{channel="chat"}"#),
+            Some(1.0)
+        );
         // Real time: a short look for a retry of a dead delivery.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(receiver.count(), 4);
@@ -456,10 +517,16 @@ async fn a_delivery_that_fails_then_succeeds_is_done_once() {
         assert_eq!(rows[0].attempts, 3, "{rows:?}");
         assert_eq!(receiver.count(), 3);
         assert_eq!(
-            metric(&host, r#"mmm_delivery_attempts_total{channel="ide",result="failed"}"#),
+            metric(
+                &host,
+                r#"mmm_delivery_attempts_total{channel="ide",result="failed"}"#
+            ),
             Some(2.0)
         );
-        assert_eq!(metric(&host, r#"mmm_delivery_dead_total{channel="ide"}"#), None);
+        assert_eq!(
+            metric(&host, r#"mmm_delivery_dead_total{channel="ide"}"#),
+            None
+        );
         stop(&host).await;
     }
 }
@@ -475,7 +542,9 @@ async fn a_new_worker_resumes_what_a_stopped_one_left() {
         decide(&first, 1).await;
         let queued = deliveries(&first).await;
         assert_eq!(queued.len(), 2);
-        assert!(queued.iter().all(|d| d.state == "pending" && d.attempts == 0));
+        assert!(queued
+            .iter()
+            .all(|d| d.state == "pending" && d.attempts == 0));
 
         // A worker that fails once for each, then stops (the host restarting).
         start(
@@ -555,9 +624,16 @@ async fn a_removed_webhook_gives_its_deliveries_up_unattempted() {
         });
         let rows = deliveries(&host).await;
         assert_eq!(rows[0].attempts, 0);
-        assert!(rows[0].last_error.as_deref().unwrap().contains("no webhook for `ide`"));
+        assert!(rows[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("no webhook for `ide`"));
         assert_eq!(receiver.count(), 0);
-        assert_eq!(metric(&host, r#"mmm_delivery_dead_total{channel="ide"}"#), Some(1.0));
+        assert_eq!(
+            metric(&host, r#"mmm_delivery_dead_total{channel="ide"}"#),
+            Some(1.0)
+        );
         stop(&host).await;
     }
 }
@@ -622,7 +698,10 @@ async fn a_failing_webhook_opens_its_breaker_and_recovery_closes_it() {
         until!(Duration::from_secs(5), "closed", {
             metric(&host, gauge) == Some(0.0)
         });
-        assert_eq!(metric(&host, r#"mmm_circuit_state{name="delivery:chat"}"#), Some(0.0));
+        assert_eq!(
+            metric(&host, r#"mmm_circuit_state{name="delivery:chat"}"#),
+            Some(0.0)
+        );
         stop(&host).await;
     }
 }

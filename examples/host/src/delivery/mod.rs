@@ -119,6 +119,9 @@ mod tests {
             sign("It's a Secret to Everybody", b"Hello, World!"),
             "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
         );
-        assert_ne!(sign("other", b"Hello, World!"), sign("It's a Secret to Everybody", b"Hello, World!"));
+        assert_ne!(
+            sign("other", b"Hello, World!"),
+            sign("It's a Secret to Everybody", b"Hello, World!")
+        );
     }
 }

@@ -137,7 +137,10 @@ pub fn parse_targets(body: &Value) -> Result<Vec<DeliveryTarget>, AppError> {
                 "must be an object `{\"url\": …, \"secret\": …}`",
             ));
         };
-        if let Some(unknown) = target.keys().find(|k| !matches!(k.as_str(), "url" | "secret")) {
+        if let Some(unknown) = target
+            .keys()
+            .find(|k| !matches!(k.as_str(), "url" | "secret"))
+        {
             return Err(AppError::invalid_field(
                 &format!("{surface}.{}", field_name(unknown)),
                 "unknown field: a target has `url` and `secret`",
@@ -165,6 +168,9 @@ fn check_url(surface: &str, value: Option<&Value>) -> Result<String, AppError> {
     };
     if text.len() > MAX_URL_BYTES {
         return Err(bad(format!("is longer than {MAX_URL_BYTES} bytes")));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(bad("holds a control character".to_owned()));
     }
     let url = reqwest::Url::parse(text)
         .map_err(|e| bad(format!("{} is not an absolute URL: {e}", Quoted(text))))?;
@@ -197,6 +203,10 @@ fn check_secret(surface: &str, value: Option<&Value>) -> Result<String, AppError
     if text.len() > MAX_SECRET_BYTES {
         return Err(bad(&format!("is longer than {MAX_SECRET_BYTES} bytes")));
     }
+    // Stored as text (PostgreSQL holds no NUL) and typed by people: printable only.
+    if text.chars().any(char::is_control) {
+        return Err(bad("holds a control character"));
+    }
     if text == REDACTED {
         return Err(bad(
             "is the placeholder `GET` shows; send the secret itself (it is write-only)",
@@ -219,27 +229,52 @@ mod tests {
 
     #[test]
     fn targets_are_validated_field_by_field() {
-        let ok = parse_targets(&json!({"ide": {"url": "https://hooks.example/ide", "secret": "s"}}))
-            .unwrap();
+        let ok =
+            parse_targets(&json!({"ide": {"url": "https://hooks.example/ide", "secret": "s"}}))
+                .unwrap();
         assert_eq!(ok[0].surface, "ide");
         assert_eq!(field(parse_targets(&json!([])).unwrap_err()), "body");
-        assert_eq!(field(parse_targets(&json!({"email": {}})).unwrap_err()), "email");
-        assert_eq!(field(parse_targets(&json!({"ide": "x"})).unwrap_err()), "ide");
         assert_eq!(
-            field(parse_targets(&json!({"ide": {"url": "https://a.example", "secret": "s", "x": 1}})).unwrap_err()),
+            field(parse_targets(&json!({"email": {}})).unwrap_err()),
+            "email"
+        );
+        assert_eq!(
+            field(parse_targets(&json!({"ide": "x"})).unwrap_err()),
+            "ide"
+        );
+        assert_eq!(
+            field(
+                parse_targets(&json!({"ide": {"url": "https://a.example", "secret": "s", "x": 1}}))
+                    .unwrap_err()
+            ),
             "ide.x"
         );
-        for url in [json!(null), json!("ftp://a.example/x"), json!("/relative"), json!("https://u:p@a.example/"),
-                    json!(format!("https://a.example/{}", "x".repeat(MAX_URL_BYTES)))] {
+        for url in [
+            json!(null),
+            json!("ftp://a.example/x"),
+            json!("/relative"),
+            json!("https://u:p@a.example/"),
+            json!(format!("https://a.example/{}", "x".repeat(MAX_URL_BYTES))),
+            json!("https://a.example/\u{0}"),
+        ] {
             assert_eq!(
                 field(parse_targets(&json!({"chat": {"url": url, "secret": "s"}})).unwrap_err()),
                 "chat.url",
                 "{url}"
             );
         }
-        for secret in [json!(""), json!(7), json!(REDACTED), json!("s".repeat(MAX_SECRET_BYTES + 1))] {
+        for secret in [
+            json!(""),
+            json!(7),
+            json!(REDACTED),
+            json!("s".repeat(MAX_SECRET_BYTES + 1)),
+            json!("a\u{0}b"),
+        ] {
             assert_eq!(
-                field(parse_targets(&json!({"alert": {"url": "http://a.example", "secret": secret}})).unwrap_err()),
+                field(
+                    parse_targets(&json!({"alert": {"url": "http://a.example", "secret": secret}}))
+                        .unwrap_err()
+                ),
                 "alert.secret"
             );
         }

@@ -346,7 +346,8 @@ async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) 
             Err(e) => {
                 failures = failures.saturating_add(1);
                 tracing::warn!(error = %e, "delivery: cannot claim deliveries");
-                let d = crate::forwarder::backoff(failures, ctx.config.idle, Duration::from_secs(30));
+                let d =
+                    crate::forwarder::backoff(failures, ctx.config.idle, Duration::from_secs(30));
                 pause(&mut stop, &wake, d, false).await;
                 continue;
             }
@@ -430,10 +431,7 @@ async fn deliver(ctx: &Ctx, row: QueuedDelivery, token: &str) {
     };
     let Some(target) = targets.into_iter().find(|t| t.surface == row.surface) else {
         let dead = DeliveryResult::Dead {
-            error: format!(
-                "the tenant has no webhook for `{}` any more",
-                row.surface
-            ),
+            error: format!("the tenant has no webhook for `{}` any more", row.surface),
             attempted: false,
         };
         if finish(ctx, &row, token, &dead).await {
@@ -567,8 +565,14 @@ mod tests {
         let draws: Vec<Duration> = (0..400).map(|_| backoff(4, base, max)).collect();
         assert!(draws.iter().all(|d| *d <= Duration::from_millis(800)));
         // Full jitter: the draws spread over the whole range, down to near zero.
-        assert!(draws.iter().any(|d| *d < Duration::from_millis(200)), "{draws:?}");
-        assert!(draws.iter().any(|d| *d > Duration::from_millis(600)), "{draws:?}");
+        assert!(
+            draws.iter().any(|d| *d < Duration::from_millis(200)),
+            "{draws:?}"
+        );
+        assert!(
+            draws.iter().any(|d| *d > Duration::from_millis(600)),
+            "{draws:?}"
+        );
     }
 
     #[test]

@@ -132,7 +132,13 @@ pub(crate) async fn decide_signal(
     let (decision, committed, queued) = tokio::task::spawn_blocking(move || {
         let mut decision = engine.decide(&signal, context.as_ref(), &options)?;
         let chain = log.chain().map(|c| c.id.as_str());
-        let record = record(&decision, engine.config().approval_ttl, wall, chain, &targets)?;
+        let record = record(
+            &decision,
+            engine.config().approval_ttl,
+            wall,
+            chain,
+            &targets,
+        )?;
         let queued = !record.deliveries.is_empty();
         decision.receipt.envelope = None;
         Ok::<_, AppError>((decision, log.submit(record), queued))
