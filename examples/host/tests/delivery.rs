@@ -249,7 +249,7 @@ macro_rules! until {
 }
 
 async fn all_in(host: &Host, state: &str) -> bool {
-    let rows = deliveries(&host).await;
+    let rows = deliveries(host).await;
     !rows.is_empty() && rows.iter().all(|d| d.state == state)
 }
 
@@ -683,6 +683,10 @@ async fn a_failing_webhook_opens_its_breaker_and_recovery_closes_it() {
         assert_eq!(receiver.count(), sent, "nothing sent while open");
         let still: u32 = deliveries(&host).await.iter().map(|d| d.attempts).sum();
         assert_eq!(still, attempts, "waiting is not an attempt");
+        // Real time: see `until!` (the worker counts the queue when it goes idle).
+        until!(Duration::from_secs(5), "the depth while open", {
+            metric(&host, "mmm_delivery_queue_depth") == Some(3.0)
+        });
         assert!(deliveries(&host)
             .await
             .iter()
