@@ -313,6 +313,7 @@ async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) 
     let mut in_flight = JoinSet::new();
     let mut failures: u32 = 0;
     let mut last_prune: Option<tokio::time::Instant> = None;
+    let mut last_count = tokio::time::Instant::now();
     loop {
         while in_flight.try_join_next().is_some() {}
         if *stop.borrow() {
@@ -366,9 +367,14 @@ async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) 
                 drop(permit);
             });
         }
-        if !full {
+        // The gauges are refreshed whenever the worker goes idle, and at least every
+        // second while it is busy.
+        if !full || last_count.elapsed() >= Duration::from_secs(1) {
+            last_count = tokio::time::Instant::now();
             refresh_depth(&ctx).await;
             ctx.breakers.publish_all();
+        }
+        if !full {
             pause(&mut stop, &wake, ctx.config.idle, true).await;
         }
     }
