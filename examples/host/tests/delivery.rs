@@ -709,3 +709,198 @@ async fn a_failing_webhook_opens_its_breaker_and_recovery_closes_it() {
         stop(&host).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_retried_without_opening_the_breaker_and_outages_name_themselves() {
+    for db in backends().await {
+        let host = host(db).await;
+        // `ide` answers 404 (the receiver is up and refuses); `chat` points at a port
+        // nothing listens on.
+        let receiver = Receiver::new(404);
+        let base = serve(receiver.clone()).await;
+        let closed = format!("http://127.0.0.1:{}", crate::common::free_port());
+        let targets = json!({"ide": {"url": format!("{base}/hooks/ide"), "secret": SECRET},
+                             "chat": {"url": format!("{closed}/hooks/chat"), "secret": SECRET}});
+        let r = host
+            .json(
+                Method::PUT,
+                &format!("{P}/tenants/acme/delivery"),
+                &host.admin("acme"),
+                &targets,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        start(
+            &host,
+            DeliveryConfig {
+                breaker: BreakerConfig {
+                    failure_threshold: 2,
+                    ..BreakerConfig::default()
+                },
+                ..fast()
+            },
+        )
+        .await;
+        decide(&host, 1).await;
+        // Real time: see `until!`.
+        until!(Duration::from_secs(10), "the refused delivery given up", {
+            deliveries(&host)
+                .await
+                .iter()
+                .any(|d| d.surface == "ide" && d.state == "dead")
+        });
+        let rows = deliveries(&host).await;
+        let ide = rows.iter().find(|d| d.surface == "ide").unwrap();
+        assert_eq!(
+            ide.attempts, 4,
+            "every attempt was made: a 4xx never opened the breaker"
+        );
+        assert_eq!(
+            ide.last_error.as_deref(),
+            Some("the webhook answered 404 Not Found")
+        );
+        assert_eq!(receiver.count(), 4);
+        assert_eq!(
+            metric(&host, r#"mmm_circuit_state{name="delivery:ide"}"#),
+            Some(0.0)
+        );
+        // The unreachable webhook failed twice and its breaker opened: it waits.
+        // Real time: see `until!`.
+        until!(
+            Duration::from_secs(10),
+            "the unreachable webhook's breaker open",
+            {
+                metric(&host, r#"mmm_circuit_state{name="delivery:chat"}"#) == Some(1.0)
+                    && deliveries(&host)
+                        .await
+                        .iter()
+                        .any(|d| d.surface == "chat" && d.attempts == 2)
+            }
+        );
+        let rows = deliveries(&host).await;
+        let chat = rows.iter().find(|d| d.surface == "chat").unwrap();
+        assert_eq!(chat.state, "pending");
+        assert!(
+            matches!(
+                chat.last_error.as_deref(),
+                Some("cannot connect to the webhook" | "the target's circuit breaker is open")
+            ),
+            "{chat:?}"
+        );
+        assert!(
+            !format!("{rows:?}").contains(SECRET),
+            "no secret is kept with a delivery"
+        );
+        stop(&host).await;
+    }
+}
+
+#[tokio::test]
+async fn a_lapsed_claim_cannot_record_and_done_deliveries_are_pruned() {
+    use mmm_host::store::{DecisionBatch, DeliveryResult};
+    for db in backends().await {
+        let s = &db.store;
+        let t0 = crate::common::ts(crate::common::NOW);
+        let at = |ms: i64| t0 + jiff::SignedDuration::from_millis(ms);
+        let row = |id: &str, action: &str| QueuedDelivery {
+            id: id.to_owned(),
+            tenant: "acme".to_owned(),
+            surface: "ide".to_owned(),
+            action_id: action.to_owned(),
+            decision_id: "dec".to_owned(),
+            body: "{}".to_owned(),
+            attempts: 0,
+            next_attempt_at: t0,
+            state: "pending".to_owned(),
+            last_error: None,
+            created_at: t0,
+        };
+        let batch = |rows: Vec<QueuedDelivery>| DecisionBatch {
+            deliveries: rows,
+            ..DecisionBatch::default()
+        };
+        s.record_decisions(&batch(vec![row("d1", "a1"), row("d2", "a2")]))
+            .await
+            .unwrap();
+        // The same (action, surface) again (a redelivered signal) is not queued twice.
+        s.record_decisions(&batch(vec![row("d3", "a1")]))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.list_deliveries("acme", None, 10).await.unwrap().len(),
+            2,
+            "{}",
+            db.name
+        );
+        assert_eq!(s.delivery_queue_depth().await.unwrap(), 2);
+
+        // Not due yet; then due, claimed by A for 10 s.
+        assert!(s
+            .claim_deliveries(at(-1), at(10_000), "A", 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.claim_deliveries(t0, at(10_000), "A", 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        // Nobody else takes them within the lease; B does once it lapsed.
+        assert!(s
+            .claim_deliveries(at(5_000), at(15_000), "B", 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            s.claim_deliveries(at(11_000), at(21_000), "B", 1)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            s.claim_deliveries(at(11_000), at(21_000), "B", 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // A's late results are refused; B's recorded.
+        assert!(!s
+            .finish_delivery("d1", "A", &DeliveryResult::Done, at(12_000))
+            .await
+            .unwrap());
+        assert!(s
+            .finish_delivery("d1", "B", &DeliveryResult::Done, at(12_000))
+            .await
+            .unwrap());
+        let dead = DeliveryResult::Dead {
+            error: "gone".to_owned(),
+            attempted: true,
+        };
+        assert!(s
+            .finish_delivery("d2", "B", &dead, at(12_000))
+            .await
+            .unwrap());
+        assert!(!s
+            .finish_delivery("d2", "B", &DeliveryResult::Done, at(12_000))
+            .await
+            .unwrap());
+        assert_eq!(s.delivery_queue_depth().await.unwrap(), 0);
+        let dead_rows = s.list_deliveries("acme", Some("dead"), 10).await.unwrap();
+        assert_eq!(dead_rows.len(), 1);
+        assert_eq!(
+            (dead_rows[0].attempts, dead_rows[0].last_error.as_deref()),
+            (1, Some("gone"))
+        );
+
+        // Done ones go after their retention; dead ones stay.
+        assert_eq!(s.prune_deliveries(at(12_000)).await.unwrap(), 0);
+        assert_eq!(s.prune_deliveries(at(12_001)).await.unwrap(), 1);
+        let left = s.list_deliveries("acme", None, 10).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].state, "dead");
+    }
+}

@@ -152,6 +152,8 @@ struct Breakers {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     map: Mutex<HashMap<(String, String, String), Arc<Target>>>,
+    /// Most breakers kept ([`MAX_BREAKERS`]).
+    max: usize,
 }
 
 /// Worst first: an open breaker outweighs a half-open one, which outweighs closed.
@@ -170,9 +172,9 @@ impl Breakers {
         if let Some(t) = map.get(&key) {
             return Arc::clone(t);
         }
-        if map.len() >= MAX_BREAKERS {
+        if map.len() >= self.max {
             map.retain(|_, t| t.breaker.state() != BreakerState::Closed);
-            if map.len() >= MAX_BREAKERS {
+            if map.len() >= self.max {
                 map.clear();
             }
         }
@@ -269,6 +271,7 @@ pub async fn spawn(
         clock: Arc::clone(&clock),
         metrics: Arc::clone(&metrics),
         map: Mutex::new(HashMap::new()),
+        max: MAX_BREAKERS,
     });
     breakers.publish_all();
     let ctx = Arc::new(Ctx {
@@ -579,6 +582,78 @@ mod tests {
             draws.iter().any(|d| *d > Duration::from_millis(600)),
             "{draws:?}"
         );
+    }
+
+    #[test]
+    fn zero_flags_are_raised_to_what_works() {
+        use clap::Parser;
+        let cli = crate::config::Cli::parse_from([
+            "mmm-host",
+            "--delivery-max-attempts",
+            "0",
+            "--delivery-concurrency",
+            "0",
+            "--delivery-timeout-ms",
+            "0",
+            "--delivery-breaker-failures",
+            "3",
+            "--delivery-breaker-open-ms",
+            "250",
+            "--delivery-retention-hours",
+            "2",
+        ]);
+        let c = DeliveryConfig::from_args(&cli.serve);
+        assert_eq!((c.max_attempts, c.concurrency), (1, 1));
+        assert_eq!(c.timeout, Duration::from_millis(1));
+        assert_eq!(c.breaker.failure_threshold, 3);
+        assert_eq!(c.breaker.open_for, Duration::from_millis(250));
+        assert_eq!(c.retention, Duration::from_secs(7200));
+        assert_eq!(c.base_backoff, Duration::from_secs(1));
+        assert_eq!(c.max_backoff, Duration::from_secs(600));
+        assert_eq!(c.max_attempts, 1);
+    }
+
+    #[test]
+    fn breakers_are_bounded_keeping_the_open_ones_and_the_gauge_shows_the_worst() {
+        let metrics = Arc::new(Metrics::new());
+        let breakers = Arc::new(Breakers {
+            config: BreakerConfig {
+                failure_threshold: 1,
+                ..BreakerConfig::default()
+            },
+            clock: Arc::new(mmm_engine::ManualClock::new(Timestamp::UNIX_EPOCH)),
+            metrics: Arc::clone(&metrics),
+            map: Mutex::new(HashMap::new()),
+            max: 2,
+        });
+        let gauge = |surface: &str| {
+            metrics
+                .circuit_state
+                .get_or_create(&crate::metrics::CircuitLabels {
+                    name: format!("delivery:{surface}"),
+                })
+                .get()
+        };
+        let open = breakers.get("t1", "ide", "http://a");
+        let Ok(permit) = open.breaker.try_acquire() else {
+            panic!("a new breaker is closed")
+        };
+        permit.failure();
+        assert_eq!(gauge("ide"), 1, "one open target makes the surface open");
+        assert!(open.opened_at.lock().is_some());
+        let closed = breakers.get("t2", "ide", "http://b");
+        assert_eq!(gauge("ide"), 1);
+        // Full: the closed one is forgotten, the open one kept.
+        breakers.get("t3", "chat", "http://c");
+        let map = breakers.map.lock();
+        assert_eq!(map.len(), 2);
+        assert!(map.contains_key(&("t1".to_owned(), "ide".to_owned(), "http://a".to_owned())));
+        drop(map);
+        assert!(!Arc::ptr_eq(
+            &closed,
+            &breakers.get("t2", "ide", "http://b")
+        ));
+        assert!(Arc::ptr_eq(&open, &breakers.get("t1", "ide", "http://a")));
     }
 
     #[test]
