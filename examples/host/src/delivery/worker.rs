@@ -34,6 +34,7 @@ use mmm_engine::Clock;
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::{sign, DELIVERY_HEADER, SIGNATURE_HEADER};
 use crate::metrics::Metrics;
@@ -365,10 +366,22 @@ async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) 
             };
             let ctx = Arc::clone(&ctx);
             let token = token.clone();
-            in_flight.spawn(async move {
-                deliver(&ctx, row, &token).await;
-                drop(permit);
-            });
+            let span = tracing::info_span!(
+                "delivery.route",
+                tenant_id = %row.tenant,
+                surface = %row.surface,
+                action_id = %row.action_id,
+                decision_id = %row.decision_id,
+                delivery_id = %row.id,
+                attempt = row.attempts.saturating_add(1),
+            );
+            in_flight.spawn(
+                async move {
+                    deliver(&ctx, row, &token).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
         }
         // The gauges are refreshed whenever the worker goes idle, and at least every
         // second while it is busy.
