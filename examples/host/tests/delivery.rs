@@ -814,6 +814,8 @@ async fn a_lapsed_claim_cannot_record_and_done_deliveries_are_pruned() {
             state: "pending".to_owned(),
             last_error: None,
             created_at: t0,
+            traceparent: (id == "d1")
+                .then(|| "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned()),
         };
         let batch = |rows: Vec<QueuedDelivery>| DecisionBatch {
             deliveries: rows,
@@ -826,11 +828,13 @@ async fn a_lapsed_claim_cannot_record_and_done_deliveries_are_pruned() {
         s.record_decisions(&batch(vec![row("d3", "a1")]))
             .await
             .unwrap();
+        let listed = s.list_deliveries("acme", None, 10).await.unwrap();
+        assert_eq!(listed.len(), 2, "{}", db.name);
+        // The deciding span's trace context travels with the delivery.
+        let d1 = listed.iter().find(|d| d.id == "d1").unwrap();
         assert_eq!(
-            s.list_deliveries("acme", None, 10).await.unwrap().len(),
-            2,
-            "{}",
-            db.name
+            d1.traceparent.as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
         );
         assert_eq!(s.delivery_queue_depth().await.unwrap(), 2);
 

@@ -5,7 +5,8 @@
 -- state: 'pending' (due at next_attempt_at, or being sent by the claim claim_token until
 -- then), 'done' (a 2xx), 'dead' (given up after the last attempt, or no target any more).
 -- The target (url, secret) is read when sending, by (tenant, surface): the secret is
--- never copied here.
+-- never copied here. traceparent: the deciding span's W3C trace context (traces on), the
+-- parent of the delivery's span.
 
 CREATE TABLE delivery_queue (
     id              TEXT    PRIMARY KEY,
@@ -19,6 +20,7 @@ CREATE TABLE delivery_queue (
     state           TEXT    NOT NULL CHECK (state IN ('pending', 'done', 'dead')),
     claim_token     TEXT,
     last_error      TEXT,
+    traceparent     TEXT,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL
 );

@@ -49,6 +49,8 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 /// returned action and surface of the action that has a target, in the decision's
 /// order. The body is the action with `rendered` narrowed to that surface, plus
 /// `delivery_id`, `decision_id`, `signal_id`, `tenant_id`, `actor_id` and `surface`.
+/// `traceparent` (the deciding span's, when traces are on) becomes the parent of each
+/// attempt's span.
 ///
 /// # Errors
 /// A message when an action cannot be serialised (a bug).
@@ -56,6 +58,7 @@ pub fn queue(
     decision: &Decision,
     targets: &[DeliveryTarget],
     now: Timestamp,
+    traceparent: Option<&str>,
 ) -> Result<Vec<QueuedDelivery>, String> {
     let mut out = Vec::new();
     if targets.is_empty() {
@@ -102,6 +105,7 @@ pub fn queue(
                 state: "pending".to_owned(),
                 last_error: None,
                 created_at: now,
+                traceparent: traceparent.map(str::to_owned),
             });
         }
     }

@@ -366,14 +366,12 @@ async fn run(ctx: Arc<Ctx>, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) 
             };
             let ctx = Arc::clone(&ctx);
             let token = token.clone();
-            let span = tracing::info_span!(
-                "delivery.route",
-                tenant_id = %row.tenant,
-                surface = %row.surface,
-                action_id = %row.action_id,
-                decision_id = %row.decision_id,
-                delivery_id = %row.id,
-                attempt = row.attempts.saturating_add(1),
+            // `delivery.route`, a child of the deciding span when traces are on.
+            let span = crate::telemetry::delivery_span(
+                &row.action_id,
+                &row.surface,
+                &row.tenant,
+                row.traceparent.as_deref(),
             );
             in_flight.spawn(
                 async move {
@@ -493,6 +491,7 @@ async fn deliver(ctx: &Ctx, row: QueuedDelivery, token: &str) {
         }
     };
     ctx.metrics.observe_delivery(&row.surface, ok);
+    tracing::Span::current().record("delivery.result", if ok { "ok" } else { "failed" });
     let attempts = row.attempts.saturating_add(1);
     let done = ctx.clock.now();
     let result = match error {
@@ -554,6 +553,9 @@ async fn send(ctx: &Ctx, row: &QueuedDelivery, url: &str, secret: &str) -> Sent 
         .body(row.body.clone())
         .send()
         .await;
+    if let Ok(r) = &response {
+        tracing::Span::current().record("http.status", r.status().as_u16());
+    }
     match response {
         Ok(r) if r.status().is_success() => Sent::Ok,
         Ok(r)

@@ -150,6 +150,9 @@ async fn decide_traced(
     let tracer = crate::telemetry::tracer();
     // Decide, and hand the record to the log, in one blocking task: once the engine has
     // signed a receipt it reaches the log even if this request is abandoned meanwhile.
+    // The decision span's trace context (traces on), stored with its deliveries: read
+    // here, where the span's subscriber is current (not on the blocking thread).
+    let traceparent = crate::telemetry::traceparent_of(&span.context());
     let in_span = span.clone();
     let decided = tokio::task::spawn_blocking(move || {
         // The engine's log lines (a port down) carry the decision's ids.
@@ -166,6 +169,7 @@ async fn decide_traced(
             wall,
             chain,
             &targets,
+            traceparent.as_deref(),
         )?;
         let queued = !record.deliveries.is_empty();
         decision.receipt.envelope = None;
@@ -307,13 +311,15 @@ async fn fill_context(
 
 /// What the decision writes: its receipt, returned actions, approvals for dual-channel
 /// multipliers (opened at `wall`, the host's clock), the tenant's counters and the
-/// webhook deliveries of its actions to the tenant's `targets` (due at `wall`).
+/// webhook deliveries of its actions to the tenant's `targets` (due at `wall`, their
+/// spans children of `traceparent`, the decision's span).
 fn record(
     decision: &Decision,
     approval_ttl: std::time::Duration,
     wall: Timestamp,
     chain_id: Option<&str>,
     targets: &[DeliveryTarget],
+    traceparent: Option<&str>,
 ) -> Result<DecisionRecord, AppError> {
     let decided_at: Timestamp = decision.decided_at.parse().unwrap_or(wall);
     let tenant = &decision.tenant_id;
@@ -377,7 +383,8 @@ fn record(
         })
         .collect();
     let counts = super::tenants::decision_counts(decision);
-    let deliveries = crate::delivery::queue(decision, targets, wall).map_err(AppError::Internal)?;
+    let deliveries =
+        crate::delivery::queue(decision, targets, wall, traceparent).map_err(AppError::Internal)?;
     Ok(DecisionRecord {
         receipt,
         actions,

@@ -154,6 +154,9 @@ pub struct QueuedDelivery {
     pub last_error: Option<String>,
     /// Queued.
     pub created_at: Timestamp,
+    /// The W3C `traceparent` of the decision that queued it (when traces are on): the
+    /// parent of each attempt's `delivery.route` span.
+    pub traceparent: Option<String>,
 }
 
 /// How a claimed delivery ended, for [`Store::finish_delivery`].

@@ -135,7 +135,7 @@ macro_rules! sql_store {
         const EXPERIMENT: &str =
             "tenant, id, status, yaml, author, revision, created_at, updated_at";
         const RECEIPT: &str = "chain_id, seq, receipt_id, tenant, envelope, stored_at";
-        const DELIVERY: &str = "id, tenant, surface, action_id, decision_id, body, attempts, next_attempt_at, state, last_error, created_at";
+        const DELIVERY: &str = "id, tenant, surface, action_id, decision_id, body, attempts, next_attempt_at, state, last_error, created_at, traceparent";
         const ACTION: &str = "tenant, action_id, actor_id, playbook_id, playbook_version, action_type, experiment_id, variant, decided_at";
 
         fn text(row: &DbRow, col: &str) -> Result<String, StoreError> {
@@ -206,6 +206,7 @@ macro_rules! sql_store {
                 state: text(row, "state")?,
                 last_error: row.try_get::<Option<String>, _>("last_error").map_err(db_err)?,
                 created_at: ts(num(row, "created_at")?)?,
+                traceparent: row.try_get::<Option<String>, _>("traceparent").map_err(db_err)?,
             })
         }
 
@@ -489,6 +490,7 @@ macro_rules! sql_store {
                         .push_bind(d.state.as_str())
                         .push_bind(d.last_error.as_deref())
                         .push_bind(ms(d.created_at))
+                        .push_bind(d.traceparent.as_deref())
                         .push_bind(ms(d.created_at));
                 });
                 q.push(" ON CONFLICT (action_id, surface) DO NOTHING");
