@@ -87,7 +87,7 @@ pub struct OnlyResult {
 /// `mmm_circuit_state{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct CircuitLabels {
-    /// The port (`iam`, `signals`, …).
+    /// The port (`iam`, `signals`, …), or `delivery:<surface>` for webhook targets.
     pub name: String,
 }
 
@@ -98,6 +98,13 @@ pub struct DeliveryLabels {
     pub channel: String,
     /// `ok` or `failed`.
     pub result: String,
+}
+
+/// `mmm_delivery_dead_total{channel}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ChannelLabels {
+    /// The surface.
+    pub channel: String,
 }
 
 /// `mmm_decision_surface_latency_seconds{surface}`.
@@ -166,6 +173,11 @@ pub struct Metrics {
     pub circuit_state: Family<CircuitLabels, Gauge>,
     /// `mmm_delivery_attempts_total{channel, result}`.
     pub delivery_attempts: Family<DeliveryLabels, Counter>,
+    /// `mmm_delivery_queue_depth`: webhook deliveries waiting (due, backing off or in
+    /// flight), as the delivery worker last counted them.
+    pub delivery_queue_depth: Gauge,
+    /// `mmm_delivery_dead_total{channel}`: webhook deliveries given up.
+    pub delivery_dead: Family<ChannelLabels, Counter>,
     /// `mmm_decision_surface_latency_seconds{surface}`: the §13 latency by the signal's
     /// surface hint (the IDE and CI latency alerts select on it).
     pub surface_latency: Family<SurfaceLabels, Histogram>,
@@ -294,6 +306,25 @@ impl Metrics {
             "Deliveries attempted, by channel and result",
             delivery_attempts.clone(),
         );
+        let delivery_queue_depth = Gauge::default();
+        registry.register(
+            "mmm_delivery_queue_depth",
+            "Webhook deliveries waiting: due, backing off or in flight",
+            delivery_queue_depth.clone(),
+        );
+        let delivery_dead = Family::<ChannelLabels, Counter>::default();
+        registry.register(
+            "mmm_delivery_dead",
+            "Webhook deliveries given up (after the last attempt, or their webhook removed), by channel",
+            delivery_dead.clone(),
+        );
+        for surface in mmm_engine::Surface::ALL {
+            circuit_state
+                .get_or_create(&CircuitLabels {
+                    name: format!("delivery:{surface}"),
+                })
+                .set(0);
+        }
         let surface_latency = Family::<SurfaceLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(DECISION_LATENCY_BUCKETS)
         });
@@ -343,7 +374,43 @@ impl Metrics {
             circuit_state,
             delivery_attempts,
             intake_messages,
+            delivery_queue_depth,
+            delivery_dead,
         }
+    }
+
+    /// Counts one webhook delivery attempt on `channel` (the surface).
+    pub fn observe_delivery(&self, channel: &str, ok: bool) {
+        self.delivery_attempts
+            .get_or_create(&DeliveryLabels {
+                channel: channel.to_owned(),
+                result: if ok { "ok" } else { "failed" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one webhook delivery given up.
+    pub fn observe_delivery_dead(&self, channel: &str) {
+        self.delivery_dead
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets `mmm_delivery_queue_depth`.
+    pub fn set_delivery_queue_depth(&self, depth: u64) {
+        self.delivery_queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Sets `mmm_circuit_state{name="delivery:<surface>"}` (0 closed, 1 open, 2 half-open).
+    pub fn set_delivery_circuit(&self, surface: &str, state: mmm_engine::ports::BreakerState) {
+        self.circuit_state
+            .get_or_create(&CircuitLabels {
+                name: format!("delivery:{surface}"),
+            })
+            .set(i64::from(state as u8));
     }
 
     /// The engine's observer feeding these metrics (`EngineBuilder::observer`).
@@ -442,14 +509,7 @@ impl Metrics {
                     })
                     .set(value);
             }
-            Event::Delivery { surface, ok } => {
-                self.delivery_attempts
-                    .get_or_create(&DeliveryLabels {
-                        channel: surface.as_str().to_owned(),
-                        result: if *ok { "ok" } else { "failed" }.to_owned(),
-                    })
-                    .inc();
-            }
+            Event::Delivery { surface, ok } => self.observe_delivery(surface.as_str(), *ok),
             // `Engine::record_outcome` (the outcomes route calls it once per new outcome).
             Event::Outcome {
                 tenant_id, result, ..

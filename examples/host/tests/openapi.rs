@@ -29,6 +29,8 @@ const SPEC_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/mmm/tenants/{tenant_id}/policy"),
     ("put", "/v1/mmm/tenants/{tenant_id}/policy"),
     ("get", "/v1/mmm/tenants/{tenant_id}/metrics"),
+    ("get", "/v1/mmm/tenants/{tenant_id}/delivery"),
+    ("put", "/v1/mmm/tenants/{tenant_id}/delivery"),
     ("get", "/v1/mmm/experiments"),
     ("post", "/v1/mmm/experiments"),
     ("get", "/v1/mmm/experiments/{id}"),
