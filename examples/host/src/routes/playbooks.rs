@@ -51,6 +51,7 @@ const REQUEST_SOURCE: &str = "<request>";
 #[into_params(parameter_in = Query)]
 pub struct TenantQuery {
     /// For the platform operator: whose documents (default: the global ones, `*`).
+    #[param(pattern = r"^(\*|[A-Za-z0-9._-]{1,64})$")]
     pub tenant: Option<String>,
 }
 
@@ -378,7 +379,7 @@ async fn get_playbook(
 
 /// Stores a new draft version: one playbook document, `status: draft`.
 #[utoipa::path(post, path = "/playbooks", tag = "playbooks",
-    request_body(content = String, content_type = "application/yaml", description = "one playbook document with `status: draft`"),
+    request_body(content = Object, content_type = "application/yaml", description = "one playbook document (a YAML mapping) with `status: draft`"),
     security(("bearer" = [])),
     responses(
         (status = 201, body = Created),
@@ -685,7 +686,8 @@ async fn deprecate(
 
 /// Validates YAML as `mmm validate --strict` does, without storing anything.
 #[utoipa::path(post, path = "/playbooks/validate", tag = "playbooks",
-    request_body(content = String, content_type = "application/yaml"),
+    request_body(content = serde_json::Value, content_type = "application/yaml",
+        description = "YAML text: any document (one that is not a playbook gets diagnostics saying why)"),
     security(("bearer" = [])),
     responses((status = 200, body = Diagnostics)))]
 async fn validate(

@@ -49,6 +49,7 @@ pub struct ExportQuery {
     #[serde(default)]
     pub after_seq: u64,
     /// At most this many envelopes, 1 to 10,000 (default 1,000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
     /// Only this chain (a replica id); default: every chain, one after the other.
     pub chain_id: Option<String>,
