@@ -732,6 +732,17 @@ fn cases() -> Vec<Case> {
             Some("after_seq"),
         ),
         case(
+            "export receipts with an after_seq beyond the store's 63 bits",
+            M::GET,
+            "/receipts?after_seq=9223372036854775808",
+            Admin,
+            None,
+            "",
+            422,
+            "INVALID_REQUEST",
+            Some("after_seq"),
+        ),
+        case(
             "export receipts with an unknown parameter",
             M::GET,
             "/receipts?foo=1",
