@@ -388,6 +388,17 @@ fn cases() -> Vec<Case> {
             Some("body"),
         ),
         case(
+            "simulate an empty array",
+            M::POST,
+            "/playbooks/pb/versions/2/simulate",
+            Author,
+            JSON,
+            "[]",
+            422,
+            "INVALID_REQUEST",
+            Some("no signals"),
+        ),
+        case(
             "simulate too many",
             M::POST,
             "/playbooks/pb/versions/2/simulate",

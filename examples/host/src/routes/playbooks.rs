@@ -704,7 +704,11 @@ async fn validate(
 /// line by line.
 #[utoipa::path(post, path = "/playbooks/{id}/versions/{v}/simulate", tag = "playbooks",
     params(("id" = String, Path), ("v" = u32, Path), TenantQuery),
-    request_body(content = String, description = "signals: a JSON array (`application/json`) or one per line (`application/x-ndjson`), each an envelope or `{signal, context}`"),
+    request_body(content(
+            (SignalArray = "application/json"),
+            (SignalLines = "application/x-ndjson"),
+        ),
+        description = "signals, at least one: a JSON array (`application/json`) or one per line (`application/x-ndjson`), each an envelope or `{signal, context}`"),
     security(("bearer" = [])),
     responses(
         (status = 200, body = Simulation),
@@ -793,6 +797,25 @@ async fn simulate(
 
 type Input = (usize, Result<Value, ErrorInfo>);
 
+/// The simulate body as a JSON array (OpenAPI only): at least one signal, each a value
+/// the replay decides or rejects in its report.
+#[derive(ToSchema)]
+#[schema(min_items = 1)]
+#[expect(
+    dead_code,
+    reason = "a schema for the OpenAPI document; the route reads the text"
+)]
+struct SignalArray(Vec<Value>);
+
+/// The simulate body as NDJSON (OpenAPI only): at least one line that is not blank.
+#[derive(ToSchema)]
+#[schema(pattern = r"\S")]
+#[expect(
+    dead_code,
+    reason = "a schema for the OpenAPI document; the route reads the text"
+)]
+struct SignalLines(String);
+
 /// Reads signals: a JSON array, or one JSON value per line (blank lines skipped), at most
 /// `max`. A line that is not JSON is refused in the report, not the whole request.
 fn read_signals(body: &TextBody, max: usize) -> Result<Vec<Input>, AppError> {
@@ -808,6 +831,9 @@ fn read_signals(body: &TextBody, max: usize) -> Result<Vec<Input>, AppError> {
     }
     if body.content_type == "application/json" || trimmed.starts_with('[') {
         let values: Vec<Value> = super::parse_json(body.text.as_bytes())?;
+        if values.is_empty() {
+            return Err(AppError::invalid_field("body", "no signals were sent"));
+        }
         if values.len() > max {
             return Err(too_many());
         }
