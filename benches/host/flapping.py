@@ -173,6 +173,8 @@ class Flapping:
         self.states: dict[str, list[tuple[float, int]]] = {"llm": [], "policy": []}
         self.failures: list[str] = []
         self.other_answers: dict[str, int] = {}
+        self.straddling = 0
+        self.receipts_unjudged: set = set()
 
     async def run(self) -> int:
         args = self.args
@@ -256,6 +258,7 @@ class Flapping:
             # ERIS is up again: the forwarder drains what waited (backoff at most 2 s).
             receipts = {d["receipt"]["receipt_id"] for _, _, _, d in self.decisions
                         if (d.get("receipt") or {}).get("receipt_id")}
+            receipts |= {r for r in self.receipts_unjudged if r}
             for _ in range(300):
                 if receipts <= deps.eris_keys:
                     break
@@ -286,8 +289,16 @@ class Flapping:
                 self.other_answers[f"decide error {type(e).__name__}"] = \
                     self.other_answers.get(f"decide error {type(e).__name__}", 0) + 1
                 continue
+            answered = self.schedule.now()
             up, into = self.schedule.at(sent)
-            self.decisions.append((sent, up, into, decision))
+            # A decision whose request straddles a switch of the schedule is not judged:
+            # its port calls may have seen either side.
+            up_after, into_after = self.schedule.at(answered)
+            if up_after == up and abs((into_after - into) - (answered - sent)) < 0.01:
+                self.decisions.append((sent, up, into, decision))
+            else:
+                self.straddling += 1
+                self.receipts_unjudged.add((decision.get("receipt") or {}).get("receipt_id"))
             # Real time: a steady trickle of decisions, about 5 per second per worker.
             await asyncio.sleep(0.2)
 
@@ -350,7 +361,8 @@ class Flapping:
         if args.duration > args.up and not (cached and unavailable):
             self.failures.append(f"down phases showed policy_cached {cached}× and policy_unavailable {unavailable}× (both expected)")
         missing = receipts - deps.eris_keys
-        print(f"-- decisions: {len(self.decisions)} answered 200 ({down_checked} checked while "
+        print(f"-- decisions: {len(self.decisions) + self.straddling} answered 200, "
+              f"{self.straddling} straddling a switch not judged ({down_checked} checked while "
               f"down: policy_cached {cached}, policy_unavailable {unavailable}; {up_checked} "
               f"checked while up); other answers: {self.other_answers or 'none'}")
         print(f"-- dependency calls: {deps.calls}")
