@@ -63,11 +63,11 @@ pub struct AuditEntry {
     pub action: String,
     /// Which object.
     pub subject: String,
-    /// Before, redacted.
-    #[schema(value_type = Object)]
+    /// Before, redacted; `null` when the change created the object.
+    #[schema(value_type = Option<Object>)]
     pub before: serde_json::Value,
-    /// After, redacted.
-    #[schema(value_type = Object)]
+    /// After, redacted; `null` when the change removed the object.
+    #[schema(value_type = Option<Object>)]
     pub after: serde_json::Value,
 }
 
