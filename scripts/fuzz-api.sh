@@ -75,6 +75,42 @@ curl -fsS "$base/v1/mmm/ready" >/dev/null
 
 token="$("$bin" token --tenant demo --role admin --role approver --actor fuzz --ttl 4h --data-dir "$data")"
 
+# Real resources for the operations schemathesis cannot reach by itself (it creates no
+# actions and guesses no version of a playbook): a draft playbook of tenant demo, and a
+# decision whose actions give an approval to approve or reject (the dual-channel
+# multiplier of `exposed-secret`) and an action to record an outcome of.
+# scripts/schemathesis.toml names them as those operations' path parameters.
+curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/yaml' \
+    --data-binary @- "$base/v1/mmm/playbooks" >/dev/null <<'YAML'
+apiVersion: mmm/v1
+kind: Playbook
+metadata:
+  id: fuzz-draft
+  version: 1
+  tenant: demo
+  status: draft
+  category: testing
+  description: A draft the fuzzer publishes, deprecates, simulates and deletes.
+spec:
+  triggers: [fuzz.tick]
+  priority: 10
+  actions:
+    - type: mirror
+      surfaces: [ide]
+      title: Tick
+      text: "A tick arrived."
+YAML
+signal="$(sed -e 's/"tenant_id": "acme"/"tenant_id": "demo"/' "$root/examples/signals/secret-detected.json")"
+decision="$(curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"signal\": $signal}" "$base/v1/mmm/decide")"
+ids="$(python3 -c '
+import json, sys
+actions = json.load(sys.stdin)["actions"]
+approval = next(a["action_id"] for a in actions if a.get("dual_channel"))
+other = next(a["action_id"] for a in actions if not a.get("dual_channel"))
+print(approval, other)' <<<"$decision")"
+export MMM_FUZZ_APPROVAL_ACTION="${ids% *}" MMM_FUZZ_OUTCOME_ACTION="${ids#* }"
+
 # The checks are chosen in scripts/schemathesis.toml (all of them, with per-operation
 # exceptions): a `--checks` flag here would override the exceptions.
 args=(run "$base/v1/mmm/openapi.json" --url "$base"
