@@ -30,6 +30,11 @@ from pathlib import Path
 
 import aiohttp
 
+# The engine remembers returned actions for their outcomes, up to `remembered_actions`
+# (100,000 by default): at this load that memory fills for half an hour, and RSS grows with
+# it. The soak bounds it small, so that the memory check measures leaks, not a bounded
+# memory still filling (docs/performance.md, "Host proof").
+ENGINE_SETTINGS = {"remembered_actions": 2000}
 PING_ACTORS = 40  # actors of the `max: 1` playbook: each gets many pings, one nudge
 OUTCOMES_KEPT = 256  # action ids remembered for outcomes (bounded)
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=30)
@@ -62,6 +67,8 @@ class Replica:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = work / f"{name}.log"
+        self.settings = work / "engine-settings.json"
+        self.settings.write_text(json.dumps(ENGINE_SETTINGS))
         self.proc: subprocess.Popen | None = None
         self.up = False
 
@@ -75,6 +82,7 @@ class Replica:
             "--seed-playbooks", str(Path(self.args.root) / "playbooks"),
             "--signing-key-file", self.args.signing_key,
             "--replica-id", f"soak-{self.name}",
+            "--engine-settings", str(self.settings),
             # A loaded 2-core machine can keep a fatigue check waiting for a thread; a
             # held-back action is safe but not what a soak measures.
             "--fatigue-timeout-ms", "5000",
@@ -354,7 +362,8 @@ class Soak:
             await asyncio.sleep(2.5)
 
             print(f"== soak: {self.args.duration:.0f} s, {self.args.workers} workers, "
-                  f"replicas a (kept) and b (killed twice), tenant {self.tenant}")
+                  f"replicas a (kept) and b (killed twice), tenant {self.tenant}, "
+                  f"engine settings {json.dumps(ENGINE_SETTINGS)}")
             self.started = time.monotonic()
             self.stop_at = self.started + self.args.duration
             tasks = [self.worker(session, w) for w in range(self.args.workers)]
@@ -395,6 +404,11 @@ class Soak:
             ref = before[-1]
             end = self.rss[-1][1]
             growth = (end - ref) / ref * 100
+            minutes = {}
+            for t, kib in self.rss:
+                minutes.setdefault(int(t // 60), kib)
+            print("-- RSS of replica a per minute (MiB): "
+                  + ", ".join(f"{m}: {k / 1024:.1f}" for m, k in sorted(minutes.items())))
             print(f"-- memory of replica a: {ref / 1024:.1f} MiB at {what}, "
                   f"{end / 1024:.1f} MiB at the end ({growth:+.1f} %), "
                   f"peak {max(k for _, k in self.rss) / 1024:.1f} MiB")
