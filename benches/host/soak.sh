@@ -5,8 +5,8 @@
 # replica b killed with SIGKILL and restarted at 30 % and 60 % of the run. Prints the
 # figures and exits non-zero when a receipt of an answered decision is missing from the
 # export (or a chain has a gap), an actor got two nudges past `max: 1`, the RSS of
-# replica a grew more than 10 % (from minute 2; from 20 % of the run when shorter than
-# 10 minutes), or a live replica answered 500.
+# replica a grew more than 10 % (from minute 2; runs shorter than 10 minutes get 30 s of
+# warm-up load first and compare from 20 % of the rest), or a live replica answered 500.
 #
 #   benches/host/soak.sh [DURATION]      # default 10m; CI: benches/host/soak.sh 60s
 #
