@@ -8,7 +8,7 @@
 #
 #   scripts/fuzz-api.sh [MAX_EXAMPLES]      # default 100 test cases per operation
 #
-# CI runs the short version: `scripts/fuzz-api.sh 15` (about a minute and a half).
+# CI runs the short version: `scripts/fuzz-api.sh 15` (about 30 s, plus the build).
 #
 # Environment:
 #   MMM_HOST_BIN       the mmm-host binary (default: build target/debug/mmm-host)
