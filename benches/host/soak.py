@@ -154,7 +154,7 @@ spec:
 class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.tenant = f"soak-{random.getrandbits(32):08x}"
+        self.tenant = args.tenant
         self.counts: collections.Counter = collections.Counter()
         self.receipts: set[str] = set()
         self.max1_actions: collections.Counter = collections.Counter()
@@ -446,6 +446,7 @@ def main() -> int:
     p.add_argument("--redis-url", required=True)
     p.add_argument("--signing-key", required=True)
     p.add_argument("--duration", type=float, required=True)
+    p.add_argument("--tenant", required=True, help="a fresh tenant id: its Redis keys are the run's")
     p.add_argument("--workers", type=int, default=16)
     args = p.parse_args()
     soak = Soak(args)

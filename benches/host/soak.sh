@@ -13,7 +13,8 @@
 # Environment:
 #   MMM_SOAK_POSTGRES_URL  a PostgreSQL server URL (required): a fresh database
 #                          `mmm_soak_<random>` is created on it and dropped afterwards
-#   MMM_SOAK_REDIS_URL     Redis (required); the run's tenant is fresh, so are its keys
+#   MMM_SOAK_REDIS_URL     Redis (required); the run's tenant is fresh, and its keys are
+#                          deleted afterwards (with redis-cli)
 #   MMM_HOST_BIN           the mmm-host binary (default: by MMM_SOAK_PROFILE)
 #   MMM_SOAK_PROFILE       release or debug (default: release when target/release/mmm-host
 #                          exists, else debug, built when missing)
@@ -57,11 +58,16 @@ fi
 echo "soak: $bin"
 
 work="$(mktemp -d)"
-db="mmm_soak_$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
+run_id="$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
+db="mmm_soak_$run_id"
+# The run's tenant: its fatigue keys in Redis (`mmm:fatigue:<tenant>:…`) are deleted after.
+tenant="soak-$run_id"
 # The database part of the URL is replaced by the run's own database.
 scratch_url="${pg%/*}/$db"
 cleanup() {
     psql -q "$pg" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    redis-cli -u "$redis" --scan --pattern "mmm:fatigue:$tenant:*" 2>/dev/null |
+        xargs -r -n 500 redis-cli -u "$redis" del >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -72,4 +78,4 @@ chmod 600 "$work/receipts.key"
 
 "$python" "$here/soak.py" --bin "$bin" --root "$root" --work "$work" \
     --postgres-url "$scratch_url" --redis-url "$redis" --signing-key "$work/receipts.key" \
-    --duration "$seconds" --workers "${MMM_SOAK_WORKERS:-16}"
+    --duration "$seconds" --workers "${MMM_SOAK_WORKERS:-16}" --tenant "$tenant"
