@@ -76,8 +76,8 @@ curl -fsS "$base/v1/mmm/ready" >/dev/null
 token="$("$bin" token --tenant demo --role admin --role approver --actor fuzz --ttl 4h --data-dir "$data")"
 
 # Real resources for the operations schemathesis cannot reach by itself (it creates no
-# actions and guesses no version of a playbook): a draft playbook of tenant demo, and a
-# decision whose actions give an approval to approve or reject (the dual-channel
+# actions and guesses no version of a playbook): a draft playbook and an experiment of
+# tenant demo, and a decision whose actions give an approval to approve or reject (the dual-channel
 # multiplier of `exposed-secret`) and an action to record an outcome of.
 # scripts/schemathesis.toml names them as those operations' path parameters.
 curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/yaml' \
@@ -99,6 +99,19 @@ spec:
       surfaces: [ide]
       title: Tick
       text: "A tick arrived."
+YAML
+curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/yaml' \
+    --data-binary @- "$base/v1/mmm/experiments" >/dev/null <<'YAML'
+apiVersion: mmm/v1
+kind: Experiment
+metadata: {id: fuzz-exp, tenant: demo, status: paused}
+spec:
+  playbook: large-pr
+  strategy: fixed
+  success_outcomes: [accepted]
+  variants:
+    - {name: control, weight: 50}
+    - {name: concise, weight: 50, set: {title: "Short"}}
 YAML
 signal="$(sed -e 's/"tenant_id": "acme"/"tenant_id": "demo"/' "$root/examples/signals/secret-detected.json")"
 decision="$(curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
