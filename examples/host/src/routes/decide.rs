@@ -55,6 +55,7 @@ pub struct DecideRequest {
     pub explain: bool,
     /// The decision's `now` (RFC 3339), for replays and tests: `admin` only.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub now: Option<String>,
 }
 
