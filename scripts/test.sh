@@ -7,6 +7,8 @@ echo "==> cargo test (unit, integration, CLI; benches compiled and run once)"
 # The host's tests need its database URLs: scripts/test-host.sh runs them.
 cargo test --workspace --all-targets --exclude mmm-host
 scripts/test-host.sh
+echo "==> mmm-host: deploy checks and the short proof runs (fuzz, redelivery, soak, flapping)"
+scripts/test-proof.sh
 echo "==> doc tests"
 cargo test --workspace --doc
 echo "==> playbook library: validate --strict"
