@@ -61,6 +61,8 @@ fn settings() -> IntakeSettings {
         in_flight: 8,
         retry_delay: Duration::from_millis(200),
         grace: Duration::from_secs(5),
+        // Well under the tests' 2 s NATS ack wait.
+        progress_every: Duration::from_millis(500),
     }
 }
 
@@ -698,4 +700,82 @@ async fn markers_older_than_24_hours_are_purged() {
         .unwrap());
     host.state.shutdown.begin();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_decision_waiting_for_the_database_holds_its_message_and_is_made_once() {
+    let (Some(nats_url), Some(amqp_url)) = (
+        broker_url("MMM_TEST_NATS_URL"),
+        broker_url("MMM_TEST_AMQP_URL"),
+    ) else {
+        return;
+    };
+    use sqlx::Connection as _;
+    let nats = Nats::new(nats_url).await;
+    let amqp = Amqp::new(amqp_url).await;
+    let db = sqlite().await;
+    let file = db.sqlite_file().unwrap();
+    let host = Host::signing(db, "retry").await;
+    // Another process holds SQLite's write lock: the decisions are made and signed, but
+    // their commits fail (busy time-out) and the decision log retries them.
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let tasks = [
+        intake::spawn(
+            host.state.clone(),
+            Arc::new(NatsConnect::new(nats.config.clone())),
+            settings(),
+        ),
+        intake::spawn(
+            host.state.clone(),
+            Arc::new(AmqpConnect::new(amqp.config.clone())),
+            settings(),
+        ),
+    ];
+    nats.publish(
+        signal("acme", "sig-wait-n", "dev-1").to_string().as_bytes(),
+        None,
+    )
+    .await;
+    amqp.publish(
+        signal("acme", "sig-wait-a", "dev-2").to_string().as_bytes(),
+        None,
+    )
+    .await;
+    // Real time: the lock outlasts SQLite's 5 s busy time-out (so a commit fails and is
+    // retried) and the 2 s ack wait (NATS would deliver the message again unless the
+    // intake reports it in progress).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    for source in ["nats", "amqp"] {
+        assert_eq!(count(&host, source, "decided"), 0, "{source}");
+    }
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    other.close().await.unwrap();
+    wait_until("both signals decided", 60, || {
+        ["nats", "amqp"]
+            .iter()
+            .all(|s| count(&host, s, "decided") == 1)
+    })
+    .await;
+    let mut ids = decided_ids(&host).await;
+    ids.sort();
+    assert_eq!(ids, ["sig-wait-a", "sig-wait-n"], "each decided once");
+    for source in ["nats", "amqp"] {
+        assert_eq!(count(&host, source, "duplicate"), 0, "{source}");
+        assert_eq!(count(&host, source, "retried"), 0, "{source}");
+    }
+    let info = nats.consumer_info().await;
+    assert_eq!(info.num_redelivered, 0, "{info:?}");
+    assert_eq!(info.num_ack_pending, 0, "{info:?}");
+    host.state.shutdown.begin();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    nats.delete().await;
+    amqp.delete().await;
 }
