@@ -779,3 +779,122 @@ async fn a_decision_waiting_for_the_database_holds_its_message_and_is_made_once(
     nats.delete().await;
     amqp.delete().await;
 }
+
+/// IAM that is down until told otherwise.
+struct FlakyIam(std::sync::atomic::AtomicBool);
+
+impl mmm_engine::ports::Iam for FlakyIam {
+    fn validate_actor(
+        &self,
+        _tenant_id: &str,
+        _actor_id: &str,
+    ) -> Result<mmm_engine::ports::ActorInfo, mmm_engine::ports::PortError> {
+        if self.0.load(Ordering::SeqCst) {
+            Ok(mmm_engine::ports::ActorInfo {
+                active: true,
+                roles: Vec::new(),
+                timezone: None,
+            })
+        } else {
+            Err(mmm_engine::ports::PortError::Unavailable(
+                "IAM is down".to_owned(),
+            ))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_decided_now_goes_back_and_is_decided_later() {
+    let (Some(nats_url), Some(amqp_url)) = (
+        broker_url("MMM_TEST_NATS_URL"),
+        broker_url("MMM_TEST_AMQP_URL"),
+    ) else {
+        return;
+    };
+    let nats = Nats::new(nats_url).await;
+    let amqp = Amqp::new(amqp_url).await;
+    let db = sqlite().await;
+    let iam = Arc::new(FlakyIam(std::sync::atomic::AtomicBool::new(false)));
+    let signing = mmm_engine::receipt::SigningKey::from_bytes(&crate::common::RECEIPT_SEED);
+    let (signer, chain) = mmm_host::engine_setup::open_chain(&*db.store, signing, "flaky")
+        .await
+        .unwrap();
+    // A breaker that never opens: the test turns IAM back on and expects it used at once.
+    let config =
+        mmm_engine::EngineConfig::from_json(&json!({"breaker_failure_threshold": 1_000_000}))
+            .unwrap();
+    let engine = mmm_engine::Engine::builder()
+        .config(config)
+        .iam(Arc::clone(&iam) as Arc<dyn mmm_engine::ports::Iam>)
+        .receipt_signer(signer)
+        .build();
+    let key = mmm_host::auth::LocalKey::from_seed(crate::common::KEY_SEED);
+    let verifier = mmm_host::auth::Verifier::new(
+        mmm_host::auth::KeySet::fixed(vec![key.verification_key()]),
+        None,
+        None,
+    );
+    let state = mmm_host::AppState::with_engine(
+        Arc::clone(&db.store),
+        verifier,
+        mmm_host::Settings::default(),
+        engine,
+    )
+    .with_chain(Some(chain), Duration::from_millis(2));
+    state.live.reload(&*db.store).await.unwrap();
+    let count = |source: &str, result: &str| {
+        state
+            .metrics
+            .intake_messages
+            .get_or_create(&IntakeLabels {
+                source: source.to_owned(),
+                result: result.to_owned(),
+            })
+            .get()
+    };
+    let tasks = [
+        intake::spawn(
+            state.clone(),
+            Arc::new(NatsConnect::new(nats.config.clone())),
+            settings(),
+        ),
+        intake::spawn(
+            state.clone(),
+            Arc::new(AmqpConnect::new(amqp.config.clone())),
+            settings(),
+        ),
+    ];
+    nats.publish(
+        signal("acme", "sig-later-n", "dev-1")
+            .to_string()
+            .as_bytes(),
+        None,
+    )
+    .await;
+    amqp.publish(
+        signal("acme", "sig-later-a", "dev-2")
+            .to_string()
+            .as_bytes(),
+        None,
+    )
+    .await;
+    // Given back twice each: the broker delivered each again after the first retry.
+    wait_until("each message given back twice", 30, || {
+        count("nats", "retried") >= 2 && count("amqp", "retried") >= 2
+    })
+    .await;
+    assert_eq!(count("nats", "decided") + count("amqp", "decided"), 0);
+    iam.0.store(true, Ordering::SeqCst);
+    wait_until("both decided", 30, || {
+        count("nats", "decided") == 1 && count("amqp", "decided") == 1
+    })
+    .await;
+    let stored = db.store.list_receipts(None, None, 0, 100).await.unwrap();
+    assert_eq!(stored.len(), 2, "each decided once");
+    state.shutdown.begin();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    nats.delete().await;
+    amqp.delete().await;
+}
