@@ -898,3 +898,143 @@ async fn a_message_that_cannot_be_decided_now_goes_back_and_is_decided_later() {
     nats.delete().await;
     amqp.delete().await;
 }
+
+/// The value of `mmm_intake_messages_total{source, result}` in a metrics text.
+fn metric(text: &str, source: &str, result: &str) -> u64 {
+    let labels = [
+        format!("source=\"{source}\""),
+        format!("result=\"{result}\""),
+    ];
+    text.lines()
+        .filter(|l| l.starts_with("mmm_intake_messages_total{"))
+        .filter(|l| labels.iter().all(|p| l.contains(p.as_str())))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+#[tokio::test]
+async fn the_binary_consumes_both_brokers_from_its_flags_and_stops_on_sigterm() {
+    let (Some(nats_url), Some(amqp_url)) = (
+        broker_url("MMM_TEST_NATS_URL"),
+        broker_url("MMM_TEST_AMQP_URL"),
+    ) else {
+        return;
+    };
+    use std::process::{Command, Stdio};
+    let _heavy = HEAVY.lock().await;
+    let nats = Nats::new(nats_url.clone()).await;
+    let amqp = Amqp::new(amqp_url.clone()).await;
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = &nats.config;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mmm-host"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "text",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--nats-url", &nats_url, "--nats-stream", &c.stream])
+        .args([
+            "--nats-subjects",
+            &c.subjects[0],
+            "--nats-consumer",
+            &c.consumer,
+        ])
+        .args([
+            "--nats-dlq-subject",
+            &c.dlq_subject,
+            "--nats-dlq-stream",
+            &c.dlq_stream,
+        ])
+        .args(["--nats-ack-wait-seconds", "2"])
+        .args(["--amqp-url", &amqp_url, "--amqp-queue", &amqp.config.queue])
+        .args(["--amqp-dlq-queue", &amqp.config.dlq_queue])
+        .env_remove("MMM_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    nats.publish(
+        signal("acme", "sig-bin-n", "dev-1").to_string().as_bytes(),
+        None,
+    )
+    .await;
+    nats.publish(b"{}", None).await;
+    amqp.publish(
+        signal("acme", "sig-bin-a", "dev-2").to_string().as_bytes(),
+        None,
+    )
+    .await;
+    amqp.publish(b"{}", None).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/mmm/metrics");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = match client.get(&url).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let settled = ["nats", "amqp"]
+            .iter()
+            .all(|s| metric(&text, s, "decided") == 1 && metric(&text, s, "dead_lettered") == 1);
+        if settled {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the binary did not settle the messages: {text}"
+        );
+        // Real time: a real process consuming real brokers.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dead = nats.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].1, "SIGNAL_INVALID", "{dead:?}");
+    assert_eq!(amqp.dead_letters().await.len(), 1);
+
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGTERM did not end the host within 10 s"
+        );
+        // Real time: a real process and its signals.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit {status}");
+    nats.delete().await;
+    amqp.delete().await;
+}
+
+#[test]
+fn a_dead_letter_subject_the_stream_would_consume_stops_the_start() {
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmm-host"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--nats-url", "nats://127.0.0.1:1"])
+        .args(["--nats-dlq-subject", "mmm.signals.dead"])
+        .env_remove("MMM_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--nats-dlq-subject"), "{stderr}");
+}
