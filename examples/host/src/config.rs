@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "MMM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+    /// Export traces over OTLP/HTTP protobuf to this collector (its base URL, to which
+    /// `/v1/traces` is appended); default: `OTEL_EXPORTER_OTLP_ENDPOINT`, else no traces.
+    #[arg(long, env = "OTLP_EXPORTER_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// The engine's settings: a JSON object of the core's settings keys (deadlines, port
     /// timeouts, breakers, limits; see `EngineConfig::KEYS`).
     #[arg(long, env = "MMM_ENGINE_SETTINGS")]

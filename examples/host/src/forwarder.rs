@@ -193,6 +193,7 @@ impl Task {
                 }
             };
             if rows.is_empty() {
+                self.metrics.set_eris_backlog(0);
                 failures = 0;
                 let idle = self.config.idle;
                 self.pause(idle, true).await;
@@ -234,6 +235,7 @@ impl Task {
                     failed = true;
                 }
             }
+            self.count_backlog(&rows, done.len(), failed).await;
             if failed {
                 failures = failures.saturating_add(1);
                 let d = backoff(failures, self.config.base_backoff, self.config.max_backoff);
@@ -241,6 +243,21 @@ impl Task {
             } else {
                 failures = 0;
             }
+        }
+    }
+
+    /// Sets `mmm_outbox_depth`'s share of stored receipts after a batch: what the batch
+    /// left when it read them all (fewer than a batch), else the database's count.
+    async fn count_backlog(&self, rows: &[ReceiptRow], forwarded: usize, failed: bool) {
+        let read_all = rows.len() < usize::try_from(self.config.batch).unwrap_or(usize::MAX);
+        let left = if read_all && !failed {
+            u64::try_from(rows.len() - forwarded).ok()
+        } else {
+            self.store.count_unforwarded_receipts().await.ok()
+        };
+        // A count the database could not give leaves the last one.
+        if let Some(n) = left {
+            self.metrics.set_eris_backlog(n);
         }
     }
 

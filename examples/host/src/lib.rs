@@ -23,6 +23,7 @@ pub mod receipts;
 pub mod routes;
 pub mod shutdown;
 pub mod store;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -208,7 +209,7 @@ pub fn app(state: AppState) -> Router {
                             .get(REQUEST_ID_HEADER)
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("");
-                        tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+                        tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id, trace_id = tracing::field::Empty)
                     },
                 ))
                 .layer(middleware::from_fn(problem_details))
@@ -221,8 +222,8 @@ pub fn app(state: AppState) -> Router {
         )
 }
 
-/// Counts requests by route and status, and makes the request id available to error
-/// bodies.
+/// Counts requests by route and status, makes the request id available to error
+/// bodies, and the request's `traceparent` the parent of its decisions' traces.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -235,8 +236,16 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    // The caller's W3C trace context: the parent of the decisions this request makes,
+    // and the trace id of its log lines.
+    let parent = telemetry::parent_from_headers(req.headers());
+    if let Some(trace_id) = telemetry::request_trace_id(&parent) {
+        tracing::Span::current().record("trace_id", trace_id.as_str());
+    }
     let started = std::time::Instant::now();
-    let response = REQUEST_ID.scope(id, next.run(req)).await;
+    let response = REQUEST_ID
+        .scope(id, telemetry::with_parent(parent, next.run(req)))
+        .await;
     state.metrics.observe_request(
         &method,
         &route,

@@ -7,7 +7,9 @@ use std::time::Duration;
 use clap::Parser;
 use mmm_host::auth::{Claims, KeySet, LocalKey, Verifier};
 use mmm_host::config::{Cli, Command, LogFormat, ServeArgs, TokenArgs};
+use mmm_host::telemetry::{self, JsonLogLayer};
 use mmm_host::{app, live, store, AppState};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -74,20 +76,43 @@ fn claims(tenant: &str, sub: &str, roles: &[String], ttl_secs: u64) -> Claims {
     }
 }
 
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
+/// Logs (JSON lines or text on stderr, filtered by `RUST_LOG`, default `info`) and, with
+/// an OTLP endpoint, traces. Returns the tracer provider to flush at shutdown.
+fn init_telemetry(
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Option<SdkTracerProvider>, String> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let logs = match format {
+        LogFormat::Json => JsonLogLayer::new(std::io::stderr)
+            .with_filter(filter())
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(filter())
+            .boxed(),
+    };
+    let provider = match telemetry::otlp_traces_url(otlp_endpoint) {
+        Some(url) => Some(telemetry::provider(&url, runtime.handle().clone())?),
+        None => None,
+    };
+    let traces = provider.as_ref().map(telemetry::trace_layers);
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .try_init()
+        .map_err(|e| format!("cannot install the log subscriber: {e}"))?;
+    Ok(provider)
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    init_logs(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -98,7 +123,24 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let traces = match init_telemetry(args.log_format, args.otlp_endpoint.as_deref(), &runtime) {
+        Ok(provider) => provider,
+        Err(message) => {
+            eprintln!("mmm-host: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(args));
+    if let Some(provider) = traces {
+        // The spans still queued go out (bounded by the exporter's time-out) while the
+        // runtime that sends them still runs.
+        let flushed = runtime
+            .block_on(async { tokio::task::spawn_blocking(move || provider.shutdown()).await });
+        if let Ok(Err(e)) = flushed {
+            tracing::warn!(error = %e, "traces: the last spans could not be exported");
+        }
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");

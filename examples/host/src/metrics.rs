@@ -4,10 +4,14 @@
 //! decisions, outcomes given to `Engine::record_outcome`, receipts, breakers, deliveries)
 //! and by the ERIS forwarder ([`Metrics::observe_eris`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mmm_engine::observe::{Event, Observer, ReceiptEvent};
+use mmm_engine::observe::{Cache, Event, Observer, ReceiptEvent};
+use parking_lot::Mutex;
+
+use crate::store::cache::CacheCounts;
 use mmm_engine::PortName;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -96,6 +100,23 @@ pub struct DeliveryLabels {
     pub result: String,
 }
 
+/// `mmm_decision_surface_latency_seconds{surface}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SurfaceLabels {
+    /// The signal's `surface` hint (`ide`, `pr_comment`, `ci_summary`, `alert`, `chat`)
+    /// or `none`.
+    pub surface: String,
+}
+
+/// `mmm_cache_requests_total{cache, result}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `policy`, `preferences` or `tenant_config`.
+    pub cache: String,
+    /// `hit` or `miss`.
+    pub result: String,
+}
+
 /// `mmm_intake_messages_total{source, result}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct IntakeLabels {
@@ -145,6 +166,18 @@ pub struct Metrics {
     pub circuit_state: Family<CircuitLabels, Gauge>,
     /// `mmm_delivery_attempts_total{channel, result}`.
     pub delivery_attempts: Family<DeliveryLabels, Counter>,
+    /// `mmm_decision_surface_latency_seconds{surface}`: the §13 latency by the signal's
+    /// surface hint (the IDE and CI latency alerts select on it).
+    pub surface_latency: Family<SurfaceLabels, Histogram>,
+    /// `mmm_cache_requests_total{cache, result}`.
+    pub cache_requests: Family<CacheLabels, Counter>,
+    /// `mmm_outbox_depth`: receipts waiting to reach ERIS (set at each scrape, see
+    /// [`Metrics::scrape`]).
+    pub outbox_depth: Gauge,
+    /// Stored receipts the ERIS forwarder has yet to forward, as it last counted.
+    eris_backlog: AtomicU64,
+    /// The store cache's counts as last copied into `cache_requests`.
+    store_cache_seen: Mutex<CacheCounts>,
     /// `mmm_intake_messages_total{source, result}`: broker messages by what became of
     /// them.
     pub intake_messages: Family<IntakeLabels, Counter>,
@@ -261,6 +294,26 @@ impl Metrics {
             "Deliveries attempted, by channel and result",
             delivery_attempts.clone(),
         );
+        let surface_latency = Family::<SurfaceLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(DECISION_LATENCY_BUCKETS)
+        });
+        registry.register(
+            "mmm_decision_surface_latency_seconds",
+            "Time the engine took to decide, by the signal's surface hint",
+            surface_latency.clone(),
+        );
+        let cache_requests = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "mmm_cache_requests",
+            "Cache look-ups by cache and result",
+            cache_requests.clone(),
+        );
+        let outbox_depth = Gauge::default();
+        registry.register(
+            "mmm_outbox_depth",
+            "Receipts waiting to reach ERIS (or, without an ERIS URL, to be stored)",
+            outbox_depth.clone(),
+        );
         let intake_messages = Family::<IntakeLabels, Counter>::default();
         registry.register(
             "mmm_intake_messages",
@@ -268,6 +321,11 @@ impl Metrics {
             intake_messages.clone(),
         );
         Metrics {
+            surface_latency,
+            cache_requests,
+            outbox_depth,
+            eris_backlog: AtomicU64::new(0),
+            store_cache_seen: Mutex::new(CacheCounts::default()),
             registry,
             requests,
             request_duration,
@@ -335,15 +393,7 @@ impl Metrics {
                 latency,
                 actions,
             } => {
-                let degraded_mode = if degraded.is_empty() {
-                    "none".to_owned()
-                } else {
-                    degraded
-                        .iter()
-                        .map(|d| d.as_str())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                };
+                let degraded_mode = crate::telemetry::degraded_mode(degraded);
                 self.decisions
                     .get_or_create(&DecisionLabels {
                         tenant_id: (*tenant_id).to_owned(),
@@ -404,9 +454,97 @@ impl Metrics {
             Event::Outcome {
                 tenant_id, result, ..
             } => self.observe_outcome(tenant_id, result),
-            // Spans and caches are for traces, not these metrics.
+            Event::Cache { cache, hit } => {
+                let cache = match cache {
+                    Cache::Policy => "policy",
+                    Cache::TenantConfig => "tenant_config",
+                };
+                self.observe_cache(cache, *hit);
+            }
+            // The stages of a decision, for its trace.
+            Event::Span {
+                name,
+                start,
+                duration,
+            } => crate::telemetry::on_core_span(name, *start, *duration),
             _ => {}
         }
+    }
+
+    /// Records a decision's latency (the decision's `latency_us`) under its surface hint
+    /// (`none` without one).
+    pub fn observe_surface_latency(&self, surface: &str, latency_us: u64) {
+        let seconds = Duration::from_micros(latency_us).as_secs_f64();
+        self.surface_latency
+            .get_or_create(&SurfaceLabels {
+                surface: surface.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// Counts one cache look-up.
+    pub fn observe_cache(&self, cache: &str, hit: bool) {
+        self.cache_requests
+            .get_or_create(&CacheLabels {
+                cache: cache.to_owned(),
+                result: if hit { "hit" } else { "miss" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets how many stored receipts the ERIS forwarder has yet to forward.
+    pub fn set_eris_backlog(&self, n: u64) {
+        self.eris_backlog.store(n, Ordering::Relaxed);
+    }
+
+    /// Adds what the store's cache answered since the last call to `cache_requests`
+    /// (`preferences` and `policy`, the host's tenant-policy cache).
+    pub fn sync_store_cache(&self, now: Option<CacheCounts>) {
+        let Some(now) = now else {
+            return;
+        };
+        let mut seen = self.store_cache_seen.lock();
+        for (cache, hit, was, is) in [
+            (
+                "preferences",
+                true,
+                seen.preference_hits,
+                now.preference_hits,
+            ),
+            (
+                "preferences",
+                false,
+                seen.preference_misses,
+                now.preference_misses,
+            ),
+            ("policy", true, seen.policy_hits, now.policy_hits),
+            ("policy", false, seen.policy_misses, now.policy_misses),
+        ] {
+            if is > was {
+                self.cache_requests
+                    .get_or_create(&CacheLabels {
+                        cache: cache.to_owned(),
+                        result: if hit { "hit" } else { "miss" }.to_owned(),
+                    })
+                    .inc_by(is - was);
+            }
+        }
+        *seen = now;
+    }
+
+    /// The exposition for `GET /metrics`: first the values read at scrape time — the
+    /// store cache's counts and `mmm_outbox_depth` (receipts the forwarder has yet to
+    /// forward, decisions not yet committed, and receipts in the engine's own outbox).
+    pub fn scrape(&self, state: &crate::AppState) -> String {
+        self.sync_store_cache(state.store.cache_counts());
+        let depth = self
+            .eris_backlog
+            .load(Ordering::Relaxed)
+            .saturating_add(u64::try_from(state.decisions.backlog()).unwrap_or(u64::MAX))
+            .saturating_add(u64::try_from(state.live.engine().outbox_len()).unwrap_or(u64::MAX));
+        self.outbox_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.render()
     }
 
     /// Counts one answered request.

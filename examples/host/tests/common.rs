@@ -301,6 +301,55 @@ impl Host {
         }
     }
 
+    /// A host whose engine (built by `build` from a builder holding the audit log, the
+    /// receipt signer on `chain` and the metrics observer) feeds `metrics`, as `serve`
+    /// wires it; `playbooks` (YAML documents) are imported first.
+    pub async fn observed(
+        db: TestDb,
+        chain: &str,
+        playbooks: &str,
+        metrics: Arc<mmm_host::metrics::Metrics>,
+        build: impl FnOnce(mmm_engine::EngineBuilder) -> mmm_engine::EngineBuilder,
+    ) -> Host {
+        let key = LocalKey::from_seed(KEY_SEED);
+        let verifier = Verifier::new(KeySet::fixed(vec![key.verification_key()]), None, None);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("playbooks.yaml"), playbooks).unwrap();
+        mmm_host::live::import_seed(&*db.store, dir.path(), Timestamp::now())
+            .await
+            .unwrap();
+        let signing = mmm_engine::receipt::SigningKey::from_bytes(&RECEIPT_SEED);
+        let (signer, chain) = mmm_host::engine_setup::open_chain(&*db.store, signing, chain)
+            .await
+            .unwrap();
+        let engine = build(
+            mmm_engine::Engine::builder()
+                .audit(Arc::new(mmm_host::live::LogAudit))
+                .receipt_signer(signer)
+                .observer(metrics.observer()),
+        )
+        .build();
+        let settings = Settings {
+            body_limit: 64 * 1024,
+            ..Settings::default()
+        };
+        let state = AppState::with_engine_and_metrics(
+            Arc::clone(&db.store),
+            verifier,
+            settings,
+            engine,
+            metrics,
+        )
+        .with_chain(Some(chain), std::time::Duration::from_millis(2));
+        state.live.reload(&*db.store).await.unwrap();
+        Host {
+            app: app(state.clone()),
+            state,
+            db,
+            key,
+        }
+    }
+
     /// A second replica on the same store.
     pub async fn new_on(other: &Host) -> Host {
         Host::new(other.db.shared()).await

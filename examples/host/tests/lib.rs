@@ -32,3 +32,4 @@ mod preferences;
 mod replicas;
 mod serve;
 mod store;
+mod telemetry;

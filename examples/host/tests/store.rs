@@ -733,3 +733,48 @@ async fn concurrent_fatigue_checks_never_both_pass_a_limit_of_one() {
         );
     }
 }
+
+/// A rolled-back image opens a database a newer image migrated further (its migrations
+/// are additive by rule): an applied migration the binary does not know is no reason to
+/// refuse to start.
+#[tokio::test]
+async fn an_older_binary_opens_a_database_a_newer_one_migrated() {
+    use mmm_host::store::postgres::PgStore;
+    use mmm_host::store::sqlite::SqliteStore;
+    const NEWER: &str = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99990101000000, 'from a newer image', TRUE, '\\x00', 1)";
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("mmm.db").display());
+    drop(SqliteStore::connect(&url).await.unwrap());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(&NEWER.replace("'\\x00'", "x'00'"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    SqliteStore::connect(&url)
+        .await
+        .expect("the older binary opens the newer SQLite database");
+
+    let Ok(pg) = std::env::var("MMM_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "MMM_TEST_POSTGRES_URL is not set under CI=true"
+        );
+        return;
+    };
+    let schema = format!("mmm_test_rollback_{}", std::process::id());
+    let store = PgStore::connect(&pg, Some(&schema)).await.unwrap();
+    sqlx::query(&NEWER.replace("'\\x00'", "'\\x00'::bytea"))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    drop(store);
+    let reopened = PgStore::connect(&pg, Some(&schema)).await.map(drop);
+    let admin = sqlx::PgPool::connect(&pg).await.unwrap();
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    reopened.expect("the older binary opens the newer PostgreSQL schema");
+}

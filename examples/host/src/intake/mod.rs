@@ -364,8 +364,9 @@ pub async fn handle(
 /// the same commit as its receipt.
 ///
 /// `traceparent` is the broker message's W3C trace context: the decision's span is to
-/// continue that trace. The propagation itself belongs to `crate::telemetry` (not wired
-/// here yet); the value is kept on the span as `traceparent` meanwhile.
+/// continue that trace. The propagation belongs to `crate::telemetry` and is left to wire
+/// here (`telemetry::with_parent(telemetry::parent_from_traceparent(traceparent, None),
+/// …)` around the decision); the value is kept on the span as `traceparent` meanwhile.
 pub async fn decide_message(
     state: &AppState,
     decoded: Decoded,

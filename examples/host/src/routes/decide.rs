@@ -16,6 +16,8 @@ use mmm_engine::Quoted;
 use mmm_engine::{ActionType, DecideError, DecideOptions, Decision, ErrorInfo};
 use serde::Deserialize;
 use serde_json::Value;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -111,6 +113,24 @@ pub(crate) async fn decide_signal(
     actor: Option<String>,
     mark_seen: bool,
 ) -> Result<Decision, AppError> {
+    let span = crate::telemetry::decide_span(tenant.as_deref(), actor.as_deref());
+    decide_traced(state, signal, context, options, tenant, actor, mark_seen)
+        .instrument(span)
+        .await
+}
+
+/// [`decide_signal`] inside its `mmm.decide` span.
+async fn decide_traced(
+    state: &AppState,
+    signal: Value,
+    context: Option<Value>,
+    options: DecideOptions,
+    tenant: Option<String>,
+    actor: Option<String>,
+    mark_seen: bool,
+) -> Result<Decision, AppError> {
+    // The `mmm.decide` span this future is instrumented with.
+    let span = &tracing::Span::current();
     if let Some(why) = state.decisions.refuses() {
         return Err(AppError::Unavailable(why.to_owned()));
     }
@@ -119,10 +139,20 @@ pub(crate) async fn decide_signal(
     let engine = state.live.engine().clone();
     let log = std::sync::Arc::clone(&state.decisions);
     let wall = state.clock.now();
+    let shape = crate::telemetry::SignalShape::of(&signal);
+    // Traces on: the core's stages become children of this decision's span.
+    let tracer = crate::telemetry::tracer();
     // Decide, and hand the record to the log, in one blocking task: once the engine has
     // signed a receipt it reaches the log even if this request is abandoned meanwhile.
-    let (decision, committed) = tokio::task::spawn_blocking(move || {
-        let mut decision = engine.decide(&signal, context.as_ref(), &options)?;
+    let in_span = span.clone();
+    let decided = tokio::task::spawn_blocking(move || {
+        // The engine's log lines (a port down) carry the decision's ids.
+        let _entered = in_span.enter();
+        let (decided, started, stages) =
+            crate::telemetry::collect_core_spans(tracer.is_some(), || {
+                engine.decide(&signal, context.as_ref(), &options)
+            });
+        let mut decision = decided?;
         let chain = log.chain().map(|c| c.id.as_str());
         let mut record = record(&decision, engine.config().approval_ttl, wall, chain)?;
         if mark_seen {
@@ -133,19 +163,42 @@ pub(crate) async fn decide_signal(
             });
         }
         decision.receipt.envelope = None;
-        Ok::<_, AppError>((decision, log.submit(record)))
+        Ok::<_, AppError>((decision, log.submit(record), started, stages))
     })
     .await
-    .map_err(|e| AppError::Internal(format!("the decision task failed: {e}")))??;
+    .map_err(|e| AppError::Internal(format!("the decision task failed: {e}")));
+    let (decision, committed, started, stages) = match decided {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) | Err(e) => {
+            span.record("otel.status_code", "error");
+            return Err(e);
+        }
+    };
+    if let Some(tracer) = crate::telemetry::tracer() {
+        crate::telemetry::export_core_spans(&tracer, &span.context(), started, &stages);
+    }
+    crate::telemetry::record_decision(span, &decision, &shape);
+    state
+        .metrics
+        .observe_surface_latency(shape.surface(), decision.latency_us);
     match committed.await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e.into()),
+        Ok(Err(e)) => {
+            span.record("otel.status_code", "error");
+            return Err(e.into());
+        }
         Err(_) => {
+            span.record("otel.status_code", "error");
             return Err(AppError::Unavailable(
                 "the decision log has stopped".to_owned(),
-            ))
+            ));
         }
     }
+    tracing::debug!(
+        actions = decision.actions.len(),
+        suppressed = decision.suppressed.len(),
+        "decided"
+    );
     Ok(decision)
 }
 

@@ -25,6 +25,24 @@ pub struct ContextCache {
     policies: Mutex<HashMap<String, Option<Versioned>>>,
     /// Bumped by every write: a read that raced a write is not remembered.
     generation: AtomicU64,
+    /// Reads answered without a query, and reads that asked the database.
+    preference_hits: AtomicU64,
+    preference_misses: AtomicU64,
+    policy_hits: AtomicU64,
+    policy_misses: AtomicU64,
+}
+
+/// How often the cache answered, since the store opened (`mmm_cache_requests_total`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounts {
+    /// Preference reads answered from memory.
+    pub preference_hits: u64,
+    /// Preference reads that asked the database.
+    pub preference_misses: u64,
+    /// Tenant-policy reads answered from memory.
+    pub policy_hits: u64,
+    /// Tenant-policy reads that asked the database.
+    pub policy_misses: u64,
 }
 
 /// What the cache knows of a key.
@@ -50,8 +68,28 @@ impl ContextCache {
         *self.preference_keys.lock() = Some(keys);
     }
 
+    /// How often the cache answered so far.
+    pub fn counts(&self) -> CacheCounts {
+        CacheCounts {
+            preference_hits: self.preference_hits.load(Ordering::Relaxed),
+            preference_misses: self.preference_misses.load(Ordering::Relaxed),
+            policy_hits: self.policy_hits.load(Ordering::Relaxed),
+            policy_misses: self.policy_misses.load(Ordering::Relaxed),
+        }
+    }
+
     /// An actor's preferences, when known.
     pub fn preferences(&self, tenant: &str, actor: &str) -> Cached {
+        let answer = self.lookup_preferences(tenant, actor);
+        let counter = match answer {
+            Cached::Hit(_) => &self.preference_hits,
+            Cached::Miss(_) => &self.preference_misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        answer
+    }
+
+    fn lookup_preferences(&self, tenant: &str, actor: &str) -> Cached {
         let generation = self.generation.load(Ordering::Acquire);
         let key = (tenant.to_owned(), actor.to_owned());
         if let Some(keys) = &*self.preference_keys.lock() {
@@ -97,10 +135,16 @@ impl ContextCache {
     /// A tenant's policy, when known.
     pub fn policy(&self, tenant: &str) -> Cached {
         let generation = self.generation.load(Ordering::Acquire);
-        match self.policies.lock().get(tenant) {
+        let answer = match self.policies.lock().get(tenant) {
             Some(v) => Cached::Hit(v.clone()),
             None => Cached::Miss(generation),
-        }
+        };
+        let counter = match answer {
+            Cached::Hit(_) => &self.policy_hits,
+            Cached::Miss(_) => &self.policy_misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        answer
     }
 
     /// Remembers what the database answered, unless a write happened since `generation`.
@@ -163,5 +207,15 @@ mod tests {
         assert!(matches!(cache.policy("t"), Cached::Miss(_)));
         cache.remember_policy("t", &doc(2), g);
         assert!(matches!(cache.policy("t"), Cached::Miss(_)));
+        // Every read above, counted once as a hit or a miss.
+        assert_eq!(
+            cache.counts(),
+            CacheCounts {
+                preference_hits: 3,
+                preference_misses: 4,
+                policy_hits: 1,
+                policy_misses: 3,
+            }
+        );
     }
 }

@@ -381,6 +381,10 @@ pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
+    /// How often the in-memory cache of what decide reads answered, when the store keeps
+    /// one (SQLite: [`cache::ContextCache`]); `None` when it reads the database every time.
+    fn cache_counts(&self) -> Option<cache::CacheCounts>;
+
     /// Whether the database answers (for `/ready`).
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -621,6 +625,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Receipts not yet forwarded to ERIS, oldest first.
     async fn unforwarded_receipts(&self, limit: u32) -> Result<Vec<ReceiptRow>, StoreError>;
+
+    /// How many receipts are not yet forwarded to ERIS (`mmm_outbox_depth`).
+    async fn count_unforwarded_receipts(&self) -> Result<u64, StoreError>;
 
     /// Marks receipts as forwarded.
     async fn mark_forwarded(&self, receipt_ids: &[String], at: Timestamp)

@@ -60,7 +60,12 @@ impl PgStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        sqlx::migrate!("./migrations/postgres")
+        // A newer image may have added migrations this one does not know: they are
+        // additive by rule (docs/operations.md "Rollback"), so a rolled-back image runs on
+        // the newer schema instead of refusing to start.
+        let mut migrator = sqlx::migrate!("./migrations/postgres");
+        migrator.set_ignore_missing(true);
+        migrator
             .run(&pool)
             .await
             .map_err(|e| StoreError::Internal(format!("migrating the postgres database: {e}")))?;

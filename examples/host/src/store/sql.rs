@@ -654,6 +654,10 @@ macro_rules! sql_store {
                 <$store>::BACKEND
             }
 
+            fn cache_counts(&self) -> Option<$crate::store::cache::CacheCounts> {
+                <$store>::context_cache(self).map(|c| c.counts())
+            }
+
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1")
                     .execute(self.reader())
@@ -1381,6 +1385,16 @@ macro_rules! sql_store {
                 .iter()
                 .map(receipt)
                 .collect()
+            }
+
+            async fn count_unforwarded_receipts(&self) -> Result<u64, StoreError> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM receipts WHERE forwarded_at IS NULL",
+                )
+                .fetch_one(self.reader())
+                .await
+                .map_err(db_err)?;
+                Ok(u64::try_from(n).unwrap_or(0))
             }
 
             async fn mark_forwarded(

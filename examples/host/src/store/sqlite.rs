@@ -59,7 +59,12 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        sqlx::migrate!("./migrations/sqlite")
+        // A newer image may have added migrations this one does not know: they are
+        // additive by rule (docs/operations.md "Rollback"), so a rolled-back image runs on
+        // the newer schema instead of refusing to start.
+        let mut migrator = sqlx::migrate!("./migrations/sqlite");
+        migrator.set_ignore_missing(true);
+        migrator
             .run(&writer)
             .await
             .map_err(|e| StoreError::Internal(format!("migrating the sqlite database: {e}")))?;
