@@ -199,6 +199,35 @@ pub struct ServeArgs {
     /// port away) is delivered again.
     #[arg(long, env = "MMM_INTAKE_RETRY_DELAY_MS", default_value_t = 1000)]
     pub intake_retry_delay_ms: u64,
+    /// Milliseconds one webhook delivery may take.
+    #[arg(long, env = "MMM_DELIVERY_TIMEOUT_MS", default_value_t = 5000)]
+    pub delivery_timeout_ms: u64,
+    /// Webhook deliveries in flight at most (per replica).
+    #[arg(long, env = "MMM_DELIVERY_CONCURRENCY", default_value_t = 8)]
+    pub delivery_concurrency: usize,
+    /// The backoff step, in milliseconds, before a delivery's first retry; it doubles
+    /// with each attempt, and each wait is drawn from zero to the step (full jitter).
+    #[arg(long, env = "MMM_DELIVERY_BASE_BACKOFF_MS", default_value_t = 1000)]
+    pub delivery_base_backoff_ms: u64,
+    /// The largest backoff step, in milliseconds.
+    #[arg(long, env = "MMM_DELIVERY_MAX_BACKOFF_MS", default_value_t = 600_000)]
+    pub delivery_max_backoff_ms: u64,
+    /// Attempts before a delivery is given up (`dead`).
+    #[arg(long, env = "MMM_DELIVERY_MAX_ATTEMPTS", default_value_t = 15)]
+    pub delivery_max_attempts: u32,
+    /// Milliseconds between two looks at the queue when nothing is due (a decision that
+    /// queued deliveries wakes the worker at once).
+    #[arg(long, env = "MMM_DELIVERY_POLL_MS", default_value_t = 1000)]
+    pub delivery_poll_ms: u64,
+    /// Consecutive failures of a webhook that open its circuit breaker.
+    #[arg(long, env = "MMM_DELIVERY_BREAKER_FAILURES", default_value_t = 5)]
+    pub delivery_breaker_failures: u32,
+    /// Milliseconds an open webhook breaker waits before probing again.
+    #[arg(long, env = "MMM_DELIVERY_BREAKER_OPEN_MS", default_value_t = 60_000)]
+    pub delivery_breaker_open_ms: u64,
+    /// Hours delivered (`done`) deliveries are kept; dead ones are kept.
+    #[arg(long, env = "MMM_DELIVERY_RETENTION_HOURS", default_value_t = 168)]
+    pub delivery_retention_hours: u64,
 }
 
 impl ServeArgs {

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod delivery;
 pub mod engine_setup;
 pub mod error;
 pub mod fatigue;
@@ -93,6 +94,9 @@ pub struct AppState {
     pub decisions: Arc<receipts::DecisionLog>,
     /// The engine's fatigue store, when the host chose it (`/ready` checks Redis).
     pub fatigue: Option<fatigue::HostFatigue>,
+    /// Rung after a decision queued webhook deliveries: wakes the delivery worker
+    /// ([`delivery::worker::spawn`]) instead of waiting for its next poll.
+    pub delivery_wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -143,6 +147,7 @@ impl AppState {
             settings: Arc::new(settings),
             shutdown: Arc::new(Shutdown::new()),
             fatigue: None,
+            delivery_wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 

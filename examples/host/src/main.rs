@@ -207,6 +207,15 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         )
         .await;
     plugins.start(&state).await?;
+    mmm_host::delivery::worker::spawn(
+        Arc::clone(&store),
+        Arc::clone(&state.metrics),
+        Arc::clone(&state.clock),
+        mmm_host::delivery::worker::DeliveryConfig::from_args(&args),
+        Arc::clone(&state.delivery_wake),
+        &state.shutdown,
+    )
+    .await?;
     if let Some(dir) = args.seed_dir() {
         let imported = live::import_seed(&*store, &dir, jiff::Timestamp::now())
             .await

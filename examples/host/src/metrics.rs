@@ -14,11 +14,12 @@ use parking_lot::Mutex;
 use crate::store::cache::CacheCounts;
 use mmm_engine::PortName;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 /// Labels of the request metrics: the route's template, never its values.
@@ -87,7 +88,7 @@ pub struct OnlyResult {
 /// `mmm_circuit_state{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub struct CircuitLabels {
-    /// The port (`iam`, `signals`, …).
+    /// The port (`iam`, `signals`, …), or `delivery:<surface>` for webhook targets.
     pub name: String,
 }
 
@@ -98,6 +99,13 @@ pub struct DeliveryLabels {
     pub channel: String,
     /// `ok` or `failed`.
     pub result: String,
+}
+
+/// `mmm_delivery_dead_total{channel}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ChannelLabels {
+    /// The surface.
+    pub channel: String,
 }
 
 /// `mmm_decision_surface_latency_seconds{surface}`.
@@ -128,6 +136,27 @@ pub struct IntakeLabels {
 
 /// The buckets of `mmm_decision_latency_seconds` (SPEC §13: 0.05 … 2.0).
 pub const DECISION_LATENCY_BUCKETS: [f64; 6] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0];
+
+/// A metric listed in every scrape, with its `# HELP` and `# TYPE` lines, even before its
+/// first sample: prometheus-client leaves a labelled family with no samples out, and then
+/// an alert or dashboard querying it (deliveries given up, dead letters) cannot tell "none
+/// yet" from "not exported", and `scripts/test-deploy.sh` cannot check its name.
+#[derive(Debug, Clone)]
+struct Listed<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Listed<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
+}
 
 /// Every metric the host exports.
 #[derive(Debug)]
@@ -166,6 +195,11 @@ pub struct Metrics {
     pub circuit_state: Family<CircuitLabels, Gauge>,
     /// `mmm_delivery_attempts_total{channel, result}`.
     pub delivery_attempts: Family<DeliveryLabels, Counter>,
+    /// `mmm_delivery_queue_depth`: webhook deliveries waiting (due, backing off or in
+    /// flight), as the delivery worker last counted them.
+    pub delivery_queue_depth: Gauge,
+    /// `mmm_delivery_dead_total{channel}`: webhook deliveries given up.
+    pub delivery_dead: Family<ChannelLabels, Counter>,
     /// `mmm_decision_surface_latency_seconds{surface}`: the §13 latency by the signal's
     /// surface hint (the IDE and CI latency alerts select on it).
     pub surface_latency: Family<SurfaceLabels, Histogram>,
@@ -197,7 +231,7 @@ impl Metrics {
         registry.register(
             "mmm_http_requests",
             "HTTP requests by method, route and status",
-            requests.clone(),
+            Listed(requests.clone()),
         );
         let request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
@@ -205,37 +239,37 @@ impl Metrics {
         registry.register(
             "mmm_http_request_duration_seconds",
             "Time to answer HTTP requests",
-            request_duration.clone(),
+            Listed(request_duration.clone()),
         );
         let set_revision = Gauge::default();
         registry.register(
             "mmm_playbook_set_revision",
             "The store revision the live playbook set was built from",
-            set_revision.clone(),
+            Listed(set_revision.clone()),
         );
         let set_reloads = Counter::default();
         registry.register(
             "mmm_playbook_set_reloads",
             "Live playbook set rebuilds",
-            set_reloads.clone(),
+            Listed(set_reloads.clone()),
         );
         let set_reload_failures = Counter::default();
         registry.register(
             "mmm_playbook_set_reload_failures",
             "Live playbook set rebuilds that failed (the old set stayed)",
-            set_reload_failures.clone(),
+            Listed(set_reload_failures.clone()),
         );
         let versions_skipped = Counter::default();
         registry.register(
             "mmm_playbook_versions_skipped",
             "Published versions left out of the live set because they no longer compile",
-            versions_skipped.clone(),
+            Listed(versions_skipped.clone()),
         );
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
             "mmm_decisions",
             "Decisions by tenant, actor type and degraded mode",
-            decisions.clone(),
+            Listed(decisions.clone()),
         );
         let decision_latency = Family::<TenantLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(DECISION_LATENCY_BUCKETS)
@@ -243,43 +277,43 @@ impl Metrics {
         registry.register(
             "mmm_decision_latency_seconds",
             "Time the engine took to decide",
-            decision_latency.clone(),
+            Listed(decision_latency.clone()),
         );
         let latency_warnings = Counter::default();
         registry.register(
             "mmm_decision_latency_warning",
             "Decisions that ran past their deadline",
-            latency_warnings.clone(),
+            Listed(latency_warnings.clone()),
         );
         let actions = Family::<ActionLabels, Counter>::default();
         registry.register(
             "mmm_actions",
             "Actions returned, by tenant and type",
-            actions.clone(),
+            Listed(actions.clone()),
         );
         let outcomes = Family::<ResultLabels, Counter>::default();
         registry.register(
             "mmm_outcomes",
             "Outcomes recorded, by tenant and result",
-            outcomes.clone(),
+            Listed(outcomes.clone()),
         );
         let eris = Family::<ResultLabels, Counter>::default();
         registry.register(
             "mmm_eris_receipt_emission",
             "Receipts handed to ERIS, by tenant and result",
-            eris.clone(),
+            Listed(eris.clone()),
         );
         let receipts = Family::<OnlyResult, Counter>::default();
         registry.register(
             "mmm_receipts",
             "The engine's receipt events, by result",
-            receipts.clone(),
+            Listed(receipts.clone()),
         );
         let circuit_state = Family::<CircuitLabels, Gauge>::default();
         registry.register(
             "mmm_circuit_state",
             "Circuit breaker state per port: 0 closed, 1 open, 2 half-open",
-            circuit_state.clone(),
+            Listed(circuit_state.clone()),
         );
         for port in PortName::ALL {
             circuit_state
@@ -292,33 +326,52 @@ impl Metrics {
         registry.register(
             "mmm_delivery_attempts",
             "Deliveries attempted, by channel and result",
-            delivery_attempts.clone(),
+            Listed(delivery_attempts.clone()),
         );
+        let delivery_queue_depth = Gauge::default();
+        registry.register(
+            "mmm_delivery_queue_depth",
+            "Webhook deliveries waiting: due, backing off or in flight",
+            Listed(delivery_queue_depth.clone()),
+        );
+        let delivery_dead = Family::<ChannelLabels, Counter>::default();
+        registry.register(
+            "mmm_delivery_dead",
+            "Webhook deliveries given up (after the last attempt, or their webhook removed), by channel",
+            Listed(delivery_dead.clone()),
+        );
+        for surface in mmm_engine::Surface::ALL {
+            circuit_state
+                .get_or_create(&CircuitLabels {
+                    name: format!("delivery:{surface}"),
+                })
+                .set(0);
+        }
         let surface_latency = Family::<SurfaceLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(DECISION_LATENCY_BUCKETS)
         });
         registry.register(
             "mmm_decision_surface_latency_seconds",
             "Time the engine took to decide, by the signal's surface hint",
-            surface_latency.clone(),
+            Listed(surface_latency.clone()),
         );
         let cache_requests = Family::<CacheLabels, Counter>::default();
         registry.register(
             "mmm_cache_requests",
             "Cache look-ups by cache and result",
-            cache_requests.clone(),
+            Listed(cache_requests.clone()),
         );
         let outbox_depth = Gauge::default();
         registry.register(
             "mmm_outbox_depth",
             "Receipts waiting to reach ERIS (or, without an ERIS URL, to be stored)",
-            outbox_depth.clone(),
+            Listed(outbox_depth.clone()),
         );
         let intake_messages = Family::<IntakeLabels, Counter>::default();
         registry.register(
             "mmm_intake_messages",
             "Broker messages taken in, by source and what became of them",
-            intake_messages.clone(),
+            Listed(intake_messages.clone()),
         );
         Metrics {
             surface_latency,
@@ -343,7 +396,43 @@ impl Metrics {
             circuit_state,
             delivery_attempts,
             intake_messages,
+            delivery_queue_depth,
+            delivery_dead,
         }
+    }
+
+    /// Counts one webhook delivery attempt on `channel` (the surface).
+    pub fn observe_delivery(&self, channel: &str, ok: bool) {
+        self.delivery_attempts
+            .get_or_create(&DeliveryLabels {
+                channel: channel.to_owned(),
+                result: if ok { "ok" } else { "failed" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one webhook delivery given up.
+    pub fn observe_delivery_dead(&self, channel: &str) {
+        self.delivery_dead
+            .get_or_create(&ChannelLabels {
+                channel: channel.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets `mmm_delivery_queue_depth`.
+    pub fn set_delivery_queue_depth(&self, depth: u64) {
+        self.delivery_queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+
+    /// Sets `mmm_circuit_state{name="delivery:<surface>"}` (0 closed, 1 open, 2 half-open).
+    pub fn set_delivery_circuit(&self, surface: &str, state: mmm_engine::ports::BreakerState) {
+        self.circuit_state
+            .get_or_create(&CircuitLabels {
+                name: format!("delivery:{surface}"),
+            })
+            .set(i64::from(state as u8));
     }
 
     /// The engine's observer feeding these metrics (`EngineBuilder::observer`).
@@ -442,14 +531,7 @@ impl Metrics {
                     })
                     .set(value);
             }
-            Event::Delivery { surface, ok } => {
-                self.delivery_attempts
-                    .get_or_create(&DeliveryLabels {
-                        channel: surface.as_str().to_owned(),
-                        result: if *ok { "ok" } else { "failed" }.to_owned(),
-                    })
-                    .inc();
-            }
+            Event::Delivery { surface, ok } => self.observe_delivery(surface.as_str(), *ok),
             // `Engine::record_outcome` (the outcomes route calls it once per new outcome).
             Event::Outcome {
                 tenant_id, result, ..
@@ -581,5 +663,36 @@ pub struct MetricsObserver(pub Arc<Metrics>);
 impl Observer for MetricsObserver {
     fn on_event(&self, event: &Event<'_>) {
         self.0.observe_event(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Families whose every sample has labels that only traffic creates: before it, a
+    /// scrape still names them (an alert on them is quiet, not broken).
+    #[test]
+    fn a_fresh_scrape_names_every_family_before_its_first_sample() {
+        let text = Metrics::new().render();
+        for family in [
+            "mmm_decisions",
+            "mmm_decision_latency_seconds",
+            "mmm_actions",
+            "mmm_outcomes",
+            "mmm_eris_receipt_emission",
+            "mmm_delivery_attempts",
+            "mmm_delivery_dead",
+            "mmm_intake_messages",
+            "mmm_cache_requests",
+            "mmm_decision_surface_latency_seconds",
+            "mmm_http_requests",
+        ] {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(&format!("# TYPE {family} "))),
+                "{family} is not listed in a fresh scrape:\n{text}"
+            );
+        }
     }
 }

@@ -25,7 +25,8 @@ use tokio::time::Instant;
 
 use crate::fatigue::FatigueJournal;
 use crate::store::{
-    Count, DecisionBatch, FatigueEvent, IssuedAction, ReceiptRow, SeenSignal, Store, StoreError,
+    Count, DecisionBatch, FatigueEvent, IssuedAction, QueuedDelivery, ReceiptRow, SeenSignal,
+    Store, StoreError,
 };
 
 /// Most records one transaction writes.
@@ -53,6 +54,8 @@ pub struct DecisionRecord {
     /// The signal's decided marker, when a broker intake decided it (committed with the
     /// receipt: a redelivery after a crash before the broker's ack is skipped).
     pub seen_signal: Option<SeenSignal>,
+    /// Webhook deliveries queued for the returned actions ([`crate::delivery`]).
+    pub deliveries: Vec<QueuedDelivery>,
 }
 
 /// The chain this process signs.
@@ -481,6 +484,7 @@ fn batch(entries: &[Entry]) -> DecisionBatch {
         out.actions.extend(r.actions.iter().cloned());
         out.approvals.extend(r.approvals.iter().cloned());
         out.seen_signals.extend(r.seen_signal.iter().cloned());
+        out.deliveries.extend(r.deliveries.iter().cloned());
         let (tenant, at, list) = &r.counts;
         let hour = at.as_millisecond().div_euclid(3_600_000);
         let slot = counts
@@ -544,6 +548,7 @@ mod tests {
                 }],
             ),
             seen_signal: None,
+            deliveries: Vec::new(),
         }
     }
 

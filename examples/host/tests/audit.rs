@@ -147,6 +147,15 @@ async fn every_resource_route_answers_503_when_the_database_is_gone() {
                 Some(json_body(json!({}))),
             ),
             (Method::GET, "/tenants/acme/metrics", &admin, None),
+            (Method::GET, "/tenants/acme/delivery", &admin, None),
+            (
+                Method::PUT,
+                "/tenants/acme/delivery",
+                &admin,
+                Some(json_body(
+                    json!({"ide": {"url": "https://hooks.example/ide", "secret": "s"}}),
+                )),
+            ),
             (Method::GET, "/experiments", &admin, None),
             (Method::GET, "/experiments/copy", &admin, None),
             (Method::POST, "/experiments/copy/activate", &admin, None),

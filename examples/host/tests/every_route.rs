@@ -182,6 +182,9 @@ fn sample(op: &Op) -> Option<Value> {
         ("PUT", "/actors/{actor_id}/preferences") => json!({"opt_out_categories": ["style"]}),
         ("POST", "/actors/{actor_id}/preferences/snooze") => json!({"for": "2h"}),
         ("PUT", "/tenants/{tenant_id}/policy") => json!({"max_actions_per_decision": 2}),
+        ("PUT", "/tenants/{tenant_id}/delivery") => {
+            json!({"ide": {"url": "https://hooks.example/ide", "secret": "s3cret"}})
+        }
         ("POST", "/experiments") => experiment_doc("fresh-exp"),
         ("PUT", "/experiments/{id}") => experiment_doc("copy"),
         ("POST", "/actions/{action_id}/approve") | ("POST", "/actions/{action_id}/reject") => {

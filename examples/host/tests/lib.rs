@@ -15,6 +15,7 @@ mod auth;
 mod bad_input;
 mod common;
 mod decide;
+mod delivery;
 mod every_route;
 mod experiments;
 mod fatigue;

@@ -29,6 +29,8 @@ const SPEC_ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/mmm/tenants/{tenant_id}/policy"),
     ("put", "/v1/mmm/tenants/{tenant_id}/policy"),
     ("get", "/v1/mmm/tenants/{tenant_id}/metrics"),
+    ("get", "/v1/mmm/tenants/{tenant_id}/delivery"),
+    ("put", "/v1/mmm/tenants/{tenant_id}/delivery"),
     ("get", "/v1/mmm/experiments"),
     ("post", "/v1/mmm/experiments"),
     ("get", "/v1/mmm/experiments/{id}"),
@@ -122,4 +124,64 @@ fn no_route_bypasses_the_document() {
             }
         }
     }
+}
+
+/// What any route may answer (docs/host.md, "Bad input") is documented on every operation,
+/// as problem details, so a client (and schemathesis, `scripts/fuzz-api.sh`) finds every
+/// status it can get; an optional parameter is left out, never `null`; and every path and
+/// query string parameter states the rule that it holds no control character (or a
+/// stricter pattern).
+#[test]
+fn every_operation_documents_what_every_route_may_answer() {
+    let doc = serde_json::to_value(mmm_host::openapi::document()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let mut statuses = vec!["422", "503"];
+            if op.get("requestBody").is_some() {
+                statuses.extend(["400", "413"]);
+            }
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            if secured {
+                statuses.extend(["401", "403"]);
+            }
+            for status in statuses {
+                let response = &op["responses"][status];
+                assert!(
+                    response["content"]["application/problem+json"].is_object(),
+                    "{method} {path} does not document {status} as problem details: {response}"
+                );
+            }
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                let schema = &param["schema"];
+                let name = &param["name"];
+                assert!(
+                    !schema["type"]
+                        .as_array()
+                        .is_some_and(|t| t.iter().any(|t| t == "null")),
+                    "{method} {path} `{name}` may be null: {schema}"
+                );
+                if matches!(param["in"].as_str(), Some("path" | "query"))
+                    && schema["type"] == "string"
+                {
+                    assert!(
+                        schema["pattern"].is_string(),
+                        "{method} {path} `{name}` has no pattern: {schema}"
+                    );
+                }
+            }
+        }
+    }
+    let health = &doc["paths"]["/v1/mmm/health"]["get"]["responses"];
+    assert!(health.get("401").is_none(), "{health}");
+    let ctrl = &doc["paths"]["/v1/mmm/receipts"]["get"]["parameters"];
+    let chain = ctrl
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "chain_id")
+        .unwrap();
+    assert_eq!(
+        chain["schema"]["pattern"],
+        mmm_host::openapi::NO_CONTROL_CHARACTER
+    );
 }

@@ -208,6 +208,20 @@ async fn a_decision_is_a_trace_under_the_callers_traceparent_with_the_core_stage
             .with(telemetry::trace_layers(&provider)),
     );
     let host = observed_host().await;
+    // A webhook for the IDE: the decision queues a delivery carrying its trace context.
+    host.db
+        .store
+        .put_delivery_targets(
+            "acme",
+            &[mmm_host::store::DeliveryTarget {
+                surface: "ide".to_owned(),
+                url: "https://hooks.example/ide".to_owned(),
+                secret: "s".to_owned(),
+            }],
+            &crate::common::audit("acme", "delivery_targets.updated"),
+        )
+        .await
+        .unwrap();
     let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
     let reply = host
         .send(decide_request(&host, Some(&traceparent)))
@@ -217,6 +231,22 @@ async fn a_decision_is_a_trace_under_the_callers_traceparent_with_the_core_stage
     let decision = reply.json();
     let decision_id = decision["decision_id"].as_str().unwrap();
     assert_eq!(decision["actions"].as_array().unwrap().len(), 1);
+    // The queued delivery's parent is the decision's span, in the caller's trace.
+    let queued = host
+        .db
+        .store
+        .list_deliveries("acme", None, 10)
+        .await
+        .unwrap();
+    let queued = queued
+        .iter()
+        .find(|d| d.decision_id == decision_id)
+        .expect("a delivery queued with the decision");
+    let stored_parent = queued.traceparent.as_deref().expect("a traceparent");
+    assert!(
+        stored_parent.starts_with(&format!("00-{TRACE_ID}-")) && !stored_parent.contains(PARENT_ID),
+        "{stored_parent}"
+    );
 
     // A signal the engine refuses: its span says so.
     let token = host.token("acme", &["service"], "svc@acme");

@@ -37,7 +37,7 @@ use tracing::Instrument as _;
 
 use crate::auth::{Caller, Role};
 use crate::error::AppError;
-use crate::routes::decide::{check_context, decide_signal, signal_subject};
+use crate::routes::decide::{check_context, decide_signal, signal_subject, DecideInput};
 use crate::store::{GLOBAL, SEEN_WINDOW_MS};
 use crate::AppState;
 
@@ -363,28 +363,26 @@ pub async fn handle(
 /// Decides a decoded message through the one decide path, marking its signal decided in
 /// the same commit as its receipt.
 ///
-/// `traceparent` is the broker message's W3C trace context: the decision's span is to
-/// continue that trace. The propagation belongs to `crate::telemetry` and is left to wire
-/// here (`telemetry::with_parent(telemetry::parent_from_traceparent(traceparent, None),
-/// …)` around the decision); the value is kept on the span as `traceparent` meanwhile.
+/// `traceparent` is the broker message's W3C trace context: the decision's `mmm.decide`
+/// span continues that trace (a missing or malformed one starts a new trace).
 pub async fn decide_message(
     state: &AppState,
     decoded: Decoded,
     traceparent: Option<&str>,
 ) -> Result<(), AppError> {
-    let span = tracing::info_span!("intake.decide", traceparent = traceparent.unwrap_or(""));
-    decide_signal(
-        state,
-        decoded.signal,
-        decoded.context,
-        DecideOptions::default(),
-        decoded.tenant,
-        decoded.actor,
-        true,
-    )
-    .instrument(span)
-    .await
-    .map(|_| ())
+    let parent = crate::telemetry::parent_from_traceparent(traceparent, None);
+    let input = DecideInput {
+        signal: decoded.signal,
+        context: decoded.context,
+        options: DecideOptions::default(),
+        tenant: decoded.tenant,
+        actor: decoded.actor,
+        mark_seen: true,
+    };
+    let decision = decide_signal(state, input);
+    crate::telemetry::with_parent(parent, decision)
+        .await
+        .map(|_| ())
 }
 
 /// Handles one message and settles it.

@@ -57,6 +57,7 @@ pub(crate) struct ActionPath {
 pub struct ApproveBody {
     /// The channel this approval came through (`ide`, `chat`, `email`, a device id…):
     /// `[A-Za-z0-9._:-]{1,64}`. The second approval must come through another one.
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: String,
 }
 
@@ -65,8 +66,10 @@ pub struct ApproveBody {
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
     /// The channel the rejection came through.
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     pub channel: String,
     /// Why (at most 500 characters).
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 

@@ -34,12 +34,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Records at or after this instant (RFC 3339; default: all).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Records after this one (the previous page's `next_after_id`).
+    #[param(minimum = 0)]
     pub after_id: Option<i64>,
     /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// For the platform operator: one tenant's records (`*`: the global documents').
+    #[param(pattern = r"^(\*|[A-Za-z0-9._-]{1,64})$")]
     pub tenant: Option<String>,
 }
 
@@ -59,11 +63,11 @@ pub struct AuditEntry {
     pub action: String,
     /// Which object.
     pub subject: String,
-    /// Before, redacted.
-    #[schema(value_type = Object)]
+    /// Before, redacted; `null` when the change created the object.
+    #[schema(value_type = Option<Object>)]
     pub before: serde_json::Value,
-    /// After, redacted.
-    #[schema(value_type = Object)]
+    /// After, redacted; `null` when the change removed the object.
+    #[schema(value_type = Option<Object>)]
     pub after: serde_json::Value,
 }
 

@@ -27,7 +27,7 @@ use crate::auth::extract::Decider;
 use crate::auth::{Caller, Role};
 use crate::error::{AppError, Problem};
 use crate::receipts::{envelope_seq, DecisionRecord};
-use crate::store::{IssuedAction, ReceiptRow, SeenSignal};
+use crate::store::{DeliveryTarget, IssuedAction, ReceiptRow, SeenSignal};
 use crate::AppState;
 
 /// The routes.
@@ -55,6 +55,7 @@ pub struct DecideRequest {
     pub explain: bool,
     /// The decision's `now` (RFC 3339), for replays and tests: `admin` only.
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub now: Option<String>,
 }
 
@@ -93,48 +94,78 @@ async fn decide(
         now,
         explain: body.explain,
     };
-    let decision =
-        decide_signal(&state, body.signal, context, options, tenant, actor, false).await?;
+    let input = DecideInput {
+        signal: body.signal,
+        context,
+        options,
+        tenant,
+        actor,
+        mark_seen: false,
+    };
+    let decision = decide_signal(&state, input).await?;
     Ok(Json(decision))
+}
+
+/// One decision to make, whatever brought it (HTTP, a broker).
+pub(crate) struct DecideInput {
+    /// The §1 signal.
+    pub signal: Value,
+    /// The §2 context; it has passed [`check_context`].
+    pub context: Option<Value>,
+    /// The engine's options.
+    pub options: DecideOptions,
+    /// The signal's tenant, as [`signal_subject`] read it.
+    pub tenant: Option<String>,
+    /// The signal's actor, as [`signal_subject`] read it.
+    pub actor: Option<String>,
+    /// Commit the signal's decided marker (`decided_signals`) with the receipt, so that a
+    /// redelivery is recognised (the broker intakes).
+    pub mark_seen: bool,
 }
 
 /// Decides for one signal whose tenant the caller may decide for, and commits what the
 /// decision wrote (receipt, actions, approvals, counters) before returning: the one path
-/// every intake (HTTP, brokers) takes. `context` has passed [`check_context`]; `tenant`
-/// and `actor` are the signal's, as [`signal_subject`] read them. With `mark_seen` (a
-/// broker intake's), the signal's decided marker (`decided_signals`) is committed with
-/// the receipt, so that a redelivery is recognised.
+/// every intake (HTTP, brokers) takes.
 pub(crate) async fn decide_signal(
     state: &AppState,
-    signal: Value,
-    context: Option<Value>,
-    options: DecideOptions,
-    tenant: Option<String>,
-    actor: Option<String>,
-    mark_seen: bool,
+    input: DecideInput,
 ) -> Result<Decision, AppError> {
-    let span = crate::telemetry::decide_span(tenant.as_deref(), actor.as_deref());
-    decide_traced(state, signal, context, options, tenant, actor, mark_seen)
-        .instrument(span)
+    let span = crate::telemetry::decide_span(input.tenant.as_deref(), input.actor.as_deref());
+    decide_traced(state, input, &span)
+        .instrument(span.clone())
         .await
 }
 
 /// [`decide_signal`] inside its `mmm.decide` span.
 async fn decide_traced(
     state: &AppState,
-    signal: Value,
-    context: Option<Value>,
-    options: DecideOptions,
-    tenant: Option<String>,
-    actor: Option<String>,
-    mark_seen: bool,
+    input: DecideInput,
+    span: &tracing::Span,
 ) -> Result<Decision, AppError> {
-    // The `mmm.decide` span this future is instrumented with.
-    let span = &tracing::Span::current();
+    let DecideInput {
+        signal,
+        context,
+        options,
+        tenant,
+        actor,
+        mark_seen,
+    } = input;
     if let Some(why) = state.decisions.refuses() {
         return Err(AppError::Unavailable(why.to_owned()));
     }
-    let context = fill_context(state, context, tenant.as_deref(), actor.as_deref()).await?;
+    // The tenant's webhooks, read beside its context (from memory on SQLite): the
+    // decision's deliveries are queued with its receipt.
+    let targets = async {
+        match tenant.as_deref() {
+            Some(t) => state.store.get_delivery_targets(t).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (context, targets) = tokio::join!(
+        fill_context(state, context, tenant.as_deref(), actor.as_deref()),
+        targets
+    );
+    let (context, targets) = (context?, targets?);
 
     let engine = state.live.engine().clone();
     let log = std::sync::Arc::clone(&state.decisions);
@@ -144,6 +175,9 @@ async fn decide_traced(
     let tracer = crate::telemetry::tracer();
     // Decide, and hand the record to the log, in one blocking task: once the engine has
     // signed a receipt it reaches the log even if this request is abandoned meanwhile.
+    // The decision span's trace context (traces on), stored with its deliveries: read
+    // here, where the span's subscriber is current (not on the blocking thread).
+    let traceparent = crate::telemetry::traceparent_of(&span.context());
     let in_span = span.clone();
     let decided = tokio::task::spawn_blocking(move || {
         // The engine's log lines (a port down) carry the decision's ids.
@@ -154,7 +188,15 @@ async fn decide_traced(
             });
         let mut decision = decided?;
         let chain = log.chain().map(|c| c.id.as_str());
-        let mut record = record(&decision, engine.config().approval_ttl, wall, chain)?;
+        let mut record = record(
+            &decision,
+            engine.config().approval_ttl,
+            wall,
+            chain,
+            &targets,
+            traceparent.as_deref(),
+        )?;
+        let queued = !record.deliveries.is_empty();
         if mark_seen {
             record.seen_signal = Some(SeenSignal {
                 tenant: decision.tenant_id.clone(),
@@ -163,11 +205,11 @@ async fn decide_traced(
             });
         }
         decision.receipt.envelope = None;
-        Ok::<_, AppError>((decision, log.submit(record), started, stages))
+        Ok::<_, AppError>((decision, log.submit(record), started, stages, queued))
     })
     .await
     .map_err(|e| AppError::Internal(format!("the decision task failed: {e}")));
-    let (decision, committed, started, stages) = match decided {
+    let (decision, committed, started, stages, queued) = match decided {
         Ok(Ok(d)) => d,
         Ok(Err(e)) | Err(e) => {
             span.record("otel.status_code", "error");
@@ -182,7 +224,11 @@ async fn decide_traced(
         .metrics
         .observe_surface_latency(shape.surface(), decision.latency_us);
     match committed.await {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => {
+            if queued {
+                state.delivery_wake.notify_one();
+            }
+        }
         Ok(Err(e)) => {
             span.record("otel.status_code", "error");
             return Err(e.into());
@@ -296,12 +342,16 @@ async fn fill_context(
 }
 
 /// What the decision writes: its receipt, returned actions, approvals for dual-channel
-/// multipliers (opened at `wall`, the host's clock) and the tenant's counters.
+/// multipliers (opened at `wall`, the host's clock), the tenant's counters and the
+/// webhook deliveries of its actions to the tenant's `targets` (due at `wall`, their
+/// spans children of `traceparent`, the decision's span).
 fn record(
     decision: &Decision,
     approval_ttl: std::time::Duration,
     wall: Timestamp,
     chain_id: Option<&str>,
+    targets: &[DeliveryTarget],
+    traceparent: Option<&str>,
 ) -> Result<DecisionRecord, AppError> {
     let decided_at: Timestamp = decision.decided_at.parse().unwrap_or(wall);
     let tenant = &decision.tenant_id;
@@ -365,12 +415,15 @@ fn record(
         })
         .collect();
     let counts = super::tenants::decision_counts(decision);
+    let deliveries =
+        crate::delivery::queue(decision, targets, wall, traceparent).map_err(AppError::Internal)?;
     Ok(DecisionRecord {
         receipt,
         actions,
         approvals,
         counts: (tenant.clone(), decided_at, counts),
         seen_signal: None,
+        deliveries,
     })
 }
 

@@ -399,7 +399,7 @@ async fn list(
 /// Stores a new experiment (one §3 `Experiment` document, `status: paused` or
 /// `completed`); activate it with `POST …/activate`.
 #[utoipa::path(post, path = "/experiments", tag = "experiments",
-    request_body(content = String, content_type = "application/yaml", description = "one experiment document"),
+    request_body(content = Object, content_type = "application/yaml", description = "one experiment document (a YAML mapping)"),
     security(("bearer" = [])),
     responses(
         (status = 201, body = ExperimentDetail),
@@ -482,8 +482,8 @@ async fn get_experiment(
 /// deactivate first). With `If-Match`, refused (409) when it changed since that `ETag`.
 #[utoipa::path(put, path = "/experiments/{id}", tag = "experiments",
     params(("id" = String, Path), TenantQuery,
-           ("If-Match" = Option<String>, Header, description = "the `ETag` this change is based on")),
-    request_body(content = String, content_type = "application/yaml", description = "the experiment document"),
+           ("If-Match" = Option<String>, Header, description = "the `ETag` this change is based on", pattern = r#"^(W/)?("[0-9]{1,18}"|[0-9]{1,18})$"#)),
+    request_body(content = Object, content_type = "application/yaml", description = "the experiment document (a YAML mapping)"),
     security(("bearer" = [])),
     responses(
         (status = 200, body = ExperimentDetail),

@@ -45,7 +45,8 @@ pub fn router() -> OpenApiRouter<AppState> {
             .merge(outcomes::router())
             .merge(audit::router())
             .merge(decide::router())
-            .merge(receipts::router()),
+            .merge(receipts::router())
+            .merge(crate::delivery::routes::router()),
     )
 }
 

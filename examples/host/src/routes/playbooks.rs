@@ -51,6 +51,7 @@ const REQUEST_SOURCE: &str = "<request>";
 #[into_params(parameter_in = Query)]
 pub struct TenantQuery {
     /// For the platform operator: whose documents (default: the global ones, `*`).
+    #[param(pattern = r"^(\*|[A-Za-z0-9._-]{1,64})$")]
     pub tenant: Option<String>,
 }
 
@@ -378,7 +379,7 @@ async fn get_playbook(
 
 /// Stores a new draft version: one playbook document, `status: draft`.
 #[utoipa::path(post, path = "/playbooks", tag = "playbooks",
-    request_body(content = String, content_type = "application/yaml", description = "one playbook document with `status: draft`"),
+    request_body(content = Object, content_type = "application/yaml", description = "one playbook document (a YAML mapping) with `status: draft`"),
     security(("bearer" = [])),
     responses(
         (status = 201, body = Created),
@@ -685,7 +686,8 @@ async fn deprecate(
 
 /// Validates YAML as `mmm validate --strict` does, without storing anything.
 #[utoipa::path(post, path = "/playbooks/validate", tag = "playbooks",
-    request_body(content = String, content_type = "application/yaml"),
+    request_body(content = serde_json::Value, content_type = "application/yaml",
+        description = "YAML text: any document (one that is not a playbook gets diagnostics saying why)"),
     security(("bearer" = [])),
     responses((status = 200, body = Diagnostics)))]
 async fn validate(
@@ -702,7 +704,11 @@ async fn validate(
 /// line by line.
 #[utoipa::path(post, path = "/playbooks/{id}/versions/{v}/simulate", tag = "playbooks",
     params(("id" = String, Path), ("v" = u32, Path), TenantQuery),
-    request_body(content = String, description = "signals: a JSON array (`application/json`) or one per line (`application/x-ndjson`), each an envelope or `{signal, context}`"),
+    request_body(content(
+            (SignalArray = "application/json"),
+            (SignalLines = "application/x-ndjson"),
+        ),
+        description = "signals, at least one: a JSON array (`application/json`) or one per line (`application/x-ndjson`), each an envelope or `{signal, context}`"),
     security(("bearer" = [])),
     responses(
         (status = 200, body = Simulation),
@@ -791,6 +797,25 @@ async fn simulate(
 
 type Input = (usize, Result<Value, ErrorInfo>);
 
+/// The simulate body as a JSON array (OpenAPI only): at least one signal, each a value
+/// the replay decides or rejects in its report.
+#[derive(ToSchema)]
+#[schema(min_items = 1)]
+#[expect(
+    dead_code,
+    reason = "a schema for the OpenAPI document; the route reads the text"
+)]
+struct SignalArray(Vec<Value>);
+
+/// The simulate body as NDJSON (OpenAPI only): at least one line that is not blank.
+#[derive(ToSchema)]
+#[schema(pattern = r"\S")]
+#[expect(
+    dead_code,
+    reason = "a schema for the OpenAPI document; the route reads the text"
+)]
+struct SignalLines(String);
+
 /// Reads signals: a JSON array, or one JSON value per line (blank lines skipped), at most
 /// `max`. A line that is not JSON is refused in the report, not the whole request.
 fn read_signals(body: &TextBody, max: usize) -> Result<Vec<Input>, AppError> {
@@ -806,6 +831,9 @@ fn read_signals(body: &TextBody, max: usize) -> Result<Vec<Input>, AppError> {
     }
     if body.content_type == "application/json" || trimmed.starts_with('[') {
         let values: Vec<Value> = super::parse_json(body.text.as_bytes())?;
+        if values.is_empty() {
+            return Err(AppError::invalid_field("body", "no signals were sent"));
+        }
         if values.len() > max {
             return Err(too_many());
         }

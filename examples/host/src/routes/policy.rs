@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Path)]
 pub(crate) struct TenantPath {
     /// The tenant.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub tenant_id: String,
 }
 
@@ -138,7 +139,7 @@ async fn get_policy(
 /// Replaces the tenant's `tenant_policy`, validated as a decision's context is. With
 /// `If-Match`, refused (409) when the policy changed since that `ETag`.
 #[utoipa::path(put, path = "/tenants/{tenant_id}/policy", tag = "tenants",
-    params(TenantPath, ("If-Match" = Option<String>, Header, description = "the `ETag` of the policy this change is based on")),
+    params(TenantPath, ("If-Match" = Option<String>, Header, description = "the `ETag` of the policy this change is based on", pattern = r#"^(W/)?("[0-9]{1,18}"|[0-9]{1,18})$"#)),
     request_body(content = Object, description = "the §2 `tenant_policy` object"),
     security(("bearer" = [])),
     responses(

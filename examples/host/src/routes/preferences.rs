@@ -39,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct ActorTenantQuery {
     /// The actor's tenant (the platform operator's choice; default: the token's).
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub tenant: Option<String>,
 }
 
@@ -109,7 +110,7 @@ async fn get_preferences(
 /// `If-Match`, refused (409) when they changed since that `ETag`.
 #[utoipa::path(put, path = "/actors/{actor_id}/preferences", tag = "preferences",
     params(("actor_id" = String, Path), ActorTenantQuery,
-           ("If-Match" = Option<String>, Header, description = "the `ETag` this change is based on")),
+           ("If-Match" = Option<String>, Header, description = "the `ETag` this change is based on", pattern = r#"^(W/)?("[0-9]{1,18}"|[0-9]{1,18})$"#)),
     request_body(content = Object, description = "the §2 `preferences` object"),
     security(("bearer" = [])),
     responses(

@@ -45,10 +45,13 @@ pub const LAST_SEQ: &str = "x-mmm-last-seq";
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
-    /// Only envelopes after this `seq` (default 0: from the start).
+    /// Only envelopes after this `seq` (default 0: from the start); a `seq` is at most
+    /// 2^63 - 1, as the store keeps it.
     #[serde(default)]
+    #[param(maximum = 9_223_372_036_854_775_807_u64)]
     pub after_seq: u64,
     /// At most this many envelopes, 1 to 10,000 (default 1,000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
     /// Only this chain (a replica id); default: every chain, one after the other.
     pub chain_id: Option<String>,
@@ -77,6 +80,14 @@ async fn export(
         return Err(AppError::invalid_field(
             "limit",
             format!("must be 1 to {MAX_LIMIT}"),
+        ));
+    }
+    // A sequence number is a 64-bit signed integer in the store: a larger `after_seq` is
+    // refused here, naming the parameter, rather than failing inside the store.
+    if i64::try_from(query.after_seq).is_err() {
+        return Err(AppError::invalid_field(
+            "after_seq",
+            format!("must be at most {}", i64::MAX),
         ));
     }
     let tenant = match (&query.tenant, caller.is_operator()) {

@@ -87,8 +87,10 @@ pub fn decision_counts(decision: &Decision) -> Vec<Count> {
 pub struct Window {
     /// Start (RFC 3339; default: 24 hours before `until`). Counters are kept per hour: the
     /// hour `since` falls in counts whole.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// End, exclusive (RFC 3339; default: now).
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 

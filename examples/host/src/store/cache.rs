@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::Versioned;
+use super::{DeliveryTarget, Versioned};
 
 /// Most documents remembered (per kind); when full, the memory is emptied.
 pub const CACHE_MAX: usize = 10_000;
@@ -23,6 +23,8 @@ pub struct ContextCache {
     preference_keys: Mutex<Option<HashSet<(String, String)>>>,
     preferences: Mutex<HashMap<(String, String), Option<Versioned>>>,
     policies: Mutex<HashMap<String, Option<Versioned>>>,
+    /// Delivery targets by tenant (an empty list: none).
+    targets: Mutex<HashMap<String, Vec<DeliveryTarget>>>,
     /// Bumped by every write: a read that raced a write is not remembered.
     generation: AtomicU64,
     /// Reads answered without a query, and reads that asked the database.
@@ -47,9 +49,9 @@ pub struct CacheCounts {
 
 /// What the cache knows of a key.
 #[derive(Debug)]
-pub enum Cached {
+pub enum Cached<T = Option<Versioned>> {
     /// The answer, without a query.
-    Hit(Option<Versioned>),
+    Hit(T),
     /// Ask the database; remember the answer with [`ContextCache::remember_preferences`]
     /// (or `_policy`) passing this generation.
     Miss(u64),
@@ -163,6 +165,32 @@ impl ContextCache {
     }
 }
 
+impl ContextCache {
+    /// A tenant's delivery targets, when known.
+    pub fn targets(&self, tenant: &str) -> Cached<Vec<DeliveryTarget>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        match self.targets.lock().get(tenant) {
+            Some(v) => Cached::Hit(v.clone()),
+            None => Cached::Miss(generation),
+        }
+    }
+
+    /// Remembers what the database answered, unless a write happened since `generation`.
+    pub fn remember_targets(&self, tenant: &str, targets: &[DeliveryTarget], generation: u64) {
+        let mut map = self.targets.lock();
+        if self.generation.load(Ordering::Acquire) == generation {
+            bounded_insert(&mut map, tenant.to_owned(), targets.to_vec());
+        }
+    }
+
+    /// After a committed write of a tenant's delivery targets.
+    pub fn wrote_targets(&self, tenant: &str) {
+        let mut map = self.targets.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        map.remove(tenant);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +235,21 @@ mod tests {
         assert!(matches!(cache.policy("t"), Cached::Miss(_)));
         cache.remember_policy("t", &doc(2), g);
         assert!(matches!(cache.policy("t"), Cached::Miss(_)));
+
+        let target = DeliveryTarget {
+            surface: "ide".to_owned(),
+            url: "https://hooks.example/ide".to_owned(),
+            secret: "s".to_owned(),
+        };
+        let Cached::Miss(g) = cache.targets("t") else {
+            panic!()
+        };
+        cache.remember_targets("t", std::slice::from_ref(&target), g);
+        assert!(matches!(cache.targets("t"), Cached::Hit(v) if v == [target.clone()]));
+        cache.wrote_targets("t");
+        assert!(matches!(cache.targets("t"), Cached::Miss(_)));
+        cache.remember_targets("t", &[target], g);
+        assert!(matches!(cache.targets("t"), Cached::Miss(_)));
         // Every read above, counted once as a hit or a miss.
         assert_eq!(
             cache.counts(),

@@ -127,6 +127,67 @@ pub struct DeliveryTarget {
     pub secret: String,
 }
 
+/// A webhook delivery in the delivery queue: one per (action, surface), queued with the
+/// decision's receipt and sent by [`crate::delivery`]'s worker. The target's URL and
+/// secret are read when sending, by (tenant, surface): the secret is never copied here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueuedDelivery {
+    /// The delivery's id (`X-MMM-Delivery`).
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// The surface, whose target receives it.
+    pub surface: String,
+    /// The action (receivers dedupe by it).
+    pub action_id: String,
+    /// The decision that returned the action.
+    pub decision_id: String,
+    /// The exact JSON body sent (and signed).
+    pub body: String,
+    /// Attempts made (a wait behind an open breaker is none).
+    pub attempts: u32,
+    /// When it is due (while claimed: when the claim lapses).
+    pub next_attempt_at: Timestamp,
+    /// `pending`, `done` or `dead`.
+    pub state: String,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Queued.
+    pub created_at: Timestamp,
+    /// The W3C `traceparent` of the decision that queued it (when traces are on): the
+    /// parent of each attempt's `delivery.route` span.
+    pub traceparent: Option<String>,
+}
+
+/// How a claimed delivery ended, for [`Store::finish_delivery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryResult {
+    /// The receiver took it (2xx): `done`, one attempt more.
+    Done,
+    /// The attempt failed: one attempt more, due again at `at`.
+    Retry {
+        /// When to try again.
+        at: Timestamp,
+        /// What went wrong (no body, no secret).
+        error: String,
+    },
+    /// Given up: `dead`. `attempted` says whether this was an attempt (the last one) or
+    /// a delivery that could not be attempted at all (its target was removed).
+    Dead {
+        /// What went wrong.
+        error: String,
+        /// Whether an attempt was made.
+        attempted: bool,
+    },
+    /// Not attempted (the target's breaker is open): due again at `at`, attempts unchanged.
+    Release {
+        /// When to look again.
+        at: Timestamp,
+        /// Why it waits.
+        why: String,
+    },
+}
+
 /// An action the host returned, remembered so outcomes and approvals can be checked
 /// against it (tenant, actor) on any replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -222,6 +283,9 @@ pub struct DecisionBatch {
     /// Fatigue firings the in-memory fatigue authority allowed (SQLite; see
     /// `fatigue::MemoryFatigue`), stored in the same transaction.
     pub fatigue: Vec<FatigueEvent>,
+    /// Webhook deliveries of the returned actions (one per action and surface with a
+    /// target; a repeat of a stored (action, surface) is ignored).
+    pub deliveries: Vec<QueuedDelivery>,
     /// Signals a broker intake decided (`decided_signals`), so that a redelivery is
     /// skipped: written in the same transaction as the decisions' receipts.
     pub seen_signals: Vec<SeenSignal>,
@@ -269,6 +333,7 @@ impl DecisionBatch {
             && self.counts.is_empty()
             && self.fatigue.is_empty()
             && self.seen_signals.is_empty()
+            && self.deliveries.is_empty()
     }
 }
 
@@ -534,6 +599,47 @@ pub trait Store: Send + Sync + 'static {
         targets: &[DeliveryTarget],
         audit: &NewAudit,
     ) -> Result<(), StoreError>;
+
+    // ---- the delivery queue --------------------------------------------------------------
+
+    /// Claims up to `limit` pending deliveries due at `now`, oldest due first, for the
+    /// claim `token`: they are due again at `lease_until` (when the claim lapses, if the
+    /// claimant vanished). Replicas never claim the same row twice within a lease
+    /// (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: one writer).
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        token: &str,
+        limit: u32,
+    ) -> Result<Vec<QueuedDelivery>, StoreError>;
+
+    /// Records how a claimed delivery ended, at `at`. Returns false (and changes
+    /// nothing) when the claim `token` no longer holds it (the lease lapsed and another
+    /// claim took it).
+    async fn finish_delivery(
+        &self,
+        id: &str,
+        token: &str,
+        result: &DeliveryResult,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Deliveries waiting (`pending`: due, backing off, or claimed).
+    async fn delivery_queue_depth(&self) -> Result<u64, StoreError>;
+
+    /// The tenant's deliveries, newest first, at most `limit`; `state` narrows to one
+    /// state (`dead`, say).
+    async fn list_deliveries(
+        &self,
+        tenant: &str,
+        state: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<QueuedDelivery>, StoreError>;
+
+    /// Deletes `done` deliveries last changed before `before`; returns how many. Dead
+    /// ones are kept for operators.
+    async fn prune_deliveries(&self, before: Timestamp) -> Result<u64, StoreError>;
 
     // ---- decisions: actions, approvals, outcomes, counters ------------------------------
 

@@ -27,6 +27,8 @@ pub struct PgStore {
 impl PgStore {
     const BACKEND: &'static str = "postgres";
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    /// Replicas claiming deliveries pass over each other's rows instead of waiting.
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     /// Connects to `url` and migrates the database. With `schema`, every connection uses
     /// that schema (created when missing) instead of `public`: tests get a fresh one each.

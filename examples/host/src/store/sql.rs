@@ -11,6 +11,8 @@
 //! - `async fn notify_change(tx)`: tells other replicas the set changed (PostgreSQL:
 //!   `pg_notify` on commit; SQLite: nothing);
 //! - `const FOR_UPDATE: &str`: the row-locking suffix of a `SELECT` (`""` on SQLite);
+//! - `const SKIP_LOCKED: &str`: the suffix of a `SELECT` that claims rows other
+//!   transactions may be claiming (`FOR UPDATE SKIP LOCKED`; `""` on SQLite);
 //! - `const BACKEND: &str`.
 
 use jiff::Timestamp;
@@ -121,9 +123,9 @@ macro_rules! sql_store {
         use $crate::store::sql::{big, db_err, hour_bucket, int, ms, scope_binds, ts};
         use $crate::store::{
             fatigue_horizon_ms, fatigue_verdict, AuditRecord, ChainState, Count, DecisionBatch, DeliveryTarget,
-            ExperimentRecord, FatigueEvent, IssuedAction, NewAudit, OutcomeRecord, PlaybookMeta,
-            PlaybookVersion, ReceiptRow, Scope, SeenSignal, Store, StoreError, Versioned,
-            SEEN_WINDOW_MS,
+            DeliveryResult, ExperimentRecord, FatigueEvent, IssuedAction, NewAudit, OutcomeRecord,
+            PlaybookMeta, PlaybookVersion, QueuedDelivery, ReceiptRow, Scope, SeenSignal, Store,
+            StoreError, Versioned, SEEN_WINDOW_MS,
         };
 
         type DbRow = <$db as sqlx::Database>::Row;
@@ -134,6 +136,7 @@ macro_rules! sql_store {
         const EXPERIMENT: &str =
             "tenant, id, status, yaml, author, revision, created_at, updated_at";
         const RECEIPT: &str = "chain_id, seq, receipt_id, tenant, envelope, stored_at";
+        const DELIVERY: &str = "id, tenant, surface, action_id, decision_id, body, attempts, next_attempt_at, state, last_error, created_at, traceparent";
         const ACTION: &str = "tenant, action_id, actor_id, playbook_id, playbook_version, action_type, experiment_id, variant, decided_at";
 
         fn text(row: &DbRow, col: &str) -> Result<String, StoreError> {
@@ -188,6 +191,23 @@ macro_rules! sql_store {
                 value: json(row, "value")?,
                 revision: num(row, "revision")?,
                 updated_at: ts(num(row, "updated_at")?)?,
+            })
+        }
+
+        fn delivery(row: &DbRow) -> Result<QueuedDelivery, StoreError> {
+            Ok(QueuedDelivery {
+                id: text(row, "id")?,
+                tenant: text(row, "tenant")?,
+                surface: text(row, "surface")?,
+                action_id: text(row, "action_id")?,
+                decision_id: text(row, "decision_id")?,
+                body: text(row, "body")?,
+                attempts: int(num(row, "attempts")?, "attempts")?,
+                next_attempt_at: ts(num(row, "next_attempt_at")?)?,
+                state: text(row, "state")?,
+                last_error: row.try_get::<Option<String>, _>("last_error").map_err(db_err)?,
+                created_at: ts(num(row, "created_at")?)?,
+                traceparent: row.try_get::<Option<String>, _>("traceparent").map_err(db_err)?,
             })
         }
 
@@ -450,6 +470,35 @@ macro_rules! sql_store {
         /// Rows one multi-row `INSERT` carries (well under SQLite's and PostgreSQL's limits
         /// on bound parameters).
         const ROWS_PER_INSERT: usize = 500;
+
+        async fn record_deliveries_in(
+            tx: &mut Tx,
+            deliveries: &[QueuedDelivery],
+        ) -> Result<(), StoreError> {
+            for chunk in deliveries.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(format!(
+                    "INSERT INTO delivery_queue ({DELIVERY}, updated_at) "
+                ));
+                q.push_values(chunk, |mut b, d| {
+                    b.push_bind(d.id.as_str())
+                        .push_bind(d.tenant.as_str())
+                        .push_bind(d.surface.as_str())
+                        .push_bind(d.action_id.as_str())
+                        .push_bind(d.decision_id.as_str())
+                        .push_bind(d.body.as_str())
+                        .push_bind(i64::from(d.attempts))
+                        .push_bind(ms(d.next_attempt_at))
+                        .push_bind(d.state.as_str())
+                        .push_bind(d.last_error.as_deref())
+                        .push_bind(ms(d.created_at))
+                        .push_bind(d.traceparent.as_deref())
+                        .push_bind(ms(d.created_at));
+                });
+                q.push(" ON CONFLICT (action_id, surface) DO NOTHING");
+                q.build().execute(&mut **tx).await.map_err(db_err)?;
+            }
+            Ok(())
+        }
 
         async fn record_actions_in(tx: &mut Tx, actions: &[IssuedAction]) -> Result<(), StoreError> {
             for chunk in actions.chunks(ROWS_PER_INSERT) {
@@ -1085,7 +1134,13 @@ macro_rules! sql_store {
                 &self,
                 tenant: &str,
             ) -> Result<Vec<DeliveryTarget>, StoreError> {
-                sqlx::query(
+                use $crate::store::cache::Cached;
+                let generation = match <$store>::context_cache(self).map(|c| c.targets(tenant)) {
+                    Some(Cached::Hit(targets)) => return Ok(targets),
+                    Some(Cached::Miss(g)) => Some(g),
+                    None => None,
+                };
+                let targets: Vec<DeliveryTarget> = sqlx::query(
                     "SELECT surface, url, secret FROM delivery_targets WHERE tenant = $1 ORDER BY surface",
                 )
                 .bind(tenant)
@@ -1100,7 +1155,11 @@ macro_rules! sql_store {
                         secret: text(r, "secret")?,
                     })
                 })
-                .collect()
+                .collect::<Result<_, StoreError>>()?;
+                if let (Some(c), Some(g)) = (<$store>::context_cache(self), generation) {
+                    c.remember_targets(tenant, &targets, g);
+                }
+                Ok(targets)
             }
 
             async fn put_delivery_targets(
@@ -1128,7 +1187,126 @@ macro_rules! sql_store {
                     .map_err(db_err)?;
                 }
                 audit_in(&mut tx, audit).await?;
-                commit(tx).await
+                let written = commit(tx).await;
+                if let Some(c) = <$store>::context_cache(self) {
+                    c.wrote_targets(tenant);
+                }
+                written
+            }
+
+            async fn claim_deliveries(
+                &self,
+                now: Timestamp,
+                lease_until: Timestamp,
+                token: &str,
+                limit: u32,
+            ) -> Result<Vec<QueuedDelivery>, StoreError> {
+                let mut tx = self.write().await?;
+                let rows = sqlx::query(&format!(
+                    "UPDATE delivery_queue SET next_attempt_at = $1, claim_token = $2, updated_at = $3 \
+                     WHERE id IN (SELECT id FROM delivery_queue \
+                                  WHERE state = 'pending' AND next_attempt_at <= $3 \
+                                  ORDER BY next_attempt_at LIMIT $4{}) \
+                     RETURNING {DELIVERY}",
+                    <$store>::SKIP_LOCKED
+                ))
+                .bind(ms(lease_until))
+                .bind(token)
+                .bind(ms(now))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                let mut claimed = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
+                commit(tx).await?;
+                claimed.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+                Ok(claimed)
+            }
+
+            async fn finish_delivery(
+                &self,
+                id: &str,
+                token: &str,
+                result: &DeliveryResult,
+                at: Timestamp,
+            ) -> Result<bool, StoreError> {
+                let (state, attempted, next, error) = match result {
+                    DeliveryResult::Done => ("done", 1, at, None),
+                    DeliveryResult::Retry { at: next, error } => {
+                        ("pending", 1, *next, Some(error.as_str()))
+                    }
+                    DeliveryResult::Dead { error, attempted } => {
+                        ("dead", i64::from(*attempted), at, Some(error.as_str()))
+                    }
+                    DeliveryResult::Release { at: next, why } => {
+                        ("pending", 0, *next, Some(why.as_str()))
+                    }
+                };
+                let mut tx = self.write().await?;
+                let n = sqlx::query(
+                    "UPDATE delivery_queue SET state = $1, attempts = attempts + $2, \
+                     next_attempt_at = $3, last_error = $4, claim_token = NULL, updated_at = $5 \
+                     WHERE id = $6 AND claim_token = $7 AND state = 'pending'",
+                )
+                .bind(state)
+                .bind(attempted)
+                .bind(ms(next))
+                .bind(error)
+                .bind(ms(at))
+                .bind(id)
+                .bind(token)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+                commit(tx).await?;
+                Ok(n == 1)
+            }
+
+            async fn delivery_queue_depth(&self) -> Result<u64, StoreError> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM delivery_queue WHERE state = 'pending'",
+                )
+                .fetch_one(self.reader())
+                .await
+                .map_err(db_err)?;
+                int(n, "queue depth")
+            }
+
+            async fn list_deliveries(
+                &self,
+                tenant: &str,
+                state: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<QueuedDelivery>, StoreError> {
+                sqlx::query(&format!(
+                    "SELECT {DELIVERY} FROM delivery_queue \
+                     WHERE tenant = $1 AND ($2 = '' OR state = $2) \
+                     ORDER BY created_at DESC, id DESC LIMIT $3"
+                ))
+                .bind(tenant)
+                .bind(state.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(delivery)
+                .collect()
+            }
+
+            async fn prune_deliveries(&self, before: Timestamp) -> Result<u64, StoreError> {
+                let mut tx = self.write().await?;
+                let n = sqlx::query(
+                    "DELETE FROM delivery_queue WHERE state = 'done' AND updated_at < $1",
+                )
+                .bind(ms(before))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+                commit(tx).await?;
+                Ok(n)
             }
 
             async fn record_actions(&self, actions: &[IssuedAction]) -> Result<(), StoreError> {
@@ -1613,6 +1791,7 @@ macro_rules! sql_store {
                 }
                 record_fatigue_in(&mut tx, &batch.fatigue).await?;
                 record_seen_signals_in(&mut tx, &batch.seen_signals).await?;
+                record_deliveries_in(&mut tx, &batch.deliveries).await?;
                 commit(tx).await
             }
 

@@ -38,6 +38,8 @@ impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
     /// SQLite has no row locks; the write transaction holds the database's one write lock.
     const FOR_UPDATE: &'static str = "";
+    /// One writer: a claim's transaction excludes every other.
+    const SKIP_LOCKED: &'static str = "";
 
     /// Opens (creating when missing) and migrates the database at `url`
     /// (`sqlite://path/to/mmm.db`).
