@@ -83,11 +83,12 @@ start_host() {
     exit 1
 }
 
-# decided SOURCE: the host's mmm_intake_messages_total{source, result="decided"}.
-decided() {
+# intake SOURCE RESULT: the host's mmm_intake_messages_total{source, result}.
+intake() {
     curl -fsS "$base/metrics" 2>/dev/null |
-        awk -v s="$1" '$1 ~ "^mmm_intake_messages_total" && $1 ~ "source=\""s"\"" && $1 ~ "result=\"decided\"" {print $2; f=1} END {if (!f) print 0}'
+        awk -v s="$1" -v r="$2" '$1 ~ "^mmm_intake_messages_total" && $1 ~ "source=\""s"\"" && $1 ~ "result=\""r"\"" {print $2; f=1} END {if (!f) print 0}'
 }
+decided() { intake "$1" decided; }
 
 malformed=$(( n / every ))
 valid=$(( n - malformed ))
@@ -153,6 +154,9 @@ for _ in $(seq 1 60); do
     sleep 1
 done
 
+for source in nats amqp; do
+    echo "after the restart, $source: decided $(intake $source decided), duplicate (decided before the kill, not acked) $(intake $source duplicate), dead-lettered $(intake $source dead_lettered), retried $(intake $source retried)" >&2
+done
 kill -TERM "$host_pid"
 status=0
 wait "$host_pid" || status=$?

@@ -11,6 +11,8 @@
 //! intake_load amqp-dlq      URL DLQ_QUEUE            # takes them: total, distinct, foreign
 //! intake_load nats-delete   URL STREAM DLQ_STREAM
 //! intake_load amqp-delete   URL QUEUE DLQ_QUEUE
+//! intake_load nats-streams URL                      # every stream's name
+//! intake_load nats-delete-prefix URL PREFIX  # every stream whose name starts so (an interrupted run's)
 //! ```
 //!
 //! Message `i` (0-based) is malformed when `i % EVERY == EVERY - 1`: alternately not JSON
@@ -22,6 +24,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use futures_util::StreamExt as _;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
     QueueDeclareOptions, QueueDeleteOptions,
@@ -259,6 +262,32 @@ async fn run(args: Vec<String>) -> Res<()> {
             let js = js(&url).await?;
             for stream in [arg(&args, 3, "STREAM")?, arg(&args, 4, "DLQ_STREAM")?] {
                 let _ = js.delete_stream(&stream).await;
+            }
+        }
+        "nats-streams" => {
+            let js = js(&url).await?;
+            let mut names = js.stream_names();
+            while let Some(name) = names.next().await {
+                println!("{}", name.map_err(|e| e.to_string())?);
+            }
+        }
+        "nats-delete-prefix" => {
+            let prefix = arg(&args, 3, "PREFIX")?;
+            if prefix.is_empty() {
+                return Err("PREFIX is empty".to_owned());
+            }
+            let js = js(&url).await?;
+            let mut names = js.stream_names();
+            let mut doomed = Vec::new();
+            while let Some(name) = names.next().await {
+                let name = name.map_err(|e| e.to_string())?;
+                if name.starts_with(&prefix) {
+                    doomed.push(name);
+                }
+            }
+            for name in doomed {
+                js.delete_stream(&name).await.map_err(|e| e.to_string())?;
+                println!("deleted {name}");
             }
         }
         "amqp-delete" => {

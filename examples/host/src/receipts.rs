@@ -433,8 +433,14 @@ impl Committer {
                     self.fatigue = std::mem::take(&mut batch.fatigue);
                     self.carried = self.fatigue.len();
                     tracing::warn!(error = %e, records = n, "committing decisions failed; retrying");
+                    // A broker intake's decision (it carries a decided marker) is not
+                    // answered now: its message must not be given back while the record
+                    // may still commit (a redelivery would decide it again), so it waits
+                    // for the commit, or for the record being dropped.
                     for entry in self.ready.iter_mut().take(n) {
-                        entry.answer(Err(e.clone()));
+                        if entry.record.seen_signal.is_none() {
+                            entry.answer(Err(e.clone()));
+                        }
                     }
                     // Keep the batch (its receipts are signed: the chain continues with
                     // them) and retry it, without holding up a flush longer than asked.
@@ -672,6 +678,27 @@ mod tests {
         // Kept for a retry: still counted, and a bounded flush says it is not done.
         assert_eq!(log.backlog(), 1);
         assert!(!log.flush(Duration::from_millis(200)).await);
+    }
+
+    #[tokio::test]
+    async fn a_broker_intakes_record_is_not_answered_while_its_commit_is_retried() {
+        let (_dir, store) = store().await;
+        let log = DecisionLog::start(Arc::clone(&store), Some(chain(1)), Duration::from_millis(1));
+        store.close().await;
+        let mut intake = record(Some(1), "r1");
+        intake.seen_signal = Some(SeenSignal {
+            tenant: "acme".to_owned(),
+            signal_id: "s-1".to_owned(),
+            decided_at: at(),
+        });
+        let mut answer = log.submit(intake);
+        // Real time: the committer fails and retries meanwhile; the answer waits.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut answer)
+                .await
+                .is_err()
+        );
+        assert_eq!(log.backlog(), 1);
     }
 
     #[test]

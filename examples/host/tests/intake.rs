@@ -61,6 +61,8 @@ fn settings() -> IntakeSettings {
         in_flight: 8,
         retry_delay: Duration::from_millis(200),
         grace: Duration::from_secs(5),
+        // Well under the tests' 2 s NATS ack wait.
+        progress_every: Duration::from_millis(500),
     }
 }
 
@@ -698,4 +700,341 @@ async fn markers_older_than_24_hours_are_purged() {
         .unwrap());
     host.state.shutdown.begin();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_decision_waiting_for_the_database_holds_its_message_and_is_made_once() {
+    let (Some(nats_url), Some(amqp_url)) = (
+        broker_url("MMM_TEST_NATS_URL"),
+        broker_url("MMM_TEST_AMQP_URL"),
+    ) else {
+        return;
+    };
+    use sqlx::Connection as _;
+    let nats = Nats::new(nats_url).await;
+    let amqp = Amqp::new(amqp_url).await;
+    let db = sqlite().await;
+    let file = db.sqlite_file().unwrap();
+    let host = Host::signing(db, "retry").await;
+    // Another process holds SQLite's write lock: the decisions are made and signed, but
+    // their commits fail (busy time-out) and the decision log retries them.
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let tasks = [
+        intake::spawn(
+            host.state.clone(),
+            Arc::new(NatsConnect::new(nats.config.clone())),
+            settings(),
+        ),
+        intake::spawn(
+            host.state.clone(),
+            Arc::new(AmqpConnect::new(amqp.config.clone())),
+            settings(),
+        ),
+    ];
+    nats.publish(
+        signal("acme", "sig-wait-n", "dev-1").to_string().as_bytes(),
+        None,
+    )
+    .await;
+    amqp.publish(
+        signal("acme", "sig-wait-a", "dev-2").to_string().as_bytes(),
+        None,
+    )
+    .await;
+    // Real time: the lock outlasts SQLite's 5 s busy time-out (so a commit fails and is
+    // retried) and the 2 s ack wait (NATS would deliver the message again unless the
+    // intake reports it in progress).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    for source in ["nats", "amqp"] {
+        assert_eq!(count(&host, source, "decided"), 0, "{source}");
+    }
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    other.close().await.unwrap();
+    wait_until("both signals decided", 60, || {
+        ["nats", "amqp"]
+            .iter()
+            .all(|s| count(&host, s, "decided") == 1)
+    })
+    .await;
+    let mut ids = decided_ids(&host).await;
+    ids.sort();
+    assert_eq!(ids, ["sig-wait-a", "sig-wait-n"], "each decided once");
+    for source in ["nats", "amqp"] {
+        assert_eq!(count(&host, source, "duplicate"), 0, "{source}");
+        assert_eq!(count(&host, source, "retried"), 0, "{source}");
+    }
+    let info = nats.consumer_info().await;
+    assert_eq!(info.num_redelivered, 0, "{info:?}");
+    assert_eq!(info.num_ack_pending, 0, "{info:?}");
+    host.state.shutdown.begin();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    nats.delete().await;
+    amqp.delete().await;
+}
+
+/// IAM that is down until told otherwise.
+struct FlakyIam(std::sync::atomic::AtomicBool);
+
+impl mmm_engine::ports::Iam for FlakyIam {
+    fn validate_actor(
+        &self,
+        _tenant_id: &str,
+        _actor_id: &str,
+    ) -> Result<mmm_engine::ports::ActorInfo, mmm_engine::ports::PortError> {
+        if self.0.load(Ordering::SeqCst) {
+            Ok(mmm_engine::ports::ActorInfo {
+                active: true,
+                roles: Vec::new(),
+                timezone: None,
+            })
+        } else {
+            Err(mmm_engine::ports::PortError::Unavailable(
+                "IAM is down".to_owned(),
+            ))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_decided_now_goes_back_and_is_decided_later() {
+    let (Some(nats_url), Some(amqp_url)) = (
+        broker_url("MMM_TEST_NATS_URL"),
+        broker_url("MMM_TEST_AMQP_URL"),
+    ) else {
+        return;
+    };
+    let nats = Nats::new(nats_url).await;
+    let amqp = Amqp::new(amqp_url).await;
+    let db = sqlite().await;
+    let iam = Arc::new(FlakyIam(std::sync::atomic::AtomicBool::new(false)));
+    let signing = mmm_engine::receipt::SigningKey::from_bytes(&crate::common::RECEIPT_SEED);
+    let (signer, chain) = mmm_host::engine_setup::open_chain(&*db.store, signing, "flaky")
+        .await
+        .unwrap();
+    // A breaker that never opens: the test turns IAM back on and expects it used at once.
+    let config =
+        mmm_engine::EngineConfig::from_json(&json!({"breaker_failure_threshold": 1_000_000}))
+            .unwrap();
+    let engine = mmm_engine::Engine::builder()
+        .config(config)
+        .iam(Arc::clone(&iam) as Arc<dyn mmm_engine::ports::Iam>)
+        .receipt_signer(signer)
+        .build();
+    let key = mmm_host::auth::LocalKey::from_seed(crate::common::KEY_SEED);
+    let verifier = mmm_host::auth::Verifier::new(
+        mmm_host::auth::KeySet::fixed(vec![key.verification_key()]),
+        None,
+        None,
+    );
+    let state = mmm_host::AppState::with_engine(
+        Arc::clone(&db.store),
+        verifier,
+        mmm_host::Settings::default(),
+        engine,
+    )
+    .with_chain(Some(chain), Duration::from_millis(2));
+    state.live.reload(&*db.store).await.unwrap();
+    let count = |source: &str, result: &str| {
+        state
+            .metrics
+            .intake_messages
+            .get_or_create(&IntakeLabels {
+                source: source.to_owned(),
+                result: result.to_owned(),
+            })
+            .get()
+    };
+    let tasks = [
+        intake::spawn(
+            state.clone(),
+            Arc::new(NatsConnect::new(nats.config.clone())),
+            settings(),
+        ),
+        intake::spawn(
+            state.clone(),
+            Arc::new(AmqpConnect::new(amqp.config.clone())),
+            settings(),
+        ),
+    ];
+    nats.publish(
+        signal("acme", "sig-later-n", "dev-1")
+            .to_string()
+            .as_bytes(),
+        None,
+    )
+    .await;
+    amqp.publish(
+        signal("acme", "sig-later-a", "dev-2")
+            .to_string()
+            .as_bytes(),
+        None,
+    )
+    .await;
+    // Given back twice each: the broker delivered each again after the first retry.
+    wait_until("each message given back twice", 30, || {
+        count("nats", "retried") >= 2 && count("amqp", "retried") >= 2
+    })
+    .await;
+    assert_eq!(count("nats", "decided") + count("amqp", "decided"), 0);
+    iam.0.store(true, Ordering::SeqCst);
+    wait_until("both decided", 30, || {
+        count("nats", "decided") == 1 && count("amqp", "decided") == 1
+    })
+    .await;
+    let stored = db.store.list_receipts(None, None, 0, 100).await.unwrap();
+    assert_eq!(stored.len(), 2, "each decided once");
+    state.shutdown.begin();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    nats.delete().await;
+    amqp.delete().await;
+}
+
+/// The value of `mmm_intake_messages_total{source, result}` in a metrics text.
+fn metric(text: &str, source: &str, result: &str) -> u64 {
+    let labels = [
+        format!("source=\"{source}\""),
+        format!("result=\"{result}\""),
+    ];
+    text.lines()
+        .filter(|l| l.starts_with("mmm_intake_messages_total{"))
+        .filter(|l| labels.iter().all(|p| l.contains(p.as_str())))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+#[tokio::test]
+async fn the_binary_consumes_both_brokers_from_its_flags_and_stops_on_sigterm() {
+    let (Some(nats_url), Some(amqp_url)) = (
+        broker_url("MMM_TEST_NATS_URL"),
+        broker_url("MMM_TEST_AMQP_URL"),
+    ) else {
+        return;
+    };
+    use std::process::{Command, Stdio};
+    let _heavy = HEAVY.lock().await;
+    let nats = Nats::new(nats_url.clone()).await;
+    let amqp = Amqp::new(amqp_url.clone()).await;
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = &nats.config;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mmm-host"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "text",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--nats-url", &nats_url, "--nats-stream", &c.stream])
+        .args([
+            "--nats-subjects",
+            &c.subjects[0],
+            "--nats-consumer",
+            &c.consumer,
+        ])
+        .args([
+            "--nats-dlq-subject",
+            &c.dlq_subject,
+            "--nats-dlq-stream",
+            &c.dlq_stream,
+        ])
+        .args(["--nats-ack-wait-seconds", "2"])
+        .args(["--amqp-url", &amqp_url, "--amqp-queue", &amqp.config.queue])
+        .args(["--amqp-dlq-queue", &amqp.config.dlq_queue])
+        .env_remove("MMM_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    nats.publish(
+        signal("acme", "sig-bin-n", "dev-1").to_string().as_bytes(),
+        None,
+    )
+    .await;
+    nats.publish(b"{}", None).await;
+    amqp.publish(
+        signal("acme", "sig-bin-a", "dev-2").to_string().as_bytes(),
+        None,
+    )
+    .await;
+    amqp.publish(b"{}", None).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/mmm/metrics");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = match client.get(&url).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let settled = ["nats", "amqp"]
+            .iter()
+            .all(|s| metric(&text, s, "decided") == 1 && metric(&text, s, "dead_lettered") == 1);
+        if settled {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the binary did not settle the messages: {text}"
+        );
+        // Real time: a real process consuming real brokers.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dead = nats.dead_letters().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].1, "SIGNAL_INVALID", "{dead:?}");
+    assert_eq!(amqp.dead_letters().await.len(), 1);
+
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGTERM did not end the host within 10 s"
+        );
+        // Real time: a real process and its signals.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "exit {status}");
+    nats.delete().await;
+    amqp.delete().await;
+}
+
+#[test]
+fn a_dead_letter_subject_the_stream_would_consume_stops_the_start() {
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mmm-host"))
+        .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--nats-url", "nats://127.0.0.1:1"])
+        .args(["--nats-dlq-subject", "mmm.signals.dead"])
+        .env_remove("MMM_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--nats-dlq-subject"), "{stderr}");
 }

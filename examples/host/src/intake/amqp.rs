@@ -242,6 +242,12 @@ impl Settle for AmqpSettle {
             .map_err(|e| IntakeError::new("acknowledging to RabbitMQ", e))
     }
 
+    async fn in_progress(&self) -> Result<(), IntakeError> {
+        // RabbitMQ delivers an unacknowledged message again only when its channel closes
+        // (or after the broker's consumer time-out, 30 minutes by default): nothing to do.
+        Ok(())
+    }
+
     async fn retry(self: Box<Self>, after: Duration) -> Result<(), IntakeError> {
         // Held (it keeps its prefetch slot) for the pause, then put back at the queue's
         // head: a queue whose messages all fail is not spun through at full speed.

@@ -93,6 +93,9 @@ impl std::fmt::Debug for Message {
 pub trait Settle: Send + 'static {
     /// Acknowledges it: the broker forgets it.
     async fn ack(self: Box<Self>) -> Result<(), IntakeError>;
+    /// Tells the broker the message is still being worked on (NATS: resets its ack
+    /// wait), while its decision waits for the database.
+    async fn in_progress(&self) -> Result<(), IntakeError>;
     /// Gives it back to be delivered again after `after` (NATS: a delayed nak; RabbitMQ:
     /// a pause, then a reject with requeue).
     async fn retry(self: Box<Self>, after: Duration) -> Result<(), IntakeError>;
@@ -138,6 +141,9 @@ pub struct IntakeSettings {
     pub retry_delay: Duration,
     /// How long the messages in flight may take to finish once the host stops.
     pub grace: Duration,
+    /// How often a message whose decision is still under way is reported in progress
+    /// (well under the NATS ack wait).
+    pub progress_every: Duration,
 }
 
 impl Default for IntakeSettings {
@@ -146,6 +152,7 @@ impl Default for IntakeSettings {
             in_flight: 16,
             retry_delay: Duration::from_secs(1),
             grace: Duration::from_secs(8),
+            progress_every: Duration::from_secs(5),
         }
     }
 }
@@ -391,7 +398,23 @@ async fn process(
         traceparent,
         settle,
     } = message;
-    let verdict = handle(&state, source, &body, traceparent.as_deref(), &in_flight).await;
+    // A decision whose commit fails waits for the decision log's retry (the message
+    // must not go back while its record may still commit): meanwhile the broker is told
+    // the message is in progress, so that it does not deliver it elsewhere.
+    let work = handle(&state, source, &body, traceparent.as_deref(), &in_flight);
+    tokio::pin!(work);
+    let mut ticks = tokio::time::interval(settings.progress_every.max(Duration::from_millis(100)));
+    ticks.tick().await;
+    let verdict = loop {
+        tokio::select! {
+            verdict = &mut work => break verdict,
+            _ = ticks.tick() => {
+                if let Err(e) = settle.in_progress().await {
+                    tracing::debug!(source, error = %e, "reporting a message in progress failed");
+                }
+            }
+        }
+    };
     let settled = match &verdict {
         Verdict::Decided | Verdict::Duplicate => settle.ack().await,
         Verdict::DeadLetter { code, message } => {
@@ -577,6 +600,10 @@ impl Intakes {
             in_flight: usize::from(args.intake_in_flight.max(1)),
             retry_delay: Duration::from_millis(args.intake_retry_delay_ms),
             grace: Duration::from_secs(args.shutdown_grace_seconds),
+            // A third of the NATS ack wait (RabbitMQ needs none).
+            progress_every: Duration::from_secs(args.nats_ack_wait_seconds.max(1))
+                .checked_div(3)
+                .unwrap_or(Duration::from_secs(1)),
         };
         let mut tasks = vec![spawn_purge(state.clone(), PURGE_INTERVAL)];
         for connect in connects {

@@ -279,6 +279,13 @@ impl Settle for NatsSettle {
             .map_err(|e| IntakeError::new("acknowledging to NATS", e))
     }
 
+    async fn in_progress(&self) -> Result<(), IntakeError> {
+        self.message
+            .ack_with(AckKind::Progress)
+            .await
+            .map_err(|e| IntakeError::new("reporting progress to NATS", e))
+    }
+
     async fn retry(self: Box<Self>, after: Duration) -> Result<(), IntakeError> {
         self.message
             .ack_with(AckKind::Nak(Some(after)))
