@@ -155,6 +155,50 @@ pub struct ServeArgs {
     /// Longest wait, in milliseconds, between two forwarding attempts after failures.
     #[arg(long, env = "MMM_ERIS_MAX_BACKOFF_MS", default_value_t = 60_000)]
     pub eris_max_backoff_ms: u64,
+    /// NATS: consume signals from a JetStream durable consumer (`nats://…`).
+    #[arg(long, env = "MMM_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// The JetStream stream signals are published to (created when absent).
+    #[arg(long, env = "MMM_NATS_STREAM", default_value = "MMM_SIGNALS")]
+    pub nats_stream: String,
+    /// The stream's subjects (comma-separated).
+    #[arg(long, env = "MMM_NATS_SUBJECTS", default_value = "mmm.signals.>")]
+    pub nats_subjects: String,
+    /// The durable consumer's name (replicas share it: each message goes to one).
+    #[arg(long, env = "MMM_NATS_CONSUMER", default_value = "mmm-host")]
+    pub nats_consumer: String,
+    /// Where malformed messages go (outside the stream's subjects).
+    #[arg(long, env = "MMM_NATS_DLQ_SUBJECT", default_value = "mmm.dlq.signals")]
+    pub nats_dlq_subject: String,
+    /// The stream keeping the dead letters (created when absent).
+    #[arg(long, env = "MMM_NATS_DLQ_STREAM", default_value = "MMM_SIGNALS_DLQ")]
+    pub nats_dlq_stream: String,
+    /// Seconds NATS waits for an ack before delivering a message again (it must exceed a
+    /// decision's time; a consumer that exists keeps its own setting).
+    #[arg(long, env = "MMM_NATS_ACK_WAIT_SECONDS", default_value_t = 30)]
+    pub nats_ack_wait_seconds: u64,
+    /// RabbitMQ: consume signals from a queue (`amqp://…`).
+    #[arg(long, env = "MMM_AMQP_URL")]
+    pub amqp_url: Option<String>,
+    /// The queue signals are taken from (declared durable when absent).
+    #[arg(long, env = "MMM_AMQP_QUEUE", default_value = "mmm.signals")]
+    pub amqp_queue: String,
+    /// Where malformed messages go (declared durable when absent).
+    #[arg(long, env = "MMM_AMQP_DLQ_QUEUE", default_value = "mmm.signals.dlq")]
+    pub amqp_dlq_queue: String,
+    /// Messages a broker hands the host before their acks (RabbitMQ prefetch; NATS batch
+    /// and `max_ack_pending`).
+    #[arg(long, env = "MMM_INTAKE_PREFETCH", default_value_t = crate::intake::DEFAULT_PREFETCH,
+        value_parser = clap::value_parser!(u16).range(1..))]
+    pub intake_prefetch: u16,
+    /// Most broker messages being decided at once, per broker.
+    #[arg(long, env = "MMM_INTAKE_IN_FLIGHT", default_value_t = 16,
+        value_parser = clap::value_parser!(u16).range(1..))]
+    pub intake_in_flight: u16,
+    /// Milliseconds before a message that could not be decided now (the database or a
+    /// port away) is delivered again.
+    #[arg(long, env = "MMM_INTAKE_RETRY_DELAY_MS", default_value_t = 1000)]
+    pub intake_retry_delay_ms: u64,
     /// Milliseconds one webhook delivery may take.
     #[arg(long, env = "MMM_DELIVERY_TIMEOUT_MS", default_value_t = 5000)]
     pub delivery_timeout_ms: u64,

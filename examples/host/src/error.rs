@@ -191,6 +191,13 @@ impl AppError {
         }
     }
 
+    /// The status and the stable code the error answers with (a broker intake puts the
+    /// code in its dead letter's header).
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        let (status, code, _) = self.parts();
+        (status, code)
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
             AppError::Unauthenticated(_) => (

@@ -14,6 +14,7 @@ pub mod engine_setup;
 pub mod error;
 pub mod fatigue;
 pub mod forwarder;
+pub mod intake;
 pub mod live;
 pub mod metrics;
 pub mod openapi;

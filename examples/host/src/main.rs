@@ -243,6 +243,10 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    // Broker intakes (`--nats-url`, `--amqp-url`), once the playbook set is loaded: they
+    // stop taking messages when the shutdown begins and are waited for before the
+    // decision log's last flush.
+    let intakes = mmm_host::intake::Intakes::start(&state, &args)?;
     if let Some(key) = &local_key {
         let roles = vec!["admin".to_owned()];
         let token = key
@@ -267,6 +271,7 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     // Every request in flight has been answered: now the work that must follow the last
     // one (the receipts outbox's final flush, for instance).
     follower.abort();
+    intakes.join().await;
     hooks.run_hooks(grace).await;
     store.close().await;
     tracing::info!("stopped");

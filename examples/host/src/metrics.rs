@@ -14,11 +14,12 @@ use parking_lot::Mutex;
 use crate::store::cache::CacheCounts;
 use mmm_engine::PortName;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 /// Labels of the request metrics: the route's template, never its values.
@@ -124,8 +125,38 @@ pub struct CacheLabels {
     pub result: String,
 }
 
+/// `mmm_intake_messages_total{source, result}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct IntakeLabels {
+    /// The broker: `nats` or `amqp`.
+    pub source: String,
+    /// `decided`, `duplicate`, `dead_lettered` or `retried`.
+    pub result: String,
+}
+
 /// The buckets of `mmm_decision_latency_seconds` (SPEC §13: 0.05 … 2.0).
 pub const DECISION_LATENCY_BUCKETS: [f64; 6] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0];
+
+/// A metric listed in every scrape, with its `# HELP` and `# TYPE` lines, even before its
+/// first sample: prometheus-client leaves a labelled family with no samples out, and then
+/// an alert or dashboard querying it (deliveries given up, dead letters) cannot tell "none
+/// yet" from "not exported", and `scripts/test-deploy.sh` cannot check its name.
+#[derive(Debug, Clone)]
+struct Listed<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Listed<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
+}
 
 /// Every metric the host exports.
 #[derive(Debug)]
@@ -181,6 +212,9 @@ pub struct Metrics {
     eris_backlog: AtomicU64,
     /// The store cache's counts as last copied into `cache_requests`.
     store_cache_seen: Mutex<CacheCounts>,
+    /// `mmm_intake_messages_total{source, result}`: broker messages by what became of
+    /// them.
+    pub intake_messages: Family<IntakeLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -197,7 +231,7 @@ impl Metrics {
         registry.register(
             "mmm_http_requests",
             "HTTP requests by method, route and status",
-            requests.clone(),
+            Listed(requests.clone()),
         );
         let request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
@@ -205,37 +239,37 @@ impl Metrics {
         registry.register(
             "mmm_http_request_duration_seconds",
             "Time to answer HTTP requests",
-            request_duration.clone(),
+            Listed(request_duration.clone()),
         );
         let set_revision = Gauge::default();
         registry.register(
             "mmm_playbook_set_revision",
             "The store revision the live playbook set was built from",
-            set_revision.clone(),
+            Listed(set_revision.clone()),
         );
         let set_reloads = Counter::default();
         registry.register(
             "mmm_playbook_set_reloads",
             "Live playbook set rebuilds",
-            set_reloads.clone(),
+            Listed(set_reloads.clone()),
         );
         let set_reload_failures = Counter::default();
         registry.register(
             "mmm_playbook_set_reload_failures",
             "Live playbook set rebuilds that failed (the old set stayed)",
-            set_reload_failures.clone(),
+            Listed(set_reload_failures.clone()),
         );
         let versions_skipped = Counter::default();
         registry.register(
             "mmm_playbook_versions_skipped",
             "Published versions left out of the live set because they no longer compile",
-            versions_skipped.clone(),
+            Listed(versions_skipped.clone()),
         );
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
             "mmm_decisions",
             "Decisions by tenant, actor type and degraded mode",
-            decisions.clone(),
+            Listed(decisions.clone()),
         );
         let decision_latency = Family::<TenantLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(DECISION_LATENCY_BUCKETS)
@@ -243,43 +277,43 @@ impl Metrics {
         registry.register(
             "mmm_decision_latency_seconds",
             "Time the engine took to decide",
-            decision_latency.clone(),
+            Listed(decision_latency.clone()),
         );
         let latency_warnings = Counter::default();
         registry.register(
             "mmm_decision_latency_warning",
             "Decisions that ran past their deadline",
-            latency_warnings.clone(),
+            Listed(latency_warnings.clone()),
         );
         let actions = Family::<ActionLabels, Counter>::default();
         registry.register(
             "mmm_actions",
             "Actions returned, by tenant and type",
-            actions.clone(),
+            Listed(actions.clone()),
         );
         let outcomes = Family::<ResultLabels, Counter>::default();
         registry.register(
             "mmm_outcomes",
             "Outcomes recorded, by tenant and result",
-            outcomes.clone(),
+            Listed(outcomes.clone()),
         );
         let eris = Family::<ResultLabels, Counter>::default();
         registry.register(
             "mmm_eris_receipt_emission",
             "Receipts handed to ERIS, by tenant and result",
-            eris.clone(),
+            Listed(eris.clone()),
         );
         let receipts = Family::<OnlyResult, Counter>::default();
         registry.register(
             "mmm_receipts",
             "The engine's receipt events, by result",
-            receipts.clone(),
+            Listed(receipts.clone()),
         );
         let circuit_state = Family::<CircuitLabels, Gauge>::default();
         registry.register(
             "mmm_circuit_state",
             "Circuit breaker state per port: 0 closed, 1 open, 2 half-open",
-            circuit_state.clone(),
+            Listed(circuit_state.clone()),
         );
         for port in PortName::ALL {
             circuit_state
@@ -292,19 +326,19 @@ impl Metrics {
         registry.register(
             "mmm_delivery_attempts",
             "Deliveries attempted, by channel and result",
-            delivery_attempts.clone(),
+            Listed(delivery_attempts.clone()),
         );
         let delivery_queue_depth = Gauge::default();
         registry.register(
             "mmm_delivery_queue_depth",
             "Webhook deliveries waiting: due, backing off or in flight",
-            delivery_queue_depth.clone(),
+            Listed(delivery_queue_depth.clone()),
         );
         let delivery_dead = Family::<ChannelLabels, Counter>::default();
         registry.register(
             "mmm_delivery_dead",
             "Webhook deliveries given up (after the last attempt, or their webhook removed), by channel",
-            delivery_dead.clone(),
+            Listed(delivery_dead.clone()),
         );
         for surface in mmm_engine::Surface::ALL {
             circuit_state
@@ -319,19 +353,25 @@ impl Metrics {
         registry.register(
             "mmm_decision_surface_latency_seconds",
             "Time the engine took to decide, by the signal's surface hint",
-            surface_latency.clone(),
+            Listed(surface_latency.clone()),
         );
         let cache_requests = Family::<CacheLabels, Counter>::default();
         registry.register(
             "mmm_cache_requests",
             "Cache look-ups by cache and result",
-            cache_requests.clone(),
+            Listed(cache_requests.clone()),
         );
         let outbox_depth = Gauge::default();
         registry.register(
             "mmm_outbox_depth",
             "Receipts waiting to reach ERIS (or, without an ERIS URL, to be stored)",
-            outbox_depth.clone(),
+            Listed(outbox_depth.clone()),
+        );
+        let intake_messages = Family::<IntakeLabels, Counter>::default();
+        registry.register(
+            "mmm_intake_messages",
+            "Broker messages taken in, by source and what became of them",
+            Listed(intake_messages.clone()),
         );
         Metrics {
             surface_latency,
@@ -355,6 +395,7 @@ impl Metrics {
             receipts,
             circuit_state,
             delivery_attempts,
+            intake_messages,
             delivery_queue_depth,
             delivery_dead,
         }
@@ -406,6 +447,17 @@ impl Metrics {
         self.outcomes
             .get_or_create(&ResultLabels {
                 tenant_id: tenant_id.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one broker message (`source` `nats` or `amqp`; `result` `decided`,
+    /// `duplicate`, `dead_lettered` or `retried`).
+    pub fn observe_intake(&self, source: &str, result: &str) {
+        self.intake_messages
+            .get_or_create(&IntakeLabels {
+                source: source.to_owned(),
                 result: result.to_owned(),
             })
             .inc();
@@ -611,5 +663,36 @@ pub struct MetricsObserver(pub Arc<Metrics>);
 impl Observer for MetricsObserver {
     fn on_event(&self, event: &Event<'_>) {
         self.0.observe_event(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Families whose every sample has labels that only traffic creates: before it, a
+    /// scrape still names them (an alert on them is quiet, not broken).
+    #[test]
+    fn a_fresh_scrape_names_every_family_before_its_first_sample() {
+        let text = Metrics::new().render();
+        for family in [
+            "mmm_decisions",
+            "mmm_decision_latency_seconds",
+            "mmm_actions",
+            "mmm_outcomes",
+            "mmm_eris_receipt_emission",
+            "mmm_delivery_attempts",
+            "mmm_delivery_dead",
+            "mmm_intake_messages",
+            "mmm_cache_requests",
+            "mmm_decision_surface_latency_seconds",
+            "mmm_http_requests",
+        ] {
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with(&format!("# TYPE {family} "))),
+                "{family} is not listed in a fresh scrape:\n{text}"
+            );
+        }
     }
 }

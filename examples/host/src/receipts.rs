@@ -25,7 +25,8 @@ use tokio::time::Instant;
 
 use crate::fatigue::FatigueJournal;
 use crate::store::{
-    Count, DecisionBatch, FatigueEvent, IssuedAction, QueuedDelivery, ReceiptRow, Store, StoreError,
+    Count, DecisionBatch, FatigueEvent, IssuedAction, QueuedDelivery, ReceiptRow, SeenSignal,
+    Store, StoreError,
 };
 
 /// Most records one transaction writes.
@@ -50,6 +51,9 @@ pub struct DecisionRecord {
     pub approvals: Vec<Approval>,
     /// The tenant, time and counter increments.
     pub counts: (String, Timestamp, Vec<Count>),
+    /// The signal's decided marker, when a broker intake decided it (committed with the
+    /// receipt: a redelivery after a crash before the broker's ack is skipped).
+    pub seen_signal: Option<SeenSignal>,
     /// Webhook deliveries queued for the returned actions ([`crate::delivery`]).
     pub deliveries: Vec<QueuedDelivery>,
 }
@@ -473,6 +477,7 @@ fn batch(entries: &[Entry]) -> DecisionBatch {
         out.receipts.extend(r.receipt.iter().cloned());
         out.actions.extend(r.actions.iter().cloned());
         out.approvals.extend(r.approvals.iter().cloned());
+        out.seen_signals.extend(r.seen_signal.iter().cloned());
         out.deliveries.extend(r.deliveries.iter().cloned());
         let (tenant, at, list) = &r.counts;
         let hour = at.as_millisecond().div_euclid(3_600_000);
@@ -536,6 +541,7 @@ mod tests {
                     n: 1,
                 }],
             ),
+            seen_signal: None,
             deliveries: Vec::new(),
         }
     }

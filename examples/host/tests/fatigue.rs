@@ -637,6 +637,7 @@ fn empty_record() -> mmm_host::receipts::DecisionRecord {
         actions: Vec::new(),
         approvals: Vec::new(),
         counts: ("acme".to_owned(), ts(NOW), Vec::new()),
+        seen_signal: None,
         deliveries: Vec::new(),
     }
 }

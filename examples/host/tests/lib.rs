@@ -22,6 +22,7 @@ mod fatigue;
 mod faults;
 mod forwarder;
 mod health;
+mod intake;
 mod kill;
 mod metrics;
 mod openapi;

@@ -27,7 +27,7 @@ use crate::auth::extract::Decider;
 use crate::auth::{Caller, Role};
 use crate::error::{AppError, Problem};
 use crate::receipts::{envelope_seq, DecisionRecord};
-use crate::store::{DeliveryTarget, IssuedAction, ReceiptRow};
+use crate::store::{DeliveryTarget, IssuedAction, ReceiptRow, SeenSignal};
 use crate::AppState;
 
 /// The routes.
@@ -93,24 +93,44 @@ async fn decide(
         now,
         explain: body.explain,
     };
-    let decision = decide_signal(&state, body.signal, context, options, tenant, actor).await?;
+    let input = DecideInput {
+        signal: body.signal,
+        context,
+        options,
+        tenant,
+        actor,
+        mark_seen: false,
+    };
+    let decision = decide_signal(&state, input).await?;
     Ok(Json(decision))
+}
+
+/// One decision to make, whatever brought it (HTTP, a broker).
+pub(crate) struct DecideInput {
+    /// The §1 signal.
+    pub signal: Value,
+    /// The §2 context; it has passed [`check_context`].
+    pub context: Option<Value>,
+    /// The engine's options.
+    pub options: DecideOptions,
+    /// The signal's tenant, as [`signal_subject`] read it.
+    pub tenant: Option<String>,
+    /// The signal's actor, as [`signal_subject`] read it.
+    pub actor: Option<String>,
+    /// Commit the signal's decided marker (`decided_signals`) with the receipt, so that a
+    /// redelivery is recognised (the broker intakes).
+    pub mark_seen: bool,
 }
 
 /// Decides for one signal whose tenant the caller may decide for, and commits what the
 /// decision wrote (receipt, actions, approvals, counters) before returning: the one path
-/// every intake (HTTP, brokers) takes. `context` has passed [`check_context`]; `tenant`
-/// and `actor` are the signal's, as [`signal_subject`] read them.
+/// every intake (HTTP, brokers) takes.
 pub(crate) async fn decide_signal(
     state: &AppState,
-    signal: Value,
-    context: Option<Value>,
-    options: DecideOptions,
-    tenant: Option<String>,
-    actor: Option<String>,
+    input: DecideInput,
 ) -> Result<Decision, AppError> {
-    let span = crate::telemetry::decide_span(tenant.as_deref(), actor.as_deref());
-    decide_traced(state, signal, context, options, tenant, actor, &span)
+    let span = crate::telemetry::decide_span(input.tenant.as_deref(), input.actor.as_deref());
+    decide_traced(state, input, &span)
         .instrument(span.clone())
         .await
 }
@@ -118,13 +138,17 @@ pub(crate) async fn decide_signal(
 /// [`decide_signal`] inside its `mmm.decide` span.
 async fn decide_traced(
     state: &AppState,
-    signal: Value,
-    context: Option<Value>,
-    options: DecideOptions,
-    tenant: Option<String>,
-    actor: Option<String>,
+    input: DecideInput,
     span: &tracing::Span,
 ) -> Result<Decision, AppError> {
+    let DecideInput {
+        signal,
+        context,
+        options,
+        tenant,
+        actor,
+        mark_seen,
+    } = input;
     if let Some(why) = state.decisions.refuses() {
         return Err(AppError::Unavailable(why.to_owned()));
     }
@@ -163,7 +187,7 @@ async fn decide_traced(
             });
         let mut decision = decided?;
         let chain = log.chain().map(|c| c.id.as_str());
-        let record = record(
+        let mut record = record(
             &decision,
             engine.config().approval_ttl,
             wall,
@@ -172,6 +196,13 @@ async fn decide_traced(
             traceparent.as_deref(),
         )?;
         let queued = !record.deliveries.is_empty();
+        if mark_seen {
+            record.seen_signal = Some(SeenSignal {
+                tenant: decision.tenant_id.clone(),
+                signal_id: decision.signal_id.clone(),
+                decided_at: wall,
+            });
+        }
         decision.receipt.envelope = None;
         Ok::<_, AppError>((decision, log.submit(record), started, stages, queued))
     })
@@ -390,6 +421,7 @@ fn record(
         actions,
         approvals,
         counts: (tenant.clone(), decided_at, counts),
+        seen_signal: None,
         deliveries,
     })
 }

@@ -286,6 +286,23 @@ pub struct DecisionBatch {
     /// Webhook deliveries of the returned actions (one per action and surface with a
     /// target; a repeat of a stored (action, surface) is ignored).
     pub deliveries: Vec<QueuedDelivery>,
+    /// Signals a broker intake decided (`decided_signals`), so that a redelivery is
+    /// skipped: written in the same transaction as the decisions' receipts.
+    pub seen_signals: Vec<SeenSignal>,
+}
+
+/// How long a decided signal id is remembered (SPEC §13: "decided in the last 24 h").
+pub const SEEN_WINDOW_MS: i64 = 24 * 3_600_000;
+
+/// One signal a broker intake decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenSignal {
+    /// The signal's tenant.
+    pub tenant: String,
+    /// The signal's `signal_id`.
+    pub signal_id: String,
+    /// When it was decided (the host's clock).
+    pub decided_at: Timestamp,
 }
 
 /// One firing of a playbook for an actor, as `fatigue_events` keeps it: `actions`
@@ -315,6 +332,7 @@ impl DecisionBatch {
             && self.approvals.is_empty()
             && self.counts.is_empty()
             && self.fatigue.is_empty()
+            && self.seen_signals.is_empty()
             && self.deliveries.is_empty()
     }
 }
@@ -746,6 +764,16 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         signal_id: &str,
         at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Whether (tenant, signal id) was decided at or after `since` (a broker intake's
+    /// check before deciding; the marker itself is written with the decision, see
+    /// [`DecisionBatch::seen_signals`]).
+    async fn signal_decided_since(
+        &self,
+        tenant: &str,
+        signal_id: &str,
+        since: Timestamp,
     ) -> Result<bool, StoreError>;
 
     /// Deletes decided-signal records older than `before`; returns how many.

@@ -123,8 +123,9 @@ macro_rules! sql_store {
         use $crate::store::sql::{big, db_err, hour_bucket, int, ms, scope_binds, ts};
         use $crate::store::{
             fatigue_horizon_ms, fatigue_verdict, AuditRecord, ChainState, Count, DecisionBatch, DeliveryTarget,
-            DeliveryResult, ExperimentRecord, FatigueEvent, IssuedAction, QueuedDelivery, NewAudit, OutcomeRecord, PlaybookMeta,
-            PlaybookVersion, ReceiptRow, Scope, Store, StoreError, Versioned,
+            DeliveryResult, ExperimentRecord, FatigueEvent, IssuedAction, NewAudit, OutcomeRecord,
+            PlaybookMeta, PlaybookVersion, QueuedDelivery, ReceiptRow, Scope, SeenSignal, Store,
+            StoreError, Versioned, SEEN_WINDOW_MS,
         };
 
         type DbRow = <$db as sqlx::Database>::Row;
@@ -520,6 +521,40 @@ macro_rules! sql_store {
                         .push_bind(ms(a.decided_at));
                 });
                 q.push(" ON CONFLICT (tenant, action_id) DO NOTHING");
+                q.build().execute(&mut **tx).await.map_err(db_err)?;
+            }
+            Ok(())
+        }
+
+        /// Intake markers: each (tenant, signal id) decided, as insert-or-ignore within
+        /// the 24-hour window (an older row is replaced, a newer one kept: two deliveries
+        /// of one signal that raced both commit, and the first marker stays). Duplicates
+        /// within the batch are written once (PostgreSQL refuses to touch a row twice in
+        /// one statement).
+        async fn record_seen_signals_in(
+            tx: &mut Tx,
+            signals: &[SeenSignal],
+        ) -> Result<(), StoreError> {
+            let mut unique: BTreeMap<(&str, &str), Timestamp> = BTreeMap::new();
+            for s in signals {
+                unique
+                    .entry((s.tenant.as_str(), s.signal_id.as_str()))
+                    .and_modify(|at| *at = (*at).min(s.decided_at))
+                    .or_insert(s.decided_at);
+            }
+            let rows: Vec<((&str, &str), Timestamp)> = unique.into_iter().collect();
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO decided_signals (tenant, signal_id, decided_at) ",
+                );
+                q.push_values(chunk, |mut b, ((tenant, id), at)| {
+                    b.push_bind(*tenant).push_bind(*id).push_bind(ms(*at));
+                });
+                q.push(
+                    " ON CONFLICT (tenant, signal_id) DO UPDATE SET decided_at = excluded.decided_at \
+                     WHERE decided_signals.decided_at <= excluded.decided_at - ",
+                )
+                .push_bind(SEEN_WINDOW_MS);
                 q.build().execute(&mut **tx).await.map_err(db_err)?;
             }
             Ok(())
@@ -1640,6 +1675,25 @@ macro_rules! sql_store {
                 Ok(fresh)
             }
 
+            async fn signal_decided_since(
+                &self,
+                tenant: &str,
+                signal_id: &str,
+                since: Timestamp,
+            ) -> Result<bool, StoreError> {
+                let row = sqlx::query(
+                    "SELECT 1 FROM decided_signals WHERE tenant = $1 AND signal_id = $2 \
+                     AND decided_at >= $3",
+                )
+                .bind(tenant)
+                .bind(signal_id)
+                .bind(ms(since))
+                .fetch_optional(self.reader())
+                .await
+                .map_err(db_err)?;
+                Ok(row.is_some())
+            }
+
             async fn prune_decided_signals(&self, before: Timestamp) -> Result<u64, StoreError> {
                 let mut tx = self.write().await?;
                 let n = sqlx::query("DELETE FROM decided_signals WHERE decided_at < $1")
@@ -1748,6 +1802,7 @@ macro_rules! sql_store {
                     add_counts_in(&mut tx, tenant, *at, counts).await?;
                 }
                 record_fatigue_in(&mut tx, &batch.fatigue).await?;
+                record_seen_signals_in(&mut tx, &batch.seen_signals).await?;
                 record_deliveries_in(&mut tx, &batch.deliveries).await?;
                 commit(tx).await
             }
