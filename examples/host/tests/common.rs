@@ -85,6 +85,12 @@ static SKIP_NOTE: Once = Once::new();
 /// requests, thousands of hostile requests): they run one at a time, so that none of them
 /// starves another's bounded waits on a 2-core machine. The other tests run beside them.
 pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Held (write) by the test that exports traces through a scoped subscriber, and (read)
+/// by the tests that run a delivery worker. Observed: a worker's spans and events,
+/// created on other threads under no subscriber while that test's scoped one is alive,
+/// leave its spans disabled (no trace context), through state tracing shares across the
+/// test binary. One process has one global subscriber, so the host itself is not exposed.
+pub static TRACES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 static SCHEMAS: AtomicUsize = AtomicUsize::new(0);
 
 pub async fn sqlite() -> TestDb {

@@ -367,6 +367,8 @@ async fn targets_are_validated_admin_only_and_the_secret_is_write_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_action_goes_once_to_each_targeted_surface_signed() {
+    // See `common::TRACES`.
+    let _traces = crate::common::TRACES.read().await;
     for db in backends().await {
         let host = host(db).await;
         let receiver = Receiver::new(204);
@@ -439,6 +441,8 @@ async fn each_action_goes_once_to_each_targeted_surface_signed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_retried_with_a_growing_ceiling_then_given_up() {
+    // See `common::TRACES`.
+    let _traces = crate::common::TRACES.read().await;
     for db in backends().await {
         let host = host(db).await;
         let receiver = Receiver::new(500);
@@ -501,6 +505,8 @@ async fn failures_are_retried_with_a_growing_ceiling_then_given_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_that_fails_then_succeeds_is_done_once() {
+    // See `common::TRACES`.
+    let _traces = crate::common::TRACES.read().await;
     for db in backends().await {
         let host = host(db).await;
         let receiver = Receiver::new(200);
@@ -533,6 +539,8 @@ async fn a_delivery_that_fails_then_succeeds_is_done_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_worker_resumes_what_a_stopped_one_left() {
+    // See `common::TRACES`.
+    let _traces = crate::common::TRACES.read().await;
     for db in backends().await {
         let first = host(db).await;
         let receiver = Receiver::new(503);
@@ -579,6 +587,8 @@ async fn a_new_worker_resumes_what_a_stopped_one_left() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_on_one_queue_send_each_delivery_once() {
+    // See `common::TRACES`.
+    let _traces = crate::common::TRACES.read().await;
     for db in backends().await {
         let a = host(db).await;
         let b = host(a.db.shared()).await;
@@ -610,6 +620,8 @@ async fn two_workers_on_one_queue_send_each_delivery_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_webhook_gives_its_deliveries_up_unattempted() {
+    // See `common::TRACES`.
+    let _traces = crate::common::TRACES.read().await;
     for db in backends().await {
         let host = host(db).await;
         let receiver = Receiver::new(200);
@@ -640,6 +652,8 @@ async fn a_removed_webhook_gives_its_deliveries_up_unattempted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_webhook_opens_its_breaker_and_recovery_closes_it() {
+    // See `common::TRACES`.
+    let _traces = crate::common::TRACES.read().await;
     for db in backends().await {
         let host = host(db).await;
         let receiver = Receiver::new(503);
@@ -712,6 +726,8 @@ async fn a_failing_webhook_opens_its_breaker_and_recovery_closes_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_retried_without_opening_the_breaker_and_outages_name_themselves() {
+    // See `common::TRACES`.
+    let _traces = crate::common::TRACES.read().await;
     for db in backends().await {
         let host = host(db).await;
         // `ide` answers 404 (the receiver is up and refuses); `chat` points at a port

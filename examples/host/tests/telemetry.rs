@@ -195,6 +195,8 @@ fn decide_request(host: &Host, traceparent: Option<&str>) -> Request<Body> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_decision_is_a_trace_under_the_callers_traceparent_with_the_core_stages() {
+    // Alone with respect to the delivery workers of other tests (see `common::TRACES`).
+    let _traces = crate::common::TRACES.write().await;
     let (url, collector) = receiver().await;
     let provider = telemetry::provider(
         &telemetry::otlp_traces_url(Some(&url)).unwrap(),

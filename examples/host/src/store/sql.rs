@@ -1201,6 +1201,18 @@ macro_rules! sql_store {
                 token: &str,
                 limit: u32,
             ) -> Result<Vec<QueuedDelivery>, StoreError> {
+                // Most polls find nothing due: asked on the read side first, they take
+                // no write lock (on SQLite, the one writer the group commit needs).
+                let due: Option<String> = sqlx::query_scalar(
+                    "SELECT id FROM delivery_queue WHERE state = 'pending' AND next_attempt_at <= $1 LIMIT 1",
+                )
+                .bind(ms(now))
+                .fetch_optional(self.reader())
+                .await
+                .map_err(db_err)?;
+                if due.is_none() {
+                    return Ok(Vec::new());
+                }
                 let mut tx = self.write().await?;
                 let rows = sqlx::query(&format!(
                     "UPDATE delivery_queue SET next_attempt_at = $1, claim_token = $2, updated_at = $3 \
