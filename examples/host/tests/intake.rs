@@ -347,65 +347,6 @@ async fn nats_a_message_decided_but_not_acked_is_skipped_when_delivered_again() 
     nats.delete().await;
 }
 
-#[tokio::test]
-async fn nats_a_stopped_intake_leaves_what_it_did_not_ack_to_the_next() {
-    let Some(url) = broker_url("MMM_TEST_NATS_URL") else {
-        return;
-    };
-    let _heavy = HEAVY.lock().await;
-    let nats = Nats::new(url).await;
-    let db = sqlite().await;
-    let first = Host::signing(db.shared(), "nats-d1").await;
-    const N: usize = 60;
-    for i in 0..N {
-        let body = signal("acme", &format!("sig-stop-{i}"), &format!("dev-{i}")).to_string();
-        nats.publish(body.as_bytes(), None).await;
-    }
-    // No grace: what is in flight when the shutdown begins is abandoned unacknowledged.
-    let task = intake::spawn(
-        first.state.clone(),
-        Arc::new(NatsConnect::new(nats.config.clone())),
-        IntakeSettings {
-            grace: Duration::ZERO,
-            ..settings()
-        },
-    );
-    wait_until("a few decisions", 30, || {
-        count(&first, "nats", "decided") >= 5
-    })
-    .await;
-    first.state.shutdown.begin();
-    task.await.unwrap();
-    let by_first = count(&first, "nats", "decided");
-    assert!(
-        by_first < N as u64,
-        "the first intake decided everything before it stopped"
-    );
-
-    let second = Host::signing(db, "nats-d2").await;
-    let task = intake::spawn(
-        second.state.clone(),
-        Arc::new(NatsConnect::new(nats.config.clone())),
-        settings(),
-    );
-    wait_until("every signal decided", 60, || {
-        by_first + count(&second, "nats", "decided") + count(&second, "nats", "duplicate")
-            >= N as u64
-    })
-    .await;
-    second.state.shutdown.begin();
-    task.await.unwrap();
-    let mut ids = decided_ids(&second).await;
-    ids.sort();
-    let mut expected: Vec<String> = (0..N).map(|i| format!("sig-stop-{i}")).collect();
-    expected.sort();
-    assert_eq!(ids, expected, "every signal decided exactly once");
-    let info = nats.consumer_info().await;
-    assert_eq!(info.num_pending, 0, "{info:?}");
-    assert_eq!(info.num_ack_pending, 0, "{info:?}");
-    nats.delete().await;
-}
-
 // ---- RabbitMQ ----------------------------------------------------------------------------
 
 struct Amqp {
@@ -560,50 +501,99 @@ async fn amqp_decides_dedupes_and_dead_letters() {
     amqp.delete().await;
 }
 
-#[tokio::test]
-async fn amqp_a_stopped_intake_leaves_what_it_did_not_ack_to_the_next() {
-    let Some(url) = broker_url("MMM_TEST_AMQP_URL") else {
-        return;
-    };
-    let _heavy = HEAVY.lock().await;
-    let amqp = Amqp::new(url).await;
+// ---- both brokers --------------------------------------------------------------------------
+
+/// What the shutdown test needs of a broker under test.
+trait TestBroker {
+    /// The `source` label of its intake.
+    const SOURCE: &'static str;
+    /// The intake's connection to it.
+    fn connect(&self) -> Arc<dyn intake::Connect>;
+    /// Publishes one message.
+    async fn send(&self, body: &[u8]);
+    /// Messages not yet acknowledged: pending or in flight (NATS), ready (RabbitMQ).
+    async fn unacked(&self) -> u64;
+    /// Deletes what the test created.
+    async fn remove(self);
+}
+
+impl TestBroker for Nats {
+    const SOURCE: &'static str = "nats";
+    fn connect(&self) -> Arc<dyn intake::Connect> {
+        Arc::new(NatsConnect::new(self.config.clone()))
+    }
+    async fn send(&self, body: &[u8]) {
+        self.publish(body, None).await;
+    }
+    async fn unacked(&self) -> u64 {
+        let info = self.consumer_info().await;
+        info.num_pending + info.num_ack_pending as u64
+    }
+    async fn remove(self) {
+        self.delete().await;
+    }
+}
+
+impl TestBroker for Amqp {
+    const SOURCE: &'static str = "amqp";
+    fn connect(&self) -> Arc<dyn intake::Connect> {
+        Arc::new(AmqpConnect::new(self.config.clone()))
+    }
+    async fn send(&self, body: &[u8]) {
+        self.publish(body, None).await;
+    }
+    async fn unacked(&self) -> u64 {
+        u64::from(self.ready(&self.config.queue).await)
+    }
+    async fn remove(self) {
+        self.delete().await;
+    }
+}
+
+/// An intake stopped without grace abandons what it has not acknowledged; the next one
+/// (another host on the same store) gets it, and every signal is decided exactly once.
+async fn a_stopped_intake_leaves_what_it_did_not_ack_to_the_next<B: TestBroker>(broker: B) {
+    let source = B::SOURCE;
     let db = sqlite().await;
-    let first = Host::signing(db.shared(), "amqp-d1").await;
+    let first = Host::signing(db.shared(), &format!("{source}-d1")).await;
     const N: usize = 60;
     for i in 0..N {
-        let body = signal("acme", &format!("sig-astop-{i}"), &format!("dev-{i}")).to_string();
-        amqp.publish(body.as_bytes(), None).await;
+        let body = signal("acme", &format!("sig-stop-{i}"), &format!("dev-{i}")).to_string();
+        broker.send(body.as_bytes()).await;
     }
+    // No grace: what is in flight when the shutdown begins is abandoned unacknowledged.
     let task = intake::spawn(
         first.state.clone(),
-        Arc::new(AmqpConnect::new(amqp.config.clone())),
+        broker.connect(),
         IntakeSettings {
             grace: Duration::ZERO,
             ..settings()
         },
     );
+    // Real time: the intake decides on its own tasks; 30 s bounds a few decisions on a
+    // loaded 2-core machine.
     wait_until("a few decisions", 30, || {
-        count(&first, "amqp", "decided") >= 5
+        count(&first, source, "decided") >= 5
     })
     .await;
     first.state.shutdown.begin();
     task.await.unwrap();
-    let by_first = count(&first, "amqp", "decided");
+    let by_first = count(&first, source, "decided");
     assert!(
         by_first < N as u64,
         "the first intake decided everything before it stopped"
     );
-    // What the first did not acknowledge is back in the queue.
-    assert!(amqp.ready(&amqp.config.queue).await > 0);
-
-    let second = Host::signing(db, "amqp-d2").await;
-    let task = intake::spawn(
-        second.state.clone(),
-        Arc::new(AmqpConnect::new(amqp.config.clone())),
-        settings(),
+    assert!(
+        broker.unacked().await > 0,
+        "nothing was left unacknowledged"
     );
-    wait_until("every signal decided", 60, || {
-        by_first + count(&second, "amqp", "decided") + count(&second, "amqp", "duplicate")
+
+    let second = Host::signing(db, &format!("{source}-d2")).await;
+    let task = intake::spawn(second.state.clone(), broker.connect(), settings());
+    // Real time: NATS redelivers what the first left after its ack wait (2 s here);
+    // 120 s bounds the rest on a loaded machine.
+    wait_until("every signal decided", 120, || {
+        by_first + count(&second, source, "decided") + count(&second, source, "duplicate")
             >= N as u64
     })
     .await;
@@ -611,11 +601,29 @@ async fn amqp_a_stopped_intake_leaves_what_it_did_not_ack_to_the_next() {
     task.await.unwrap();
     let mut ids = decided_ids(&second).await;
     ids.sort();
-    let mut expected: Vec<String> = (0..N).map(|i| format!("sig-astop-{i}")).collect();
+    let mut expected: Vec<String> = (0..N).map(|i| format!("sig-stop-{i}")).collect();
     expected.sort();
     assert_eq!(ids, expected, "every signal decided exactly once");
-    assert_eq!(amqp.ready(&amqp.config.queue).await, 0);
-    amqp.delete().await;
+    assert_eq!(broker.unacked().await, 0);
+    broker.remove().await;
+}
+
+#[tokio::test]
+async fn nats_a_stopped_intake_leaves_what_it_did_not_ack_to_the_next() {
+    let Some(url) = broker_url("MMM_TEST_NATS_URL") else {
+        return;
+    };
+    let _heavy = HEAVY.lock().await;
+    a_stopped_intake_leaves_what_it_did_not_ack_to_the_next(Nats::new(url).await).await;
+}
+
+#[tokio::test]
+async fn amqp_a_stopped_intake_leaves_what_it_did_not_ack_to_the_next() {
+    let Some(url) = broker_url("MMM_TEST_AMQP_URL") else {
+        return;
+    };
+    let _heavy = HEAVY.lock().await;
+    a_stopped_intake_leaves_what_it_did_not_ack_to_the_next(Amqp::new(url).await).await;
 }
 
 // ---- the marker ------------------------------------------------------------------------------
