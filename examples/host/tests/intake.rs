@@ -590,13 +590,24 @@ async fn a_stopped_intake_leaves_what_it_did_not_ack_to_the_next<B: TestBroker>(
 
     let second = Host::signing(db, &format!("{source}-d2")).await;
     let task = intake::spawn(second.state.clone(), broker.connect(), settings());
-    // Real time: NATS redelivers what the first left after its ack wait (2 s here);
-    // 120 s bounds the rest on a loaded machine.
-    wait_until("every signal decided", 120, || {
-        by_first + count(&second, source, "decided") + count(&second, source, "duplicate")
-            >= N as u64
-    })
-    .await;
+    let settled =
+        || by_first + count(&second, source, "decided") + count(&second, source, "duplicate");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while settled() < N as u64 {
+        if tokio::time::Instant::now() >= deadline {
+            panic!(
+                "timed out waiting for every signal decided: first decided {by_first}; second decided {}, duplicate {}, retried {}, dead-lettered {}; unacked on the broker {}",
+                count(&second, source, "decided"),
+                count(&second, source, "duplicate"),
+                count(&second, source, "retried"),
+                count(&second, source, "dead_lettered"),
+                broker.unacked().await
+            );
+        }
+        // Real time: NATS redelivers what the first left after its ack wait (2 s here);
+        // 120 s bounds the rest on a loaded machine.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     second.state.shutdown.begin();
     task.await.unwrap();
     let mut ids = decided_ids(&second).await;
