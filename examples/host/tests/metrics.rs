@@ -290,6 +290,7 @@ async fn a_scrape_after_real_decisions_shows_every_name_label_and_bucket() {
                 std::time::Instant::now() < deadline,
                 "{backend}: ERIS got no receipts"
             );
+            // Real time: the forwarder sends to the ERIS server on loopback on its own task.
             tokio::time::sleep(StdDuration::from_millis(20)).await;
         }
 
@@ -438,6 +439,7 @@ async fn outbox_depth_counts_receipts_eris_has_not_taken() {
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "{backend}:\n{text}");
+            // Real time: the forwarder sends to the ERIS server on loopback on its own task.
             tokio::time::sleep(StdDuration::from_millis(20)).await;
         }
         // ERIS recovers: the depth drains to zero.
@@ -451,6 +453,7 @@ async fn outbox_depth_counts_receipts_eris_has_not_taken() {
                 break;
             }
             assert!(std::time::Instant::now() < deadline, "{backend}:\n{text}");
+            // Real time: the forwarder sends to the ERIS server on loopback on its own task.
             tokio::time::sleep(StdDuration::from_millis(20)).await;
         }
         shutdown.begin();
