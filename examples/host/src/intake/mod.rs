@@ -415,6 +415,12 @@ async fn process(
             }
         }
     };
+    // A decision is counted once it is made (its record committed), before the ack: a
+    // task stopped while the ack is on its way must not leave a decided message counted
+    // nowhere (the broker may have it acknowledged already).
+    if verdict == Verdict::Decided {
+        state.metrics.observe_intake(source, verdict.result());
+    }
     let settled = match &verdict {
         Verdict::Decided | Verdict::Duplicate => settle.ack().await,
         Verdict::DeadLetter { code, message } => {
@@ -427,12 +433,12 @@ async fn process(
         }
     };
     match settled {
-        Ok(()) => state.metrics.observe_intake(source, verdict.result()),
+        Ok(()) if verdict != Verdict::Decided => {
+            state.metrics.observe_intake(source, verdict.result());
+        }
+        Ok(()) => {}
         Err(e) => {
             // Unsettled: the broker delivers it again (a decided one is then skipped).
-            if verdict == Verdict::Decided {
-                state.metrics.observe_intake(source, verdict.result());
-            }
             tracing::warn!(source, result = verdict.result(), error = %e, "settling a broker message failed; the broker will deliver it again");
         }
     }
