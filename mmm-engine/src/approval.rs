@@ -248,12 +248,12 @@ impl Approvals {
         actor_id: &str,
     ) -> Result<Approval, ApprovalError> {
         if !action.dual_channel || action.kind != crate::model::ActionType::Multiplier {
-            return Err(ApprovalError::NotDualChannel(action.action_id.clone()));
+            return Err(ApprovalError::NotDualChannel(action.action_id.into()));
         }
         let now = self.clock.now();
         let approval = Approval {
-            approval_id: crate::ids::new_id(),
-            action_id: action.action_id.clone(),
+            approval_id: crate::ids::new_id().into(),
+            action_id: action.action_id.into(),
             tenant_id: tenant_id.to_owned(),
             actor_id: actor_id.to_owned(),
             operation: action.operation.clone(),

@@ -44,7 +44,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use condition::ConditionLimits;
 pub use context::{Context, PolicySnapshot, DEFAULT_MAX_ACTIONS};
 pub use decision::{
-    Action, ConditionResult, Decision, Evidence, ExperimentRef, ExplainAction, ExplainEntry,
+    Action, ConditionResult, Decision, Detail, Evidence, ExperimentRef, ExplainAction, ExplainEntry,
     Rationale, ReceiptRef, Suppressed,
 };
 pub use duration::{Duration, DurationError};
@@ -53,6 +53,7 @@ pub use error::{
     clean_message, codes, field_name, ContextError, DecideError, Diagnostic, ErrorInfo, LoadError,
     Quoted, Severity, SignalError, QUOTED_MAX_CHARS,
 };
+pub use ids::{Hex256, Id, InlineStr};
 pub use fatigue::{
     FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue,
     DEFAULT_FATIGUE_MAX_ACTORS,

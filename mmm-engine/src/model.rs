@@ -283,8 +283,9 @@ impl<'a> FromIterator<&'a Surface> for SurfaceSet {
 /// A reference to one version of a playbook, as it appears in decisions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PlaybookRef {
-    /// The playbook id.
-    pub id: String,
+    /// The playbook id (shared with the plan).
+    #[serde(with = "crate::ids::shared")]
+    pub id: std::sync::Arc<str>,
     /// The version.
     pub version: u32,
 }

@@ -34,7 +34,8 @@ pub struct SourceRef {
 #[derive(Debug, Clone)]
 pub(crate) struct ActionPlan {
     pub kind: ActionType,
-    pub surfaces: Vec<Surface>,
+    /// Shared with every action that uses all of them.
+    pub surfaces: Arc<[Surface]>,
     pub title: Template,
     pub text: Option<Template>,
     pub prompt: Option<Template>,
@@ -73,13 +74,19 @@ pub struct Plan {
     pub(crate) actions: Vec<ActionPlan>,
     /// Where it was defined.
     pub source: SourceRef,
+    /// The rationale's `why`: the description, or "playbook `id` matched". Made once
+    /// here and shared by every action the plan returns.
+    pub(crate) why: Arc<str>,
+    /// The evidence names of the condition's paths, in the order of `condition.paths`,
+    /// shared the same way.
+    pub(crate) evidence_names: Vec<Arc<str>>,
 }
 
 impl Plan {
     /// `{id, version}`.
     pub fn reference(&self) -> PlaybookRef {
         PlaybookRef {
-            id: String::from(&*self.id),
+            id: Arc::clone(&self.id),
             version: self.version,
         }
     }

@@ -4,6 +4,8 @@
 //! handed to a general template engine, whose loops, filters and expressions would widen
 //! the contract and the attack surface of text that reaches pull requests and chat.
 
+use std::fmt;
+
 use serde_json::Value;
 
 use crate::env::{Env, Found, Path, Root, Seg};
@@ -120,13 +122,18 @@ impl Template {
             match part {
                 Part::Text(text) => out.push_str(text),
                 Part::Hole(path) => {
-                    let value = match env.lookup(path) {
-                        Found::Str(s) => s.to_owned(),
-                        Found::Json(v) => display(v).ok_or_else(|| path.to_string())?,
-                        Found::Owned(v) => display(&v).ok_or_else(|| path.to_string())?,
-                        Found::Missing | Found::Broken => return Err(path.to_string()),
+                    let written = match env.lookup(path) {
+                        Found::Str(s) => {
+                            escape_into(&mut out, s, format);
+                            true
+                        }
+                        Found::Json(v) => display_into(&mut out, v, format),
+                        Found::Owned(v) => display_into(&mut out, &v, format),
+                        Found::Missing | Found::Broken => false,
                     };
-                    escape_into(&mut out, &value, format);
+                    if !written {
+                        return Err(path.to_string());
+                    }
                 }
             }
         }
@@ -143,6 +150,74 @@ fn authored(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     text::neutralise(text, false, |c| out.push(c));
     out
+}
+
+/// Appends how `value` reads inside text, escaped for `format`; `false` for null (a
+/// hole, not a value). Strings, numbers and booleans, what templates mostly show, are
+/// written without an intermediate `String`.
+fn display_into(out: &mut String, value: &Value, format: Format) -> bool {
+    match value {
+        Value::Null => false,
+        Value::String(s) => {
+            escape_into(out, s, format);
+            true
+        }
+        Value::Bool(b) => {
+            escape_into(out, if *b { "true" } else { "false" }, format);
+            true
+        }
+        Value::Number(n) => {
+            let mut digits = NumberText::default();
+            if fmt::Write::write_fmt(&mut digits, format_args!("{n}")).is_ok() {
+                escape_into(out, digits.as_str(), format);
+            } else {
+                escape_into(out, &n.to_string(), format);
+            }
+            true
+        }
+        other => match display(other) {
+            Some(text) => {
+                escape_into(out, &text, format);
+                true
+            }
+            None => false,
+        },
+    }
+}
+
+/// A JSON number's text, on the stack (the longest a finite double or a 64-bit integer
+/// prints is 24 bytes).
+struct NumberText {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Default for NumberText {
+    fn default() -> Self {
+        NumberText {
+            bytes: [0; 32],
+            len: 0,
+        }
+    }
+}
+
+impl NumberText {
+    fn as_str(&self) -> &str {
+        self.bytes
+            .get(..self.len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Write for NumberText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let dest = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dest.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// How a JSON value reads inside text; `None` for null (a hole, not a value).

@@ -45,10 +45,10 @@ impl ActionMemory {
     pub fn remember_returned(&self, tenant_id: &str, actions: &[Action]) {
         for a in actions {
             self.remember(
-                a.action_id.clone(),
+                a.action_id.into(),
                 ActionMemo {
                     tenant_id: tenant_id.to_owned(),
-                    playbook_id: a.playbook.id.clone(),
+                    playbook_id: a.playbook.id.to_string(),
                     kind: a.kind,
                     experiment: a.experiment.clone(),
                 },
