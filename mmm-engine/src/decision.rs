@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::ids::{Hex256, Id};
+use crate::ids::{Hex256, Id, SharedStr};
 use crate::model::{ActionType, PlaybookRef, Surface};
 pub use crate::model::{Degraded, Reason, ReceiptStatus};
 
@@ -15,8 +15,7 @@ pub use crate::model::{Degraded, Reason, ReceiptStatus};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// The dotted path, e.g. `signal.payload.lines_changed` (shared with the plan).
-    #[serde(with = "crate::ids::shared")]
-    pub path: Arc<str>,
+    pub path: SharedStr,
     /// Its value (`null` when missing).
     pub value: Value,
 }
@@ -25,11 +24,9 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rationale {
     /// The playbook's description (shared with the plan).
-    #[serde(with = "crate::ids::shared")]
-    pub why: Arc<str>,
+    pub why: SharedStr,
     /// The signal kind that triggered it (shared by the decision's actions).
-    #[serde(with = "crate::ids::shared")]
-    pub trigger: Arc<str>,
+    pub trigger: SharedStr,
     /// The facts the condition read: `[{path, value}]`.
     pub evidence: Vec<Evidence>,
 }
@@ -48,8 +45,7 @@ pub struct Action {
     #[serde(rename = "type")]
     pub kind: ActionType,
     /// The playbook's category (shared with the plan).
-    #[serde(with = "crate::ids::shared")]
-    pub category: Arc<str>,
+    pub category: SharedStr,
     /// The playbook's priority.
     pub priority: u8,
     /// Where to show it (shared with the plan when every surface of the action is used).
@@ -60,7 +56,7 @@ pub struct Action {
     /// Text, plain text.
     pub text: String,
     /// Per surface, the message ready to post (Markdown surfaces escaped for Markdown).
-    pub rendered: BTreeMap<Surface, String>,
+    pub rendered: Rendered,
     /// Why.
     pub rationale: Rationale,
     /// Always true for multipliers.
@@ -73,6 +69,107 @@ pub struct Action {
     pub params: Option<Value>,
     /// The experiment and variant that shaped it, if any.
     pub experiment: Option<ExperimentRef>,
+}
+
+/// Per surface, an action's message ready to post: one slot per surface, held inline, read
+/// and serialised like the `BTreeMap<Surface, String>` it replaces (a JSON object keyed by
+/// surface, in surface order). Most actions have one surface; a map would allocate a node
+/// for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered([Option<String>; Surface::ALL.len()]);
+
+impl Rendered {
+    /// The message for `surface`, if the action has one there.
+    pub fn get(&self, surface: &Surface) -> Option<&String> {
+        self.0.get(*surface as usize).and_then(Option::as_ref)
+    }
+
+    /// Sets the message for `surface`, returning the one it replaces.
+    pub fn insert(&mut self, surface: Surface, text: String) -> Option<String> {
+        self.0
+            .get_mut(surface as usize)
+            .and_then(|slot| slot.replace(text))
+    }
+
+    /// Whether there is a message for `surface`.
+    pub fn contains_key(&self, surface: &Surface) -> bool {
+        self.get(surface).is_some()
+    }
+
+    /// `(surface, message)` pairs, in surface order.
+    pub fn iter(&self) -> RenderedIter<'_> {
+        fn present<'a>(
+            (s, text): (&'a Surface, &'a Option<String>),
+        ) -> Option<(&'a Surface, &'a String)> {
+            text.as_ref().map(|t| (s, t))
+        }
+        Surface::ALL.iter().zip(self.0.iter()).filter_map(present)
+    }
+
+    /// The messages, in surface order.
+    pub fn values(&self) -> impl Iterator<Item = &String> + '_ {
+        self.0.iter().flatten()
+    }
+
+    /// How many surfaces have a message.
+    pub fn len(&self) -> usize {
+        self.values().count()
+    }
+
+    /// Whether no surface has a message.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+}
+
+/// The `(surface, message)` pairs of a [`Rendered`].
+pub type RenderedIter<'a> = std::iter::FilterMap<
+    std::iter::Zip<std::slice::Iter<'a, Surface>, std::slice::Iter<'a, Option<String>>>,
+    fn((&'a Surface, &'a Option<String>)) -> Option<(&'a Surface, &'a String)>,
+>;
+
+impl<'a> IntoIterator for &'a Rendered {
+    type Item = (&'a Surface, &'a String);
+    type IntoIter = RenderedIter<'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl std::ops::Index<&Surface> for Rendered {
+    type Output = String;
+    #[expect(
+        clippy::panic,
+        reason = "indexing a missing key panics, as it does on the map this replaces"
+    )]
+    fn index(&self, surface: &Surface) -> &String {
+        match self.get(surface) {
+            Some(text) => text,
+            None => panic!("no rendering for surface `{surface}`"),
+        }
+    }
+}
+
+impl FromIterator<(Surface, String)> for Rendered {
+    fn from_iter<I: IntoIterator<Item = (Surface, String)>>(iter: I) -> Self {
+        let mut rendered = Rendered::default();
+        for (surface, text) in iter {
+            rendered.insert(surface, text);
+        }
+        rendered
+    }
+}
+
+impl Serialize for Rendered {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rendered {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::<Surface, String>::deserialize(d).map(|m| m.into_iter().collect())
+    }
 }
 
 /// The experiment and variant that shaped an action: `{"id": …, "variant": …}`.

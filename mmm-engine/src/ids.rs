@@ -1,11 +1,13 @@
-//! Identifiers: UUIDv7 in their hyphenated lower-case form and hex digests, written
-//! without the formatting machinery into fixed buffers (ids are made several times per
-//! decision, and a copy of one is a copy of its bytes, not an allocation).
+//! Identifiers and shared text in decisions: UUIDv7 in their hyphenated lower-case form
+//! and hex digests, written without the formatting machinery into fixed buffers (ids are
+//! made several times per decision, and a copy of one is a copy of its bytes, not an
+//! allocation); and [`SharedStr`], text a decision shares with the compiled playbook.
 
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -129,9 +131,131 @@ impl<'de, const N: usize> Deserialize<'de> for InlineStr<N> {
     }
 }
 
-/// Serde for shared text and slices (`Arc<str>`, `Arc<[T]>`) as the plain string or array,
-/// for `#[serde(with = "crate::ids::shared")]` (serde's own `rc` feature would rebuild
-/// every crate that depends on serde for four fields).
+/// Text shared by reference count: a playbook's id, category or description appears in
+/// every decision that names it, and is copied by a counter increment, not an allocation.
+/// It reads, compares, hashes and serialises as the string it holds.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Arc<str>> for SharedStr {
+    fn from(text: Arc<str>) -> Self {
+        SharedStr(text)
+    }
+}
+
+impl From<&Arc<str>> for SharedStr {
+    fn from(text: &Arc<str>) -> Self {
+        SharedStr(Arc::clone(text))
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(text: &str) -> Self {
+        SharedStr(Arc::from(text))
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(text: String) -> Self {
+        SharedStr(Arc::from(text))
+    }
+}
+
+impl From<SharedStr> for String {
+    fn from(text: SharedStr) -> String {
+        String::from(&*text.0)
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<SharedStr> for str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<SharedStr> for &str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<SharedStr> for String {
+    fn eq(&self, other: &SharedStr) -> bool {
+        **self == *other.0
+    }
+}
+
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for SharedStr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SharedStr::from)
+    }
+}
+
+/// Serde for shared slices (`Arc<[T]>`) as the plain array, for
+/// `#[serde(with = "crate::ids::shared")]` (serde's own `rc` feature would rebuild every
+/// crate that depends on serde for one field).
 pub(crate) mod shared {
     use std::sync::Arc;
 

@@ -45,7 +45,7 @@ pub use condition::ConditionLimits;
 pub use context::{Context, PolicySnapshot, DEFAULT_MAX_ACTIONS};
 pub use decision::{
     Action, ConditionResult, Decision, Detail, Evidence, ExperimentRef, ExplainAction, ExplainEntry,
-    Rationale, ReceiptRef, Suppressed,
+    Rationale, ReceiptRef, Rendered, RenderedIter, Suppressed,
 };
 pub use duration::{Duration, DurationError};
 pub use engine::{DecideOptions, Engine};
@@ -53,7 +53,7 @@ pub use error::{
     clean_message, codes, field_name, ContextError, DecideError, Diagnostic, ErrorInfo, LoadError,
     Quoted, Severity, SignalError, QUOTED_MAX_CHARS,
 };
-pub use ids::{Hex256, Id, InlineStr};
+pub use ids::{Hex256, Id, InlineStr, SharedStr};
 pub use fatigue::{
     FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue,
     DEFAULT_FATIGUE_MAX_ACTORS,

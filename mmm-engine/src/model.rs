@@ -284,8 +284,7 @@ impl<'a> FromIterator<&'a Surface> for SurfaceSet {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PlaybookRef {
     /// The playbook id (shared with the plan).
-    #[serde(with = "crate::ids::shared")]
-    pub id: std::sync::Arc<str>,
+    pub id: crate::ids::SharedStr,
     /// The version.
     pub version: u32,
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::condition::Condition;
 use crate::duration::Duration;
+use crate::ids::SharedStr;
 use crate::model::{ActionType, PlaybookRef, Status, Surface};
 use crate::template::Template;
 
@@ -76,17 +77,17 @@ pub struct Plan {
     pub source: SourceRef,
     /// The rationale's `why`: the description, or "playbook `id` matched". Made once
     /// here and shared by every action the plan returns.
-    pub(crate) why: Arc<str>,
+    pub(crate) why: SharedStr,
     /// The evidence names of the condition's paths, in the order of `condition.paths`,
     /// shared the same way.
-    pub(crate) evidence_names: Vec<Arc<str>>,
+    pub(crate) evidence_names: Vec<SharedStr>,
 }
 
 impl Plan {
     /// `{id, version}`.
     pub fn reference(&self) -> PlaybookRef {
         PlaybookRef {
-            id: Arc::clone(&self.id),
+            id: SharedStr::from(&self.id),
             version: self.version,
         }
     }

@@ -152,17 +152,17 @@ impl Serialize for PositionalAction<'_> {
         let mut t = s.serialize_tuple(19)?;
         t.serialize_element(action_id)?;
         t.serialize_element(fingerprint)?;
-        t.serialize_element(&**id)?;
+        t.serialize_element(id)?;
         t.serialize_element(version)?;
         t.serialize_element(kind)?;
-        t.serialize_element(&**category)?;
+        t.serialize_element(category)?;
         t.serialize_element(priority)?;
         t.serialize_element(&**surfaces)?;
         t.serialize_element(title)?;
         t.serialize_element(text)?;
         t.serialize_element(rendered)?;
-        t.serialize_element(&**why)?;
-        t.serialize_element(&**trigger)?;
+        t.serialize_element(why)?;
+        t.serialize_element(trigger)?;
         t.serialize_element(evidence)?;
         t.serialize_element(requires_consent)?;
         t.serialize_element(dual_channel)?;
@@ -185,7 +185,7 @@ impl Serialize for PositionalSuppressed<'_> {
             detail,
         } = self.0;
         let mut t = s.serialize_tuple(6)?;
-        t.serialize_element(&**id)?;
+        t.serialize_element(id)?;
         t.serialize_element(version)?;
         t.serialize_element(action_index)?;
         t.serialize_element(kind)?;

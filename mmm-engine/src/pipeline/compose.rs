@@ -4,15 +4,16 @@
 //! experiment variant's `set` applied, each surface gets its escaped rendering, and the
 //! fingerprint, rationale, evidence and experiment are attached.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::decision::{Action, Degraded, Detail, Evidence, ExperimentRef, Rationale, Reason};
-use crate::ids::Hex256;
+use crate::decision::{
+    Action, Degraded, Detail, Evidence, ExperimentRef, Rationale, Reason, Rendered,
+};
+use crate::ids::{Hex256, SharedStr};
 use crate::env::{Env, Found};
 use crate::model::{ActionType, Surface};
 use crate::pipeline::record::{CandidateRecord, DecisionRecord, Fate};
@@ -93,9 +94,9 @@ pub(crate) fn playbook(
         // The rationale's trigger is the signal's kind: the matched trigger's shared text
         // when it names that kind exactly (it usually does).
         let trigger = if **c.trigger == *env.signal.kind {
-            Arc::clone(c.trigger)
+            SharedStr::from(c.trigger)
         } else {
-            Arc::from(env.signal.kind.as_str())
+            SharedStr::from(env.signal.kind.as_str())
         };
         let surfaces = if action.surfaces.iter().all(|s| surfaces.contains(*s)) {
             Arc::clone(&action.surfaces)
@@ -262,7 +263,7 @@ fn evidence(plan: &Plan, env: &Env<'_>) -> Vec<Evidence> {
                 _ => return None,
             };
             Some(Evidence {
-                path: Arc::clone(name),
+                path: name.clone(),
                 value,
             })
         })
@@ -288,7 +289,7 @@ struct Extras<'a> {
 /// Renders one action for its surfaces.
 fn compose(
     plan: &Plan,
-    trigger: Arc<str>,
+    trigger: SharedStr,
     index: usize,
     surfaces: Arc<[Surface]>,
     env: &Env<'_>,
@@ -299,10 +300,12 @@ fn compose(
         variant,
         evidence,
     } = extras;
-    let action: &ActionPlan = plan.actions.get(index).ok_or((
-        Reason::TemplateError,
-        format!("playbook `{}` has no action {index}", plan.id),
-    ))?;
+    let action: &ActionPlan = plan.actions.get(index).ok_or_else(|| {
+        (
+            Reason::TemplateError,
+            format!("playbook `{}` has no action {index}", plan.id),
+        )
+    })?;
     // An experiment variant may change the wording of mirrors and mentors; a multiplier's
     // text is what the actor consents to, so no experiment rewrites it.
     let set = variant
@@ -348,7 +351,7 @@ fn compose(
     };
     let title = render(title_template, env, Format::Plain)?;
     let text = text_for(Format::Plain)?;
-    let mut rendered = BTreeMap::new();
+    let mut rendered = Rendered::default();
     let mut markdown: Option<String> = None;
     for surface in surfaces.iter() {
         let body = if surface.is_markdown() {
@@ -374,14 +377,14 @@ fn compose(
         fingerprint: fingerprint(&s.tenant_id, &s.actor_id, &plan.id, index, repo_id),
         playbook: plan.reference(),
         kind: action.kind,
-        category: Arc::clone(&plan.category),
+        category: SharedStr::from(&plan.category),
         priority: plan.priority,
         surfaces,
         title,
         text,
         rendered,
         rationale: Rationale {
-            why: Arc::clone(&plan.why),
+            why: plan.why.clone(),
             trigger,
             evidence,
         },

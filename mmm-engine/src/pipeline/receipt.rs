@@ -56,10 +56,10 @@ pub(crate) fn emit(
         "policy_snapshot_id": r.policy_snapshot_id,
         "playbooks": r.candidates.iter().map(|c| json!({"id": &*c.plan.id, "version": c.plan.version})).collect::<Vec<_>>(),
         "actions": record.actions.iter().map(|a| json!({
-            "action_id": a.action_id, "playbook_id": &*a.playbook.id, "playbook_version": a.playbook.version,
+            "action_id": a.action_id, "playbook_id": a.playbook.id, "playbook_version": a.playbook.version,
             "type": a.kind, "surfaces": &*a.surfaces, "fingerprint": a.fingerprint,
         })).collect::<Vec<_>>(),
-        "suppressed": record.suppressed.iter().map(|s| json!({"playbook_id": &*s.playbook.id, "reason": s.reason})).collect::<Vec<_>>(),
+        "suppressed": record.suppressed.iter().map(|s| json!({"playbook_id": s.playbook.id, "reason": s.reason})).collect::<Vec<_>>(),
         "degraded": record.degraded,
         "engine_version": crate::ENGINE_VERSION,
     });

@@ -1,5 +1,6 @@
 //! Turning one file's documents into plans, with every problem reported at its position.
 
+use crate::ids::SharedStr;
 use std::sync::Arc;
 
 use super::document::{RawAction, RawExperiment, RawNamespace, RawPlaybook};
@@ -349,16 +350,16 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
         return None;
     }
     let start = doc.pos.value("metadata.id").or(doc.pos.start);
-    let why: Arc<str> = match &m.description {
-        Some(d) => Arc::from(d.as_str()),
-        None => Arc::from(format!("playbook `{}` matched", m.id)),
+    let why = match &m.description {
+        Some(d) => SharedStr::from(d.as_str()),
+        None => SharedStr::from(format!("playbook `{}` matched", m.id)),
     };
     let evidence_names = condition
         .as_ref()
         .map(|c: &crate::condition::Condition| {
             c.paths
                 .iter()
-                .map(|(_, name)| Arc::from(name.as_str()))
+                .map(|(_, name)| SharedStr::from(name.as_str()))
                 .collect()
         })
         .unwrap_or_default();
