@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::decision::{
     Action, Degraded, Detail, Evidence, ExperimentRef, Rationale, Reason, Rendered,
 };
-use crate::ids::{Hex256, SharedStr};
 use crate::env::{Env, Found};
+use crate::ids::{Hex256, SharedStr};
 use crate::model::{ActionType, Surface};
 use crate::pipeline::record::{CandidateRecord, DecisionRecord, Fate};
 use crate::plan::{ActionPlan, Plan};

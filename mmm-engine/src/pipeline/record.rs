@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use crate::decision::{
-    Action, ConditionResult, Degraded, Detail, ExperimentRef, ExplainAction, ExplainEntry,
-    Reason, Suppressed,
+    Action, ConditionResult, Degraded, Detail, ExperimentRef, ExplainAction, ExplainEntry, Reason,
+    Suppressed,
 };
 use crate::kind_index::Candidate;
 use crate::model::SurfaceSet;
