@@ -168,7 +168,14 @@ fn display_into(out: &mut String, value: &Value, format: Format) -> bool {
         }
         Value::Number(n) => {
             let mut digits = NumberText::default();
-            if fmt::Write::write_fmt(&mut digits, format_args!("{n}")).is_ok() {
+            // Integers, what templates mostly show, in decimal without the formatting
+            // machinery; floats as serde_json prints them.
+            let written = match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => digits.push_decimal(false, u),
+                (None, Some(i)) => digits.push_decimal(i < 0, i.unsigned_abs()),
+                (None, None) => fmt::Write::write_fmt(&mut digits, format_args!("{n}")).is_ok(),
+            };
+            if written {
                 escape_into(out, digits.as_str(), format);
             } else {
                 escape_into(out, &n.to_string(), format);
@@ -202,6 +209,31 @@ impl Default for NumberText {
 }
 
 impl NumberText {
+    /// Appends `n` in decimal, after a `-` when `negative`.
+    fn push_decimal(&mut self, negative: bool, mut n: u64) -> bool {
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        for slot in buf.iter_mut().rev() {
+            *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
+            start -= 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let digits = buf.get(start..).unwrap_or_default();
+        let sign: &[u8] = if negative { b"-" } else { b"" };
+        let end = self.len + sign.len() + digits.len();
+        let Some(dest) = self.bytes.get_mut(self.len..end) else {
+            return false;
+        };
+        let (head, tail) = dest.split_at_mut(sign.len());
+        head.copy_from_slice(sign);
+        tail.copy_from_slice(digits);
+        self.len = end;
+        true
+    }
+
     fn as_str(&self) -> &str {
         self.bytes
             .get(..self.len)
@@ -312,6 +344,30 @@ mod tests {
             now_text: "2026-11-22T10:00:00Z",
         };
         Template::parse(src).unwrap().render(&env, format)
+    }
+
+    #[test]
+    fn numbers_read_as_serde_json_prints_them() {
+        let s = signal();
+        let template = Template::parse("{{ ctx.n }}").unwrap();
+        for n in [
+            json!(0),
+            json!(7),
+            json!(-7),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(1.5),
+            json!(-0.25),
+            json!(1e300),
+        ] {
+            let ctx = json!({ "n": n });
+            let env = Env {
+                signal: &s,
+                ctx: ctx.as_object().unwrap(),
+                now_text: "2026-11-22T10:00:00Z",
+            };
+            assert_eq!(template.render(&env, Format::Plain).unwrap(), n.to_string());
+        }
     }
 
     #[test]
