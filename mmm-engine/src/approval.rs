@@ -248,12 +248,12 @@ impl Approvals {
         actor_id: &str,
     ) -> Result<Approval, ApprovalError> {
         if !action.dual_channel || action.kind != crate::model::ActionType::Multiplier {
-            return Err(ApprovalError::NotDualChannel(action.action_id.clone()));
+            return Err(ApprovalError::NotDualChannel(action.action_id.into()));
         }
         let now = self.clock.now();
         let approval = Approval {
-            approval_id: crate::ids::new_id(),
-            action_id: action.action_id.clone(),
+            approval_id: crate::ids::new_id().into(),
+            action_id: action.action_id.into(),
             tenant_id: tenant_id.to_owned(),
             actor_id: actor_id.to_owned(),
             operation: action.operation.clone(),
@@ -393,8 +393,8 @@ mod tests {
 
     fn action(dual: bool) -> Action {
         Action {
-            action_id: "a-1".into(),
-            fingerprint: String::new(),
+            action_id: crate::ids::new_id(),
+            fingerprint: crate::ids::Hex256::from_ascii([b'0'; 64]),
             playbook: PlaybookRef {
                 id: "exposed-secret".into(),
                 version: 1,
@@ -402,13 +402,13 @@ mod tests {
             kind: ActionType::Multiplier,
             category: "security".into(),
             priority: 100,
-            surfaces: vec![],
+            surfaces: Arc::from([]),
             title: String::new(),
             text: String::new(),
             rendered: Default::default(),
             rationale: crate::decision::Rationale {
-                why: String::new(),
-                trigger: String::new(),
+                why: Default::default(),
+                trigger: Default::default(),
                 evidence: vec![],
             },
             requires_consent: true,
@@ -529,9 +529,10 @@ mod tests {
     #[test]
     fn only_dual_channel_multipliers_need_approvals() {
         let (_, _, a) = setup();
+        let single = action(false);
         assert_eq!(
-            a.request(&action(false), "acme", "dev").unwrap_err(),
-            ApprovalError::NotDualChannel("a-1".into())
+            a.request(&single, "acme", "dev").unwrap_err(),
+            ApprovalError::NotDualChannel(single.action_id.to_string())
         );
         assert_eq!(
             a.approve("nope", "chat", "x").unwrap_err(),
@@ -609,7 +610,7 @@ mod audit_tests {
 
     fn tests_action() -> Action {
         serde_json::from_value(serde_json::json!({
-            "action_id": "a-1", "fingerprint": "", "playbook": {"id": "p", "version": 1}, "type": "multiplier",
+            "action_id": "0190f3c2-0000-7000-8000-000000000001", "fingerprint": "0".repeat(64), "playbook": {"id": "p", "version": 1}, "type": "multiplier",
             "category": "c", "priority": 50, "surfaces": ["ide"], "title": "t", "text": "t", "rendered": {},
             "rationale": {"why": "", "trigger": "", "evidence": []}, "requires_consent": true, "dual_channel": true,
             "operation": "op", "params": null, "experiment": null

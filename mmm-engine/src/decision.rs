@@ -1,18 +1,21 @@
 //! The decision (SPEC §4): what the engine answers, with every suppression explained.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::ids::{Hex256, Id, SharedStr};
 use crate::model::{ActionType, PlaybookRef, Surface};
 pub use crate::model::{Degraded, Reason, ReceiptStatus};
 
 /// One fact a condition read, as it was when the decision was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
-    /// The dotted path, e.g. `signal.payload.lines_changed`.
-    pub path: String,
+    /// The dotted path, e.g. `signal.payload.lines_changed` (shared with the plan).
+    pub path: SharedStr,
     /// Its value (`null` when missing).
     pub value: Value,
 }
@@ -20,10 +23,10 @@ pub struct Evidence {
 /// Why an action was suggested.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rationale {
-    /// The playbook's description.
-    pub why: String,
-    /// The signal kind that triggered it.
-    pub trigger: String,
+    /// The playbook's description (shared with the plan).
+    pub why: SharedStr,
+    /// The signal kind that triggered it (shared by the decision's actions).
+    pub trigger: SharedStr,
     /// The facts the condition read: `[{path, value}]`.
     pub evidence: Vec<Evidence>,
 }
@@ -32,27 +35,28 @@ pub struct Rationale {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Action {
     /// UUIDv7.
-    pub action_id: String,
+    pub action_id: Id,
     /// Hex SHA-256 over tenant, actor, playbook id, action index and repo id: stable across
     /// decisions, for de-duplicating the same nudge.
-    pub fingerprint: String,
+    pub fingerprint: Hex256,
     /// The playbook version that produced it.
     pub playbook: PlaybookRef,
     /// Mirror, mentor or multiplier.
     #[serde(rename = "type")]
     pub kind: ActionType,
-    /// The playbook's category.
-    pub category: String,
+    /// The playbook's category (shared with the plan).
+    pub category: SharedStr,
     /// The playbook's priority.
     pub priority: u8,
-    /// Where to show it.
-    pub surfaces: Vec<Surface>,
+    /// Where to show it (shared with the plan when every surface of the action is used).
+    #[serde(with = "crate::ids::shared")]
+    pub surfaces: Arc<[Surface]>,
     /// Title, plain text.
     pub title: String,
     /// Text, plain text.
     pub text: String,
     /// Per surface, the message ready to post (Markdown surfaces escaped for Markdown).
-    pub rendered: BTreeMap<Surface, String>,
+    pub rendered: Rendered,
     /// Why.
     pub rationale: Rationale,
     /// Always true for multipliers.
@@ -65,6 +69,107 @@ pub struct Action {
     pub params: Option<Value>,
     /// The experiment and variant that shaped it, if any.
     pub experiment: Option<ExperimentRef>,
+}
+
+/// Per surface, an action's message ready to post: one slot per surface, held inline, read
+/// and serialised like the `BTreeMap<Surface, String>` it replaces (a JSON object keyed by
+/// surface, in surface order). Most actions have one surface; a map would allocate a node
+/// for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered([Option<String>; Surface::ALL.len()]);
+
+impl Rendered {
+    /// The message for `surface`, if the action has one there.
+    pub fn get(&self, surface: &Surface) -> Option<&String> {
+        self.0.get(*surface as usize).and_then(Option::as_ref)
+    }
+
+    /// Sets the message for `surface`, returning the one it replaces.
+    pub fn insert(&mut self, surface: Surface, text: String) -> Option<String> {
+        self.0
+            .get_mut(surface as usize)
+            .and_then(|slot| slot.replace(text))
+    }
+
+    /// Whether there is a message for `surface`.
+    pub fn contains_key(&self, surface: &Surface) -> bool {
+        self.get(surface).is_some()
+    }
+
+    /// `(surface, message)` pairs, in surface order.
+    pub fn iter(&self) -> RenderedIter<'_> {
+        fn present<'a>(
+            (s, text): (&'a Surface, &'a Option<String>),
+        ) -> Option<(&'a Surface, &'a String)> {
+            text.as_ref().map(|t| (s, t))
+        }
+        Surface::ALL.iter().zip(self.0.iter()).filter_map(present)
+    }
+
+    /// The messages, in surface order.
+    pub fn values(&self) -> impl Iterator<Item = &String> + '_ {
+        self.0.iter().flatten()
+    }
+
+    /// How many surfaces have a message.
+    pub fn len(&self) -> usize {
+        self.values().count()
+    }
+
+    /// Whether no surface has a message.
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+}
+
+/// The `(surface, message)` pairs of a [`Rendered`].
+pub type RenderedIter<'a> = std::iter::FilterMap<
+    std::iter::Zip<std::slice::Iter<'a, Surface>, std::slice::Iter<'a, Option<String>>>,
+    fn((&'a Surface, &'a Option<String>)) -> Option<(&'a Surface, &'a String)>,
+>;
+
+impl<'a> IntoIterator for &'a Rendered {
+    type Item = (&'a Surface, &'a String);
+    type IntoIter = RenderedIter<'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl std::ops::Index<&Surface> for Rendered {
+    type Output = String;
+    #[expect(
+        clippy::panic,
+        reason = "indexing a missing key panics, as it does on the map this replaces"
+    )]
+    fn index(&self, surface: &Surface) -> &String {
+        match self.get(surface) {
+            Some(text) => text,
+            None => panic!("no rendering for surface `{surface}`"),
+        }
+    }
+}
+
+impl FromIterator<(Surface, String)> for Rendered {
+    fn from_iter<I: IntoIterator<Item = (Surface, String)>>(iter: I) -> Self {
+        let mut rendered = Rendered::default();
+        for (surface, text) in iter {
+            rendered.insert(surface, text);
+        }
+        rendered
+    }
+}
+
+impl Serialize for Rendered {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Rendered {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::<Surface, String>::deserialize(d).map(|m| m.into_iter().collect())
+    }
 }
 
 /// The experiment and variant that shaped an action: `{"id": …, "variant": …}`.
@@ -89,7 +194,95 @@ pub struct Suppressed {
     /// The stable reason code.
     pub reason: Reason,
     /// Details for people.
-    pub detail: String,
+    pub detail: Detail,
+}
+
+/// The details of a suppression, for people. Kept structured until it is serialised (as
+/// the sentence it reads): most suppressions are past the cap and say the same thing.
+#[derive(Debug, Clone, Eq)]
+#[non_exhaustive]
+pub enum Detail {
+    /// Past `max_actions_per_decision`: "the decision already has N actions".
+    MaxActions(usize),
+    /// A fixed sentence.
+    Static(&'static str),
+    /// Any other sentence.
+    Text(String),
+}
+
+impl fmt::Display for Detail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Detail::MaxActions(n) => write!(f, "the decision already has {n} actions"),
+            Detail::Static(s) => f.write_str(s),
+            Detail::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+// Two details are equal when they read the same, whichever form holds them.
+impl PartialEq for Detail {
+    fn eq(&self, other: &Detail) -> bool {
+        match (self, other) {
+            (Detail::MaxActions(a), Detail::MaxActions(b)) => a == b,
+            (Detail::Static(a), Detail::Static(b)) => a == b,
+            (Detail::Text(a), Detail::Text(b)) => a == b,
+            _ => self.to_string() == other.to_string(),
+        }
+    }
+}
+
+impl PartialEq<str> for Detail {
+    fn eq(&self, other: &str) -> bool {
+        match self {
+            Detail::Static(s) => *s == other,
+            Detail::Text(s) => s == other,
+            Detail::MaxActions(_) => self.to_string() == other,
+        }
+    }
+}
+
+impl PartialEq<&str> for Detail {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+impl From<String> for Detail {
+    fn from(text: String) -> Detail {
+        Detail::Text(text)
+    }
+}
+
+impl From<&'static str> for Detail {
+    fn from(text: &'static str) -> Detail {
+        Detail::Static(text)
+    }
+}
+
+impl From<Detail> for String {
+    fn from(detail: Detail) -> String {
+        match detail {
+            Detail::Text(s) => s,
+            other => other.to_string(),
+        }
+    }
+}
+
+impl Serialize for Detail {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Detail::Static(text) => s.serialize_str(text),
+            Detail::Text(text) => s.serialize_str(text),
+            Detail::MaxActions(_) => s.collect_str(self),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Detail {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Detail::Text)
+    }
 }
 
 /// The receipt of a decision.
@@ -152,7 +345,7 @@ pub enum ConditionResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     /// UUIDv7.
-    pub decision_id: String,
+    pub decision_id: Id,
     /// The signal's id.
     pub signal_id: String,
     /// Tenant.
@@ -215,5 +408,13 @@ mod tests {
             serde_json::to_value(ReceiptStatus::Disabled).unwrap(),
             json!("disabled")
         );
+        let over_cap = Detail::MaxActions(3);
+        assert_eq!(
+            serde_json::to_string(&over_cap).unwrap(),
+            "\"the decision already has 3 actions\""
+        );
+        let text = Detail::Text("the decision already has 3 actions".into());
+        assert_eq!(over_cap, text);
+        assert_eq!(over_cap, "the decision already has 3 actions");
     }
 }

@@ -311,7 +311,9 @@ impl Engine {
         } = spans.time(spans::CONTEXT_BUILD, || {
             context::gather(&inner.hub, limits, &signal, context, deadline, &mut record)
         })?;
-        let now_text = now.to_string();
+        // Sized once: `to_string` grows its buffer from empty as jiff writes.
+        let mut now_text = String::with_capacity(32);
+        let _ = std::fmt::Write::write_fmt(&mut now_text, format_args!("{now}"));
 
         // 3. Room in the outbox is reserved before anything is decided, so that an action
         // is only ever returned when its receipt has somewhere to go.
@@ -385,7 +387,7 @@ impl Engine {
             receipt::emit(
                 &inner.trail,
                 ReceiptInputs {
-                    decision_id: &decision_id,
+                    decision_id: decision_id.as_str(),
                     signal: &signal,
                     ctx: &ctx,
                     now_text: &now_text,
@@ -422,11 +424,18 @@ impl Engine {
             degraded,
             redacted,
         } = record;
+        // The signal is done with: its ids move into the decision.
+        let crate::signal::Signal {
+            signal_id,
+            tenant_id,
+            actor_id,
+            ..
+        } = signal;
         Ok(Decision {
             decision_id,
-            signal_id: signal.signal_id.clone(),
-            tenant_id: signal.tenant_id.clone(),
-            actor_id: signal.actor_id.clone(),
+            signal_id,
+            tenant_id,
+            actor_id,
             decided_at: now_text,
             actions,
             suppressed,

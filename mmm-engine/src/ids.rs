@@ -1,21 +1,309 @@
-//! Identifiers: UUIDv7 in their hyphenated lower-case form, written without the
-//! formatting machinery (ids are made several times per decision).
+//! Identifiers and shared text in decisions: UUIDv7 in their hyphenated lower-case form
+//! and hex digests, written without the formatting machinery into fixed buffers (ids are
+//! made several times per decision, and a copy of one is a copy of its bytes, not an
+//! allocation); and [`SharedStr`], text a decision shares with the compiled playbook.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An ASCII string of exactly `N` bytes, held inline. It reads, compares, hashes and
+/// serialises as the string it holds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InlineStr<const N: usize>([u8; N]);
+
+/// A UUIDv7, hyphenated and lower-case (`action_id`, `decision_id`).
+pub type Id = InlineStr<36>;
+
+/// A hex SHA-256 (an action's `fingerprint`).
+pub type Hex256 = InlineStr<64>;
+
+impl<const N: usize> InlineStr<N> {
+    /// The bytes as text, when they are `N` ASCII bytes.
+    pub fn new(bytes: [u8; N]) -> Option<Self> {
+        bytes.is_ascii().then_some(InlineStr(bytes))
+    }
+
+    /// Text the crate made itself from ASCII bytes (hex digits, a UUID's form).
+    pub(crate) fn from_ascii(bytes: [u8; N]) -> Self {
+        debug_assert!(bytes.is_ascii());
+        InlineStr(bytes)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored (`new` and `Deserialize` check it).
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> Deref for InlineStr<N> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> AsRef<str> for InlineStr<N> {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> Borrow<str> for InlineStr<N> {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+// Hashes as the `str` it holds, so that maps keyed by it can be looked up by `&str`.
+impl<const N: usize> Hash for InlineStr<N> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl<const N: usize> PartialEq<str> for InlineStr<N> {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl<const N: usize> PartialEq<&str> for InlineStr<N> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl<const N: usize> PartialEq<String> for InlineStr<N> {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl<const N: usize> PartialEq<InlineStr<N>> for String {
+    fn eq(&self, other: &InlineStr<N>) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl<const N: usize> PartialEq<InlineStr<N>> for &str {
+    fn eq(&self, other: &InlineStr<N>) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl<const N: usize> fmt::Display for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> fmt::Debug for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> From<InlineStr<N>> for String {
+    fn from(s: InlineStr<N>) -> String {
+        s.as_str().to_owned()
+    }
+}
+
+impl<const N: usize> Serialize for InlineStr<N> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de, const N: usize> Deserialize<'de> for InlineStr<N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        <[u8; N]>::try_from(text.as_bytes())
+            .ok()
+            .and_then(InlineStr::new)
+            .ok_or_else(|| serde::de::Error::custom(format!("expected {N} ASCII characters")))
+    }
+}
+
+/// Text shared by reference count: a playbook's id, category or description appears in
+/// every decision that names it, and is copied by a counter increment, not an allocation.
+/// It reads, compares, hashes and serialises as the string it holds.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SharedStr(Arc<str>);
+
+impl SharedStr {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Arc<str>> for SharedStr {
+    fn from(text: Arc<str>) -> Self {
+        SharedStr(text)
+    }
+}
+
+impl From<&Arc<str>> for SharedStr {
+    fn from(text: &Arc<str>) -> Self {
+        SharedStr(Arc::clone(text))
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(text: &str) -> Self {
+        SharedStr(Arc::from(text))
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(text: String) -> Self {
+        SharedStr(Arc::from(text))
+    }
+}
+
+impl From<SharedStr> for String {
+    fn from(text: SharedStr) -> String {
+        String::from(&*text.0)
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<SharedStr> for str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<SharedStr> for &str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<SharedStr> for String {
+    fn eq(&self, other: &SharedStr) -> bool {
+        **self == *other.0
+    }
+}
+
+impl fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for SharedStr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(SharedStr::from)
+    }
+}
+
+/// Serde for shared slices (`Arc<[T]>`) as the plain array, for
+/// `#[serde(with = "crate::ids::shared")]` (serde's own `rc` feature would rebuild every
+/// crate that depends on serde for one field).
+pub(crate) mod shared {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T, S>(value: &Arc<T>, s: S) -> Result<S::Ok, S::Error>
+    where
+        T: ?Sized + Serialize,
+        S: Serializer,
+    {
+        (**value).serialize(s)
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Arc<T>, D::Error>
+    where
+        T: ?Sized,
+        Box<T>: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Box::<T>::deserialize(d).map(Arc::from)
+    }
+}
 
 /// A new UUIDv7, hyphenated and lower-case.
-pub(crate) fn new_id() -> String {
+pub(crate) fn new_id() -> Id {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Uuid::now_v7()
-        .hyphenated()
-        .encode_lower(&mut buf)
-        .to_owned()
+    uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+    InlineStr::from_ascii(buf)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn ids_are_uuid_v7() {
-        let id = super::new_id();
+        let id = new_id();
         assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
-        assert_eq!(id, id.to_lowercase());
+        assert_eq!(id.as_str(), id.to_lowercase());
+    }
+
+    #[test]
+    fn inline_strings_serialise_and_parse_as_strings() {
+        let id = new_id();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<Id>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<Id>("\"short\"").is_err());
+        assert_eq!(format!("{id:?}"), format!("{:?}", id.as_str()));
     }
 }

@@ -44,8 +44,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use condition::ConditionLimits;
 pub use context::{Context, PolicySnapshot, DEFAULT_MAX_ACTIONS};
 pub use decision::{
-    Action, ConditionResult, Decision, Evidence, ExperimentRef, ExplainAction, ExplainEntry,
-    Rationale, ReceiptRef, Suppressed,
+    Action, ConditionResult, Decision, Detail, Evidence, ExperimentRef, ExplainAction,
+    ExplainEntry, Rationale, ReceiptRef, Rendered, RenderedIter, Suppressed,
 };
 pub use duration::{Duration, DurationError};
 pub use engine::{DecideOptions, Engine};
@@ -57,6 +57,7 @@ pub use fatigue::{
     FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue,
     DEFAULT_FATIGUE_MAX_ACTORS,
 };
+pub use ids::{Hex256, Id, InlineStr, SharedStr};
 pub use minimise::{DenyList, DEFAULT_DENY_KEYS};
 pub use model::{
     ActionType, ActorType, BreakerState, Degraded, PlaybookRef, PortName, Reason, ReceiptStatus,

@@ -283,8 +283,8 @@ impl<'a> FromIterator<&'a Surface> for SurfaceSet {
 /// A reference to one version of a playbook, as it appears in decisions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PlaybookRef {
-    /// The playbook id.
-    pub id: String,
+    /// The playbook id (shared with the plan).
+    pub id: crate::ids::SharedStr,
     /// The version.
     pub version: u32,
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::condition::Condition;
 use crate::duration::Duration;
+use crate::ids::SharedStr;
 use crate::model::{ActionType, PlaybookRef, Status, Surface};
 use crate::template::Template;
 
@@ -34,7 +35,8 @@ pub struct SourceRef {
 #[derive(Debug, Clone)]
 pub(crate) struct ActionPlan {
     pub kind: ActionType,
-    pub surfaces: Vec<Surface>,
+    /// Shared with every action that uses all of them.
+    pub surfaces: Arc<[Surface]>,
     pub title: Template,
     pub text: Option<Template>,
     pub prompt: Option<Template>,
@@ -73,13 +75,19 @@ pub struct Plan {
     pub(crate) actions: Vec<ActionPlan>,
     /// Where it was defined.
     pub source: SourceRef,
+    /// The rationale's `why`: the description, or "playbook `id` matched". Made once
+    /// here and shared by every action the plan returns.
+    pub(crate) why: SharedStr,
+    /// The evidence names of the condition's paths, in the order of `condition.paths`,
+    /// shared the same way.
+    pub(crate) evidence_names: Vec<SharedStr>,
 }
 
 impl Plan {
     /// `{id, version}`.
     pub fn reference(&self) -> PlaybookRef {
         PlaybookRef {
-            id: String::from(&*self.id),
+            id: SharedStr::from(&self.id),
             version: self.version,
         }
     }

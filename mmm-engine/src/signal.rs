@@ -311,7 +311,7 @@ impl Signal {
                 return Err(SignalError::new("signal_id", "must be 1 to 128 characters"))
             }
             Some(id) => id.to_owned(),
-            None => crate::ids::new_id(),
+            None => crate::ids::new_id().into(),
         };
 
         let tenant_id = required("tenant_id")?;

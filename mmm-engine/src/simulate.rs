@@ -225,7 +225,7 @@ fn outline(d: &Decision) -> Vec<String> {
 fn tally(into: &mut BTreeMap<String, Tally>, d: &Decision) {
     for a in &d.actions {
         *into
-            .entry(a.playbook.id.clone())
+            .entry(a.playbook.id.to_string())
             .or_default()
             .actions
             .entry(a.kind.to_string())
@@ -233,7 +233,7 @@ fn tally(into: &mut BTreeMap<String, Tally>, d: &Decision) {
     }
     for s in &d.suppressed {
         *into
-            .entry(s.playbook.id.clone())
+            .entry(s.playbook.id.to_string())
             .or_default()
             .suppressed
             .entry(s.reason.to_string())

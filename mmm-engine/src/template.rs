@@ -4,6 +4,8 @@
 //! handed to a general template engine, whose loops, filters and expressions would widen
 //! the contract and the attack surface of text that reaches pull requests and chat.
 
+use std::fmt;
+
 use serde_json::Value;
 
 use crate::env::{Env, Found, Path, Root, Seg};
@@ -120,13 +122,18 @@ impl Template {
             match part {
                 Part::Text(text) => out.push_str(text),
                 Part::Hole(path) => {
-                    let value = match env.lookup(path) {
-                        Found::Str(s) => s.to_owned(),
-                        Found::Json(v) => display(v).ok_or_else(|| path.to_string())?,
-                        Found::Owned(v) => display(&v).ok_or_else(|| path.to_string())?,
-                        Found::Missing | Found::Broken => return Err(path.to_string()),
+                    let written = match env.lookup(path) {
+                        Found::Str(s) => {
+                            escape_into(&mut out, s, format);
+                            true
+                        }
+                        Found::Json(v) => display_into(&mut out, v, format),
+                        Found::Owned(v) => display_into(&mut out, &v, format),
+                        Found::Missing | Found::Broken => false,
                     };
-                    escape_into(&mut out, &value, format);
+                    if !written {
+                        return Err(path.to_string());
+                    }
                 }
             }
         }
@@ -143,6 +150,106 @@ fn authored(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     text::neutralise(text, false, |c| out.push(c));
     out
+}
+
+/// Appends how `value` reads inside text, escaped for `format`; `false` for null (a
+/// hole, not a value). Strings, numbers and booleans, what templates mostly show, are
+/// written without an intermediate `String`.
+fn display_into(out: &mut String, value: &Value, format: Format) -> bool {
+    match value {
+        Value::Null => false,
+        Value::String(s) => {
+            escape_into(out, s, format);
+            true
+        }
+        Value::Bool(b) => {
+            escape_into(out, if *b { "true" } else { "false" }, format);
+            true
+        }
+        Value::Number(n) => {
+            let mut digits = NumberText::default();
+            // Integers, what templates mostly show, in decimal without the formatting
+            // machinery; floats as serde_json prints them.
+            let written = match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => digits.push_decimal(false, u),
+                (None, Some(i)) => digits.push_decimal(i < 0, i.unsigned_abs()),
+                (None, None) => fmt::Write::write_fmt(&mut digits, format_args!("{n}")).is_ok(),
+            };
+            if written {
+                escape_into(out, digits.as_str(), format);
+            } else {
+                escape_into(out, &n.to_string(), format);
+            }
+            true
+        }
+        other => match display(other) {
+            Some(text) => {
+                escape_into(out, &text, format);
+                true
+            }
+            None => false,
+        },
+    }
+}
+
+/// A JSON number's text, on the stack (the longest a finite double or a 64-bit integer
+/// prints is 24 bytes).
+struct NumberText {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Default for NumberText {
+    fn default() -> Self {
+        NumberText {
+            bytes: [0; 32],
+            len: 0,
+        }
+    }
+}
+
+impl NumberText {
+    /// Appends `n` in decimal, after a `-` when `negative`.
+    fn push_decimal(&mut self, negative: bool, mut n: u64) -> bool {
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        for slot in buf.iter_mut().rev() {
+            *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
+            start -= 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let digits = buf.get(start..).unwrap_or_default();
+        let sign: &[u8] = if negative { b"-" } else { b"" };
+        let end = self.len + sign.len() + digits.len();
+        let Some(dest) = self.bytes.get_mut(self.len..end) else {
+            return false;
+        };
+        let (head, tail) = dest.split_at_mut(sign.len());
+        head.copy_from_slice(sign);
+        tail.copy_from_slice(digits);
+        self.len = end;
+        true
+    }
+
+    fn as_str(&self) -> &str {
+        self.bytes
+            .get(..self.len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Write for NumberText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let dest = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dest.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// How a JSON value reads inside text; `None` for null (a hole, not a value).
@@ -237,6 +344,30 @@ mod tests {
             now_text: "2026-11-22T10:00:00Z",
         };
         Template::parse(src).unwrap().render(&env, format)
+    }
+
+    #[test]
+    fn numbers_read_as_serde_json_prints_them() {
+        let s = signal();
+        let template = Template::parse("{{ ctx.n }}").unwrap();
+        for n in [
+            json!(0),
+            json!(7),
+            json!(-7),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(1.5),
+            json!(-0.25),
+            json!(1e300),
+        ] {
+            let ctx = json!({ "n": n });
+            let env = Env {
+                signal: &s,
+                ctx: ctx.as_object().unwrap(),
+                now_text: "2026-11-22T10:00:00Z",
+            };
+            assert_eq!(template.render(&env, Format::Plain).unwrap(), n.to_string());
+        }
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub fn reasons(d: &Decision) -> Vec<(String, usize, Reason)> {
     let mut v: Vec<_> = d
         .suppressed
         .iter()
-        .map(|s| (s.playbook.id.clone(), s.action_index, s.reason))
+        .map(|s| (s.playbook.id.to_string(), s.action_index, s.reason))
         .collect();
     v.sort_by(|a, b| (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1)));
     v

@@ -100,7 +100,7 @@ fn wildcard_triggers() {
         )
         .actions
         .into_iter()
-        .map(|a| a.playbook.id)
+        .map(|a| a.playbook.id.into())
         .collect();
         v.sort();
         v
@@ -255,7 +255,7 @@ fn condition_and_template_errors_suppress_without_failing_the_decision() {
             .find(|s| s.playbook.id == id)
             .unwrap()
             .detail
-            .clone()
+            .to_string()
     };
     assert!(
         detail("hole").contains("signal.payload.author"),
@@ -273,7 +273,7 @@ fn condition_and_template_errors_suppress_without_failing_the_decision() {
 fn surfaces_are_narrowed_by_tenant_then_preferences() {
     let e = engine(&playbook("pb", "  triggers: [x.y]\n  actions:\n    - {type: mirror, surfaces: [pr_comment, ide, chat], title: T, text: t}"));
     let s = signal("x.y", json!({}));
-    let surfaces = |ctx| decide(&e, &s, ctx).actions[0].surfaces.clone();
+    let surfaces = |ctx| decide(&e, &s, ctx).actions[0].surfaces.to_vec();
     assert_eq!(
         surfaces(json!(null)),
         [Surface::PrComment, Surface::Ide, Surface::Chat]

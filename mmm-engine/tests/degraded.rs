@@ -301,7 +301,7 @@ fn rf_mmm_09_llm_unsafe_uses_the_fallback_or_is_suppressed() {
         .find(|s| s.playbook.id == "advice-only")
         .unwrap();
     assert_eq!(s.reason, Reason::LlmUnsafe);
-    assert!(s.detail.contains("link"), "{}", s.detail);
+    assert!(s.detail.to_string().contains("link"), "{}", s.detail);
 }
 
 #[test]
@@ -698,7 +698,7 @@ struct Deliveries(mpsc::Sender<(String, Surface)>);
 impl Delivery for Deliveries {
     fn deliver(&self, action: &Action, surface: Surface, rendered: &str) -> Result<(), PortError> {
         assert!(!rendered.is_empty());
-        let _ = self.0.send((action.playbook.id.clone(), surface));
+        let _ = self.0.send((action.playbook.id.to_string(), surface));
         Ok(())
     }
 }
@@ -742,7 +742,7 @@ fn actions_are_handed_to_the_delivery_port_per_surface() {
     let mut expected: Vec<(String, Surface)> = d
         .actions
         .iter()
-        .flat_map(|a| a.surfaces.iter().map(|s| (a.playbook.id.clone(), *s)))
+        .flat_map(|a| a.surfaces.iter().map(|s| (a.playbook.id.to_string(), *s)))
         .collect();
     expected.sort();
     assert_eq!(got, expected, "one call per returned action and surface");

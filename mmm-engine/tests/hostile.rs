@@ -55,7 +55,7 @@ fn contained(when: &str, limits: ConditionLimits) -> String {
         ("hostile", Reason::ConditionError),
         "{when}"
     );
-    s.detail.clone()
+    s.detail.to_string()
 }
 
 /// Whether `hostile` acted (its condition held), with no suppression at all.

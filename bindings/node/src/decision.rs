@@ -157,7 +157,7 @@ impl Serialize for PositionalAction<'_> {
         t.serialize_element(kind)?;
         t.serialize_element(category)?;
         t.serialize_element(priority)?;
-        t.serialize_element(surfaces)?;
+        t.serialize_element(&**surfaces)?;
         t.serialize_element(title)?;
         t.serialize_element(text)?;
         t.serialize_element(rendered)?;

@@ -2,7 +2,7 @@
 //! builds no intermediate JSON tree. The shape is exactly the serde form of SPEC §4 (the
 //! shared vectors compare the two).
 
-use mmm_engine::{Action, Decision, Suppressed};
+use mmm_engine::{Action, Decision, Detail, Suppressed};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 use pyo3::{intern, IntoPyObjectExt};
@@ -37,17 +37,17 @@ fn json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'
 
 fn action<'py>(py: Python<'py>, a: &Action) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item(intern!(py, "action_id"), &a.action_id)?;
-    d.set_item(intern!(py, "fingerprint"), &a.fingerprint)?;
+    d.set_item(intern!(py, "action_id"), a.action_id.as_str())?;
+    d.set_item(intern!(py, "fingerprint"), a.fingerprint.as_str())?;
     d.set_item(
         intern!(py, "playbook"),
         playbook(py, &a.playbook.id, a.playbook.version)?,
     )?;
     d.set_item(intern!(py, "type"), word(py, a.kind.as_str()))?;
-    d.set_item(intern!(py, "category"), &a.category)?;
+    d.set_item(intern!(py, "category"), &*a.category)?;
     d.set_item(intern!(py, "priority"), a.priority)?;
     let surfaces = PyList::empty(py);
-    for s in &a.surfaces {
+    for s in a.surfaces.iter() {
         surfaces.append(word(py, s.as_str()))?;
     }
     d.set_item(intern!(py, "surfaces"), surfaces)?;
@@ -59,12 +59,12 @@ fn action<'py>(py: Python<'py>, a: &Action) -> PyResult<Bound<'py, PyDict>> {
     }
     d.set_item(intern!(py, "rendered"), rendered)?;
     let rationale = PyDict::new(py);
-    rationale.set_item(intern!(py, "why"), &a.rationale.why)?;
-    rationale.set_item(intern!(py, "trigger"), &a.rationale.trigger)?;
+    rationale.set_item(intern!(py, "why"), &*a.rationale.why)?;
+    rationale.set_item(intern!(py, "trigger"), &*a.rationale.trigger)?;
     let evidence = PyList::empty(py);
     for e in &a.rationale.evidence {
         let item = PyDict::new(py);
-        item.set_item(intern!(py, "path"), &e.path)?;
+        item.set_item(intern!(py, "path"), &*e.path)?;
         item.set_item(intern!(py, "value"), to_py(py, &e.value)?)?;
         evidence.append(item)?;
     }
@@ -100,7 +100,7 @@ fn action<'py>(py: Python<'py>, a: &Action) -> PyResult<Bound<'py, PyDict>> {
 
 /// The last detail converted, reused when the next suppression says the same (all the
 /// `max_actions` suppressions of a decision do).
-type LastDetail<'a, 'py> = Option<(&'a str, Bound<'py, PyString>)>;
+type LastDetail<'a, 'py> = Option<(&'a Detail, Bound<'py, PyString>)>;
 
 fn suppressed<'a, 'py>(
     py: Python<'py>,
@@ -116,10 +116,10 @@ fn suppressed<'a, 'py>(
     d.set_item(intern!(py, "type"), word(py, s.kind.as_str()))?;
     d.set_item(intern!(py, "reason"), word(py, s.reason.as_str()))?;
     let detail = match last {
-        Some((text, obj)) if *text == s.detail.as_str() => obj.clone(),
+        Some((detail, obj)) if **detail == s.detail => obj.clone(),
         _ => {
-            let obj = PyString::new(py, &s.detail);
-            *last = Some((s.detail.as_str(), obj.clone()));
+            let obj = PyString::new(py, &s.detail.to_string());
+            *last = Some((&s.detail, obj.clone()));
             obj
         }
     };
@@ -129,7 +129,7 @@ fn suppressed<'a, 'py>(
 
 pub fn to_py_decision<'py>(py: Python<'py>, decision: &Decision) -> PyResult<Bound<'py, PyAny>> {
     let d = PyDict::new(py);
-    d.set_item(intern!(py, "decision_id"), &decision.decision_id)?;
+    d.set_item(intern!(py, "decision_id"), decision.decision_id.as_str())?;
     d.set_item(intern!(py, "signal_id"), &decision.signal_id)?;
     d.set_item(intern!(py, "tenant_id"), &decision.tenant_id)?;
     d.set_item(intern!(py, "actor_id"), &decision.actor_id)?;

@@ -4,15 +4,17 @@
 //! experiment variant's `set` applied, each surface gets its escaped rendering, and the
 //! fingerprint, rationale, evidence and experiment are attached.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::decision::{Action, Degraded, Evidence, ExperimentRef, Rationale, Reason};
+use crate::decision::{
+    Action, Degraded, Detail, Evidence, ExperimentRef, Rationale, Reason, Rendered,
+};
 use crate::env::{Env, Found};
+use crate::ids::{Hex256, SharedStr};
 use crate::model::{ActionType, Surface};
 use crate::pipeline::record::{CandidateRecord, DecisionRecord, Fate};
 use crate::plan::{ActionPlan, Plan};
@@ -20,19 +22,21 @@ use crate::ports::{LlmRequest, PortName, SafetyStatus};
 use crate::services::port_hub::{remaining, PortHub};
 use crate::template::{escape_into, Format, Template};
 
-/// The cap on actions per decision, and what a suppression past it says.
+/// The cap on actions per decision.
 pub(crate) struct Cap {
     pub max: usize,
-    pub detail: String,
 }
 
 impl Cap {
     pub fn new(max_actions: u32) -> Cap {
-        let max = usize::try_from(max_actions).unwrap_or(usize::MAX);
         Cap {
-            max,
-            detail: format!("the decision already has {max} actions"),
+            max: usize::try_from(max_actions).unwrap_or(usize::MAX),
         }
+    }
+
+    /// What a suppression past the cap says.
+    pub fn detail(&self) -> Detail {
+        Detail::MaxActions(self.max)
     }
 }
 
@@ -65,12 +69,12 @@ pub(crate) fn playbook(
         .map(|a| a.index);
     // Computed for the first action composed (most matches are past the cap).
     let mut evidence_once: Option<Vec<Evidence>> = None;
-    let mut composed = 0;
     for a in c.actions.as_mut_slice() {
         let Fate::Passed(surfaces) = a.fate else {
             continue;
         };
-        if record.actions.len() + composed >= cap.max {
+        // Composed actions wait at the end of `record.actions`, so they count too.
+        if record.actions.len() >= cap.max {
             a.fate = Fate::OverCap;
             continue;
         }
@@ -87,6 +91,18 @@ pub(crate) fn playbook(
             Ok(text) => MentorText::Generated(text),
             Err((reason, why)) => MentorText::Fallback(*reason, why),
         });
+        // The rationale's trigger is the signal's kind: the matched trigger's shared text
+        // when it names that kind exactly (it usually does).
+        let trigger = if **c.trigger == *env.signal.kind {
+            SharedStr::from(c.trigger)
+        } else {
+            SharedStr::from(env.signal.kind.as_str())
+        };
+        let surfaces = if action.surfaces.iter().all(|s| surfaces.contains(*s)) {
+            Arc::clone(&action.surfaces)
+        } else {
+            surfaces.in_order(&action.surfaces).into()
+        };
         let evidence = {
             let e = evidence_once.get_or_insert_with(|| evidence(plan, env));
             // The last action of the playbook takes it; others copy it.
@@ -98,9 +114,9 @@ pub(crate) fn playbook(
         };
         a.fate = match compose(
             plan,
-            &env.signal.kind,
+            trigger,
             a.index,
-            surfaces.in_order(&action.surfaces),
+            surfaces,
             env,
             Extras {
                 mentor: mentor_ref,
@@ -109,8 +125,8 @@ pub(crate) fn playbook(
             },
         ) {
             Ok(composed_action) => {
-                composed += 1;
-                Fate::Composed(Box::new(composed_action))
+                record.actions.push(composed_action);
+                Fate::Composed
             }
             Err((reason, detail)) => record.suppress(plan, a.index, reason, detail),
         };
@@ -187,40 +203,38 @@ pub fn fingerprint(
     playbook: &str,
     action_index: usize,
     repo: &str,
-) -> String {
+) -> Hex256 {
     let mut h = Sha256::new();
-    let mut index = itoa_buf(action_index);
+    let mut digits = [0u8; 20];
     for part in [
         tenant.as_bytes(),
         actor.as_bytes(),
         playbook.as_bytes(),
-        index.as_slice(),
+        decimal(action_index, &mut digits),
         repo.as_bytes(),
     ] {
         h.update(part);
         h.update([0x1f]);
     }
-    index.clear();
-    let mut out = [0u8; 64];
-    // `encode_to_slice` writes into a buffer; `hex::encode` grows a String a char at a time.
-    match hex::encode_to_slice(h.finalize(), &mut out) {
-        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
-        Err(_) => String::new(),
-    }
+    let mut out = [b'0'; 64];
+    // Hex digits into a fixed buffer: no String, no formatting machinery. The buffer is
+    // exactly twice the digest's length, so encoding cannot fail.
+    let _ = hex::encode_to_slice(h.finalize(), &mut out);
+    Hex256::from_ascii(out)
 }
 
-/// Decimal digits of `n`, without the formatting machinery.
-fn itoa_buf(mut n: usize) -> Vec<u8> {
-    let mut digits = Vec::with_capacity(20);
-    loop {
-        digits.push(b'0' + u8::try_from(n % 10).unwrap_or(0));
+/// Decimal digits of `n` at the end of `buf`, without the formatting machinery.
+fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
+    let mut start = buf.len();
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        start -= 1;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    digits.reverse();
-    digits
+    buf.get(start..).unwrap_or_default()
 }
 
 fn render(template: &Template, env: &Env<'_>, format: Format) -> Result<String, (Reason, String)> {
@@ -240,7 +254,8 @@ fn evidence(plan: &Plan, env: &Env<'_>) -> Vec<Evidence> {
     condition
         .paths
         .iter()
-        .filter_map(|(path, name)| {
+        .zip(&plan.evidence_names)
+        .filter_map(|((path, _), name)| {
             let value = match env.lookup(path) {
                 Found::Str(s) => Value::String(s.to_owned()),
                 Found::Json(v) if !v.is_object() && !v.is_array() => v.clone(),
@@ -274,9 +289,9 @@ struct Extras<'a> {
 /// Renders one action for its surfaces.
 fn compose(
     plan: &Plan,
-    trigger_kind: &str,
+    trigger: SharedStr,
     index: usize,
-    surfaces: Vec<Surface>,
+    surfaces: Arc<[Surface]>,
     env: &Env<'_>,
     extras: Extras<'_>,
 ) -> Result<Action, (Reason, String)> {
@@ -285,10 +300,12 @@ fn compose(
         variant,
         evidence,
     } = extras;
-    let action: &ActionPlan = plan.actions.get(index).ok_or((
-        Reason::TemplateError,
-        format!("playbook `{}` has no action {index}", plan.id),
-    ))?;
+    let action: &ActionPlan = plan.actions.get(index).ok_or_else(|| {
+        (
+            Reason::TemplateError,
+            format!("playbook `{}` has no action {index}", plan.id),
+        )
+    })?;
     // An experiment variant may change the wording of mirrors and mentors; a multiplier's
     // text is what the actor consents to, so no experiment rewrites it.
     let set = variant
@@ -334,9 +351,9 @@ fn compose(
     };
     let title = render(title_template, env, Format::Plain)?;
     let text = text_for(Format::Plain)?;
-    let mut rendered = BTreeMap::new();
+    let mut rendered = Rendered::default();
     let mut markdown: Option<String> = None;
-    for surface in &surfaces {
+    for surface in surfaces.iter() {
         let body = if surface.is_markdown() {
             if markdown.is_none() {
                 let t = render(title_template, env, Format::Markdown)?;
@@ -360,18 +377,15 @@ fn compose(
         fingerprint: fingerprint(&s.tenant_id, &s.actor_id, &plan.id, index, repo_id),
         playbook: plan.reference(),
         kind: action.kind,
-        category: String::from(&*plan.category),
+        category: SharedStr::from(&plan.category),
         priority: plan.priority,
         surfaces,
         title,
         text,
         rendered,
         rationale: Rationale {
-            why: plan
-                .description
-                .clone()
-                .unwrap_or_else(|| format!("playbook `{}` matched", plan.id)),
-            trigger: trigger_kind.to_owned(),
+            why: plan.why.clone(),
+            trigger,
             evidence,
         },
         requires_consent: action.kind == ActionType::Multiplier,
@@ -398,6 +412,11 @@ mod tests {
         assert_ne!(
             fingerprint("ab", "c", "p", 0, ""),
             fingerprint("a", "bc", "p", 0, "")
+        );
+        // The index is written in decimal, every digit of it.
+        assert_eq!(
+            fingerprint("acme", "dev", "large-pr", 120, "r").as_str(),
+            crate::receipt::sha256_hex(b"acme\x1fdev\x1flarge-pr\x1f120\x1fr\x1f")
         );
     }
 }

@@ -21,7 +21,7 @@ pub(crate) fn deliver(
     let timeout = hub.timeouts.delivery;
     let mut calls = Vec::new();
     for action in actions {
-        for surface in &action.surfaces {
+        for surface in action.surfaces.iter() {
             let rendered = action.rendered.get(surface).cloned().unwrap_or_default();
             let (p, a, s) = (Arc::clone(port), action.clone(), *surface);
             let call = hub.start(

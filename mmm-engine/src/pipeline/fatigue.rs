@@ -5,7 +5,7 @@
 
 use jiff::Timestamp;
 
-use crate::decision::Reason;
+use crate::decision::{Detail, Reason};
 use crate::duration::Duration;
 use crate::fatigue::{FatigueError, FatigueRequest, FatigueStore, FatigueVerdict};
 use crate::pipeline::compose::Cap;
@@ -34,7 +34,7 @@ pub(crate) fn playbook(
         .actions
         .as_slice()
         .iter()
-        .filter(|a| matches!(a.fate, Fate::Composed(_)))
+        .filter(|a| matches!(a.fate, Fate::Composed))
         .count();
     if composed == 0 {
         for a in c
@@ -43,7 +43,7 @@ pub(crate) fn playbook(
             .iter_mut()
             .filter(|a| matches!(a.fate, Fate::OverCap))
         {
-            a.fate = record.suppress(plan, a.index, Reason::MaxActions, cap.detail.clone());
+            a.fate = record.suppress(plan, a.index, Reason::MaxActions, cap.detail());
         }
         return;
     }
@@ -67,19 +67,23 @@ pub(crate) fn playbook(
     };
     let (allowed, reason, detail) = outcome(plan, verdict);
     let trimmed = allowed < composed;
+    // The composed actions are the last `composed` of `record.actions`, in order: the
+    // first `allowed` stay, the rest are dropped.
     let mut returned = 0;
     for a in c.actions.as_mut_slice().iter_mut() {
-        if !matches!(a.fate, Fate::Composed(_)) {
+        if !matches!(a.fate, Fate::Composed) {
             continue;
         }
         if returned < allowed {
             returned += 1;
-            if let Fate::Composed(action) = std::mem::replace(&mut a.fate, Fate::Acted) {
-                record.actions.push(*action);
-            }
+            a.fate = Fate::Acted;
         } else {
             a.fate = record.suppress(plan, a.index, reason, detail.clone());
         }
+    }
+    if trimmed {
+        let keep = record.actions.len().saturating_sub(composed - allowed);
+        record.actions.truncate(keep);
     }
     // Actions past the cap would have met the same fatigue limit when the limit trimmed
     // this playbook: report that limit, not the cap.
@@ -92,50 +96,50 @@ pub(crate) fn playbook(
         a.fate = if trimmed {
             record.suppress(plan, a.index, reason, detail.clone())
         } else {
-            record.suppress(plan, a.index, Reason::MaxActions, cap.detail.clone())
+            record.suppress(plan, a.index, Reason::MaxActions, cap.detail())
         };
     }
 }
 
 /// How many actions the verdict allows, and the reason and detail for the others.
-fn outcome(plan: &Plan, verdict: Result<FatigueVerdict, FatigueError>) -> (usize, Reason, String) {
+fn outcome(plan: &Plan, verdict: Result<FatigueVerdict, FatigueError>) -> (usize, Reason, Detail) {
     match verdict {
         Ok(FatigueVerdict::Allowed(n)) => (
             usize::try_from(n).unwrap_or(usize::MAX),
             Reason::ActorBudget,
-            "the actor's budget has no room for more actions".to_owned(),
+            Detail::Static("the actor's budget has no room for more actions"),
         ),
         Ok(FatigueVerdict::Cooldown) => (
             0,
             Reason::FatigueCooldown,
-            format!(
+            Detail::Text(format!(
                 "`{}` fired for this actor less than {} ago",
                 plan.id,
                 plan.fatigue
                     .cooldown
                     .map(|d| d.to_string())
                     .unwrap_or_default()
-            ),
+            )),
         ),
         Ok(FatigueVerdict::Max) => (
             0,
             Reason::FatigueMax,
-            match plan.fatigue.max {
+            Detail::Text(match plan.fatigue.max {
                 Some((max, window)) => {
                     format!("`{}` already fired {max} times in {window}", plan.id)
                 }
                 None => String::new(),
-            },
+            }),
         ),
         Ok(FatigueVerdict::Budget) => (
             0,
             Reason::ActorBudget,
-            "the actor's budget is spent".to_owned(),
+            Detail::Static("the actor's budget is spent"),
         ),
         Err(e) => (
             0,
             Reason::FatigueCooldown,
-            format!("{e}; held back rather than risk nagging"),
+            Detail::Text(format!("{e}; held back rather than risk nagging")),
         ),
     }
 }

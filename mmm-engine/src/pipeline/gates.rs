@@ -23,6 +23,14 @@ pub(crate) fn check(
     record: &mut DecisionRecord,
 ) {
     let snapshot = policy.snapshot();
+    // Room, once, for every action that can be suppressed from here on: a decision's
+    // suppressions are mostly past the cap, and the vector would otherwise grow in steps.
+    let judged: usize = candidates
+        .iter()
+        .filter(|c| !matches!(c.condition, Verdict::NotHeld | Verdict::Pending))
+        .map(|c| c.plan.actions.len())
+        .sum();
+    record.suppressed.reserve(judged);
     for c in candidates {
         let plan = c.plan;
         // Every action of the playbook suppressed for one reason.

@@ -38,7 +38,7 @@ pub(crate) fn emit(
             envelope: None,
         };
     }
-    let receipt_id = crate::ids::new_id();
+    let receipt_id: String = crate::ids::new_id().into();
     let inputs = json!({"signal": r.signal.to_json(), "context": r.ctx.raw});
     let inputs_sha256 = canonical(&inputs)
         .map(|b| sha256_hex(&b))
@@ -57,7 +57,7 @@ pub(crate) fn emit(
         "playbooks": r.candidates.iter().map(|c| json!({"id": &*c.plan.id, "version": c.plan.version})).collect::<Vec<_>>(),
         "actions": record.actions.iter().map(|a| json!({
             "action_id": a.action_id, "playbook_id": a.playbook.id, "playbook_version": a.playbook.version,
-            "type": a.kind, "surfaces": a.surfaces, "fingerprint": a.fingerprint,
+            "type": a.kind, "surfaces": &*a.surfaces, "fingerprint": a.fingerprint,
         })).collect::<Vec<_>>(),
         "suppressed": record.suppressed.iter().map(|s| json!({"playbook_id": s.playbook.id, "reason": s.reason})).collect::<Vec<_>>(),
         "degraded": record.degraded,

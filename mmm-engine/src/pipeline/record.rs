@@ -3,8 +3,10 @@
 //! per action, how far it got), and one [`DecisionRecord`] per decision (the returned
 //! actions, every suppression, the degraded codes and the redacted paths).
 
+use std::sync::Arc;
+
 use crate::decision::{
-    Action, ConditionResult, Degraded, ExperimentRef, ExplainAction, ExplainEntry, Reason,
+    Action, ConditionResult, Degraded, Detail, ExperimentRef, ExplainAction, ExplainEntry, Reason,
     Suppressed,
 };
 use crate::kind_index::Candidate;
@@ -32,8 +34,10 @@ pub(crate) enum Fate {
     Passed(SurfaceSet),
     /// Over the cap, waiting for the playbook's fatigue verdict to say why.
     OverCap,
-    /// Composed, waiting for the fatigue verdict.
-    Composed(Box<Action>),
+    /// Composed, waiting for the fatigue verdict. The action is already at the end of the
+    /// decision record's `actions` (the playbook's composed actions are the last ones
+    /// there until its fatigue verdict keeps or drops them).
+    Composed,
     /// Returned in the decision.
     Acted,
     /// Not returned, for this reason (the suppression is in the decision record).
@@ -99,7 +103,7 @@ impl FromIterator<ActionRecord> for ActionRecords {
 pub(crate) struct CandidateRecord<'s> {
     pub plan: &'s Plan,
     /// The trigger pattern that matched the signal's kind.
-    pub trigger: &'s str,
+    pub trigger: &'s Arc<str>,
     pub condition: Verdict,
     /// The experiment variant, when an active experiment applies and the condition held.
     pub experiment: Option<Assignment<'s>>,
@@ -130,7 +134,8 @@ impl<'s> CandidateRecord<'s> {
 /// Everything one decision collects on its way.
 #[derive(Debug, Default)]
 pub(crate) struct DecisionRecord {
-    /// Returned actions, in order.
+    /// Returned actions, in order (and, between the compose and fatigue stages of one
+    /// playbook, its composed actions after them).
     pub actions: Vec<Action>,
     /// Every action not returned, in the order the stages judged them.
     pub suppressed: Vec<Suppressed>,
@@ -150,14 +155,20 @@ impl DecisionRecord {
 
     /// Suppresses action `index` of `plan`: records the suppression and returns the fate
     /// the action's record takes.
-    pub fn suppress(&mut self, plan: &Plan, index: usize, reason: Reason, detail: String) -> Fate {
+    pub fn suppress(
+        &mut self,
+        plan: &Plan,
+        index: usize,
+        reason: Reason,
+        detail: impl Into<Detail>,
+    ) -> Fate {
         if let Some(action) = plan.actions.get(index) {
             self.suppressed.push(Suppressed {
                 playbook: plan.reference(),
                 action_index: index,
                 kind: action.kind,
                 reason,
-                detail,
+                detail: detail.into(),
             });
         }
         Fate::Suppressed(reason)
@@ -171,7 +182,7 @@ pub(crate) fn explain(candidates: &[CandidateRecord<'_>]) -> Vec<ExplainEntry> {
         .iter()
         .map(|c| ExplainEntry {
             playbook: c.plan.reference(),
-            trigger: c.trigger.to_owned(),
+            trigger: c.trigger.to_string(),
             condition: match &c.condition {
                 Verdict::Held => ConditionResult::Value(true),
                 Verdict::NotHeld | Verdict::Pending => ConditionResult::Value(false),

@@ -1,5 +1,6 @@
 //! Turning one file's documents into plans, with every problem reported at its position.
 
+use crate::ids::SharedStr;
 use std::sync::Arc;
 
 use super::document::{RawAction, RawExperiment, RawNamespace, RawPlaybook};
@@ -349,7 +350,22 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
         return None;
     }
     let start = doc.pos.value("metadata.id").or(doc.pos.start);
+    let why = match &m.description {
+        Some(d) => SharedStr::from(d.as_str()),
+        None => SharedStr::from(format!("playbook `{}` matched", m.id)),
+    };
+    let evidence_names = condition
+        .as_ref()
+        .map(|c: &crate::condition::Condition| {
+            c.paths
+                .iter()
+                .map(|(_, name)| SharedStr::from(name.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
     Some(Plan {
+        why,
+        evidence_names,
         id: Arc::from(m.id.as_str()),
         version: version?,
         tenant,
@@ -536,7 +552,7 @@ fn build_action(doc: &mut Doc<'_>, path: &str, a: &RawAction, lint: bool) -> Opt
     }
     Some(ActionPlan {
         kind,
-        surfaces,
+        surfaces: surfaces.into(),
         title: title?,
         text,
         prompt,

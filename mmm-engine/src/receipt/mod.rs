@@ -257,7 +257,7 @@ struct ChainState {
 impl ReceiptSigner {
     /// A signer with a new chain (a UUIDv7 chain id, starting at seq 1).
     pub fn new(key: SigningKey) -> ReceiptSigner {
-        ReceiptSigner::with_chain(key, crate::ids::new_id())
+        ReceiptSigner::with_chain(key, crate::ids::new_id().into())
     }
 
     /// A signer continuing (or starting) the chain `chain_id`.

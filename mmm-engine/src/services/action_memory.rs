@@ -8,6 +8,7 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 
 use crate::decision::{Action, ExperimentRef};
+use crate::ids::{Id, SharedStr};
 use crate::model::ActionType;
 use crate::outcome::{OutcomeCount, OutcomeResult};
 
@@ -15,7 +16,8 @@ use crate::outcome::{OutcomeCount, OutcomeResult};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ActionMemo {
     pub tenant_id: String,
-    pub playbook_id: String,
+    /// Shared with the decision's action (and the plan).
+    pub playbook_id: SharedStr,
     pub kind: ActionType,
     /// The experiment and variant that shaped it.
     pub experiment: Option<ExperimentRef>,
@@ -37,7 +39,7 @@ impl ActionMemory {
     }
 
     /// Remembers a returned action.
-    pub fn remember(&self, action_id: String, memo: ActionMemo) {
+    pub fn remember(&self, action_id: Id, memo: ActionMemo) {
         self.recent.insert(action_id, memo);
     }
 
@@ -45,7 +47,7 @@ impl ActionMemory {
     pub fn remember_returned(&self, tenant_id: &str, actions: &[Action]) {
         for a in actions {
             self.remember(
-                a.action_id.clone(),
+                a.action_id,
                 ActionMemo {
                     tenant_id: tenant_id.to_owned(),
                     playbook_id: a.playbook.id.clone(),
@@ -102,7 +104,8 @@ impl ActionMemory {
 /// each a sharded map, so deciding threads do not queue on one lock.
 struct Generations {
     half: usize,
-    generations: [DashMap<String, ActionMemo>; 2],
+    // Keyed by the inline id (no allocation per entry); looked up by `&str`.
+    generations: [DashMap<Id, ActionMemo>; 2],
     current: AtomicUsize,
     count: AtomicUsize,
     rotating: Mutex<()>,
@@ -119,7 +122,7 @@ impl Generations {
         }
     }
 
-    fn insert(&self, action_id: String, memo: ActionMemo) {
+    fn insert(&self, action_id: Id, memo: ActionMemo) {
         let current = self.current.load(Ordering::Acquire) & 1;
         if let Some(map) = self.generations.get(current) {
             map.insert(action_id, memo);
@@ -160,10 +163,11 @@ mod tests {
             kind: ActionType::Mirror,
             experiment: None,
         };
-        for i in 0..10 {
-            m.remember(format!("a{i}"), memo.clone());
+        let ids: Vec<Id> = (0..10).map(|_| crate::ids::new_id()).collect();
+        for id in &ids {
+            m.remember(*id, memo.clone());
         }
-        assert!(m.recall("a9").is_some() && m.recall("a8").is_some());
-        assert!(m.recall("a0").is_none());
+        assert!(m.recall(&ids[9]).is_some() && m.recall(&ids[8]).is_some());
+        assert!(m.recall(&ids[0]).is_none());
     }
 }

@@ -65,7 +65,7 @@ pub fn queue(
         return Ok(out);
     }
     for action in &decision.actions {
-        for surface in &action.surfaces {
+        for surface in action.surfaces.iter() {
             let surface = surface.as_str();
             if !targets.iter().any(|t| t.surface == surface) {
                 continue;
@@ -97,8 +97,8 @@ pub fn queue(
                 id,
                 tenant: decision.tenant_id.clone(),
                 surface: surface.to_owned(),
-                action_id: action.action_id.clone(),
-                decision_id: decision.decision_id.clone(),
+                action_id: action.action_id.to_string(),
+                decision_id: decision.decision_id.to_string(),
                 body: Value::Object(body).to_string(),
                 attempts: 0,
                 next_attempt_at: now,

@@ -382,10 +382,10 @@ fn record(
         .actions
         .iter()
         .map(|a| IssuedAction {
-            action_id: a.action_id.clone(),
+            action_id: a.action_id.to_string(),
             tenant: tenant.clone(),
             actor_id: decision.actor_id.clone(),
-            playbook_id: a.playbook.id.clone(),
+            playbook_id: a.playbook.id.to_string(),
             playbook_version: a.playbook.version,
             action_type: a.kind.as_str().to_owned(),
             experiment: a
@@ -403,7 +403,7 @@ fn record(
         .filter(|a| a.dual_channel && a.kind == ActionType::Multiplier)
         .map(|a| Approval {
             approval_id: uuid::Uuid::now_v7().to_string(),
-            action_id: a.action_id.clone(),
+            action_id: a.action_id.to_string(),
             tenant_id: tenant.clone(),
             actor_id: decision.actor_id.clone(),
             operation: a.operation.clone(),

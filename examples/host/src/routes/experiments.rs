@@ -72,7 +72,7 @@ pub fn exposure_counts(decision: &Decision) -> Vec<Count> {
     }
     for s in &decision.suppressed {
         if s.reason == Reason::ExperimentHoldout {
-            if let Some(pair) = holdout_of(&s.detail) {
+            if let Some(pair) = holdout_of(&s.detail.to_string()) {
                 seen.insert(pair);
             }
         }
