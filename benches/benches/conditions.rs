@@ -34,7 +34,7 @@ fn conditions(c: &mut Criterion) {
         for path in ConditionPath::ALL {
             let workload = condition_workload(path, candidates, 2_000, SEED);
             let set = PlaybookSet::from_yaml(&workload.yaml).expect("condition workload loads");
-            let native = path == ConditionPath::Native;
+            let native = path.is_native();
             assert!(set
                 .live()
                 .iter()

@@ -1,0 +1,317 @@
+//! The flat form of a native condition: the expression tree [`native::parse`] builds,
+//! compiled once at load into a list of instructions run by one loop, without recursion.
+//!
+//! The machine has one register (`acc`, the value of the last instruction) and a small
+//! stack for the left operand of a comparison between two computed values. `&&` and `||`
+//! are conditional jumps over their right operand, so short circuits skip its code; the
+//! commonest conditions (`path OP literal`, joined by `&&`/`||`) never touch the stack.
+//! Paths are read through the per-decision [`PathCache`], indexed by the process-wide id of
+//! the path: a path is resolved once per decision however many candidates read it, and a
+//! repeated read is an index into an array, not a search.
+//!
+//! What gives up (a non-boolean operand of `!`, `&&` or `||`; a method on a non-string; a
+//! path through a non-map) gives up the whole condition, which then runs on Rhai, exactly
+//! as the tree evaluator it replaces did.
+//!
+//! [`native::parse`]: super::native::parse
+
+use std::sync::Arc;
+
+use super::glob::Glob;
+use super::native::{compare, lit_value, resolve, CmpOp, Expr, GiveUp, Lit, V};
+use crate::env::{Env, Path};
+
+/// Deepest operand stack a program may need; deeper conditions stay on Rhai.
+const MAX_STACK: usize = 16;
+
+/// Longest `glob` match (pattern bytes × text bytes) run natively. Rhai's `glob` checks
+/// the evaluation's time limit while it matches; a match this small ends long before any
+/// limit, so the native one need not check, and longer ones run on Rhai.
+const MAX_NATIVE_GLOB_WORK: usize = 1 << 16;
+
+/// One instruction.
+#[derive(Debug, Clone)]
+enum Op {
+    /// `acc = (path OP literal)`.
+    Test(CmpOp, u16, Lit),
+    /// `acc = path`.
+    Load(u16),
+    /// `acc = literal`.
+    Const(Lit),
+    /// Pushes `acc`.
+    Push,
+    /// `acc = (popped OP acc)`.
+    Compare(CmpOp),
+    /// `acc = !acc`; gives up unless `acc` is a boolean.
+    Not,
+    /// Gives up unless `acc` is a boolean (the right operand of `&&` and `||`).
+    Bool,
+    /// Gives up unless `acc` is a boolean; jumps to the target when it is false.
+    JumpIfFalse(u16),
+    /// Gives up unless `acc` is a boolean; jumps to the target when it is true.
+    JumpIfTrue(u16),
+    /// `acc = path.starts_with(prefix)`; gives up unless the path holds a string.
+    StartsWith(u16, Box<str>),
+    /// `acc = path in [literals]` (Rhai's `==` on each element in turn).
+    In(u16, Box<[Lit]>),
+    /// `acc = glob(pattern, path)`; gives up unless the path holds a string within the
+    /// sizes the sandbox allows and the match is small.
+    Glob(u16, Box<GlobOp>),
+}
+
+#[derive(Debug, Clone)]
+struct GlobOp {
+    pattern_len: usize,
+    glob: Arc<Glob>,
+}
+
+/// A compiled native condition.
+#[derive(Debug, Clone)]
+pub(crate) struct Program {
+    ops: Vec<Op>,
+    /// The paths the instructions read, by operand number: the interned id and the path.
+    paths: Vec<(u32, Path)>,
+}
+
+/// Whether an expression can only produce a boolean (or give up).
+fn is_boolean(expr: &Expr) -> bool {
+    !matches!(
+        expr,
+        Expr::Path(..) | Expr::Lit(Lit::Int(_) | Lit::Float(_) | Lit::Str(_))
+    )
+}
+
+struct Compiler {
+    ops: Vec<Op>,
+    paths: Vec<(u32, Path)>,
+    depth: usize,
+    max_depth: usize,
+}
+
+impl Compiler {
+    fn path(&mut self, id: u32, path: &Path) -> Option<u16> {
+        let at = match self.paths.iter().position(|(i, _)| *i == id) {
+            Some(at) => at,
+            None => {
+                self.paths.push((id, path.clone()));
+                self.paths.len() - 1
+            }
+        };
+        u16::try_from(at).ok()
+    }
+
+    fn here(&self) -> Option<u16> {
+        u16::try_from(self.ops.len()).ok()
+    }
+
+    /// Emits `expr`, leaving its value in `acc`.
+    fn expr(&mut self, expr: &Expr) -> Option<()> {
+        match expr {
+            Expr::Lit(lit) => self.ops.push(Op::Const(lit.clone())),
+            Expr::Path(id, path) => {
+                let p = self.path(*id, path)?;
+                self.ops.push(Op::Load(p));
+            }
+            Expr::CmpPathLit(op, id, path, lit) => {
+                let p = self.path(*id, path)?;
+                self.ops.push(Op::Test(*op, p, lit.clone()));
+            }
+            Expr::Not(inner) => {
+                self.expr(inner)?;
+                self.ops.push(Op::Not);
+            }
+            Expr::And(l, r) | Expr::Or(l, r) => {
+                self.expr(l)?;
+                let jump = self.ops.len();
+                self.ops.push(Op::Bool);
+                self.expr(r)?;
+                if !is_boolean(r) {
+                    self.ops.push(Op::Bool);
+                }
+                let end = self.here()?;
+                let op = match expr {
+                    Expr::And(..) => Op::JumpIfFalse(end),
+                    _ => Op::JumpIfTrue(end),
+                };
+                *self.ops.get_mut(jump)? = op;
+            }
+            Expr::Cmp(op, l, r) => {
+                self.expr(l)?;
+                self.ops.push(Op::Push);
+                self.depth += 1;
+                self.max_depth = self.max_depth.max(self.depth);
+                self.expr(r)?;
+                self.depth -= 1;
+                self.ops.push(Op::Compare(*op));
+            }
+            Expr::StartsWith(id, path, prefix) => {
+                let p = self.path(*id, path)?;
+                self.ops
+                    .push(Op::StartsWith(p, prefix.clone().into_boxed_str()));
+            }
+            Expr::In(id, path, list) => {
+                let p = self.path(*id, path)?;
+                self.ops.push(Op::In(p, list.clone().into_boxed_slice()));
+            }
+            Expr::Glob(pattern, id, path) => {
+                let p = self.path(*id, path)?;
+                let glob = Arc::new(Glob::new(pattern).ok()?);
+                self.ops.push(Op::Glob(
+                    p,
+                    Box::new(GlobOp {
+                        pattern_len: pattern.len(),
+                        glob,
+                    }),
+                ));
+            }
+        }
+        Some(())
+    }
+}
+
+impl Program {
+    /// Compiles `expr`; `None` when it needs more than the machine offers (Rhai then runs
+    /// the condition).
+    pub fn compile(expr: &Expr) -> Option<Program> {
+        let mut c = Compiler {
+            ops: Vec::new(),
+            paths: Vec::new(),
+            depth: 0,
+            max_depth: 0,
+        };
+        c.expr(expr)?;
+        if !is_boolean(expr) {
+            c.ops.push(Op::Bool);
+        }
+        (c.max_depth <= MAX_STACK).then_some(Program {
+            ops: c.ops,
+            paths: c.paths,
+        })
+    }
+
+    /// Runs the program; `Err(GiveUp)` means "ask Rhai". `limits` are the sandbox's glob
+    /// size limits (pattern, text): beyond them Rhai raises the error.
+    pub fn run<'a>(
+        &'a self,
+        env: &Env<'a>,
+        cache: &mut PathCache<'a>,
+        glob_limits: (usize, usize),
+    ) -> Result<bool, GiveUp> {
+        let mut stack = [V::Unit; MAX_STACK];
+        let mut sp = 0;
+        let mut acc = V::Unit;
+        let mut pc = 0;
+        while let Some(op) = self.ops.get(pc) {
+            pc += 1;
+            acc = match op {
+                Op::Test(cmp, p, lit) => {
+                    V::Bool(compare(*cmp, self.load(*p, env, cache)?, lit_value(lit)))
+                }
+                Op::Load(p) => self.load(*p, env, cache)?,
+                Op::Const(lit) => lit_value(lit),
+                Op::Push => {
+                    *stack.get_mut(sp).ok_or(GiveUp)? = acc;
+                    sp += 1;
+                    acc
+                }
+                Op::Compare(cmp) => {
+                    sp = sp.checked_sub(1).ok_or(GiveUp)?;
+                    let left = *stack.get(sp).ok_or(GiveUp)?;
+                    V::Bool(compare(*cmp, left, acc))
+                }
+                Op::Not => V::Bool(!boolean(acc)?),
+                Op::Bool => V::Bool(boolean(acc)?),
+                Op::JumpIfFalse(to) => {
+                    if !boolean(acc)? {
+                        pc = usize::from(*to);
+                    }
+                    acc
+                }
+                Op::JumpIfTrue(to) => {
+                    if boolean(acc)? {
+                        pc = usize::from(*to);
+                    }
+                    acc
+                }
+                Op::StartsWith(p, prefix) => match self.load(*p, env, cache)? {
+                    V::Str(s) => V::Bool(s.starts_with(&**prefix)),
+                    _ => return Err(GiveUp),
+                },
+                Op::In(p, list) => {
+                    let v = self.load(*p, env, cache)?;
+                    V::Bool(
+                        list.iter()
+                            .any(|item| compare(CmpOp::Eq, v, lit_value(item))),
+                    )
+                }
+                Op::Glob(p, g) => match self.load(*p, env, cache)? {
+                    V::Str(text)
+                        if g.pattern_len <= glob_limits.0
+                            && text.len() <= glob_limits.1
+                            && g.pattern_len.max(1).saturating_mul(text.len().max(1))
+                                <= MAX_NATIVE_GLOB_WORK =>
+                    {
+                        V::Bool(
+                            g.glob
+                                .is_match(text, || Ok::<(), ()>(()))
+                                .map_err(|_| GiveUp)?,
+                        )
+                    }
+                    _ => return Err(GiveUp),
+                },
+            };
+        }
+        boolean(acc)
+    }
+
+    fn load<'a>(
+        &'a self,
+        p: u16,
+        env: &Env<'a>,
+        cache: &mut PathCache<'a>,
+    ) -> Result<V<'a>, GiveUp> {
+        let (id, path) = self.paths.get(usize::from(p)).ok_or(GiveUp)?;
+        cache.get(*id, path, env)
+    }
+}
+
+fn boolean(v: V<'_>) -> Result<bool, GiveUp> {
+    match v {
+        V::Bool(b) => Ok(b),
+        _ => Err(GiveUp),
+    }
+}
+
+/// What one path holds in this decision.
+#[derive(Debug, Clone, Copy)]
+enum Slot<'a> {
+    Unread,
+    Value(V<'a>),
+    /// Outside the native subset (an array, a map, a path through a non-map).
+    Outside,
+}
+
+/// Paths already resolved in this decision, by interned id.
+#[derive(Default)]
+pub(crate) struct PathCache<'a> {
+    slots: Vec<Slot<'a>>,
+}
+
+impl<'a> PathCache<'a> {
+    fn get(&mut self, id: u32, path: &Path, env: &Env<'a>) -> Result<V<'a>, GiveUp> {
+        let at = usize::try_from(id).map_err(|_| GiveUp)?;
+        match self.slots.get(at) {
+            Some(Slot::Value(v)) => return Ok(*v),
+            Some(Slot::Outside) => return Err(GiveUp),
+            Some(Slot::Unread) | None => {}
+        }
+        let found = resolve(env.lookup(path));
+        if self.slots.len() <= at {
+            self.slots.resize(at + 1, Slot::Unread);
+        }
+        if let Some(slot) = self.slots.get_mut(at) {
+            *slot = found.map_or(Slot::Outside, Slot::Value);
+        }
+        found.ok_or(GiveUp)
+    }
+}
