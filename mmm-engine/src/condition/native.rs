@@ -407,6 +407,7 @@ fn from_json(v: &Value) -> Result<V<'_>, GiveUp> {
     clippy::cast_precision_loss,
     reason = "Rhai compares INT with FLOAT by converting the INT to FLOAT; so must we"
 )]
+#[inline(always)]
 pub(super) fn compare(op: CmpOp, a: V<'_>, b: V<'_>) -> bool {
     let ord: Option<Ordering> = match (a, b) {
         (V::Int(x), V::Int(y)) => Some(x.cmp(&y)),
@@ -457,6 +458,7 @@ pub(super) fn resolve(found: Found<'_>) -> Option<V<'_>> {
     }
 }
 
+#[inline]
 pub(super) fn lit_value(lit: &Lit) -> V<'_> {
     match lit {
         Lit::Bool(b) => V::Bool(*b),

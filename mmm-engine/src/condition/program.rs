@@ -32,8 +32,9 @@ const MAX_NATIVE_GLOB_WORK: usize = 1 << 16;
 /// One instruction.
 #[derive(Debug, Clone)]
 enum Op {
-    /// `acc = (path OP literal)`.
-    Test(CmpOp, u16, Lit),
+    /// `acc = (path OP literal)`, then the jump: the left operand of `&&`/`||` that is a
+    /// comparison with a literal carries the jump itself (one instruction, not two).
+    Test(CmpOp, u16, Lit, Jump),
     /// `acc = path`.
     Load(u16),
     /// `acc = literal`.
@@ -59,6 +60,14 @@ enum Op {
     Glob(u16, Box<GlobOp>),
 }
 
+/// Where a [`Op::Test`] goes next.
+#[derive(Debug, Clone, Copy)]
+enum Jump {
+    Next,
+    IfFalse(u16),
+    IfTrue(u16),
+}
+
 #[derive(Debug, Clone)]
 struct GlobOp {
     pattern_len: usize,
@@ -71,6 +80,8 @@ pub(crate) struct Program {
     ops: Vec<Op>,
     /// The paths the instructions read, by operand number: the interned id and the path.
     paths: Vec<(u32, Path)>,
+    /// The deepest the operand stack gets.
+    depth: usize,
 }
 
 /// Whether an expression can only produce a boolean (or give up).
@@ -114,7 +125,7 @@ impl Compiler {
             }
             Expr::CmpPathLit(op, id, path, lit) => {
                 let p = self.path(*id, path)?;
-                self.ops.push(Op::Test(*op, p, lit.clone()));
+                self.ops.push(Op::Test(*op, p, lit.clone(), Jump::Next));
             }
             Expr::Not(inner) => {
                 self.expr(inner)?;
@@ -122,18 +133,38 @@ impl Compiler {
             }
             Expr::And(l, r) | Expr::Or(l, r) => {
                 self.expr(l)?;
-                let jump = self.ops.len();
-                self.ops.push(Op::Bool);
+                // A left operand that is one comparison with a literal carries the jump
+                // itself; any other gets a jump instruction after it.
+                let fused = matches!(**l, Expr::CmpPathLit(..));
+                let jump = if fused {
+                    self.ops.len().checked_sub(1)?
+                } else {
+                    self.ops.push(Op::Bool);
+                    self.ops.len() - 1
+                };
                 self.expr(r)?;
                 if !is_boolean(r) {
                     self.ops.push(Op::Bool);
                 }
                 let end = self.here()?;
-                let op = match expr {
-                    Expr::And(..) => Op::JumpIfFalse(end),
-                    _ => Op::JumpIfTrue(end),
-                };
-                *self.ops.get_mut(jump)? = op;
+                let and = matches!(expr, Expr::And(..));
+                match (fused, self.ops.get_mut(jump)?) {
+                    (true, Op::Test(.., next)) => {
+                        *next = if and {
+                            Jump::IfFalse(end)
+                        } else {
+                            Jump::IfTrue(end)
+                        };
+                    }
+                    (false, op) => {
+                        *op = if and {
+                            Op::JumpIfFalse(end)
+                        } else {
+                            Op::JumpIfTrue(end)
+                        };
+                    }
+                    (true, _) => return None,
+                }
             }
             Expr::Cmp(op, l, r) => {
                 self.expr(l)?;
@@ -186,6 +217,7 @@ impl Program {
         (c.max_depth <= MAX_STACK).then_some(Program {
             ops: c.ops,
             paths: c.paths,
+            depth: c.max_depth,
         })
     }
 
@@ -197,28 +229,33 @@ impl Program {
         cache: &mut PathCache<'a>,
         glob_limits: (usize, usize),
     ) -> Result<bool, GiveUp> {
-        let mut stack = [V::Unit; MAX_STACK];
-        let mut sp = 0;
+        // Empty until a comparison of two computed values needs it: most programs never
+        // allocate it.
+        let mut stack: Vec<V<'a>> = Vec::new();
         let mut acc = V::Unit;
         let mut pc = 0;
         while let Some(op) = self.ops.get(pc) {
             pc += 1;
             acc = match op {
-                Op::Test(cmp, p, lit) => {
-                    V::Bool(compare(*cmp, self.load(*p, env, cache)?, lit_value(lit)))
+                Op::Test(cmp, p, lit, jump) => {
+                    let held = compare(*cmp, self.load(*p, env, cache)?, lit_value(lit));
+                    match jump {
+                        Jump::IfFalse(to) if !held => pc = usize::from(*to),
+                        Jump::IfTrue(to) if held => pc = usize::from(*to),
+                        _ => {}
+                    }
+                    V::Bool(held)
                 }
                 Op::Load(p) => self.load(*p, env, cache)?,
                 Op::Const(lit) => lit_value(lit),
                 Op::Push => {
-                    *stack.get_mut(sp).ok_or(GiveUp)? = acc;
-                    sp += 1;
+                    if stack.capacity() == 0 {
+                        stack.reserve_exact(self.depth);
+                    }
+                    stack.push(acc);
                     acc
                 }
-                Op::Compare(cmp) => {
-                    sp = sp.checked_sub(1).ok_or(GiveUp)?;
-                    let left = *stack.get(sp).ok_or(GiveUp)?;
-                    V::Bool(compare(*cmp, left, acc))
-                }
+                Op::Compare(cmp) => V::Bool(compare(*cmp, stack.pop().ok_or(GiveUp)?, acc)),
                 Op::Not => V::Bool(!boolean(acc)?),
                 Op::Bool => V::Bool(boolean(acc)?),
                 Op::JumpIfFalse(to) => {
@@ -264,6 +301,7 @@ impl Program {
         boolean(acc)
     }
 
+    #[inline]
     fn load<'a>(
         &'a self,
         p: u16,
@@ -298,13 +336,19 @@ pub(crate) struct PathCache<'a> {
 }
 
 impl<'a> PathCache<'a> {
+    #[inline]
     fn get(&mut self, id: u32, path: &Path, env: &Env<'a>) -> Result<V<'a>, GiveUp> {
         let at = usize::try_from(id).map_err(|_| GiveUp)?;
         match self.slots.get(at) {
-            Some(Slot::Value(v)) => return Ok(*v),
-            Some(Slot::Outside) => return Err(GiveUp),
-            Some(Slot::Unread) | None => {}
+            Some(Slot::Value(v)) => Ok(*v),
+            Some(Slot::Outside) => Err(GiveUp),
+            Some(Slot::Unread) | None => self.resolve(at, path, env),
         }
+    }
+
+    /// The first read of a path in this decision.
+    #[inline(never)]
+    fn resolve(&mut self, at: usize, path: &Path, env: &Env<'a>) -> Result<V<'a>, GiveUp> {
         let found = resolve(env.lookup(path));
         if self.slots.len() <= at {
             self.slots.resize(at + 1, Slot::Unread);
