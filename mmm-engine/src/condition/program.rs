@@ -34,9 +34,9 @@ const MAX_NATIVE_GLOB_WORK: usize = 1 << 16;
 enum Op {
     /// `acc = (path OP literal)`, then the jump: the left operand of `&&`/`||` that is a
     /// comparison with a literal carries the jump itself (one instruction, not two).
-    Test(CmpOp, u16, Lit, Jump),
+    Test(CmpOp, Operand, Lit, Jump),
     /// `acc = path`.
-    Load(u16),
+    Load(Operand),
     /// `acc = literal`.
     Const(Lit),
     /// Pushes `acc`.
@@ -52,12 +52,20 @@ enum Op {
     /// Gives up unless `acc` is a boolean; jumps to the target when it is true.
     JumpIfTrue(u16),
     /// `acc = path.starts_with(prefix)`; gives up unless the path holds a string.
-    StartsWith(u16, Box<str>),
+    StartsWith(Operand, Box<str>),
     /// `acc = path in [literals]` (Rhai's `==` on each element in turn).
-    In(u16, Box<[Lit]>),
+    In(Operand, Box<[Lit]>),
     /// `acc = glob(pattern, path)`; gives up unless the path holds a string within the
     /// sizes the sandbox allows and the match is small.
-    Glob(u16, Box<GlobOp>),
+    Glob(Operand, Box<GlobOp>),
+}
+
+/// A path an instruction reads: its interned id (its slot in the [`PathCache`]) and its
+/// place in [`Program::paths`], needed only the first time a decision reads it.
+#[derive(Debug, Clone, Copy)]
+struct Operand {
+    id: u32,
+    at: u16,
 }
 
 /// Where a [`Op::Test`] goes next.
@@ -100,7 +108,7 @@ struct Compiler {
 }
 
 impl Compiler {
-    fn path(&mut self, id: u32, path: &Path) -> Option<u16> {
+    fn path(&mut self, id: u32, path: &Path) -> Option<Operand> {
         let at = match self.paths.iter().position(|(i, _)| *i == id) {
             Some(at) => at,
             None => {
@@ -108,7 +116,10 @@ impl Compiler {
                 self.paths.len() - 1
             }
         };
-        u16::try_from(at).ok()
+        Some(Operand {
+            id,
+            at: u16::try_from(at).ok()?,
+        })
     }
 
     fn here(&self) -> Option<u16> {
@@ -238,7 +249,14 @@ impl Program {
             pc += 1;
             acc = match op {
                 Op::Test(cmp, p, lit, jump) => {
-                    let held = compare(*cmp, self.load(*p, env, cache)?, lit_value(lit));
+                    let v = self.load(*p, env, cache)?;
+                    // One arm per literal type, so each comparison is specialised to it.
+                    let held = match lit {
+                        Lit::Int(i) => compare(*cmp, v, V::Int(*i)),
+                        Lit::Float(f) => compare(*cmp, v, V::Float(*f)),
+                        Lit::Str(s) => compare(*cmp, v, V::Str(s)),
+                        Lit::Bool(b) => compare(*cmp, v, V::Bool(*b)),
+                    };
                     match jump {
                         Jump::IfFalse(to) if !held => pc = usize::from(*to),
                         Jump::IfTrue(to) if held => pc = usize::from(*to),
@@ -304,12 +322,19 @@ impl Program {
     #[inline]
     fn load<'a>(
         &'a self,
-        p: u16,
+        operand: Operand,
         env: &Env<'a>,
         cache: &mut PathCache<'a>,
     ) -> Result<V<'a>, GiveUp> {
-        let (id, path) = self.paths.get(usize::from(p)).ok_or(GiveUp)?;
-        cache.get(*id, path, env)
+        let slot = usize::try_from(operand.id).map_err(|_| GiveUp)?;
+        match cache.slots.get(slot) {
+            Some(Slot::Value(v)) => Ok(*v),
+            Some(Slot::Outside) => Err(GiveUp),
+            Some(Slot::Unread) | None => {
+                let (_, path) = self.paths.get(usize::from(operand.at)).ok_or(GiveUp)?;
+                cache.resolve(slot, path, env)
+            }
+        }
     }
 }
 
@@ -336,16 +361,6 @@ pub(crate) struct PathCache<'a> {
 }
 
 impl<'a> PathCache<'a> {
-    #[inline]
-    fn get(&mut self, id: u32, path: &Path, env: &Env<'a>) -> Result<V<'a>, GiveUp> {
-        let at = usize::try_from(id).map_err(|_| GiveUp)?;
-        match self.slots.get(at) {
-            Some(Slot::Value(v)) => Ok(*v),
-            Some(Slot::Outside) => Err(GiveUp),
-            Some(Slot::Unread) | None => self.resolve(at, path, env),
-        }
-    }
-
     /// The first read of a path in this decision.
     #[inline(never)]
     fn resolve(&mut self, at: usize, path: &Path, env: &Env<'a>) -> Result<V<'a>, GiveUp> {
