@@ -232,7 +232,8 @@ pub enum ConditionPath {
     /// `signal.payload.lines > T && signal.payload.files > F`: the native evaluator.
     Native,
     /// `signal.payload.lines > T && signal.repo.branch.starts_with("release/")`: a method
-    /// call, so the condition runs on Rhai.
+    /// call. Named for the path it took until `starts_with` on a literal joined the native
+    /// subset (issue 11); it now runs natively, and the name keeps its figures comparable.
     RhaiStartsWith,
     /// `signal.payload.lines > T && recent_count("ci.failed", "1h") > 2`: a helper call
     /// over the context's recent signals, on Rhai.
@@ -254,6 +255,11 @@ impl ConditionPath {
             ConditionPath::RhaiStartsWith => "rhai_starts_with",
             ConditionPath::RhaiRecentCount => "rhai_recent_count",
         }
+    }
+
+    /// Whether the condition runs natively (without Rhai).
+    pub fn is_native(self) -> bool {
+        self != ConditionPath::RhaiRecentCount
     }
 
     /// The condition with thresholds `lines` and `files`.

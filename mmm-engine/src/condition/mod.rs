@@ -1,10 +1,11 @@
 //! Conditions. Each `when` is compiled once, at load, to a Rhai AST on the
-//! sandboxed engine, and also to a native expression when it lies in the simple subset.
+//! sandboxed engine, and also to a flat native program when it lies in the simple subset.
 
 pub(crate) mod budget;
 pub(crate) mod glob;
 pub(crate) mod library;
 pub(crate) mod native;
+pub(crate) mod program;
 pub(crate) mod sandbox;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -21,7 +22,7 @@ use crate::env::{Env, Path};
 #[derive(Debug, Clone)]
 pub(crate) struct Condition {
     ast: AST,
-    native: Option<native::Expr>,
+    native: Option<program::Program>,
     /// At least as many operations as Rhai counts evaluating `native`: the native path is
     /// taken only when Rhai could not have run out of operations.
     native_operations: u64,
@@ -108,12 +109,13 @@ impl Sandbox {
         if let Some(e) = refused {
             return Err(e);
         }
-        let native = native::parse(src);
-        let native_operations = native.as_ref().map_or(0, native::operations_bound);
+        let expr = native::parse(src);
+        let native = expr.as_ref().and_then(program::Program::compile);
+        let native_operations = expr.as_ref().map_or(0, native::operations_bound);
         let mut found = Vec::new();
-        match &native {
-            Some(expr) => native::paths(expr, &mut found),
-            None => found = native::scan_paths(src),
+        match (&expr, &native) {
+            (Some(expr), Some(_)) => native::paths(expr, &mut found),
+            _ => found = native::scan_paths(src),
         }
         let paths = found
             .into_iter()
@@ -166,12 +168,14 @@ impl Condition {
         env: &Env<'a>,
         helpers: &HelperInputs<'_>,
         state: &mut RhaiState,
-        paths: &mut native::PathCache<'a>,
+        paths: &mut program::PathCache<'a>,
     ) -> Result<bool, String> {
-        if let Some(expr) = &self.native {
-            let max = sandbox.limits.max_operations;
+        if let Some(program) = &self.native {
+            let limits = &sandbox.limits;
+            let max = limits.max_operations;
             if max == 0 || self.native_operations <= max {
-                if let Ok(result) = native::evaluate(expr, env, paths) {
+                let glob_limits = (limits.max_glob_pattern_size, limits.max_glob_text_size);
+                if let Ok(result) = program.run(env, paths, glob_limits) {
                     return Ok(result);
                 }
             }
@@ -314,18 +318,59 @@ mod tests {
         }
     }
 
+    fn random_path(rng: &mut StdRng) -> String {
+        match rng.random_range(0..6) {
+            0..=3 => format!(
+                "signal.payload.{}",
+                ["a", "b", "c", "d"][rng.random_range(0..4)]
+            ),
+            4 => "signal.payload.a.inner".to_owned(),
+            _ => ["signal.kind", "ctx.x", "signal.repo.branch"][rng.random_range(0..3)].to_owned(),
+        }
+    }
+
+    fn random_literal(rng: &mut StdRng) -> String {
+        match rng.random_range(0..4) {
+            0 => rng.random_range(-3_i64..4).to_string(),
+            1 => format!("{:.1}", f64::from(rng.random_range(-6_i32..7)) / 2.0),
+            _ => ["\"a\"", "\"B\"", "\"10\"", "true", "false", "\"\"", "\"é\""]
+                [rng.random_range(0..7)]
+            .to_owned(),
+        }
+    }
+
+    /// A condition that cannot be more than a boolean leaf: a path, a comparison, or one of
+    /// `in`, `starts_with` and `glob` on literals.
+    fn random_leaf(rng: &mut StdRng) -> String {
+        let op = ["==", "!=", "<", "<=", ">", ">="][rng.random_range(0..6)];
+        match rng.random_range(0..9) {
+            0 => random_path(rng),
+            1 => {
+                let items: Vec<String> = (0..rng.random_range(0..4))
+                    .map(|_| random_literal(rng))
+                    .collect();
+                format!("{} in [{}]", random_path(rng), items.join(", "))
+            }
+            2 => format!(
+                "{}.starts_with(\"{}\")",
+                random_path(rng),
+                ["", "a", "B", "1", "é", "pr."][rng.random_range(0..6)]
+            ),
+            3 => format!(
+                "glob(\"{}\", {})",
+                ["*", "a*", "?", "[a-c]", "*0", "B", "pr.*", "**/x", "{a,b}"]
+                    [rng.random_range(0..9)],
+                random_path(rng)
+            ),
+            _ => format!("{} {op} {}", random_operand(rng), random_operand(rng)),
+        }
+    }
+
     fn random_expr(rng: &mut StdRng, depth: u32) -> String {
         if depth == 0 || rng.random_bool(0.3) {
-            let op = ["==", "!=", "<", "<=", ">", ">="][rng.random_range(0..6)];
-            return match rng.random_range(0..5) {
-                0 => format!(
-                    "signal.payload.{}",
-                    ["a", "b", "c", "d"][rng.random_range(0..4)]
-                ),
-                _ => format!("{} {op} {}", random_operand(rng), random_operand(rng)),
-            };
+            return random_leaf(rng);
         }
-        match rng.random_range(0..4) {
+        match rng.random_range(0..5) {
             0 => format!("!({})", random_expr(rng, depth - 1)),
             1 => format!(
                 "({}) && ({})",
@@ -335,6 +380,12 @@ mod tests {
             2 => format!(
                 "{} || {}",
                 random_expr(rng, depth - 1),
+                random_expr(rng, depth - 1)
+            ),
+            3 => format!(
+                "({}) {} ({})",
+                random_expr(rng, depth - 1),
+                ["==", "!=", "<", ">="][rng.random_range(0..4)],
                 random_expr(rng, depth - 1)
             ),
             _ => format!(
@@ -382,23 +433,37 @@ mod tests {
         );
     }
 
-    /// The native evaluator must agree with Rhai on every input it does not give up on.
+    /// The native program must agree with Rhai on every input it does not give up on, and
+    /// report the same evidence paths as the lexical scan used for Rhai conditions.
     #[test]
     fn native_evaluation_agrees_with_rhai() {
-        let sandbox = Sandbox::new(ConditionLimits::default());
-        let tight: Vec<Sandbox> = [3, 8, 16, 30]
+        // Time is not what this test compares: a loaded machine must not reach the limit.
+        let limits = ConditionLimits {
+            time_limit: std::time::Duration::from_secs(600),
+            ..ConditionLimits::default()
+        };
+        let sandbox = Sandbox::new(limits.clone());
+        let mut tight: Vec<Sandbox> = [3, 8, 16, 30]
             .into_iter()
             .map(|max_operations| {
                 Sandbox::new(ConditionLimits {
                     max_operations,
-                    ..ConditionLimits::default()
+                    ..limits.clone()
                 })
             })
             .collect();
+        // `glob` on a text or pattern past the sandbox's sizes is Rhai's error.
+        tight.push(Sandbox::new(ConditionLimits {
+            max_glob_pattern_size: 1,
+            max_glob_text_size: 1,
+            ..limits
+        }));
         let mut rng = StdRng::seed_from_u64(7);
         let (mut native_runs, mut gave_up, mut limited) = (0, 0, 0);
-        for _ in 0..3_000 {
-            let src = random_expr(&mut rng, 3);
+        // Native runs that returned, per form: `in`, `starts_with`, `glob`, `(…) OP (…)`.
+        let mut forms = [0_usize; 4];
+        for round in 0..3_000 {
+            let src = random_expr(&mut rng, if round % 4 == 0 { 5 } else { 3 });
             let condition = sandbox
                 .compile(&src)
                 .unwrap_or_else(|e| panic!("{src}: {}", e.message));
@@ -406,6 +471,12 @@ mod tests {
                 .native
                 .clone()
                 .unwrap_or_else(|| panic!("{src} should be in the native subset"));
+            let scanned: Vec<String> = native::scan_paths(&src)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let reported: Vec<&String> = condition.paths.iter().map(|(_, name)| name).collect();
+            assert_eq!(reported, scanned.iter().collect::<Vec<_>>(), "{src}");
             for _ in 0..4 {
                 let mut payload = Map::new();
                 for key in ["a", "b", "c", "d"] {
@@ -438,22 +509,34 @@ mod tests {
                     "{src}: Rhai counted {counted} operations, the bound is {}",
                     condition.native_operations
                 );
-                match native::evaluate(&native, &env, &mut native::PathCache::default()) {
+                let limits = &sandbox.limits;
+                let glob_limits = (limits.max_glob_pattern_size, limits.max_glob_text_size);
+                match native.run(&env, &mut program::PathCache::default(), glob_limits) {
                     Ok(b) => {
                         native_runs += 1;
                         assert_eq!(rhai, Ok(b), "{src} with payload {payload:?}, ctx {ctx}");
+                        let compared = [") == (", ") != (", ") < (", ") >= ("];
+                        let seen = [
+                            src.contains(" in ["),
+                            src.contains(".starts_with("),
+                            src.contains("glob("),
+                            compared.iter().any(|form| src.contains(form)),
+                        ];
+                        for (count, seen) in forms.iter_mut().zip(seen) {
+                            *count += usize::from(seen);
+                        }
                     }
                     Err(native::GiveUp) => gave_up += 1,
                 }
-                // With any operation limit, the engine's choice of path gives Rhai's answer,
-                // "Too many operations" included.
+                // With any limit, the engine's choice of path gives Rhai's answer, "Too many
+                // operations" and glob's size errors included.
                 for tight in &tight {
                     let either = condition.evaluate(
                         tight,
                         &env,
                         &helpers,
                         &mut RhaiState::new(),
-                        &mut native::PathCache::default(),
+                        &mut program::PathCache::default(),
                     );
                     let rhai =
                         condition.evaluate_rhai(tight, &env, &helpers, &mut RhaiState::new());
@@ -464,8 +547,83 @@ mod tests {
         }
         // The subset must actually be exercised, not given up on.
         assert!(
-            native_runs > 4_000 && limited > 1_000,
-            "native ran {native_runs} times, gave up {gave_up}, {limited} ran out of operations"
+            native_runs > 3_500 && limited > 1_000 && forms.iter().all(|n| *n > 300),
+            "native ran {native_runs} times ({forms:?} by form), gave up {gave_up}, \
+             {limited} ran out of operations"
         );
+    }
+
+    /// One decision's path cache serves every condition: a path resolved by one is read by
+    /// the next, and a path outside the subset sends each condition that reads it to Rhai.
+    #[test]
+    fn conditions_share_the_path_cache() {
+        let sandbox = Sandbox::new(ConditionLimits::default());
+        let signal = Signal::from_json(
+            &json!({"tenant_id": "t", "actor_id": "a", "kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z",
+                    "payload": {"n": 3, "list": [1, 2]}}),
+            1 << 16,
+        )
+        .unwrap();
+        let ctx = Map::new();
+        let env = Env {
+            signal: &signal,
+            ctx: &ctx,
+            now_text: "2026-11-22T10:00:00Z",
+        };
+        let helpers = HelperInputs {
+            now: "2026-11-22T10:00:00Z".parse().unwrap(),
+            recent: &[],
+            zone: &jiff::tz::TimeZone::UTC,
+        };
+        let cases = [
+            ("signal.payload.n > 2", Ok(true)),
+            (
+                "signal.payload.n in [1, 3] && signal.kind.starts_with(\"pr.\")",
+                Ok(true),
+            ),
+            (
+                "glob(\"pr.*\", signal.kind) && signal.payload.n != 3",
+                Ok(false),
+            ),
+            ("signal.payload.list == 1", Ok(false)),
+            ("signal.payload.list in [1]", Ok(false)),
+            ("signal.payload.missing.starts_with(\"a\")", Err(())),
+        ];
+        let conditions: Vec<Condition> = cases
+            .iter()
+            .map(|(src, _)| sandbox.compile(src).unwrap())
+            .collect();
+        let mut state = RhaiState::new();
+        let mut cache = program::PathCache::default();
+        for ((src, expected), condition) in cases.iter().zip(&conditions) {
+            assert!(condition.is_native(), "{src}");
+            let got = condition
+                .evaluate(&sandbox, &env, &helpers, &mut state, &mut cache)
+                .map_err(|_| ());
+            let rhai = condition
+                .evaluate_rhai(&sandbox, &env, &helpers, &mut RhaiState::new())
+                .map_err(|_| ());
+            assert_eq!((&got, &rhai), (expected, expected), "{src}");
+        }
+    }
+
+    /// Nesting past what the native parser or the program's stack takes runs on Rhai, with
+    /// Rhai's answer.
+    #[test]
+    fn deep_nesting_falls_back_to_rhai() {
+        let sandbox = Sandbox::new(ConditionLimits {
+            max_expr_depth: 1024,
+            ..ConditionLimits::default()
+        });
+        let not_30 = format!("{}signal.payload.n == 3", "!".repeat(30));
+        let parens_40 = format!("{}signal.payload.n == 3{}", "(".repeat(40), ")".repeat(40));
+        let mut compared = String::from("signal.payload.n == 3");
+        for _ in 0..20 {
+            compared = format!("true == ({compared})");
+        }
+        for (src, native) in [(not_30, true), (parens_40, false), (compared, false)] {
+            let condition = sandbox.compile(&src).unwrap();
+            assert_eq!(condition.is_native(), native, "{src}");
+        }
     }
 }

@@ -1,18 +1,22 @@
-//! A native evaluator for the simple conditions most playbooks use: comparisons of
-//! `signal.…`/`ctx.…` paths with literals, joined by `&&`, `||` and `!`.
+//! The simple conditions most playbooks use, parsed for native evaluation: comparisons of
+//! `signal.…`/`ctx.…` paths with literals, joined by `&&`, `||` and `!`, plus
+//! `path in [literals]`, `path.starts_with("literal")` and `glob("literal", path)`. The
+//! expression is compiled into a flat program (`program.rs`) that runs without Rhai.
 //!
-//! Rhai stays the definition of what a condition means. This evaluator accepts only a
-//! subset whose Rhai semantics were measured (mismatched types compare as unequal and
-//! unordered, integers and floats compare numerically, a missing key reads as `()`), and
-//! whenever it meets anything else at run time (a path through a non-map, an array, a
-//! non-boolean operand of `&&`) it gives up and the condition runs on Rhai, so results and
-//! error messages are Rhai's. The differential test in `tests/` checks both agree.
+//! Rhai stays the definition of what a condition means. This subset has the Rhai semantics
+//! that were measured (mismatched types compare as unequal and unordered, integers and
+//! floats compare numerically, a missing key reads as `()`, `in` is `==` on each element),
+//! and whenever evaluation meets anything else at run time (a path through a non-map, an
+//! array, a non-boolean operand of `&&`, a method on a non-string) it gives up and the
+//! condition runs on Rhai, so results and error messages are Rhai's. The differential test
+//! in `condition/mod.rs` checks both agree.
 
 use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use crate::env::{Env, Found, Path, Root, Seg};
+use super::glob::Glob;
+use crate::env::{Found, Path, Root, Seg};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Expr {
@@ -23,8 +27,14 @@ pub(crate) enum Expr {
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
     Cmp(CmpOp, Box<Expr>, Box<Expr>),
-    /// `path OP literal`, the commonest comparison, evaluated without recursion.
+    /// `path OP literal`, the commonest comparison.
     CmpPathLit(CmpOp, u32, Path, Lit),
+    /// `path.starts_with("prefix")`.
+    StartsWith(u32, Path, String),
+    /// `path in [literal, …]`.
+    In(u32, Path, Vec<Lit>),
+    /// `glob("pattern", path)`.
+    Glob(String, u32, Path),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +69,9 @@ enum Tok {
     Minus,
     LParen,
     RParen,
+    LBracket,
+    RBracket,
+    Comma,
 }
 
 fn tokenize(src: &str) -> Option<Vec<Tok>> {
@@ -75,6 +88,18 @@ fn tokenize(src: &str) -> Option<Vec<Tok>> {
             }
             b')' => {
                 toks.push(Tok::RParen);
+                i += 1;
+            }
+            b'[' => {
+                toks.push(Tok::LBracket);
+                i += 1;
+            }
+            b']' => {
+                toks.push(Tok::RBracket);
+                i += 1;
+            }
+            b',' => {
+                toks.push(Tok::Comma);
                 i += 1;
             }
             b'.' => {
@@ -207,6 +232,18 @@ impl Parser {
 
     fn cmp(&mut self, depth: usize) -> Option<Expr> {
         let left = self.unary(depth)?;
+        if matches!(self.peek(), Some(Tok::Ident(word)) if word == "in") {
+            self.pos += 1;
+            let Expr::Path(id, path) = left else {
+                return None;
+            };
+            let list = self.list(depth)?;
+            // Rhai gives `in` and the comparisons their own precedences: leave mixes to it.
+            if matches!(self.peek(), Some(Tok::Cmp(_))) {
+                return None;
+            }
+            return Some(Expr::In(id, path, list));
+        }
         if let Some(Tok::Cmp(op)) = self.peek().cloned() {
             self.pos += 1;
             let right = self.unary(depth)?;
@@ -220,6 +257,29 @@ impl Parser {
             });
         }
         Some(left)
+    }
+
+    /// `[literal, …]`, the right operand of `in`.
+    fn list(&mut self, depth: usize) -> Option<Vec<Lit>> {
+        if self.bump()? != Tok::LBracket {
+            return None;
+        }
+        let mut items = Vec::new();
+        if self.peek() == Some(&Tok::RBracket) {
+            self.pos += 1;
+            return Some(items);
+        }
+        loop {
+            match self.unary(depth)? {
+                Expr::Lit(lit) => items.push(lit),
+                _ => return None,
+            }
+            match self.bump()? {
+                Tok::Comma => {}
+                Tok::RBracket => return Some(items),
+                _ => return None,
+            }
+        }
     }
 
     fn unary(&mut self, depth: usize) -> Option<Expr> {
@@ -254,6 +314,23 @@ impl Parser {
             Tok::Str(s) => Some(Expr::Lit(Lit::Str(s))),
             Tok::Ident(name) if name == "true" => Some(Expr::Lit(Lit::Bool(true))),
             Tok::Ident(name) if name == "false" => Some(Expr::Lit(Lit::Bool(false))),
+            Tok::Ident(name) if name == "glob" => {
+                if self.bump()? != Tok::LParen {
+                    return None;
+                }
+                let Tok::Str(pattern) = self.bump()? else {
+                    return None;
+                };
+                if self.bump()? != Tok::Comma {
+                    return None;
+                }
+                let Expr::Path(id, path) = self.primary(depth)? else {
+                    return None;
+                };
+                // An invalid pattern is an error only Rhai words.
+                (self.bump()? == Tok::RParen && Glob::new(&pattern).is_ok())
+                    .then_some(Expr::Glob(pattern, id, path))
+            }
             Tok::Ident(name) => {
                 let root = Root::parse(&name)?;
                 let mut segs = Vec::new();
@@ -264,8 +341,23 @@ impl Parser {
                         _ => return None,
                     }
                 }
-                // A method call (`x.starts_with(…)`) or indexing is Rhai's business.
-                if segs.is_empty() || self.peek() == Some(&Tok::LParen) {
+                // `x.starts_with("…")` is the one method call in the subset; other methods
+                // and indexing are Rhai's business.
+                if self.peek() == Some(&Tok::LParen) {
+                    self.pos += 1;
+                    let Some(Seg::Key(method)) = segs.pop() else {
+                        return None;
+                    };
+                    let Tok::Str(prefix) = self.bump()? else {
+                        return None;
+                    };
+                    if method != "starts_with" || segs.is_empty() || self.bump()? != Tok::RParen {
+                        return None;
+                    }
+                    let path = Path { root, segs };
+                    return Some(Expr::StartsWith(intern(&path), path, prefix));
+                }
+                if segs.is_empty() {
                     return None;
                 }
                 let path = Path { root, segs };
@@ -286,7 +378,7 @@ pub(crate) fn parse(src: &str) -> Option<Expr> {
 
 /// A value during native evaluation.
 #[derive(Debug, Clone, Copy)]
-enum V<'a> {
+pub(super) enum V<'a> {
     Unit,
     Bool(bool),
     Int(i64),
@@ -315,7 +407,8 @@ fn from_json(v: &Value) -> Result<V<'_>, GiveUp> {
     clippy::cast_precision_loss,
     reason = "Rhai compares INT with FLOAT by converting the INT to FLOAT; so must we"
 )]
-fn compare(op: CmpOp, a: V<'_>, b: V<'_>) -> bool {
+#[inline(always)]
+pub(super) fn compare(op: CmpOp, a: V<'_>, b: V<'_>) -> bool {
     let ord: Option<Ordering> = match (a, b) {
         (V::Int(x), V::Int(y)) => Some(x.cmp(&y)),
         (V::Int(x), V::Float(y)) => (x as f64).partial_cmp(&y),
@@ -354,85 +447,24 @@ fn intern(path: &Path) -> u32 {
     *ids.entry(path.to_string()).or_insert(next)
 }
 
-/// Paths already resolved in this decision (`None`: outside the native subset).
-#[derive(Default)]
-pub(crate) struct PathCache<'a> {
-    resolved: Vec<(u32, Option<V<'a>>)>,
-}
-
-impl<'a> PathCache<'a> {
-    fn get(&mut self, id: u32, path: &Path, env: &Env<'a>) -> Result<V<'a>, GiveUp> {
-        if let Some((_, v)) = self.resolved.iter().find(|(i, _)| *i == id) {
-            return v.ok_or(GiveUp);
-        }
-        let v = match env.lookup(path) {
-            Found::Missing => Some(V::Unit),
-            Found::Str(s) => Some(V::Str(s)),
-            Found::Json(v) => from_json(v).ok(),
-            Found::Broken | Found::Owned(_) => None,
-        };
-        self.resolved.push((id, v));
-        v.ok_or(GiveUp)
+/// What a path found in the environment is to native evaluation (`None`: outside the
+/// native subset, so Rhai's business).
+pub(super) fn resolve(found: Found<'_>) -> Option<V<'_>> {
+    match found {
+        Found::Missing => Some(V::Unit),
+        Found::Str(s) => Some(V::Str(s)),
+        Found::Json(v) => from_json(v).ok(),
+        Found::Broken | Found::Owned(_) => None,
     }
 }
 
-fn eval<'a>(expr: &'a Expr, env: &Env<'a>, cache: &mut PathCache<'a>) -> Result<V<'a>, GiveUp> {
-    match expr {
-        Expr::Lit(Lit::Bool(b)) => Ok(V::Bool(*b)),
-        Expr::Lit(Lit::Int(i)) => Ok(V::Int(*i)),
-        Expr::Lit(Lit::Float(f)) => Ok(V::Float(*f)),
-        Expr::Lit(Lit::Str(s)) => Ok(V::Str(s)),
-        Expr::Path(id, path) => cache.get(*id, path, env),
-        Expr::Not(inner) => match eval(inner, env, cache)? {
-            V::Bool(b) => Ok(V::Bool(!b)),
-            _ => Err(GiveUp),
-        },
-        Expr::And(l, r) => match eval(l, env, cache)? {
-            V::Bool(false) => Ok(V::Bool(false)),
-            V::Bool(true) => match eval(r, env, cache)? {
-                V::Bool(b) => Ok(V::Bool(b)),
-                _ => Err(GiveUp),
-            },
-            _ => Err(GiveUp),
-        },
-        Expr::Or(l, r) => match eval(l, env, cache)? {
-            V::Bool(true) => Ok(V::Bool(true)),
-            V::Bool(false) => match eval(r, env, cache)? {
-                V::Bool(b) => Ok(V::Bool(b)),
-                _ => Err(GiveUp),
-            },
-            _ => Err(GiveUp),
-        },
-        Expr::Cmp(op, l, r) => {
-            let a = eval(l, env, cache)?;
-            let b = eval(r, env, cache)?;
-            Ok(V::Bool(compare(*op, a, b)))
-        }
-        Expr::CmpPathLit(op, id, path, lit) => {
-            let a = cache.get(*id, path, env)?;
-            Ok(V::Bool(compare(*op, a, lit_value(lit))))
-        }
-    }
-}
-
-fn lit_value(lit: &Lit) -> V<'_> {
+#[inline]
+pub(super) fn lit_value(lit: &Lit) -> V<'_> {
     match lit {
         Lit::Bool(b) => V::Bool(*b),
         Lit::Int(i) => V::Int(*i),
         Lit::Float(f) => V::Float(*f),
         Lit::Str(s) => V::Str(s),
-    }
-}
-
-/// Evaluates `expr` natively; `Err(GiveUp)` means "ask Rhai".
-pub(crate) fn evaluate<'a>(
-    expr: &'a Expr,
-    env: &Env<'a>,
-    cache: &mut PathCache<'a>,
-) -> Result<bool, GiveUp> {
-    match eval(expr, env, cache)? {
-        V::Bool(b) => Ok(b),
-        _ => Err(GiveUp),
     }
 }
 
@@ -448,6 +480,10 @@ pub(crate) fn operations_bound(expr: &Expr) -> u64 {
             Expr::Lit(_) => 2,
             Expr::Path(_, p) => path(p),
             Expr::CmpPathLit(_, _, p, _) => 4 + path(p),
+            Expr::StartsWith(_, p, _) | Expr::Glob(_, _, p) => 8 + path(p),
+            Expr::In(_, p, list) => {
+                8 + path(p) + 4 * u64::try_from(list.len()).unwrap_or(u64::MAX / 8)
+            }
             Expr::Not(e) => 2 + nodes(e),
             Expr::And(l, r) | Expr::Or(l, r) | Expr::Cmp(_, l, r) => {
                 2 + nodes(l).saturating_add(nodes(r))
@@ -466,7 +502,10 @@ pub(crate) fn paths(expr: &Expr, out: &mut Vec<Path>) {
                 out.push(p.clone());
             }
         }
-        Expr::CmpPathLit(_, _, p, _) => {
+        Expr::CmpPathLit(_, _, p, _)
+        | Expr::StartsWith(_, p, _)
+        | Expr::In(_, p, _)
+        | Expr::Glob(_, _, p) => {
             if !out.contains(p) {
                 out.push(p.clone());
             }
@@ -543,12 +582,27 @@ mod tests {
         );
         assert!(parse("signal.payload.delta >= -1.5").is_some());
         assert!(parse("signal.payload.flag").is_some());
+        assert!(parse("signal.repo.branch.starts_with(\"release/\")").is_some());
+        assert!(parse("signal.kind in [\"a\", -1, 2.5, true] && signal.kind in []").is_some());
+        assert!(parse("glob(\"feat/{x,y}-*\", signal.repo.branch)").is_some());
     }
 
     #[test]
     fn leaves_everything_else_to_rhai() {
         for src in [
-            "signal.repo.branch.starts_with(\"release/\")",
+            "signal.repo.branch.ends_with(\"release/\")",
+            "signal.repo.branch.starts_with(signal.kind)",
+            "signal.starts_with(\"a\")",
+            "signal.kind.starts_with(\"a\").len() > 0",
+            "\"a\" in signal.payload.labels",
+            "signal.kind in signal.payload.labels",
+            "signal.kind in [signal.repo.branch]",
+            "signal.kind in [1, 2,]",
+            "signal.kind in [1] == true",
+            "!signal.kind in [1]",
+            "glob(signal.kind, \"x\")",
+            "glob(\"[\", signal.kind)",
+            "glob(\"a\", \"b\")",
             "recent_count(\"ci.failed\", \"1h\") > 2",
             "signal.payload.files[0] == \"a\"",
             "1 < 2 < 3",

@@ -4,7 +4,7 @@
 
 use jiff::Timestamp;
 
-use crate::condition::native::PathCache;
+use crate::condition::program::PathCache;
 use crate::condition::{HelperInputs, RhaiState, Sandbox};
 use crate::context::Context;
 use crate::env::Env;

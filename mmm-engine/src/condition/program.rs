@@ -1,0 +1,376 @@
+//! The flat form of a native condition: the expression tree [`native::parse`] builds,
+//! compiled once at load into a list of instructions run by one loop, without recursion.
+//!
+//! The machine has one register (`acc`, the value of the last instruction) and a small
+//! stack for the left operand of a comparison between two computed values. `&&` and `||`
+//! are conditional jumps over their right operand, so short circuits skip its code; the
+//! commonest conditions (`path OP literal`, joined by `&&`/`||`) never touch the stack.
+//! Paths are read through the per-decision [`PathCache`], indexed by the process-wide id of
+//! the path: a path is resolved once per decision however many candidates read it, and a
+//! repeated read is an index into an array, not a search.
+//!
+//! What gives up (a non-boolean operand of `!`, `&&` or `||`; a method on a non-string; a
+//! path through a non-map) gives up the whole condition, which then runs on Rhai, exactly
+//! as the tree evaluator it replaces did.
+//!
+//! [`native::parse`]: super::native::parse
+
+use std::sync::Arc;
+
+use super::glob::Glob;
+use super::native::{compare, lit_value, resolve, CmpOp, Expr, GiveUp, Lit, V};
+use crate::env::{Env, Path};
+
+/// Deepest operand stack a program may need; deeper conditions stay on Rhai.
+const MAX_STACK: usize = 16;
+
+/// Longest `glob` match (pattern bytes × text bytes) run natively. Rhai's `glob` checks
+/// the evaluation's time limit while it matches; a match this small ends long before any
+/// limit, so the native one need not check, and longer ones run on Rhai.
+const MAX_NATIVE_GLOB_WORK: usize = 1 << 16;
+
+/// One instruction.
+#[derive(Debug, Clone)]
+enum Op {
+    /// `acc = (path OP literal)`, then the jump: the left operand of `&&`/`||` that is a
+    /// comparison with a literal carries the jump itself (one instruction, not two).
+    Test(CmpOp, Operand, Lit, Jump),
+    /// `acc = path`.
+    Load(Operand),
+    /// `acc = literal`.
+    Const(Lit),
+    /// Pushes `acc`.
+    Push,
+    /// `acc = (popped OP acc)`.
+    Compare(CmpOp),
+    /// `acc = !acc`; gives up unless `acc` is a boolean.
+    Not,
+    /// Gives up unless `acc` is a boolean (the right operand of `&&` and `||`).
+    Bool,
+    /// Gives up unless `acc` is a boolean; jumps to the target when it is false.
+    JumpIfFalse(u16),
+    /// Gives up unless `acc` is a boolean; jumps to the target when it is true.
+    JumpIfTrue(u16),
+    /// `acc = path.starts_with(prefix)`; gives up unless the path holds a string.
+    StartsWith(Operand, Box<str>),
+    /// `acc = path in [literals]` (Rhai's `==` on each element in turn).
+    In(Operand, Box<[Lit]>),
+    /// `acc = glob(pattern, path)`; gives up unless the path holds a string within the
+    /// sizes the sandbox allows and the match is small.
+    Glob(Operand, Box<GlobOp>),
+}
+
+/// A path an instruction reads: its interned id (its slot in the [`PathCache`]) and its
+/// place in [`Program::paths`], needed only the first time a decision reads it.
+#[derive(Debug, Clone, Copy)]
+struct Operand {
+    id: u32,
+    at: u16,
+}
+
+/// Where a [`Op::Test`] goes next.
+#[derive(Debug, Clone, Copy)]
+enum Jump {
+    Next,
+    IfFalse(u16),
+    IfTrue(u16),
+}
+
+#[derive(Debug, Clone)]
+struct GlobOp {
+    pattern_len: usize,
+    glob: Arc<Glob>,
+}
+
+/// A compiled native condition.
+#[derive(Debug, Clone)]
+pub(crate) struct Program {
+    ops: Vec<Op>,
+    /// The paths the instructions read, by operand number: the interned id and the path.
+    paths: Vec<(u32, Path)>,
+    /// The deepest the operand stack gets.
+    depth: usize,
+}
+
+/// Whether an expression can only produce a boolean (or give up).
+fn is_boolean(expr: &Expr) -> bool {
+    !matches!(
+        expr,
+        Expr::Path(..) | Expr::Lit(Lit::Int(_) | Lit::Float(_) | Lit::Str(_))
+    )
+}
+
+struct Compiler {
+    ops: Vec<Op>,
+    paths: Vec<(u32, Path)>,
+    depth: usize,
+    max_depth: usize,
+}
+
+impl Compiler {
+    fn path(&mut self, id: u32, path: &Path) -> Option<Operand> {
+        let at = match self.paths.iter().position(|(i, _)| *i == id) {
+            Some(at) => at,
+            None => {
+                self.paths.push((id, path.clone()));
+                self.paths.len() - 1
+            }
+        };
+        Some(Operand {
+            id,
+            at: u16::try_from(at).ok()?,
+        })
+    }
+
+    fn here(&self) -> Option<u16> {
+        u16::try_from(self.ops.len()).ok()
+    }
+
+    /// Emits `expr`, leaving its value in `acc`.
+    fn expr(&mut self, expr: &Expr) -> Option<()> {
+        match expr {
+            Expr::Lit(lit) => self.ops.push(Op::Const(lit.clone())),
+            Expr::Path(id, path) => {
+                let p = self.path(*id, path)?;
+                self.ops.push(Op::Load(p));
+            }
+            Expr::CmpPathLit(op, id, path, lit) => {
+                let p = self.path(*id, path)?;
+                self.ops.push(Op::Test(*op, p, lit.clone(), Jump::Next));
+            }
+            Expr::Not(inner) => {
+                self.expr(inner)?;
+                self.ops.push(Op::Not);
+            }
+            Expr::And(l, r) | Expr::Or(l, r) => {
+                self.expr(l)?;
+                // A left operand that is one comparison with a literal carries the jump
+                // itself; any other gets a jump instruction after it.
+                let fused = matches!(**l, Expr::CmpPathLit(..));
+                let jump = if fused {
+                    self.ops.len().checked_sub(1)?
+                } else {
+                    self.ops.push(Op::Bool);
+                    self.ops.len() - 1
+                };
+                self.expr(r)?;
+                if !is_boolean(r) {
+                    self.ops.push(Op::Bool);
+                }
+                let end = self.here()?;
+                let and = matches!(expr, Expr::And(..));
+                match (fused, self.ops.get_mut(jump)?) {
+                    (true, Op::Test(.., next)) => {
+                        *next = if and {
+                            Jump::IfFalse(end)
+                        } else {
+                            Jump::IfTrue(end)
+                        };
+                    }
+                    (false, op) => {
+                        *op = if and {
+                            Op::JumpIfFalse(end)
+                        } else {
+                            Op::JumpIfTrue(end)
+                        };
+                    }
+                    (true, _) => return None,
+                }
+            }
+            Expr::Cmp(op, l, r) => {
+                self.expr(l)?;
+                self.ops.push(Op::Push);
+                self.depth += 1;
+                self.max_depth = self.max_depth.max(self.depth);
+                self.expr(r)?;
+                self.depth -= 1;
+                self.ops.push(Op::Compare(*op));
+            }
+            Expr::StartsWith(id, path, prefix) => {
+                let p = self.path(*id, path)?;
+                self.ops
+                    .push(Op::StartsWith(p, prefix.clone().into_boxed_str()));
+            }
+            Expr::In(id, path, list) => {
+                let p = self.path(*id, path)?;
+                self.ops.push(Op::In(p, list.clone().into_boxed_slice()));
+            }
+            Expr::Glob(pattern, id, path) => {
+                let p = self.path(*id, path)?;
+                let glob = Arc::new(Glob::new(pattern).ok()?);
+                self.ops.push(Op::Glob(
+                    p,
+                    Box::new(GlobOp {
+                        pattern_len: pattern.len(),
+                        glob,
+                    }),
+                ));
+            }
+        }
+        Some(())
+    }
+}
+
+impl Program {
+    /// Compiles `expr`; `None` when it needs more than the machine offers (Rhai then runs
+    /// the condition).
+    pub fn compile(expr: &Expr) -> Option<Program> {
+        let mut c = Compiler {
+            ops: Vec::new(),
+            paths: Vec::new(),
+            depth: 0,
+            max_depth: 0,
+        };
+        c.expr(expr)?;
+        if !is_boolean(expr) {
+            c.ops.push(Op::Bool);
+        }
+        (c.max_depth <= MAX_STACK).then_some(Program {
+            ops: c.ops,
+            paths: c.paths,
+            depth: c.max_depth,
+        })
+    }
+
+    /// Runs the program; `Err(GiveUp)` means "ask Rhai". `limits` are the sandbox's glob
+    /// size limits (pattern, text): beyond them Rhai raises the error.
+    pub fn run<'a>(
+        &'a self,
+        env: &Env<'a>,
+        cache: &mut PathCache<'a>,
+        glob_limits: (usize, usize),
+    ) -> Result<bool, GiveUp> {
+        // Empty until a comparison of two computed values needs it: most programs never
+        // allocate it.
+        let mut stack: Vec<V<'a>> = Vec::new();
+        let mut acc = V::Unit;
+        let mut pc = 0;
+        while let Some(op) = self.ops.get(pc) {
+            pc += 1;
+            acc = match op {
+                Op::Test(cmp, p, lit, jump) => {
+                    let v = self.load(*p, env, cache)?;
+                    // One arm per literal type, so each comparison is specialised to it.
+                    let held = match lit {
+                        Lit::Int(i) => compare(*cmp, v, V::Int(*i)),
+                        Lit::Float(f) => compare(*cmp, v, V::Float(*f)),
+                        Lit::Str(s) => compare(*cmp, v, V::Str(s)),
+                        Lit::Bool(b) => compare(*cmp, v, V::Bool(*b)),
+                    };
+                    match jump {
+                        Jump::IfFalse(to) if !held => pc = usize::from(*to),
+                        Jump::IfTrue(to) if held => pc = usize::from(*to),
+                        _ => {}
+                    }
+                    V::Bool(held)
+                }
+                Op::Load(p) => self.load(*p, env, cache)?,
+                Op::Const(lit) => lit_value(lit),
+                Op::Push => {
+                    if stack.capacity() == 0 {
+                        stack.reserve_exact(self.depth);
+                    }
+                    stack.push(acc);
+                    acc
+                }
+                Op::Compare(cmp) => V::Bool(compare(*cmp, stack.pop().ok_or(GiveUp)?, acc)),
+                Op::Not => V::Bool(!boolean(acc)?),
+                Op::Bool => V::Bool(boolean(acc)?),
+                Op::JumpIfFalse(to) => {
+                    if !boolean(acc)? {
+                        pc = usize::from(*to);
+                    }
+                    acc
+                }
+                Op::JumpIfTrue(to) => {
+                    if boolean(acc)? {
+                        pc = usize::from(*to);
+                    }
+                    acc
+                }
+                Op::StartsWith(p, prefix) => match self.load(*p, env, cache)? {
+                    V::Str(s) => V::Bool(s.starts_with(&**prefix)),
+                    _ => return Err(GiveUp),
+                },
+                Op::In(p, list) => {
+                    let v = self.load(*p, env, cache)?;
+                    V::Bool(
+                        list.iter()
+                            .any(|item| compare(CmpOp::Eq, v, lit_value(item))),
+                    )
+                }
+                Op::Glob(p, g) => match self.load(*p, env, cache)? {
+                    V::Str(text)
+                        if g.pattern_len <= glob_limits.0
+                            && text.len() <= glob_limits.1
+                            && g.pattern_len.max(1).saturating_mul(text.len().max(1))
+                                <= MAX_NATIVE_GLOB_WORK =>
+                    {
+                        V::Bool(
+                            g.glob
+                                .is_match(text, || Ok::<(), ()>(()))
+                                .map_err(|_| GiveUp)?,
+                        )
+                    }
+                    _ => return Err(GiveUp),
+                },
+            };
+        }
+        boolean(acc)
+    }
+
+    #[inline]
+    fn load<'a>(
+        &'a self,
+        operand: Operand,
+        env: &Env<'a>,
+        cache: &mut PathCache<'a>,
+    ) -> Result<V<'a>, GiveUp> {
+        let slot = usize::try_from(operand.id).map_err(|_| GiveUp)?;
+        match cache.slots.get(slot) {
+            Some(Slot::Value(v)) => Ok(*v),
+            Some(Slot::Outside) => Err(GiveUp),
+            Some(Slot::Unread) | None => {
+                let (_, path) = self.paths.get(usize::from(operand.at)).ok_or(GiveUp)?;
+                cache.resolve(slot, path, env)
+            }
+        }
+    }
+}
+
+fn boolean(v: V<'_>) -> Result<bool, GiveUp> {
+    match v {
+        V::Bool(b) => Ok(b),
+        _ => Err(GiveUp),
+    }
+}
+
+/// What one path holds in this decision.
+#[derive(Debug, Clone, Copy)]
+enum Slot<'a> {
+    Unread,
+    Value(V<'a>),
+    /// Outside the native subset (an array, a map, a path through a non-map).
+    Outside,
+}
+
+/// Paths already resolved in this decision, by interned id.
+#[derive(Default)]
+pub(crate) struct PathCache<'a> {
+    slots: Vec<Slot<'a>>,
+}
+
+impl<'a> PathCache<'a> {
+    /// The first read of a path in this decision.
+    #[inline(never)]
+    fn resolve(&mut self, at: usize, path: &Path, env: &Env<'a>) -> Result<V<'a>, GiveUp> {
+        let found = resolve(env.lookup(path));
+        if self.slots.len() <= at {
+            self.slots.resize(at + 1, Slot::Unread);
+        }
+        if let Some(slot) = self.slots.get_mut(at) {
+            *slot = found.map_or(Slot::Outside, Slot::Value);
+        }
+        found.ok_or(GiveUp)
+    }
+}
