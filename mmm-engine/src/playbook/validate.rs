@@ -15,7 +15,7 @@ use crate::experiment::{
 use crate::lint::{self, TextRole};
 use crate::model::{ActionType, Status, Surface};
 use crate::outcome::OutcomeResult;
-use crate::plan::{ActionPlan, FatigueSpec, Plan, SourceRef};
+use crate::plan::{ActionPlan, FatigueSpec, Plan, SourceRef, RECENT_SIGNALS_KEY};
 use crate::signal::{is_kind, is_tenant_id};
 use crate::template::Template;
 
@@ -349,6 +349,8 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
         return None;
     }
     let start = doc.pos.value("metadata.id").or(doc.pos.start);
+    let reads_recent_json =
+        crate::plan::reads_ctx_key(spec.when.as_deref(), &actions, RECENT_SIGNALS_KEY);
     Some(Plan {
         id: Arc::from(m.id.as_str()),
         version: version?,
@@ -368,6 +370,7 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
             line: start.map_or(1, |p| p.line),
             column: start.map_or(1, |p| p.column),
         },
+        reads_recent_json,
     })
 }
 
