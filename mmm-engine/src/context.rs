@@ -142,6 +142,7 @@ struct RawContext {
     /// Only checked to be a list here: its entries are read from the context's own copy
     /// (`Context::raw`), not cloned a second time.
     #[serde(default, deserialize_with = "nullable")]
+    #[expect(dead_code, reason = "only its shape is checked")]
     recent_signals: AnyList,
     #[serde(default, deserialize_with = "nullable")]
     tenant: TenantContext,

@@ -88,14 +88,14 @@ pub(crate) const RECENT_SIGNALS_KEY: &str = "recent_signals";
 /// passed whole, indexed, or a method called on it). The sandbox has no `eval` and no
 /// closures, so a script can reach `ctx` only by naming it.
 pub(crate) fn reads_ctx_key(when: Option<&str>, actions: &[ActionPlan], key: &str) -> bool {
-    let templates = actions.iter().flat_map(|a| {
+    let mut templates = actions.iter().flat_map(|a| {
         std::iter::once(&a.title)
             .chain(a.text.as_ref())
             .chain(a.prompt.as_ref())
             .chain(a.fallback.as_ref())
     });
     when.is_some_and(|script| script_may_read_ctx_key(script, key))
-        || templates.into_iter().any(|t| t.reads_ctx_key(key))
+        || templates.any(|t| t.reads_ctx_key(key))
 }
 
 fn script_may_read_ctx_key(script: &str, key: &str) -> bool {

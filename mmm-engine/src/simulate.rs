@@ -190,18 +190,16 @@ impl<'e> Replay<'e> {
         self.report.replayed += 1;
         tally(&mut self.report.primary, &decision);
         if let (Some(Ok(other)), Some(shadow_tally)) = (other, self.report.shadow.as_mut()) {
-            {
-                tally(shadow_tally, &other);
-                let (a, b) = (outline(&decision), outline(&other));
-                if a != b {
-                    self.report.differences.push(Difference {
-                        line,
-                        kind: text("kind"),
-                        actor_id: decision.actor_id.clone(),
-                        primary: a,
-                        shadow: b,
-                    });
-                }
+            tally(shadow_tally, &other);
+            let (a, b) = (outline(&decision), outline(&other));
+            if a != b {
+                self.report.differences.push(Difference {
+                    line,
+                    kind: text("kind"),
+                    actor_id: decision.actor_id.clone(),
+                    primary: a,
+                    shadow: b,
+                });
             }
         }
         Ok(decision)
