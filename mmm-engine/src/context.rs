@@ -125,7 +125,10 @@ impl<'de> Deserialize<'de> for AnyList {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a sequence")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AnyList, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AnyList, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(AnyList)
             }
@@ -321,7 +324,9 @@ impl RecentHistory {
     pub(crate) fn push(&mut self, signal: Value) {
         let bytes = serialized_len(&signal, usize::MAX).unwrap_or(usize::MAX);
         let redactable = match signal.get("payload") {
-            Some(Value::Object(payload)) => crate::pipeline::signal::DEFAULT_DENY_LIST.finds_any(payload),
+            Some(Value::Object(payload)) => {
+                crate::pipeline::signal::DEFAULT_DENY_LIST.finds_any(payload)
+            }
             _ => false,
         };
         let typed = RecentSignal::from_value(&signal);

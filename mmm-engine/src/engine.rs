@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use crate::approval::Approvals;
 use crate::audit::{AuditError, AuditEvent, AuditSink};
 use crate::clock::Clock;
-use crate::context::RecentHistory;
 use crate::condition::Sandbox;
+use crate::context::RecentHistory;
 use crate::decision::{Decision, Degraded};
 use crate::env::Env;
 use crate::error::DecideError;
@@ -374,8 +374,7 @@ impl Engine {
                 None => !h.clean_for_default_deny_list(),
                 Some(list) => !list.is_empty() && !h.raw.is_empty(),
             };
-            if redacts || inner.trail.signing() || found.iter().any(|c| c.plan.reads_recent_json)
-            {
+            if redacts || inner.trail.signing() || found.iter().any(|c| c.plan.reads_recent_json) {
                 context::put_history(&mut ctx, h);
                 let deny = deny.as_deref().unwrap_or(&signal::DEFAULT_DENY_LIST);
                 signal::minimise_recent(&mut ctx, deny, &mut record.redacted);

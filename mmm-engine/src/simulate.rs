@@ -99,8 +99,15 @@ pub struct Replay<'e> {
     /// Each actor's accepted signals (≤ 50, as the context's `recent_signals` allows),
     /// kept typed so that a replayed decision neither builds nor parses a JSON context.
     history: HashMap<(String, String), RecentHistory>,
+    /// What each set did, counted as it goes and sorted into the report at the end.
+    primary_counts: Counts,
+    shadow_counts: Option<Counts>,
     report: ReplayReport,
 }
+
+/// Per playbook id, actions by type and suppressions by reason: hashed by id and keyed by
+/// the names' static strings, so that counting allocates nothing once an id is known.
+type Counts = HashMap<String, (BTreeMap<&'static str, usize>, BTreeMap<&'static str, usize>)>;
 
 impl<'e> Replay<'e> {
     /// A replay through `primary`, compared with `shadow` when given.
@@ -109,6 +116,8 @@ impl<'e> Replay<'e> {
             primary,
             shadow,
             history: HashMap::new(),
+            primary_counts: Counts::new(),
+            shadow_counts: shadow.map(|_| Counts::new()),
             report: ReplayReport {
                 shadow: shadow.map(|_| BTreeMap::new()),
                 ..ReplayReport::default()
@@ -188,8 +197,8 @@ impl<'e> Replay<'e> {
             .or_default()
             .push(signal.clone());
         self.report.replayed += 1;
-        tally(&mut self.report.primary, &decision);
-        if let (Some(Ok(other)), Some(shadow_tally)) = (other, self.report.shadow.as_mut()) {
+        tally(&mut self.primary_counts, &decision);
+        if let (Some(Ok(other)), Some(shadow_tally)) = (other, self.shadow_counts.as_mut()) {
             tally(shadow_tally, &other);
             let (a, b) = (outline(&decision), outline(&other));
             if a != b {
@@ -212,7 +221,10 @@ impl<'e> Replay<'e> {
 
     /// The report.
     pub fn finish(self) -> ReplayReport {
-        self.report
+        let mut report = self.report;
+        report.primary = tallies(self.primary_counts);
+        report.shadow = self.shadow_counts.map(tallies);
+        report
     }
 }
 
@@ -241,33 +253,44 @@ fn outline(d: &Decision) -> Vec<String> {
     out
 }
 
-fn tally(into: &mut BTreeMap<String, Tally>, d: &Decision) {
-    // Keys are looked up before they are allocated: after the first signals, every
-    // playbook and reason is already there.
-    fn count(map: &mut BTreeMap<String, usize>, key: &str) {
-        match map.get_mut(key) {
-            Some(n) => *n += 1,
-            None => {
-                map.insert(key.to_owned(), 1);
-            }
-        }
-    }
-    fn of<'t>(into: &'t mut BTreeMap<String, Tally>, id: &str) -> Option<&'t mut Tally> {
+fn tally(into: &mut Counts, d: &Decision) {
+    fn of<'c>(
+        into: &'c mut Counts,
+        id: &str,
+    ) -> Option<&'c mut (BTreeMap<&'static str, usize>, BTreeMap<&'static str, usize>)> {
         if !into.contains_key(id) {
-            into.insert(id.to_owned(), Tally::default());
+            into.insert(id.to_owned(), Default::default());
         }
         into.get_mut(id)
     }
     for a in &d.actions {
-        if let Some(t) = of(into, &a.playbook.id) {
-            count(&mut t.actions, a.kind.as_str());
+        if let Some((actions, _)) = of(into, &a.playbook.id) {
+            *actions.entry(a.kind.as_str()).or_default() += 1;
         }
     }
     for s in &d.suppressed {
-        if let Some(t) = of(into, &s.playbook.id) {
-            count(&mut t.suppressed, s.reason.as_str());
+        if let Some((_, suppressed)) = of(into, &s.playbook.id) {
+            *suppressed.entry(s.reason.as_str()).or_default() += 1;
         }
     }
+}
+
+fn tallies(counts: Counts) -> BTreeMap<String, Tally> {
+    let owned = |m: BTreeMap<&'static str, usize>| {
+        m.into_iter()
+            .map(|(k, n)| (k.to_owned(), n))
+            .collect::<BTreeMap<_, _>>()
+    };
+    counts
+        .into_iter()
+        .map(|(id, (actions, suppressed))| {
+            let tally = Tally {
+                actions: owned(actions),
+                suppressed: owned(suppressed),
+            };
+            (id, tally)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -376,7 +399,11 @@ spec:
                 if let Some(ctx) = context.as_object_mut() {
                     let earlier = history.get(&key);
                     ctx.entry("recent_signals").or_insert_with(|| {
-                        Value::Array(earlier.map(|e| e.iter().cloned().collect()).unwrap_or_default())
+                        Value::Array(
+                            earlier
+                                .map(|e| e.iter().cloned().collect())
+                                .unwrap_or_default(),
+                        )
                     });
                 }
                 let options = DecideOptions {
@@ -457,7 +484,10 @@ spec:
             });
         }
         // One the engine refuses.
-        out.insert(10, json!({"tenant_id": "acme", "actor_id": "dev-1", "kind": "ci.failed"}));
+        out.insert(
+            10,
+            json!({"tenant_id": "acme", "actor_id": "dev-1", "kind": "ci.failed"}),
+        );
         out
     }
 
@@ -481,7 +511,12 @@ spec:
         };
         let builds: [&dyn Fn() -> Engine; 3] = [
             &|| Engine::builder().playbooks(set()).build(),
-            &|| Engine::builder().playbooks(set()).signing_key(key()).build(),
+            &|| {
+                Engine::builder()
+                    .playbooks(set())
+                    .signing_key(key())
+                    .build()
+            },
             &|| Engine::builder().playbooks(set()).config(small()).build(),
         ];
         for build in builds {
@@ -493,8 +528,12 @@ spec:
             }
             // The cases are exercised: redactions in history, refusals, actions.
             let all: Vec<&Value> = now.iter().flatten().collect();
-            assert!(all.iter().any(|d| d["redacted"].to_string().contains("recent_signals")));
-            assert!(all.iter().any(|d| !d["actions"].as_array().unwrap().is_empty()));
+            assert!(all
+                .iter()
+                .any(|d| d["redacted"].to_string().contains("recent_signals")));
+            assert!(all
+                .iter()
+                .any(|d| !d["actions"].as_array().unwrap().is_empty()));
             assert!(now.iter().any(Option::is_none));
         }
     }

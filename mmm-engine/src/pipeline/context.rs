@@ -11,8 +11,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use crate::context::{
-    fits, serialized_len, Context, PolicySnapshot, RecentHistory, RecentSignal,
-    MAX_RECENT_SIGNALS,
+    fits, serialized_len, Context, PolicySnapshot, RecentHistory, RecentSignal, MAX_RECENT_SIGNALS,
 };
 use crate::decision::Degraded;
 use crate::error::{ContextError, DecideError, Quoted};
