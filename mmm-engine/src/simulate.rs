@@ -107,7 +107,10 @@ pub struct Replay<'e> {
 
 /// Per playbook id, actions by type and suppressions by reason: hashed by id and keyed by
 /// the names' static strings, so that counting allocates nothing once an id is known.
-type Counts = HashMap<String, (BTreeMap<&'static str, usize>, BTreeMap<&'static str, usize>)>;
+type Counts = HashMap<String, Counted>;
+
+/// Actions by type and suppressions by reason, for one playbook.
+type Counted = (BTreeMap<&'static str, usize>, BTreeMap<&'static str, usize>);
 
 impl<'e> Replay<'e> {
     /// A replay through `primary`, compared with `shadow` when given.
@@ -188,9 +191,7 @@ impl<'e> Replay<'e> {
             }
         };
         // The shadow decides on the same history, before this signal joins it.
-        let other = self
-            .shadow
-            .map(|shadow| decide(shadow, history.as_deref_mut()));
+        let other = self.shadow.map(|shadow| decide(shadow, history));
         // Only a signal the engine accepted becomes part of the actor's history.
         self.history
             .entry((decision.tenant_id.clone(), decision.actor_id.clone()))
@@ -254,10 +255,7 @@ fn outline(d: &Decision) -> Vec<String> {
 }
 
 fn tally(into: &mut Counts, d: &Decision) {
-    fn of<'c>(
-        into: &'c mut Counts,
-        id: &str,
-    ) -> Option<&'c mut (BTreeMap<&'static str, usize>, BTreeMap<&'static str, usize>)> {
+    fn of<'c>(into: &'c mut Counts, id: &str) -> Option<&'c mut Counted> {
         if !into.contains_key(id) {
             into.insert(id.to_owned(), Default::default());
         }
