@@ -113,13 +113,40 @@ fn nullable<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// A JSON array whose entries are skipped (the error for anything else is a `Vec`'s).
+#[derive(Debug, Clone, Copy, Default)]
+struct AnyList;
+
+impl<'de> Deserialize<'de> for AnyList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AnyList;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AnyList, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(AnyList)
+            }
+        }
+        d.deserialize_seq(Visitor)
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawContext {
     #[serde(default, deserialize_with = "nullable")]
     actor: ActorContext,
+    /// Only checked to be a list here: its entries are read from the context's own copy
+    /// (`Context::raw`), not cloned a second time.
     #[serde(default, deserialize_with = "nullable")]
-    recent_signals: Vec<Value>,
+    #[expect(dead_code, reason = "only its shape is checked")]
+    recent_signals: AnyList,
     #[serde(default, deserialize_with = "nullable")]
     tenant: TenantContext,
     #[serde(default, deserialize_with = "nullable")]
@@ -230,6 +257,12 @@ pub const MAX_RECENT_SIGNALS: usize = 50;
 /// Whether `value` serialises to at most `limit` bytes. Counting stops at the limit, so
 /// the cost is bounded by the limit, not by the value.
 pub(crate) fn fits(value: &impl serde::Serialize, limit: usize) -> bool {
+    serialized_len(value, limit).is_some()
+}
+
+/// How many bytes `value` serialises to, when that is at most `limit` (counting stops
+/// there).
+pub(crate) fn serialized_len(value: &impl serde::Serialize, limit: usize) -> Option<usize> {
     struct Budget(usize);
     impl std::io::Write for Budget {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -243,7 +276,115 @@ pub(crate) fn fits(value: &impl serde::Serialize, limit: usize) -> bool {
             Ok(())
         }
     }
-    serde_json::to_writer(Budget(limit), value).is_ok()
+    let mut budget = Budget(limit);
+    serde_json::to_writer(&mut budget, value).ok()?;
+    Some(limit - budget.0)
+}
+
+/// One actor's earlier signals during a replay, newest first, at most
+/// [`MAX_RECENT_SIGNALS`]: each kept as the JSON the caller gave (for the rare decision
+/// that reads `ctx.recent_signals` as JSON, signs a receipt over the context or redacts
+/// a recent payload) and in the typed form `recent_count` reads, so that a replayed
+/// decision needs neither a JSON context per signal nor parsing it.
+///
+/// Handing a history to a decision is the same as giving the context
+/// `{"recent_signals": [these signals]}` (appended to the caller's context), byte for
+/// byte in the decision: the size limit counts the entries' serialised sizes, and the JSON
+/// is put into the context whenever anything could see it.
+#[derive(Debug, Default)]
+pub(crate) struct RecentHistory {
+    /// The signals as given, newest first.
+    pub(crate) raw: std::collections::VecDeque<Value>,
+    /// What is known of each, in the same order.
+    meta: std::collections::VecDeque<EntryMeta>,
+    /// The signals as `recent_count` reads them, newest first. Lent to each decision.
+    pub(crate) typed: Vec<RecentSignal>,
+    /// Serialised bytes of all entries.
+    bytes: usize,
+    /// Entries the default deny list would redact something in.
+    redactable: usize,
+    /// Entries [`RecentSignal::from_value`] refuses (none, for signals the engine
+    /// accepted); while one is kept, decisions take the JSON path, which reports it.
+    invalid: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct EntryMeta {
+    bytes: usize,
+    redactable: bool,
+    invalid: bool,
+}
+
+/// `"recent_signals":` as serialised inside an object.
+const RECENT_KEY_BYTES: usize = "\"recent_signals\":".len();
+
+impl RecentHistory {
+    /// Adds `signal` as the newest entry, dropping the oldest beyond
+    /// [`MAX_RECENT_SIGNALS`].
+    pub(crate) fn push(&mut self, signal: Value) {
+        let bytes = serialized_len(&signal, usize::MAX).unwrap_or(usize::MAX);
+        let redactable = match signal.get("payload") {
+            Some(Value::Object(payload)) => {
+                crate::pipeline::signal::DEFAULT_DENY_LIST.finds_any(payload)
+            }
+            _ => false,
+        };
+        let typed = RecentSignal::from_value(&signal);
+        let invalid = typed.is_err();
+        self.typed.insert(
+            0,
+            typed.unwrap_or_else(|_| RecentSignal {
+                kind: String::new(),
+                occurred_at: Timestamp::UNIX_EPOCH,
+                signal_id: None,
+            }),
+        );
+        self.raw.push_front(signal);
+        self.meta.push_front(EntryMeta {
+            bytes,
+            redactable,
+            invalid,
+        });
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.redactable += usize::from(redactable);
+        self.invalid += usize::from(invalid);
+        while self.raw.len() > MAX_RECENT_SIGNALS {
+            self.raw.pop_back();
+            self.typed.pop();
+            if let Some(gone) = self.meta.pop_back() {
+                self.bytes = self.bytes.saturating_sub(gone.bytes);
+                self.redactable -= usize::from(gone.redactable);
+                self.invalid -= usize::from(gone.invalid);
+            }
+        }
+    }
+
+    /// Whether decisions can take the typed history (otherwise the caller builds the JSON
+    /// context, as before).
+    pub(crate) fn typed_ok(&self) -> bool {
+        self.invalid == 0 && self.typed.len() == self.raw.len()
+    }
+
+    /// Whether the default deny list finds nothing to redact in any entry's payload.
+    pub(crate) fn clean_for_default_deny_list(&self) -> bool {
+        self.redactable == 0
+    }
+
+    /// The serialised size of `caller` (an object of `caller_bytes` bytes, `{}` being 2)
+    /// with `"recent_signals": [the entries]` appended.
+    pub(crate) fn context_bytes(&self, caller_bytes: usize, caller_empty: bool) -> usize {
+        let n = self.raw.len();
+        let array = 2 + self.bytes.saturating_add(n.saturating_sub(1));
+        caller_bytes
+            .saturating_add(usize::from(!caller_empty))
+            .saturating_add(RECENT_KEY_BYTES)
+            .saturating_add(array)
+    }
+
+    /// The entries as the JSON array the context would hold.
+    pub(crate) fn to_json(&self) -> Value {
+        Value::Array(self.raw.iter().cloned().collect())
+    }
 }
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> ContextError {
@@ -341,13 +482,12 @@ impl Context {
             None => TimeZone::UTC,
         };
 
-        let mut recent = Vec::with_capacity(raw.recent_signals.len().min(MAX_RECENT_SIGNALS));
-        for (i, s) in raw
-            .recent_signals
-            .iter()
-            .take(MAX_RECENT_SIGNALS)
-            .enumerate()
-        {
+        let listed: &[Value] = match raw_map.get("recent_signals") {
+            Some(Value::Array(list)) => list,
+            _ => &[],
+        };
+        let mut recent = Vec::with_capacity(listed.len().min(MAX_RECENT_SIGNALS));
+        for (i, s) in listed.iter().take(MAX_RECENT_SIGNALS).enumerate() {
             let signal = RecentSignal::from_value(s)
                 .map_err(|(field, message)| err(format!("recent_signals[{i}].{field}"), message))?;
             recent.push(signal);
@@ -624,6 +764,34 @@ mod tests {
         );
         assert_eq!(c.recent.len(), 1);
         assert_eq!(c.raw["recent_signals"][0]["kind"], "ci.failed");
+    }
+
+    #[test]
+    fn a_history_counts_as_the_json_it_stands_for() {
+        let mut h = RecentHistory::default();
+        for caller in [json!({}), json!({"actor": {"roles": ["dev"]}})] {
+            let bytes = serde_json::to_string(&caller).unwrap().len();
+            let empty = caller.as_object().unwrap().is_empty();
+            for i in 0..55 {
+                let mut with = caller.clone();
+                with["recent_signals"] = h.to_json();
+                let expected = serde_json::to_string(&with).unwrap().len();
+                assert_eq!(h.context_bytes(bytes, empty), expected, "{i} entries");
+                let mut signal = json!({"kind": "k", "occurred_at": "2026-11-22T10:00:00Z",
+                    "payload": {"i": i}});
+                if i == 30 {
+                    signal["payload"]["list"] = json!([{"token": "x"}]);
+                }
+                h.push(signal);
+            }
+        }
+        assert_eq!(h.raw.len(), MAX_RECENT_SIGNALS);
+        assert_eq!(h.typed.len(), MAX_RECENT_SIGNALS);
+        // Only the entry with a token would be redacted, and it is still kept.
+        assert!(!h.clean_for_default_deny_list());
+        assert!(h.typed_ok());
+        h.push(json!({"kind": 1}));
+        assert!(!h.typed_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::approval::Approvals;
 use crate::audit::{AuditError, AuditEvent, AuditSink};
 use crate::clock::Clock;
 use crate::condition::Sandbox;
+use crate::context::RecentHistory;
 use crate::decision::{Decision, Degraded};
 use crate::env::Env;
 use crate::error::DecideError;
@@ -293,6 +294,31 @@ impl Engine {
         context: Option<&Value>,
         options: &DecideOptions,
     ) -> Result<Decision, DecideError> {
+        self.decide_with(signal, context, None, options)
+    }
+
+    /// [`Engine::decide`] with a replay's `history` standing for the context's
+    /// `recent_signals` (see [`RecentHistory`]): `context` is `None` or an object without
+    /// that key. The decision is the one `decide` gives for that context, byte for byte;
+    /// the history's JSON is only put into the context when a candidate could read it, a
+    /// receipt hashes the context, or a deny list could redact in it.
+    pub(crate) fn decide_replayed(
+        &self,
+        signal: &Value,
+        context: Option<&Value>,
+        history: &mut RecentHistory,
+        options: &DecideOptions,
+    ) -> Result<Decision, DecideError> {
+        self.decide_with(signal, context, Some(history), options)
+    }
+
+    fn decide_with(
+        &self,
+        signal: &Value,
+        context: Option<&Value>,
+        mut history: Option<&mut RecentHistory>,
+        options: &DecideOptions,
+    ) -> Result<Decision, DecideError> {
         let inner = &*self.inner;
         let mut spans = Spans::start(&*inner.observer);
         let started = spans.started;
@@ -309,8 +335,21 @@ impl Engine {
             policy,
             deny,
         } = spans.time(spans::CONTEXT_BUILD, || {
-            context::gather(&inner.hub, limits, &signal, context, deadline, &mut record)
+            context::gather(
+                &inner.hub,
+                limits,
+                &signal,
+                context,
+                history.as_deref(),
+                deadline,
+                &mut record,
+            )
         })?;
+        // The replay's typed history is lent to the context for this decision (given
+        // back below: nothing after this point fails).
+        if let Some(h) = history.as_deref_mut() {
+            ctx.recent = std::mem::take(&mut h.typed);
+        }
         // Sized once: `to_string` grows its buffer from empty as jiff writes.
         let mut now_text = String::with_capacity(32);
         let _ = std::fmt::Write::write_fmt(&mut now_text, format_args!("{now}"));
@@ -329,6 +368,20 @@ impl Engine {
         // 5. Candidates.
         let set = self.playbooks();
         let found = candidates::find(&set, &signal);
+        if let Some(h) = history.as_deref() {
+            // Whatever could see the history as JSON gets it: a candidate reading
+            // `ctx.recent_signals` (or `ctx` whole), the receipt's hash of the context, a
+            // deny list that could redact in it.
+            let redacts = match deny.as_deref() {
+                None => !h.clean_for_default_deny_list(),
+                Some(list) => !list.is_empty() && !h.raw.is_empty(),
+            };
+            if redacts || inner.trail.signing() || found.iter().any(|c| c.plan.reads_recent_json) {
+                context::put_history(&mut ctx, h);
+                let deny = deny.as_deref().unwrap_or(&signal::DEFAULT_DENY_LIST);
+                signal::minimise_recent(&mut ctx, deny, &mut record.redacted);
+            }
+        }
         let mut candidates = candidates::records(&found);
         let env = Env {
             signal: &signal,
@@ -418,6 +471,9 @@ impl Engine {
             record.degrade(Degraded::DeadlineExceeded);
         }
         report(&inner.observer, &signal, &record, elapsed, &spans);
+        if let Some(h) = history {
+            h.typed = std::mem::take(&mut ctx.recent);
+        }
         let DecisionRecord {
             actions,
             suppressed,

@@ -148,6 +148,24 @@ impl DenyList {
         }
     }
 
+    /// Whether [`DenyList::redact`] would remove anything from `object`.
+    pub(crate) fn finds_any(&self, object: &Map<String, Value>) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        object
+            .iter()
+            .any(|(key, value)| self.denies(key) || self.finds_any_in(value))
+    }
+
+    fn finds_any_in(&self, value: &Value) -> bool {
+        match value {
+            Value::Object(inner) => self.finds_any(inner),
+            Value::Array(items) => items.iter().any(|item| self.finds_any_in(item)),
+            _ => false,
+        }
+    }
+
     fn redact_value(&self, value: &mut Value, path: &str, redacted: &mut Vec<String>) {
         match value {
             Value::Object(inner) => self.redact(inner, path, redacted),

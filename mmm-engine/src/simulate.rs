@@ -7,17 +7,16 @@
 //! that gives its own wins). The [`ReplayReport`] tallies actions and suppressions per
 //! playbook and lists the decisions that differ between the two sets.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::context::RecentHistory;
 use crate::decision::Decision;
 use crate::engine::{DecideOptions, Engine};
 use crate::error::{DecideError, ErrorInfo};
-
-/// Earlier signals kept per actor, as the context's `recent_signals` allows (≤ 50).
-const HISTORY: usize = 50;
+use crate::plan::RECENT_SIGNALS_KEY;
 
 /// Counts for one playbook over a replay.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -97,9 +96,21 @@ pub struct ReplayReport {
 pub struct Replay<'e> {
     primary: &'e Engine,
     shadow: Option<&'e Engine>,
-    history: HashMap<(String, String), VecDeque<Value>>,
+    /// Each actor's accepted signals (≤ 50, as the context's `recent_signals` allows),
+    /// kept typed so that a replayed decision neither builds nor parses a JSON context.
+    history: HashMap<(String, String), RecentHistory>,
+    /// What each set did, counted as it goes and sorted into the report at the end.
+    primary_counts: Counts,
+    shadow_counts: Option<Counts>,
     report: ReplayReport,
 }
+
+/// Per playbook id, actions by type and suppressions by reason: hashed by id and keyed by
+/// the names' static strings, so that counting allocates nothing once an id is known.
+type Counts = HashMap<String, Counted>;
+
+/// Actions by type and suppressions by reason, for one playbook.
+type Counted = (BTreeMap<&'static str, usize>, BTreeMap<&'static str, usize>);
 
 impl<'e> Replay<'e> {
     /// A replay through `primary`, compared with `shadow` when given.
@@ -108,6 +119,8 @@ impl<'e> Replay<'e> {
             primary,
             shadow,
             history: HashMap::new(),
+            primary_counts: Counts::new(),
+            shadow_counts: shadow.map(|_| Counts::new()),
             report: ReplayReport {
                 shadow: shadow.map(|_| BTreeMap::new()),
                 ..ReplayReport::default()
@@ -134,17 +147,6 @@ impl<'e> Replay<'e> {
                 .to_owned()
         };
         let key = (text("tenant_id"), text("actor_id"));
-        let mut context = context.unwrap_or_else(|| Value::Object(Map::new()));
-        if let Some(ctx) = context.as_object_mut() {
-            let earlier = self.history.get(&key);
-            ctx.entry("recent_signals").or_insert_with(|| {
-                Value::Array(
-                    earlier
-                        .map(|e| e.iter().cloned().collect())
-                        .unwrap_or_default(),
-                )
-            });
-        }
         let options = DecideOptions {
             now: signal
                 .get("occurred_at")
@@ -152,35 +154,62 @@ impl<'e> Replay<'e> {
                 .and_then(|s| crate::signal::parse_timestamp(s).ok()),
             explain: false,
         };
-        let decision = match self.primary.decide(signal, Some(&context), &options) {
+        // The actor's history stands for the context's `recent_signals` unless the input's
+        // context gives its own (or is not an object, and so gets none).
+        let typed = match &context {
+            None => true,
+            Some(Value::Object(c)) => !c.contains_key(RECENT_SIGNALS_KEY),
+            Some(_) => false,
+        } && self.history.get(&key).is_none_or(RecentHistory::typed_ok);
+        let mut empty = RecentHistory::default();
+        let (context, mut history) = if typed {
+            let history = match self.history.get_mut(&key) {
+                Some(h) => h,
+                None => &mut empty,
+            };
+            (context, Some(history))
+        } else {
+            let mut context = context.unwrap_or_else(|| Value::Object(Map::new()));
+            if let Some(ctx) = context.as_object_mut() {
+                let earlier = self.history.get(&key);
+                ctx.entry(RECENT_SIGNALS_KEY).or_insert_with(|| {
+                    earlier.map_or_else(|| Value::Array(Vec::new()), RecentHistory::to_json)
+                });
+            }
+            (Some(context), None)
+        };
+        let decide = |engine: &Engine, history: Option<&mut RecentHistory>| match history {
+            Some(h) => engine.decide_replayed(signal, context.as_ref(), h, &options),
+            None => engine.decide(signal, context.as_ref(), &options),
+        };
+        let decision = match decide(self.primary, history.as_deref_mut()) {
             Ok(d) => d,
             Err(e) => {
-                self.reject(line, e.info());
+                let error = e.info();
+                self.report.rejected.push(Rejected { line, error });
                 return Err(e);
             }
         };
+        // The shadow decides on the same history, before this signal joins it.
+        let other = self.shadow.map(|shadow| decide(shadow, history));
         // Only a signal the engine accepted becomes part of the actor's history.
-        let earlier = self
-            .history
+        self.history
             .entry((decision.tenant_id.clone(), decision.actor_id.clone()))
-            .or_default();
-        earlier.push_front(signal.clone());
-        earlier.truncate(HISTORY);
+            .or_default()
+            .push(signal.clone());
         self.report.replayed += 1;
-        tally(&mut self.report.primary, &decision);
-        if let (Some(shadow), Some(shadow_tally)) = (self.shadow, self.report.shadow.as_mut()) {
-            if let Ok(other) = shadow.decide(signal, Some(&context), &options) {
-                tally(shadow_tally, &other);
-                let (a, b) = (outline(&decision), outline(&other));
-                if a != b {
-                    self.report.differences.push(Difference {
-                        line,
-                        kind: text("kind"),
-                        actor_id: decision.actor_id.clone(),
-                        primary: a,
-                        shadow: b,
-                    });
-                }
+        tally(&mut self.primary_counts, &decision);
+        if let (Some(Ok(other)), Some(shadow_tally)) = (other, self.shadow_counts.as_mut()) {
+            tally(shadow_tally, &other);
+            let (a, b) = (outline(&decision), outline(&other));
+            if a != b {
+                self.report.differences.push(Difference {
+                    line,
+                    kind: text("kind"),
+                    actor_id: decision.actor_id.clone(),
+                    primary: a,
+                    shadow: b,
+                });
             }
         }
         Ok(decision)
@@ -193,7 +222,10 @@ impl<'e> Replay<'e> {
 
     /// The report.
     pub fn finish(self) -> ReplayReport {
-        self.report
+        let mut report = self.report;
+        report.primary = tallies(self.primary_counts);
+        report.shadow = self.shadow_counts.map(tallies);
+        report
     }
 }
 
@@ -222,29 +254,47 @@ fn outline(d: &Decision) -> Vec<String> {
     out
 }
 
-fn tally(into: &mut BTreeMap<String, Tally>, d: &Decision) {
+fn tally(into: &mut Counts, d: &Decision) {
+    fn of<'c>(into: &'c mut Counts, id: &str) -> Option<&'c mut Counted> {
+        if !into.contains_key(id) {
+            into.insert(id.to_owned(), Default::default());
+        }
+        into.get_mut(id)
+    }
     for a in &d.actions {
-        *into
-            .entry(a.playbook.id.to_string())
-            .or_default()
-            .actions
-            .entry(a.kind.to_string())
-            .or_default() += 1;
+        if let Some((actions, _)) = of(into, &a.playbook.id) {
+            *actions.entry(a.kind.as_str()).or_default() += 1;
+        }
     }
     for s in &d.suppressed {
-        *into
-            .entry(s.playbook.id.to_string())
-            .or_default()
-            .suppressed
-            .entry(s.reason.to_string())
-            .or_default() += 1;
+        if let Some((_, suppressed)) = of(into, &s.playbook.id) {
+            *suppressed.entry(s.reason.as_str()).or_default() += 1;
+        }
     }
+}
+
+fn tallies(counts: Counts) -> BTreeMap<String, Tally> {
+    let owned = |m: BTreeMap<&'static str, usize>| {
+        m.into_iter()
+            .map(|(k, n)| (k.to_owned(), n))
+            .collect::<BTreeMap<_, _>>()
+    };
+    counts
+        .into_iter()
+        .map(|(id, (actions, suppressed))| {
+            let tally = Tally {
+                actions: owned(actions),
+                suppressed: owned(suppressed),
+            };
+            (id, tally)
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PlaybookSet;
+    use crate::{EngineConfig, PlaybookSet};
     use serde_json::json;
 
     fn engine(yaml: &str) -> Engine {
@@ -309,6 +359,181 @@ spec:
         assert_eq!(report.replayed, 1);
         let lines: Vec<usize> = report.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, [1, 2]);
+    }
+
+    /// A decision as JSON, without what differs from run to run (ids, latency, the
+    /// receipt's envelope, of which the hash of the inputs is kept).
+    fn stable(d: &Decision, engine: &Engine) -> Value {
+        let mut v = serde_json::to_value(d).unwrap();
+        let inputs = d.receipt.envelope.as_ref().map(|e| {
+            let key = engine.receipt_public_key().unwrap();
+            crate::receipt::verify_receipt(e, &key).unwrap()["inputs_sha256"].clone()
+        });
+        for key in ["decision_id", "latency_us", "latency_warning", "receipt"] {
+            v.as_object_mut().unwrap().remove(key);
+        }
+        for a in v["actions"].as_array_mut().unwrap() {
+            a.as_object_mut().unwrap().remove("action_id");
+        }
+        v["inputs_sha256"] = inputs.unwrap_or(Value::Null);
+        v
+    }
+
+    /// The replay as it was before typed history: each signal decided with a JSON
+    /// context carrying the actor's earlier signals.
+    fn replay_with_json_contexts(engine: &Engine, inputs: &[Value]) -> Vec<Option<Value>> {
+        let mut history: HashMap<(String, String), std::collections::VecDeque<Value>> =
+            HashMap::new();
+        inputs
+            .iter()
+            .map(|input| {
+                let (signal, context) = match input.get("signal") {
+                    Some(signal) => (signal, input.get("context").cloned()),
+                    None => (input, None),
+                };
+                let text = |k: &str| signal[k].as_str().unwrap_or("").to_owned();
+                let key = (text("tenant_id"), text("actor_id"));
+                let mut context = context.unwrap_or_else(|| json!({}));
+                if let Some(ctx) = context.as_object_mut() {
+                    let earlier = history.get(&key);
+                    ctx.entry("recent_signals").or_insert_with(|| {
+                        Value::Array(
+                            earlier
+                                .map(|e| e.iter().cloned().collect())
+                                .unwrap_or_default(),
+                        )
+                    });
+                }
+                let options = DecideOptions {
+                    now: signal["occurred_at"]
+                        .as_str()
+                        .and_then(|s| crate::signal::parse_timestamp(s).ok()),
+                    explain: false,
+                };
+                let d = engine.decide(signal, Some(&context), &options).ok()?;
+                let earlier = history
+                    .entry((d.tenant_id.clone(), d.actor_id.clone()))
+                    .or_default();
+                earlier.push_front(signal.clone());
+                earlier.truncate(50);
+                Some(stable(&d, engine))
+            })
+            .collect()
+    }
+
+    /// Playbooks that read the history in every way a decision can: `recent_count`, a
+    /// template on `ctx.recent_signals`, a script using `ctx` whole; and one that reads
+    /// none of it.
+    const READERS: &str = r#"
+apiVersion: mmm/v1
+kind: Playbook
+metadata: {id: counts, version: 1, tenant: "*", status: published}
+spec:
+  triggers: [ci.failed]
+  when: recent_count("ci.failed", "1h") >= 2
+  actions: [{type: mirror, surfaces: [ide], title: Again, text: "CI failed again."}]
+---
+apiVersion: mmm/v1
+kind: Playbook
+metadata: {id: quotes, version: 1, tenant: "*", status: published}
+spec:
+  triggers: [pr.opened]
+  actions: [{type: mirror, surfaces: [ide], title: Last, text: "Before: {{ ctx.recent_signals.0.kind }}."}]
+---
+apiVersion: mmm/v1
+kind: Playbook
+metadata: {id: whole, version: 1, tenant: "*", status: published}
+spec:
+  triggers: [pr.merged]
+  when: ctx.keys().len() > 1
+  actions: [{type: mirror, surfaces: [ide], title: Whole, text: "The context has more than one key."}]
+---
+apiVersion: mmm/v1
+kind: Playbook
+metadata: {id: plain, version: 1, tenant: "*", status: published}
+spec:
+  triggers: [ci.failed, pr.opened, pr.merged, deploy.done]
+  when: signal.payload.n > 1
+  actions: [{type: mirror, surfaces: [ide], title: Plain, text: "n is {{ signal.payload.n }}."}]
+"#;
+
+    fn inputs() -> Vec<Value> {
+        let kinds = ["ci.failed", "pr.opened", "pr.merged", "deploy.done"];
+        let mut out = Vec::new();
+        for i in 0..130_usize {
+            let mut payload = json!({"n": i % 5, "nested": {"list": [{"k": i}]}});
+            if i % 17 == 3 {
+                payload["nested"]["list"][0]["token"] = json!("hunter2");
+            }
+            if i % 23 == 5 {
+                payload["z"] = json!(-0.0);
+            }
+            let signal = json!({"tenant_id": "acme", "actor_id": format!("dev-{}", i % 3),
+                "kind": kinds[i % 4], "occurred_at": format!("2026-11-22T10:{:02}:00Z", i % 60),
+                "signal_id": format!("s-{i}"), "payload": payload});
+            out.push(match i % 11 {
+                // A context of its own, with and without recent signals of its own.
+                4 => json!({"signal": signal, "context": {"actor": {"roles": ["dev"]}}}),
+                7 => json!({"signal": signal, "context": {"recent_signals": []}}),
+                8 => json!({"signal": signal, "context": {"tenant": {"config":
+                    {"deny_payload_keys": ["k"]}}}}),
+                9 => json!({"signal": signal, "context": null}),
+                _ => signal,
+            });
+        }
+        // One the engine refuses.
+        out.insert(
+            10,
+            json!({"tenant_id": "acme", "actor_id": "dev-1", "kind": "ci.failed"}),
+        );
+        out
+    }
+
+    fn replay_typed(engine: &Engine, inputs: &[Value]) -> Vec<Option<Value>> {
+        let mut replay = Replay::new(engine, None);
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| replay.step(i + 1, input).ok().map(|d| stable(&d, engine)))
+            .collect()
+    }
+
+    #[test]
+    fn typed_history_decides_as_the_json_context_did() {
+        let set = || PlaybookSet::from_yaml(READERS).unwrap();
+        let inputs = inputs();
+        let key = || crate::receipt::signing_key_from_bytes(&[9u8; 32]).unwrap();
+        let small = || EngineConfig {
+            max_context_bytes: 6_000,
+            ..EngineConfig::default()
+        };
+        let builds: [&dyn Fn() -> Engine; 3] = [
+            &|| Engine::builder().playbooks(set()).build(),
+            &|| {
+                Engine::builder()
+                    .playbooks(set())
+                    .signing_key(key())
+                    .build()
+            },
+            &|| Engine::builder().playbooks(set()).config(small()).build(),
+        ];
+        for build in builds {
+            let before = replay_with_json_contexts(&build(), &inputs);
+            let now = replay_typed(&build(), &inputs);
+            assert_eq!(now.len(), before.len());
+            for (i, (a, b)) in now.iter().zip(&before).enumerate() {
+                assert_eq!(a, b, "input {i}");
+            }
+            // The cases are exercised: redactions in history, refusals, actions.
+            let all: Vec<&Value> = now.iter().flatten().collect();
+            assert!(all
+                .iter()
+                .any(|d| d["redacted"].to_string().contains("recent_signals")));
+            assert!(all
+                .iter()
+                .any(|d| !d["actions"].as_array().unwrap().is_empty()));
+            assert!(now.iter().any(Option::is_none));
+        }
     }
 
     #[test]

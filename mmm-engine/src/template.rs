@@ -115,6 +115,21 @@ impl Template {
         })
     }
 
+    /// Whether a hole reads `ctx.<key>` (or below it) or `ctx` whole.
+    pub(crate) fn reads_ctx_key(&self, key: &str) -> bool {
+        self.parts.iter().any(|part| match part {
+            Part::Hole(path) => {
+                path.root == Root::Ctx
+                    && match path.segs.first() {
+                        None => true,
+                        Some(Seg::Key(k)) => k == key,
+                        Some(Seg::Index(_)) => false,
+                    }
+            }
+            Part::Text(_) => false,
+        })
+    }
+
     /// Renders the template; `Err` names the first path that is missing (or null).
     pub fn render(&self, env: &Env<'_>, format: Format) -> Result<String, String> {
         let mut out = String::with_capacity(self.source.len() + 16);

@@ -8,13 +8,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::context::{fits, Context, PolicySnapshot, RecentSignal, MAX_RECENT_SIGNALS};
+use crate::context::{
+    fits, serialized_len, Context, PolicySnapshot, RecentHistory, RecentSignal, MAX_RECENT_SIGNALS,
+};
 use crate::decision::Degraded;
 use crate::error::{ContextError, DecideError, Quoted};
 use crate::minimise::{DenyLimits, DenyList};
 use crate::pipeline::record::DecisionRecord;
+use crate::plan::RECENT_SIGNALS_KEY;
 use crate::ports::{ActorInfo, PortError, PortName, TenantConfig};
 use crate::services::port_hub::{age, PortHub, TenantAnswer};
 use crate::signal::Signal;
@@ -56,15 +59,21 @@ pub(crate) struct Gathered {
 /// Validates the caller's context, asks the ports for what it lacks (in parallel, each
 /// under its timeout and the decision's deadline) and merges the answers in; the caller's
 /// values win.
+///
+/// A replay's `history` stands for `"recent_signals": [its entries]` appended to the
+/// caller's context (an object without that key, or none): it is counted in the size
+/// limit and keeps the UBI port from being asked, and `ctx.raw` gets an empty
+/// `recent_signals` in its place, filled by [`put_history`] when something reads it.
 pub(crate) fn gather(
     hub: &PortHub,
     limits: ContextLimits,
     signal: &Signal,
     context: Option<&Value>,
+    history: Option<&RecentHistory>,
     deadline: Instant,
     record: &mut DecisionRecord,
 ) -> Result<Gathered, DecideError> {
-    let caller = read_caller(context, limits)?;
+    let caller = read_caller(context, history, limits)?;
     let ports = &hub.ports;
     if !ports.any_for_context() {
         // Nothing to ask: the caller's context is the context.
@@ -77,9 +86,10 @@ pub(crate) fn gather(
     let wall = hub.now();
     let timeouts = hub.timeouts;
     let given = |key: &str| {
-        context
-            .and_then(|c| c.get(key))
-            .is_some_and(|v| !v.is_null())
+        (history.is_some() && key == RECENT_SIGNALS_KEY)
+            || context
+                .and_then(|c| c.get(key))
+                .is_some_and(|v| !v.is_null())
     };
     let tenant = signal.tenant_id.clone();
     let actor = signal.actor_id.clone();
@@ -92,7 +102,7 @@ pub(crate) fn gather(
         })
     });
     let recent = match &ports.signals {
-        Some(p) if !given("recent_signals") => {
+        Some(p) if !given(RECENT_SIGNALS_KEY) => {
             let (p, t, a) = (Arc::clone(p), tenant.clone(), actor.clone());
             Some(
                 hub.start(PortName::Signals, timeouts.signals, deadline, move || {
@@ -248,20 +258,39 @@ pub(crate) fn gather(
 /// The caller's context, within `max_context_bytes`, and its deny list, if it gives one.
 fn read_caller(
     context: Option<&Value>,
+    history: Option<&RecentHistory>,
     limits: ContextLimits,
 ) -> Result<(Context, Option<Arc<DenyList>>), ContextError> {
-    if let Some(c) = context {
-        if !fits(c, limits.max_bytes) {
-            return Err(ContextError {
-                field: "context".into(),
-                message: format!(
-                    "is larger than {} bytes serialized (`max_context_bytes`)",
-                    limits.max_bytes
+    let too_large = || ContextError {
+        field: "context".into(),
+        message: format!(
+            "is larger than {} bytes serialized (`max_context_bytes`)",
+            limits.max_bytes
+        ),
+    };
+    match (context, history) {
+        (Some(c), None) if !fits(c, limits.max_bytes) => return Err(too_large()),
+        (_, Some(h)) => {
+            // The caller's object (`{}` when none) with the history appended.
+            let (bytes, empty) = match context {
+                Some(c) => (
+                    serialized_len(c, limits.max_bytes).ok_or_else(too_large)?,
+                    c.as_object().is_none_or(Map::is_empty),
                 ),
-            });
+                None => (2, true),
+            };
+            if h.context_bytes(bytes, empty) > limits.max_bytes {
+                return Err(too_large());
+            }
         }
+        _ => {}
     }
-    let ctx = Context::from_json(context)?;
+    let mut ctx = Context::from_json(context)?;
+    if history.is_some() {
+        // Its place in the map's order, as if the caller had given it.
+        ctx.raw
+            .insert(RECENT_SIGNALS_KEY.into(), Value::Array(Vec::new()));
+    }
     let deny = match ctx.tenant.config.get("deny_payload_keys") {
         None | Some(Value::Null) => None,
         Some(keys) => Some(Arc::new(DenyList::from_json(keys, limits.deny).map_err(
@@ -322,4 +351,14 @@ fn read_recent(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| PortError::Unavailable("malformed recent signal".into()))?;
     Ok((list, parsed))
+}
+
+/// Puts a replay's history into the context as the JSON `recent_signals` it stands for
+/// (in the place [`gather`] kept for it), `-0` read as `0` as in a caller's context.
+pub(crate) fn put_history(ctx: &mut Context, history: &RecentHistory) {
+    if let Some(slot) = ctx.raw.get_mut(RECENT_SIGNALS_KEY) {
+        let mut list = history.to_json();
+        crate::number::normalise_negative_zero(&mut list);
+        *slot = list;
+    }
 }

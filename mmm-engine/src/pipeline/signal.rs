@@ -14,7 +14,7 @@ use crate::model::Surface;
 use crate::settings::EngineConfig;
 use crate::signal::Signal;
 
-static DEFAULT_DENY_LIST: LazyLock<DenyList> = LazyLock::new(DenyList::default);
+pub(crate) static DEFAULT_DENY_LIST: LazyLock<DenyList> = LazyLock::new(DenyList::default);
 
 /// The validated signal and the instant the decision must be done by.
 pub(crate) fn parse(
@@ -42,6 +42,13 @@ pub(crate) fn minimise(
 ) {
     let deny = deny.unwrap_or(&DEFAULT_DENY_LIST);
     deny.redact(&mut signal.payload, "payload", redacted);
+    minimise_recent(ctx, deny, redacted);
+}
+
+/// The recent-signals half of [`minimise`], for a replay's history put into the context
+/// after the signal's payload was minimised (the order the paths are recorded in is the
+/// same: the payload's first).
+pub(crate) fn minimise_recent(ctx: &mut Context, deny: &DenyList, redacted: &mut Vec<String>) {
     if let Some(Value::Array(recent)) = ctx.raw.get_mut("recent_signals") {
         for (i, r) in recent.iter_mut().enumerate() {
             if let Some(Value::Object(payload)) = r.get_mut("payload") {

@@ -16,7 +16,7 @@ use crate::experiment::{
 use crate::lint::{self, TextRole};
 use crate::model::{ActionType, Status, Surface};
 use crate::outcome::OutcomeResult;
-use crate::plan::{ActionPlan, FatigueSpec, Plan, SourceRef};
+use crate::plan::{ActionPlan, FatigueSpec, Plan, SourceRef, RECENT_SIGNALS_KEY};
 use crate::signal::{is_kind, is_tenant_id};
 use crate::template::Template;
 
@@ -363,6 +363,8 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
                 .collect()
         })
         .unwrap_or_default();
+    let reads_recent_json =
+        crate::plan::reads_ctx_key(spec.when.as_deref(), &actions, RECENT_SIGNALS_KEY);
     Some(Plan {
         why,
         evidence_names,
@@ -384,6 +386,7 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
             line: start.map_or(1, |p| p.line),
             column: start.map_or(1, |p| p.column),
         },
+        reads_recent_json,
     })
 }
 
