@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::context::Context;
 use crate::decision::{Degraded, ReceiptRef, ReceiptStatus};
 use crate::pipeline::record::{CandidateRecord, DecisionRecord};
-use crate::receipt::{canonical, sha256_hex};
+use crate::receipt::inputs_sha256;
 use crate::services::receipt_trail::{ReceiptTrail, Reservation};
 use crate::signal::Signal;
 
@@ -39,10 +39,7 @@ pub(crate) fn emit(
         };
     }
     let receipt_id = crate::ids::new_id();
-    let inputs = json!({"signal": r.signal.to_json(), "context": r.ctx.raw});
-    let inputs_sha256 = canonical(&inputs)
-        .map(|b| sha256_hex(&b))
-        .unwrap_or_default();
+    let inputs_sha256 = inputs_sha256(&r.signal.to_json(), &r.ctx.raw).unwrap_or_default();
     // Degraded codes known before the hand-over; `receipts_queued` cannot be in the
     // receipt it is about.
     let payload = json!({

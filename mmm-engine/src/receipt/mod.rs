@@ -140,6 +140,42 @@ pub fn canonical(value: &impl Serialize) -> Result<Vec<u8>, ReceiptError> {
     serde_json_canonicalizer::to_vec(value).map_err(|e| ReceiptError::Malformed(e.to_string()))
 }
 
+/// [`canonical`] of a JSON value, written straight from the value (see `jcs.rs`): the
+/// same bytes at a fraction of the cost.
+///
+/// # Errors
+/// As [`canonical`].
+pub(crate) fn canonical_value(value: &Value) -> Result<Vec<u8>, ReceiptError> {
+    jcs::to_vec(value)
+}
+
+/// The hex SHA-256 of the canonical bytes of `{"context": context, "signal": signal}`
+/// (a receipt's `inputs_sha256`), written without building that object.
+///
+/// # Errors
+/// As [`canonical`].
+pub(crate) fn inputs_sha256(
+    signal: &Value,
+    context: &serde_json::Map<String, Value>,
+) -> Result<String, ReceiptError> {
+    let mut bytes = Vec::with_capacity(512);
+    // "context" sorts before "signal".
+    bytes.extend_from_slice(b"{\"context\":");
+    jcs::write_object(context, &mut bytes)?;
+    bytes.extend_from_slice(b",\"signal\":");
+    jcs::write_value(signal, &mut bytes)?;
+    bytes.push(b'}');
+    Ok(sha256_hex(&bytes))
+}
+
+/// The hex SHA-256 of an envelope's canonical bytes: what the next receipt's
+/// `prev_sha256` holds.
+pub(crate) fn envelope_sha256(envelope: &Envelope) -> String {
+    let mut bytes = Vec::with_capacity(envelope.payload.len() + 200);
+    jcs::write_envelope(envelope, &mut bytes);
+    sha256_hex(&bytes)
+}
+
 /// Standard base64 without caring for padding.
 const STANDARD_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
@@ -293,7 +329,7 @@ impl ReceiptSigner {
         {
             let mut state = signer.state.lock();
             state.seq = seq;
-            state.prev_sha256 = Some(sha256_hex(&canonical(last)?));
+            state.prev_sha256 = Some(envelope_sha256(last));
         }
         Ok(signer)
     }
@@ -322,7 +358,7 @@ impl ReceiptSigner {
                 json!({"id": self.chain_id, "seq": seq, "prev_sha256": state.prev_sha256}),
             );
         }
-        let bytes = canonical(&payload)?;
+        let bytes = canonical_value(&payload)?;
         let signature = self.key.sign(&pae(PAYLOAD_TYPE, &bytes));
         let envelope = Envelope {
             payload_type: PAYLOAD_TYPE.to_owned(),
@@ -332,7 +368,7 @@ impl ReceiptSigner {
                 sig: BASE64.encode(signature.to_bytes()),
             }],
         };
-        state.prev_sha256 = Some(sha256_hex(&canonical(&envelope)?));
+        state.prev_sha256 = Some(envelope_sha256(&envelope));
         state.seq = seq;
         Ok(envelope)
     }
@@ -384,13 +420,14 @@ pub fn verify_receipt(envelope: &Envelope, key: &VerifyingKey) -> Result<Value, 
     }
     let payload: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ReceiptError::Malformed(format!("payload is not JSON: {e}")))?;
-    if canonical(&payload)? != bytes {
+    if canonical_value(&payload)? != bytes {
         return Err(ReceiptError::NotCanonical);
     }
     Ok(payload)
 }
 
 mod chain;
+mod jcs;
 #[cfg(test)]
 mod tests;
 
