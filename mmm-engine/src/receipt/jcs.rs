@@ -83,7 +83,7 @@ pub(crate) fn write_object(
 /// A JSON string as JCS writes it: `"` and `\` escaped, control characters as `\b`,
 /// `\t`, `\n`, `\f`, `\r` or `\u00xx` (lower-case hex), everything else as is. That is
 /// exactly serde_json's compact string form.
-fn write_str(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_str(s: &str, out: &mut Vec<u8>) {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.reserve(s.len() + 2);
         out.push(b'"');
@@ -92,6 +92,54 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
     } else {
         // Writing to a vector cannot fail, nor can serialising a string.
         let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+/// An unsigned integer as JCS writes it.
+pub(crate) fn write_u64(n: u64, out: &mut Vec<u8>) {
+    if n <= EXACT {
+        // Writing to a vector cannot fail, nor can serialising an integer.
+        let _ = serde_json::to_writer(&mut *out, &n);
+    } else {
+        // Past 2^53 the double's form applies; a finite number always canonicalises.
+        let _ = write_number(&Number::from(n), out);
+    }
+}
+
+/// Any serialisable value as JCS writes it, through `serde_json_canonicalizer` (for the
+/// enums of a receipt, which serialise as strings).
+///
+/// # Errors
+/// [`ReceiptError::Malformed`] when it cannot be canonicalised.
+pub(crate) fn write_serialized(
+    value: &impl serde::Serialize,
+    out: &mut Vec<u8>,
+) -> Result<(), ReceiptError> {
+    serde_json_canonicalizer::to_writer(value, out)
+        .map_err(|e| ReceiptError::Malformed(e.to_string()))
+}
+
+/// Writes the members of one JSON object, which the caller gives in JCS order.
+pub(crate) struct Members<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Members<'a> {
+    /// Members appended to `out` (no braces: the caller writes them, or splices the run).
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        Members { out, first: true }
+    }
+
+    /// Writes `"key":` (after a comma unless first) and returns the buffer for the value.
+    pub fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        write_str(key, self.out);
+        self.out.push(b':');
+        self.out
     }
 }
 

@@ -359,18 +359,59 @@ impl ReceiptSigner {
             );
         }
         let bytes = canonical_value(&payload)?;
-        let signature = self.key.sign(&pae(PAYLOAD_TYPE, &bytes));
-        let envelope = Envelope {
+        let envelope = self.envelope(&bytes);
+        state.prev_sha256 = Some(envelope_sha256(&envelope));
+        state.seq = seq;
+        Ok(envelope)
+    }
+
+    /// As [`ReceiptSigner::sign`], for a payload given as its canonical members without
+    /// `chain`: `before_chain` holds those whose keys sort before `chain`, `after_chain`
+    /// the others, each a comma-separated run of `"key":value` in JCS order (either may be
+    /// empty). The receipt stage writes receipts this way, with no intermediate value; the
+    /// bytes signed are those [`ReceiptSigner::sign`] would sign for the same payload.
+    pub(crate) fn sign_members(&self, before_chain: &[u8], after_chain: &[u8]) -> Envelope {
+        let mut state = self.state.lock();
+        let seq = state.seq + 1;
+        let mut bytes = Vec::with_capacity(before_chain.len() + after_chain.len() + 160);
+        bytes.push(b'{');
+        if !before_chain.is_empty() {
+            bytes.extend_from_slice(before_chain);
+            bytes.push(b',');
+        }
+        // The link's members in JCS order: id, prev_sha256, seq.
+        bytes.extend_from_slice(b"\"chain\":{\"id\":");
+        jcs::write_str(&self.chain_id, &mut bytes);
+        bytes.extend_from_slice(b",\"prev_sha256\":");
+        match &state.prev_sha256 {
+            Some(hash) => jcs::write_str(hash, &mut bytes),
+            None => bytes.extend_from_slice(b"null"),
+        }
+        bytes.extend_from_slice(b",\"seq\":");
+        jcs::write_u64(seq, &mut bytes);
+        bytes.push(b'}');
+        if !after_chain.is_empty() {
+            bytes.push(b',');
+            bytes.extend_from_slice(after_chain);
+        }
+        bytes.push(b'}');
+        let envelope = self.envelope(&bytes);
+        state.prev_sha256 = Some(envelope_sha256(&envelope));
+        state.seq = seq;
+        envelope
+    }
+
+    /// The signed envelope of canonical payload bytes.
+    fn envelope(&self, bytes: &[u8]) -> Envelope {
+        let signature = self.key.sign(&pae(PAYLOAD_TYPE, bytes));
+        Envelope {
             payload_type: PAYLOAD_TYPE.to_owned(),
-            payload: BASE64.encode(&bytes),
+            payload: BASE64.encode(bytes),
             signatures: vec![EnvelopeSignature {
                 keyid: Some(self.key_id.clone()),
                 sig: BASE64.encode(signature.to_bytes()),
             }],
-        };
-        state.prev_sha256 = Some(envelope_sha256(&envelope));
-        state.seq = seq;
-        Ok(envelope)
+        }
     }
 }
 
@@ -427,7 +468,7 @@ pub fn verify_receipt(envelope: &Envelope, key: &VerifyingKey) -> Result<Value, 
 }
 
 mod chain;
-mod jcs;
+pub(crate) mod jcs;
 #[cfg(test)]
 mod tests;
 

@@ -3,7 +3,6 @@
 //! per-tenant outcome counts (by playbook, action type and result; never per actor).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
@@ -126,7 +125,6 @@ struct Pair {
 struct Generations {
     half: usize,
     shards: Box<[Padded<Mutex<Pair>>]>,
-    hasher: RandomState,
 }
 
 impl Generations {
@@ -137,12 +135,18 @@ impl Generations {
             shards: (0..count)
                 .map(|_| Padded(Mutex::new(Pair::default())))
                 .collect(),
-            hasher: RandomState::new(),
         }
     }
 
     fn shard(&self, action_id: &str) -> Option<&Mutex<Pair>> {
-        let h = self.hasher.hash_one(action_id);
+        // Action ids are UUIDv7s, whose last characters are random: a few of them pick
+        // the shard without hashing the id a second time (the shard's map hashes it with
+        // its keyed hasher). Any other string still lands on some shard.
+        let h = action_id
+            .bytes()
+            .rev()
+            .take(8)
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
         let i = usize::try_from(h % self.shards.len() as u64).unwrap_or(0);
         self.shards.get(i).map(|p| &p.0)
     }
@@ -153,7 +157,10 @@ impl Generations {
         };
         let mut pair = shard.lock();
         if pair.current.len() >= self.half {
-            pair.previous = std::mem::take(&mut pair.current);
+            // The older generation is dropped; its table is kept for the new one.
+            let Pair { current, previous } = &mut *pair;
+            std::mem::swap(current, previous);
+            current.clear();
         }
         pair.current.insert(action_id, memo);
     }
@@ -211,5 +218,23 @@ mod tests {
             .sum();
         assert!(kept <= 100_000 && kept > 50_000, "kept {kept}");
         assert!(m.recall("a299999").is_some() && m.recall("a0").is_none());
+    }
+
+    #[test]
+    fn action_ids_spread_over_every_shard() {
+        let g = Generations::new(100_000);
+        let mut used = vec![0usize; g.shards.len()];
+        for _ in 0..6_400 {
+            let id = crate::ids::new_id();
+            let shard = g.shard(&id).unwrap() as *const _;
+            let i = g
+                .shards
+                .iter()
+                .position(|p| std::ptr::eq(&p.0, shard))
+                .unwrap();
+            used[i] += 1;
+        }
+        // 100 expected per shard.
+        assert!(used.iter().all(|n| (40..=200).contains(n)), "{used:?}");
     }
 }
