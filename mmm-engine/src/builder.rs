@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use ed25519_dalek::SigningKey;
-use parking_lot::RwLock;
+use parking_lot::Mutex;
 
 use crate::approval::{ApprovalStore, Approvals, MemoryApprovals};
 use crate::audit::{AuditSink, MemoryAudit};
@@ -203,7 +204,8 @@ impl EngineBuilder {
         )
         .with_ttl(config.approval_ttl);
         Engine::from_inner(Inner {
-            playbooks: RwLock::new(self.playbooks.unwrap_or_default()),
+            playbooks: ArcSwap::new(self.playbooks.unwrap_or_default()),
+            reloading: Mutex::new(()),
             sandbox: Sandbox::new(config.condition_limits.clone()),
             fatigue: self.fatigue.unwrap_or_else(|| {
                 Arc::new(InMemoryFatigue::with_max_actors(config.fatigue_max_actors))

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use jiff::Timestamp;
-use parking_lot::RwLock;
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use crate::approval::Approvals;
@@ -51,7 +52,13 @@ pub struct DecideOptions {
 /// What an engine holds: the playbook set, the sandbox, the services and the pluggable
 /// stores. Built by `EngineBuilder::build`.
 pub(crate) struct Inner {
-    pub playbooks: RwLock<Arc<PlaybookSet>>,
+    /// The set in force. Deciding threads load it without a lock or a shared reference
+    /// count to write (`arc-swap` keeps per-thread slots), so two threads deciding at once
+    /// do not pass one cache line back and forth; a reload swaps it atomically.
+    pub playbooks: ArcSwap<PlaybookSet>,
+    /// Held across a reload (audit, then swap), so that the audit log records the
+    /// replacements in the order they apply.
+    pub reloading: Mutex<()>,
     pub sandbox: Sandbox,
     pub fatigue: Arc<dyn FatigueStore>,
     pub clock: Arc<dyn Clock>,
@@ -125,7 +132,7 @@ impl Engine {
 
     /// The playbook set decisions currently use.
     pub fn playbooks(&self) -> Arc<PlaybookSet> {
-        Arc::clone(&self.inner.playbooks.read())
+        self.inner.playbooks.load_full()
     }
 
     /// Replaces the playbook set atomically: every decision sees the old set or the new
@@ -142,7 +149,8 @@ impl Engine {
     /// # Errors
     /// As [`Engine::reload`].
     pub fn reload_shared(&self, set: Arc<PlaybookSet>) -> Result<(), AuditError> {
-        let mut current = self.inner.playbooks.write();
+        let _one_at_a_time = self.inner.reloading.lock();
+        let current = self.inner.playbooks.load();
         let summary = |s: &PlaybookSet| {
             json!({
                 "playbooks": s.versions().iter().map(|p| json!({"id": &*p.id, "version": p.version,
@@ -162,7 +170,7 @@ impl Engine {
                 after: summary(&set),
             })
             .map_err(AuditError::Unavailable)?;
-        *current = set;
+        self.inner.playbooks.store(set);
         Ok(())
     }
 
@@ -365,8 +373,8 @@ impl Engine {
         // reads the payload.
         signal::minimise(&mut signal, &mut ctx, deny.as_deref(), &mut record.redacted);
 
-        // 5. Candidates.
-        let set = self.playbooks();
+        // 5. Candidates, from the set in force when the decision started.
+        let set = inner.playbooks.load();
         let found = candidates::find(&set, &signal);
         if let Some(h) = history.as_deref() {
             // Whatever could see the history as JSON gets it: a candidate reading

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{canonical, sha256_hex, verify_receipt, Envelope, ReceiptError, VerifyingKey};
+use super::{envelope_sha256, verify_receipt, Envelope, ReceiptError, VerifyingKey};
 
 /// The most distinct chains a [`ChainVerifier`] keeps track of by default.
 pub const MAX_CHAINS: usize = 100_000;
@@ -124,7 +124,7 @@ impl<'k> ChainVerifier<'k> {
         if seq > 1 && prev.is_none() {
             return Err(ReceiptError::Chain(format!("seq {seq} has no prev_sha256")));
         }
-        let hash = sha256_hex(&canonical(envelope)?);
+        let hash = envelope_sha256(envelope);
         if let Some(tip) = self.tips.get_mut(id) {
             if seq != tip.last_seq.saturating_add(1) {
                 return Err(ReceiptError::Chain(format!(

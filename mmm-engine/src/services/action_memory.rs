@@ -2,7 +2,7 @@
 //! outcome reported later can be tied to its action type and experiment variant, and the
 //! per-tenant outcome counts (by playbook, action type and result; never per actor).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
 
 use dashmap::DashMap;
 use parking_lot::Mutex;
@@ -100,53 +100,80 @@ impl ActionMemory {
     }
 }
 
-/// Recently returned actions, bounded: two generations of at most `half` entries each,
-/// each a sharded map, so deciding threads do not queue on one lock.
+/// Most shards of remembered actions; fewer when the capacity is small, so that each
+/// shard keeps enough entries for "the newest are kept" to hold for the memory as a whole.
+const MAX_SHARDS: usize = 64;
+
+/// Fewest entries per shard before the memory is split further.
+const MIN_PER_SHARD: usize = 1_024;
+
+/// One shard on its own cache line(s), so that threads locking neighbouring shards do not
+/// pass a line back and forth.
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// A shard's two generations: new entries go to `current`; when it is full, it becomes
+/// `previous` and the old `previous` is dropped.
+#[derive(Default)]
+struct Pair {
+    // Keyed by the inline id (no allocation per entry); looked up by `&str`.
+    current: HashMap<Id, ActionMemo>,
+    previous: HashMap<Id, ActionMemo>,
+}
+
+/// Recently returned actions, bounded: shards picked by a hash of the action id, each
+/// two generations of at most `half` entries under its own lock. Nothing is shared by
+/// every insert (no global count or generation number), so deciding threads touch only
+/// the shard of the action they remember.
 struct Generations {
     half: usize,
-    // Keyed by the inline id (no allocation per entry); looked up by `&str`.
-    generations: [DashMap<Id, ActionMemo>; 2],
-    current: AtomicUsize,
-    count: AtomicUsize,
-    rotating: Mutex<()>,
+    shards: Box<[Padded<Mutex<Pair>>]>,
 }
 
 impl Generations {
     fn new(capacity: usize) -> Self {
+        let count = (capacity / MIN_PER_SHARD).clamp(1, MAX_SHARDS);
         Generations {
-            half: (capacity / 2).max(1),
-            generations: [DashMap::new(), DashMap::new()],
-            current: AtomicUsize::new(0),
-            count: AtomicUsize::new(0),
-            rotating: Mutex::new(()),
+            half: (capacity / 2 / count).max(1),
+            shards: (0..count)
+                .map(|_| Padded(Mutex::new(Pair::default())))
+                .collect(),
         }
+    }
+
+    fn shard(&self, action_id: &str) -> Option<&Mutex<Pair>> {
+        // Action ids are UUIDv7s, whose last characters are random: a few of them pick
+        // the shard without hashing the id a second time (the shard's map hashes it with
+        // its keyed hasher). Any other string still lands on some shard.
+        let h = action_id
+            .bytes()
+            .rev()
+            .take(8)
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let i = usize::try_from(h % self.shards.len() as u64).unwrap_or(0);
+        self.shards.get(i).map(|p| &p.0)
     }
 
     fn insert(&self, action_id: Id, memo: ActionMemo) {
-        let current = self.current.load(Ordering::Acquire) & 1;
-        if let Some(map) = self.generations.get(current) {
-            map.insert(action_id, memo);
+        let Some(shard) = self.shard(&action_id) else {
+            return;
+        };
+        let mut pair = shard.lock();
+        if pair.current.len() >= self.half {
+            // The older generation is dropped; its table is kept for the new one.
+            let Pair { current, previous } = &mut *pair;
+            std::mem::swap(current, previous);
+            current.clear();
         }
-        if self.count.fetch_add(1, Ordering::AcqRel) + 1 >= self.half {
-            // One thread rotates; the others carry on. The older generation is emptied
-            // and becomes the current one.
-            if let Some(_guard) = self.rotating.try_lock() {
-                if self.count.load(Ordering::Acquire) >= self.half {
-                    let next = (self.current.load(Ordering::Acquire) + 1) & 1;
-                    if let Some(old) = self.generations.get(next) {
-                        old.clear();
-                    }
-                    self.current.store(next, Ordering::Release);
-                    self.count.store(0, Ordering::Release);
-                }
-            }
-        }
+        pair.current.insert(action_id, memo);
     }
 
     fn get(&self, action_id: &str) -> Option<ActionMemo> {
-        self.generations
-            .iter()
-            .find_map(|g| g.get(action_id).map(|m| m.clone()))
+        let pair = self.shard(action_id)?.lock();
+        pair.current
+            .get(action_id)
+            .or_else(|| pair.previous.get(action_id))
+            .cloned()
     }
 }
 
@@ -169,5 +196,49 @@ mod tests {
         }
         assert!(m.recall(&ids[9]).is_some() && m.recall(&ids[8]).is_some());
         assert!(m.recall(&ids[0]).is_none());
+    }
+
+    #[test]
+    fn a_large_memory_keeps_about_its_capacity_over_its_shards() {
+        let m = ActionMemory::new(100_000);
+        assert_eq!(m.recent.shards.len(), MAX_SHARDS);
+        let memo = ActionMemo {
+            tenant_id: "t".into(),
+            playbook_id: "p".into(),
+            kind: ActionType::Mirror,
+            experiment: None,
+        };
+        for _ in 0..300_000 {
+            m.remember(crate::ids::new_id(), memo.clone());
+        }
+        let kept: usize = m
+            .recent
+            .shards
+            .iter()
+            .map(|s| {
+                let pair = s.0.lock();
+                pair.current.len() + pair.previous.len()
+            })
+            .sum();
+        assert!(kept <= 100_000 && kept > 50_000, "kept {kept}");
+        assert!(m.recall("a299999").is_some() && m.recall("a0").is_none());
+    }
+
+    #[test]
+    fn action_ids_spread_over_every_shard() {
+        let g = Generations::new(100_000);
+        let mut used = vec![0usize; g.shards.len()];
+        for _ in 0..6_400 {
+            let id = crate::ids::new_id();
+            let shard = g.shard(&id).unwrap() as *const _;
+            let i = g
+                .shards
+                .iter()
+                .position(|p| std::ptr::eq(&p.0, shard))
+                .unwrap();
+            used[i] += 1;
+        }
+        // 100 expected per shard.
+        assert!(used.iter().all(|n| (40..=200).contains(n)), "{used:?}");
     }
 }

@@ -7,14 +7,13 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration as StdDuration, Instant};
 
 use parking_lot::Mutex;
-use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::decision::{ReceiptRef, ReceiptStatus};
 use crate::observe::{Event, Observer, ReceiptEvent};
 use crate::outbox::{next_attempt, Outbox, OutboxEntry};
 use crate::ports::{PortError, PortName};
-use crate::receipt::ReceiptSigner;
+use crate::receipt::{ReceiptError, ReceiptSigner};
 use crate::services::port_hub::{remaining, PortHub};
 
 /// Room in the outbox for one decision's receipt, taken before anything is decided.
@@ -24,6 +23,15 @@ pub(crate) struct Reservation {
     pub reserved: bool,
     /// The outbox is full: no action may go out unaudited.
     pub backpressure: bool,
+}
+
+/// A receipt payload as its canonical members, split around `chain` (which the signer
+/// adds): see [`ReceiptSigner::sign_members`].
+pub(crate) struct PayloadMembers {
+    /// `"key":value` pairs, in JCS order, whose keys sort before `chain`.
+    pub before_chain: Vec<u8>,
+    /// The pairs whose keys sort after it.
+    pub after_chain: Vec<u8>,
 }
 
 /// Signer, outbox and the receipts port.
@@ -113,21 +121,22 @@ impl ReceiptTrail {
         self.observer.on_event(&Event::Receipt(event));
     }
 
-    /// Signs `payload` (which lacks only its chain) and hands it to the receipts port,
-    /// queues it in the outbox when the port fails, or returns it when there is no port.
-    /// `disabled` without a signing key.
+    /// Signs the payload (its canonical members, which lack only the chain; see
+    /// [`ReceiptSigner::sign_members`]) and hands it to the receipts port, queues it in the
+    /// outbox when the port fails, or returns it when there is no port. `disabled`
+    /// without a signing key; `dropped` when the payload could not be written.
     pub fn emit(
         &self,
         receipt_id: String,
-        payload: Value,
+        payload: Result<PayloadMembers, ReceiptError>,
         reservation: Reservation,
         deadline: Instant,
     ) -> ReceiptRef {
         let Some(signer) = &self.signer else {
             return receipt_ref(None, ReceiptStatus::Disabled);
         };
-        let envelope = match signer.sign(payload) {
-            Ok(e) => e,
+        let envelope = match payload {
+            Ok(m) => signer.sign_members(&m.before_chain, &m.after_chain),
             Err(_) => {
                 // Canonicalising our own JSON cannot fail; if it ever did, say so rather
                 // than pretend a receipt exists.

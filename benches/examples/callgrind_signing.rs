@@ -1,0 +1,81 @@
+//! A fixed number of nudge-1k decisions with a signing key (every decision builds, chains
+//! and signs its receipt; with no receipts port the envelope is returned in the decision),
+//! for counting instructions with callgrind. `unsigned` runs the same engine without a key,
+//! so the difference of the two counts is what signing costs.
+//!
+//! ```sh
+//! cargo build --release -p mmm-benches --example callgrind_signing
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/signing.cg \
+//!     --toggle-collect='callgrind_signing::decide_loop' \
+//!     target/release/examples/callgrind_signing 2000 [signed|unsigned]
+//! callgrind_annotate /tmp/signing.cg | head -30    # total Ir / 2000 = per decision
+//! ```
+
+// Setup failures are bugs in the harness, and a harness that cannot start should stop.
+#![expect(
+    clippy::expect_used,
+    reason = "a benchmark that cannot set up is a bug in the benchmark: it stops with the reason"
+)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use mmm_benches::{nudge_1k, NOW};
+use mmm_engine::receipt::SigningKey;
+use mmm_engine::{DecideOptions, Engine, InMemoryFatigue, PlaybookSet, ReceiptStatus};
+use serde_json::Value;
+
+/// Decides `count` signals, cycling through `signals`; the region callgrind measures.
+#[inline(never)]
+fn decide_loop(engine: &Engine, signals: &[Value], options: &DecideOptions, count: usize) -> usize {
+    let mut payload_bytes = 0;
+    for signal in signals.iter().cycle().take(count) {
+        let decision = engine
+            .decide(black_box(signal), None, options)
+            .expect("decides");
+        // Base64 length: the payload's size, ×4/3.
+        payload_bytes += decision
+            .receipt
+            .envelope
+            .as_ref()
+            .map_or(0, |e| e.payload.len() / 4 * 3);
+        black_box(decision);
+    }
+    payload_bytes
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let count: usize = args
+        .next()
+        .map_or(2_000, |n| n.parse().expect("a number of decisions"));
+    let signed = args.next().is_none_or(|mode| mode != "unsigned");
+    let workload = nudge_1k();
+    let set = PlaybookSet::from_yaml(&workload.yaml).expect("nudge-1k loads");
+    let mut builder = Engine::builder()
+        .playbooks(set)
+        .fatigue(Arc::new(InMemoryFatigue::new()));
+    if signed {
+        builder = builder.signing_key(SigningKey::from_bytes(&[7; 32]));
+    }
+    let engine = builder.build();
+    let options = DecideOptions {
+        now: Some(NOW),
+        explain: false,
+    };
+    // Warm the engine (thread-locals, caches) outside the measured region.
+    for signal in workload.signals.iter().take(200) {
+        let decision = engine.decide(signal, None, &options).expect("decides");
+        let expected = if signed {
+            ReceiptStatus::Emitted
+        } else {
+            ReceiptStatus::Disabled
+        };
+        assert_eq!(decision.receipt.status, expected);
+    }
+    let payload_bytes = decide_loop(&engine, &workload.signals, &options, count);
+    println!(
+        "{count} decisions, signed receipt payloads of {} bytes on average",
+        payload_bytes / count.max(1)
+    );
+}
