@@ -86,7 +86,9 @@ impl<T: PartialEq + Copy + Serialize> Serialize for Word<T> {
             Some(i) => s.serialize_u64(i as u64),
             // Unreachable while `ALL` lists every value; the builder would read it as
             // `undefined`, so refuse rather than hand out a wrong decision.
-            None => Err(serde::ser::Error::custom("a word missing from its vocabulary")),
+            None => Err(serde::ser::Error::custom(
+                "a word missing from its vocabulary",
+            )),
         }
     }
 }

@@ -279,10 +279,7 @@ pub fn to_py_decision<'py>(py: Python<'py>, decision: &Decision) -> PyResult<Bou
         intern!(py, "redacted"),
         list(
             py,
-            decision
-                .redacted
-                .iter()
-                .map(|r| Ok(PyString::new(py, r))),
+            decision.redacted.iter().map(|r| Ok(PyString::new(py, r))),
         )?,
     )?;
     d.set_item(

@@ -255,7 +255,7 @@ impl Engine {
                     Err(_) => match to_json(n)? {
                         Value::String(s) => s,
                         _ => {
-                        return Err(PyTypeError::new_err(
+                            return Err(PyTypeError::new_err(
                                 "now must be an RFC 3339 str or an aware datetime",
                             ))
                         }
