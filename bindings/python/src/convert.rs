@@ -135,16 +135,8 @@ fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Refused> {
     if obj.is_none() {
         return Ok(Value::Null);
     }
-    // bool before int: Python's bool is an int.
-    if let Ok(b) = obj.cast::<PyBool>() {
-        return Ok(Value::Bool(b.is_true()));
-    }
-    if obj.is_instance_of::<PyInt>() {
-        return int_to_json(obj);
-    }
-    if let Ok(f) = obj.cast::<PyFloat>() {
-        return float_to_json(f.value());
-    }
+    // The most common types first (the types below are disjoint, so the order changes
+    // nothing else).
     if let Ok(s) = obj.cast::<PyString>() {
         return Ok(Value::String(
             s.to_cow().map_err(|e| Refused::python(&e))?.into_owned(),
@@ -163,6 +155,16 @@ fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Refused> {
             map.insert(key, value);
         }
         return Ok(Value::Object(map));
+    }
+    // bool before int: Python's bool is an int.
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return int_to_json(obj);
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return float_to_json(f.value());
     }
     if let Ok(l) = obj.cast::<PyList>() {
         return l
@@ -222,11 +224,11 @@ pub fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>>
         }
         Value::String(s) => PyString::new(py, s).into_any(),
         Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(to_py(py, item)?)?;
-            }
-            list.into_any()
+            let items = items
+                .iter()
+                .map(|item| to_py(py, item))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any()
         }
         Value::Object(map) => {
             let dict = PyDict::new(py);

@@ -1,18 +1,139 @@
-//! The decision straight into Python objects, keys interned: the hot path of `decide`
-//! builds no intermediate JSON tree. The shape is exactly the serde form of SPEC §4 (the
-//! shared vectors compare the two).
+//! The decision straight into Python objects: the hot path of `decide` builds no
+//! intermediate JSON tree. The shape is exactly the serde form of SPEC §4 (the shared
+//! vectors compare the two).
+//!
+//! Most of a decision's conversion is dict building (a nudge-1k decision has about a dozen
+//! dicts and 150 keys), so each dict shape is built once per interpreter, with its keys in
+//! SPEC order and every value `None`, and a decision's dicts are copies of it:
+//! `PyDict_Copy` clones the key table in one step, and each `set_item` then replaces a
+//! value under a key that is already there (the same interned object, so the lookup is an
+//! identity check) — no growing, rehashing or resizing key by key. The engine's fixed
+//! vocabulary (types, reasons, surfaces, statuses, degraded codes) is interned once too.
+//! Together they halve the instructions of a typical conversion (see
+//! `docs/perf-notes/bind.md`).
 
-use mmm_engine::{Action, Decision, Detail, Suppressed};
+use mmm_engine::{
+    Action, ActionType, Decision, Degraded, Detail, Reason, ReceiptStatus, Suppressed, Surface,
+};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
 use pyo3::{intern, IntoPyObjectExt};
 
 use crate::convert::to_py;
 
-/// An interned Python string for the engine's fixed vocabulary (types, reasons, surfaces,
-/// degraded codes): created once per interpreter, shared by every decision.
-fn word<'py>(py: Python<'py>, s: &str) -> Bound<'py, PyString> {
-    PyString::intern(py, s)
+/// Functions returning the interned Python string of one vocabulary word, from a table
+/// built once per interpreter (interning anew on every use would create, hash and look up
+/// a string each time).
+macro_rules! vocabulary {
+    ($($name:ident: $ty:ty;)+) => {$(
+        fn $name<'py>(py: Python<'py>, value: $ty) -> Bound<'py, PyString> {
+            static WORDS: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
+            let words = WORDS.get_or_init(py, || {
+                <$ty>::ALL
+                    .iter()
+                    .map(|w| PyString::intern(py, w.as_str()).unbind())
+                    .collect()
+            });
+            <$ty>::ALL
+                .iter()
+                .position(|w| *w == value)
+                .and_then(|i| words.get(i))
+                .map_or_else(|| PyString::intern(py, value.as_str()), |w| w.bind(py).clone())
+        }
+    )+};
+}
+
+vocabulary! {
+    action_type: ActionType;
+    surface: Surface;
+    reason: Reason;
+    degraded: Degraded;
+    receipt_status: ReceiptStatus;
+}
+
+/// The keys of each dict of a decision, in SPEC order.
+const DECISION: &[&str] = &[
+    "decision_id",
+    "signal_id",
+    "tenant_id",
+    "actor_id",
+    "decided_at",
+    "actions",
+    "suppressed",
+    "degraded",
+    "redacted",
+    "policy_snapshot_id",
+    "receipt",
+    "latency_us",
+    "latency_warning",
+    "explain",
+];
+const ACTION: &[&str] = &[
+    "action_id",
+    "fingerprint",
+    "playbook",
+    "type",
+    "category",
+    "priority",
+    "surfaces",
+    "title",
+    "text",
+    "rendered",
+    "rationale",
+    "requires_consent",
+    "dual_channel",
+    "operation",
+    "params",
+    "experiment",
+];
+const SUPPRESSED: &[&str] = &["playbook", "action_index", "type", "reason", "detail"];
+const PLAYBOOK: &[&str] = &["id", "version"];
+const RATIONALE: &[&str] = &["why", "trigger", "evidence"];
+const EVIDENCE: &[&str] = &["path", "value"];
+const EXPERIMENT: &[&str] = &["id", "variant"];
+// `envelope` is added after these when the receipt has one.
+const RECEIPT: &[&str] = &["receipt_id", "status"];
+
+/// One dict per shape, keys in order and values `None`, copied for each dict built.
+struct Shapes {
+    decision: Py<PyDict>,
+    action: Py<PyDict>,
+    suppressed: Py<PyDict>,
+    playbook: Py<PyDict>,
+    rationale: Py<PyDict>,
+    evidence: Py<PyDict>,
+    experiment: Py<PyDict>,
+    receipt: Py<PyDict>,
+}
+
+fn shape(py: Python<'_>, keys: &[&str]) -> PyResult<Py<PyDict>> {
+    let d = PyDict::new(py);
+    for key in keys {
+        d.set_item(PyString::intern(py, key), py.None())?;
+    }
+    Ok(d.unbind())
+}
+
+fn shapes(py: Python<'_>) -> PyResult<&'static Shapes> {
+    static SHAPES: PyOnceLock<Shapes> = PyOnceLock::new();
+    SHAPES.get_or_try_init(py, || {
+        Ok(Shapes {
+            decision: shape(py, DECISION)?,
+            action: shape(py, ACTION)?,
+            suppressed: shape(py, SUPPRESSED)?,
+            playbook: shape(py, PLAYBOOK)?,
+            rationale: shape(py, RATIONALE)?,
+            evidence: shape(py, EVIDENCE)?,
+            experiment: shape(py, EXPERIMENT)?,
+            receipt: shape(py, RECEIPT)?,
+        })
+    })
+}
+
+/// A new dict of the given shape (every value `None` until set).
+fn new_dict<'py>(py: Python<'py>, shape: &Py<PyDict>) -> PyResult<Bound<'py, PyDict>> {
+    shape.bind(py).copy()
 }
 
 fn opt_str<'py>(py: Python<'py>, s: Option<&str>) -> Bound<'py, PyAny> {
@@ -22,8 +143,22 @@ fn opt_str<'py>(py: Python<'py>, s: Option<&str>) -> Bound<'py, PyAny> {
     }
 }
 
-fn playbook<'py>(py: Python<'py>, id: &str, version: u32) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
+/// A list of converted items, allocated at its final length.
+fn list<'py, T: pyo3::PyTypeInfo>(
+    py: Python<'py>,
+    items: impl Iterator<Item = PyResult<Bound<'py, T>>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let items = items.collect::<PyResult<Vec<_>>>()?;
+    PyList::new(py, items)
+}
+
+fn playbook<'py>(
+    py: Python<'py>,
+    shapes: &Shapes,
+    id: &str,
+    version: u32,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = new_dict(py, &shapes.playbook)?;
     d.set_item(intern!(py, "id"), id)?;
     d.set_item(intern!(py, "version"), version)?;
     Ok(d)
@@ -35,66 +170,57 @@ fn json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'
     to_py(py, &v)
 }
 
-fn action<'py>(py: Python<'py>, a: &Action) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item(intern!(py, "action_id"), a.action_id.as_str())?;
-    d.set_item(intern!(py, "fingerprint"), a.fingerprint.as_str())?;
+fn action<'py>(py: Python<'py>, shapes: &Shapes, a: &Action) -> PyResult<Bound<'py, PyDict>> {
+    let d = new_dict(py, &shapes.action)?;
+    d.set_item(intern!(py, "action_id"), &*a.action_id)?;
+    d.set_item(intern!(py, "fingerprint"), &*a.fingerprint)?;
     d.set_item(
         intern!(py, "playbook"),
-        playbook(py, &a.playbook.id, a.playbook.version)?,
+        playbook(py, shapes, &a.playbook.id, a.playbook.version)?,
     )?;
-    d.set_item(intern!(py, "type"), word(py, a.kind.as_str()))?;
+    d.set_item(intern!(py, "type"), action_type(py, a.kind))?;
     d.set_item(intern!(py, "category"), &*a.category)?;
     d.set_item(intern!(py, "priority"), a.priority)?;
-    let surfaces = PyList::empty(py);
-    for s in a.surfaces.iter() {
-        surfaces.append(word(py, s.as_str()))?;
-    }
-    d.set_item(intern!(py, "surfaces"), surfaces)?;
-    d.set_item(intern!(py, "title"), &a.title)?;
-    d.set_item(intern!(py, "text"), &a.text)?;
+    d.set_item(
+        intern!(py, "surfaces"),
+        list(py, a.surfaces.iter().map(|s| Ok(surface(py, *s))))?,
+    )?;
+    d.set_item(intern!(py, "title"), &*a.title)?;
+    d.set_item(intern!(py, "text"), &*a.text)?;
     let rendered = PyDict::new(py);
-    for (surface, text) in &a.rendered {
-        rendered.set_item(word(py, surface.as_str()), text)?;
+    for (s, text) in &a.rendered {
+        rendered.set_item(surface(py, *s), &**text)?;
     }
     d.set_item(intern!(py, "rendered"), rendered)?;
-    let rationale = PyDict::new(py);
+    let rationale = new_dict(py, &shapes.rationale)?;
     rationale.set_item(intern!(py, "why"), &*a.rationale.why)?;
     rationale.set_item(intern!(py, "trigger"), &*a.rationale.trigger)?;
-    let evidence = PyList::empty(py);
-    for e in &a.rationale.evidence {
-        let item = PyDict::new(py);
-        item.set_item(intern!(py, "path"), &*e.path)?;
-        item.set_item(intern!(py, "value"), to_py(py, &e.value)?)?;
-        evidence.append(item)?;
-    }
+    let evidence = list(
+        py,
+        a.rationale.evidence.iter().map(|e| {
+            let item = new_dict(py, &shapes.evidence)?;
+            item.set_item(intern!(py, "path"), &*e.path)?;
+            item.set_item(intern!(py, "value"), to_py(py, &e.value)?)?;
+            Ok(item)
+        }),
+    )?;
     rationale.set_item(intern!(py, "evidence"), evidence)?;
     d.set_item(intern!(py, "rationale"), rationale)?;
     d.set_item(intern!(py, "requires_consent"), a.requires_consent)?;
     d.set_item(intern!(py, "dual_channel"), a.dual_channel)?;
-    d.set_item(
-        intern!(py, "operation"),
-        opt_str(py, a.operation.as_deref()),
-    )?;
-    d.set_item(
-        intern!(py, "params"),
-        match &a.params {
-            Some(p) => to_py(py, p)?,
-            None => py.None().into_bound(py),
-        },
-    )?;
-    d.set_item(
-        intern!(py, "experiment"),
-        match &a.experiment {
-            Some(e) => {
-                let d = PyDict::new(py);
-                d.set_item(intern!(py, "id"), &e.id)?;
-                d.set_item(intern!(py, "variant"), &e.variant)?;
-                d.into_any()
-            }
-            None => py.None().into_bound(py),
-        },
-    )?;
+    // `operation`, `params` and `experiment` are `None` in the shape already.
+    if let Some(operation) = &a.operation {
+        d.set_item(intern!(py, "operation"), &**operation)?;
+    }
+    if let Some(params) = &a.params {
+        d.set_item(intern!(py, "params"), to_py(py, params)?)?;
+    }
+    if let Some(e) = &a.experiment {
+        let experiment = new_dict(py, &shapes.experiment)?;
+        experiment.set_item(intern!(py, "id"), &*e.id)?;
+        experiment.set_item(intern!(py, "variant"), &*e.variant)?;
+        d.set_item(intern!(py, "experiment"), experiment)?;
+    }
     Ok(d)
 }
 
@@ -104,17 +230,18 @@ type LastDetail<'a, 'py> = Option<(&'a Detail, Bound<'py, PyString>)>;
 
 fn suppressed<'a, 'py>(
     py: Python<'py>,
+    shapes: &Shapes,
     s: &'a Suppressed,
     last: &mut LastDetail<'a, 'py>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
+    let d = new_dict(py, &shapes.suppressed)?;
     d.set_item(
         intern!(py, "playbook"),
-        playbook(py, &s.playbook.id, s.playbook.version)?,
+        playbook(py, shapes, &s.playbook.id, s.playbook.version)?,
     )?;
     d.set_item(intern!(py, "action_index"), s.action_index)?;
-    d.set_item(intern!(py, "type"), word(py, s.kind.as_str()))?;
-    d.set_item(intern!(py, "reason"), word(py, s.reason.as_str()))?;
+    d.set_item(intern!(py, "type"), action_type(py, s.kind))?;
+    d.set_item(intern!(py, "reason"), reason(py, s.reason))?;
     let detail = match last {
         Some((detail, obj)) if **detail == s.detail => obj.clone(),
         _ => {
@@ -128,45 +255,44 @@ fn suppressed<'a, 'py>(
 }
 
 pub fn to_py_decision<'py>(py: Python<'py>, decision: &Decision) -> PyResult<Bound<'py, PyAny>> {
-    let d = PyDict::new(py);
-    d.set_item(intern!(py, "decision_id"), decision.decision_id.as_str())?;
-    d.set_item(intern!(py, "signal_id"), &decision.signal_id)?;
-    d.set_item(intern!(py, "tenant_id"), &decision.tenant_id)?;
-    d.set_item(intern!(py, "actor_id"), &decision.actor_id)?;
-    d.set_item(intern!(py, "decided_at"), &decision.decided_at)?;
-    let actions = PyList::empty(py);
-    for a in &decision.actions {
-        actions.append(action(py, a)?)?;
-    }
+    let shapes = shapes(py)?;
+    let d = new_dict(py, &shapes.decision)?;
+    d.set_item(intern!(py, "decision_id"), &*decision.decision_id)?;
+    d.set_item(intern!(py, "signal_id"), &*decision.signal_id)?;
+    d.set_item(intern!(py, "tenant_id"), &*decision.tenant_id)?;
+    d.set_item(intern!(py, "actor_id"), &*decision.actor_id)?;
+    d.set_item(intern!(py, "decided_at"), &*decision.decided_at)?;
+    let actions = list(py, decision.actions.iter().map(|a| action(py, shapes, a)))?;
     d.set_item(intern!(py, "actions"), actions)?;
-    let sup = PyList::empty(py);
     let mut last: LastDetail<'_, 'py> = None;
+    let mut sup = Vec::with_capacity(decision.suppressed.len());
     for s in &decision.suppressed {
-        sup.append(suppressed(py, s, &mut last)?)?;
+        sup.push(suppressed(py, shapes, s, &mut last)?);
     }
-    d.set_item(intern!(py, "suppressed"), sup)?;
-    let degraded = PyList::empty(py);
-    for code in &decision.degraded {
-        degraded.append(word(py, code.as_str()))?;
-    }
-    d.set_item(intern!(py, "degraded"), degraded)?;
-    let redacted = PyList::empty(py);
-    for r in &decision.redacted {
-        redacted.append(r)?;
-    }
-    d.set_item(intern!(py, "redacted"), redacted)?;
+    d.set_item(intern!(py, "suppressed"), PyList::new(py, sup)?)?;
+    d.set_item(
+        intern!(py, "degraded"),
+        list(py, decision.degraded.iter().map(|c| Ok(degraded(py, *c))))?,
+    )?;
+    d.set_item(
+        intern!(py, "redacted"),
+        list(
+            py,
+            decision.redacted.iter().map(|r| Ok(PyString::new(py, r))),
+        )?,
+    )?;
     d.set_item(
         intern!(py, "policy_snapshot_id"),
         opt_str(py, decision.policy_snapshot_id.as_deref()),
     )?;
-    let receipt = PyDict::new(py);
+    let receipt = new_dict(py, &shapes.receipt)?;
     receipt.set_item(
         intern!(py, "receipt_id"),
         opt_str(py, decision.receipt.receipt_id.as_deref()),
     )?;
     receipt.set_item(
         intern!(py, "status"),
-        word(py, decision.receipt.status.as_str()),
+        receipt_status(py, decision.receipt.status),
     )?;
     if let Some(envelope) = &decision.receipt.envelope {
         receipt.set_item(intern!(py, "envelope"), json(py, envelope)?)?;
@@ -174,12 +300,8 @@ pub fn to_py_decision<'py>(py: Python<'py>, decision: &Decision) -> PyResult<Bou
     d.set_item(intern!(py, "receipt"), receipt)?;
     d.set_item(intern!(py, "latency_us"), decision.latency_us)?;
     d.set_item(intern!(py, "latency_warning"), decision.latency_warning)?;
-    d.set_item(
-        intern!(py, "explain"),
-        match &decision.explain {
-            Some(e) => json(py, e)?,
-            None => py.None().into_bound(py),
-        },
-    )?;
+    if let Some(e) = &decision.explain {
+        d.set_item(intern!(py, "explain"), json(py, e)?)?;
+    }
     d.into_bound_py_any(py)
 }

@@ -246,13 +246,20 @@ impl Engine {
         };
         let now = match now {
             Some(n) if !n.is_none() => {
-                let text = match to_json(n)? {
-                    Value::String(s) => s,
-                    _ => {
-                        return Err(PyTypeError::new_err(
-                            "now must be an RFC 3339 str or an aware datetime",
-                        ))
-                    }
+                // A str (the usual form) is read directly; a datetime through `to_json`.
+                let text = match n.cast::<PyString>() {
+                    Ok(s) => s
+                        .to_cow()
+                        .map_err(|e| PyValueError::new_err(e.to_string()))?
+                        .into_owned(),
+                    Err(_) => match to_json(n)? {
+                        Value::String(s) => s,
+                        _ => {
+                            return Err(PyTypeError::new_err(
+                                "now must be an RFC 3339 str or an aware datetime",
+                            ))
+                        }
+                    },
                 };
                 Some(
                     mmm_engine::parse_timestamp(&text)
