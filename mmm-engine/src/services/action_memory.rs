@@ -208,8 +208,9 @@ mod tests {
             kind: ActionType::Mirror,
             experiment: None,
         };
-        for _ in 0..300_000 {
-            m.remember(crate::ids::new_id(), memo.clone());
+        let ids: Vec<Id> = (0..300_000).map(|_| crate::ids::new_id()).collect();
+        for id in &ids {
+            m.remember(*id, memo.clone());
         }
         let kept: usize = m
             .recent
@@ -221,7 +222,8 @@ mod tests {
             })
             .sum();
         assert!(kept <= 100_000 && kept > 50_000, "kept {kept}");
-        assert!(m.recall("a299999").is_some() && m.recall("a0").is_none());
+        let (first, last) = (ids.first().unwrap(), ids.last().unwrap());
+        assert!(m.recall(last).is_some() && m.recall(first).is_none());
     }
 
     #[test]
