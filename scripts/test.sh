@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 echo "==> cargo test (unit, integration, CLI; benches compiled and run once)"
 # The host's tests need its database URLs: scripts/test-host.sh runs them.
 cargo test --workspace --all-targets --exclude mmm-host
+echo "==> allocations per nudge-1k decision (at most 40; counted, not timed)"
+cargo run -q -p mmm-benches --example allocs_nudge1k -- 300 40
 scripts/test-host.sh
 echo "==> mmm-host: deploy checks and the short proof runs (fuzz, redelivery, soak, flapping)"
 scripts/test-proof.sh

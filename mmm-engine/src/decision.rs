@@ -237,7 +237,14 @@ impl PartialEq<str> for Detail {
         match self {
             Detail::Static(s) => *s == other,
             Detail::Text(s) => s == other,
-            Detail::MaxActions(_) => self.to_string() == other,
+            Detail::MaxActions(n) => other
+                .strip_prefix("the decision already has ")
+                .and_then(|rest| rest.strip_suffix(" actions"))
+                .is_some_and(|digits| {
+                    digits.bytes().all(|b| b.is_ascii_digit())
+                        && (digits == "0" || !digits.starts_with('0'))
+                        && digits.parse::<usize>().ok() == Some(*n)
+                }),
         }
     }
 }
@@ -416,5 +423,7 @@ mod tests {
         let text = Detail::Text("the decision already has 3 actions".into());
         assert_eq!(over_cap, text);
         assert_eq!(over_cap, "the decision already has 3 actions");
+        assert_ne!(over_cap, "the decision already has 03 actions");
+        assert_ne!(over_cap, "the decision already has +3 actions");
     }
 }

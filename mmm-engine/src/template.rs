@@ -209,18 +209,10 @@ fn display_into(out: &mut String, value: &Value, format: Format) -> bool {
 
 /// A JSON number's text, on the stack (the longest a finite double or a 64-bit integer
 /// prints is 24 bytes).
+#[derive(Default)]
 struct NumberText {
     bytes: [u8; 32],
     len: usize,
-}
-
-impl Default for NumberText {
-    fn default() -> Self {
-        NumberText {
-            bytes: [0; 32],
-            len: 0,
-        }
-    }
 }
 
 impl NumberText {

@@ -191,7 +191,7 @@ async fn an_experiment_goes_from_draft_to_live_and_back() {
         host.db
             .store
             .record_actions(&[IssuedAction {
-                action_id: action.action_id.clone(),
+                action_id: action.action_id.to_string(),
                 tenant: "acme".into(),
                 actor_id: "dev-1".into(),
                 playbook_id: "pb".into(),
