@@ -98,7 +98,7 @@ pub struct Replay<'e> {
     shadow: Option<&'e Engine>,
     /// Each actor's accepted signals (≤ 50, as the context's `recent_signals` allows),
     /// kept typed so that a replayed decision neither builds nor parses a JSON context.
-    history: HashMap<(String, String), RecentHistory>,
+    history: FastMap<(String, String), RecentHistory>,
     /// What each set did, counted as it goes and sorted into the report at the end.
     primary_counts: Counts,
     shadow_counts: Option<Counts>,
@@ -107,7 +107,11 @@ pub struct Replay<'e> {
 
 /// Per playbook id, actions by type and suppressions by reason: hashed by id and keyed by
 /// the names' static strings, so that counting allocates nothing once an id is known.
-type Counts = HashMap<String, Counted>;
+/// A map hashed with foldhash: the replay looks a playbook id (or tenant and actor) up for
+/// every action, suppression and signal, and SipHash was a tenth of a replayed signal.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+type Counts = FastMap<String, Counted>;
 
 /// Actions by type and suppressions by reason, for one playbook.
 type Counted = (BTreeMap<&'static str, usize>, BTreeMap<&'static str, usize>);
@@ -118,9 +122,9 @@ impl<'e> Replay<'e> {
         Replay {
             primary,
             shadow,
-            history: HashMap::new(),
-            primary_counts: Counts::new(),
-            shadow_counts: shadow.map(|_| Counts::new()),
+            history: FastMap::default(),
+            primary_counts: Counts::default(),
+            shadow_counts: shadow.map(|_| Counts::default()),
             report: ReplayReport {
                 shadow: shadow.map(|_| BTreeMap::new()),
                 ..ReplayReport::default()
