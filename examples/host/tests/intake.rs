@@ -592,6 +592,8 @@ async fn a_stopped_intake_leaves_what_it_did_not_ack_to_the_next<B: TestBroker>(
     let task = intake::spawn(second.state.clone(), broker.connect(), settings());
     let settled =
         || by_first + count(&second, source, "decided") + count(&second, source, "duplicate");
+    // Real time: the broker's redelivery after its ack wait is what this waits for (the
+    // broker keeps its own clock); 120 s bounds it on a loaded machine.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while settled() < N as u64 {
         if tokio::time::Instant::now() >= deadline {
