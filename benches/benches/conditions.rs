@@ -13,7 +13,6 @@
 // Setup failures are bugs in the benchmark, and a benchmark that cannot start should stop.
 #![expect(
     clippy::expect_used,
-    clippy::indexing_slicing,
     reason = "a benchmark that cannot set up is a bug in the benchmark: it stops with the reason"
 )]
 
@@ -22,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use mmm_benches::{condition_workload, ConditionPath, NOW, SEED};
+use mmm_benches::{condition_workload, in_turn, ConditionPath, NOW, SEED};
 use mmm_engine::{DecideOptions, Engine, InMemoryFatigue, PlaybookSet};
 
 fn conditions(c: &mut Criterion) {
@@ -59,14 +58,10 @@ fn conditions(c: &mut Criterion) {
                     decision.suppressed
                 );
             }
-            let mut next = 0;
+            let mut next = in_turn(signals);
             let id = BenchmarkId::new(path.name(), candidates);
             group.bench_with_input(id, &engine, |b, engine| {
-                b.iter(|| {
-                    let signal = &signals[next];
-                    next = (next + 1) % signals.len();
-                    black_box(engine.decide(black_box(signal), context, &options))
-                });
+                b.iter(|| black_box(engine.decide(black_box(next()), context, &options)));
             });
         }
     }

@@ -8,7 +8,6 @@
 // Setup failures are bugs in the benchmark, and a benchmark that cannot start should stop.
 #![expect(
     clippy::expect_used,
-    clippy::indexing_slicing,
     reason = "a benchmark that cannot set up is a bug in the benchmark: it stops with the reason"
 )]
 
@@ -17,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use mmm_benches::{kind, nudge_1k, NudgeSpec, NOW, TENANT};
+use mmm_benches::{in_turn, kind, nudge_1k, NudgeSpec, NOW, TENANT};
 use mmm_engine::{DecideOptions, Engine, InMemoryFatigue, PlaybookSet};
 
 fn decide(c: &mut Criterion) {
@@ -54,13 +53,9 @@ fn decide(c: &mut Criterion) {
             })
             .sum();
         assert!(acted > 0, "nudge-1k signals should produce actions");
-        let mut next = 0;
+        let mut next = in_turn(signals);
         group.bench_function(name, |b| {
-            b.iter(|| {
-                let signal = &signals[next];
-                next = (next + 1) % signals.len();
-                black_box(engine.decide(black_box(signal), None, &options))
-            });
+            b.iter(|| black_box(engine.decide(black_box(next()), None, &options)));
         });
     }
     group.finish();

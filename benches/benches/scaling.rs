@@ -10,7 +10,6 @@
 // Setup failures are bugs in the benchmark, and a benchmark that cannot start should stop.
 #![expect(
     clippy::expect_used,
-    clippy::indexing_slicing,
     reason = "a benchmark that cannot set up is a bug in the benchmark: it stops with the reason"
 )]
 
@@ -19,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use mmm_benches::{kind, scaling, NOW, SEED, TENANT};
+use mmm_benches::{in_turn, kind, scaling, NOW, SEED, TENANT};
 use mmm_engine::{DecideOptions, Engine, InMemoryFatigue, PlaybookSet};
 
 /// Candidates for the benchmarked kind, whatever the number of playbooks loaded.
@@ -41,13 +40,9 @@ fn decide_by_size(c: &mut Criterion) {
             .fatigue(Arc::new(InMemoryFatigue::new()))
             .build();
         let signals = &workload.signals;
-        let mut next = 0;
+        let mut next = in_turn(signals);
         group.bench_with_input(BenchmarkId::new("decide", total), &engine, |b, engine| {
-            b.iter(|| {
-                let signal = &signals[next];
-                next = (next + 1) % signals.len();
-                black_box(engine.decide(black_box(signal), None, &options))
-            });
+            b.iter(|| black_box(engine.decide(black_box(next()), None, &options)));
         });
     }
     group.finish();

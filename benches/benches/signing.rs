@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use mmm_benches::{nudge_1k, NOW};
+use mmm_benches::{in_turn, nudge_1k, NOW};
 use mmm_engine::receipt::SigningKey;
 use mmm_engine::{DecideOptions, Engine, InMemoryFatigue, PlaybookSet, ReceiptStatus};
 
@@ -50,13 +50,9 @@ fn signing(c: &mut Criterion) {
             .expect("decides");
         assert_eq!(first.receipt.status, expected);
         let signals = &workload.signals;
-        let mut next = 0;
+        let mut next = in_turn(signals);
         group.bench_function(name, |b| {
-            b.iter(|| {
-                let signal = &signals[next];
-                next = (next + 1) % signals.len();
-                black_box(engine.decide(black_box(signal), None, &options))
-            });
+            b.iter(|| black_box(engine.decide(black_box(next()), None, &options)));
         });
     }
     group.finish();

@@ -488,6 +488,17 @@ impl FatigueLoad {
     }
 }
 
+/// The workload's signals in turn, round and round: each call gives the next one. The
+/// criterion loops decide one signal per iteration with it.
+pub fn in_turn<'a>(signals: &'a [Value]) -> impl FnMut() -> &'a Value {
+    let mut next = 0;
+    move || {
+        let signal = signals.get(next % signals.len().max(1));
+        next = next.wrapping_add(1);
+        signal.unwrap_or(&Value::Null)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
