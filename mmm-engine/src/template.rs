@@ -4,7 +4,6 @@
 //! handed to a general template engine, whose loops, filters and expressions would widen
 //! the contract and the attack surface of text that reaches pull requests and chat.
 
-use std::fmt;
 
 use serde_json::Value;
 
@@ -182,18 +181,13 @@ fn display_into(out: &mut String, value: &Value, format: Format) -> bool {
             true
         }
         Value::Number(n) => {
-            let mut digits = NumberText::default();
-            // Integers, what templates mostly show, in decimal without the formatting
-            // machinery; floats as serde_json prints them.
-            let written = match (n.as_u64(), n.as_i64()) {
-                (Some(u), _) => digits.push_decimal(false, u),
-                (None, Some(i)) => digits.push_decimal(i < 0, i.unsigned_abs()),
-                (None, None) => fmt::Write::write_fmt(&mut digits, format_args!("{n}")).is_ok(),
-            };
-            if written {
-                escape_into(out, digits.as_str(), format);
-            } else {
-                escape_into(out, &n.to_string(), format);
+            // Integers, what templates mostly show, through itoa (no formatting machinery,
+            // no allocation); floats as serde_json prints them.
+            let mut digits = itoa::Buffer::new();
+            match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => escape_into(out, digits.format(u), format),
+                (None, Some(i)) => escape_into(out, digits.format(i), format),
+                (None, None) => escape_into(out, &n.to_string(), format),
             }
             true
         }
@@ -204,58 +198,6 @@ fn display_into(out: &mut String, value: &Value, format: Format) -> bool {
             }
             None => false,
         },
-    }
-}
-
-/// A JSON number's text, on the stack (the longest a finite double or a 64-bit integer
-/// prints is 24 bytes).
-#[derive(Default)]
-struct NumberText {
-    bytes: [u8; 32],
-    len: usize,
-}
-
-impl NumberText {
-    /// Appends `n` in decimal, after a `-` when `negative`.
-    fn push_decimal(&mut self, negative: bool, mut n: u64) -> bool {
-        let mut buf = [0u8; 20];
-        let mut start = buf.len();
-        for slot in buf.iter_mut().rev() {
-            *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
-            start -= 1;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let digits = buf.get(start..).unwrap_or_default();
-        let sign: &[u8] = if negative { b"-" } else { b"" };
-        let end = self.len + sign.len() + digits.len();
-        let Some(dest) = self.bytes.get_mut(self.len..end) else {
-            return false;
-        };
-        let (head, tail) = dest.split_at_mut(sign.len());
-        head.copy_from_slice(sign);
-        tail.copy_from_slice(digits);
-        self.len = end;
-        true
-    }
-
-    fn as_str(&self) -> &str {
-        self.bytes
-            .get(..self.len)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or_default()
-    }
-}
-
-impl fmt::Write for NumberText {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        let dest = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
-        dest.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 

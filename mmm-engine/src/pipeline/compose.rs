@@ -205,12 +205,12 @@ pub fn fingerprint(
     repo: &str,
 ) -> Hex256 {
     let mut h = Sha256::new();
-    let mut digits = [0u8; 20];
+    let mut digits = itoa::Buffer::new();
     for part in [
         tenant.as_bytes(),
         actor.as_bytes(),
         playbook.as_bytes(),
-        decimal(action_index, &mut digits),
+        digits.format(action_index).as_bytes(),
         repo.as_bytes(),
     ] {
         h.update(part);
@@ -221,20 +221,6 @@ pub fn fingerprint(
     // exactly twice the digest's length, so encoding cannot fail.
     let _ = hex::encode_to_slice(h.finalize(), &mut out);
     Hex256::from_ascii(out)
-}
-
-/// Decimal digits of `n` at the end of `buf`, without the formatting machinery.
-fn decimal(mut n: usize, buf: &mut [u8; 20]) -> &[u8] {
-    let mut start = buf.len();
-    for slot in buf.iter_mut().rev() {
-        *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
-        start -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.get(start..).unwrap_or_default()
 }
 
 fn render(template: &Template, env: &Env<'_>, format: Format) -> Result<String, (Reason, String)> {
