@@ -4,7 +4,6 @@
 //! handed to a general template engine, whose loops, filters and expressions would widen
 //! the contract and the attack surface of text that reaches pull requests and chat.
 
-
 use serde_json::Value;
 
 use crate::env::{Env, Found, Path, Root, Seg};
