@@ -162,6 +162,7 @@ impl Condition {
     }
 
     /// Evaluates the condition; `Err` carries a message for `condition_error`.
+    #[inline]
     pub fn evaluate<'a>(
         &'a self,
         sandbox: &Sandbox,

@@ -31,7 +31,11 @@ pub(crate) fn check(
         .map(|c| c.plan.actions.len())
         .sum();
     record.suppressed.reserve(judged);
-    for c in candidates {
+    // Most candidates' conditions did not hold: nothing to do for them.
+    for c in candidates
+        .iter_mut()
+        .filter(|c| !matches!(c.condition, Verdict::NotHeld | Verdict::Pending))
+    {
         let plan = c.plan;
         // Every action of the playbook suppressed for one reason.
         let mut all = |reason: Reason, detail: &dyn Fn() -> String| {
