@@ -330,6 +330,9 @@ impl Engine {
         let inner = &*self.inner;
         let mut spans = Spans::start(&*inner.observer);
         let started = spans.started;
+        // The wall-clock instant the decision's own ids (its id, its actions') are stamped
+        // with: one clock read for all of them.
+        let stamp = crate::ids::IdStamp::now();
         let mut record = DecisionRecord::default();
 
         // 1. The signal and the deadline.
@@ -428,7 +431,7 @@ impl Engine {
                 now,
             };
             for c in candidates.iter_mut().filter(|c| c.has_passed()) {
-                compose::playbook(c, &cap, &env, &mentor, &mut record);
+                compose::playbook(c, &cap, &env, &mentor, stamp, &mut record);
                 fatigue::playbook(c, &*inner.fatigue, &subject, &cap, &mut record);
             }
         });
@@ -440,7 +443,7 @@ impl Engine {
         inner
             .memory
             .remember_returned(&signal.tenant_id, &record.actions);
-        let decision_id = crate::ids::new_id();
+        let decision_id = crate::ids::new_id_at(stamp);
         let policy_snapshot_id = policy.snapshot().and_then(|p| p.snapshot_id.clone());
 
         // 12. The receipt.

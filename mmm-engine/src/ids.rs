@@ -290,10 +290,39 @@ thread_local! {
     static CONTEXT: ContextV7 = const { ContextV7::new() };
 }
 
+/// The wall-clock instant ids are stamped with, read once per decision so that each of its
+/// ids (the decision's, one per action) does not read the clock again. Ids stay unique and
+/// increasing on one thread whatever the stamp: the thread's context orders ids stamped in
+/// the same millisecond, or earlier than the last, by its counter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdStamp {
+    seconds: u64,
+    nanos: u32,
+}
+
+impl IdStamp {
+    /// Now, by the system clock (as `Uuid::now_v7` reads it).
+    pub fn now() -> IdStamp {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        IdStamp {
+            seconds: since.as_secs(),
+            nanos: since.subsec_nanos(),
+        }
+    }
+}
+
 /// A new UUIDv7, hyphenated and lower-case.
 pub(crate) fn new_id() -> Id {
+    new_id_at(IdStamp::now())
+}
+
+/// A new UUIDv7 stamped with `stamp`, hyphenated and lower-case.
+pub(crate) fn new_id_at(stamp: IdStamp) -> Id {
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    Uuid::new_v7(Timestamp::now(ThreadLocalContext::new(&CONTEXT)))
+    let context = ThreadLocalContext::new(&CONTEXT);
+    Uuid::new_v7(Timestamp::from_unix(context, stamp.seconds, stamp.nanos))
         .hyphenated()
         .encode_lower(&mut buf);
     InlineStr::from_ascii(buf)
@@ -318,6 +347,27 @@ mod tests {
         assert_eq!(serde_json::from_str::<Id>(&json).unwrap(), id);
         assert!(serde_json::from_str::<Id>("\"short\"").is_err());
         assert_eq!(format!("{id:?}"), format!("{:?}", id.as_str()));
+    }
+
+    #[test]
+    fn ids_with_one_stamp_increase_and_carry_its_time() {
+        let stamp = IdStamp::now();
+        let ids: Vec<Id> = (0..1_000).map(|_| new_id_at(stamp)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let uuid = uuid::Uuid::parse_str(&ids[0]).unwrap();
+        assert_eq!(uuid.get_version_num(), 7);
+        let (secs, _) = uuid.get_timestamp().unwrap().to_unix();
+        assert!(
+            secs.abs_diff(stamp.seconds) <= 1,
+            "{secs} vs {}",
+            stamp.seconds
+        );
+        // An id stamped earlier than the last still sorts after it.
+        let earlier = IdStamp {
+            seconds: stamp.seconds - 60,
+            nanos: 0,
+        };
+        assert!(new_id_at(earlier) > ids[999]);
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct Signal {
     pub payload: Map<String, Value>,
 }
 
-const FIELDS: &[&str] = &[
+const FIELDS: [&str; 10] = [
     "signal_id",
     "tenant_id",
     "actor_id",
@@ -60,6 +60,18 @@ const FIELDS: &[&str] = &[
     "payload",
 ];
 
+// Each field's place in `FIELDS`, so that reading a field is an index, not a search.
+const SIGNAL_ID: usize = 0;
+const TENANT_ID: usize = 1;
+const ACTOR_ID: usize = 2;
+const ACTOR_TYPE: usize = 3;
+const KIND: usize = 4;
+const SOURCE: usize = 5;
+const OCCURRED_AT: usize = 6;
+const SURFACE: usize = 7;
+const REPO: usize = 8;
+const PAYLOAD: usize = 9;
+
 /// Checks a tenant id against `[A-Za-z0-9._-]{1,64}`.
 pub(crate) fn is_tenant_id(text: &str) -> bool {
     (1..=64).contains(&text.len())
@@ -68,15 +80,23 @@ pub(crate) fn is_tenant_id(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-/// Checks a kind against `[a-z0-9_]+(\.[a-z0-9_]+)*`.
+/// Checks a kind against `[a-z0-9_]+(\.[a-z0-9_]+)*`, in one pass over its bytes.
 pub(crate) fn is_kind(text: &str) -> bool {
-    !text.is_empty()
-        && text.split('.').all(|part| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        })
+    // Whether the byte before is a dot (or the start): a part may not be empty.
+    let mut after_dot = true;
+    for b in text.bytes() {
+        if b == b'.' {
+            if after_dot {
+                return false;
+            }
+            after_dot = true;
+        } else if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' {
+            after_dot = false;
+        } else {
+            return false;
+        }
+    }
+    !after_dot
 }
 
 fn string_field<'a>(
@@ -278,7 +298,7 @@ impl Signal {
                         key.as_str(),
                         format!(
                             "is not a signal field; expected one of {}",
-                            crate::model::one_of(FIELDS)
+                            crate::model::one_of(&FIELDS)
                         ),
                     )
                 })?;
@@ -286,27 +306,23 @@ impl Signal {
                 *s = Some(value);
             }
         }
-        let field = |name: &str| {
-            FIELDS
-                .iter()
-                .position(|f| *f == name)
-                .and_then(|i| fields.get(i).copied().flatten())
-        };
-        let string_field = |name: &str| -> Result<Option<&str>, SignalError> {
-            match field(name) {
+        let field = |slot: usize| fields.get(slot).copied().flatten();
+        let name = |slot: usize| FIELDS.get(slot).copied().unwrap_or_default();
+        let string_field = |slot: usize| -> Result<Option<&str>, SignalError> {
+            match field(slot) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s)),
                 Some(other) => Err(SignalError::new(
-                    name,
+                    name(slot),
                     format!("must be a string, not {}", json_type(other)),
                 )),
             }
         };
-        let required = |name: &str| -> Result<&str, SignalError> {
-            string_field(name)?.ok_or_else(|| SignalError::new(name, "is required"))
+        let required = |slot: usize| -> Result<&str, SignalError> {
+            string_field(slot)?.ok_or_else(|| SignalError::new(name(slot), "is required"))
         };
 
-        let signal_id = match string_field("signal_id")? {
+        let signal_id = match string_field(SIGNAL_ID)? {
             Some(id) if id.is_empty() || id.chars().count() > 128 => {
                 return Err(SignalError::new("signal_id", "must be 1 to 128 characters"))
             }
@@ -314,7 +330,7 @@ impl Signal {
             None => crate::ids::new_id().into(),
         };
 
-        let tenant_id = required("tenant_id")?;
+        let tenant_id = required(TENANT_ID)?;
         if !is_tenant_id(tenant_id) {
             return Err(SignalError::new(
                 "tenant_id",
@@ -322,13 +338,13 @@ impl Signal {
             ));
         }
 
-        let actor_id = required("actor_id")?;
+        let actor_id = required(ACTOR_ID)?;
         let actor_chars = actor_id.chars().count();
         if actor_chars == 0 || actor_chars > 128 {
             return Err(SignalError::new("actor_id", "must be 1 to 128 characters"));
         }
 
-        let actor_type = match string_field("actor_type")? {
+        let actor_type = match string_field(ACTOR_TYPE)? {
             None => ActorType::Human,
             Some(text) => ActorType::parse(text).ok_or_else(|| {
                 SignalError::new(
@@ -338,7 +354,7 @@ impl Signal {
             })?,
         };
 
-        let kind = required("kind")?;
+        let kind = required(KIND)?;
         if !is_kind(kind) {
             return Err(SignalError::new(
                 "kind",
@@ -349,13 +365,13 @@ impl Signal {
             ));
         }
 
-        let source = string_field("source")?.map(str::to_owned);
+        let source = string_field(SOURCE)?.map(str::to_owned);
 
-        let occurred_at_text = required("occurred_at")?;
+        let occurred_at_text = required(OCCURRED_AT)?;
         let occurred_at = parse_timestamp(occurred_at_text)
             .map_err(|message| SignalError::new("occurred_at", message))?;
 
-        let surface = match string_field("surface")? {
+        let surface = match string_field(SURFACE)? {
             None => None,
             Some(text) => Some(Surface::parse(text).ok_or_else(|| {
                 SignalError::new(
@@ -365,7 +381,7 @@ impl Signal {
             })?),
         };
 
-        let repo = match field("repo") {
+        let repo = match field(REPO) {
             None | Some(Value::Null) => None,
             Some(Value::Object(repo)) => {
                 if let Some(unknown) = repo
@@ -391,7 +407,7 @@ impl Signal {
             }
         };
 
-        let payload = match field("payload") {
+        let payload = match field(PAYLOAD) {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(payload)) => {
                 let size = serialized_len(payload);
@@ -509,6 +525,40 @@ mod tests {
             }
         }
         Signal::from_json(&v, DEFAULT_MAX_PAYLOAD_BYTES).unwrap_err()
+    }
+
+    #[test]
+    fn kinds_are_dotted_lower_case_parts() {
+        for ok in ["pr.opened", "a", "ci_run.step_2.done", "9"] {
+            assert!(is_kind(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "pr.",
+            ".pr",
+            "pr..opened",
+            "Pr.opened",
+            "pr-opened",
+            "pr opened",
+            "é",
+        ] {
+            assert!(!is_kind(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_field_is_read_from_its_own_key() {
+        // A wrong type names the field it was found in, whichever field that is.
+        for field in FIELDS {
+            let e = err(json!({ field: 7 }));
+            assert_eq!(e.field, field, "{e}");
+        }
+        let e = err(json!({"kind": "<remove>"}));
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("kind", "is required")
+        );
     }
 
     #[test]

@@ -604,6 +604,15 @@ fn outcomes_are_counted_per_tenant_never_per_actor() {
     );
     assert!(!counts.to_string().contains(&actor));
     assert!(e.outcome_counts("globex").is_empty());
+    // An action is remembered with its decision's tenant: another tenant's outcome for it
+    // is not tied to its type.
+    let mut other = outcome(&d.actions[0].action_id, "accepted");
+    other["tenant_id"] = json!("globex");
+    e.record_outcome(&other).unwrap();
+    assert_eq!(
+        serde_json::to_value(e.outcome_counts("globex")).unwrap(),
+        json!([{"playbook_id": "large-pr", "type": "unknown", "result": "accepted", "count": 1}])
+    );
     let err = e.record_outcome(&json!({"action_id": "a", "tenant_id": "acme", "actor_id": "x", "playbook_id": "p", "result": "meh", "at": NOW})).unwrap_err();
     assert_eq!(err.field, "result");
 }

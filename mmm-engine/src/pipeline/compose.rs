@@ -14,7 +14,7 @@ use crate::decision::{
     Action, Degraded, Detail, Evidence, ExperimentRef, Rationale, Reason, Rendered,
 };
 use crate::env::{Env, Found};
-use crate::ids::{Hex256, SharedStr};
+use crate::ids::{Hex256, IdStamp, SharedStr};
 use crate::model::{ActionType, Surface};
 use crate::pipeline::record::{CandidateRecord, DecisionRecord, Fate};
 use crate::plan::{ActionPlan, Plan};
@@ -56,6 +56,7 @@ pub(crate) fn playbook(
     cap: &Cap,
     env: &Env<'_>,
     mentor: &MentorSource<'_>,
+    stamp: IdStamp,
     record: &mut DecisionRecord,
 ) {
     let plan = c.plan;
@@ -122,6 +123,7 @@ pub(crate) fn playbook(
                 mentor: mentor_ref,
                 variant,
                 evidence,
+                stamp,
             },
         ) {
             Ok(composed_action) => {
@@ -270,6 +272,8 @@ struct Extras<'a> {
     mentor: Option<MentorText<'a>>,
     variant: Option<(&'a str, &'a crate::experiment::Variant)>,
     evidence: Vec<Evidence>,
+    /// The decision's stamp, for the action's id.
+    stamp: IdStamp,
 }
 
 /// Renders one action for its surfaces.
@@ -285,6 +289,7 @@ fn compose(
         mentor,
         variant,
         evidence,
+        stamp,
     } = extras;
     let action: &ActionPlan = plan.actions.get(index).ok_or_else(|| {
         (
@@ -359,7 +364,7 @@ fn compose(
     let s = env.signal;
     let repo_id = s.repo.as_ref().and_then(|r| r.id.as_deref()).unwrap_or("");
     Ok(Action {
-        action_id: crate::ids::new_id(),
+        action_id: crate::ids::new_id_at(stamp),
         fingerprint: fingerprint(&s.tenant_id, &s.actor_id, &plan.id, index, repo_id),
         playbook: plan.reference(),
         kind: action.kind,

@@ -15,7 +15,8 @@ use crate::outcome::{OutcomeCount, OutcomeResult};
 /// What the engine remembers of an action it returned, for its outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ActionMemo {
-    pub tenant_id: String,
+    /// One allocation per decision, shared by the actions it returned.
+    pub tenant_id: SharedStr,
     /// Shared with the decision's action (and the plan).
     pub playbook_id: SharedStr,
     pub kind: ActionType,
@@ -45,11 +46,15 @@ impl ActionMemory {
 
     /// Remembers the actions a decision for `tenant_id` returned.
     pub fn remember_returned(&self, tenant_id: &str, actions: &[Action]) {
+        if actions.is_empty() {
+            return;
+        }
+        let tenant_id = SharedStr::from(tenant_id);
         for a in actions {
             self.remember(
                 a.action_id,
                 ActionMemo {
-                    tenant_id: tenant_id.to_owned(),
+                    tenant_id: tenant_id.clone(),
                     playbook_id: a.playbook.id.clone(),
                     kind: a.kind,
                     experiment: a.experiment.clone(),
@@ -112,13 +117,19 @@ const MIN_PER_SHARD: usize = 1_024;
 #[repr(align(128))]
 struct Padded<T>(T);
 
+/// A generation's map, hashed with foldhash rather than SipHash: the keys are the engine's
+/// own UUIDv7s (their random bits are not the caller's to choose), so a keyed,
+/// flooding-resistant hash buys nothing here, and hashing a 36-byte id with SipHash was the
+/// largest part of remembering an action. The seed is still random per map.
+type Generation = HashMap<Id, ActionMemo, foldhash::fast::RandomState>;
+
 /// A shard's two generations: new entries go to `current`; when it is full, it becomes
 /// `previous` and the old `previous` is dropped.
 #[derive(Default)]
 struct Pair {
     // Keyed by the inline id (no allocation per entry); looked up by `&str`.
-    current: HashMap<Id, ActionMemo>,
-    previous: HashMap<Id, ActionMemo>,
+    current: Generation,
+    previous: Generation,
 }
 
 /// Recently returned actions, bounded: shards picked by a hash of the action id, each
@@ -185,7 +196,7 @@ mod tests {
     fn the_memory_is_bounded_and_keeps_the_newest() {
         let m = ActionMemory::new(4);
         let memo = ActionMemo {
-            tenant_id: "t".into(),
+            tenant_id: SharedStr::from("t"),
             playbook_id: "p".into(),
             kind: ActionType::Mirror,
             experiment: None,
@@ -203,7 +214,7 @@ mod tests {
         let m = ActionMemory::new(100_000);
         assert_eq!(m.recent.shards.len(), MAX_SHARDS);
         let memo = ActionMemo {
-            tenant_id: "t".into(),
+            tenant_id: SharedStr::from("t"),
             playbook_id: "p".into(),
             kind: ActionType::Mirror,
             experiment: None,
