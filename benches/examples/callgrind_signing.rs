@@ -59,7 +59,11 @@ fn sign_loop(message: &[u8], with_ring: bool, count: usize) -> u8 {
     let mut last = 0;
     for _ in 0..count {
         last ^= if with_ring {
-            ring.sign(black_box(message)).as_ref()[0]
+            ring.sign(black_box(message))
+                .as_ref()
+                .first()
+                .copied()
+                .unwrap_or_default()
         } else {
             dalek.sign(black_box(message)).to_bytes()[0]
         };
@@ -99,7 +103,7 @@ fn main() {
     }
     if mode == "dalek" || mode == "ring" {
         let decision = engine
-            .decide(&workload.signals[0], None, &options)
+            .decide(workload.signals.first().expect("a signal"), None, &options)
             .expect("decides");
         let envelope = decision.receipt.envelope.expect("a signed envelope");
         let message = pae(
