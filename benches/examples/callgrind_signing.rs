@@ -1,13 +1,18 @@
 //! A fixed number of nudge-1k decisions with a signing key (every decision builds, chains
 //! and signs its receipt; with no receipts port the envelope is returned in the decision),
 //! for counting instructions with callgrind. `unsigned` runs the same engine without a key,
-//! so the difference of the two counts is what signing costs.
+//! so the difference of the two counts is what signing costs. `dalek` and `ring` sign the
+//! PAE of a real receipt payload `count` times with that library alone (the floor: what
+//! Ed25519 over the contract's bytes costs, with nothing around it).
 //!
 //! ```sh
 //! cargo build --release -p mmm-benches --example callgrind_signing
 //! valgrind --tool=callgrind --callgrind-out-file=/tmp/signing.cg \
 //!     --toggle-collect='callgrind_signing::decide_loop' \
 //!     target/release/examples/callgrind_signing 2000 [signed|unsigned]
+//! valgrind --tool=callgrind --callgrind-out-file=/tmp/ed25519.cg \
+//!     --toggle-collect='callgrind_signing::sign_loop' \
+//!     target/release/examples/callgrind_signing 2000 [dalek|ring]
 //! callgrind_annotate /tmp/signing.cg | head -30    # total Ir / 2000 = per decision
 //! ```
 
@@ -20,8 +25,9 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
+use ed25519_dalek::Signer as _;
 use mmm_benches::{nudge_1k, NOW};
-use mmm_engine::receipt::SigningKey;
+use mmm_engine::receipt::{decode_base64, pae, SigningKey, PAYLOAD_TYPE};
 use mmm_engine::{DecideOptions, Engine, InMemoryFatigue, PlaybookSet, ReceiptStatus};
 use serde_json::Value;
 
@@ -44,12 +50,34 @@ fn decide_loop(engine: &Engine, signals: &[Value], options: &DecideOptions, coun
     payload_bytes
 }
 
+/// Signs `message` `count` times with one library; the region callgrind measures.
+#[inline(never)]
+fn sign_loop(message: &[u8], with_ring: bool, count: usize) -> u8 {
+    let seed = [7; 32];
+    let dalek = SigningKey::from_bytes(&seed);
+    let ring = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).expect("a seed");
+    let mut last = 0;
+    for _ in 0..count {
+        last ^= if with_ring {
+            ring.sign(black_box(message))
+                .as_ref()
+                .first()
+                .copied()
+                .unwrap_or_default()
+        } else {
+            dalek.sign(black_box(message)).to_bytes()[0]
+        };
+    }
+    last
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let count: usize = args
         .next()
         .map_or(2_000, |n| n.parse().expect("a number of decisions"));
-    let signed = args.next().is_none_or(|mode| mode != "unsigned");
+    let mode = args.next().unwrap_or_else(|| "signed".to_owned());
+    let signed = mode != "unsigned";
     let workload = nudge_1k();
     let set = PlaybookSet::from_yaml(&workload.yaml).expect("nudge-1k loads");
     let mut builder = Engine::builder()
@@ -72,6 +100,22 @@ fn main() {
             ReceiptStatus::Disabled
         };
         assert_eq!(decision.receipt.status, expected);
+    }
+    if mode == "dalek" || mode == "ring" {
+        let decision = engine
+            .decide(workload.signals.first().expect("a signal"), None, &options)
+            .expect("decides");
+        let envelope = decision.receipt.envelope.expect("a signed envelope");
+        let message = pae(
+            PAYLOAD_TYPE,
+            &decode_base64(&envelope.payload).expect("base64 payload"),
+        );
+        let last = sign_loop(&message, mode == "ring", count);
+        println!(
+            "{count} {mode} signatures over a PAE of {} bytes ({last})",
+            message.len()
+        );
+        return;
     }
     let payload_bytes = decide_loop(&engine, &workload.signals, &options, count);
     println!(

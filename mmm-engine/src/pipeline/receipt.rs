@@ -7,8 +7,8 @@ use std::time::Instant;
 use crate::context::Context;
 use crate::decision::{Degraded, ReceiptRef, ReceiptStatus};
 use crate::pipeline::record::{CandidateRecord, DecisionRecord};
-use crate::receipt::jcs::{write_serialized, write_str, write_u64, Members};
-use crate::receipt::{inputs_sha256, ReceiptError};
+use crate::receipt::jcs::{write_str, write_u64, Members};
+use crate::receipt::{signal_inputs_sha256, ReceiptError};
 use crate::services::receipt_trail::{PayloadMembers, ReceiptTrail, Reservation};
 use crate::signal::Signal;
 
@@ -55,7 +55,7 @@ fn payload(
     record: &DecisionRecord,
     receipt_id: &str,
 ) -> Result<PayloadMembers, ReceiptError> {
-    let inputs_sha256 = inputs_sha256(&r.signal.to_json(), &r.ctx.raw).unwrap_or_default();
+    let inputs_sha256 = signal_inputs_sha256(r.signal, &r.ctx.raw).unwrap_or_default();
     let mut before_chain = Vec::with_capacity(128 + 256 * record.actions.len());
     let mut m = Members::new(&mut before_chain);
     let out = m.key("actions");
@@ -73,8 +73,11 @@ fn payload(
             u64::from(a.playbook.version),
             action.key("playbook_version"),
         );
-        write_serialized(&&*a.surfaces, action.key("surfaces"))?;
-        write_serialized(&a.kind, action.key("type"))?;
+        write_names(
+            a.surfaces.iter().map(|s| s.as_str()),
+            action.key("surfaces"),
+        );
+        write_str(a.kind.as_str(), action.key("type"));
         out.push(b'}');
     }
     out.push(b']');
@@ -86,7 +89,10 @@ fn payload(
     let mut m = Members::new(&mut after_chain);
     write_str(r.now_text, m.key("decided_at"));
     write_str(r.decision_id, m.key("decision_id"));
-    write_serialized(&record.degraded, m.key("degraded"))?;
+    write_names(
+        record.degraded.iter().map(|d| d.as_str()),
+        m.key("degraded"),
+    );
     write_str(crate::ENGINE_VERSION, m.key("engine_version"));
     write_str(&inputs_sha256, m.key("inputs_sha256"));
     let out = m.key("playbooks");
@@ -122,7 +128,7 @@ fn payload(
         out.push(b'{');
         let mut suppressed = Members::new(out);
         write_str(&s.playbook.id, suppressed.key("playbook_id"));
-        write_serialized(&s.reason, suppressed.key("reason"))?;
+        write_str(s.reason.as_str(), suppressed.key("reason"));
         out.push(b'}');
     }
     out.push(b']');
@@ -131,6 +137,19 @@ fn payload(
         before_chain,
         after_chain,
     })
+}
+
+/// A JSON array of the stable names of enum values (`Surface`, `Degraded`: each
+/// serialises as its name, so this is the array's canonical form).
+fn write_names(names: impl Iterator<Item = &'static str>, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, name) in names.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(name, out);
+    }
+    out.push(b']');
 }
 
 #[cfg(test)]

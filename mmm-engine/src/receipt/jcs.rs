@@ -11,6 +11,7 @@
 use serde_json::{Map, Number, Value};
 
 use super::{Envelope, ReceiptError};
+use crate::Signal;
 
 /// Integers up to 2^53 in magnitude are exact doubles, which ECMAScript prints as their
 /// decimal digits; beyond it the double's formatting (`1e+21`, rounding) applies.
@@ -111,19 +112,6 @@ pub(crate) fn write_u64(n: u64, out: &mut Vec<u8>) {
     }
 }
 
-/// Any serialisable value as JCS writes it, through `serde_json_canonicalizer` (for the
-/// enums of a receipt, which serialise as strings).
-///
-/// # Errors
-/// [`ReceiptError::Malformed`] when it cannot be canonicalised.
-pub(crate) fn write_serialized(
-    value: &impl serde::Serialize,
-    out: &mut Vec<u8>,
-) -> Result<(), ReceiptError> {
-    serde_json_canonicalizer::to_writer(value, out)
-        .map_err(|e| ReceiptError::Malformed(e.to_string()))
-}
-
 /// Writes the members of one JSON object, which the caller gives in JCS order.
 pub(crate) struct Members<'a> {
     out: &'a mut Vec<u8>,
@@ -137,13 +125,22 @@ impl<'a> Members<'a> {
     }
 
     /// Writes `"key":` (after a comma unless first) and returns the buffer for the value.
-    pub fn key(&mut self, key: &str) -> &mut Vec<u8> {
+    /// Keys are the receipt's own member names, which JSON writes as they are (no quote,
+    /// backslash or control character); one that is not is escaped all the same.
+    pub fn key(&mut self, key: &'static str) -> &mut Vec<u8> {
         if !self.first {
             self.out.push(b',');
         }
         self.first = false;
-        write_str(key, self.out);
-        self.out.push(b':');
+        if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.out.reserve(key.len() + 3);
+            self.out.push(b'"');
+            self.out.extend_from_slice(key.as_bytes());
+            self.out.extend_from_slice(b"\":");
+        } else {
+            write_str(key, self.out);
+            self.out.push(b':');
+        }
         self.out
     }
 }
@@ -155,6 +152,47 @@ fn write_number(n: &Number, out: &mut Vec<u8>) -> Result<(), ReceiptError> {
         return Ok(());
     }
     serde_json_canonicalizer::to_writer(n, out).map_err(|e| ReceiptError::Malformed(e.to_string()))
+}
+
+/// Appends the canonical bytes of a signal's JSON form ([`Signal::to_json`]), written from
+/// its fields without building that value: members `actor_id`, `actor_type`, `kind`,
+/// `occurred_at`, `payload`, `repo` (`branch`, `id`, `path`), `signal_id`, `source`,
+/// `surface`, `tenant_id`, in that order, which is JCS order; absent ones are `null`.
+///
+/// # Errors
+/// As [`write_value`] (for numbers in the payload).
+pub(crate) fn write_signal(signal: &Signal, out: &mut Vec<u8>) -> Result<(), ReceiptError> {
+    fn write_opt(text: Option<&str>, out: &mut Vec<u8>) {
+        match text {
+            Some(text) => write_str(text, out),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.push(b'{');
+    let mut m = Members::new(out);
+    write_str(&signal.actor_id, m.key("actor_id"));
+    write_str(signal.actor_type.as_str(), m.key("actor_type"));
+    write_str(&signal.kind, m.key("kind"));
+    write_str(&signal.occurred_at_text, m.key("occurred_at"));
+    write_object(&signal.payload, m.key("payload"))?;
+    let repo = m.key("repo");
+    match &signal.repo {
+        None => repo.extend_from_slice(b"null"),
+        Some(r) => {
+            repo.push(b'{');
+            let mut members = Members::new(repo);
+            write_opt(r.branch.as_deref(), members.key("branch"));
+            write_opt(r.id.as_deref(), members.key("id"));
+            write_opt(r.path.as_deref(), members.key("path"));
+            repo.push(b'}');
+        }
+    }
+    write_str(&signal.signal_id, m.key("signal_id"));
+    write_opt(signal.source.as_deref(), m.key("source"));
+    write_opt(signal.surface.map(|s| s.as_str()), m.key("surface"));
+    write_str(&signal.tenant_id, m.key("tenant_id"));
+    out.push(b'}');
+    Ok(())
 }
 
 /// Appends the canonical bytes of an envelope (the form its successor's `prev_sha256`
@@ -220,6 +258,33 @@ mod tests {
                 String::from_utf8(to_vec(&value).unwrap()).unwrap(),
                 String::from_utf8(crate_bytes(&value)).unwrap(),
                 "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn signals_are_written_as_their_json_form() {
+        let signals = [
+            json!({"tenant_id": "acme", "actor_id": "dev-1", "kind": "pr.opened",
+                "occurred_at": "2026-11-22T10:00:00Z"}),
+            json!({"tenant_id": "acme", "actor_id": "dev-\"2\"\u{e9}", "kind": "ci.failed",
+                "occurred_at": "2026-11-22T10:00:00+01:00", "signal_id": "s-1",
+                "actor_type": "agent", "source": "gh\tactions", "surface": "pr_comment",
+                "repo": {"id": "acme/api", "branch": "main"},
+                "payload": {"z": [1, 2.5, null], "\u{e000}": {"b": true, "a": "x\ny"},
+                    "\u{1f600}": -7, "big": 12345678901234567890_u64}}),
+            json!({"tenant_id": "t", "actor_id": "a", "kind": "k", "signal_id": "s-2",
+                "occurred_at": "2026-11-22T10:00:00Z", "actor_type": "service",
+                "repo": {"path": "src/\\lib.rs"}, "surface": "ide", "payload": {}}),
+        ];
+        for json in signals {
+            let signal = Signal::from_json(&json, 64 * 1024).unwrap();
+            let mut out = Vec::new();
+            write_signal(&signal, &mut out).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(crate_bytes(&signal.to_json())).unwrap(),
+                "{json}"
             );
         }
     }

@@ -120,16 +120,63 @@ impl ReceiptError {
 /// DSSE's pre-authentication encoding: `"DSSEv1" SP len(type) SP type SP len(body) SP body`.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
-    out.extend_from_slice(
-        format!(
-            "DSSEv1 {} {payload_type} {} ",
-            payload_type.len(),
-            payload.len()
-        )
-        .as_bytes(),
-    );
+    let mut header = [0; PAE_HEADER_ROOM];
+    match write_pae_header(payload_type, payload.len(), &mut header) {
+        Some(len) => out.extend_from_slice(header.get(..len).unwrap_or_default()),
+        // A payload type too long for the room: DSSE allows it, only receipts never use it.
+        None => out.extend_from_slice(
+            format!(
+                "DSSEv1 {} {payload_type} {} ",
+                payload_type.len(),
+                payload.len()
+            )
+            .as_bytes(),
+        ),
+    }
     out.extend_from_slice(payload);
     out
+}
+
+/// Writes the PAE's part before the body, `"DSSEv1" SP len(type) SP type SP len(body) SP`,
+/// and returns its length (`None` when it does not fit in `out`).
+fn write_pae_header(payload_type: &str, body_len: usize, out: &mut [u8]) -> Option<usize> {
+    use std::io::Write as _;
+    let mut digits = itoa::Buffer::new();
+    let mut cursor = std::io::Cursor::new(out);
+    cursor.write_all(b"DSSEv1 ").ok()?;
+    cursor
+        .write_all(digits.format(payload_type.len()).as_bytes())
+        .ok()?;
+    cursor.write_all(b" ").ok()?;
+    cursor.write_all(payload_type.as_bytes()).ok()?;
+    cursor.write_all(b" ").ok()?;
+    cursor.write_all(digits.format(body_len).as_bytes()).ok()?;
+    cursor.write_all(b" ").ok()?;
+    usize::try_from(cursor.position()).ok()
+}
+
+/// Room for the PAE header of a payload type of up to 64 bytes (7 + 2 + 1 + 64 + 1 + 20 + 1),
+/// [`PAYLOAD_TYPE`]'s included: the signer leaves this much room at the front of its
+/// buffer, so that the payload is written once and signed where it lies.
+const PAE_HEADER_ROOM: usize = 96;
+
+thread_local! {
+    /// The buffer receipts are written into, kept by each thread from one receipt to the
+    /// next (a receipt is a few kilobytes, written on every signed decision).
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer, emptied (an empty new one in a nested call,
+/// or while the thread is torn down), and keeps the buffer for the next call.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = SCRATCH.try_with(std::cell::Cell::take).unwrap_or_default();
+    buf.clear();
+    let result = f(&mut buf);
+    // A rare huge receipt should not pin its memory to the thread.
+    if buf.capacity() <= 1 << 20 {
+        let _ = SCRATCH.try_with(|cell| cell.set(buf));
+    }
+    result
 }
 
 /// RFC 8785 canonical JSON bytes.
@@ -154,18 +201,40 @@ pub(crate) fn canonical_value(value: &Value) -> Result<Vec<u8>, ReceiptError> {
 ///
 /// # Errors
 /// As [`canonical`].
+#[cfg(test)]
 pub(crate) fn inputs_sha256(
     signal: &Value,
     context: &serde_json::Map<String, Value>,
 ) -> Result<String, ReceiptError> {
-    let mut bytes = Vec::with_capacity(512);
-    // "context" sorts before "signal".
-    bytes.extend_from_slice(b"{\"context\":");
-    jcs::write_object(context, &mut bytes)?;
-    bytes.extend_from_slice(b",\"signal\":");
-    jcs::write_value(signal, &mut bytes)?;
-    bytes.push(b'}');
-    Ok(sha256_hex(&bytes))
+    inputs_hash(context, |out| jcs::write_value(signal, out))
+}
+
+/// [`inputs_sha256`] with the signal as the engine holds it: the signal's JSON form
+/// ([`Signal::to_json`](crate::Signal::to_json)) written from its fields, without building it.
+///
+/// # Errors
+/// As [`canonical`].
+pub(crate) fn signal_inputs_sha256(
+    signal: &crate::Signal,
+    context: &serde_json::Map<String, Value>,
+) -> Result<String, ReceiptError> {
+    inputs_hash(context, |out| jcs::write_signal(signal, out))
+}
+
+/// The hex SHA-256 of `{"context":<context>,"signal":<what write_signal writes>}`.
+fn inputs_hash(
+    context: &serde_json::Map<String, Value>,
+    write_signal: impl FnOnce(&mut Vec<u8>) -> Result<(), ReceiptError>,
+) -> Result<String, ReceiptError> {
+    with_scratch(|bytes| {
+        // "context" sorts before "signal".
+        bytes.extend_from_slice(b"{\"context\":");
+        jcs::write_object(context, bytes)?;
+        bytes.extend_from_slice(b",\"signal\":");
+        write_signal(bytes)?;
+        bytes.push(b'}');
+        Ok(sha256_hex(bytes))
+    })
 }
 
 /// The hex SHA-256 of an envelope's canonical bytes: what the next receipt's
@@ -359,8 +428,8 @@ impl ReceiptSigner {
             );
         }
         let bytes = canonical_value(&payload)?;
-        let envelope = self.envelope(&bytes);
-        state.prev_sha256 = Some(envelope_sha256(&envelope));
+        let (envelope, hash) = self.envelope(&bytes);
+        state.prev_sha256 = Some(hash);
         state.seq = seq;
         Ok(envelope)
     }
@@ -371,47 +440,99 @@ impl ReceiptSigner {
     /// empty). The receipt stage writes receipts this way, with no intermediate value; the
     /// bytes signed are those [`ReceiptSigner::sign`] would sign for the same payload.
     pub(crate) fn sign_members(&self, before_chain: &[u8], after_chain: &[u8]) -> Envelope {
-        let mut state = self.state.lock();
-        let seq = state.seq + 1;
-        let mut bytes = Vec::with_capacity(before_chain.len() + after_chain.len() + 160);
-        bytes.push(b'{');
-        if !before_chain.is_empty() {
-            bytes.extend_from_slice(before_chain);
-            bytes.push(b',');
-        }
-        // The link's members in JCS order: id, prev_sha256, seq.
-        bytes.extend_from_slice(b"\"chain\":{\"id\":");
-        jcs::write_str(&self.chain_id, &mut bytes);
-        bytes.extend_from_slice(b",\"prev_sha256\":");
-        match &state.prev_sha256 {
-            Some(hash) => jcs::write_str(hash, &mut bytes),
-            None => bytes.extend_from_slice(b"null"),
-        }
-        bytes.extend_from_slice(b",\"seq\":");
-        jcs::write_u64(seq, &mut bytes);
-        bytes.push(b'}');
-        if !after_chain.is_empty() {
-            bytes.push(b',');
-            bytes.extend_from_slice(after_chain);
-        }
-        bytes.push(b'}');
-        let envelope = self.envelope(&bytes);
-        state.prev_sha256 = Some(envelope_sha256(&envelope));
-        state.seq = seq;
-        envelope
+        with_scratch(|buf| {
+            // The payload goes after room for the PAE header, which needs its length: it
+            // is written once, and signed where it lies, the header written just before it.
+            buf.reserve(PAE_HEADER_ROOM + before_chain.len() + after_chain.len() + 160);
+            buf.resize(PAE_HEADER_ROOM, 0);
+            buf.push(b'{');
+            if !before_chain.is_empty() {
+                buf.extend_from_slice(before_chain);
+                buf.push(b',');
+            }
+            let mut state = self.state.lock();
+            let seq = state.seq + 1;
+            // The link's members in JCS order: id, prev_sha256, seq.
+            buf.extend_from_slice(b"\"chain\":{\"id\":");
+            jcs::write_str(&self.chain_id, buf);
+            buf.extend_from_slice(b",\"prev_sha256\":");
+            match &state.prev_sha256 {
+                Some(hash) => jcs::write_str(hash, buf),
+                None => buf.extend_from_slice(b"null"),
+            }
+            buf.extend_from_slice(b",\"seq\":");
+            jcs::write_u64(seq, buf);
+            buf.push(b'}');
+            if !after_chain.is_empty() {
+                buf.push(b',');
+                buf.extend_from_slice(after_chain);
+            }
+            buf.push(b'}');
+            let (envelope, hash) = self.envelope_in_place(buf);
+            state.prev_sha256 = Some(hash);
+            state.seq = seq;
+            envelope
+        })
     }
 
-    /// The signed envelope of canonical payload bytes.
-    fn envelope(&self, bytes: &[u8]) -> Envelope {
+    /// The signed envelope of canonical payload bytes, and its hash (see
+    /// [`ReceiptSigner::envelope_of`]).
+    fn envelope(&self, bytes: &[u8]) -> (Envelope, String) {
         let signature = self.key.sign(&pae(PAYLOAD_TYPE, bytes));
-        Envelope {
+        self.envelope_of(bytes, &signature)
+    }
+
+    /// As [`ReceiptSigner::envelope`], for the payload that follows [`PAE_HEADER_ROOM`]
+    /// bytes of room in `buf`: the PAE header is written at the end of the room, just
+    /// before the payload, and the PAE signed where it lies.
+    fn envelope_in_place(&self, buf: &mut [u8]) -> (Envelope, String) {
+        let Some((room, payload)) = buf.split_at_mut_checked(PAE_HEADER_ROOM) else {
+            // No room at all: the caller's mistake, and the whole buffer is the payload.
+            return self.envelope(buf);
+        };
+        let mut header = [0; PAE_HEADER_ROOM];
+        let placed = write_pae_header(PAYLOAD_TYPE, payload.len(), &mut header)
+            .and_then(|len| Some((header.get(..len)?, room.len().checked_sub(len)?)))
+            .and_then(|(header, start)| {
+                room.get_mut(start..)?.copy_from_slice(header);
+                Some(start)
+            });
+        match placed {
+            Some(start) => {
+                let signature = self.key.sign(buf.get(start..).unwrap_or_default());
+                self.envelope_of(buf.get(PAE_HEADER_ROOM..).unwrap_or_default(), &signature)
+            }
+            // Not reached: PAYLOAD_TYPE's header fits the room. Signing a copy is right anyway.
+            None => self.envelope(payload),
+        }
+    }
+
+    /// The envelope of `payload` with its signature, and the hex SHA-256 of the envelope's
+    /// canonical bytes (what [`envelope_sha256`] computes), hashed from its parts rather
+    /// than written out: base64, the hex key id and [`PAYLOAD_TYPE`] hold nothing JSON
+    /// escapes, so each string's canonical form is the string in quotes.
+    fn envelope_of(&self, payload: &[u8], signature: &Signature) -> (Envelope, String) {
+        let payload = BASE64.encode(payload);
+        let sig = BASE64.encode(signature.to_bytes());
+        let mut hasher = Sha256::new();
+        hasher.update(b"{\"payload\":\"");
+        hasher.update(payload.as_bytes());
+        hasher.update(b"\",\"payloadType\":\"");
+        hasher.update(PAYLOAD_TYPE.as_bytes());
+        hasher.update(b"\",\"signatures\":[{\"keyid\":\"");
+        hasher.update(self.key_id.as_bytes());
+        hasher.update(b"\",\"sig\":\"");
+        hasher.update(sig.as_bytes());
+        hasher.update(b"\"}]}");
+        let envelope = Envelope {
             payload_type: PAYLOAD_TYPE.to_owned(),
-            payload: BASE64.encode(bytes),
+            payload,
             signatures: vec![EnvelopeSignature {
                 keyid: Some(self.key_id.clone()),
-                sig: BASE64.encode(signature.to_bytes()),
+                sig,
             }],
-        }
+        };
+        (envelope, hex::encode(hasher.finalize()))
     }
 }
 

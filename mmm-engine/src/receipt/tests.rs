@@ -372,3 +372,63 @@ fn chain_links_that_no_signer_writes_are_refused() {
         assert_eq!(err.to_string(), message);
     }
 }
+
+#[test]
+fn pae_is_dsse_s_encoding() {
+    // DSSE protocol.md's example.
+    assert_eq!(
+        pae("http://example.com/HelloWorld", b"hello world"),
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    );
+    assert_eq!(pae("", b""), b"DSSEv1 0  0 ");
+    // A payload type too long for the signer's room is still encoded.
+    let long = "t".repeat(200);
+    assert_eq!(
+        pae(&long, b"x"),
+        format!("DSSEv1 200 {long} 1 x").into_bytes()
+    );
+}
+
+#[test]
+fn receipts_signed_in_place_verify_and_chain_across_header_lengths() {
+    // Payload lengths around the points where the PAE header's length field gains a
+    // digit, so the header's place before the payload moves.
+    let key = signing_key_from_bytes(&[9; 32]).unwrap();
+    let signer = ReceiptSigner::with_chain(key.clone(), "c-9".into());
+    let public = key.verifying_key();
+    let mut verifier = ChainVerifier::new(&public).from_start(true);
+    for n in [
+        0_usize, 1, 10, 50, 98, 99, 100, 101, 900, 1000, 9_000, 10_000, 100_000,
+    ] {
+        let before = format!("\"a\":\"{}\"", "x".repeat(n));
+        let envelope = signer.sign_members(before.as_bytes(), b"\"z\":1");
+        let bytes = decode_base64(&envelope.payload).unwrap();
+        // The signature is that of the PAE built on its own.
+        let expected = key.sign(&pae(PAYLOAD_TYPE, &bytes));
+        assert_eq!(
+            decode_base64(&envelope.signatures[0].sig).unwrap(),
+            expected.to_bytes()
+        );
+        // The hash the signer chained is that of the envelope's canonical bytes.
+        let chained = signer.state.lock().prev_sha256.clone();
+        assert_eq!(chained, Some(envelope_sha256(&envelope)));
+        assert_eq!(chained, Some(sha256_hex(&canonical(&envelope).unwrap())));
+        verifier.verify(&envelope).unwrap();
+    }
+}
+
+#[test]
+fn the_scratch_buffer_serves_nested_calls() {
+    let outer = with_scratch(|a| {
+        a.extend_from_slice(b"outer");
+        let inner = with_scratch(|b| {
+            assert!(b.is_empty(), "a nested call gets its own buffer");
+            b.extend_from_slice(b"inner");
+            b.clone()
+        });
+        assert_eq!(a.as_slice(), b"outer");
+        inner
+    });
+    assert_eq!(outer, b"inner");
+    with_scratch(|a| assert!(a.is_empty(), "the kept buffer comes back empty"));
+}
