@@ -7,7 +7,7 @@ mod errors;
 mod ports;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use mmm_engine::experiment::ExperimentStatus;
 use mmm_engine::receipt::{
@@ -140,6 +140,17 @@ fn json_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Valu
 #[pyclass(frozen, module = "mmm_engine._native")]
 struct Engine {
     core: Core,
+    /// The Python objects its decisions share with the playbooks (`decision::Shared`).
+    shared: Mutex<decision::Shared>,
+}
+
+impl Engine {
+    fn new(core: Core) -> Engine {
+        Engine {
+            core,
+            shared: Mutex::default(),
+        }
+    }
 }
 
 #[pymethods]
@@ -180,9 +191,7 @@ impl Engine {
             fatigue,
             audit,
         };
-        Ok(Engine {
-            core: build(py, set, ports)?,
-        })
+        Ok(Engine::new(build(py, set, ports)?))
     }
 
     /// Loads playbooks from YAML text.
@@ -224,9 +233,7 @@ impl Engine {
             fatigue,
             audit,
         };
-        Ok(Engine {
-            core: build(py, set, ports)?,
-        })
+        Ok(Engine::new(build(py, set, ports)?))
     }
 
     /// Decides what to show for one signal.
@@ -272,7 +279,7 @@ impl Engine {
         let decision = py
             .detach(|| core.decide(&signal, context.as_ref(), &DecideOptions { now, explain }))
             .map_err(|e| raise(py, &e.info()))?;
-        decision::to_py_decision(py, &decision)
+        decision::to_py_decision(py, &decision, &self.shared)
     }
 
     /// Records what the actor did with an action.
