@@ -257,10 +257,9 @@ impl Engine {
                 let text = match n.cast::<PyString>() {
                     Ok(s) => s
                         .to_cow()
-                        .map_err(|e| PyValueError::new_err(e.to_string()))?
-                        .into_owned(),
+                        .map_err(|e| PyValueError::new_err(e.to_string()))?,
                     Err(_) => match to_json(n)? {
-                        Value::String(s) => s,
+                        Value::String(s) => std::borrow::Cow::Owned(s),
                         _ => {
                             return Err(PyTypeError::new_err(
                                 "now must be an RFC 3339 str or an aware datetime",
@@ -276,8 +275,13 @@ impl Engine {
             _ => None,
         };
         let core = &self.core;
+        // The signal and the context are dropped in the closure too: freeing them needs no
+        // GIL, so other threads run meanwhile.
         let decision = py
-            .detach(|| core.decide(&signal, context.as_ref(), &DecideOptions { now, explain }))
+            .detach(move || {
+                let options = DecideOptions { now, explain };
+                core.decide(&signal, context.as_ref(), &options)
+            })
             .map_err(|e| raise(py, &e.info()))?;
         decision::to_py_decision(py, &decision, &self.shared)
     }
