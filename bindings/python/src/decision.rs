@@ -170,9 +170,11 @@ fn json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'
 /// object may appear in many decisions; the dicts are never handed out, only copied.
 ///
 /// Both maps are keyed by the address of the shared text, and each entry holds a clone of
-/// that text: while it is cached the address cannot be reused for other text, so an
-/// address found here is the same text. A reload leaves the old playbooks' entries behind
-/// until a map reaches `SHARED_LIMIT` entries and is emptied.
+/// that text: while it is cached the address cannot be reused for other text. An entry is
+/// used only if its text equals the text asked for all the same (for an `Arc` of the same
+/// address the comparison stops at the pointers), so the cache stays right even if
+/// `SharedStr` ever keeps short texts inline. A reload leaves the old playbooks' entries
+/// behind until a map reaches `SHARED_LIMIT` entries and is emptied.
 #[derive(Default)]
 pub struct Shared {
     strings: HashMap<usize, (SharedStr, Py<PyString>), ByAddress>,
@@ -231,8 +233,10 @@ impl<'py> Out<'_, 'py> {
             return PyString::new(py, s);
         };
         let key = s.as_ptr().addr();
-        if let Some((_, obj)) = shared.strings.get(&key) {
-            return obj.bind(py).clone();
+        if let Some((held, obj)) = shared.strings.get(&key) {
+            if held == s {
+                return obj.bind(py).clone();
+            }
         }
         let obj = PyString::new(py, s);
         if shared.strings.len() >= SHARED_LIMIT {
@@ -248,8 +252,8 @@ impl<'py> Out<'_, 'py> {
     fn playbook(&mut self, p: &PlaybookRef) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
         let key = p.id.as_ptr().addr();
-        if let Some((_, version, d)) = self.shared.as_ref().and_then(|s| s.playbooks.get(&key)) {
-            if *version == p.version {
+        if let Some((id, version, d)) = self.shared.as_ref().and_then(|s| s.playbooks.get(&key)) {
+            if *version == p.version && *id == p.id {
                 return d.bind(py).copy();
             }
         }
