@@ -5,6 +5,7 @@
 use mmm_engine::number::{child_path, refused, NumberIssue, PathSegment};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
@@ -126,6 +127,49 @@ fn float_to_json(f: f64) -> Result<Value, Refused> {
     })
 }
 
+/// The keys of the engine's inputs (a signal's fields, a context's top-level keys).
+const KNOWN_KEYS: &[&str] = &[
+    "signal_id",
+    "tenant_id",
+    "actor_id",
+    "actor_type",
+    "kind",
+    "source",
+    "occurred_at",
+    "surface",
+    "repo",
+    "payload",
+    "actor",
+    "tenant_policy",
+    "recent_signals",
+];
+
+/// A dict key's text. A key that is the interned string of one of `KNOWN_KEYS` (a key
+/// written as a literal in Python source is interned) is recognised by identity and its
+/// text taken from the table: under the stable ABI for Python 3.9, reading a `str`'s UTF-8
+/// goes through a temporary `bytes` object, which costs more than the comparisons.
+fn key_text(key: &Bound<'_, PyString>) -> Result<String, Refused> {
+    static KEYS: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
+    let py = key.py();
+    let interned = KEYS.get_or_init(py, || {
+        KNOWN_KEYS
+            .iter()
+            .map(|k| PyString::intern(py, k).unbind())
+            .collect()
+    });
+    let ptr = key.as_ptr();
+    if let Some((text, _)) = KNOWN_KEYS
+        .iter()
+        .zip(interned)
+        .find(|(_, known)| known.as_ptr() == ptr)
+    {
+        return Ok((*text).to_owned());
+    }
+    key.to_cow()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|e| Refused::python(&e))
+}
+
 fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Refused> {
     if depth > MAX_DEPTH {
         return Err(Refused::value(format!(
@@ -147,10 +191,8 @@ fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Refused> {
         for (k, v) in d.iter() {
             let key = k
                 .cast::<PyString>()
-                .map_err(|_| Refused::type_error("dict keys must be strings".to_owned()))?
-                .to_cow()
-                .map_err(|e| Refused::python(&e))?
-                .into_owned();
+                .map_err(|_| Refused::type_error("dict keys must be strings".to_owned()))
+                .and_then(key_text)?;
             let value = to_json_at(&v, depth + 1).map_err(|e| e.within(PathSegment::Key(&key)))?;
             map.insert(key, value);
         }

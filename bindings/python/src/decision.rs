@@ -12,8 +12,13 @@
 //! Together they halve the instructions of a typical conversion (see
 //! `docs/perf-notes/bind.md`).
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Mutex, MutexGuard};
+
 use mmm_engine::{
-    Action, ActionType, Decision, Degraded, Detail, Reason, ReceiptStatus, Suppressed, Surface,
+    Action, ActionType, Decision, Degraded, PlaybookRef, Reason, ReceiptStatus, SharedStr,
+    Suppressed, Surface,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -152,123 +157,232 @@ fn list<'py, T: pyo3::PyTypeInfo>(
     PyList::new(py, items)
 }
 
-fn playbook<'py>(
-    py: Python<'py>,
-    shapes: &Shapes,
-    id: &str,
-    version: u32,
-) -> PyResult<Bound<'py, PyDict>> {
-    let d = new_dict(py, &shapes.playbook)?;
-    d.set_item(intern!(py, "id"), id)?;
-    d.set_item(intern!(py, "version"), version)?;
-    Ok(d)
-}
-
 fn json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
     let v = serde_json::to_value(value)
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
     to_py(py, &v)
 }
 
-fn action<'py>(py: Python<'py>, shapes: &Shapes, a: &Action) -> PyResult<Bound<'py, PyDict>> {
-    let d = new_dict(py, &shapes.action)?;
-    d.set_item(intern!(py, "action_id"), &*a.action_id)?;
-    d.set_item(intern!(py, "fingerprint"), &*a.fingerprint)?;
-    d.set_item(
-        intern!(py, "playbook"),
-        playbook(py, shapes, &a.playbook.id, a.playbook.version)?,
-    )?;
-    d.set_item(intern!(py, "type"), action_type(py, a.kind))?;
-    d.set_item(intern!(py, "category"), &*a.category)?;
-    d.set_item(intern!(py, "priority"), a.priority)?;
-    d.set_item(
-        intern!(py, "surfaces"),
-        list(py, a.surfaces.iter().map(|s| Ok(surface(py, *s))))?,
-    )?;
-    d.set_item(intern!(py, "title"), &*a.title)?;
-    d.set_item(intern!(py, "text"), &*a.text)?;
-    let rendered = PyDict::new(py);
-    for (s, text) in &a.rendered {
-        rendered.set_item(surface(py, *s), &**text)?;
-    }
-    d.set_item(intern!(py, "rendered"), rendered)?;
-    let rationale = new_dict(py, &shapes.rationale)?;
-    rationale.set_item(intern!(py, "why"), &*a.rationale.why)?;
-    rationale.set_item(intern!(py, "trigger"), &*a.rationale.trigger)?;
-    let evidence = list(
-        py,
-        a.rationale.evidence.iter().map(|e| {
-            let item = new_dict(py, &shapes.evidence)?;
-            item.set_item(intern!(py, "path"), &*e.path)?;
-            item.set_item(intern!(py, "value"), to_py(py, &e.value)?)?;
-            Ok(item)
-        }),
-    )?;
-    rationale.set_item(intern!(py, "evidence"), evidence)?;
-    d.set_item(intern!(py, "rationale"), rationale)?;
-    d.set_item(intern!(py, "requires_consent"), a.requires_consent)?;
-    d.set_item(intern!(py, "dual_channel"), a.dual_channel)?;
-    // `operation`, `params` and `experiment` are `None` in the shape already.
-    if let Some(operation) = &a.operation {
-        d.set_item(intern!(py, "operation"), &**operation)?;
-    }
-    if let Some(params) = &a.params {
-        d.set_item(intern!(py, "params"), to_py(py, params)?)?;
-    }
-    if let Some(e) = &a.experiment {
-        let experiment = new_dict(py, &shapes.experiment)?;
-        experiment.set_item(intern!(py, "id"), &*e.id)?;
-        experiment.set_item(intern!(py, "variant"), &*e.variant)?;
-        d.set_item(intern!(py, "experiment"), experiment)?;
-    }
-    Ok(d)
+/// Python objects every decision of one engine shares with the compiled playbooks, made
+/// once instead of once per decision: the strings of the core's `SharedStr` texts
+/// (playbook ids, categories, rationale texts, evidence paths) and, per playbook version,
+/// a `{"id", "version"}` dict that each decision copies. Strings are immutable, so one
+/// object may appear in many decisions; the dicts are never handed out, only copied.
+///
+/// Both maps are keyed by the address of the shared text, and each entry holds a clone of
+/// that text: while it is cached the address cannot be reused for other text. An entry is
+/// used only if its text equals the text asked for all the same (for an `Arc` of the same
+/// address the comparison stops at the pointers), so the cache stays right even if
+/// `SharedStr` ever keeps short texts inline. A reload leaves the old playbooks' entries
+/// behind until a map reaches `SHARED_LIMIT` entries and is emptied.
+#[derive(Default)]
+pub struct Shared {
+    strings: HashMap<usize, (SharedStr, Py<PyString>), ByAddress>,
+    playbooks: HashMap<usize, (SharedStr, u32, Py<PyDict>), ByAddress>,
 }
 
-/// The last detail converted, reused when the next suppression says the same (all the
-/// `max_actions` suppressions of a decision do).
-type LastDetail<'a, 'py> = Option<(&'a Detail, Bound<'py, PyString>)>;
+/// Entries a `Shared` map holds before it is emptied and refilled.
+const SHARED_LIMIT: usize = 1 << 16;
 
-fn suppressed<'a, 'py>(
-    py: Python<'py>,
-    shapes: &Shapes,
-    s: &'a Suppressed,
-    last: &mut LastDetail<'a, 'py>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let d = new_dict(py, &shapes.suppressed)?;
-    d.set_item(
-        intern!(py, "playbook"),
-        playbook(py, shapes, &s.playbook.id, s.playbook.version)?,
-    )?;
-    d.set_item(intern!(py, "action_index"), s.action_index)?;
-    d.set_item(intern!(py, "type"), action_type(py, s.kind))?;
-    d.set_item(intern!(py, "reason"), reason(py, s.reason))?;
-    let detail = match last {
-        Some((detail, obj)) if **detail == s.detail => obj.clone(),
-        _ => {
-            let obj = PyString::new(py, &s.detail.to_string());
-            *last = Some((&s.detail, obj.clone()));
-            obj
+type ByAddress = BuildHasherDefault<AddressHasher>;
+
+/// Hashes the addresses that key `Shared` (a multiply and a fold; SipHash would cost about
+/// as much as the string it saves).
+#[derive(Default)]
+pub struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `usize` keys are hashed here; bytes are hashed FNV-1a style for completeness.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
         }
-    };
-    d.set_item(intern!(py, "detail"), detail)?;
-    Ok(d)
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // Addresses are aligned, so their low bits carry nothing: fold the product's high
+        // bits (where the multiply mixes) into the low ones (which pick the bucket).
+        let h = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ (h >> 32);
+    }
 }
 
-pub fn to_py_decision<'py>(py: Python<'py>, decision: &Decision) -> PyResult<Bound<'py, PyAny>> {
+/// One decision's conversion: the shapes, and the engine's shared objects when they are
+/// free to use (`None` converts without them: another conversion holds them, which only
+/// happens if Python code run during a conversion, e.g. a finalizer, decides again).
+struct Out<'s, 'py> {
+    py: Python<'py>,
+    shapes: &'static Shapes,
+    shared: Option<MutexGuard<'s, Shared>>,
+}
+
+/// The suppression dict last built with its `type`, `reason` and `detail` set and the rest
+/// `None`, copied for each following suppression that says the same (every `max_actions`
+/// suppression of a decision does). Private to one conversion.
+type LastSuppressed<'a, 'py> = Option<(&'a Suppressed, Bound<'py, PyDict>)>;
+
+impl<'py> Out<'_, 'py> {
+    /// The Python string of a shared text, made once per engine.
+    fn text(&mut self, s: &SharedStr) -> Bound<'py, PyString> {
+        let py = self.py;
+        let Some(shared) = self.shared.as_mut() else {
+            return PyString::new(py, s);
+        };
+        let key = s.as_ptr().addr();
+        if let Some((held, obj)) = shared.strings.get(&key) {
+            if held == s {
+                return obj.bind(py).clone();
+            }
+        }
+        let obj = PyString::new(py, s);
+        if shared.strings.len() >= SHARED_LIMIT {
+            shared.strings.clear();
+        }
+        shared
+            .strings
+            .insert(key, (s.clone(), obj.clone().unbind()));
+        obj
+    }
+
+    /// A fresh `{"id", "version"}` dict: a copy of the engine's for this playbook version.
+    fn playbook(&mut self, p: &PlaybookRef) -> PyResult<Bound<'py, PyDict>> {
+        let py = self.py;
+        let key = p.id.as_ptr().addr();
+        if let Some((id, version, d)) = self.shared.as_ref().and_then(|s| s.playbooks.get(&key)) {
+            if *version == p.version && *id == p.id {
+                return d.bind(py).copy();
+            }
+        }
+        let d = new_dict(py, &self.shapes.playbook)?;
+        d.set_item(intern!(py, "id"), self.text(&p.id))?;
+        d.set_item(intern!(py, "version"), p.version)?;
+        if let Some(shared) = self.shared.as_mut() {
+            if shared.playbooks.len() >= SHARED_LIMIT {
+                shared.playbooks.clear();
+            }
+            let template = d.copy()?.unbind();
+            shared
+                .playbooks
+                .insert(key, (p.id.clone(), p.version, template));
+        }
+        Ok(d)
+    }
+
+    fn action(&mut self, a: &Action) -> PyResult<Bound<'py, PyDict>> {
+        let py = self.py;
+        let shapes = self.shapes;
+        let d = new_dict(py, &shapes.action)?;
+        d.set_item(intern!(py, "action_id"), &*a.action_id)?;
+        d.set_item(intern!(py, "fingerprint"), &*a.fingerprint)?;
+        d.set_item(intern!(py, "playbook"), self.playbook(&a.playbook)?)?;
+        d.set_item(intern!(py, "type"), action_type(py, a.kind))?;
+        d.set_item(intern!(py, "category"), self.text(&a.category))?;
+        d.set_item(intern!(py, "priority"), a.priority)?;
+        d.set_item(
+            intern!(py, "surfaces"),
+            list(py, a.surfaces.iter().map(|s| Ok(surface(py, *s))))?,
+        )?;
+        d.set_item(intern!(py, "title"), &*a.title)?;
+        d.set_item(intern!(py, "text"), &*a.text)?;
+        let rendered = PyDict::new(py);
+        for (s, text) in &a.rendered {
+            rendered.set_item(surface(py, *s), &**text)?;
+        }
+        d.set_item(intern!(py, "rendered"), rendered)?;
+        let rationale = new_dict(py, &shapes.rationale)?;
+        rationale.set_item(intern!(py, "why"), self.text(&a.rationale.why))?;
+        rationale.set_item(intern!(py, "trigger"), self.text(&a.rationale.trigger))?;
+        let mut evidence = Vec::with_capacity(a.rationale.evidence.len());
+        for e in &a.rationale.evidence {
+            let item = new_dict(py, &shapes.evidence)?;
+            item.set_item(intern!(py, "path"), self.text(&e.path))?;
+            item.set_item(intern!(py, "value"), to_py(py, &e.value)?)?;
+            evidence.push(item);
+        }
+        rationale.set_item(intern!(py, "evidence"), PyList::new(py, evidence)?)?;
+        d.set_item(intern!(py, "rationale"), rationale)?;
+        d.set_item(intern!(py, "requires_consent"), a.requires_consent)?;
+        d.set_item(intern!(py, "dual_channel"), a.dual_channel)?;
+        // `operation`, `params` and `experiment` are `None` in the shape already.
+        if let Some(operation) = &a.operation {
+            d.set_item(intern!(py, "operation"), &**operation)?;
+        }
+        if let Some(params) = &a.params {
+            d.set_item(intern!(py, "params"), to_py(py, params)?)?;
+        }
+        if let Some(e) = &a.experiment {
+            let experiment = new_dict(py, &shapes.experiment)?;
+            experiment.set_item(intern!(py, "id"), &*e.id)?;
+            experiment.set_item(intern!(py, "variant"), &*e.variant)?;
+            d.set_item(intern!(py, "experiment"), experiment)?;
+        }
+        Ok(d)
+    }
+
+    fn suppressed<'a>(
+        &mut self,
+        s: &'a Suppressed,
+        last: &mut LastSuppressed<'a, 'py>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let py = self.py;
+        let template = match last {
+            Some((prev, template))
+                if prev.kind == s.kind && prev.reason == s.reason && prev.detail == s.detail =>
+            {
+                template.clone()
+            }
+            _ => {
+                let template = new_dict(py, &self.shapes.suppressed)?;
+                template.set_item(intern!(py, "type"), action_type(py, s.kind))?;
+                template.set_item(intern!(py, "reason"), reason(py, s.reason))?;
+                template.set_item(intern!(py, "detail"), s.detail.to_string())?;
+                *last = Some((s, template.clone()));
+                template
+            }
+        };
+        let d = template.copy()?;
+        d.set_item(intern!(py, "playbook"), self.playbook(&s.playbook)?)?;
+        d.set_item(intern!(py, "action_index"), s.action_index)?;
+        Ok(d)
+    }
+}
+
+/// The decision as the dict of SPEC §4. `shared` is the engine's cache of the objects its
+/// decisions share with the playbooks (see `Shared`).
+pub fn to_py_decision<'py>(
+    py: Python<'py>,
+    decision: &Decision,
+    shared: &Mutex<Shared>,
+) -> PyResult<Bound<'py, PyAny>> {
     let shapes = shapes(py)?;
+    let mut out = Out {
+        py,
+        shapes,
+        // Not `lock`: a conversion that finds the cache held (see `Out`) must not wait for
+        // it, and a poisoned cache is simply not used.
+        shared: shared.try_lock().ok(),
+    };
     let d = new_dict(py, &shapes.decision)?;
     d.set_item(intern!(py, "decision_id"), &*decision.decision_id)?;
     d.set_item(intern!(py, "signal_id"), &*decision.signal_id)?;
     d.set_item(intern!(py, "tenant_id"), &*decision.tenant_id)?;
     d.set_item(intern!(py, "actor_id"), &*decision.actor_id)?;
     d.set_item(intern!(py, "decided_at"), &*decision.decided_at)?;
-    let actions = list(py, decision.actions.iter().map(|a| action(py, shapes, a)))?;
-    d.set_item(intern!(py, "actions"), actions)?;
-    let mut last: LastDetail<'_, 'py> = None;
+    let mut actions = Vec::with_capacity(decision.actions.len());
+    for a in &decision.actions {
+        actions.push(out.action(a)?);
+    }
+    d.set_item(intern!(py, "actions"), PyList::new(py, actions)?)?;
+    let mut last: LastSuppressed<'_, 'py> = None;
     let mut sup = Vec::with_capacity(decision.suppressed.len());
     for s in &decision.suppressed {
-        sup.push(suppressed(py, shapes, s, &mut last)?);
+        sup.push(out.suppressed(s, &mut last)?);
     }
+    drop(out);
     d.set_item(intern!(py, "suppressed"), PyList::new(py, sup)?)?;
     d.set_item(
         intern!(py, "degraded"),

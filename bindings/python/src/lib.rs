@@ -7,7 +7,7 @@ mod errors;
 mod ports;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use mmm_engine::experiment::ExperimentStatus;
 use mmm_engine::receipt::{
@@ -140,6 +140,17 @@ fn json_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Valu
 #[pyclass(frozen, module = "mmm_engine._native")]
 struct Engine {
     core: Core,
+    /// The Python objects its decisions share with the playbooks (`decision::Shared`).
+    shared: Mutex<decision::Shared>,
+}
+
+impl Engine {
+    fn new(core: Core) -> Engine {
+        Engine {
+            core,
+            shared: Mutex::default(),
+        }
+    }
 }
 
 #[pymethods]
@@ -180,9 +191,7 @@ impl Engine {
             fatigue,
             audit,
         };
-        Ok(Engine {
-            core: build(py, set, ports)?,
-        })
+        Ok(Engine::new(build(py, set, ports)?))
     }
 
     /// Loads playbooks from YAML text.
@@ -224,9 +233,7 @@ impl Engine {
             fatigue,
             audit,
         };
-        Ok(Engine {
-            core: build(py, set, ports)?,
-        })
+        Ok(Engine::new(build(py, set, ports)?))
     }
 
     /// Decides what to show for one signal.
@@ -250,10 +257,9 @@ impl Engine {
                 let text = match n.cast::<PyString>() {
                     Ok(s) => s
                         .to_cow()
-                        .map_err(|e| PyValueError::new_err(e.to_string()))?
-                        .into_owned(),
+                        .map_err(|e| PyValueError::new_err(e.to_string()))?,
                     Err(_) => match to_json(n)? {
-                        Value::String(s) => s,
+                        Value::String(s) => std::borrow::Cow::Owned(s),
                         _ => {
                             return Err(PyTypeError::new_err(
                                 "now must be an RFC 3339 str or an aware datetime",
@@ -269,10 +275,15 @@ impl Engine {
             _ => None,
         };
         let core = &self.core;
+        // The signal and the context are dropped in the closure too: freeing them needs no
+        // GIL, so other threads run meanwhile.
         let decision = py
-            .detach(|| core.decide(&signal, context.as_ref(), &DecideOptions { now, explain }))
+            .detach(move || {
+                let options = DecideOptions { now, explain };
+                core.decide(&signal, context.as_ref(), &options)
+            })
             .map_err(|e| raise(py, &e.info()))?;
-        decision::to_py_decision(py, &decision)
+        decision::to_py_decision(py, &decision, &self.shared)
     }
 
     /// Records what the actor did with an action.
