@@ -200,8 +200,9 @@ fn unserialisable(e: &serde_json::Error) -> napi::Error {
 /// The decision as a JavaScript object.
 pub fn to_js(env: &Env, builder: &Builder, decision: &Decision) -> napi::Result<Unknown<'static>> {
     // Held until the builder has run, so the table the text refers to is the one it reads.
-    // `try_lock`: a decision inside a port call of another one (on the same thread) sends
-    // its strings as text rather than wait for a lock its own thread holds.
+    // No caller's JS runs meanwhile (ports are called before, inside the decision), so no
+    // other decision can come in; `try_lock` all the same, so that one would send its
+    // strings as text rather than wait for a lock its own thread holds.
     let Some(mut strings) = builder.strings.try_lock() else {
         let text = positional_text(decision).map_err(|e| unserialisable(&e))?;
         return from_text(env, builder, text);
@@ -417,5 +418,68 @@ impl Serialize for SuppressedList<'_, '_> {
             previous = Some(detail);
         }
         t.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts<'a>(table: &Table<'_, 'a>, items: &[&'a str]) -> String {
+        let shared: Vec<Shared<'_, 'a>> = items
+            .iter()
+            .copied()
+            .map(|s| Shared(s, Some(table)))
+            .collect();
+        serde_json::to_string(&(shared, Fresh(Some(table)))).unwrap_or_default()
+    }
+
+    #[test]
+    fn known_strings_go_as_indices_new_ones_after_them_once() {
+        let mut known = Known::default();
+        known.insert("pb-1".into(), 0);
+        known.insert("size".into(), 1);
+        let table = Table {
+            known: &known,
+            fresh: RefCell::new(Vec::new()),
+        };
+        assert_eq!(
+            texts(&table, &["size", "pb-2", "pb-1", "pb-2", "pb-3"]),
+            r#"[[1,2,0,2,3],["pb-2","pb-3"]]"#
+        );
+        // Without a table (decideAsync), every string is text.
+        assert_eq!(
+            serde_json::to_string(&(Shared("pb-1", None), Fresh(None))).unwrap_or_default(),
+            r#"["pb-1",null]"#
+        );
+    }
+
+    #[test]
+    fn a_full_table_takes_no_more_strings() {
+        let mut known = Known::default();
+        for i in 0..TABLE_LIMIT - 1 {
+            known.insert(i.to_string().into(), u32::try_from(i).unwrap_or(u32::MAX));
+        }
+        let table = Table {
+            known: &known,
+            fresh: RefCell::new(Vec::new()),
+        };
+        let last = (TABLE_LIMIT - 1).to_string();
+        assert_eq!(
+            texts(&table, &["new", "newer", "new", "7"]),
+            format!(r#"[[{last},"newer",{last},7],["new"]]"#)
+        );
+    }
+
+    #[test]
+    fn fx_hashes_every_byte() {
+        let hash = |s: &str| {
+            let mut h = Fx::default();
+            h.write(s.as_bytes());
+            h.finish()
+        };
+        assert_ne!(hash("nudge-0001"), hash("nudge-0002"));
+        assert_ne!(hash("abcdefgh1"), hash("abcdefgh2"));
+        assert_eq!(hash("nudge-0001"), hash("nudge-0001"));
     }
 }
