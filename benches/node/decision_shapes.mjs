@@ -3,7 +3,10 @@
 // `JSON.parse` of the keyed SPEC §4 text, against the positional forms the binding sends
 // (arrays in a fixed order rebuilt with object literals): the form before issue 11, with
 // every word as a string, and the current one, with vocabulary words as indices and
-// repeated suppression details elided. Each decision of the nudge-1k workload is encoded
+// repeated suppression details elided (the binding's form at the end of round 1; since
+// then it also flattens the suppressions into one array and sends playbook ids and
+// categories as indices into a per-engine table, see docs/perf-notes/node.md, which
+// callgrind_decide.mjs measures in the binding itself). Each decision of the nudge-1k workload is encoded
 // in the three forms here (in JS, mirroring bindings/node/src/decision.rs), then each
 // decoder is timed on the same decisions, interleaved, and every result is checked to be
 // deep-equal to the engine's own object.
@@ -59,7 +62,7 @@ const encodeNew = (d) => {
     d.degraded.map(DEGRADED.index), d.redacted, d.policy_snapshot_id, d.receipt.receipt_id, STATUSES.index(d.receipt.status), d.receipt.envelope ?? null, d.latency_us, d.latency_warning, d.explain])
 }
 
-// The decoders: the builder before issue 11 and the current one (bindings/node/src/decision.rs).
+// The decoders: the builder before issue 11 and the one of round 1 (bindings/node/src/decision.rs then).
 const oldBuilder = (function () {
   const action = (a) => ({
     action_id: a[0], fingerprint: a[1], playbook: { id: a[2], version: a[3] }, type: a[4],
@@ -108,7 +111,7 @@ const build = newBuilder(TYPES.words, SURFACES.words, REASONS.words, DEGRADED.wo
 const decoders = [
   ['JSON.parse of the keyed text', (i) => JSON.parse(keyed[i])],
   ['positional, words as strings (before)', (i) => oldBuilder(oldText[i])],
-  ['positional, words as indices (now)', (i) => build(newText[i])],
+  ['positional, words as indices (round 1)', (i) => build(newText[i])],
 ]
 for (const [name, decode] of decoders) {
   for (let i = 0; i < 50; i++) deepStrictEqual(decode(i), decisions[i], name)

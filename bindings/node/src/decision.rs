@@ -16,41 +16,66 @@
 //! the builder maps them back through tables compiled into it; a suppression whose
 //! detail is the previous one's (all the `max_actions` suppressions of a decision) carries
 //! `0` instead of the text. See `docs/perf-notes/bind.md` for the figures.
+//!
+//! Two more cuts (`docs/perf-notes/node.md`): the suppressions travel as one flat array,
+//! six values each, instead of an array per suppression (V8 would build each only for
+//! the builder to drop it); and the strings of the playbooks (playbook ids and
+//! categories, a dozen or more per decision) are sent once per engine: the builder keeps
+//! a table of those it has seen, and a synchronous `decide` sends the index of a string
+//! already in it. The table grows only with what the playbooks say, and stops at
+//! [`TABLE_LIMIT`] entries; a decision made off the JS thread (`decideAsync`) sends every
+//! string as text, the builder taking either form.
 
 use mmm_engine::{
     Action, ActionType, Decision, Degraded, Detail, PlaybookRef, Rationale, Reason, ReceiptRef,
     ReceiptStatus, Suppressed, Surface,
 };
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use napi::bindgen_prelude::{Function, FunctionRef, Unknown};
 use napi::Env;
+use parking_lot::Mutex;
 use serde::ser::{Serialize, SerializeTuple, Serializer};
 
 /// Rebuilds a decision from its positional form; the indices match [`Positional`], and
-/// `@WORDS@` becomes the vocabulary tables (see [`builder_source`]).
+/// `@WORDS@` becomes the vocabulary tables (see [`builder_source`]). `TABLE` holds the
+/// playbooks' strings sent so far (see [`Strings`]): `x[16]` is how many of them the
+/// Rust side has recorded (`null` when this decision uses no index: `decideAsync`), `x[17]`
+/// the strings that follow them. Truncating to `x[16]` first drops what a failed call
+/// may have added without the Rust side recording it.
 const BUILDER: &str = r"(function () {
   'use strict'
   @WORDS@
+  const TABLE = []
+  const str = (v) => (typeof v === 'number' ? TABLE[v] : v)
   const surface = (i) => SURFACES[i]
   const action = (a) => ({
-    action_id: a[0], fingerprint: a[1], playbook: { id: a[2], version: a[3] }, type: TYPES[a[4]],
-    category: a[5], priority: a[6], surfaces: a[7].map(surface), title: a[8], text: a[9], rendered: a[10],
+    action_id: a[0], fingerprint: a[1], playbook: { id: str(a[2]), version: a[3] }, type: TYPES[a[4]],
+    category: str(a[5]), priority: a[6], surfaces: a[7].map(surface), title: a[8], text: a[9], rendered: a[10],
     rationale: { why: a[11], trigger: a[12], evidence: a[13] }, requires_consent: a[14],
     dual_channel: a[15], operation: a[16], params: a[17], experiment: a[18],
   })
-  const suppressed = (list) => {
+  const suppressed = (flat) => {
     const out = []
     let detail = null
-    for (const s of list) {
-      if (s[5] !== 0) detail = s[5]
+    for (let i = 0; i < flat.length; i += 6) {
+      if (flat[i + 5] !== 0) detail = flat[i + 5]
       out.push({
-        playbook: { id: s[0], version: s[1] }, action_index: s[2], type: TYPES[s[3]],
-        reason: REASONS[s[4]], detail,
+        playbook: { id: str(flat[i]), version: flat[i + 1] }, action_index: flat[i + 2],
+        type: TYPES[flat[i + 3]], reason: REASONS[flat[i + 4]], detail,
       })
     }
     return out
   }
   return function mmmDecision(text) {
     const x = JSON.parse(text)
+    const base = x[16]
+    if (base !== null) {
+      if (TABLE.length !== base) TABLE.length = base
+      for (const s of x[17]) TABLE.push(s)
+    }
     const receipt = x[12] === null
       ? { receipt_id: x[10], status: STATUSES[x[11]] }
       : { receipt_id: x[10], status: STATUSES[x[11]], envelope: x[12] }
@@ -102,37 +127,161 @@ impl<T: PartialEq + Copy + Serialize> Serialize for Words<'_, T> {
     }
 }
 
-/// The builder, compiled for one engine.
-pub type Builder = FunctionRef<String, Unknown<'static>>;
+/// Most strings the builder's table holds; past it, new strings travel as text.
+pub const TABLE_LIMIT: usize = 65_536;
+
+/// The builder, compiled for one engine, with what the Rust side knows of its table.
+pub struct Builder {
+    function: FunctionRef<String, Unknown<'static>>,
+    strings: Mutex<Strings>,
+}
+
+/// The playbooks' strings the builder holds, by their index in its `TABLE`. Only a
+/// synchronous `decide` (on the JS thread) reads or adds to it.
+#[derive(Default)]
+struct Strings {
+    known: Known,
+}
+
+/// The strings the builder holds, by index.
+type Known = HashMap<Box<str>, u32, BuildHasherDefault<Fx>>;
+
+/// FxHash (rustc's own hasher): a few instructions a word, where SipHash took ~250 per
+/// playbook id. The keys are the playbooks' own strings, at most [`TABLE_LIMIT`] of them,
+/// so there is no flooding to guard against.
+#[derive(Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Fx {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word.iter_mut().zip(rest).for_each(|(w, b)| *w = *b);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Compiles the builder (once per engine).
 pub fn builder(env: &Env) -> napi::Result<Builder> {
     let source = builder_source().map_err(|e| napi::Error::from_reason(e.to_string()))?;
     let f: Function<'_, String, Unknown<'static>> = env.run_script(source)?;
-    f.create_ref()
+    Ok(Builder {
+        function: f.create_ref()?,
+        strings: Mutex::new(Strings::default()),
+    })
+}
+
+fn unserialisable(e: &serde_json::Error) -> napi::Error {
+    napi::Error::from_reason(format!("the decision cannot be serialised: {e}"))
 }
 
 /// The decision as a JavaScript object.
 pub fn to_js(env: &Env, builder: &Builder, decision: &Decision) -> napi::Result<Unknown<'static>> {
-    let text = serde_json::to_string(&Positional(decision))
-        .map_err(|e| napi::Error::from_reason(format!("the decision cannot be serialised: {e}")))?;
-    from_text(env, builder, text)
+    // Held until the builder has run, so the table the text refers to is the one it reads.
+    // No caller's JS runs meanwhile (ports are called before, inside the decision), so no
+    // other decision can come in; `try_lock` all the same, so that one would send its
+    // strings as text rather than wait for a lock its own thread holds.
+    let Some(mut strings) = builder.strings.try_lock() else {
+        let text = positional_text(decision).map_err(|e| unserialisable(&e))?;
+        return from_text(env, builder, text);
+    };
+    let table = Table {
+        known: &strings.known,
+        fresh: RefCell::new(Vec::new()),
+    };
+    let text = serde_json::to_string(&Positional(decision, Some(&table)))
+        .map_err(|e| unserialisable(&e))?;
+    let fresh = table.fresh.into_inner();
+    let object = from_text(env, builder, text)?;
+    // The builder has added them: record their indices.
+    let base = strings.known.len();
+    for (i, s) in fresh.into_iter().enumerate() {
+        let index = u32::try_from(base + i).unwrap_or(u32::MAX);
+        strings.known.insert(s.into(), index);
+    }
+    Ok(object)
 }
 
 /// Builds the object from positional JSON made earlier (by `decideAsync`, off the JS thread).
 pub fn from_text(env: &Env, builder: &Builder, text: String) -> napi::Result<Unknown<'static>> {
-    builder.borrow_back(env)?.call(text)
+    builder.function.borrow_back(env)?.call(text)
 }
 
-/// Serialises a decision positionally.
+/// Serialises a decision positionally, every string as text.
 pub fn positional_text(decision: &Decision) -> Result<String, serde_json::Error> {
-    serde_json::to_string(&Positional(decision))
+    serde_json::to_string(&Positional(decision, None))
 }
 
-/// The positional form of a decision: the fields in SPEC order, without keys.
-struct Positional<'a>(&'a Decision);
+/// The builder's table while a decision is serialised: the strings it holds, and those
+/// this decision adds (their indices follow the known ones, in this order).
+struct Table<'a, 'd> {
+    known: &'a Known,
+    fresh: RefCell<Vec<&'d str>>,
+}
 
-impl Serialize for Positional<'_> {
+/// A string of the playbooks: its index in the builder's table when there is one.
+struct Shared<'a, 'd>(&'d str, Option<&'a Table<'a, 'd>>);
+
+impl Serialize for Shared<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Shared(text, Some(table)) = *self else {
+            return s.serialize_str(self.0);
+        };
+        if let Some(&index) = table.known.get(text) {
+            return s.serialize_u32(index);
+        }
+        let mut fresh = table.fresh.borrow_mut();
+        let at = match fresh.iter().position(|f| *f == text) {
+            Some(at) => at,
+            None if table.known.len() + fresh.len() < TABLE_LIMIT => {
+                fresh.push(text);
+                fresh.len() - 1
+            }
+            None => return s.serialize_str(text),
+        };
+        s.serialize_u64((table.known.len() + at) as u64)
+    }
+}
+
+/// `x[16]` and `x[17]`: how many strings the table held, and those this decision added.
+struct Fresh<'a, 'd>(Option<&'a Table<'a, 'd>>);
+
+impl Serialize for Fresh<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            None => s.serialize_unit(),
+            Some(table) => s.collect_seq(table.fresh.borrow().iter()),
+        }
+    }
+}
+
+/// The positional form of a decision: the fields in SPEC order, without keys, then the
+/// builder's table (see [`BUILDER`]).
+struct Positional<'a, 'd>(&'d Decision, Option<&'a Table<'a, 'd>>);
+
+impl Serialize for Positional<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let Decision {
             decision_id,
@@ -150,19 +299,20 @@ impl Serialize for Positional<'_> {
             latency_warning,
             explain,
         } = self.0;
+        let table = self.1;
         let ReceiptRef {
             receipt_id,
             status,
             envelope,
         } = receipt;
-        let mut t = s.serialize_tuple(16)?;
+        let mut t = s.serialize_tuple(18)?;
         t.serialize_element(decision_id)?;
         t.serialize_element(signal_id)?;
         t.serialize_element(tenant_id)?;
         t.serialize_element(actor_id)?;
         t.serialize_element(decided_at)?;
-        t.serialize_element(&Seq(actions, PositionalAction))?;
-        t.serialize_element(&SuppressedList(suppressed))?;
+        t.serialize_element(&Actions(actions, table))?;
+        t.serialize_element(&SuppressedList(suppressed, table))?;
         t.serialize_element(&Words(Degraded::ALL, degraded))?;
         t.serialize_element(redacted)?;
         t.serialize_element(policy_snapshot_id)?;
@@ -172,22 +322,25 @@ impl Serialize for Positional<'_> {
         t.serialize_element(latency_us)?;
         t.serialize_element(latency_warning)?;
         t.serialize_element(explain)?;
+        // Last: the strings the fields above added to the table.
+        t.serialize_element(&table.map(|t| t.known.len()))?;
+        t.serialize_element(&Fresh(table))?;
         t.end()
     }
 }
 
-/// A slice serialised through a positional wrapper.
-struct Seq<'a, T, W>(&'a [T], fn(&'a T) -> W);
+/// The actions, positionally.
+struct Actions<'a, 'd>(&'d [Action], Option<&'a Table<'a, 'd>>);
 
-impl<'a, T, W: Serialize> Serialize for Seq<'a, T, W> {
+impl Serialize for Actions<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(self.1))
+        s.collect_seq(self.0.iter().map(|a| PositionalAction(a, self.1)))
     }
 }
 
-struct PositionalAction<'a>(&'a Action);
+struct PositionalAction<'a, 'd>(&'d Action, Option<&'a Table<'a, 'd>>);
 
-impl Serialize for PositionalAction<'_> {
+impl Serialize for PositionalAction<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let Action {
             action_id,
@@ -215,10 +368,10 @@ impl Serialize for PositionalAction<'_> {
         let mut t = s.serialize_tuple(19)?;
         t.serialize_element(action_id)?;
         t.serialize_element(fingerprint)?;
-        t.serialize_element(id)?;
+        t.serialize_element(&Shared(id, self.1))?;
         t.serialize_element(version)?;
         t.serialize_element(&Word(ActionType::ALL, *kind))?;
-        t.serialize_element(category)?;
+        t.serialize_element(&Shared(category, self.1))?;
         t.serialize_element(priority)?;
         t.serialize_element(&Words(Surface::ALL, surfaces))?;
         t.serialize_element(title)?;
@@ -236,44 +389,97 @@ impl Serialize for PositionalAction<'_> {
     }
 }
 
-/// The suppressions, each detail written only when it differs from the previous one's.
-struct SuppressedList<'a>(&'a [Suppressed]);
+/// The suppressions as one flat array, six values each; a detail is written only when it
+/// differs from the previous one's (otherwise `0`).
+struct SuppressedList<'a, 'd>(&'d [Suppressed], Option<&'a Table<'a, 'd>>);
 
-impl Serialize for SuppressedList<'_> {
+impl Serialize for SuppressedList<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(self.0.len() * 6)?;
         let mut previous: Option<&Detail> = None;
-        s.collect_seq(self.0.iter().map(|item| {
-            let detail = &item.detail;
-            let repeated = previous == Some(detail);
+        for item in self.0 {
+            let Suppressed {
+                playbook: PlaybookRef { id, version },
+                action_index,
+                kind,
+                reason,
+                detail,
+            } = item;
+            t.serialize_element(&Shared(id, self.1))?;
+            t.serialize_element(version)?;
+            t.serialize_element(action_index)?;
+            t.serialize_element(&Word(ActionType::ALL, *kind))?;
+            t.serialize_element(&Word(Reason::ALL, *reason))?;
+            if previous == Some(detail) {
+                t.serialize_element(&0u8)?;
+            } else {
+                t.serialize_element(detail)?;
+            }
             previous = Some(detail);
-            PositionalSuppressed(item, repeated)
-        }))
+        }
+        t.end()
     }
 }
 
-/// One suppression; `true` when its detail repeats the previous one's (written as `0`).
-struct PositionalSuppressed<'a>(&'a Suppressed, bool);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Serialize for PositionalSuppressed<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Suppressed {
-            playbook: PlaybookRef { id, version },
-            action_index,
-            kind,
-            reason,
-            detail,
-        } = self.0;
-        let mut t = s.serialize_tuple(6)?;
-        t.serialize_element(id)?;
-        t.serialize_element(version)?;
-        t.serialize_element(action_index)?;
-        t.serialize_element(&Word(ActionType::ALL, *kind))?;
-        t.serialize_element(&Word(Reason::ALL, *reason))?;
-        if self.1 {
-            t.serialize_element(&0u8)?;
-        } else {
-            t.serialize_element(detail)?;
+    fn texts<'a>(table: &Table<'_, 'a>, items: &[&'a str]) -> String {
+        let shared: Vec<Shared<'_, 'a>> = items
+            .iter()
+            .copied()
+            .map(|s| Shared(s, Some(table)))
+            .collect();
+        serde_json::to_string(&(shared, Fresh(Some(table)))).unwrap_or_default()
+    }
+
+    #[test]
+    fn known_strings_go_as_indices_new_ones_after_them_once() {
+        let mut known = Known::default();
+        known.insert("pb-1".into(), 0);
+        known.insert("size".into(), 1);
+        let table = Table {
+            known: &known,
+            fresh: RefCell::new(Vec::new()),
+        };
+        assert_eq!(
+            texts(&table, &["size", "pb-2", "pb-1", "pb-2", "pb-3"]),
+            r#"[[1,2,0,2,3],["pb-2","pb-3"]]"#
+        );
+        // Without a table (decideAsync), every string is text.
+        assert_eq!(
+            serde_json::to_string(&(Shared("pb-1", None), Fresh(None))).unwrap_or_default(),
+            r#"["pb-1",null]"#
+        );
+    }
+
+    #[test]
+    fn a_full_table_takes_no_more_strings() {
+        let mut known = Known::default();
+        for i in 0..TABLE_LIMIT - 1 {
+            known.insert(i.to_string().into(), u32::try_from(i).unwrap_or(u32::MAX));
         }
-        t.end()
+        let table = Table {
+            known: &known,
+            fresh: RefCell::new(Vec::new()),
+        };
+        let last = (TABLE_LIMIT - 1).to_string();
+        assert_eq!(
+            texts(&table, &["new", "newer", "new", "7"]),
+            format!(r#"[[{last},"newer",{last},7],["new"]]"#)
+        );
+    }
+
+    #[test]
+    fn fx_hashes_every_byte() {
+        let hash = |s: &str| {
+            let mut h = Fx::default();
+            h.write(s.as_bytes());
+            h.finish()
+        };
+        assert_ne!(hash("nudge-0001"), hash("nudge-0002"));
+        assert_ne!(hash("abcdefgh1"), hash("abcdefgh2"));
+        assert_eq!(hash("nudge-0001"), hash("nudge-0001"));
     }
 }
