@@ -350,6 +350,7 @@ mod tests {
     use super::*;
     use crate::{EngineConfig, PlaybookSet};
     use serde_json::json;
+    use std::sync::Arc;
 
     fn engine(yaml: &str) -> Engine {
         Engine::builder()
@@ -550,6 +551,96 @@ spec:
             .enumerate()
             .map(|(i, input)| replay.step(i + 1, input).ok().map(|d| stable(&d, engine)))
             .collect()
+    }
+
+    #[test]
+    fn an_owned_input_replays_as_a_borrowed_one() {
+        let inputs = inputs();
+        let primary = engine(READERS);
+        let shadow = engine(&READERS.replace("> 1", "> 2"));
+        let (mut borrowed, mut owned) = (
+            Replay::new(&primary, Some(&shadow)),
+            Replay::new(&primary, Some(&shadow)),
+        );
+        for (i, input) in inputs.iter().enumerate() {
+            let a = borrowed.step(i + 1, input).ok();
+            let b = owned.step_owned(i + 1, input.clone()).ok();
+            assert_eq!(
+                a.map(|d| stable(&d, &primary)),
+                b.map(|d| stable(&d, &primary)),
+                "input {i}"
+            );
+        }
+        let (a, b) = (borrowed.finish(), owned.finish());
+        assert!(!a.differences.is_empty() && !a.rejected.is_empty());
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_signal_of_an_input() {
+        let signal = json!({"kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z"});
+        let wrapped = json!({"context": {"a": 1}, "signal": signal, "z": 2});
+        assert_eq!(signal_of(&wrapped), &signal);
+        assert_eq!(into_signal(wrapped), signal);
+        assert_eq!(signal_of(&signal), &signal);
+        assert_eq!(into_signal(signal.clone()), signal);
+        assert_eq!(into_signal(json!([1])), json!([1]));
+    }
+
+    #[test]
+    fn counts_of_one_id_held_at_two_addresses_are_merged() {
+        let yaml = REPEAT.replace(
+            "when: recent_count(\"ci.failed\", \"1h\") >= 1",
+            "when: true",
+        );
+        let e = engine(&yaml);
+        let one = e
+            .decide(
+                &failed("a", "2026-11-22T10:00:00Z"),
+                None,
+                &DecideOptions::default(),
+            )
+            .unwrap();
+        let mut two = one.clone();
+        two.actions[0].playbook.id = SharedStr::from(Arc::<str>::from("repeat"));
+        let mut counts = Counts::default();
+        tally(&mut counts, &one);
+        tally(&mut counts, &two);
+        tally(&mut counts, &two);
+        assert_eq!(counts.len(), 2);
+        let report = tallies(counts);
+        assert_eq!(report.len(), 1);
+        assert_eq!(report["repeat"].actions["mirror"], 3);
+    }
+
+    #[test]
+    fn an_engine_that_remembers_no_actions_counts_their_outcomes_as_unknown() {
+        let yaml = REPEAT.replace(
+            "when: recent_count(\"ci.failed\", \"1h\") >= 1",
+            "when: true",
+        );
+        for remember in [true, false] {
+            let e = Engine::builder()
+                .playbooks(PlaybookSet::from_yaml(&yaml).unwrap())
+                .remember_actions(remember)
+                .build();
+            let d = e
+                .decide(
+                    &failed("a", "2026-11-22T10:00:00Z"),
+                    None,
+                    &DecideOptions::default(),
+                )
+                .unwrap();
+            e.record_outcome(
+                &json!({"action_id": d.actions[0].action_id, "tenant_id": "acme",
+                "actor_id": "a", "playbook_id": "repeat", "result": "accepted",
+                "at": "2026-11-22T10:01:00Z"}),
+            )
+            .unwrap();
+            let counts = serde_json::to_value(e.outcome_counts("acme")).unwrap();
+            let kind = if remember { "mirror" } else { "unknown" };
+            assert_eq!(counts[0]["type"], kind);
+        }
     }
 
     #[test]
