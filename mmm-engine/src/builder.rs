@@ -44,6 +44,7 @@ pub struct EngineBuilder {
     outbox: Option<Arc<dyn Outbox>>,
     observer: Option<Arc<dyn Observer>>,
     background: bool,
+    forget_actions: bool,
     approvals: Option<Arc<dyn ApprovalStore>>,
     audit: Option<Arc<dyn AuditSink>>,
 }
@@ -166,6 +167,15 @@ impl EngineBuilder {
         self
     }
 
+    /// Whether the actions a decision returns are remembered for
+    /// [`Engine::record_outcome`] (default: yes). A replay, to which no outcome is ever
+    /// reported, does without: an outcome reported to an engine that remembers nothing is
+    /// counted as for an action no longer remembered.
+    pub fn remember_actions(mut self, on: bool) -> Self {
+        self.forget_actions = !on;
+        self
+    }
+
     /// Builds the engine.
     pub fn build(self) -> Engine {
         let config = self.config;
@@ -214,7 +224,11 @@ impl EngineBuilder {
             hub,
             experiments: Experiments::new(config.experiment_seed),
             trail,
-            memory: ActionMemory::new(config.remembered_actions),
+            memory: if self.forget_actions {
+                ActionMemory::off()
+            } else {
+                ActionMemory::new(config.remembered_actions)
+            },
             observer,
             approvals,
             audit,

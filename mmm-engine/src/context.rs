@@ -281,6 +281,48 @@ pub(crate) fn serialized_len(value: &impl serde::Serialize, limit: usize) -> Opt
     Some(limit - budget.0)
 }
 
+/// How many bytes `value` serialises to (compact, as `serde_json` writes it), counted by
+/// walking the value instead of running the serialiser: a replay sizes every signal it
+/// keeps. Floats, whose shortest form only the serialiser knows, are left to it.
+pub(crate) fn json_len(value: &Value) -> usize {
+    fn string_len(text: &str) -> usize {
+        let escaped: usize = text
+            .bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | 0x08 | 0x09 | 0x0A | 0x0C | 0x0D => 2,
+                0x00..=0x1F => 6,
+                _ => 1,
+            })
+            .sum();
+        escaped.saturating_add(2)
+    }
+    fn between(items: usize) -> usize {
+        2 + items.saturating_sub(1)
+    }
+    match value {
+        Value::Null | Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(n) => {
+            let mut digits = itoa::Buffer::new();
+            if let Some(u) = n.as_u64() {
+                digits.format(u).len()
+            } else if let Some(i) = n.as_i64() {
+                digits.format(i).len()
+            } else {
+                serialized_len(n, usize::MAX).unwrap_or(usize::MAX)
+            }
+        }
+        Value::String(text) => string_len(text),
+        Value::Array(items) => items
+            .iter()
+            .fold(between(items.len()), |n, v| n.saturating_add(json_len(v))),
+        Value::Object(map) => map.iter().fold(between(map.len()), |n, (k, v)| {
+            n.saturating_add(string_len(k) + 1)
+                .saturating_add(json_len(v))
+        }),
+    }
+}
+
 /// One actor's earlier signals during a replay, newest first, at most
 /// [`MAX_RECENT_SIGNALS`]: each kept as the JSON the caller gave (for the rare decision
 /// that reads `ctx.recent_signals` as JSON, signs a receipt over the context or redacts
@@ -322,7 +364,7 @@ impl RecentHistory {
     /// Adds `signal` as the newest entry, dropping the oldest beyond
     /// [`MAX_RECENT_SIGNALS`].
     pub(crate) fn push(&mut self, signal: Value) {
-        let bytes = serialized_len(&signal, usize::MAX).unwrap_or(usize::MAX);
+        let bytes = json_len(&signal);
         let redactable = match signal.get("payload") {
             Some(Value::Object(payload)) => {
                 crate::pipeline::signal::DEFAULT_DENY_LIST.finds_any(payload)
@@ -764,6 +806,40 @@ mod tests {
         );
         assert_eq!(c.recent.len(), 1);
         assert_eq!(c.raw["recent_signals"][0]["kind"], "ci.failed");
+    }
+
+    #[test]
+    fn json_len_is_the_length_serde_json_writes() {
+        let controls: String = (0u8..0x20).map(char::from).collect();
+        let values = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(7),
+            json!(-1),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(0.1),
+            json!(-2.5e-300),
+            json!(1e300),
+            json!(-0.0),
+            json!(100.0),
+            json!(""),
+            json!(controls),
+            json!("quote \" back \\ slash / del \u{7f} é 漢 🎉"),
+            json!([]),
+            json!({}),
+            json!([1, [2, [3, {}]], "x"]),
+            json!({"a": {"b\n": [null, 1.5, {"": ""}]}, "c": -3, "\u{1}": true}),
+            json!({"tenant_id": "acme", "actor_id": "dev-1", "kind": "pr.opened",
+                "occurred_at": "2026-11-22T10:00:00Z", "payload": {"lines": 207, "files": 29}}),
+        ];
+        for v in values {
+            let expected = serde_json::to_string(&v).unwrap().len();
+            assert_eq!(json_len(&v), expected, "{v}");
+            assert_eq!(serialized_len(&v, usize::MAX), Some(expected), "{v}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::context::RecentHistory;
 use crate::decision::Decision;
 use crate::engine::{DecideOptions, Engine};
 use crate::error::{DecideError, ErrorInfo};
+use crate::ids::SharedStr;
 use crate::plan::RECENT_SIGNALS_KEY;
 
 /// Counts for one playbook over a replay.
@@ -98,23 +99,50 @@ pub struct Replay<'e> {
     shadow: Option<&'e Engine>,
     /// Each actor's accepted signals (≤ 50, as the context's `recent_signals` allows),
     /// kept typed so that a replayed decision neither builds nor parses a JSON context.
-    history: FastMap<(String, String), RecentHistory>,
+    /// Tenant, then actor: looked up by the signal's `&str`s, allocating nothing once
+    /// the actor is known.
+    history: FastMap<String, FastMap<String, RecentHistory>>,
     /// What each set did, counted as it goes and sorted into the report at the end.
     primary_counts: Counts,
     shadow_counts: Option<Counts>,
     report: ReplayReport,
 }
 
-/// Per playbook id, actions by type and suppressions by reason: hashed by id and keyed by
-/// the names' static strings, so that counting allocates nothing once an id is known.
-/// A map hashed with foldhash: the replay looks a playbook id (or tenant and actor) up for
+/// A map hashed with foldhash: the replay looks a playbook (or tenant and actor) up for
 /// every action, suppression and signal, and SipHash was a tenth of a replayed signal.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-type Counts = FastMap<String, Counted>;
+/// Per playbook, actions by type and suppressions by reason, keyed by the address of the
+/// id's shared text: a decision's playbook ids are the plan's `Arc`s, so that counting
+/// hashes a pointer, compares no text and allocates nothing once a playbook is known. The
+/// id held in the value keeps that address from being reused by another text; ids of
+/// equal text held at different addresses are merged by text in [`tallies`].
+type Counts = FastMap<usize, (SharedStr, Counted)>;
 
 /// Actions by type and suppressions by reason, for one playbook.
 type Counted = (BTreeMap<&'static str, usize>, BTreeMap<&'static str, usize>);
+
+/// The signal of an input: the input itself, or its `signal` member.
+fn signal_of(input: &Value) -> &Value {
+    input.get("signal").unwrap_or(input)
+}
+
+/// [`signal_of`] for an input the caller gives away.
+fn into_signal(input: Value) -> Value {
+    match input {
+        Value::Object(mut map) => match map.remove("signal") {
+            Some(signal) => signal,
+            // Nothing was removed: the map is as it was.
+            None => Value::Object(map),
+        },
+        other => other,
+    }
+}
+
+/// A string member of a signal, `""` when absent or not a string.
+fn text<'v>(signal: &'v Value, key: &str) -> &'v str {
+    signal.get(key).and_then(Value::as_str).unwrap_or("")
+}
 
 impl<'e> Replay<'e> {
     /// A replay through `primary`, compared with `shadow` when given.
@@ -139,18 +167,29 @@ impl<'e> Replay<'e> {
     /// The primary engine's [`DecideError`]; the input is then recorded as rejected. A
     /// shadow engine's error only leaves that signal out of the comparison.
     pub fn step(&mut self, line: usize, input: &Value) -> Result<Decision, DecideError> {
+        let decision = self.decide(line, input)?;
+        self.remember(&decision, signal_of(input).clone());
+        Ok(decision)
+    }
+
+    /// [`Replay::step`] for an input the caller no longer needs: its signal joins the
+    /// actor's history without being copied.
+    ///
+    /// # Errors
+    /// As [`Replay::step`].
+    pub fn step_owned(&mut self, line: usize, input: Value) -> Result<Decision, DecideError> {
+        let decision = self.decide(line, &input)?;
+        self.remember(&decision, into_signal(input));
+        Ok(decision)
+    }
+
+    /// Decides `input` through both sets and counts what they did; the signal is not yet
+    /// part of its actor's history.
+    fn decide(&mut self, line: usize, input: &Value) -> Result<Decision, DecideError> {
         let (signal, context) = match input.get("signal") {
             Some(signal) => (signal, input.get("context").cloned()),
             None => (input, None),
         };
-        let text = |key: &str| {
-            signal
-                .get(key)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned()
-        };
-        let key = (text("tenant_id"), text("actor_id"));
         let options = DecideOptions {
             now: signal
                 .get("occurred_at")
@@ -158,16 +197,21 @@ impl<'e> Replay<'e> {
                 .and_then(|s| crate::signal::parse_timestamp(s).ok()),
             explain: false,
         };
+        let (primary, shadow) = (self.primary, self.shadow);
+        let earlier = self
+            .history
+            .get_mut(text(signal, "tenant_id"))
+            .and_then(|actors| actors.get_mut(text(signal, "actor_id")));
         // The actor's history stands for the context's `recent_signals` unless the input's
         // context gives its own (or is not an object, and so gets none).
         let typed = match &context {
             None => true,
             Some(Value::Object(c)) => !c.contains_key(RECENT_SIGNALS_KEY),
             Some(_) => false,
-        } && self.history.get(&key).is_none_or(RecentHistory::typed_ok);
+        } && earlier.as_deref().is_none_or(RecentHistory::typed_ok);
         let mut empty = RecentHistory::default();
         let (context, mut history) = if typed {
-            let history = match self.history.get_mut(&key) {
+            let history = match earlier {
                 Some(h) => h,
                 None => &mut empty,
             };
@@ -175,9 +219,8 @@ impl<'e> Replay<'e> {
         } else {
             let mut context = context.unwrap_or_else(|| Value::Object(Map::new()));
             if let Some(ctx) = context.as_object_mut() {
-                let earlier = self.history.get(&key);
                 ctx.entry(RECENT_SIGNALS_KEY).or_insert_with(|| {
-                    earlier.map_or_else(|| Value::Array(Vec::new()), RecentHistory::to_json)
+                    earlier.map_or_else(|| Value::Array(Vec::new()), |h| h.to_json())
                 });
             }
             (Some(context), None)
@@ -186,7 +229,7 @@ impl<'e> Replay<'e> {
             Some(h) => engine.decide_replayed(signal, context.as_ref(), h, &options),
             None => engine.decide(signal, context.as_ref(), &options),
         };
-        let decision = match decide(self.primary, history.as_deref_mut()) {
+        let decision = match decide(primary, history.as_deref_mut()) {
             Ok(d) => d,
             Err(e) => {
                 let error = e.info();
@@ -195,12 +238,7 @@ impl<'e> Replay<'e> {
             }
         };
         // The shadow decides on the same history, before this signal joins it.
-        let other = self.shadow.map(|shadow| decide(shadow, history));
-        // Only a signal the engine accepted becomes part of the actor's history.
-        self.history
-            .entry((decision.tenant_id.clone(), decision.actor_id.clone()))
-            .or_default()
-            .push(signal.clone());
+        let other = shadow.map(|shadow| decide(shadow, history));
         self.report.replayed += 1;
         tally(&mut self.primary_counts, &decision);
         if let (Some(Ok(other)), Some(shadow_tally)) = (other, self.shadow_counts.as_mut()) {
@@ -209,7 +247,7 @@ impl<'e> Replay<'e> {
             if a != b {
                 self.report.differences.push(Difference {
                     line,
-                    kind: text("kind"),
+                    kind: text(signal, "kind").to_owned(),
                     actor_id: decision.actor_id.clone(),
                     primary: a,
                     shadow: b,
@@ -217,6 +255,20 @@ impl<'e> Replay<'e> {
             }
         }
         Ok(decision)
+    }
+
+    /// Adds an accepted `signal` to its actor's history (only a signal the engine
+    /// accepted becomes part of it).
+    fn remember(&mut self, decision: &Decision, signal: Value) {
+        let (tenant, actor) = (&decision.tenant_id, &decision.actor_id);
+        let actors = match self.history.get_mut(tenant.as_str()) {
+            Some(actors) => actors,
+            None => self.history.entry(tenant.clone()).or_default(),
+        };
+        match actors.get_mut(actor.as_str()) {
+            Some(history) => history.push(signal),
+            None => actors.entry(actor.clone()).or_default().push(signal),
+        }
     }
 
     /// Records an input that could not be read (invalid JSON, for instance) as rejected.
@@ -259,40 +311,38 @@ fn outline(d: &Decision) -> Vec<String> {
 }
 
 fn tally(into: &mut Counts, d: &Decision) {
-    fn of<'c>(into: &'c mut Counts, id: &str) -> Option<&'c mut Counted> {
-        if !into.contains_key(id) {
-            into.insert(id.to_owned(), Default::default());
-        }
-        into.get_mut(id)
+    fn of<'c>(into: &'c mut Counts, id: &SharedStr) -> &'c mut Counted {
+        &mut into
+            .entry(id.as_ptr() as usize)
+            .or_insert_with(|| (id.clone(), Counted::default()))
+            .1
     }
     for a in &d.actions {
-        if let Some((actions, _)) = of(into, &a.playbook.id) {
-            *actions.entry(a.kind.as_str()).or_default() += 1;
-        }
+        *of(into, &a.playbook.id)
+            .0
+            .entry(a.kind.as_str())
+            .or_default() += 1;
     }
     for s in &d.suppressed {
-        if let Some((_, suppressed)) = of(into, &s.playbook.id) {
-            *suppressed.entry(s.reason.as_str()).or_default() += 1;
-        }
+        *of(into, &s.playbook.id)
+            .1
+            .entry(s.reason.as_str())
+            .or_default() += 1;
     }
 }
 
 fn tallies(counts: Counts) -> BTreeMap<String, Tally> {
-    let owned = |m: BTreeMap<&'static str, usize>| {
-        m.into_iter()
-            .map(|(k, n)| (k.to_owned(), n))
-            .collect::<BTreeMap<_, _>>()
-    };
-    counts
-        .into_iter()
-        .map(|(id, (actions, suppressed))| {
-            let tally = Tally {
-                actions: owned(actions),
-                suppressed: owned(suppressed),
-            };
-            (id, tally)
-        })
-        .collect()
+    let mut out: BTreeMap<String, Tally> = BTreeMap::new();
+    for (id, (actions, suppressed)) in counts.into_values() {
+        let tally = out.entry(id.as_str().to_owned()).or_default();
+        for (kind, n) in actions {
+            *tally.actions.entry(kind.to_owned()).or_default() += n;
+        }
+        for (reason, n) in suppressed {
+            *tally.suppressed.entry(reason.to_owned()).or_default() += n;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -300,6 +350,7 @@ mod tests {
     use super::*;
     use crate::{EngineConfig, PlaybookSet};
     use serde_json::json;
+    use std::sync::Arc;
 
     fn engine(yaml: &str) -> Engine {
         Engine::builder()
@@ -500,6 +551,96 @@ spec:
             .enumerate()
             .map(|(i, input)| replay.step(i + 1, input).ok().map(|d| stable(&d, engine)))
             .collect()
+    }
+
+    #[test]
+    fn an_owned_input_replays_as_a_borrowed_one() {
+        let inputs = inputs();
+        let primary = engine(READERS);
+        let shadow = engine(&READERS.replace("> 1", "> 2"));
+        let (mut borrowed, mut owned) = (
+            Replay::new(&primary, Some(&shadow)),
+            Replay::new(&primary, Some(&shadow)),
+        );
+        for (i, input) in inputs.iter().enumerate() {
+            let a = borrowed.step(i + 1, input).ok();
+            let b = owned.step_owned(i + 1, input.clone()).ok();
+            assert_eq!(
+                a.map(|d| stable(&d, &primary)),
+                b.map(|d| stable(&d, &primary)),
+                "input {i}"
+            );
+        }
+        let (a, b) = (borrowed.finish(), owned.finish());
+        assert!(!a.differences.is_empty() && !a.rejected.is_empty());
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_signal_of_an_input() {
+        let signal = json!({"kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z"});
+        let wrapped = json!({"context": {"a": 1}, "signal": signal, "z": 2});
+        assert_eq!(signal_of(&wrapped), &signal);
+        assert_eq!(into_signal(wrapped), signal);
+        assert_eq!(signal_of(&signal), &signal);
+        assert_eq!(into_signal(signal.clone()), signal);
+        assert_eq!(into_signal(json!([1])), json!([1]));
+    }
+
+    #[test]
+    fn counts_of_one_id_held_at_two_addresses_are_merged() {
+        let yaml = REPEAT.replace(
+            "when: recent_count(\"ci.failed\", \"1h\") >= 1",
+            "when: true",
+        );
+        let e = engine(&yaml);
+        let one = e
+            .decide(
+                &failed("a", "2026-11-22T10:00:00Z"),
+                None,
+                &DecideOptions::default(),
+            )
+            .unwrap();
+        let mut two = one.clone();
+        two.actions[0].playbook.id = SharedStr::from(Arc::<str>::from("repeat"));
+        let mut counts = Counts::default();
+        tally(&mut counts, &one);
+        tally(&mut counts, &two);
+        tally(&mut counts, &two);
+        assert_eq!(counts.len(), 2);
+        let report = tallies(counts);
+        assert_eq!(report.len(), 1);
+        assert_eq!(report["repeat"].actions["mirror"], 3);
+    }
+
+    #[test]
+    fn an_engine_that_remembers_no_actions_counts_their_outcomes_as_unknown() {
+        let yaml = REPEAT.replace(
+            "when: recent_count(\"ci.failed\", \"1h\") >= 1",
+            "when: true",
+        );
+        for remember in [true, false] {
+            let e = Engine::builder()
+                .playbooks(PlaybookSet::from_yaml(&yaml).unwrap())
+                .remember_actions(remember)
+                .build();
+            let d = e
+                .decide(
+                    &failed("a", "2026-11-22T10:00:00Z"),
+                    None,
+                    &DecideOptions::default(),
+                )
+                .unwrap();
+            e.record_outcome(
+                &json!({"action_id": d.actions[0].action_id, "tenant_id": "acme",
+                "actor_id": "a", "playbook_id": "repeat", "result": "accepted",
+                "at": "2026-11-22T10:01:00Z"}),
+            )
+            .unwrap();
+            let counts = serde_json::to_value(e.outcome_counts("acme")).unwrap();
+            let kind = if remember { "mirror" } else { "unknown" };
+            assert_eq!(counts[0]["type"], kind);
+        }
     }
 
     #[test]

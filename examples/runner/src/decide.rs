@@ -56,7 +56,11 @@ pub fn engine(
     receipts_out: Option<&Path>,
 ) -> Result<Engine, String> {
     let (signer, port) = crate::receipts::setup(signing_key, receipts_out)?;
-    let mut builder = Engine::builder().playbooks(set).background_outbox(false);
+    // The CLI reports no outcomes: nothing reads what an action memory would keep.
+    let mut builder = Engine::builder()
+        .playbooks(set)
+        .background_outbox(false)
+        .remember_actions(false);
     if let Some(signer) = signer {
         builder = builder.receipt_signer(signer);
     }

@@ -45,7 +45,12 @@ pub fn run(
 ) -> Result<bool, String> {
     let primary = crate::decide::engine(load(playbooks)?, signing_key, receipts_out)?;
     let shadow = match against {
-        Some(dir) => Some(Engine::builder().playbooks(load(dir)?).build()),
+        Some(dir) => Some(
+            Engine::builder()
+                .playbooks(load(dir)?)
+                .remember_actions(false)
+                .build(),
+        ),
         None => None,
     };
     let text =
@@ -83,7 +88,7 @@ pub fn run(
                 continue;
             }
         };
-        match replay.step(line_no, &value) {
+        match replay.step_owned(line_no, value) {
             Ok(decision) => {
                 if let Some(out) = out.as_mut() {
                     let json = serde_json::to_string(&decision).map_err(|e| e.to_string())?;

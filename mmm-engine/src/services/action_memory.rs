@@ -39,6 +39,17 @@ impl ActionMemory {
         }
     }
 
+    /// A memory that remembers no action (outcomes are still counted).
+    pub fn off() -> Self {
+        ActionMemory {
+            recent: Generations {
+                half: 0,
+                shards: Box::default(),
+            },
+            counts: DashMap::new(),
+        }
+    }
+
     /// Remembers a returned action.
     pub fn remember(&self, action_id: Id, memo: ActionMemo) {
         self.recent.insert(action_id, memo);
@@ -46,7 +57,7 @@ impl ActionMemory {
 
     /// Remembers the actions a decision for `tenant_id` returned.
     pub fn remember_returned(&self, tenant_id: &str, actions: &[Action]) {
-        if actions.is_empty() {
+        if actions.is_empty() || self.recent.shards.is_empty() {
             return;
         }
         let tenant_id = SharedStr::from(tenant_id);
@@ -153,6 +164,10 @@ impl Generations {
     }
 
     fn shard(&self, action_id: &str) -> Option<&Mutex<Pair>> {
+        if self.shards.is_empty() {
+            // A memory that is off.
+            return None;
+        }
         // Action ids are UUIDv7s, whose last characters are random: a few of them pick
         // the shard without hashing the id a second time (the shard's map hashes it with
         // its keyed hasher). Any other string still lands on some shard.
@@ -191,6 +206,22 @@ impl Generations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_memory_that_is_off_remembers_nothing_and_still_counts() {
+        let m = ActionMemory::off();
+        let memo = ActionMemo {
+            tenant_id: "t".into(),
+            playbook_id: "p".into(),
+            kind: ActionType::Mirror,
+            experiment: None,
+        };
+        let id = crate::ids::new_id();
+        m.remember(id, memo);
+        assert!(m.recall(&id).is_none());
+        m.count("t", "p", "mirror", OutcomeResult::Accepted);
+        assert_eq!(m.counts_for("t").len(), 1);
+    }
 
     #[test]
     fn the_memory_is_bounded_and_keeps_the_newest() {
