@@ -81,11 +81,26 @@ fn opt_str(value: Option<&String>) -> Found<'_> {
     }
 }
 
+/// Most entries a map may hold for a key to be found by comparing keys in order instead of
+/// through the map's hash: payloads and contexts are small, and hashing the key (SipHash,
+/// in serde_json's map) costs more than comparing a handful of short keys.
+const SCAN_UP_TO: usize = 8;
+
+/// `map.get(key)`, by a scan when the map is small. Keys in a map are unique, so both find
+/// the same entry.
+pub(crate) fn map_get<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+    if map.len() <= SCAN_UP_TO {
+        map.iter().find_map(|(k, v)| (k == key).then_some(v))
+    } else {
+        map.get(key)
+    }
+}
+
 fn walk<'a>(mut current: &'a Value, segs: &[Seg]) -> Found<'a> {
     let mut iter = segs.iter().peekable();
     while let Some(seg) = iter.next() {
         let next = match (seg, current) {
-            (Seg::Key(k), Value::Object(map)) => map.get(k),
+            (Seg::Key(k), Value::Object(map)) => map_get(map, k),
             (Seg::Index(i), Value::Array(items)) => items.get(*i),
             (Seg::Index(i), Value::Object(map)) => map.get(&i.to_string()),
             _ => return Found::Broken,
@@ -105,7 +120,7 @@ impl<'a> Env<'a> {
             Root::Ctx => match path.segs.split_first() {
                 None => Found::Owned(self.ctx_value()),
                 Some((Seg::Key(k), [])) if k == "now" => Found::Str(self.now_text),
-                Some((Seg::Key(k), rest)) => match self.ctx.get(k) {
+                Some((Seg::Key(k), rest)) => match map_get(self.ctx, k) {
                     Some(v) => walk(v, rest),
                     None if rest.is_empty() => Found::Missing,
                     None => Found::Broken,
@@ -140,7 +155,7 @@ impl<'a> Env<'a> {
                         Found::Broken
                     };
                 };
-                match s.payload.get(k) {
+                match map_get(&s.payload, k) {
                     Some(v) => walk(v, rest),
                     None if rest.is_empty() => Found::Missing,
                     None => Found::Broken,
@@ -182,5 +197,31 @@ impl<'a> Env<'a> {
         let mut map = self.ctx.clone();
         map.insert("now".into(), Value::String(self.now_text.to_owned()));
         Value::Object(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan finds what the map's own lookup finds, for maps just below, at and above
+    /// the size where the scan stops, and for keys present, absent and near-misses.
+    #[test]
+    fn map_get_agrees_with_the_maps_own_lookup() {
+        for size in [0, 1, 2, SCAN_UP_TO - 1, SCAN_UP_TO, SCAN_UP_TO + 1, 40] {
+            let map: Map<String, Value> = (0..size)
+                .map(|i| (format!("k{i}"), Value::from(i)))
+                .collect();
+            let mut keys: Vec<String> = (0..size + 2).map(|i| format!("k{i}")).collect();
+            keys.extend([
+                "".to_owned(),
+                "k".to_owned(),
+                "k00".to_owned(),
+                "K1".to_owned(),
+            ]);
+            for key in &keys {
+                assert_eq!(map_get(&map, key), map.get(key), "size {size}, key {key:?}");
+            }
+        }
     }
 }
