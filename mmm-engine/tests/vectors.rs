@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use mmm_engine::{DecideOptions, Engine, PlaybookSet};
+use mmm_engine::{DecideOptions, Engine, EngineConfig, PlaybookSet};
 use serde_json::Value;
 
 fn vectors_dir() -> PathBuf {
@@ -53,7 +53,13 @@ fn shared_vectors_replay() {
             serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         let set = PlaybookSet::from_yaml(vector["playbooks"].as_str().unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let engine = Engine::builder().playbooks(set).build();
+        // Real time: the `runaway` vector expects Rhai's operation limit to stop it. Under
+        // a loaded debug build 100,000 operations can outlast the default 50 ms time limit,
+        // which would then stop it first with another message; the time limit is raised so
+        // that the operation limit, which the vector is about, always decides.
+        let mut config = EngineConfig::default();
+        config.condition_limits.time_limit = std::time::Duration::from_secs(600);
+        let engine = Engine::builder().playbooks(set).config(config).build();
         for (i, step) in vector["steps"]
             .as_array_mut()
             .unwrap()
