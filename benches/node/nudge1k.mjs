@@ -16,59 +16,12 @@
 // Prints medians in microseconds per call.
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
+import { NOW, KINDS, workload, mmmPlaybooks } from './workload.mjs'
 
 const require = createRequire(import.meta.url)
 const mmm = require('mmm-engine')
 const { ZenEngine } = require('@gorules/zen-engine')
 const { Engine: RulesEngine } = require('json-rules-engine')
-
-const NOW = '2026-11-22T10:00:00Z'
-const KINDS = 20
-
-/** A small seeded PRNG (mulberry32), so every run times the same workload. */
-function rng(seed) {
-  let a = seed >>> 0
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  return { int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)), below: (n) => Math.floor(next() * n) }
-}
-
-const pad = (n, width) => String(n).padStart(width, '0')
-
-function workload(rules = 1000, signals = 20_000, seed = 1) {
-  const r = rng(seed)
-  const ruleList = Array.from({ length: rules }, (_, i) => ({
-    id: `nudge-${pad(i, 4)}`,
-    kind: `kind.k${pad(i % KINDS, 2)}`,
-    lines: r.int(0, 1000),
-    files: r.int(0, 50),
-  }))
-  const signalList = Array.from({ length: signals }, () => ({
-    tenant_id: 'acme',
-    actor_id: `dev-${r.below(500)}`,
-    kind: `kind.k${pad(r.below(KINDS), 2)}`,
-    occurred_at: NOW,
-    payload: { lines: r.int(0, 1200), files: r.int(0, 60) },
-  }))
-  return { ruleList, signalList }
-}
-
-function mmmPlaybooks(ruleList) {
-  return ruleList
-    .map(
-      (p) =>
-        'apiVersion: mmm/v1\nkind: Playbook\n' +
-        `metadata: {id: ${p.id}, version: 1, tenant: '*', status: published, category: size}\n` +
-        `spec:\n  triggers: [${p.kind}]\n  when: signal.payload.lines > ${p.lines} && signal.payload.files > ${p.files}\n` +
-        "  actions:\n    - {type: mirror, surfaces: [ide], title: Size, text: 'This change touches {{ signal.payload.lines }} lines.'}\n",
-    )
-    .join('---\n')
-}
 
 function zenTable(ruleList) {
   const inputs = [
