@@ -78,9 +78,6 @@ pub struct Plan {
     /// The rationale's `why`: the description, or "playbook `id` matched". Made once
     /// here and shared by every action the plan returns.
     pub(crate) why: SharedStr,
-    /// The evidence names of the condition's paths, in the order of `condition.paths`,
-    /// shared the same way.
-    pub(crate) evidence_names: Vec<SharedStr>,
     /// Whether its condition or a template could read `ctx.recent_signals` as JSON (see
     /// [`reads_ctx_key`]); a replayed decision puts its history into the context as JSON
     /// only when a candidate does.

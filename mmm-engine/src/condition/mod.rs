@@ -17,6 +17,7 @@ use budget::Stop;
 pub use sandbox::ConditionLimits;
 
 use crate::env::{Env, Path};
+use crate::ids::SharedStr;
 
 /// A compiled condition.
 #[derive(Debug, Clone)]
@@ -26,8 +27,9 @@ pub(crate) struct Condition {
     /// At least as many operations as Rhai counts evaluating `native`: the native path is
     /// taken only when Rhai could not have run out of operations.
     native_operations: u64,
-    /// The paths the condition reads, reported as evidence, with their dotted names.
-    pub paths: Vec<(Path, String)>,
+    /// The paths the condition reads, reported as evidence, with their dotted names (made
+    /// once here and shared by every evidence entry that names them).
+    pub paths: Vec<(Path, SharedStr)>,
 }
 
 /// A condition that does not compile: the message and the 1-based position in the script.
@@ -120,7 +122,7 @@ impl Sandbox {
         let paths = found
             .into_iter()
             .map(|p| {
-                let name = p.to_string();
+                let name = SharedStr::from(p.to_string());
                 (p, name)
             })
             .collect();
@@ -476,8 +478,9 @@ mod tests {
                 .iter()
                 .map(ToString::to_string)
                 .collect();
-            let reported: Vec<&String> = condition.paths.iter().map(|(_, name)| name).collect();
-            assert_eq!(reported, scanned.iter().collect::<Vec<_>>(), "{src}");
+            let reported: Vec<&str> = condition.paths.iter().map(|(_, name)| &**name).collect();
+            let scanned: Vec<&str> = scanned.iter().map(String::as_str).collect();
+            assert_eq!(reported, scanned, "{src}");
             for _ in 0..4 {
                 let mut payload = Map::new();
                 for key in ["a", "b", "c", "d"] {

@@ -242,8 +242,7 @@ fn evidence(plan: &Plan, env: &Env<'_>) -> Vec<Evidence> {
     condition
         .paths
         .iter()
-        .zip(&plan.evidence_names)
-        .filter_map(|((path, _), name)| {
+        .filter_map(|(path, name)| {
             let value = match env.lookup(path) {
                 Found::Str(s) => Value::String(s.to_owned()),
                 Found::Json(v) if !v.is_object() && !v.is_array() => v.clone(),

@@ -354,20 +354,10 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
         Some(d) => SharedStr::from(d.as_str()),
         None => SharedStr::from(format!("playbook `{}` matched", m.id)),
     };
-    let evidence_names = condition
-        .as_ref()
-        .map(|c: &crate::condition::Condition| {
-            c.paths
-                .iter()
-                .map(|(_, name)| SharedStr::from(name.as_str()))
-                .collect()
-        })
-        .unwrap_or_default();
     let reads_recent_json =
         crate::plan::reads_ctx_key(spec.when.as_deref(), &actions, RECENT_SIGNALS_KEY);
     Some(Plan {
         why,
-        evidence_names,
         id: Arc::from(m.id.as_str()),
         version: version?,
         tenant,
