@@ -47,7 +47,8 @@ pub struct Signal {
     pub payload: Map<String, Value>,
 }
 
-const FIELDS: [&str; 10] = [
+/// The fields of a signal envelope (SPEC §1), in the order `Signal::from_json` reads them.
+pub const SIGNAL_FIELDS: [&str; 10] = [
     "signal_id",
     "tenant_id",
     "actor_id",
@@ -60,7 +61,7 @@ const FIELDS: [&str; 10] = [
     "payload",
 ];
 
-// Each field's place in `FIELDS`, so that reading a field is an index, not a search.
+// Each field's place in `SIGNAL_FIELDS`, so that reading a field is an index, not a search.
 const SIGNAL_ID: usize = 0;
 const TENANT_ID: usize = 1;
 const ACTOR_ID: usize = 2;
@@ -290,7 +291,7 @@ impl Signal {
         // One pass over the object (no hashing per field); unknown fields are refused.
         let mut fields: [Option<&Value>; 10] = [None; 10];
         for (key, value) in obj {
-            let slot = FIELDS
+            let slot = SIGNAL_FIELDS
                 .iter()
                 .position(|f| *f == key.as_str())
                 .ok_or_else(|| {
@@ -298,7 +299,7 @@ impl Signal {
                         key.as_str(),
                         format!(
                             "is not a signal field; expected one of {}",
-                            crate::model::one_of(&FIELDS)
+                            crate::model::one_of(&SIGNAL_FIELDS)
                         ),
                     )
                 })?;
@@ -307,7 +308,7 @@ impl Signal {
             }
         }
         let field = |slot: usize| fields.get(slot).copied().flatten();
-        let name = |slot: usize| FIELDS.get(slot).copied().unwrap_or_default();
+        let name = |slot: usize| SIGNAL_FIELDS.get(slot).copied().unwrap_or_default();
         let string_field = |slot: usize| -> Result<Option<&str>, SignalError> {
             match field(slot) {
                 None | Some(Value::Null) => Ok(None),
@@ -550,7 +551,7 @@ mod tests {
     #[test]
     fn each_field_is_read_from_its_own_key() {
         // A wrong type names the field it was found in, whichever field that is.
-        for field in FIELDS {
+        for field in SIGNAL_FIELDS {
             let e = err(json!({ field: 7 }));
             assert_eq!(e.field, field, "{e}");
         }

@@ -127,24 +127,16 @@ fn float_to_json(f: f64) -> Result<Value, Refused> {
     })
 }
 
-/// The keys of the engine's inputs (a signal's fields, a context's top-level keys).
-const KNOWN_KEYS: &[&str] = &[
-    "signal_id",
-    "tenant_id",
-    "actor_id",
-    "actor_type",
-    "kind",
-    "source",
-    "occurred_at",
-    "surface",
-    "repo",
-    "payload",
-    "actor",
-    "tenant_policy",
-    "recent_signals",
-];
+/// The context's top-level keys that callers commonly write as literals (besides the
+/// signal's fields, which come from the core's `SIGNAL_FIELDS`).
+const CONTEXT_KEYS: [&str; 3] = ["actor", "tenant_policy", "recent_signals"];
 
-/// A dict key's text. A key that is the interned string of one of `KNOWN_KEYS` (a key
+/// The keys of the engine's inputs (a signal's fields, a context's top-level keys).
+fn known_keys() -> impl Iterator<Item = &'static str> {
+    mmm_engine::SIGNAL_FIELDS.into_iter().chain(CONTEXT_KEYS)
+}
+
+/// A dict key's text. A key that is the interned string of one of `known_keys` (a key
 /// written as a literal in Python source is interned) is recognised by identity and its
 /// text taken from the table: under the stable ABI for Python 3.9, reading a `str`'s UTF-8
 /// goes through a temporary `bytes` object, which costs more than the comparisons.
@@ -152,18 +144,16 @@ fn key_text(key: &Bound<'_, PyString>) -> Result<String, Refused> {
     static KEYS: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
     let py = key.py();
     let interned = KEYS.get_or_init(py, || {
-        KNOWN_KEYS
-            .iter()
+        known_keys()
             .map(|k| PyString::intern(py, k).unbind())
             .collect()
     });
     let ptr = key.as_ptr();
-    if let Some((text, _)) = KNOWN_KEYS
-        .iter()
+    if let Some((text, _)) = known_keys()
         .zip(interned)
         .find(|(_, known)| known.as_ptr() == ptr)
     {
-        return Ok((*text).to_owned());
+        return Ok(text.to_owned());
     }
     key.to_cow()
         .map(std::borrow::Cow::into_owned)
