@@ -32,7 +32,6 @@ use mmm_engine::{
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use napi::bindgen_prelude::{Function, FunctionRef, Unknown};
 use napi::Env;
@@ -143,45 +142,10 @@ struct Strings {
     known: Known,
 }
 
-/// The strings the builder holds, by index.
-type Known = HashMap<Box<str>, u32, BuildHasherDefault<Fx>>;
-
-/// FxHash (rustc's own hasher): a few instructions a word, where SipHash took ~250 per
-/// playbook id. The keys are the playbooks' own strings, at most [`TABLE_LIMIT`] of them,
-/// so there is no flooding to guard against.
-#[derive(Default, Clone, Copy)]
-struct Fx(u64);
-
-impl Fx {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word.iter_mut().zip(rest).for_each(|(w, b)| *w = *b);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, byte: u8) {
-        self.add(u64::from(byte));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// The strings the builder holds, by index; hashed with foldhash (the workspace's fast
+/// hasher) rather than SipHash, which took ~250 instructions per playbook id. The keys are
+/// the playbooks' own strings, at most [`TABLE_LIMIT`] of them.
+type Known = HashMap<Box<str>, u32, foldhash::fast::RandomState>;
 
 /// Compiles the builder (once per engine).
 pub fn builder(env: &Env) -> napi::Result<Builder> {
@@ -469,17 +433,5 @@ mod tests {
             texts(&table, &["new", "newer", "new", "7"]),
             format!(r#"[[{last},"newer",{last},7],["new"]]"#)
         );
-    }
-
-    #[test]
-    fn fx_hashes_every_byte() {
-        let hash = |s: &str| {
-            let mut h = Fx::default();
-            h.write(s.as_bytes());
-            h.finish()
-        };
-        assert_ne!(hash("nudge-0001"), hash("nudge-0002"));
-        assert_ne!(hash("abcdefgh1"), hash("abcdefgh2"));
-        assert_eq!(hash("nudge-0001"), hash("nudge-0001"));
     }
 }

@@ -13,7 +13,6 @@
 //! `docs/perf-notes/bind.md`).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard};
 
 use mmm_engine::{
@@ -184,32 +183,9 @@ pub struct Shared {
 /// Entries a `Shared` map holds before it is emptied and refilled.
 const SHARED_LIMIT: usize = 1 << 16;
 
-type ByAddress = BuildHasherDefault<AddressHasher>;
-
-/// Hashes the addresses that key `Shared` (a multiply and a fold; SipHash would cost about
-/// as much as the string it saves).
-#[derive(Default)]
-pub struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `usize` keys are hashed here; bytes are hashed FNV-1a style for completeness.
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        // Addresses are aligned, so their low bits carry nothing: fold the product's high
-        // bits (where the multiply mixes) into the low ones (which pick the bucket).
-        let h = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = h ^ (h >> 32);
-    }
-}
+/// The hasher of `Shared`'s address keys: foldhash, the workspace's fast hasher (SipHash
+/// would cost about as much as the string it saves).
+type ByAddress = foldhash::fast::RandomState;
 
 /// One decision's conversion: the shapes, and the engine's shared objects when they are
 /// free to use (`None` converts without them: another conversion holds them, which only
