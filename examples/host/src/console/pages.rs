@@ -6,5 +6,8 @@ use crate::AppState;
 
 /// Every area's routes.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(super::preferences::router())
+    Router::new()
+        .merge(super::preferences::router())
+        .merge(super::explorer::router())
+        .merge(super::playbooks::router())
 }

@@ -308,7 +308,7 @@ pub(crate) fn signal_subject(
 }
 
 /// The context with the actor's preferences and the tenant's policy from the store.
-async fn fill_context(
+pub(crate) async fn fill_context(
     state: &AppState,
     context: Option<Value>,
     tenant: Option<&str>,

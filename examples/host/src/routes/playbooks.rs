@@ -43,7 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The diagnostics' file name for a document sent in a request.
-const REQUEST_SOURCE: &str = "<request>";
+pub(crate) const REQUEST_SOURCE: &str = "<request>";
 
 /// `?tenant=`: the platform operator's choice of tenant (others may name only their own).
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -189,7 +189,7 @@ pub struct Simulation {
     pub report: ReplayReport,
 }
 
-fn entries(metas: &[PlaybookMeta]) -> Vec<PlaybookEntry> {
+pub(crate) fn entries(metas: &[PlaybookMeta]) -> Vec<PlaybookEntry> {
     let mut map: BTreeMap<(String, String), Vec<&PlaybookMeta>> = BTreeMap::new();
     for m in metas {
         map.entry((m.tenant.clone(), m.id.clone()))
@@ -247,7 +247,7 @@ pub(crate) fn list_tenant(
 }
 
 /// The version a caller addresses: its tenant's own, else the global one.
-async fn find_version(
+pub(crate) async fn find_version(
     state: &AppState,
     tenant: &str,
     id: &str,
@@ -393,6 +393,34 @@ async fn create(
     Author(caller): Author,
     YamlBody(yaml): YamlBody,
 ) -> Result<Response, AppError> {
+    let (version, warnings) = create_draft(&state, &caller, yaml).await?;
+    let tenant = &version.meta.tenant;
+    let mut location = format!(
+        "{PREFIX}/playbooks/{}/versions/{}",
+        version.meta.id, version.meta.version
+    );
+    if caller.is_operator() && tenant != GLOBAL {
+        location.push_str(&format!("?tenant={tenant}"));
+    }
+    let body = Created {
+        version: VersionInfo::from(&version.meta),
+        warnings,
+    };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// Stores a draft from its YAML as `POST /playbooks` does (the console's "save" too):
+/// the stored version and its lint warnings. 422 with the diagnostics when it does not
+/// compile or is not a draft, 403 for another tenant's, 409 when the version exists.
+pub(crate) async fn create_draft(
+    state: &AppState,
+    caller: &Caller,
+    yaml: String,
+) -> Result<(PlaybookVersion, Vec<Diagnostic>), AppError> {
     let text = yaml.clone();
     let (diagnostics, compiled) = blocking(move || {
         (
@@ -467,22 +495,8 @@ async fn create(
         json!({"status": "draft", "sha256": text_sha256(&version.yaml)}),
     );
     state.store.insert_playbook(&version, &record).await?;
-    let mut location = format!(
-        "{PREFIX}/playbooks/{}/versions/{}",
-        version.meta.id, version.meta.version
-    );
-    if caller.is_operator() && tenant != GLOBAL {
-        location.push_str(&format!("?tenant={tenant}"));
-    }
-    let body = Created {
-        version: VersionInfo::from(&version.meta),
-        warnings: diagnostics.into_iter().filter(|d| !d.is_error()).collect(),
-    };
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(response)
+    let warnings = diagnostics.into_iter().filter(|d| !d.is_error()).collect();
+    Ok((version, warnings))
 }
 
 /// One version: the YAML as authored (`Accept: application/yaml`) or JSON (default) with
@@ -582,7 +596,7 @@ async fn change_status(
     found: &PlaybookVersion,
     to: Status,
     action: &str,
-) -> Result<Json<StatusChanged>, AppError> {
+) -> Result<StatusChanged, AppError> {
     let m = &found.meta;
     let record = audit(
         state,
@@ -600,10 +614,10 @@ async fn change_status(
     if let Err(e) = state.live.reload(&*state.store).await {
         tracing::warn!(error = %e, "reloading after a status change failed; the follower retries");
     }
-    Ok(Json(StatusChanged {
+    Ok(StatusChanged {
         live_version: live_version(state, &changed).await?,
         version: VersionInfo::from(&changed),
-    }))
+    })
 }
 
 /// Publishes a draft or deprecated version. Refused (422) when `mmm validate --strict`
@@ -625,7 +639,21 @@ async fn publish(
     QueryParams(query): QueryParams<TenantQuery>,
 ) -> Result<Json<StatusChanged>, AppError> {
     let tenant = target_tenant(&caller, &query)?;
-    let found = find_writable(&state, &caller, &tenant, &path.id, path.v).await?;
+    publish_version(&state, &caller, &tenant, &path.id, path.v)
+        .await
+        .map(Json)
+}
+
+/// Publishes a version as `POST …/publish` does (the console's confirmation too); the
+/// caller's role is checked by the caller of this function.
+pub(crate) async fn publish_version(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    id: &str,
+    v: u32,
+) -> Result<StatusChanged, AppError> {
+    let found = find_writable(state, caller, tenant, id, v).await?;
     if found.meta.status == Status::Published {
         return Err(AppError::Conflict(format!(
             "playbook `{}` version {} is published already",
@@ -641,8 +669,8 @@ async fn publish(
         return Err(AppError::playbook_invalid(&diagnostics));
     }
     change_status(
-        &state,
-        &caller,
+        state,
+        caller,
         &found,
         Status::Published,
         "playbook.published",
@@ -667,7 +695,21 @@ async fn deprecate(
     QueryParams(query): QueryParams<TenantQuery>,
 ) -> Result<Json<StatusChanged>, AppError> {
     let tenant = target_tenant(&caller, &query)?;
-    let found = find_writable(&state, &caller, &tenant, &path.id, path.v).await?;
+    deprecate_version(&state, &caller, &tenant, &path.id, path.v)
+        .await
+        .map(Json)
+}
+
+/// Deprecates a version as `POST …/deprecate` does (the console's confirmation too);
+/// the caller's role is checked by the caller of this function.
+pub(crate) async fn deprecate_version(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    id: &str,
+    v: u32,
+) -> Result<StatusChanged, AppError> {
+    let found = find_writable(state, caller, tenant, id, v).await?;
     if found.meta.status != Status::Published {
         return Err(AppError::Conflict(format!(
             "playbook `{}` version {} is {}; only published versions are deprecated",
@@ -675,8 +717,8 @@ async fn deprecate(
         )));
     }
     change_status(
-        &state,
-        &caller,
+        state,
+        caller,
         &found,
         Status::Deprecated,
         "playbook.deprecated",
@@ -723,18 +765,39 @@ async fn simulate(
     body: TextBody,
 ) -> Result<Json<Simulation>, AppError> {
     let tenant = target_tenant(&caller, &query)?;
-    let found = find_version(&state, &tenant, &path.id, path.v).await?;
-    let inputs = read_signals(&body, state.settings.simulate_max_signals)?;
-    let target = (found.meta.tenant.clone(), found.meta.id.clone());
+    simulate_version(&state, &caller, &tenant, &path.id, path.v, &body)
+        .await
+        .map(Json)
+}
+
+/// The published versions a caller's decisions use: its tenant's and the global ones
+/// (every tenant's for the platform operator).
+pub(crate) async fn published_for(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+) -> Result<Vec<PlaybookVersion>, AppError> {
     let relevant =
         |m: &PlaybookMeta| caller.is_operator() || m.tenant == tenant || m.tenant == GLOBAL;
-    let published: Vec<PlaybookVersion> = state
+    Ok(state
         .store
         .published_playbooks()
         .await?
         .into_iter()
         .filter(|v| relevant(&v.meta))
-        .collect();
+        .collect())
+}
+
+/// The set with `found` as its playbook's live version, and the set without it (the
+/// live one when `found` is not published).
+pub(crate) async fn sets_with_and_without(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    found: &PlaybookVersion,
+) -> Result<(mmm_engine::PlaybookSet, mmm_engine::PlaybookSet), AppError> {
+    let target = (found.meta.tenant.clone(), found.meta.id.clone());
+    let published = published_for(state, caller, tenant).await?;
     let same = |v: &PlaybookVersion| (v.meta.tenant.clone(), v.meta.id.clone()) == target;
     let mut with: Vec<(PlaybookVersion, Status)> = published
         .iter()
@@ -749,6 +812,22 @@ async fn simulate(
         .collect();
     let with = state.live.compile_set(with).await?;
     let without = state.live.compile_set(without).await?;
+    Ok((with, without))
+}
+
+/// The shadow comparison of `POST …/simulate` (the console's too): the caller's role is
+/// checked by the caller of this function.
+pub(crate) async fn simulate_version(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    id: &str,
+    v: u32,
+    body: &TextBody,
+) -> Result<Simulation, AppError> {
+    let found = find_version(state, tenant, id, v).await?;
+    let inputs = read_signals(body, state.settings.simulate_max_signals)?;
+    let (with, without) = sets_with_and_without(state, caller, tenant, &found).await?;
     let own_tenant = (!caller.is_operator()).then(|| caller.tenant.clone());
     let report = blocking(move || {
         let primary = Engine::builder().playbooks(with).build();
@@ -786,13 +865,13 @@ async fn simulate(
         replay.finish()
     })
     .await?;
-    Ok(Json(Simulation {
+    Ok(Simulation {
         playbook: Serving {
             tenant: found.meta.tenant.clone(),
             version: found.meta.version,
         },
         report,
-    }))
+    })
 }
 
 type Input = (usize, Result<Value, ErrorInfo>);

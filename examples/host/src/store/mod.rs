@@ -188,6 +188,24 @@ pub enum DeliveryResult {
     },
 }
 
+/// A signal an author saved in the console's decision explorer (a "recorded signal"),
+/// replayed there and in a playbook version's shadow comparison.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedSignal {
+    /// Its tenant.
+    pub tenant: String,
+    /// Its id (a UUIDv7).
+    pub id: String,
+    /// The name the author gave it.
+    pub name: String,
+    /// The signal as JSON text (an envelope, or `{signal, context}`).
+    pub signal: String,
+    /// Who saved it.
+    pub recorded_by: String,
+    /// When.
+    pub recorded_at: Timestamp,
+}
+
 /// An action the host returned, remembered so outcomes and approvals can be checked
 /// against it (tenant, actor) on any replica.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -661,6 +679,29 @@ pub trait Store: Send + Sync + 'static {
         actor_id: &str,
         limit: u32,
     ) -> Result<Vec<IssuedAction>, StoreError>;
+
+    // ---- recorded signals (the console) ---------------------------------------------
+
+    /// Saves a recorded signal; [`StoreError::Conflict`] when its tenant has `max`
+    /// already, or its id exists.
+    async fn record_signal(&self, signal: &RecordedSignal, max: u32) -> Result<(), StoreError>;
+
+    /// The tenant's recorded signals, newest first, at most `limit`.
+    async fn list_recorded_signals(
+        &self,
+        tenant: &str,
+        limit: u32,
+    ) -> Result<Vec<RecordedSignal>, StoreError>;
+
+    /// One recorded signal of the tenant.
+    async fn get_recorded_signal(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<RecordedSignal>, StoreError>;
+
+    /// Deletes a recorded signal of the tenant; whether there was one.
+    async fn delete_recorded_signal(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
 
     /// Stores a new approval; [`StoreError::Conflict`] when its id exists.
     async fn insert_approval(&self, approval: &Approval) -> Result<(), StoreError>;

@@ -124,7 +124,7 @@ macro_rules! sql_store {
         use $crate::store::{
             fatigue_horizon_ms, fatigue_verdict, AuditRecord, ChainState, Count, DecisionBatch, DeliveryTarget,
             DeliveryResult, ExperimentRecord, FatigueEvent, IssuedAction, NewAudit, OutcomeRecord,
-            PlaybookMeta, PlaybookVersion, QueuedDelivery, ReceiptRow, Scope, SeenSignal, Store,
+            PlaybookMeta, PlaybookVersion, QueuedDelivery, ReceiptRow, RecordedSignal, Scope, SeenSignal, Store,
             StoreError, Versioned, SEEN_WINDOW_MS,
         };
 
@@ -238,6 +238,17 @@ macro_rules! sql_store {
                 action_type: text(row, "action_type")?,
                 experiment: experiment_id.zip(variant),
                 decided_at: ts(num(row, "decided_at")?)?,
+            })
+        }
+
+        fn recorded_signal(row: &DbRow) -> Result<RecordedSignal, StoreError> {
+            Ok(RecordedSignal {
+                tenant: text(row, "tenant")?,
+                id: text(row, "id")?,
+                name: text(row, "name")?,
+                signal: text(row, "signal")?,
+                recorded_by: text(row, "recorded_by")?,
+                recorded_at: ts(num(row, "recorded_at")?)?,
             })
         }
 
@@ -1367,6 +1378,98 @@ macro_rules! sql_store {
                 .iter()
                 .map(action)
                 .collect()
+            }
+
+            async fn record_signal(
+                &self,
+                r: &RecordedSignal,
+                max: u32,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.write().await?;
+                // One saver at a time per tenant, so the bound holds (PostgreSQL).
+                <$store>::lock_actor(&mut tx, &format!("recorded_signals\u{1f}{}", r.tenant))
+                    .await?;
+                let held = sqlx::query("SELECT COUNT(*) AS n FROM recorded_signals WHERE tenant = $1")
+                    .bind(&r.tenant)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                if num(&held, "n")? >= i64::from(max) {
+                    return Err(StoreError::Conflict(format!(
+                        "tenant `{}` has {max} recorded signals already (the most kept); delete some first",
+                        r.tenant
+                    )));
+                }
+                sqlx::query(
+                    "INSERT INTO recorded_signals \
+                     (tenant, id, name, signal, recorded_by, recorded_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&r.tenant)
+                .bind(&r.id)
+                .bind(&r.name)
+                .bind(&r.signal)
+                .bind(&r.recorded_by)
+                .bind(ms(r.recorded_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                commit(tx).await
+            }
+
+            async fn list_recorded_signals(
+                &self,
+                tenant: &str,
+                limit: u32,
+            ) -> Result<Vec<RecordedSignal>, StoreError> {
+                sqlx::query(
+                    "SELECT tenant, id, name, signal, recorded_by, recorded_at \
+                     FROM recorded_signals WHERE tenant = $1 \
+                     ORDER BY recorded_at DESC, id DESC LIMIT $2",
+                )
+                .bind(tenant)
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(recorded_signal)
+                .collect()
+            }
+
+            async fn get_recorded_signal(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> Result<Option<RecordedSignal>, StoreError> {
+                sqlx::query(
+                    "SELECT tenant, id, name, signal, recorded_by, recorded_at \
+                     FROM recorded_signals WHERE tenant = $1 AND id = $2",
+                )
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(self.reader())
+                .await
+                .map_err(db_err)?
+                .as_ref()
+                .map(recorded_signal)
+                .transpose()
+            }
+
+            async fn delete_recorded_signal(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.write().await?;
+                let done = sqlx::query("DELETE FROM recorded_signals WHERE tenant = $1 AND id = $2")
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                commit(tx).await?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn insert_approval(&self, a: &Approval) -> Result<(), StoreError> {
