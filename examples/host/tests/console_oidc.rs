@@ -28,12 +28,14 @@ enum Mode {
     NoTenant,
 }
 
+/// What an authorization request asked for: code challenge, nonce, redirect URI.
+type Grant = (String, String, String);
+
 #[derive(Clone)]
 struct Provider {
     issuer: String,
     mode: Arc<Mutex<Mode>>,
-    /// code → (code_challenge, nonce, redirect_uri)
-    codes: Arc<Mutex<HashMap<String, (String, String, String)>>>,
+    codes: Arc<Mutex<HashMap<String, Grant>>>,
     /// What the token endpoint saw: whether the verifier matched the challenge.
     verified_pkce: Arc<Mutex<Vec<bool>>>,
 }
