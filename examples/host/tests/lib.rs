@@ -15,6 +15,7 @@ mod auth;
 mod bad_input;
 mod common;
 mod console;
+mod console_explorer;
 mod console_oidc;
 mod decide;
 mod delivery;
