@@ -487,8 +487,8 @@ pub(crate) async fn create_draft(
         yaml,
     };
     let record = audit(
-        &state,
-        &caller,
+        state,
+        caller,
         "playbook.created",
         &version.meta,
         Value::Null,
