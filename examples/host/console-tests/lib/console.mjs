@@ -9,22 +9,33 @@ import { startHost } from './host.mjs';
 /**
  * Registers `before`/`after` hooks that start a host and a browser for the file.
  * `hostArgs` may be a function, called in `before` (after `setup`, if any), for flags
- * known only then (a provider's URL). Answers the context, filled in by `before`.
+ * known only then (a provider's URL). Answers the context, filled in by `before`
+ * (`ctx.ready` resolves then).
  */
 export function useConsole({ hostArgs = [], setup } = {}) {
-  const ctx = { host: null, browser: null, contexts: [] };
+  const ctx = { host: null, browser: null };
+  let started;
+  // A file's other `before` hooks may run alongside this one: they await `ctx.ready`.
+  ctx.ready = new Promise((resolve, reject) => { started = { resolve, reject }; });
+  ctx.ready.catch(() => {});
   before(async () => {
-    if (setup) await setup(ctx);
-    const args = typeof hostArgs === 'function' ? hostArgs(ctx) : hostArgs;
-    ctx.host = await startHost({ args });
-    ctx.browser = await launchBrowser();
+    try {
+      if (setup) await setup(ctx);
+      const args = typeof hostArgs === 'function' ? hostArgs(ctx) : hostArgs;
+      ctx.host = await startHost({ args });
+      ctx.browser = await launchBrowser();
+      started.resolve();
+    } catch (e) {
+      started.reject(e);
+      throw e;
+    }
   });
   after(async () => {
     await ctx.browser?.close();
     await ctx.host?.stop();
   });
   /** A new browser context (no cookies) and page. */
-  ctx.page = async () => newPage(ctx.browser);
+  ctx.page = async () => { await ctx.ready; return newPage(ctx.browser); };
   /** An absolute URL on the host. */
   ctx.at = (path) => new URL(path, ctx.host.url).href;
   return ctx;

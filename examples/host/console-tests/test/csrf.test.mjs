@@ -12,6 +12,7 @@ let session; // { cookie, csrf, token } of a developer signed in with the browse
 let other; // another session's csrf
 
 before(async () => {
+  await ctx.ready;
   const signedIn = async (actor) => {
     const { context, page } = await ctx.page();
     const token = await ctx.host.token({ tenant: 'acme', roles: ['developer'], actor });
