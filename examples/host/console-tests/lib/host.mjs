@@ -17,6 +17,19 @@ export const HOST_BIN = process.env.MMM_HOST_BIN ?? join(REPO, 'target/debug/mmm
 const run = promisify(execFile);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The host's Ed25519 key from its PEM. The host writes PKCS#8 v2 (with the public key),
+ * which OpenSSL 3 refuses: take the 32-byte seed and wrap it as PKCS#8 v1.
+ */
+function ed25519Key(pem) {
+  const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  const at = der.indexOf(Buffer.from('04220420', 'hex'));
+  if (at < 0) throw new Error('the host key is not an Ed25519 PKCS#8 key');
+  const seed = der.subarray(at + 4, at + 36);
+  const v1 = Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), seed]);
+  return createPrivateKey({ key: v1, format: 'der', type: 'pkcs8' });
+}
+
 /** A free TCP port on 127.0.0.1. */
 export async function freePort() {
   const server = createServer();
@@ -27,7 +40,7 @@ export async function freePort() {
 }
 
 /**
- * Starts the host and waits for `/ready`.
+ * Starts the host and waits for `/v1/mmm/ready`.
  * @param {object} [o]
  * @param {string[]} [o.args] extra `serve` flags (`--oidc-issuer …`, `--public-url …`)
  * @param {Record<string,string>} [o.env] extra environment
@@ -46,6 +59,9 @@ export async function startHost({ args = [], env = {} } = {}) {
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Should the test process die without stop(), the host goes with it.
+  const orphanGuard = () => child.kill('SIGKILL');
+  process.once('exit', orphanGuard);
   let log = '';
   const keep = (chunk) => { log = (log + chunk).slice(-20000); };
   child.stdout.on('data', keep);
@@ -75,7 +91,7 @@ export async function startHost({ args = [], env = {} } = {}) {
      */
     async expiredToken({ tenant = 'acme', roles = ['developer'], actor = 'late@acme' } = {}) {
       await host.token({ tenant, roles }); // creates the key when missing
-      const key = createPrivateKey(await readFile(join(dataDir, 'jwt-ed25519.pem'), 'utf8'));
+      const key = ed25519Key(await readFile(join(dataDir, 'jwt-ed25519.pem'), 'utf8'));
       const raw = Buffer.from(key.export({ format: 'jwk' }).x, 'base64url');
       const kid = createHash('sha256').update(raw).digest().subarray(0, 8).toString('hex');
       const now = Math.floor(Date.now() / 1000);
@@ -109,6 +125,7 @@ export async function startHost({ args = [], env = {} } = {}) {
         await exit;
         clearTimeout(timer);
       }
+      process.removeListener('exit', orphanGuard);
       await rm(dataDir, { recursive: true, force: true });
     },
   };
@@ -117,10 +134,10 @@ export async function startHost({ args = [], env = {} } = {}) {
   for (;;) {
     if (exited) {
       await host.stop();
-      throw new Error(`mmm-host exited (${JSON.stringify(exited)}) before /ready:\n${log}`);
+      throw new Error(`mmm-host exited (${JSON.stringify(exited)}) before /v1/mmm/ready:\n${log}`);
     }
     try {
-      const res = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(2000) });
+      const res = await fetch(`${url}/v1/mmm/ready`, { signal: AbortSignal.timeout(2000) });
       if (res.ok) break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) {
