@@ -228,6 +228,32 @@ pub struct ServeArgs {
     /// Hours delivered (`done`) deliveries are kept; dead ones are kept.
     #[arg(long, env = "MMM_DELIVERY_RETENTION_HOURS", default_value_t = 168)]
     pub delivery_retention_hours: u64,
+    /// The console's external origin (`https://mmm.example.com`); default
+    /// `http://<listen>`. `https://` makes the session cookie `Secure`, and OpenID Connect
+    /// redirects to `<public-url>/ui/oidc/callback`.
+    #[arg(long, env = "MMM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// The key of the console's session cookies (64 bytes, hex); default
+    /// `<data-dir>/session.key`, created on first start. Replicas share one.
+    #[arg(long, env = "MMM_SESSION_KEY_FILE")]
+    pub session_key_file: Option<PathBuf>,
+    /// The longest console session (never past the token's own expiry).
+    #[arg(long, env = "MMM_SESSION_TTL", default_value = "8h")]
+    pub session_ttl: String,
+    /// The OpenID Connect issuer the console signs people in with (discovery at
+    /// `<issuer>/.well-known/openid-configuration`).
+    #[arg(long, env = "MMM_OIDC_ISSUER", requires = "oidc_client_id")]
+    pub oidc_issuer: Option<String>,
+    /// The console's client id at the OpenID Connect provider.
+    #[arg(long, env = "MMM_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    pub oidc_client_id: Option<String>,
+    /// The client secret, for a confidential client (`client_secret_post`); a public
+    /// client relies on PKCE alone.
+    #[arg(long, env = "MMM_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
+    /// Scopes asked for.
+    #[arg(long, env = "MMM_OIDC_SCOPES", default_value = "openid")]
+    pub oidc_scopes: String,
 }
 
 impl ServeArgs {

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod engine_setup;
 pub mod error;
@@ -97,6 +98,8 @@ pub struct AppState {
     /// Rung after a decision queued webhook deliveries: wakes the delivery worker
     /// ([`delivery::worker::spawn`]) instead of waiting for its next poll.
     pub delivery_wake: Arc<tokio::sync::Notify>,
+    /// The console's settings (its cookie key, public URL, OpenID Connect provider).
+    pub console: console::Shared,
 }
 
 impl AppState {
@@ -148,7 +151,15 @@ impl AppState {
             shutdown: Arc::new(Shutdown::new()),
             fatigue: None,
             delivery_wake: Arc::new(tokio::sync::Notify::new()),
+            console: Arc::new(console::ConsoleConfig::default()),
         }
+    }
+
+    /// The same state with the console's settings.
+    #[must_use]
+    pub fn with_console(mut self, console: console::ConsoleConfig) -> Self {
+        self.console = Arc::new(console);
+        self
     }
 
     /// The same state, knowing the engine's fatigue store (for `/ready`). When it is the
@@ -198,6 +209,7 @@ pub fn app(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let settings = Arc::clone(&state.settings);
     router
+        .merge(console::router())
         .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
         .layer(middleware::from_fn(routes::query::refuse_undocumented))
         .layer(axum::extract::DefaultBodyLimit::max(settings.body_limit))
@@ -275,7 +287,12 @@ async fn problem_details(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
-    if status.as_u16() < 400 || is_problem {
+    // The console's pages answer errors as pages, for people.
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if status.as_u16() < 400 || is_problem || is_page {
         return response;
     }
     let mut replaced = REQUEST_ID

@@ -187,7 +187,8 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         Arc::clone(&plugins.metrics),
     )
     .with_fatigue(plugins.fatigue.clone())
-    .with_chain(setup.chain, Duration::from_millis(args.receipts_linger_ms));
+    .with_chain(setup.chain, Duration::from_millis(args.receipts_linger_ms))
+    .with_console(console_config(&args)?);
     let log = Arc::clone(&state.decisions);
     // Bounded so that, with the requests in flight before it, SIGTERM ends the host
     // within 10 s even when the database has gone away.
@@ -253,6 +254,10 @@ async fn run(args: ServeArgs) -> Result<(), String> {
             .mint(&claims("demo", "demo-admin", &roles, 24 * 3600))
             .map_err(|e| e.to_string())?;
         println!("mmm-host listening on http://{}", args.listen);
+        println!(
+            "console: http://{}/ui/ (sign in with the token below)",
+            args.listen
+        );
         println!("admin token for tenant `demo` (local use only, valid 24 h):");
         println!("{token}");
     }
@@ -276,6 +281,38 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The console's settings from the flags: the session key (created in the data directory
+/// on first start unless a file is named), the public URL, the session length and the
+/// OpenID Connect client.
+fn console_config(args: &ServeArgs) -> Result<mmm_host::console::ConsoleConfig, String> {
+    let key_file = args
+        .session_key_file
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("session.key"));
+    let key = mmm_host::console::load_or_create_key(&key_file)?;
+    let ttl = mmm_engine::Duration::parse(&args.session_ttl).map_err(|_| {
+        format!(
+            "--session-ttl `{}` is not a duration such as `30m`, `8h` or `1d`",
+            args.session_ttl
+        )
+    })?;
+    let oidc = match (&args.oidc_issuer, &args.oidc_client_id) {
+        (Some(issuer), Some(client_id)) => Some(mmm_host::console::oidc::OidcClient::new(
+            issuer,
+            client_id,
+            args.oidc_client_secret.clone(),
+            &args.oidc_scopes,
+        )?),
+        _ => None,
+    };
+    mmm_host::console::ConsoleConfig::new(
+        key,
+        args.public_url.as_deref(),
+        Duration::from_millis(u64::try_from(ttl.as_millis()).unwrap_or(0)),
+        oidc,
+    )
 }
 
 fn describe(e: &mmm_host::error::AppError) -> String {

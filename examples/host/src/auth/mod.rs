@@ -241,12 +241,22 @@ impl Verifier {
         if let Some(caller) = self.verified.get(token) {
             return Ok(caller);
         }
-        let (caller, exp) = self.verify_uncached(token).await?;
-        self.verified.put(token, &caller, exp);
-        Ok(caller)
+        let verified = self.verify_uncached(token).await?;
+        self.verified.put(token, &verified.caller, verified.exp);
+        Ok(verified.caller)
     }
 
-    async fn verify_uncached(&self, token: &str) -> Result<(Caller, u64), AppError> {
+    /// Verifies `token` every time (never from the memory of verified tokens) and
+    /// returns its caller, its `exp` and all its claims: for sign-ins, which need the
+    /// expiry and, for ID tokens, the `nonce`.
+    ///
+    /// # Errors
+    /// As [`Verifier::verify`].
+    pub async fn verify_token(&self, token: &str) -> Result<VerifiedToken, AppError> {
+        self.verify_uncached(token).await
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<VerifiedToken, AppError> {
         let unauthenticated = |m: String| AppError::Unauthenticated(m);
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| unauthenticated(format!("the token cannot be read: {e}")))?;
@@ -281,7 +291,8 @@ impl Verifier {
         }
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
             .map_err(|e| unauthenticated(describe(&e)))?;
-        let claims: Claims = serde_json::from_value(data.claims)
+        let all = data.claims;
+        let claims: Claims = serde_json::from_value(all.clone())
             .map_err(|e| unauthenticated(format!("the token's claims are incomplete: {e}")))?;
         if claims.tenant_id != GLOBAL && !valid_tenant(&claims.tenant_id) {
             return Err(unauthenticated(
@@ -300,15 +311,27 @@ impl Verifier {
             })?;
             roles.insert(role);
         }
-        Ok((
-            Caller {
+        Ok(VerifiedToken {
+            caller: Caller {
                 tenant: claims.tenant_id,
                 sub: claims.sub,
                 roles,
             },
-            claims.exp,
-        ))
+            exp: claims.exp,
+            claims: all,
+        })
     }
+}
+
+/// A token checked by [`Verifier::verify_token`].
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    /// Its caller.
+    pub caller: Caller,
+    /// Its `exp` (seconds since the epoch).
+    pub exp: u64,
+    /// Every claim it carries.
+    pub claims: serde_json::Value,
 }
 
 fn describe(e: &jsonwebtoken::errors::Error) -> String {

@@ -184,28 +184,52 @@ async fn change(
     action: &str,
     edit: impl Fn(&mut Map<String, Value>),
 ) -> Result<Response, AppError> {
+    let saved = change_preferences(state, tenant, &who.actor_id, &who.caller.sub, action, |p| {
+        edit(p);
+        Ok(())
+    })
+    .await?;
+    Ok(with_etag(saved.value, saved.revision))
+}
+
+/// Reads an actor's preferences, applies `edit`, validates the result as a decision's
+/// context is, and writes it with an audit record (`action`, by `sub`, before and
+/// after), retrying when another writer got in between. Shared by the API and the
+/// console, so both change preferences by the same rules.
+///
+/// # Errors
+/// What `edit` refuses; 422 when the result is not valid preferences; store errors.
+pub(crate) async fn change_preferences(
+    state: &AppState,
+    tenant: &str,
+    actor_id: &str,
+    sub: &str,
+    action: &str,
+    edit: impl Fn(&mut Map<String, Value>) -> Result<(), AppError>,
+) -> Result<crate::store::Versioned, AppError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let (before, revision) = stored(state.store.get_preferences(tenant, &who.actor_id).await?);
+        let (before, revision) = stored(state.store.get_preferences(tenant, actor_id).await?);
         let mut after = before.as_object().cloned().unwrap_or_default();
-        edit(&mut after);
+        edit(&mut after)?;
         let after = Value::Object(after);
+        validate_part("preferences", &after)?;
         let audit = NewAudit::new(
             state.clock.now(),
             tenant,
-            &who.caller.sub,
+            sub,
             action,
-            &who.actor_id,
+            actor_id,
             before,
             after.clone(),
         );
         match state
             .store
-            .put_preferences(tenant, &who.actor_id, &after, Some(revision), &audit)
+            .put_preferences(tenant, actor_id, &after, Some(revision), &audit)
             .await
         {
-            Ok(saved) => return Ok(with_etag(saved.value, saved.revision)),
+            Ok(saved) => return Ok(saved),
             Err(StoreError::Conflict(_)) if attempts < 3 => {}
             Err(e) => return Err(e.into()),
         }

@@ -653,6 +653,15 @@ pub trait Store: Send + Sync + 'static {
         action_id: &str,
     ) -> Result<Option<IssuedAction>, StoreError>;
 
+    /// The actions returned to one actor of the tenant, newest first, at most `limit`
+    /// (the console's "what I was shown").
+    async fn actions_of_actor(
+        &self,
+        tenant: &str,
+        actor_id: &str,
+        limit: u32,
+    ) -> Result<Vec<IssuedAction>, StoreError>;
+
     /// Stores a new approval; [`StoreError::Conflict`] when its id exists.
     async fn insert_approval(&self, approval: &Approval) -> Result<(), StoreError>;
 

@@ -1348,6 +1348,27 @@ macro_rules! sql_store {
                 .transpose()
             }
 
+            async fn actions_of_actor(
+                &self,
+                tenant: &str,
+                actor_id: &str,
+                limit: u32,
+            ) -> Result<Vec<IssuedAction>, StoreError> {
+                sqlx::query(&format!(
+                    "SELECT {ACTION} FROM issued_actions WHERE tenant = $1 AND actor_id = $2 \
+                     ORDER BY decided_at DESC, action_id DESC LIMIT $3"
+                ))
+                .bind(tenant)
+                .bind(actor_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(action)
+                .collect()
+            }
+
             async fn insert_approval(&self, a: &Approval) -> Result<(), StoreError> {
                 let mut tx = self.write().await?;
                 insert_approval_in(&mut tx, a).await?;
