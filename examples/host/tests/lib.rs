@@ -14,6 +14,8 @@ mod audit;
 mod auth;
 mod bad_input;
 mod common;
+mod console;
+mod console_oidc;
 mod decide;
 mod delivery;
 mod every_route;
