@@ -55,7 +55,11 @@ export async function submitToken(page, baseUrl, token) {
 
 /** Signs in with `token` and waits for the home page. */
 export async function signIn(page, baseUrl, token) {
-  await submitToken(page, baseUrl, token);
+  const res = await submitToken(page, baseUrl, token);
+  if (res.status() !== 303) {
+    const problem = await page.locator('#problem').innerText({ timeout: 1000 }).catch(() => '');
+    assert.fail(`POST /ui/signin from the browser answered ${res.status()} (303 expected): ${problem}`);
+  }
   await page.waitForURL((u) => u.pathname === '/ui/');
   await page.locator('#whoami').waitFor();
 }

@@ -76,10 +76,13 @@ test('signing out returns to the sign-in page and drops the cookie', async () =>
   const { context, page } = await ctx.page();
   await signIn(page, ctx.host.url, await ctx.host.token());
   assert.ok(await sessionCookie(context));
-  await Promise.all([
-    page.waitForURL((u) => u.pathname === '/ui/signin'),
+  const [res] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/ui/signout'),
     page.click('form#signout [type=submit]'),
   ]);
+  const problem = res.status() === 303 ? '' : await page.locator('#problem').innerText().catch(() => '');
+  assert.equal(res.status(), 303, `POST /ui/signout from the browser: ${problem}`);
+  await page.waitForURL((u) => u.pathname === '/ui/signin');
   assert.equal(await sessionCookie(context), undefined, 'the browser no longer holds mmm_session');
   await page.goto(ctx.at('/ui/'));
   assert.equal(new URL(page.url()).pathname, '/ui/signin', 'the home page asks to sign in again');
