@@ -14,6 +14,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod common;
+mod console_overview;
 mod decide;
 mod delivery;
 mod every_route;
