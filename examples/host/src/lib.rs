@@ -210,7 +210,14 @@ pub fn app(state: AppState) -> Router {
     let settings = Arc::clone(&state.settings);
     router
         .merge(console::router())
-        .fallback(|| async { problem_for_status(StatusCode::NOT_FOUND) })
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/ui/") {
+                console::PageError::NotFound("there is no such console page".to_owned())
+                    .into_response()
+            } else {
+                problem_for_status(StatusCode::NOT_FOUND).into_response()
+            }
+        })
         .layer(middleware::from_fn(routes::query::refuse_undocumented))
         .layer(axum::extract::DefaultBodyLimit::max(settings.body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), observe))

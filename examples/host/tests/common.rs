@@ -589,3 +589,146 @@ pub async fn wait_ready(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A browser on the console: keeps the cookies the host sets, sends them back, and fills
+/// in the CSRF token of the last page it read.
+pub struct Browser<'a> {
+    host: &'a Host,
+    cookies: std::collections::BTreeMap<String, String>,
+    /// The `csrf` value of the last page read.
+    pub csrf: String,
+    /// The `Set-Cookie` headers of the last response, as sent.
+    pub set_cookies: Vec<String>,
+}
+
+impl<'a> Browser<'a> {
+    /// A browser without cookies.
+    pub fn new(host: &'a Host) -> Browser<'a> {
+        Browser {
+            host,
+            cookies: Default::default(),
+            csrf: String::new(),
+            set_cookies: Vec::new(),
+        }
+    }
+
+    /// A browser signed in with `token` through the sign-in page.
+    pub async fn signed_in(host: &'a Host, token: &str) -> Browser<'a> {
+        let mut b = Browser::new(host);
+        let page = b.get("/ui/signin").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let reply = b.post_form("/ui/signin", &[("token", token)]).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
+        assert!(b.cookies.contains_key("mmm_session"), "no session cookie");
+        let home = b.get("/ui/").await;
+        assert_eq!(home.status, StatusCode::OK, "{}", home.text);
+        b
+    }
+
+    /// Whether the browser holds a cookie.
+    pub fn has_cookie(&self, name: &str) -> bool {
+        self.cookies.contains_key(name)
+    }
+
+    /// Forgets a cookie.
+    pub fn drop_cookie(&mut self, name: &str) {
+        self.cookies.remove(name);
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn remember(&mut self, reply: &Reply) {
+        self.set_cookies = reply
+            .headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
+        for line in self.set_cookies.clone() {
+            let first = line.split(';').next().unwrap_or("");
+            let Some((name, value)) = first.split_once('=') else {
+                continue;
+            };
+            let gone = line.contains("Max-Age=0") || value.is_empty();
+            if gone {
+                self.cookies.remove(name.trim());
+            } else {
+                self.cookies
+                    .insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+        }
+        if let Some(at) = reply.text.find("name=\"csrf\" value=\"") {
+            let rest = &reply.text[at + 19..];
+            if let Some(end) = rest.find('"') {
+                self.csrf = rest[..end].to_owned();
+            }
+        }
+    }
+
+    /// A request with this browser's cookies and the given headers.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if !self.cookies.is_empty() {
+            req = req.header(header::COOKIE, self.cookie_header());
+        }
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let reply = self
+            .host
+            .send(req.body(body.map_or_else(Body::empty, Body::from)).unwrap())
+            .await;
+        self.remember(&reply);
+        reply
+    }
+
+    /// `GET`.
+    pub async fn get(&mut self, uri: &str) -> Reply {
+        self.request(Method::GET, uri, &[], None).await
+    }
+
+    /// `POST` of a form, with the CSRF token of the last page read.
+    pub async fn post_form(&mut self, uri: &str, fields: &[(&str, &str)]) -> Reply {
+        let csrf = self.csrf.clone();
+        let mut all: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post_raw(uri, &all, &[]).await
+    }
+
+    /// `POST` of exactly these fields (no CSRF token added) with extra headers.
+    pub async fn post_raw(
+        &mut self,
+        uri: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.request(Method::POST, uri, headers, Some(body)).await
+    }
+
+    /// `POST` of a form, then `GET` of where it redirected (the page with its message).
+    pub async fn submit(&mut self, uri: &str, fields: &[(&str, &str)]) -> Reply {
+        let reply = self.post_form(uri, fields).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
+        let to = reply.headers[header::LOCATION].to_str().unwrap().to_owned();
+        self.get(&to).await
+    }
+}

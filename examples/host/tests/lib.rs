@@ -14,6 +14,8 @@ mod audit;
 mod auth;
 mod bad_input;
 mod common;
+mod console;
+mod console_oidc;
 mod console_overview;
 mod decide;
 mod delivery;

@@ -372,7 +372,6 @@ pub fn router() -> Router<AppState> {
         .route("/ui/oidc/callback", get(oidc::callback))
         .route("/ui/assets/{name}", get(asset))
         .merge(pages::router())
-        .fallback(|| async { PageError::NotFound("there is no such console page".to_owned()) })
         .layer(middleware::from_fn(page_headers))
 }
 
