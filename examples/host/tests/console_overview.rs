@@ -1,61 +1,14 @@
 //! The console's tenant overview (`/ui/overview`): four charts of the tenant's aggregates
 //! over a period, drawn from the same aggregation as `GET /tenants/{id}/metrics`, and the
 //! open approvals; for admins of the tenant (the platform operator names one), never per
-//! actor. Sessions are made through the real sign-in routes.
+//! actor. Sessions are made through the real sign-in routes ([`Browser`]).
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::common::{backends, Host, Reply};
+use crate::common::{backends, Browser, Host};
 
 const P: &str = "/v1/mmm";
-
-/// Signs in through `GET` and `POST /ui/signin` with `token`; returns the session cookie.
-async fn sign_in(host: &Host, token: &str) -> String {
-    let page = host
-        .send(Request::get("/ui/signin").body(Body::empty()).unwrap())
-        .await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
-    let signin = cookie(&page, "mmm_signin");
-    let value = signin.split_once('=').unwrap().1.to_owned();
-    let body: String = form_urlencoded::Serializer::new(String::new())
-        .append_pair("csrf", &value)
-        .append_pair("token", token)
-        .finish();
-    let r = host
-        .send(
-            Request::post("/ui/signin")
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(header::COOKIE, signin)
-                .body(Body::from(body))
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
-    cookie(&r, "mmm_session")
-}
-
-/// `name=value` of a cookie the response sets.
-fn cookie(r: &Reply, name: &str) -> String {
-    r.headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").to_owned())
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} cookie: {:?}", r.headers))
-}
-
-async fn page(host: &Host, session: &str, uri: &str) -> Reply {
-    host.send(
-        Request::get(uri)
-            .header(header::COOKIE, session)
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await
-}
 
 /// The markup of the element with `id` up to the end of its tag `tag`.
 fn element<'a>(html: &'a str, tag: &str, id: &str) -> &'a str {
@@ -113,7 +66,10 @@ async fn the_overview_charts_the_tenants_decisions_in_aggregate() {
             )
             .await;
         assert_eq!(other.status, StatusCode::OK, "{}", other.text);
-        let mirror = first["actions"][0]["action_id"].as_str().unwrap().to_owned();
+        let mirror = first["actions"][0]["action_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let r = host
             .json(
                 Method::POST,
@@ -134,11 +90,14 @@ async fn the_overview_charts_the_tenants_decisions_in_aggregate() {
             .to_owned();
 
         let admin = host.admin("acme");
-        let session = sign_in(&host, &admin).await;
-        let r = page(&host, &session, "/ui/overview").await;
+        let mut b = Browser::signed_in(&host, &admin).await;
+        let r = b.get("/ui/overview").await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let html = &r.text;
-        assert!(html.contains("<option value=\"7d\" selected>"), "7 days by default");
+        assert!(
+            html.contains("<option value=\"7d\" selected>"),
+            "7 days by default"
+        );
         assert!(html.contains("id=\"nav-overview\" href=\"/ui/overview\" aria-current=\"page\""));
         // The four figures, each an image named by its title and described in words.
         for id in [
@@ -179,7 +138,13 @@ async fn the_overview_charts_the_tenants_decisions_in_aggregate() {
                 "suppressed action",
                 "suppressed actions",
             ),
-            ("chart-outcomes", "outcomes", "by_result", "outcome", "outcomes"),
+            (
+                "chart-outcomes",
+                "outcomes",
+                "by_result",
+                "outcome",
+                "outcomes",
+            ),
         ] {
             let figure = element(html, "figure", chart);
             let by = m[part][key].as_object().unwrap();
@@ -201,7 +166,10 @@ async fn the_overview_charts_the_tenants_decisions_in_aggregate() {
             }
         }
         let outcomes = element(html, "figure", "chart-outcomes");
-        assert!(outcomes.contains("<title>accepted: 1 outcome</title>"), "{outcomes}");
+        assert!(
+            outcomes.contains("<title>accepted: 1 outcome</title>"),
+            "{outcomes}"
+        );
 
         // The open approval of the dual-channel multiplier; no actor named anywhere.
         let table = element(html, "table", "approvals");
@@ -224,33 +192,38 @@ async fn the_overview_charts_the_tenants_decisions_in_aggregate() {
             .json(Method::POST, &approve, &owner, &json!({"channel": "chat"}))
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        let r = page(&host, &session, "/ui/overview").await;
+        let r = b.get("/ui/overview").await;
         let table = element(&r.text, "table", "approvals");
         assert!(table.contains("<td>chat</td>"), "{table}");
         let r = host
             .json(Method::POST, &approve, &owner, &json!({"channel": "ide"}))
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        let r = page(&host, &session, "/ui/overview").await;
+        let r = b.get("/ui/overview").await;
         let table = element(&r.text, "table", "approvals");
         assert!(!table.contains(&multiplier), "{table}");
         assert!(table.contains("No approvals are waiting."), "{table}");
 
         // The period chooser.
-        let r = page(&host, &session, "/ui/overview?period=24h").await;
+        let r = b.get("/ui/overview?period=24h").await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert!(r.text.contains("<option value=\"24h\" selected>"));
         let decisions = element(&r.text, "figure", "chart-decisions");
         assert!(decisions.contains("Decisions per hour"), "{decisions}");
         assert!(decisions.contains("3 decisions in all."), "{decisions}");
         assert_eq!(decisions.matches("<g class=\"column\">").count(), 24);
-        let r = page(&host, &session, "/ui/overview?period=30d").await;
+        let r = b.get("/ui/overview?period=30d").await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let decisions = element(&r.text, "figure", "chart-decisions");
         assert_eq!(decisions.matches("<g class=\"column\">").count(), 30);
         for bad in ["period=1y", "period=", "period=7d&actor=dev-1"] {
-            let r = page(&host, &session, &format!("/ui/overview?{bad}")).await;
-            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", r.text);
+            let r = b.get(&format!("/ui/overview?{bad}")).await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{bad}: {}",
+                r.text
+            );
             assert!(r.text.contains("<h1>Not accepted</h1>"), "{}", r.text);
             assert!(r.text.contains("<p id=\"problem\">"), "{}", r.text);
             if bad.starts_with("period=") && !bad.contains('&') {
@@ -259,12 +232,10 @@ async fn the_overview_charts_the_tenants_decisions_in_aggregate() {
         }
 
         // Another tenant's overview is its own (the decision of `other` is not counted).
-        let r = page(
-            &host,
-            &sign_in(&host, &host.admin("other")).await,
-            "/ui/overview",
-        )
-        .await;
+        let r = Browser::signed_in(&host, &host.admin("other"))
+            .await
+            .get("/ui/overview")
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let decisions = element(&r.text, "figure", "chart-decisions");
         assert!(decisions.contains("1 decision in all."), "{decisions}");
@@ -276,50 +247,55 @@ async fn the_overview_is_for_admins_of_the_tenant() {
     for db in backends().await {
         let host = Host::new(db).await;
         // No session: to the sign-in page.
-        let r = host
-            .send(Request::get("/ui/overview").body(Body::empty()).unwrap())
-            .await;
+        let r = Browser::new(&host).get("/ui/overview").await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
         assert_eq!(r.headers[header::LOCATION], "/ui/signin");
 
         for roles in [&["developer"][..], &["author"], &["author", "approver"]] {
-            let session = sign_in(&host, &host.token("acme", roles, "dev-1")).await;
-            let r = page(&host, &session, "/ui/overview?tenant=acme").await;
+            let mut b = Browser::signed_in(&host, &host.token("acme", roles, "dev-1")).await;
+            let r = b.get("/ui/overview?tenant=acme").await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{roles:?}: {}", r.text);
             assert!(r.text.contains("<h1>Forbidden</h1>"), "{}", r.text);
             assert!(r.text.contains("needs the role admin"), "{}", r.text);
             assert!(!r.text.contains("chart-"), "{}", r.text);
             // Nor is the area offered.
-            let home = page(&host, &session, "/ui/").await;
+            let home = b.get("/ui/").await;
             assert!(!home.text.contains("nav-overview"), "{}", home.text);
         }
 
         // An admin of another tenant: 403, naming nothing of what was asked for.
-        let session = sign_in(&host, &host.admin("other")).await;
-        let r = page(&host, &session, "/ui/overview?tenant=acme").await;
+        let mut b = Browser::signed_in(&host, &host.admin("other")).await;
+        let r = b.get("/ui/overview?tenant=acme").await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
         assert!(r.text.contains("<h1>Forbidden</h1>"), "{}", r.text);
         assert!(!r.text.contains("acme"), "{}", r.text);
         assert!(!r.text.contains("chart-"), "{}", r.text);
-        let r = page(&host, &session, "/ui/overview?tenant=other&period=24h").await;
+        let r = b.get("/ui/overview?tenant=other&period=24h").await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert!(r.text.contains("Tenant overview: other"), "{}", r.text);
-        assert!(!r.text.contains("id=\"tenant\""), "only the operator names a tenant");
+        assert!(
+            !r.text.contains("id=\"tenant\""),
+            "only the operator names a tenant"
+        );
 
         // The platform operator names the tenant.
-        let session = sign_in(&host, &host.admin("*")).await;
-        let r = page(&host, &session, "/ui/overview").await;
+        let mut b = Browser::signed_in(&host, &host.admin("*")).await;
+        let r = b.get("/ui/overview").await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert!(r.text.contains("id=\"choose-tenant\""), "{}", r.text);
-        assert!(r.text.contains("<input id=\"tenant\" name=\"tenant\""), "{}", r.text);
+        assert!(
+            r.text.contains("<input id=\"tenant\" name=\"tenant\""),
+            "{}",
+            r.text
+        );
         assert!(!r.text.contains("chart-decisions"), "{}", r.text);
-        let r = page(&host, &session, "/ui/overview?tenant=acme").await;
+        let r = b.get("/ui/overview?tenant=acme").await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert!(r.text.contains("Tenant overview: acme"), "{}", r.text);
         assert!(r.text.contains("id=\"chart-decisions\""), "{}", r.text);
         assert!(r.text.contains("No data in this period"), "{}", r.text);
         assert!(r.text.contains("<table id=\"approvals\""), "{}", r.text);
-        let r = page(&host, &session, "/ui/overview?tenant=no%20such").await;
+        let r = b.get("/ui/overview?tenant=no%20such").await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     }
 }
