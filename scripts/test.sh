@@ -9,6 +9,8 @@ cargo test --workspace --all-targets --exclude mmm-host
 echo "==> allocations per nudge-1k decision (at most 40; counted, not timed)"
 cargo run -q -p mmm-benches --example allocs_nudge1k -- 300 40
 scripts/test-host.sh
+echo "==> mmm-host console: browser tests (Playwright driving Debian's Chromium; axe-core)"
+scripts/test-console.sh
 echo "==> mmm-host: deploy checks and the short proof runs (fuzz, redelivery, soak, flapping)"
 scripts/test-proof.sh
 echo "==> doc tests"

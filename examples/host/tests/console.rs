@@ -455,3 +455,53 @@ async fn the_api_still_answers_problem_json_and_console_pages_answer_html() {
     let reply = b.get("/ui/preferences").await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn a_developer_sees_and_changes_only_their_own_preferences() {
+    let host = Host::signing(sqlite().await, "console").await;
+    // Eve has preferences; Dev-1 must not see or change them through any console URL.
+    let mut eve = Browser::signed_in(&host, &developer(&host, "eve")).await;
+    eve.get("/ui/preferences").await;
+    eve.submit(
+        "/ui/preferences",
+        &[("category", "security"), ("action", "opt_out")],
+    )
+    .await;
+    let mut b = Browser::signed_in(&host, &developer(&host, "dev-1")).await;
+    for uri in [
+        "/ui/preferences?actor=eve",
+        "/ui/preferences?actor_id=eve&tenant=other",
+    ] {
+        let page = b.get(uri).await;
+        assert_eq!(page.status, StatusCode::OK, "{uri}");
+        assert!(page.text.contains("dev-1 · demo"));
+        assert!(!page.text.contains("security is off"), "{uri}");
+        assert!(!page.text.contains("opted out"), "{uri}: {}", page.text);
+    }
+    // A form naming another actor changes the signed-in actor's own preferences only.
+    b.submit(
+        "/ui/preferences",
+        &[
+            ("category", "build"),
+            ("action", "opt_out"),
+            ("actor_id", "eve"),
+        ],
+    )
+    .await;
+    let eve_prefs = host
+        .db
+        .store
+        .get_preferences("demo", "eve")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(eve_prefs.value["opt_out_categories"], json!(["security"]));
+    let own = host
+        .db
+        .store
+        .get_preferences("demo", "dev-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(own.value["opt_out_categories"], json!(["build"]));
+}

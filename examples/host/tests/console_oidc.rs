@@ -172,7 +172,7 @@ async fn sign_in(b: &mut Browser<'_>) -> crate::common::Reply {
         .iter()
         .find(|c| c.starts_with("mmm_oidc="))
         .unwrap();
-    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/ui/oidc"] {
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/ui/oidc", "Max-Age=600"] {
         assert!(oidc_cookie.contains(attribute), "{oidc_cookie}");
     }
     let to_provider = start.headers[header::LOCATION].to_str().unwrap().to_owned();

@@ -389,7 +389,9 @@ async fn page_headers(req: axum::extract::Request, next: Next) -> Response {
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // `same-origin`, not `no-referrer`: with no referrer, browsers send `Origin: null`
+        // on the console's own form posts, which the origin check must refuse.
+        (header::REFERRER_POLICY, "same-origin"),
     ];
     for (name, value) in fixed {
         headers.insert(name.clone(), HeaderValue::from_static(value));

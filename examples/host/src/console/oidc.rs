@@ -197,6 +197,7 @@ pub async fn start(
     .same_site(SameSite::Lax)
     .path("/ui/oidc")
     .secure(secure(&headers, &state))
+    .max_age(time::Duration::seconds(ATTEMPT_SECONDS.cast_signed()))
     .build();
     let jar = PrivateCookieJar::new(state.console.key.clone()).add(cookie);
     Ok((jar, Redirect::to(&location)).into_response())
