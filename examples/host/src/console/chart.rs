@@ -66,13 +66,13 @@ const AXIS: &str = "#4a5360";
 
 /// Longest label shown in full beside a bar; longer ones end in `…` (the tooltip and the
 /// description keep the whole label).
-const MAX_LABEL_CHARS: usize = 24;
+const MAX_LABEL_CHARS: usize = 20;
 
 // Horizontal bars: labels right-aligned before `BAR_X`, bars up to `BAR_MAX` wide, the
 // value after the bar.
-const BARS_WIDTH: i64 = 560;
-const BAR_X: i64 = 190;
-const BAR_MAX: i64 = 300;
+const BARS_WIDTH: i64 = 360;
+const BAR_X: i64 = 140;
+const BAR_MAX: i64 = 180;
 const ROW: i64 = 28;
 const BAR_H: i64 = 18;
 const TOP: i64 = 8;
@@ -123,7 +123,7 @@ fn open(out: &mut String, id: &str, width: i64, height: i64, title: &str, desc: 
     let id = escape(id);
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" aria-labelledby="{id}-title" aria-describedby="{id}-desc" viewBox="0 0 {width} {height}" width="100%" fill="{INK}">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" aria-labelledby="{id}-title" aria-describedby="{id}-desc" viewBox="0 0 {width} {height}" width="{width}" height="{height}" fill="{INK}">"#
     );
     let _ = write!(
         out,
@@ -440,7 +440,7 @@ mod tests {
         let s = svg.as_str();
         assert!(!s.contains("style"), "{s}");
         assert!(s.contains(&format!("<title>{long}: 1 action</title>")));
-        assert!(s.contains(">a-playbook-id-that-is-m…</text>"), "{s}");
+        assert!(s.contains(">a-playbook-id-that-…</text>"), "{s}");
         let cols = columns("c", "t", ACTIONS, HOUR, "Hour", &[column("00", 1)]);
         assert!(!cols.as_str().contains("style"));
     }
