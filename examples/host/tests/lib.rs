@@ -16,6 +16,7 @@ mod bad_input;
 mod common;
 mod console;
 mod console_oidc;
+mod console_overview;
 mod decide;
 mod delivery;
 mod every_route;

@@ -9,8 +9,10 @@
 //! by the organisation's OpenID Connect provider ([`oidc`]); the session is an encrypted
 //! cookie ([`session`]).
 
+pub mod chart;
 pub mod flash;
 pub mod oidc;
+pub mod overview;
 pub mod pages;
 pub mod preferences;
 pub mod session;

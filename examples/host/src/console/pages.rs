@@ -6,5 +6,7 @@ use crate::AppState;
 
 /// Every area's routes.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(super::preferences::router())
+    Router::new()
+        .merge(super::preferences::router())
+        .merge(super::overview::router())
 }
