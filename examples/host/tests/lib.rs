@@ -17,6 +17,7 @@ mod common;
 mod console;
 mod console_explorer;
 mod console_oidc;
+mod console_overview;
 mod decide;
 mod delivery;
 mod every_route;

@@ -9,9 +9,11 @@
 //! by the organisation's OpenID Connect provider ([`oidc`]); the session is an encrypted
 //! cookie ([`session`]).
 
+pub mod chart;
 pub mod explorer;
 pub mod flash;
 pub mod oidc;
+pub mod overview;
 pub mod pages;
 pub mod playbooks;
 pub mod preferences;

@@ -8,6 +8,7 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(super::preferences::router())
+        .merge(super::overview::router())
         .merge(super::explorer::router())
         .merge(super::playbooks::router())
 }

@@ -95,6 +95,19 @@ fn strings(value: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Sets a list of strings, or removes the field when the list is empty (an empty list
+/// and no list mean the same, and the stored document stays minimal).
+fn set_list(prefs: &mut Map<String, Value>, key: &str, list: Vec<String>) {
+    if list.is_empty() {
+        prefs.remove(key);
+    } else {
+        prefs.insert(
+            key.to_owned(),
+            Value::Array(list.into_iter().map(Value::String).collect()),
+        );
+    }
+}
+
 /// The actor's time zone: the one of their quiet hours, else UTC.
 fn actor_zone(prefs: &Value) -> String {
     prefs
@@ -269,14 +282,7 @@ async fn categories(State(state): State<AppState>, form: Posted) -> Result<Respo
                 list.push(category.clone());
                 list.sort();
             }
-            if list.is_empty() {
-                prefs.remove("opt_out_categories");
-            } else {
-                prefs.insert(
-                    "opt_out_categories".to_owned(),
-                    Value::Array(list.into_iter().map(Value::String).collect()),
-                );
-            }
+            set_list(prefs, "opt_out_categories", list);
             Ok(())
         },
     )
@@ -429,14 +435,7 @@ async fn surfaces(State(state): State<AppState>, form: Posted) -> Result<Respons
         "preferences.updated",
         message,
         |prefs| {
-            if chosen.is_empty() {
-                prefs.remove("preferred_surfaces");
-            } else {
-                prefs.insert(
-                    "preferred_surfaces".to_owned(),
-                    Value::Array(chosen.iter().cloned().map(Value::String).collect()),
-                );
-            }
+            set_list(prefs, "preferred_surfaces", chosen.clone());
             Ok(())
         },
     )

@@ -172,12 +172,21 @@ async fn tenant_metrics(
             format!("must be before `until` ({until})"),
         ));
     }
-    let counts = state
-        .store
-        .counts(&path.tenant_id, None, since, until)
-        .await?;
+    Ok(Json(aggregate(&state, path.tenant_id, since, until).await?))
+}
+
+/// The tenant's aggregates over `[since, until)` (the hour `since` falls in counts
+/// whole): what `GET /tenants/{tenant_id}/metrics` answers, and what the console's
+/// overview draws. The caller checks the tenant.
+pub(crate) async fn aggregate(
+    state: &AppState,
+    tenant_id: String,
+    since: Timestamp,
+    until: Timestamp,
+) -> Result<TenantMetrics, AppError> {
+    let counts = state.store.counts(&tenant_id, None, since, until).await?;
     let mut out = TenantMetrics {
-        tenant_id: path.tenant_id,
+        tenant_id,
         since,
         until,
         decisions: 0,
@@ -215,5 +224,5 @@ async fn tenant_metrics(
             b.by.entry((*key).to_owned()).or_default();
         }
     }
-    Ok(Json(out))
+    Ok(out)
 }

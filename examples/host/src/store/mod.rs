@@ -228,6 +228,17 @@ pub struct IssuedAction {
     pub decided_at: Timestamp,
 }
 
+/// An approval still waiting for its channels, with the playbook of its action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpenApproval {
+    /// The approval.
+    pub approval: Approval,
+    /// The action's playbook (empty when the action is not stored).
+    pub playbook_id: String,
+    /// Its version (0 when the action is not stored).
+    pub playbook_version: u32,
+}
+
 /// One outcome (SPEC §9) as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OutcomeRecord {
@@ -719,6 +730,16 @@ pub trait Store: Send + Sync + 'static {
         tenant: &str,
         action_id: &str,
     ) -> Result<Option<Approval>, StoreError>;
+
+    /// The tenant's open approvals (`pending` or `partially_approved`, expiring after
+    /// `now`), soonest to expire first, at most `limit`, each with the playbook of its
+    /// action (the console's overview).
+    async fn open_approvals(
+        &self,
+        tenant: &str,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<OpenApproval>, StoreError>;
 
     /// Atomically replaces an approval with `change(current)` when that returns `Ok`
     /// (the core's `ApprovalStore::update` contract); the row is locked meanwhile.

@@ -123,7 +123,7 @@ macro_rules! sql_store {
         use $crate::store::sql::{big, db_err, hour_bucket, int, ms, scope_binds, ts};
         use $crate::store::{
             fatigue_horizon_ms, fatigue_verdict, AuditRecord, ChainState, Count, DecisionBatch, DeliveryTarget,
-            DeliveryResult, ExperimentRecord, FatigueEvent, IssuedAction, NewAudit, OutcomeRecord,
+            DeliveryResult, ExperimentRecord, FatigueEvent, IssuedAction, NewAudit, OpenApproval, OutcomeRecord,
             PlaybookMeta, PlaybookVersion, QueuedDelivery, ReceiptRow, RecordedSignal, Scope, SeenSignal, Store,
             StoreError, Versioned, SEEN_WINDOW_MS,
         };
@@ -1508,6 +1508,37 @@ macro_rules! sql_store {
                     .as_ref()
                     .map(approval)
                     .transpose()
+            }
+
+            async fn open_approvals(
+                &self,
+                tenant: &str,
+                now: Timestamp,
+                limit: u32,
+            ) -> Result<Vec<OpenApproval>, StoreError> {
+                sqlx::query(
+                    "SELECT a.record, COALESCE(i.playbook_id, '') AS playbook_id, \
+                     CAST(COALESCE(i.playbook_version, 0) AS BIGINT) AS playbook_version \
+                     FROM approvals a LEFT JOIN issued_actions i \
+                     ON i.tenant = a.tenant AND i.action_id = a.action_id \
+                     WHERE a.tenant = $1 AND a.state IN ('pending', 'partially_approved') \
+                     AND a.expires_at > $2 ORDER BY a.expires_at, a.approval_id LIMIT $3",
+                )
+                .bind(tenant)
+                .bind(ms(now))
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(|r| {
+                    Ok(OpenApproval {
+                        approval: approval(r)?,
+                        playbook_id: text(r, "playbook_id")?,
+                        playbook_version: int(num(r, "playbook_version")?, "playbook_version")?,
+                    })
+                })
+                .collect()
             }
 
             async fn update_approval(
