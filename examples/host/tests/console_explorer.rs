@@ -7,7 +7,7 @@ use axum::http::{header, StatusCode};
 use mmm_host::store::RecordedSignal;
 use serde_json::{json, Value};
 
-use crate::common::{sqlite, ts, Browser, Host, NOW};
+use crate::common::{backends, sqlite, ts, Browser, Host, NOW};
 
 fn large_pr(actor: &str, lines: u32, files: Value) -> Value {
     json!({"tenant_id": "demo", "actor_id": actor, "kind": "pr.opened", "source": "scm",
@@ -189,109 +189,111 @@ async fn another_tenants_signal_is_refused_naming_tenant_id() {
 
 #[tokio::test]
 async fn recorded_signals_are_saved_listed_picked_deleted_and_bounded() {
-    let host = Host::signing(sqlite().await, "console").await;
-    let mut b = Browser::signed_in(&host, &host.token("demo", &["author"], "alice")).await;
-    b.get("/ui/explorer").await;
-    let signal = large_pr("dev-1", 420, json!(3));
-    let page = b
-        .submit(
-            "/ui/explorer",
-            &[
-                ("signal", &signal.to_string()),
-                ("name", "a large PR"),
-                ("intent", "save"),
-            ],
-        )
-        .await;
-    assert!(page.text.contains("Saved the signal"), "{}", page.text);
-    let pick = element(&page.text, "select", "sample");
-    assert!(pick.contains("a large PR (alice)"), "{pick}");
-    // The picked sample is in the text area.
-    assert!(page.text.contains("&#34;dev-1&#34;"), "{}", page.text);
-    let stored = host
-        .db
-        .store
-        .list_recorded_signals("demo", 10)
-        .await
-        .unwrap();
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].recorded_by, "alice");
-    // Another tenant does not see it.
-    let mut other = Browser::signed_in(&host, &host.token("acme", &["author"], "bob")).await;
-    let theirs = other.get("/ui/explorer").await;
-    assert!(!theirs.text.contains("a large PR"));
-    let picked = other
-        .get(&format!("/ui/explorer?sample={}", stored[0].id))
-        .await;
-    assert_eq!(picked.status, StatusCode::NOT_FOUND);
+    for db in backends().await {
+        let host = Host::signing(db, "console").await;
+        let mut b = Browser::signed_in(&host, &host.token("demo", &["author"], "alice")).await;
+        b.get("/ui/explorer").await;
+        let signal = large_pr("dev-1", 420, json!(3));
+        let page = b
+            .submit(
+                "/ui/explorer",
+                &[
+                    ("signal", &signal.to_string()),
+                    ("name", "a large PR"),
+                    ("intent", "save"),
+                ],
+            )
+            .await;
+        assert!(page.text.contains("Saved the signal"), "{}", page.text);
+        let pick = element(&page.text, "select", "sample");
+        assert!(pick.contains("a large PR (alice)"), "{pick}");
+        // The picked sample is in the text area.
+        assert!(page.text.contains("&#34;dev-1&#34;"), "{}", page.text);
+        let stored = host
+            .db
+            .store
+            .list_recorded_signals("demo", 10)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].recorded_by, "alice");
+        // Another tenant does not see it.
+        let mut other = Browser::signed_in(&host, &host.token("acme", &["author"], "bob")).await;
+        let theirs = other.get("/ui/explorer").await;
+        assert!(!theirs.text.contains("a large PR"));
+        let picked = other
+            .get(&format!("/ui/explorer?sample={}", stored[0].id))
+            .await;
+        assert_eq!(picked.status, StatusCode::NOT_FOUND);
 
-    // Not a signal: refused before it is saved.
-    let bad = b
-        .post_form(
-            "/ui/explorer",
-            &[
-                ("signal", "{\"tenant_id\": \"demo\", \"kind\": 3}"),
-                ("name", "broken"),
-                ("intent", "save"),
-            ],
-        )
-        .await;
-    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
-    let unnamed = b
-        .post_form(
-            "/ui/explorer",
-            &[
-                ("signal", &signal.to_string()),
-                ("name", " "),
-                ("intent", "save"),
-            ],
-        )
-        .await;
-    assert_eq!(unnamed.status, StatusCode::UNPROCESSABLE_ENTITY);
+        // Not a signal: refused before it is saved.
+        let bad = b
+            .post_form(
+                "/ui/explorer",
+                &[
+                    ("signal", "{\"tenant_id\": \"demo\", \"kind\": 3}"),
+                    ("name", "broken"),
+                    ("intent", "save"),
+                ],
+            )
+            .await;
+        assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+        let unnamed = b
+            .post_form(
+                "/ui/explorer",
+                &[
+                    ("signal", &signal.to_string()),
+                    ("name", " "),
+                    ("intent", "save"),
+                ],
+            )
+            .await;
+        assert_eq!(unnamed.status, StatusCode::UNPROCESSABLE_ENTITY);
 
-    // Deleted.
-    b.get("/ui/explorer").await;
-    let page = b
-        .submit("/ui/explorer/delete", &[("sample", &stored[0].id)])
-        .await;
-    assert!(page.text.contains("Deleted the sample"), "{}", page.text);
-    assert!(host
-        .db
-        .store
-        .list_recorded_signals("demo", 10)
-        .await
-        .unwrap()
-        .is_empty());
+        // Deleted.
+        b.get("/ui/explorer").await;
+        let page = b
+            .submit("/ui/explorer/delete", &[("sample", &stored[0].id)])
+            .await;
+        assert!(page.text.contains("Deleted the sample"), "{}", page.text);
+        assert!(host
+            .db
+            .store
+            .list_recorded_signals("demo", 10)
+            .await
+            .unwrap()
+            .is_empty());
 
-    // At most 200 per tenant.
-    for i in 0..200 {
-        let r = RecordedSignal {
-            tenant: "demo".to_owned(),
-            id: format!("s{i:03}"),
-            name: format!("sample {i}"),
-            signal: signal.to_string(),
-            recorded_by: "seed".to_owned(),
-            recorded_at: ts(NOW),
-        };
-        host.db.store.record_signal(&r, 200).await.unwrap();
+        // At most 200 per tenant.
+        for i in 0..200 {
+            let r = RecordedSignal {
+                tenant: "demo".to_owned(),
+                id: format!("s{i:03}"),
+                name: format!("sample {i}"),
+                signal: signal.to_string(),
+                recorded_by: "seed".to_owned(),
+                recorded_at: ts(NOW),
+            };
+            host.db.store.record_signal(&r, 200).await.unwrap();
+        }
+        let full = b
+            .post_form(
+                "/ui/explorer",
+                &[
+                    ("signal", &signal.to_string()),
+                    ("name", "one too many"),
+                    ("intent", "save"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            full.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            full.text
+        );
+        assert!(full.text.contains("200 recorded signals"), "{}", full.text);
     }
-    let full = b
-        .post_form(
-            "/ui/explorer",
-            &[
-                ("signal", &signal.to_string()),
-                ("name", "one too many"),
-                ("intent", "save"),
-            ],
-        )
-        .await;
-    assert_eq!(
-        full.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        full.text
-    );
-    assert!(full.text.contains("200 recorded signals"), "{}", full.text);
 }
 
 #[tokio::test]
@@ -340,125 +342,127 @@ async fn a_broken_drafts_diagnostic_is_under_its_line_and_nothing_is_saved() {
 
 #[tokio::test]
 async fn a_draft_saved_then_published_through_the_confirmation_goes_live() {
-    let host = Host::signing(sqlite().await, "console").await;
-    let admin = host.token("demo", &["admin"], "ada");
-    let author = host.token("demo", &["author"], "alice");
-    let mut a = Browser::signed_in(&host, &author).await;
-    a.get("/ui/playbooks/new").await;
-    let page = a
-        .submit(
-            "/ui/playbooks/new",
-            &[("yaml", &draft(4)), ("intent", "save")],
-        )
-        .await;
-    assert!(
-        page.text.contains("Saved large-pr v4 as a draft"),
-        "{}",
-        page.text
-    );
-    assert!(page.text.contains("<li id=\"L1\""), "{}", page.text);
-    assert!(page.text.contains("id=\"simulate\""));
-    // The same version again: 409.
-    a.get("/ui/playbooks/new").await;
-    let again = a
-        .post_form(
-            "/ui/playbooks/new",
-            &[("yaml", &draft(4)), ("intent", "save")],
-        )
-        .await;
-    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    for db in backends().await {
+        let host = Host::signing(db, "console").await;
+        let admin = host.token("demo", &["admin"], "ada");
+        let author = host.token("demo", &["author"], "alice");
+        let mut a = Browser::signed_in(&host, &author).await;
+        a.get("/ui/playbooks/new").await;
+        let page = a
+            .submit(
+                "/ui/playbooks/new",
+                &[("yaml", &draft(4)), ("intent", "save")],
+            )
+            .await;
+        assert!(
+            page.text.contains("Saved large-pr v4 as a draft"),
+            "{}",
+            page.text
+        );
+        assert!(page.text.contains("<li id=\"L1\""), "{}", page.text);
+        assert!(page.text.contains("id=\"simulate\""));
+        // The same version again: 409.
+        a.get("/ui/playbooks/new").await;
+        let again = a
+            .post_form(
+                "/ui/playbooks/new",
+                &[("yaml", &draft(4)), ("intent", "save")],
+            )
+            .await;
+        assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
 
-    // The list.
-    let list = a.get("/ui/playbooks").await;
-    let table = element(&list.text, "table", "playbooks");
-    assert!(
-        table.contains("data-playbook=\"large-pr\" data-tenant=\"demo\""),
-        "{table}"
-    );
-    assert!(table.contains("/ui/playbooks/demo/large-pr/4"), "{table}");
+        // The list.
+        let list = a.get("/ui/playbooks").await;
+        let table = element(&list.text, "table", "playbooks");
+        assert!(
+            table.contains("data-playbook=\"large-pr\" data-tenant=\"demo\""),
+            "{table}"
+        );
+        assert!(table.contains("/ui/playbooks/demo/large-pr/4"), "{table}");
 
-    // The shadow comparison: 200 lines differ (the draft acts, the live set does not).
-    let href = "/ui/playbooks/demo/large-pr/4";
-    a.get(href).await;
-    let signals = format!(
-        "{}\n{}",
-        large_pr("dev-1", 200, json!(3)),
-        large_pr("dev-2", 50, json!(3))
-    );
-    let sim = a
-        .post_form(&format!("{href}/simulate"), &[("signals", &signals)])
-        .await;
-    assert_eq!(sim.status, StatusCode::OK, "{}", sim.text);
-    let diff = element(&sim.text, "table", "differences");
-    assert!(diff.contains("pr.opened (dev-1)"), "{diff}");
-    assert!(!diff.contains("dev-2"), "{diff}");
-    assert!(sim
-        .text
-        .contains("2 signals replayed, 1 decided differently"));
+        // The shadow comparison: 200 lines differ (the draft acts, the live set does not).
+        let href = "/ui/playbooks/demo/large-pr/4";
+        a.get(href).await;
+        let signals = format!(
+            "{}\n{}",
+            large_pr("dev-1", 200, json!(3)),
+            large_pr("dev-2", 50, json!(3))
+        );
+        let sim = a
+            .post_form(&format!("{href}/simulate"), &[("signals", &signals)])
+            .await;
+        assert_eq!(sim.status, StatusCode::OK, "{}", sim.text);
+        let diff = element(&sim.text, "table", "differences");
+        assert!(diff.contains("pr.opened (dev-1)"), "{diff}");
+        assert!(!diff.contains("dev-2"), "{diff}");
+        assert!(sim
+            .text
+            .contains("2 signals replayed, 1 decided differently"));
 
-    // An author cannot publish: no button, and the confirmation and its POST are 403.
-    assert!(!sim.text.contains("id=\"publish\""));
-    let confirm = a.get(&format!("{href}/publish")).await;
-    assert_eq!(confirm.status, StatusCode::FORBIDDEN);
-    let posted = a.post_form(&format!("{href}/publish"), &[]).await;
-    assert_eq!(posted.status, StatusCode::FORBIDDEN);
+        // An author cannot publish: no button, and the confirmation and its POST are 403.
+        assert!(!sim.text.contains("id=\"publish\""));
+        let confirm = a.get(&format!("{href}/publish")).await;
+        assert_eq!(confirm.status, StatusCode::FORBIDDEN);
+        let posted = a.post_form(&format!("{href}/publish"), &[]).await;
+        assert_eq!(posted.status, StatusCode::FORBIDDEN);
 
-    // The admin publishes through the confirmation.
-    let mut b = Browser::signed_in(&host, &admin).await;
-    let page = b.get(href).await;
-    assert!(page.text.contains("id=\"publish\""), "{}", page.text);
-    let confirm = b.get(&format!("{href}/publish")).await;
-    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.text);
-    let form = element(&confirm.text, "form", "confirm");
-    assert!(
-        form.contains("large-pr v4 becomes live for tenant demo (no version is live now)"),
-        "{form}"
-    );
-    // Showing the confirmation changed nothing.
-    let before = host.get("/v1/mmm/playbooks/large-pr", &admin).await.json();
-    assert_eq!(before["serving"]["tenant"], "*");
-    // Without the CSRF token: refused, nothing changes.
-    let refused = b
-        .post_raw(&format!("{href}/publish"), &[("csrf", "nope")], &[])
-        .await;
-    assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    b.get(&format!("{href}/publish")).await;
-    let page = b.submit(&format!("{href}/publish"), &[]).await;
-    assert!(page.text.contains("Published large-pr v4"), "{}", page.text);
-    let after = host.get("/v1/mmm/playbooks/large-pr", &admin).await.json();
-    assert_eq!(after["serving"], json!({"tenant": "demo", "version": 4}));
-    assert!(page.text.contains("id=\"deprecate\""));
+        // The admin publishes through the confirmation.
+        let mut b = Browser::signed_in(&host, &admin).await;
+        let page = b.get(href).await;
+        assert!(page.text.contains("id=\"publish\""), "{}", page.text);
+        let confirm = b.get(&format!("{href}/publish")).await;
+        assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.text);
+        let form = element(&confirm.text, "form", "confirm");
+        assert!(
+            form.contains("large-pr v4 becomes live for tenant demo (no version is live now)"),
+            "{form}"
+        );
+        // Showing the confirmation changed nothing.
+        let before = host.get("/v1/mmm/playbooks/large-pr", &admin).await.json();
+        assert_eq!(before["serving"]["tenant"], "*");
+        // Without the CSRF token: refused, nothing changes.
+        let refused = b
+            .post_raw(&format!("{href}/publish"), &[("csrf", "nope")], &[])
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        b.get(&format!("{href}/publish")).await;
+        let page = b.submit(&format!("{href}/publish"), &[]).await;
+        assert!(page.text.contains("Published large-pr v4"), "{}", page.text);
+        let after = host.get("/v1/mmm/playbooks/large-pr", &admin).await.json();
+        assert_eq!(after["serving"], json!({"tenant": "demo", "version": 4}));
+        assert!(page.text.contains("id=\"deprecate\""));
 
-    // Deprecate: the confirmation names what becomes live.
-    let confirm = b.get(&format!("{href}/deprecate")).await;
-    let form = element(&confirm.text, "form", "confirm");
-    assert!(
-        form.contains(
-            "deprecating the live v4 leaves large-pr with no live version for tenant demo"
-        ),
-        "{form}"
-    );
-    b.submit(&format!("{href}/deprecate"), &[]).await;
-    let after = host.get("/v1/mmm/playbooks/large-pr", &admin).await.json();
-    assert_eq!(after["serving"]["tenant"], "*");
-    // Both changes are audited as the API audits them.
-    let audit = host
-        .db
-        .store
-        .list_audit(
-            mmm_host::store::Scope::Only("demo"),
-            jiff::Timestamp::UNIX_EPOCH,
-            0,
-            100,
-        )
-        .await
-        .unwrap();
-    for action in [
-        "playbook.created",
-        "playbook.published",
-        "playbook.deprecated",
-    ] {
-        assert!(audit.iter().any(|a| a.action == action), "{action}");
+        // Deprecate: the confirmation names what becomes live.
+        let confirm = b.get(&format!("{href}/deprecate")).await;
+        let form = element(&confirm.text, "form", "confirm");
+        assert!(
+            form.contains(
+                "deprecating the live v4 leaves large-pr with no live version for tenant demo"
+            ),
+            "{form}"
+        );
+        b.submit(&format!("{href}/deprecate"), &[]).await;
+        let after = host.get("/v1/mmm/playbooks/large-pr", &admin).await.json();
+        assert_eq!(after["serving"]["tenant"], "*");
+        // Both changes are audited as the API audits them.
+        let audit = host
+            .db
+            .store
+            .list_audit(
+                mmm_host::store::Scope::Only("demo"),
+                jiff::Timestamp::UNIX_EPOCH,
+                0,
+                100,
+            )
+            .await
+            .unwrap();
+        for action in [
+            "playbook.created",
+            "playbook.published",
+            "playbook.deprecated",
+        ] {
+            assert!(audit.iter().any(|a| a.action == action), "{action}");
+        }
     }
 }
 
