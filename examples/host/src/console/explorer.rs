@@ -21,7 +21,7 @@ use serde_json::Value;
 use super::{flash, render, Chrome, PageError, Posted, Session};
 use crate::auth::Role;
 use crate::error::AppError;
-use crate::routes::decide::{check_context, fill_context, signal_subject};
+use crate::routes::decide::{fill_context, signal_subject};
 use crate::routes::playbooks::{blocking, find_version, published_for, sets_with_and_without};
 use crate::store::{RecordedSignal, Scope};
 use crate::AppState;
@@ -180,24 +180,18 @@ fn pretty(text: &str) -> String {
         .unwrap_or_else(|| text.to_owned())
 }
 
-/// The pasted text as a signal and its context: an envelope, or `{signal, context}`.
+/// The pasted text as a signal and its context: an envelope, or `{signal, context}`, read
+/// as the broker intake reads a message.
 fn read_input(text: &str) -> Result<(Value, Option<Value>), PageError> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| PageError::Invalid(format!("the signal is not JSON: {e}")))?;
-    let is_pair = value.as_object().is_some_and(|m| {
-        m.contains_key("signal") && m.keys().all(|k| k == "signal" || k == "context")
-    });
-    if is_pair {
-        let mut map = match value {
-            Value::Object(map) => map,
-            _ => serde_json::Map::new(),
-        };
-        let signal = map.remove("signal").unwrap_or(Value::Null);
-        let context = check_context(map.remove("context"))?;
-        Ok((signal, context))
-    } else {
-        Ok((value, None))
-    }
+    let Value::Object(map) = value else {
+        return Err(PageError::Invalid(
+            "the signal must be a JSON object: an envelope, or {\"signal\", \"context\"}"
+                .to_owned(),
+        ));
+    };
+    Ok(crate::intake::signal_and_context(map)?)
 }
 
 /// Refuses another tenant's signal, naming `tenant_id` (422), as the simulate route does.
@@ -218,13 +212,8 @@ fn own_signal(session: &Session, signal: &Value) -> Result<(), PageError> {
 async fn act(State(state): State<AppState>, posted: Posted) -> Result<Response, PageError> {
     let session = &posted.session;
     session.require(ROLES, WHAT)?;
+    // Within the host's body limit: `Posted` read at most that much.
     let text = posted.get("signal").unwrap_or("").to_owned();
-    if text.len() > state.settings.body_limit {
-        return Err(PageError::Invalid(format!(
-            "the signal is larger than {} bytes",
-            state.settings.body_limit
-        )));
-    }
     match posted.get("intent").unwrap_or("decide") {
         "save" => save(&state, session, &text, posted.get("name").unwrap_or("")).await,
         "load" => {
@@ -397,18 +386,11 @@ fn outcome(set: &str, d: &Decision) -> Outcome {
                 .rendered
                 .iter()
                 .map(|(surface, text)| {
-                    if MARKDOWN.contains(surface) {
-                        Rendering {
-                            surface: surface.as_str().to_owned(),
-                            html: Some(markdown(text)),
-                            text: None,
-                        }
-                    } else {
-                        Rendering {
-                            surface: surface.as_str().to_owned(),
-                            html: None,
-                            text: Some(text.clone()),
-                        }
+                    let is_markdown = MARKDOWN.contains(surface);
+                    Rendering {
+                        surface: surface.as_str().to_owned(),
+                        html: is_markdown.then(|| markdown(text)),
+                        text: (!is_markdown).then(|| text.clone()),
                     }
                 })
                 .collect(),

@@ -168,21 +168,29 @@ pub fn load_or_create_key(path: &std::path::Path) -> Result<Key, String> {
 }
 
 /// What a page could not do, shown as a page (never problem JSON: a person reads it).
-#[derive(Debug)]
+/// Displays as its detail.
+#[derive(Debug, thiserror::Error)]
 pub enum PageError {
     /// No session: to the sign-in page.
+    #[error("sign in first")]
     SignIn,
     /// 401 with a reason (a refused token or ID token).
+    #[error("{0}")]
     Unauthenticated(String),
     /// 403.
+    #[error("{0}")]
     Forbidden(String),
     /// 404.
+    #[error("{0}")]
     NotFound(String),
     /// 422: the input breaks a rule.
+    #[error("{0}")]
     Invalid(String),
     /// 503: a service the page needs is down.
+    #[error("{0}")]
     Unavailable(String),
     /// 500: logged, never shown.
+    #[error("{0}")]
     Internal(String),
 }
 

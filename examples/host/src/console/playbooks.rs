@@ -97,9 +97,7 @@ async fn list(
                 .get(&(e.tenant.clone(), e.id.clone()))
                 .cloned()
                 .unwrap_or_else(|| "—".to_owned()),
-            live: e
-                .live_version
-                .map_or_else(|| "none".to_owned(), |v| format!("v{v}")),
+            live: live_text(e.live_version),
             changed: e
                 .versions
                 .iter()
@@ -130,6 +128,11 @@ async fn list(
     Ok((jar, render(&page)).into_response())
 }
 
+/// A live version as shown: `v3`, or `none`.
+fn live_text(version: Option<u32>) -> String {
+    version.map_or_else(|| "none".to_owned(), |v| format!("v{v}"))
+}
+
 fn version_href(tenant: &str, id: &str, v: u32) -> String {
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     format!("/ui/playbooks/{}/{}/{v}", enc(tenant), enc(id))
@@ -155,7 +158,7 @@ fn annotate(yaml: &str, diagnostics: &[Diagnostic]) -> (Vec<Line>, Vec<Listed>) 
             .column
             .map(|c| format!(", column {c}"))
             .unwrap_or_default();
-        format!("{} {}{column}: {}", d.severity_word(), d.rule, d.message)
+        format!("{} {}{column}: {}", d.severity.as_str(), d.rule, d.message)
     };
     let mut lines: Vec<Line> = yaml
         .lines()
@@ -187,20 +190,6 @@ fn annotate(yaml: &str, diagnostics: &[Diagnostic]) -> (Vec<Line>, Vec<Listed>) 
     (lines, listed)
 }
 
-trait SeverityWord {
-    fn severity_word(&self) -> &'static str;
-}
-
-impl SeverityWord for Diagnostic {
-    fn severity_word(&self) -> &'static str {
-        if self.is_error() {
-            "error"
-        } else {
-            "warning"
-        }
-    }
-}
-
 #[derive(Template)]
 #[template(path = "console/playbook_new.html")]
 struct NewPage {
@@ -212,7 +201,7 @@ struct NewPage {
     diagnostics: Vec<Listed>,
 }
 
-async fn new_page(State(_state): State<AppState>, session: Session) -> Result<Response, PageError> {
+async fn new_page(session: Session) -> Result<Response, PageError> {
     session.require(ROLES, WHAT)?;
     Ok(render(&NewPage {
         chrome: Chrome::new(&session, "New draft", "/ui/playbooks"),
@@ -254,18 +243,11 @@ async fn new_post(State(state): State<AppState>, posted: Posted) -> Result<Respo
             ))
         }
         Err(AppError::Conflict(m)) => Ok(shown(StatusCode::CONFLICT, Some(m), &diagnostics)),
-        Err(e @ AppError::Invalid { .. }) => {
-            let problem = PageError::from(e);
-            let text = match problem {
-                PageError::Invalid(t) => t,
-                _ => String::new(),
-            };
-            Ok(shown(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(text),
-                &diagnostics,
-            ))
-        }
+        Err(e @ AppError::Invalid { .. }) => Ok(shown(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(PageError::from(e).to_string()),
+            &diagnostics,
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -284,14 +266,13 @@ async fn visible(
     session: &Session,
     path: &VersionPath,
 ) -> Result<PlaybookVersion, PageError> {
-    let caller = session.caller();
     let not_found = || {
         PageError::NotFound(format!(
             "no playbook `{}` version {}",
             path.id, path.version
         ))
     };
-    if !(caller.is_operator() || path.tenant == session.tenant || path.tenant == GLOBAL) {
+    if !session.caller().can_see(&path.tenant) {
         return Err(not_found());
     }
     state
@@ -462,7 +443,8 @@ struct ConfirmPage {
     back: String,
 }
 
-/// The tenant scope's live version of the playbook, and the next-highest published one.
+/// The playbook's published versions in the version's tenant scope, highest (the live
+/// one) first.
 async fn live_versions(state: &AppState, found: &PlaybookVersion) -> Result<Vec<u32>, PageError> {
     let mut published: Vec<u32> = state
         .store
@@ -494,34 +476,19 @@ async fn confirm_publish(
     let m = &found.meta;
     let published = live_versions(&state, &found).await?;
     let live = published.first().copied();
-    let change = if m.status == Status::Published {
+    if m.status == Status::Published {
         return Err(PageError::Invalid(format!(
             "{} v{} is published already",
             m.id, m.version
         )));
-    } else if live.is_some_and(|l| l > m.version) {
-        format!(
-            "{} v{} becomes published for {}; v{} stays live (the highest published version decides)",
-            m.id,
-            m.version,
-            tenant_words(&m.tenant),
-            live.unwrap_or_default()
-        )
-    } else {
-        match live {
-            Some(l) => format!(
-                "{} v{} becomes live for {}, replacing v{l}",
-                m.id,
-                m.version,
-                tenant_words(&m.tenant)
-            ),
-            None => format!(
-                "{} v{} becomes live for {} (no version is live now)",
-                m.id,
-                m.version,
-                tenant_words(&m.tenant)
-            ),
-        }
+    }
+    let (id, v, whom) = (&m.id, m.version, tenant_words(&m.tenant));
+    let change = match live {
+        Some(l) if l > v => format!(
+            "{id} v{v} becomes published for {whom}; v{l} stays live (the highest published version decides)"
+        ),
+        Some(l) => format!("{id} v{v} becomes live for {whom}, replacing v{l}"),
+        None => format!("{id} v{v} becomes live for {whom} (no version is live now)"),
     };
     let href = version_href(&m.tenant, &m.id, m.version);
     Ok(render(&ConfirmPage {
@@ -595,9 +562,7 @@ async fn publish(
             "Published {} v{}; the live version is {}.",
             m.id,
             m.version,
-            changed
-                .live_version
-                .map_or_else(|| "none".to_owned(), |v| format!("v{v}"))
+            live_text(changed.live_version)
         ),
     ))
 }
@@ -618,9 +583,7 @@ async fn deprecate(
             "Deprecated {} v{}; the live version is {}.",
             m.id,
             m.version,
-            changed
-                .live_version
-                .map_or_else(|| "none".to_owned(), |v| format!("v{v}"))
+            live_text(changed.live_version)
         ),
     ))
 }

@@ -253,12 +253,32 @@ pub fn decode(body: &[u8], limit: usize) -> Result<Decoded, AppError> {
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| AppError::unreadable(format!("the message is not JSON: {e}"), None))?;
-    let Value::Object(mut map) = value else {
+    let Value::Object(map) = value else {
         return Err(AppError::invalid_field(
             "message",
             "must be a JSON object: a signal, or {\"signal\", \"context\"}",
         ));
     };
+    let (signal, context) = signal_and_context(map)?;
+    let (tenant, actor) = signal_subject(&broker_caller(), &signal)?;
+    Ok(Decoded {
+        signal,
+        context,
+        tenant,
+        actor,
+    })
+}
+
+/// Splits `{"signal", "context"?}`, or takes a bare signal (an object without a `signal`
+/// field), checking the context as `POST /decide` does. Shared by the broker intake and
+/// the console's decision explorer.
+///
+/// # Errors
+/// A field other than `signal` and `context` beside `signal`; a signal that is not an
+/// object; a context passing what the host fills.
+pub(crate) fn signal_and_context(
+    mut map: serde_json::Map<String, Value>,
+) -> Result<(Value, Option<Value>), AppError> {
     let (signal, context) = if map.contains_key("signal") {
         if let Some(other) = map.keys().find(|k| *k != "signal" && *k != "context") {
             return Err(AppError::invalid_field(
@@ -274,14 +294,7 @@ pub fn decode(body: &[u8], limit: usize) -> Result<Decoded, AppError> {
     if !signal.is_object() {
         return Err(AppError::invalid_field("signal", "must be a JSON object"));
     }
-    let context = check_context(context)?;
-    let (tenant, actor) = signal_subject(&broker_caller(), &signal)?;
-    Ok(Decoded {
-        signal,
-        context,
-        tenant,
-        actor,
-    })
+    Ok((signal, check_context(context)?))
 }
 
 /// The (tenant, signal id) pairs being decided in this process: a second delivery of one
