@@ -44,6 +44,17 @@ async fn large_pr_outcome(host: &Host, actor: &str) -> (usize, Vec<String>) {
     (acted, reasons)
 }
 
+/// An actor's stored preferences (they must exist).
+async fn stored(host: &Host, actor: &str) -> Value {
+    host.db
+        .store
+        .get_preferences("demo", actor)
+        .await
+        .unwrap()
+        .expect("stored preferences")
+        .value
+}
+
 fn developer(host: &Host, actor: &str) -> String {
     host.token("demo", &["developer"], actor)
 }
@@ -287,18 +298,10 @@ async fn snooze_for_an_hour_until_tomorrow_or_a_date_and_end_it() {
         .await;
     assert!(page.text.contains("Snoozed until"), "{}", page.text);
     assert!(page.text.contains("id=\"unsnooze\""));
-    let stored = host
-        .db
-        .store
-        .get_preferences("demo", "dev-42")
-        .await
-        .unwrap()
-        .unwrap();
-    let until: Timestamp = stored.value["snooze_until"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let prefs = stored(&host, "dev-42").await;
+    let until: Timestamp = prefs["snooze_until"].as_str().unwrap().parse().unwrap();
+    // Real time: the host's clock is the system clock here, and so is the engine's, whose
+    // next decision must see the snooze — the test reads the same clock both do.
     let in_an_hour = Timestamp::now().as_second() + 3600;
     assert!((until.as_second() - in_an_hour).abs() < 60, "{until}");
     let (_, reasons) = large_pr_outcome(&host, "dev-42").await;
@@ -311,14 +314,8 @@ async fn snooze_for_an_hour_until_tomorrow_or_a_date_and_end_it() {
     // Until tomorrow: 09:00 tomorrow in the actor's zone (UTC here).
     b.submit("/ui/preferences/snooze", &[("preset", "tomorrow")])
         .await;
-    let stored = host
-        .db
-        .store
-        .get_preferences("demo", "dev-42")
-        .await
-        .unwrap()
-        .unwrap();
-    let until = stored.value["snooze_until"].as_str().unwrap();
+    let prefs = stored(&host, "dev-42").await;
+    let until = prefs["snooze_until"].as_str().unwrap();
     assert!(until.ends_with("T09:00:00Z"), "{until}");
     // A date in the past is refused, naming the problem; nothing changes.
     for (date, why) in [
@@ -369,15 +366,9 @@ async fn quiet_hours_in_a_time_zone_and_preferred_surfaces() {
     assert!(page
         .text
         .contains("<option selected>Europe/Berlin</option>"));
-    let stored = host
-        .db
-        .store
-        .get_preferences("demo", "dev-42")
-        .await
-        .unwrap()
-        .unwrap();
+    let prefs = stored(&host, "dev-42").await;
     assert_eq!(
-        stored.value["quiet_hours"],
+        prefs["quiet_hours"],
         json!({"start": "19:00", "end": "08:00", "timezone": "Europe/Berlin"})
     );
     // Invalid values are refused by the same rules as a decision's context.
@@ -414,15 +405,9 @@ async fn quiet_hours_in_a_time_zone_and_preferred_surfaces() {
         "{}",
         page.text
     );
-    let stored = host
-        .db
-        .store
-        .get_preferences("demo", "dev-42")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(stored.value["preferred_surfaces"], json!(["ide", "chat"]));
-    assert_eq!(stored.value.get("quiet_hours"), None);
+    let prefs = stored(&host, "dev-42").await;
+    assert_eq!(prefs["preferred_surfaces"], json!(["ide", "chat"]));
+    assert_eq!(prefs.get("quiet_hours"), None);
     let reply = b
         .post_form("/ui/preferences/surfaces", &[("surface", "fax")])
         .await;
@@ -485,20 +470,8 @@ async fn a_developer_sees_and_changes_only_their_own_preferences() {
         ],
     )
     .await;
-    let eve_prefs = host
-        .db
-        .store
-        .get_preferences("demo", "eve")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(eve_prefs.value["opt_out_categories"], json!(["security"]));
-    let own = host
-        .db
-        .store
-        .get_preferences("demo", "dev-1")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(own.value["opt_out_categories"], json!(["build"]));
+    let eve_prefs = stored(&host, "eve").await;
+    assert_eq!(eve_prefs["opt_out_categories"], json!(["security"]));
+    let own = stored(&host, "dev-1").await;
+    assert_eq!(own["opt_out_categories"], json!(["build"]));
 }

@@ -35,6 +35,15 @@ fn element<'a>(page: &'a str, tag: &str, id: &str) -> &'a str {
     &rest[..end]
 }
 
+/// Posts the explorer's "save this signal as a sample" form.
+async fn save_sample(b: &mut Browser<'_>, signal: &str, name: &str) -> crate::common::Reply {
+    b.post_form(
+        "/ui/explorer",
+        &[("signal", signal), ("name", name), ("intent", "save")],
+    )
+    .await
+}
+
 async fn explore(b: &mut Browser<'_>, signal: &Value, set: &str) -> crate::common::Reply {
     b.post_form(
         "/ui/explorer",
@@ -162,16 +171,7 @@ async fn another_tenants_signal_is_refused_naming_tenant_id() {
         assert!(page.text.contains("id=\"problem\""), "{}", page.text);
         assert!(page.text.contains("tenant_id"), "{}", page.text);
     }
-    let saved = b
-        .post_form(
-            "/ui/explorer",
-            &[
-                ("signal", &signal.to_string()),
-                ("name", "theirs"),
-                ("intent", "save"),
-            ],
-        )
-        .await;
+    let saved = save_sample(&mut b, &signal.to_string(), "theirs").await;
     assert_eq!(
         saved.status,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -227,27 +227,9 @@ async fn recorded_signals_are_saved_listed_picked_deleted_and_bounded() {
         assert_eq!(picked.status, StatusCode::NOT_FOUND);
 
         // Not a signal: refused before it is saved.
-        let bad = b
-            .post_form(
-                "/ui/explorer",
-                &[
-                    ("signal", "{\"tenant_id\": \"demo\", \"kind\": 3}"),
-                    ("name", "broken"),
-                    ("intent", "save"),
-                ],
-            )
-            .await;
+        let bad = save_sample(&mut b, "{\"tenant_id\": \"demo\", \"kind\": 3}", "broken").await;
         assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
-        let unnamed = b
-            .post_form(
-                "/ui/explorer",
-                &[
-                    ("signal", &signal.to_string()),
-                    ("name", " "),
-                    ("intent", "save"),
-                ],
-            )
-            .await;
+        let unnamed = save_sample(&mut b, &signal.to_string(), " ").await;
         assert_eq!(unnamed.status, StatusCode::UNPROCESSABLE_ENTITY);
 
         // Deleted.
@@ -276,16 +258,7 @@ async fn recorded_signals_are_saved_listed_picked_deleted_and_bounded() {
             };
             host.db.store.record_signal(&r, 200).await.unwrap();
         }
-        let full = b
-            .post_form(
-                "/ui/explorer",
-                &[
-                    ("signal", &signal.to_string()),
-                    ("name", "one too many"),
-                    ("intent", "save"),
-                ],
-            )
-            .await;
+        let full = save_sample(&mut b, &signal.to_string(), "one too many").await;
         assert_eq!(
             full.status,
             StatusCode::UNPROCESSABLE_ENTITY,

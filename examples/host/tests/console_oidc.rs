@@ -104,6 +104,8 @@ async fn token(State(p): State<Provider>, Form(f): Form<HashMap<String, String>>
         return (StatusCode::BAD_REQUEST, "invalid_grant").into_response();
     }
     let mode = *p.mode.lock().unwrap();
+    // Real time: the host verifies `exp` against the system clock (jsonwebtoken), so the
+    // provider dates its ID tokens by that clock.
     let now = jiff::Timestamp::now().as_second();
     let mut claims = json!({
         "iss": p.issuer,

@@ -119,6 +119,8 @@ async fn the_overview_charts_the_tenants_decisions_in_aggregate() {
         assert!(decisions.contains("Every other day: 0."), "{decisions}");
 
         // The same numbers as the metrics API's over the same window (the last 7 days).
+        // Real time: the decisions above were counted in the system clock's hour, and the
+        // page's period ends at the host clock's (the system clock) current day.
         let until = jiff::Timestamp::now();
         let since = until - jiff::SignedDuration::from_hours(24 * 7);
         let m = host

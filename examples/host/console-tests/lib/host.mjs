@@ -121,6 +121,7 @@ export async function startHost({ args = [], env = {} } = {}) {
     async stop() {
       if (!exited) {
         child.kill('SIGTERM');
+        // Real time: the grace a real process gets to stop before it is killed.
         const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
         await exit;
         clearTimeout(timer);
@@ -144,6 +145,7 @@ export async function startHost({ args = [], env = {} } = {}) {
       await host.stop();
       throw new Error(`mmm-host not ready after 60 s:\n${log}`);
     }
+    // Real time: a real process is starting (migrations, the playbook set); poll it.
     await sleep(100);
   }
   return host;
