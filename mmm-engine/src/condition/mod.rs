@@ -557,6 +557,79 @@ mod tests {
         );
     }
 
+    /// `&&` over comparisons with literals, however nested, runs every test without a
+    /// short circuit: it must give Rhai's answer, also when a test the short circuit would
+    /// skip reads a path outside the subset (the program then runs with the short circuit).
+    #[test]
+    fn conjunctions_agree_with_rhai() {
+        let sandbox = Sandbox::new(ConditionLimits {
+            time_limit: std::time::Duration::from_secs(600),
+            ..ConditionLimits::default()
+        });
+        let mut rng = StdRng::seed_from_u64(11);
+        let (mut runs, mut held, mut after_give_up) = (0, 0, 0);
+        for _ in 0..1_500 {
+            let ops = ["==", "!=", "<", "<=", ">", ">="];
+            let mut src = String::new();
+            for i in 0..rng.random_range(2..5) {
+                let test = format!(
+                    "{} {} {}",
+                    random_path(&mut rng),
+                    ops[rng.random_range(0..6)],
+                    random_literal(&mut rng)
+                );
+                src = match i {
+                    0 => test,
+                    _ if rng.random_bool(0.5) => format!("({src}) && {test}"),
+                    _ => format!("{src} && ({test})"),
+                };
+            }
+            let condition = sandbox
+                .compile(&src)
+                .unwrap_or_else(|e| panic!("{src}: {}", e.message));
+            let native = condition.native.clone().unwrap_or_else(|| panic!("{src}"));
+            assert!(native.is_conjunction(), "{src}");
+            for _ in 0..4 {
+                let mut payload = Map::new();
+                for key in ["a", "b", "c", "d"] {
+                    if let Some(v) = random_value(&mut rng) {
+                        payload.insert(key.to_owned(), v);
+                    }
+                }
+                let signal = Signal::from_json(
+                    &json!({"tenant_id": "t", "actor_id": "a", "kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z",
+                            "repo": {"id": "r", "branch": "B"}, "payload": payload}),
+                    1 << 16,
+                )
+                .unwrap();
+                let ctx = json!({"x": random_value(&mut rng).unwrap_or(Value::Null)});
+                let env = Env {
+                    signal: &signal,
+                    ctx: ctx.as_object().unwrap(),
+                    now_text: "2026-11-22T10:00:00Z",
+                };
+                let helpers = HelperInputs {
+                    now: "2026-11-22T10:00:00Z".parse().unwrap(),
+                    recent: &[],
+                    zone: &jiff::tz::TimeZone::UTC,
+                };
+                let rhai = condition.evaluate_rhai(&sandbox, &env, &helpers, &mut RhaiState::new());
+                let mut cache = program::PathCache::default();
+                let glob_limits = (1 << 10, 1 << 10);
+                if let Ok(b) = native.run(&env, &mut cache, glob_limits) {
+                    runs += 1;
+                    held += usize::from(b);
+                    assert_eq!(rhai, Ok(b), "{src} with payload {payload:?}, ctx {ctx}");
+                    after_give_up += usize::from(native.all_tests_give_up(&env));
+                }
+            }
+        }
+        assert!(
+            runs > 2_000 && held > 50 && after_give_up > 300,
+            "{runs} native runs, {held} held, {after_give_up} answered by the short circuit"
+        );
+    }
+
     /// One decision's path cache serves every condition: a path resolved by one is read by
     /// the next, and a path outside the subset sends each condition that reads it to Rhai.
     #[test]

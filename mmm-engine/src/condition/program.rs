@@ -167,6 +167,11 @@ pub(crate) struct Program {
     paths: Vec<(u32, Path)>,
     /// The deepest the operand stack gets.
     depth: usize,
+    /// The tests when the program is nothing but `test && test && …` (the commonest
+    /// condition): they are then all run and their results and-ed without a branch, which
+    /// gives the same answer as the short circuit (a test has no effect) without a
+    /// mispredicted jump per test. Should one of them give up, the short circuit runs.
+    conjunction: Option<Box<[Test]>>,
 }
 
 /// Whether an expression can only produce a boolean (or give up).
@@ -312,10 +317,12 @@ impl Program {
         if !is_boolean(expr) {
             c.ops.push(Op::Bool);
         }
+        let conjunction = conjunction(&c.ops);
         (c.max_depth <= MAX_STACK).then_some(Program {
             ops: c.ops,
             paths: c.paths,
             depth: c.max_depth,
+            conjunction,
         })
     }
 
@@ -327,6 +334,11 @@ impl Program {
         cache: &mut PathCache<'a>,
         glob_limits: (usize, usize),
     ) -> Result<bool, GiveUp> {
+        if let Some(tests) = &self.conjunction {
+            if let Ok(held) = self.all_hold(tests, env, cache) {
+                return Ok(held);
+            }
+        }
         // Empty until a comparison of two computed values needs it: most programs never
         // allocate it.
         let mut stack: Vec<V<'a>> = Vec::new();
@@ -363,6 +375,38 @@ impl Program {
             };
         }
         boolean(acc)
+    }
+
+    /// Whether the program runs as a conjunction of tests.
+    #[cfg(test)]
+    pub fn is_conjunction(&self) -> bool {
+        self.conjunction.is_some()
+    }
+
+    /// Whether running every test gives up here (so that `run` answered with the short
+    /// circuit).
+    #[cfg(test)]
+    pub fn all_tests_give_up(&self, env: &Env<'_>) -> bool {
+        self.conjunction.as_ref().is_some_and(|tests| {
+            self.all_hold(tests, env, &mut PathCache::default())
+                .is_err()
+        })
+    }
+
+    /// Whether every test holds, each run (no short circuit, no branch on a result).
+    #[inline]
+    fn all_hold<'a>(
+        &'a self,
+        tests: &'a [Test],
+        env: &Env<'a>,
+        cache: &mut PathCache<'a>,
+    ) -> Result<bool, GiveUp> {
+        let mut all = true;
+        for test in tests {
+            let v = self.load(test.operand, env, cache)?;
+            all &= test.holds.on(test.ordering(v));
+        }
+        Ok(all)
     }
 
     /// Runs one instruction other than a test or a jump; returns the new `acc`.
@@ -437,6 +481,22 @@ impl Program {
             }
         }
     }
+}
+
+/// The tests of `ops` when the program is `&&` over tests and nothing else (however the
+/// `&&`s nest): such a program holds exactly when every test does.
+fn conjunction(ops: &[Op]) -> Option<Box<[Test]>> {
+    let mut tests = Vec::new();
+    for op in ops {
+        match op {
+            Op::Test(t) if matches!(t.jump, Jump::IfFalse(_) | Jump::Next) => {
+                tests.push(t.clone());
+            }
+            Op::JumpIfFalse(_) => {}
+            _ => return None,
+        }
+    }
+    (tests.len() > 1).then(|| tests.into_boxed_slice())
 }
 
 fn boolean(v: V<'_>) -> Result<bool, GiveUp> {
