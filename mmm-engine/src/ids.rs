@@ -10,6 +10,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smol_str::SmolStr;
 use uuid::timestamp::context::{ContextV7, ThreadLocalContext};
 use uuid::{Timestamp, Uuid};
 
@@ -133,119 +134,129 @@ impl<'de, const N: usize> Deserialize<'de> for InlineStr<N> {
     }
 }
 
-/// Text shared by reference count: a playbook's id, category or description appears in
-/// every decision that names it, and is copied by a counter increment, not an allocation.
+/// Text a decision shares with the compiled playbook: a playbook's id, category, trigger or
+/// description appears in every decision that names it. Short text (up to 23 bytes: most
+/// ids, categories and triggers) is held inline, so that putting it into a decision copies
+/// its bytes; longer text is shared by reference count. Copying short text inline rather
+/// than counting references matters on the hot path: a reference count lives in the
+/// playbook's allocation, so each copy and each drop was an atomic write to a cache line
+/// that the deciding thread had not touched yet (and that other threads write too).
 /// It reads, compares, hashes and serialises as the string it holds.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SharedStr(Arc<str>);
+pub struct SharedStr(SmolStr);
 
 impl SharedStr {
     /// The text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 impl Deref for SharedStr {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 impl AsRef<str> for SharedStr {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 impl Borrow<str> for SharedStr {
     fn borrow(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 impl From<Arc<str>> for SharedStr {
     fn from(text: Arc<str>) -> Self {
-        SharedStr(text)
+        SharedStr(SmolStr::from(text))
     }
 }
 
 impl From<&Arc<str>> for SharedStr {
     fn from(text: &Arc<str>) -> Self {
-        SharedStr(Arc::clone(text))
+        // Short text is copied without touching the count; long text shares it.
+        if text.len() <= SmolStr::INLINE_CAP {
+            SharedStr(SmolStr::new(&**text))
+        } else {
+            SharedStr(SmolStr::from(Arc::clone(text)))
+        }
     }
 }
 
 impl From<&str> for SharedStr {
     fn from(text: &str) -> Self {
-        SharedStr(Arc::from(text))
+        SharedStr(SmolStr::new(text))
     }
 }
 
 impl From<String> for SharedStr {
     fn from(text: String) -> Self {
-        SharedStr(Arc::from(text))
+        SharedStr(SmolStr::from(text))
     }
 }
 
 impl From<SharedStr> for String {
     fn from(text: SharedStr) -> String {
-        String::from(&*text.0)
+        String::from(text.0.as_str())
     }
 }
 
 impl PartialEq<str> for SharedStr {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.0.as_str() == other
     }
 }
 
 impl PartialEq<&str> for SharedStr {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.0.as_str() == *other
     }
 }
 
 impl PartialEq<String> for SharedStr {
     fn eq(&self, other: &String) -> bool {
-        *self.0 == **other
+        self.0.as_str() == other.as_str()
     }
 }
 
 impl PartialEq<SharedStr> for str {
     fn eq(&self, other: &SharedStr) -> bool {
-        self == &*other.0
+        self == other.0.as_str()
     }
 }
 
 impl PartialEq<SharedStr> for &str {
     fn eq(&self, other: &SharedStr) -> bool {
-        *self == &*other.0
+        *self == other.0.as_str()
     }
 }
 
 impl PartialEq<SharedStr> for String {
     fn eq(&self, other: &SharedStr) -> bool {
-        **self == *other.0
+        self.as_str() == other.0.as_str()
     }
 }
 
 impl fmt::Display for SharedStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0.as_str())
     }
 }
 
 impl fmt::Debug for SharedStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.0.as_str(), f)
     }
 }
 
 impl Serialize for SharedStr {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+        s.serialize_str(self.0.as_str())
     }
 }
 

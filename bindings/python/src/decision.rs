@@ -168,24 +168,21 @@ fn json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'
 /// a `{"id", "version"}` dict that each decision copies. Strings are immutable, so one
 /// object may appear in many decisions; the dicts are never handed out, only copied.
 ///
-/// Both maps are keyed by the address of the shared text, and each entry holds a clone of
-/// that text: while it is cached the address cannot be reused for other text. An entry is
-/// used only if its text equals the text asked for all the same (for an `Arc` of the same
-/// address the comparison stops at the pointers), so the cache stays right even if
-/// `SharedStr` ever keeps short texts inline. A reload leaves the old playbooks' entries
-/// behind until a map reaches `SHARED_LIMIT` entries and is emptied.
+/// Both maps are keyed by the text (the playbooks' by id and version): `SharedStr` keeps
+/// short texts inline, so a text's address says nothing about it. A reload leaves the old
+/// playbooks' entries behind until a map reaches `SHARED_LIMIT` entries and is emptied.
 #[derive(Default)]
 pub struct Shared {
-    strings: HashMap<usize, (SharedStr, Py<PyString>), ByAddress>,
-    playbooks: HashMap<usize, (SharedStr, u32, Py<PyDict>), ByAddress>,
+    strings: HashMap<SharedStr, Py<PyString>, ByText>,
+    playbooks: HashMap<(SharedStr, u32), Py<PyDict>, ByText>,
 }
 
 /// Entries a `Shared` map holds before it is emptied and refilled.
 const SHARED_LIMIT: usize = 1 << 16;
 
-/// The hasher of `Shared`'s address keys: foldhash, the workspace's fast hasher (SipHash
-/// would cost about as much as the string it saves).
-type ByAddress = foldhash::fast::RandomState;
+/// The hasher of `Shared`'s keys: foldhash, the workspace's fast hasher (SipHash would
+/// cost about as much as the string it saves).
+type ByText = foldhash::fast::RandomState;
 
 /// One decision's conversion: the shapes, and the engine's shared objects when they are
 /// free to use (`None` converts without them: another conversion holds them, which only
@@ -208,30 +205,23 @@ impl<'py> Out<'_, 'py> {
         let Some(shared) = self.shared.as_mut() else {
             return PyString::new(py, s);
         };
-        let key = s.as_ptr().addr();
-        if let Some((held, obj)) = shared.strings.get(&key) {
-            if held == s {
-                return obj.bind(py).clone();
-            }
+        if let Some(obj) = shared.strings.get(s.as_str()) {
+            return obj.bind(py).clone();
         }
         let obj = PyString::new(py, s);
         if shared.strings.len() >= SHARED_LIMIT {
             shared.strings.clear();
         }
-        shared
-            .strings
-            .insert(key, (s.clone(), obj.clone().unbind()));
+        shared.strings.insert(s.clone(), obj.clone().unbind());
         obj
     }
 
     /// A fresh `{"id", "version"}` dict: a copy of the engine's for this playbook version.
     fn playbook(&mut self, p: &PlaybookRef) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
-        let key = p.id.as_ptr().addr();
-        if let Some((id, version, d)) = self.shared.as_ref().and_then(|s| s.playbooks.get(&key)) {
-            if *version == p.version && *id == p.id {
-                return d.bind(py).copy();
-            }
+        let key = (p.id.clone(), p.version);
+        if let Some(d) = self.shared.as_ref().and_then(|s| s.playbooks.get(&key)) {
+            return d.bind(py).copy();
         }
         let d = new_dict(py, &self.shapes.playbook)?;
         d.set_item(intern!(py, "id"), self.text(&p.id))?;
@@ -241,9 +231,7 @@ impl<'py> Out<'_, 'py> {
                 shared.playbooks.clear();
             }
             let template = d.copy()?.unbind();
-            shared
-                .playbooks
-                .insert(key, (p.id.clone(), p.version, template));
+            shared.playbooks.insert(key, template);
         }
         Ok(d)
     }
