@@ -20,8 +20,9 @@ pub(crate) struct ActionMemo {
     /// Shared with the decision's action (and the plan).
     pub playbook_id: SharedStr,
     pub kind: ActionType,
-    /// The experiment and variant that shaped it.
-    pub experiment: Option<ExperimentRef>,
+    /// The experiment and variant that shaped it (boxed: most actions have none, and the
+    /// memory's entries stay small enough for more of them to share the cache).
+    pub experiment: Option<Box<ExperimentRef>>,
 }
 
 /// Returned actions (bounded) and outcome counts.
@@ -52,7 +53,9 @@ impl ActionMemory {
 
     /// Remembers a returned action.
     pub fn remember(&self, action_id: Id, memo: ActionMemo) {
-        self.recent.insert(action_id, memo);
+        if let Some(key) = key(&action_id) {
+            self.recent.insert(key, memo);
+        }
     }
 
     /// Remembers the actions a decision for `tenant_id` returned.
@@ -68,7 +71,7 @@ impl ActionMemory {
                     tenant_id: tenant_id.clone(),
                     playbook_id: a.playbook.id.clone(),
                     kind: a.kind,
-                    experiment: a.experiment.clone(),
+                    experiment: a.experiment.clone().map(Box::new),
                 },
             );
         }
@@ -76,7 +79,7 @@ impl ActionMemory {
 
     /// What is remembered of an action, if it is still remembered.
     pub fn recall(&self, action_id: &str) -> Option<ActionMemo> {
-        self.recent.get(action_id)
+        self.recent.get(key(action_id)?)
     }
 
     /// Counts one outcome (`kind` is `unknown` when the action is no longer remembered).
@@ -128,17 +131,26 @@ const MIN_PER_SHARD: usize = 1_024;
 #[repr(align(128))]
 struct Padded<T>(T);
 
+/// An action id as the memory keys it: the UUID's 128 bits, not its 36 characters, so that
+/// an entry is a third smaller and a probe compares two words. Text that is not a UUID was
+/// never an action id the engine made, and is remembered as nothing; so is another form of
+/// a UUID (upper case, braces, no hyphens), which the engine never writes.
+fn key(action_id: &str) -> Option<u128> {
+    if action_id.len() != 36 || action_id.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    uuid::Uuid::try_parse(action_id).ok().map(|u| u.as_u128())
+}
+
 /// A generation's map, hashed with foldhash rather than SipHash: the keys are the engine's
 /// own UUIDv7s (their random bits are not the caller's to choose), so a keyed,
-/// flooding-resistant hash buys nothing here, and hashing a 36-byte id with SipHash was the
-/// largest part of remembering an action. The seed is still random per map.
-type Generation = HashMap<Id, ActionMemo, foldhash::fast::RandomState>;
+/// flooding-resistant hash buys nothing here. The seed is still random per map.
+type Generation = HashMap<u128, ActionMemo, foldhash::fast::RandomState>;
 
 /// A shard's two generations: new entries go to `current`; when it is full, it becomes
 /// `previous` and the old `previous` is dropped.
 #[derive(Default)]
 struct Pair {
-    // Keyed by the inline id (no allocation per entry); looked up by `&str`.
     current: Generation,
     previous: Generation,
 }
@@ -163,25 +175,19 @@ impl Generations {
         }
     }
 
-    fn shard(&self, action_id: &str) -> Option<&Mutex<Pair>> {
+    fn shard(&self, key: u128) -> Option<&Mutex<Pair>> {
         if self.shards.is_empty() {
             // A memory that is off.
             return None;
         }
-        // Action ids are UUIDv7s, whose last characters are random: a few of them pick
-        // the shard without hashing the id a second time (the shard's map hashes it with
-        // its keyed hasher). Any other string still lands on some shard.
-        let h = action_id
-            .bytes()
-            .rev()
-            .take(8)
-            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-        let i = usize::try_from(h % self.shards.len() as u64).unwrap_or(0);
+        // A UUIDv7's last 62 bits are random: their low bits pick the shard without hashing
+        // the key a second time (the shard's map hashes it with its seeded hasher).
+        let i = usize::try_from((key as u64) % self.shards.len() as u64).unwrap_or(0);
         self.shards.get(i).map(|p| &p.0)
     }
 
-    fn insert(&self, action_id: Id, memo: ActionMemo) {
-        let Some(shard) = self.shard(&action_id) else {
+    fn insert(&self, key: u128, memo: ActionMemo) {
+        let Some(shard) = self.shard(key) else {
             return;
         };
         let mut pair = shard.lock();
@@ -191,14 +197,14 @@ impl Generations {
             std::mem::swap(current, previous);
             current.clear();
         }
-        pair.current.insert(action_id, memo);
+        pair.current.insert(key, memo);
     }
 
-    fn get(&self, action_id: &str) -> Option<ActionMemo> {
-        let pair = self.shard(action_id)?.lock();
+    fn get(&self, key: u128) -> Option<ActionMemo> {
+        let pair = self.shard(key)?.lock();
         pair.current
-            .get(action_id)
-            .or_else(|| pair.previous.get(action_id))
+            .get(&key)
+            .or_else(|| pair.previous.get(&key))
             .cloned()
     }
 }
@@ -269,12 +275,33 @@ mod tests {
     }
 
     #[test]
+    fn only_the_form_the_engine_writes_recalls_an_action() {
+        let m = ActionMemory::new(16);
+        let memo = ActionMemo {
+            tenant_id: SharedStr::from("t"),
+            playbook_id: "p".into(),
+            kind: ActionType::Mirror,
+            experiment: None,
+        };
+        let id = crate::ids::new_id();
+        m.remember(id, memo.clone());
+        assert_eq!(m.recall(&id), Some(memo));
+        let upper = id.to_ascii_uppercase();
+        let simple = id.replace('-', "");
+        let braced = format!("{{{id}}}");
+        let urn = format!("urn:uuid:{id}");
+        for other in [&upper, &simple, &braced, &urn, "", "not an id"] {
+            assert!(m.recall(other).is_none(), "{other}");
+        }
+    }
+
+    #[test]
     fn action_ids_spread_over_every_shard() {
         let g = Generations::new(100_000);
         let mut used = vec![0usize; g.shards.len()];
         for _ in 0..6_400 {
             let id = crate::ids::new_id();
-            let shard = g.shard(&id).unwrap() as *const _;
+            let shard = g.shard(key(&id).unwrap()).unwrap() as *const _;
             let i = g
                 .shards
                 .iter()
