@@ -6,13 +6,14 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::ids::SharedStr;
 use crate::plan::Plan;
 
 /// A plan that may fire for a kind, with the trigger that matched.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
     pub plan: Arc<Plan>,
-    pub trigger: Arc<str>,
+    pub trigger: SharedStr,
 }
 
 /// Evaluation order: priority (desc), then id. The same order actions are returned in.
@@ -42,7 +43,7 @@ impl KindIndex {
             for trigger in &plan.triggers {
                 let c = Candidate {
                     plan: Arc::clone(plan),
-                    trigger: Arc::from(trigger.as_str()),
+                    trigger: SharedStr::from(trigger.as_str()),
                 };
                 if trigger == "*" {
                     star.push(c);

@@ -50,7 +50,7 @@ pub(crate) struct ActionPlan {
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Playbook id.
-    pub id: Arc<str>,
+    pub id: SharedStr,
     /// Version.
     pub version: u32,
     /// `None` for all tenants (`"*"`), or one tenant.
@@ -58,7 +58,7 @@ pub struct Plan {
     /// Life-cycle status.
     pub status: Status,
     /// Category, for opt-outs.
-    pub category: Arc<str>,
+    pub category: SharedStr,
     /// What the playbook is for.
     pub description: Option<String>,
     /// Trigger patterns.
@@ -144,7 +144,7 @@ impl Plan {
     /// `{id, version}`.
     pub fn reference(&self) -> PlaybookRef {
         PlaybookRef {
-            id: SharedStr::from(&self.id),
+            id: self.id.clone(),
             version: self.version,
         }
     }

@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock};
 use crate::condition::{ConditionLimits, Sandbox};
 use crate::error::{Diagnostic, LoadError};
 use crate::experiment::ExperimentPlan;
+use crate::ids::SharedStr;
 use crate::kind_index::{Candidate, KindIndex};
 use crate::model::Status;
 use crate::plan::Plan;
@@ -135,11 +136,11 @@ impl PlaybookSet {
         plans: Vec<Plan>,
         experiments: Vec<ExperimentPlan>,
     ) -> Result<PlaybookSet, LoadError> {
-        let mut seen: HashMap<(Option<String>, Arc<str>, u32), usize> = HashMap::new();
+        let mut seen: HashMap<(Option<String>, SharedStr, u32), usize> = HashMap::new();
         let mut errors = Vec::new();
         let mut versions = Vec::with_capacity(plans.len());
         for plan in plans {
-            let key = (plan.tenant.clone(), Arc::clone(&plan.id), plan.version);
+            let key = (plan.tenant.clone(), plan.id.clone(), plan.version);
             if let Some(first) = seen.get(&key).and_then(|i| versions.get(*i)) {
                 let first: &Arc<Plan> = first;
                 let mut d = Diagnostic::error(
@@ -217,9 +218,9 @@ impl PlaybookSet {
         }
 
         // The live version of each (tenant, id): the highest published one.
-        let mut live_map: BTreeMap<(Option<String>, Arc<str>), Arc<Plan>> = BTreeMap::new();
+        let mut live_map: BTreeMap<(Option<String>, SharedStr), Arc<Plan>> = BTreeMap::new();
         for plan in versions.iter().filter(|p| p.status == Status::Published) {
-            let key = (plan.tenant.clone(), Arc::clone(&plan.id));
+            let key = (plan.tenant.clone(), plan.id.clone());
             let replace = live_map
                 .get(&key)
                 .is_none_or(|cur| cur.version < plan.version);

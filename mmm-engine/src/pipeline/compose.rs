@@ -95,7 +95,7 @@ pub(crate) fn playbook(
         // The rationale's trigger is the signal's kind: the matched trigger's shared text
         // when it names that kind exactly (it usually does).
         let trigger = if **c.trigger == *env.signal.kind {
-            SharedStr::from(c.trigger)
+            c.trigger.clone()
         } else {
             SharedStr::from(env.signal.kind.as_str())
         };
@@ -367,7 +367,7 @@ fn compose(
         fingerprint: fingerprint(&s.tenant_id, &s.actor_id, &plan.id, index, repo_id),
         playbook: plan.reference(),
         kind: action.kind,
-        category: SharedStr::from(&plan.category),
+        category: plan.category.clone(),
         priority: plan.priority,
         surfaces,
         title,

@@ -3,7 +3,7 @@
 //! per action, how far it got), and one [`DecisionRecord`] per decision (the returned
 //! actions, every suppression, the degraded codes and the redacted paths).
 
-use std::sync::Arc;
+use crate::ids::SharedStr;
 
 use crate::decision::{
     Action, ConditionResult, Degraded, Detail, ExperimentRef, ExplainAction, ExplainEntry, Reason,
@@ -103,7 +103,7 @@ impl FromIterator<ActionRecord> for ActionRecords {
 pub(crate) struct CandidateRecord<'s> {
     pub plan: &'s Plan,
     /// The trigger pattern that matched the signal's kind.
-    pub trigger: &'s Arc<str>,
+    pub trigger: &'s SharedStr,
     pub condition: Verdict,
     /// The experiment variant, when an active experiment applies and the condition held.
     pub experiment: Option<Assignment<'s>>,

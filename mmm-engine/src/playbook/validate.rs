@@ -1,7 +1,6 @@
 //! Turning one file's documents into plans, with every problem reported at its position.
 
 use crate::ids::SharedStr;
-use std::sync::Arc;
 
 use super::document::{RawAction, RawExperiment, RawNamespace, RawPlaybook};
 use super::limits::LoadLimits;
@@ -358,11 +357,11 @@ fn build(doc: &mut Doc<'_>, raw: RawPlaybook, sandbox: &Sandbox, lint: bool) -> 
         crate::plan::reads_ctx_key(spec.when.as_deref(), &actions, RECENT_SIGNALS_KEY);
     Some(Plan {
         why,
-        id: Arc::from(m.id.as_str()),
+        id: SharedStr::from(m.id.as_str()),
         version: version?,
         tenant,
         status: status?,
-        category: Arc::from(category.as_str()),
+        category: SharedStr::from(category.as_str()),
         description: m.description.clone(),
         triggers: spec.triggers.clone(),
         when: spec.when.clone(),
