@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::condition::{Condition, QuickCondition};
 use crate::ids::SharedStr;
 use crate::plan::Plan;
 
@@ -14,6 +15,9 @@ use crate::plan::Plan;
 pub(crate) struct Candidate {
     pub plan: Arc<Plan>,
     pub trigger: SharedStr,
+    /// The plan's condition in its quick form, kept here, beside the other candidates of
+    /// the kind, rather than behind the plan's pointer.
+    pub quick: Option<QuickCondition>,
 }
 
 /// Evaluation order: priority (desc), then id. The same order actions are returned in.
@@ -44,6 +48,7 @@ impl KindIndex {
                 let c = Candidate {
                     plan: Arc::clone(plan),
                     trigger: SharedStr::from(trigger.as_str()),
+                    quick: plan.condition.as_ref().and_then(Condition::quick),
                 };
                 if trigger == "*" {
                     star.push(c);

@@ -157,7 +157,37 @@ pub(crate) struct HelperInputs<'a> {
     pub zone: &'a jiff::tz::TimeZone,
 }
 
+/// A condition's [`program::Quick`] form, with the bound on the operations Rhai would count.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QuickCondition {
+    quick: program::Quick,
+    operations: u64,
+}
+
+impl QuickCondition {
+    /// The condition's value, when the quick form can give it: the sandbox's operation
+    /// limit lets the native path run (as in [`Condition::evaluate`]) and every path it
+    /// reads is already resolved in `paths`.
+    #[inline]
+    pub fn evaluate(&self, sandbox: &Sandbox, paths: &program::PathCache<'_>) -> Option<bool> {
+        let max = sandbox.limits.max_operations;
+        if max != 0 && self.operations > max {
+            return None;
+        }
+        self.quick.run(paths)
+    }
+}
+
 impl Condition {
+    /// The quick form of the condition, when it has one.
+    pub fn quick(&self) -> Option<QuickCondition> {
+        let quick = self.native.as_ref()?.quick()?;
+        Some(QuickCondition {
+            quick,
+            operations: self.native_operations,
+        })
+    }
+
     /// Whether this condition runs natively (no Rhai) when its inputs allow.
     pub fn is_native(&self) -> bool {
         self.native.is_some()
@@ -462,7 +492,7 @@ mod tests {
             ..limits
         }));
         let mut rng = StdRng::seed_from_u64(7);
-        let (mut native_runs, mut gave_up, mut limited) = (0, 0, 0);
+        let (mut native_runs, mut gave_up, mut limited, mut quick_runs) = (0, 0, 0, 0);
         // Native runs that returned, per form: `in`, `starts_with`, `glob`, `(…) OP (…)`.
         let mut forms = [0_usize; 4];
         for round in 0..3_000 {
@@ -515,10 +545,16 @@ mod tests {
                 );
                 let limits = &sandbox.limits;
                 let glob_limits = (limits.max_glob_pattern_size, limits.max_glob_text_size);
-                match native.run(&env, &mut program::PathCache::default(), glob_limits) {
+                let mut cache = program::PathCache::default();
+                match native.run(&env, &mut cache, glob_limits) {
                     Ok(b) => {
                         native_runs += 1;
                         assert_eq!(rhai, Ok(b), "{src} with payload {payload:?}, ctx {ctx}");
+                        // The quick form, on the paths the run resolved, says the same.
+                        if let Some(q) = native.quick().and_then(|q| q.run(&cache)) {
+                            assert_eq!(q, b, "{src} quick, payload {payload:?}, ctx {ctx}");
+                            quick_runs += 1;
+                        }
                         let compared = [") == (", ") != (", ") < (", ") >= ("];
                         let seen = [
                             src.contains(" in ["),
@@ -551,9 +587,12 @@ mod tests {
         }
         // The subset must actually be exercised, not given up on.
         assert!(
-            native_runs > 3_500 && limited > 1_000 && forms.iter().all(|n| *n > 300),
-            "native ran {native_runs} times ({forms:?} by form), gave up {gave_up}, \
-             {limited} ran out of operations"
+            native_runs > 3_500
+                && limited > 1_000
+                && forms.iter().all(|n| *n > 300)
+                && quick_runs > 300,
+            "native ran {native_runs} times ({forms:?} by form, {quick_runs} also quick), \
+             gave up {gave_up}, {limited} ran out of operations"
         );
     }
 
@@ -567,7 +606,7 @@ mod tests {
             ..ConditionLimits::default()
         });
         let mut rng = StdRng::seed_from_u64(11);
-        let (mut runs, mut held, mut after_give_up) = (0, 0, 0);
+        let (mut runs, mut held, mut after_give_up, mut quick) = (0, 0, 0, 0);
         for _ in 0..1_500 {
             let ops = ["==", "!=", "<", "<=", ">", ">="];
             let mut src = String::new();
@@ -620,14 +659,76 @@ mod tests {
                     runs += 1;
                     held += usize::from(b);
                     assert_eq!(rhai, Ok(b), "{src} with payload {payload:?}, ctx {ctx}");
+                    if let Some(q) = native.quick().and_then(|q| q.run(&cache)) {
+                        assert_eq!(q, b, "{src} quick, payload {payload:?}, ctx {ctx}");
+                        quick += 1;
+                    }
                     after_give_up += usize::from(native.all_tests_give_up(&env));
                 }
             }
         }
         assert!(
-            runs > 2_000 && held > 50 && after_give_up > 300,
-            "{runs} native runs, {held} held, {after_give_up} answered by the short circuit"
+            runs > 2_000 && held > 50 && after_give_up > 300 && quick > 300,
+            "{runs} native runs, {held} held, {after_give_up} answered by the short circuit, \
+             {quick} by the quick form"
         );
+    }
+
+    /// The quick form answers only on resolved paths and within the sandbox's operation
+    /// limit, where the native path would run; otherwise the condition runs as usual.
+    #[test]
+    fn the_quick_form_keeps_to_the_operation_limit_and_resolved_paths() {
+        let sandbox = Sandbox::new(ConditionLimits::default());
+        let tight = Sandbox::new(ConditionLimits {
+            max_operations: 3,
+            ..ConditionLimits::default()
+        });
+        let signal = Signal::from_json(
+            &json!({"tenant_id": "t", "actor_id": "a", "kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z",
+                    "payload": {"a": 3, "b": 1.5, "c": true}}),
+            1 << 16,
+        )
+        .unwrap();
+        let ctx = Map::new();
+        let env = Env {
+            signal: &signal,
+            ctx: &ctx,
+            now_text: "2026-11-22T10:00:00Z",
+        };
+        let held = sandbox
+            .compile("signal.payload.a > 1 && signal.payload.b < 2 && signal.payload.c == true")
+            .unwrap();
+        let quick = held.quick().expect("a quick condition");
+        let mut paths = program::PathCache::default();
+        assert_eq!(
+            quick.evaluate(&sandbox, &paths),
+            None,
+            "nothing resolved yet"
+        );
+        let native = held.native.as_ref().unwrap();
+        assert_eq!(native.run(&env, &mut paths, (64, 64)).ok(), Some(true));
+        assert_eq!(quick.evaluate(&sandbox, &paths), Some(true));
+        assert_eq!(
+            quick.evaluate(&tight, &paths),
+            None,
+            "over the operation limit"
+        );
+        let not_held = sandbox.compile("signal.payload.a >= 4.0").unwrap();
+        assert_eq!(
+            not_held.quick().unwrap().evaluate(&sandbox, &paths),
+            Some(false)
+        );
+        // Strings, `||`, `!` and methods have no quick form.
+        for src in [
+            "signal.kind == \"pr.opened\"",
+            "signal.payload.a > 1 || signal.payload.b < 2",
+            "!(signal.payload.a > 1)",
+            "signal.kind.starts_with(\"pr.\")",
+            "signal.payload.a > 1 && signal.payload.a > 1 && signal.payload.a > 1 \
+             && signal.payload.a > 1 && signal.payload.a > 1",
+        ] {
+            assert!(sandbox.compile(src).unwrap().quick().is_none(), "{src}");
+        }
     }
 
     /// One decision's path cache serves every condition: a path resolved by one is read by

@@ -483,6 +483,110 @@ impl Program {
     }
 }
 
+/// Most tests a [`Quick`] condition holds.
+const QUICK_TESTS: usize = 4;
+
+/// A condition that is `&&` over at most [`QUICK_TESTS`] comparisons of a path with a
+/// number or a boolean (a single comparison included), copied into the candidate list of
+/// each signal kind at load. Those lists are contiguous, so a decision runs such conditions
+/// without reading the compiled playbooks themselves, scattered over the heap: that read,
+/// a cache miss or more per candidate, cost more than the tests. It reads only paths an
+/// earlier condition of the decision resolved, and answers nothing otherwise (the program
+/// then runs as usual).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quick {
+    tests: [QuickTest; QUICK_TESTS],
+    len: u8,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct QuickTest {
+    slot: u32,
+    holds: Holds,
+    lit: QuickLit,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum QuickLit {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl QuickTest {
+    const NONE: QuickTest = QuickTest {
+        slot: 0,
+        holds: Holds(0),
+        lit: QuickLit::Bool(false),
+    };
+
+    /// [`Test::ordering`] for the literals a quick test holds.
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "Rhai compares INT with FLOAT by converting the INT to FLOAT; so must we"
+    )]
+    #[inline(always)]
+    fn ordering(&self, v: V<'_>) -> Option<Ordering> {
+        match (self.lit, v) {
+            (QuickLit::Int(y), V::Int(x)) => Some(x.cmp(&y)),
+            (QuickLit::Int(y), V::Float(x)) => x.partial_cmp(&(y as f64)),
+            (QuickLit::Float(y), V::Int(x)) => (x as f64).partial_cmp(&y),
+            (QuickLit::Float(y), V::Float(x)) => x.partial_cmp(&y),
+            (QuickLit::Bool(y), V::Bool(x)) => Some(x.cmp(&y)),
+            _ => None,
+        }
+    }
+}
+
+impl Quick {
+    /// Whether the condition holds, when every path it reads is resolved in `cache` to a
+    /// value in the native subset; `None` otherwise.
+    #[inline]
+    pub fn run(&self, cache: &PathCache<'_>) -> Option<bool> {
+        let mut all = true;
+        for test in self.tests.get(..usize::from(self.len))? {
+            let slot = usize::try_from(test.slot).ok()?;
+            let Some(Slot::Value(v)) = cache.slots.get(slot) else {
+                return None;
+            };
+            all &= test.holds.on(test.ordering(*v));
+        }
+        Some(all)
+    }
+}
+
+impl Program {
+    /// The program as a [`Quick`] condition, when it is one.
+    pub fn quick(&self) -> Option<Quick> {
+        let mut quick = Quick {
+            tests: [QuickTest::NONE; QUICK_TESTS],
+            len: 0,
+        };
+        for op in &self.ops {
+            match op {
+                Op::Test(t) if matches!(t.jump, Jump::IfFalse(_) | Jump::Next) => {
+                    let lit = match &t.lit {
+                        TestLit::Int(i) => QuickLit::Int(*i),
+                        TestLit::Float(f) => QuickLit::Float(*f),
+                        TestLit::Bool(b) => QuickLit::Bool(*b),
+                        TestLit::Str(_) => return None,
+                    };
+                    let slot = quick.tests.get_mut(usize::from(quick.len))?;
+                    *slot = QuickTest {
+                        slot: t.operand.id,
+                        holds: t.holds,
+                        lit,
+                    };
+                    quick.len += 1;
+                }
+                Op::JumpIfFalse(_) => {}
+                _ => return None,
+            }
+        }
+        (quick.len > 0).then_some(quick)
+    }
+}
+
 /// The tests of `ops` when the program is `&&` over tests and nothing else (however the
 /// `&&`s nest): such a program holds exactly when every test does.
 fn conjunction(ops: &[Op]) -> Option<Box<[Test]>> {

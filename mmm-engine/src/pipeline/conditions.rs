@@ -26,12 +26,17 @@ pub(crate) fn evaluate<'s>(
     let mut rhai = RhaiState::new();
     let mut paths = PathCache::default();
     for c in candidates {
-        c.condition = match &c.plan.condition {
-            None => Verdict::Held,
-            Some(cond) => match cond.evaluate(sandbox, env, &helpers, &mut rhai, &mut paths) {
-                Ok(true) => Verdict::Held,
-                Ok(false) => Verdict::NotHeld,
-                Err(e) => Verdict::Failed(e),
+        // The quick form first: it reads only the candidate list, not the plan.
+        c.condition = match c.quick.and_then(|q| q.evaluate(sandbox, &paths)) {
+            Some(true) => Verdict::Held,
+            Some(false) => Verdict::NotHeld,
+            None => match &c.plan.condition {
+                None => Verdict::Held,
+                Some(cond) => match cond.evaluate(sandbox, env, &helpers, &mut rhai, &mut paths) {
+                    Ok(true) => Verdict::Held,
+                    Ok(false) => Verdict::NotHeld,
+                    Err(e) => Verdict::Failed(e),
+                },
             },
         };
     }

@@ -3,6 +3,7 @@
 //! per action, how far it got), and one [`DecisionRecord`] per decision (the returned
 //! actions, every suppression, the degraded codes and the redacted paths).
 
+use crate::condition::QuickCondition;
 use crate::ids::SharedStr;
 
 use crate::decision::{
@@ -104,6 +105,8 @@ pub(crate) struct CandidateRecord<'s> {
     pub plan: &'s Plan,
     /// The trigger pattern that matched the signal's kind.
     pub trigger: &'s SharedStr,
+    /// The condition's quick form, if it has one.
+    pub quick: Option<&'s QuickCondition>,
     pub condition: Verdict,
     /// The experiment variant, when an active experiment applies and the condition held.
     pub experiment: Option<Assignment<'s>>,
@@ -116,6 +119,7 @@ impl<'s> CandidateRecord<'s> {
         CandidateRecord {
             plan: &candidate.plan,
             trigger: &candidate.trigger,
+            quick: candidate.quick.as_ref(),
             condition: Verdict::Pending,
             experiment: None,
             actions: ActionRecords::None,
