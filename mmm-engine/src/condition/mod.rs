@@ -399,6 +399,25 @@ mod tests {
         }
     }
 
+    /// A signal whose payload holds random values (or nothing) under `a` to `d`, the
+    /// payload itself (for messages), and a context with a random `x`.
+    fn random_input(rng: &mut StdRng) -> (Map<String, Value>, Signal, Value) {
+        let mut payload = Map::new();
+        for key in ["a", "b", "c", "d"] {
+            if let Some(v) = random_value(rng) {
+                payload.insert(key.to_owned(), v);
+            }
+        }
+        let signal = Signal::from_json(
+            &json!({"tenant_id": "t", "actor_id": "a", "kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z",
+                    "repo": {"id": "r", "branch": "B"}, "payload": payload}),
+            1 << 16,
+        )
+        .unwrap();
+        let ctx = json!({"x": random_value(rng).unwrap_or(Value::Null)});
+        (payload, signal, ctx)
+    }
+
     fn random_expr(rng: &mut StdRng, depth: u32) -> String {
         if depth == 0 || rng.random_bool(0.3) {
             return random_leaf(rng);
@@ -512,19 +531,7 @@ mod tests {
             let scanned: Vec<&str> = scanned.iter().map(String::as_str).collect();
             assert_eq!(reported, scanned, "{src}");
             for _ in 0..4 {
-                let mut payload = Map::new();
-                for key in ["a", "b", "c", "d"] {
-                    if let Some(v) = random_value(&mut rng) {
-                        payload.insert(key.to_owned(), v);
-                    }
-                }
-                let signal = Signal::from_json(
-                    &json!({"tenant_id": "t", "actor_id": "a", "kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z",
-                            "repo": {"id": "r", "branch": "B"}, "payload": payload}),
-                    1 << 16,
-                )
-                .unwrap();
-                let ctx = json!({"x": random_value(&mut rng).unwrap_or(Value::Null)});
+                let (payload, signal, ctx) = random_input(&mut rng);
                 let env = Env {
                     signal: &signal,
                     ctx: ctx.as_object().unwrap(),
@@ -629,19 +636,7 @@ mod tests {
             let native = condition.native.clone().unwrap_or_else(|| panic!("{src}"));
             assert!(native.is_conjunction(), "{src}");
             for _ in 0..4 {
-                let mut payload = Map::new();
-                for key in ["a", "b", "c", "d"] {
-                    if let Some(v) = random_value(&mut rng) {
-                        payload.insert(key.to_owned(), v);
-                    }
-                }
-                let signal = Signal::from_json(
-                    &json!({"tenant_id": "t", "actor_id": "a", "kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z",
-                            "repo": {"id": "r", "branch": "B"}, "payload": payload}),
-                    1 << 16,
-                )
-                .unwrap();
-                let ctx = json!({"x": random_value(&mut rng).unwrap_or(Value::Null)});
+                let (payload, signal, ctx) = random_input(&mut rng);
                 let env = Env {
                     signal: &signal,
                     ctx: ctx.as_object().unwrap(),
