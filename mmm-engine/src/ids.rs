@@ -179,12 +179,7 @@ impl From<Arc<str>> for SharedStr {
 
 impl From<&Arc<str>> for SharedStr {
     fn from(text: &Arc<str>) -> Self {
-        // Short text is copied without touching the count; long text shares it.
-        if text.len() <= SmolStr::INLINE_CAP {
-            SharedStr(SmolStr::new(&**text))
-        } else {
-            SharedStr(SmolStr::from(Arc::clone(text)))
-        }
+        SharedStr::from(Arc::clone(text))
     }
 }
 

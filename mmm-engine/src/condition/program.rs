@@ -82,10 +82,36 @@ struct Test {
 /// The literal of a [`Test`].
 #[derive(Debug, Clone)]
 enum TestLit {
+    Scalar(Scalar),
+    Str(Box<str>),
+}
+
+/// A number or boolean literal.
+#[derive(Debug, Clone, Copy)]
+enum Scalar {
     Int(i64),
     Float(f64),
-    Str(Box<str>),
     Bool(bool),
+}
+
+impl Scalar {
+    /// How `v` compares with the literal, as Rhai compares them (`None`: they do not
+    /// compare). Mirrors [`compare`] for a literal right operand.
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "Rhai compares INT with FLOAT by converting the INT to FLOAT; so must we"
+    )]
+    #[inline(always)]
+    fn ordering(self, v: V<'_>) -> Option<Ordering> {
+        match (self, v) {
+            (Scalar::Int(y), V::Int(x)) => Some(x.cmp(&y)),
+            (Scalar::Int(y), V::Float(x)) => x.partial_cmp(&(y as f64)),
+            (Scalar::Float(y), V::Int(x)) => (x as f64).partial_cmp(&y),
+            (Scalar::Float(y), V::Float(x)) => x.partial_cmp(&y),
+            (Scalar::Bool(y), V::Bool(x)) => Some(x.cmp(&y)),
+            _ => None,
+        }
+    }
 }
 
 /// Which outcomes of comparing a path with a literal make a [`Test`] hold: one bit per
@@ -127,20 +153,12 @@ impl Holds {
 impl Test {
     /// How the path's value compares with the literal, as Rhai compares them (`None`:
     /// they do not compare). Mirrors [`compare`] for a literal right operand.
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "Rhai compares INT with FLOAT by converting the INT to FLOAT; so must we"
-    )]
     #[inline(always)]
     fn ordering(&self, v: V<'_>) -> Option<Ordering> {
         match (&self.lit, v) {
-            (TestLit::Int(y), V::Int(x)) => Some(x.cmp(y)),
-            (TestLit::Int(y), V::Float(x)) => x.partial_cmp(&(*y as f64)),
-            (TestLit::Float(y), V::Int(x)) => (x as f64).partial_cmp(y),
-            (TestLit::Float(y), V::Float(x)) => x.partial_cmp(y),
+            (TestLit::Scalar(y), v) => y.ordering(v),
             (TestLit::Str(y), V::Str(x)) => Some(x.cmp(&**y)),
-            (TestLit::Bool(y), V::Bool(x)) => Some(x.cmp(y)),
-            _ => None,
+            (TestLit::Str(_), _) => None,
         }
     }
 }
@@ -223,10 +241,10 @@ impl Compiler {
                     holds: Holds::new(*op),
                     jump: Jump::Next,
                     lit: match lit {
-                        Lit::Int(i) => TestLit::Int(*i),
-                        Lit::Float(f) => TestLit::Float(*f),
+                        Lit::Int(i) => TestLit::Scalar(Scalar::Int(*i)),
+                        Lit::Float(f) => TestLit::Scalar(Scalar::Float(*f)),
                         Lit::Str(s) => TestLit::Str(s.clone().into_boxed_str()),
-                        Lit::Bool(b) => TestLit::Bool(*b),
+                        Lit::Bool(b) => TestLit::Scalar(Scalar::Bool(*b)),
                     },
                 }));
             }
@@ -499,43 +517,20 @@ pub(crate) struct Quick {
     len: u8,
 }
 
+/// A [`Test`] with a [`Scalar`] literal, the path given by its slot alone.
 #[derive(Debug, Clone, Copy)]
 struct QuickTest {
     slot: u32,
     holds: Holds,
-    lit: QuickLit,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum QuickLit {
-    Int(i64),
-    Float(f64),
-    Bool(bool),
+    lit: Scalar,
 }
 
 impl QuickTest {
     const NONE: QuickTest = QuickTest {
         slot: 0,
         holds: Holds(0),
-        lit: QuickLit::Bool(false),
+        lit: Scalar::Bool(false),
     };
-
-    /// [`Test::ordering`] for the literals a quick test holds.
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "Rhai compares INT with FLOAT by converting the INT to FLOAT; so must we"
-    )]
-    #[inline(always)]
-    fn ordering(&self, v: V<'_>) -> Option<Ordering> {
-        match (self.lit, v) {
-            (QuickLit::Int(y), V::Int(x)) => Some(x.cmp(&y)),
-            (QuickLit::Int(y), V::Float(x)) => x.partial_cmp(&(y as f64)),
-            (QuickLit::Float(y), V::Int(x)) => (x as f64).partial_cmp(&y),
-            (QuickLit::Float(y), V::Float(x)) => x.partial_cmp(&y),
-            (QuickLit::Bool(y), V::Bool(x)) => Some(x.cmp(&y)),
-            _ => None,
-        }
-    }
 }
 
 impl Quick {
@@ -549,7 +544,7 @@ impl Quick {
             let Some(Slot::Value(v)) = cache.slots.get(slot) else {
                 return None;
             };
-            all &= test.holds.on(test.ordering(*v));
+            all &= test.holds.on(test.lit.ordering(*v));
         }
         Some(all)
     }
@@ -562,45 +557,39 @@ impl Program {
             tests: [QuickTest::NONE; QUICK_TESTS],
             len: 0,
         };
-        for op in &self.ops {
-            match op {
-                Op::Test(t) if matches!(t.jump, Jump::IfFalse(_) | Jump::Next) => {
-                    let lit = match &t.lit {
-                        TestLit::Int(i) => QuickLit::Int(*i),
-                        TestLit::Float(f) => QuickLit::Float(*f),
-                        TestLit::Bool(b) => QuickLit::Bool(*b),
-                        TestLit::Str(_) => return None,
-                    };
-                    let slot = quick.tests.get_mut(usize::from(quick.len))?;
-                    *slot = QuickTest {
-                        slot: t.operand.id,
-                        holds: t.holds,
-                        lit,
-                    };
-                    quick.len += 1;
-                }
-                Op::JumpIfFalse(_) => {}
-                _ => return None,
-            }
+        for t in and_tests(&self.ops)? {
+            let TestLit::Scalar(lit) = t.lit else {
+                return None;
+            };
+            *quick.tests.get_mut(usize::from(quick.len))? = QuickTest {
+                slot: t.operand.id,
+                holds: t.holds,
+                lit,
+            };
+            quick.len += 1;
         }
-        (quick.len > 0).then_some(quick)
+        Some(quick)
     }
 }
 
-/// The tests of `ops` when the program is `&&` over tests and nothing else (however the
-/// `&&`s nest): such a program holds exactly when every test does.
-fn conjunction(ops: &[Op]) -> Option<Box<[Test]>> {
+/// The tests of `ops` when the program is `&&` over one or more tests and nothing else
+/// (however the `&&`s nest): such a program holds exactly when every test does.
+fn and_tests(ops: &[Op]) -> Option<Vec<&Test>> {
     let mut tests = Vec::new();
     for op in ops {
         match op {
-            Op::Test(t) if matches!(t.jump, Jump::IfFalse(_) | Jump::Next) => {
-                tests.push(t.clone());
-            }
+            Op::Test(t) if matches!(t.jump, Jump::IfFalse(_) | Jump::Next) => tests.push(t),
             Op::JumpIfFalse(_) => {}
             _ => return None,
         }
     }
-    (tests.len() > 1).then(|| tests.into_boxed_slice())
+    (!tests.is_empty()).then_some(tests)
+}
+
+/// The tests of a conjunction of two or more (one test runs as fast on its own).
+fn conjunction(ops: &[Op]) -> Option<Box<[Test]>> {
+    let tests = and_tests(ops).filter(|t| t.len() > 1)?;
+    Some(tests.into_iter().cloned().collect())
 }
 
 fn boolean(v: V<'_>) -> Result<bool, GiveUp> {
