@@ -179,6 +179,12 @@ impl EngineBuilder {
     /// Builds the engine.
     pub fn build(self) -> Engine {
         let config = self.config;
+        let independent_actors =
+            if self.fatigue.is_none() && self.signer.is_none() && !self.ports.any() {
+                crate::fatigue::actors_per_shard(config.fatigue_max_actors)
+            } else {
+                0
+            };
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let observer: Arc<dyn Observer> = self.observer.unwrap_or_else(|| Arc::new(NoObserver));
         let hub = Arc::new(PortHub::new(
@@ -233,6 +239,7 @@ impl EngineBuilder {
             approvals,
             audit,
             config,
+            independent_actors,
         })
     }
 }

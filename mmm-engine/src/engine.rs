@@ -70,6 +70,9 @@ pub(crate) struct Inner {
     pub observer: Arc<dyn Observer>,
     pub approvals: Approvals,
     pub audit: Arc<dyn AuditSink>,
+    /// Up to how many distinct actors one actor's decisions cannot depend on another's
+    /// (0: no such bound is known). See [`Engine::independent_actors`].
+    pub independent_actors: usize,
 }
 
 /// The engine. Cheap to clone (clones share everything) and safe to share across threads.
@@ -128,6 +131,17 @@ impl Engine {
         Engine {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Up to how many distinct actors a decision for one actor cannot depend on the
+    /// decisions made for any other, so that a replay may decide different actors' signals
+    /// on different threads and get exactly what one thread would. Non-zero only for an
+    /// engine with nothing shared between actors on the decision path: the built-in
+    /// fatigue store (until one of its shards could fill up, which makes it sweep other
+    /// actors), no receipt signer (its hash chain orders every decision) and no port (an
+    /// outside service, and its breaker and caches, see every call).
+    pub(crate) fn independent_actors(&self) -> usize {
+        self.inner.independent_actors
     }
 
     /// The playbook set decisions currently use.

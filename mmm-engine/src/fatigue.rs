@@ -273,6 +273,13 @@ pub const DEFAULT_FATIGUE_MAX_ACTORS: usize = 100_000;
 /// for each other; check and record for one actor happen under its shard's lock.
 const SHARDS: usize = 64;
 
+/// The actors one shard of an [`InMemoryFatigue`] of `max_actors` tracks at most. As long
+/// as no more actors than this have been seen, no shard can fill up, so no shard is ever
+/// swept: what the store answers for one actor cannot depend on any other actor.
+pub(crate) fn actors_per_shard(max_actors: usize) -> usize {
+    max_actors.div_ceil(SHARDS).max(1)
+}
+
 #[derive(Debug, Default)]
 struct Shard {
     /// Tenant → actor → state (two levels, so a lookup by `&str` allocates nothing).
@@ -366,7 +373,7 @@ impl InMemoryFatigue {
         InMemoryFatigue {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             hasher: std::hash::RandomState::new(),
-            max_per_shard: max_actors.div_ceil(SHARDS).max(1),
+            max_per_shard: actors_per_shard(max_actors),
             max_actors,
         }
     }

@@ -19,6 +19,10 @@ use crate::error::{DecideError, ErrorInfo};
 use crate::ids::SharedStr;
 use crate::plan::RECENT_SIGNALS_KEY;
 
+mod parallel;
+
+pub use parallel::{replay_lines, LineOutcome};
+
 /// Counts for one playbook over a replay.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Tally {
@@ -120,7 +124,7 @@ type Counts = FastMap<SharedStr, Counted>;
 type Counted = (BTreeMap<&'static str, usize>, BTreeMap<&'static str, usize>);
 
 /// The signal of an input: the input itself, or its `signal` member.
-fn signal_of(input: &Value) -> &Value {
+pub(crate) fn signal_of(input: &Value) -> &Value {
     input.get("signal").unwrap_or(input)
 }
 
@@ -137,7 +141,7 @@ fn into_signal(input: Value) -> Value {
 }
 
 /// A string member of a signal, `""` when absent or not a string.
-fn text<'v>(signal: &'v Value, key: &str) -> &'v str {
+pub(crate) fn text<'v>(signal: &'v Value, key: &str) -> &'v str {
     signal.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
@@ -268,6 +272,34 @@ impl<'e> Replay<'e> {
         }
     }
 
+    /// Reads and decides one NDJSON line (`None` when it is blank).
+    pub(crate) fn step_line(&mut self, line: usize, text: &str) -> Option<LineOutcome> {
+        Some(match parallel::parse_line(text)? {
+            Ok(value) => LineOutcome::Decided(self.step_owned(line, value)),
+            Err(e) => {
+                self.reject(line, parallel::unreadable(&e));
+                LineOutcome::Unreadable(e)
+            }
+        })
+    }
+
+    /// Takes over `other`'s actors (none of them known here), counts and report.
+    pub(crate) fn absorb(&mut self, other: Replay<'e>) {
+        for (tenant, actors) in other.history {
+            self.history.entry(tenant).or_default().extend(actors);
+        }
+        add_counts(&mut self.primary_counts, other.primary_counts);
+        if let (Some(mine), Some(theirs)) = (self.shadow_counts.as_mut(), other.shadow_counts) {
+            add_counts(mine, theirs);
+        }
+        let report = other.report;
+        self.report.replayed += report.replayed;
+        self.report.rejected.extend(report.rejected);
+        self.report.rejected.sort_by_key(|r| r.line);
+        self.report.differences.extend(report.differences);
+        self.report.differences.sort_by_key(|d| d.line);
+    }
+
     /// Records an input that could not be read (invalid JSON, for instance) as rejected.
     pub fn reject(&mut self, line: usize, error: ErrorInfo) {
         self.report.rejected.push(Rejected { line, error });
@@ -279,6 +311,19 @@ impl<'e> Replay<'e> {
         report.primary = tallies(self.primary_counts);
         report.shadow = self.shadow_counts.map(tallies);
         report
+    }
+}
+
+/// Adds `part`'s counts into `into`.
+fn add_counts(into: &mut Counts, part: Counts) {
+    for (id, (actions, suppressed)) in part {
+        let sum = into.entry(id).or_default();
+        for (k, n) in actions {
+            *sum.0.entry(k).or_default() += n;
+        }
+        for (k, n) in suppressed {
+            *sum.1.entry(k).or_default() += n;
+        }
     }
 }
 
@@ -347,7 +392,7 @@ mod tests {
     use serde_json::json;
     use std::sync::Arc;
 
-    fn engine(yaml: &str) -> Engine {
+    pub(super) fn engine(yaml: &str) -> Engine {
         Engine::builder()
             .playbooks(PlaybookSet::from_yaml(yaml).unwrap())
             .build()
@@ -413,7 +458,7 @@ spec:
 
     /// A decision as JSON, without what differs from run to run (ids, latency, the
     /// receipt's envelope, of which the hash of the inputs is kept).
-    fn stable(d: &Decision, engine: &Engine) -> Value {
+    pub(super) fn stable(d: &Decision, engine: &Engine) -> Value {
         let mut v = serde_json::to_value(d).unwrap();
         let inputs = d.receipt.envelope.as_ref().map(|e| {
             let key = engine.receipt_public_key().unwrap();
@@ -474,7 +519,7 @@ spec:
     /// Playbooks that read the history in every way a decision can: `recent_count`, a
     /// template on `ctx.recent_signals`, a script using `ctx` whole; and one that reads
     /// none of it.
-    const READERS: &str = r#"
+    pub(super) const READERS: &str = r#"
 apiVersion: mmm/v1
 kind: Playbook
 metadata: {id: counts, version: 1, tenant: "*", status: published}

@@ -27,6 +27,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: a replay frees on one thread what another
+/// allocated, and glibc's `malloc` spent a fifth of a replay's time (see
+/// docs/decisions.md, "The `mmm` command's allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "mmm",
@@ -104,6 +110,10 @@ enum Command {
         /// Append the receipt envelopes to this JSONL file (continuing its chain).
         #[arg(long)]
         receipts_out: Option<PathBuf>,
+        /// Decide different actors' signals on up to this many threads (default: one per
+        /// core, at most 8). The outcome is the same for any number: see docs/cli.md.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: Option<u16>,
     },
     /// Generate an Ed25519 key pair for receipts: the hex seed to FILE, the hex public
     /// key to FILE.pub.
@@ -174,6 +184,7 @@ fn main() -> ExitCode {
             decisions_out,
             signing_key,
             receipts_out,
+            threads,
         } => simulate::run(
             &playbooks,
             &signals,
@@ -181,6 +192,7 @@ fn main() -> ExitCode {
             decisions_out.as_deref(),
             signing_key.as_deref(),
             receipts_out.as_deref(),
+            threads.map(usize::from),
         ),
         Command::Keygen { out, force } => receipts::keygen(&out, force),
         Command::Verify {

@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use mmm_engine::simulate::{Replay, Tally};
-use mmm_engine::{codes, Engine, ErrorInfo};
-use serde_json::Value;
+use mmm_engine::simulate::{replay_lines, LineOutcome, Tally};
+use mmm_engine::Engine;
 
 use crate::decide::load;
+
+/// Threads a replay uses by default at most (one per core up to this).
+const MAX_THREADS: usize = 8;
 
 fn print_summary(title: &str, tally: &BTreeMap<String, Tally>) {
     say!("{title}");
@@ -42,6 +44,7 @@ pub fn run(
     decisions_out: Option<&Path>,
     signing_key: Option<&Path>,
     receipts_out: Option<&Path>,
+    threads: Option<usize>,
 ) -> Result<bool, String> {
     let primary = crate::decide::engine(load(playbooks)?, signing_key, receipts_out)?;
     let shadow = match against {
@@ -61,49 +64,46 @@ pub fn run(
         )),
         None => None,
     };
-    let mut replay = Replay::new(&primary, shadow.as_ref());
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        // A byte-order mark can only open the file, so only the first line has one.
-        let value: Value = match mmm_engine::number::parse_json(line) {
-            Ok(v) => v,
-            Err(e) => {
-                let field = e
-                    .field
-                    .map(|f| format!("field `{f}`: "))
-                    .unwrap_or_default();
-                eprintln!(
-                    "{}:{line_no}:{}: {field}{}",
-                    signals.display(),
-                    e.column,
-                    e.message
-                );
-                replay.reject(
-                    line_no,
-                    ErrorInfo::new(codes::SIGNAL_INVALID, format!("{field}{}", e.message)),
-                );
-                continue;
-            }
-        };
-        match replay.step_owned(line_no, value) {
-            Ok(decision) => {
-                if let Some(out) = out.as_mut() {
-                    let json = serde_json::to_string(&decision).map_err(|e| e.to_string())?;
-                    writeln!(out, "{json}").map_err(|e| e.to_string())?;
+    let threads = threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    let report = replay_lines(
+        &primary,
+        shadow.as_ref(),
+        threads,
+        &lines,
+        |line_no, outcome| -> Result<(), String> {
+            match outcome {
+                LineOutcome::Unreadable(e) => {
+                    let field = e
+                        .field
+                        .as_ref()
+                        .map(|f| format!("field `{f}`: "))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "{}:{line_no}:{}: {field}{}",
+                        signals.display(),
+                        e.column,
+                        e.message
+                    );
                 }
+                LineOutcome::Decided(Ok(decision)) => {
+                    if let Some(out) = out.as_mut() {
+                        let json = serde_json::to_string(&decision).map_err(|e| e.to_string())?;
+                        writeln!(out, "{json}").map_err(|e| e.to_string())?;
+                    }
+                }
+                LineOutcome::Decided(Err(e)) => eprintln!(
+                    "{}:{line_no}: error[{}]: {}",
+                    signals.display(),
+                    e.info().code,
+                    e
+                ),
             }
-            Err(e) => eprintln!(
-                "{}:{line_no}: error[{}]: {}",
-                signals.display(),
-                e.info().code,
-                e
-            ),
-        }
-    }
-    let report = replay.finish();
+            Ok(())
+        },
+    )?;
     let (count, errors) = (report.replayed, report.rejected.len());
     if let Some(mut out) = out {
         out.flush().map_err(|e| e.to_string())?;

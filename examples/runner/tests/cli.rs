@@ -252,6 +252,104 @@ fn simulate_offers_earlier_signals_as_recent_signals() {
     assert!(out.contains("actions: mirror 1 "), "{out}");
 }
 
+/// A decision line without what differs from run to run (ids and latency).
+fn stable_decision(line: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+    for key in ["decision_id", "latency_us", "latency_warning"] {
+        v[key] = serde_json::Value::Null;
+    }
+    if let Some(actions) = v["actions"].as_array_mut() {
+        for a in actions {
+            a["action_id"] = serde_json::Value::Null;
+        }
+    }
+    v
+}
+
+#[test]
+fn simulate_on_several_threads_prints_what_one_thread_prints() {
+    let d = Dir::new("threads");
+    std::fs::create_dir_all(d.0.join("a")).unwrap();
+    std::fs::create_dir_all(d.0.join("b")).unwrap();
+    d.write("a/big.yaml", PLAYBOOK);
+    d.write("b/big.yaml", &PLAYBOOK.replace("> 400", "> 500"));
+    // 5,000 lines (more than two rounds of 2,048) from 30 actors, minutes apart, with
+    // lines that are not JSON and a signal the engine refuses.
+    let lines: Vec<String> = (0..5000)
+        .map(|i| match i % 211 {
+            7 => "{oops".to_owned(),
+            9 => r#"{"tenant_id": "acme", "actor_id": "x", "kind": "pr.opened"}"#.to_owned(),
+            _ => SIGNAL
+                .replace("\"s1\"", &format!("\"s{i}\""))
+                .replace("\"dev\"", &format!("\"dev-{}\"", i % 30))
+                .replace("420", &format!("{}", 300 + i % 200))
+                .replace(
+                    "2026-11-22T10:00:00Z",
+                    &format!(
+                        "2026-11-{:02}T{:02}:{:02}:00Z",
+                        10 + i / 1440,
+                        i / 60 % 24,
+                        i % 60
+                    ),
+                ),
+        })
+        .collect();
+    let signals = d.write("signals.jsonl", &(lines.join("\n") + "\n"));
+    let (a, b) = (format!("{}/a", d.path()), format!("{}/b", d.path()));
+    let run = |threads: &str| {
+        let out_file =
+            d.0.join(format!("decisions-{threads}.jsonl"))
+                .display()
+                .to_string();
+        let o = mmm(&[
+            "simulate",
+            "--playbooks",
+            &a,
+            "--signals",
+            &signals,
+            "--against",
+            &b,
+            "--decisions-out",
+            &out_file,
+            "--threads",
+            threads,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "rejected lines fail the run");
+        let decisions: Vec<serde_json::Value> = std::fs::read_to_string(&out_file)
+            .unwrap()
+            .lines()
+            .map(stable_decision)
+            .collect();
+        (
+            stdout(&o),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            decisions,
+        )
+    };
+    let one = run("1");
+    assert!(one.0.contains("suppressed: fatigue_cooldown"), "{}", one.0);
+    assert!(one.0.contains("decision(s) differ"), "{}", one.0);
+    assert!(
+        one.1.contains(":8:") && one.1.contains(":10: error[SIGNAL_INVALID]"),
+        "{}",
+        one.1
+    );
+    assert!(one.2.len() > 4900);
+    for threads in ["2", "5"] {
+        assert!(run(threads) == one, "--threads {threads}");
+    }
+    let o = mmm(&[
+        "simulate",
+        "--playbooks",
+        &a,
+        "--signals",
+        &signals,
+        "--threads",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
 #[test]
 fn schema_is_json_schema() {
     let o = mmm(&["schema"]);

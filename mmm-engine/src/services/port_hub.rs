@@ -40,6 +40,14 @@ pub(crate) struct Ports {
 }
 
 impl Ports {
+    /// Whether any port is configured.
+    pub fn any(&self) -> bool {
+        self.any_for_context()
+            || self.llm.is_some()
+            || self.receipts.is_some()
+            || self.delivery.is_some()
+    }
+
     /// Whether any of the ports asked while the context is gathered is configured.
     pub fn any_for_context(&self) -> bool {
         self.iam.is_some()
