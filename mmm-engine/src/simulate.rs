@@ -17,6 +17,7 @@ use crate::decision::Decision;
 use crate::engine::{DecideOptions, Engine};
 use crate::error::{DecideError, ErrorInfo};
 use crate::ids::SharedStr;
+use crate::model::{ActionType, Reason};
 use crate::plan::RECENT_SIGNALS_KEY;
 
 mod parallel;
@@ -120,8 +121,42 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// text (short, and hashed with foldhash): nothing is allocated once a playbook is known.
 type Counts = FastMap<SharedStr, Counted>;
 
-/// Actions by type and suppressions by reason, for one playbook.
-type Counted = (BTreeMap<&'static str, usize>, BTreeMap<&'static str, usize>);
+/// Actions by type and suppressions by reason, for one playbook, counted in the order of
+/// `ActionType::ALL` and `Reason::ALL` (a replay counts every action and suppression).
+struct Counted {
+    actions: [usize; ActionType::ALL.len()],
+    suppressed: [usize; Reason::ALL.len()],
+}
+
+impl Default for Counted {
+    fn default() -> Self {
+        Counted {
+            actions: [0; ActionType::ALL.len()],
+            suppressed: [0; Reason::ALL.len()],
+        }
+    }
+}
+
+impl Counted {
+    fn add(&mut self, other: &Counted) {
+        for (a, b) in self.actions.iter_mut().zip(other.actions) {
+            *a += b;
+        }
+        for (a, b) in self.suppressed.iter_mut().zip(other.suppressed) {
+            *a += b;
+        }
+    }
+}
+
+/// The count of `value` among `counts`, kept in the order of `all`.
+fn slot<'c, T: PartialEq + Copy>(
+    counts: &'c mut [usize],
+    all: &[T],
+    value: T,
+) -> Option<&'c mut usize> {
+    let i = all.iter().position(|v| *v == value)?;
+    counts.get_mut(i)
+}
 
 /// The signal of an input: the input itself, or its `signal` member.
 pub(crate) fn signal_of(input: &Value) -> &Value {
@@ -316,14 +351,8 @@ impl<'e> Replay<'e> {
 
 /// Adds `part`'s counts into `into`.
 fn add_counts(into: &mut Counts, part: Counts) {
-    for (id, (actions, suppressed)) in part {
-        let sum = into.entry(id).or_default();
-        for (k, n) in actions {
-            *sum.0.entry(k).or_default() += n;
-        }
-        for (k, n) in suppressed {
-            *sum.1.entry(k).or_default() += n;
-        }
+    for (id, counted) in part {
+        into.entry(id).or_default().add(&counted);
     }
 }
 
@@ -353,34 +382,56 @@ fn outline(d: &Decision) -> Vec<String> {
 }
 
 fn tally(into: &mut Counts, d: &Decision) {
-    fn of<'c>(into: &'c mut Counts, id: &SharedStr) -> &'c mut Counted {
-        // A short id's copy is its bytes, a long one's a count increment.
-        into.entry(id.clone()).or_default()
+    // Looked up by the text first: a known id (nearly every one) is not copied.
+    macro_rules! counted {
+        ($id:expr) => {
+            match into.get_mut($id.as_str()) {
+                Some(counted) => counted,
+                None => into.entry($id.clone()).or_default(),
+            }
+        };
     }
     for a in &d.actions {
-        *of(into, &a.playbook.id)
-            .0
-            .entry(a.kind.as_str())
-            .or_default() += 1;
+        if let Some(n) = slot(
+            &mut counted!(a.playbook.id).actions,
+            ActionType::ALL,
+            a.kind,
+        ) {
+            *n += 1;
+        }
     }
     for s in &d.suppressed {
-        *of(into, &s.playbook.id)
-            .1
-            .entry(s.reason.as_str())
-            .or_default() += 1;
+        if let Some(n) = slot(
+            &mut counted!(s.playbook.id).suppressed,
+            Reason::ALL,
+            s.reason,
+        ) {
+            *n += 1;
+        }
     }
 }
 
 fn tallies(counts: Counts) -> BTreeMap<String, Tally> {
+    fn named<T: Copy>(
+        all: &[T],
+        counts: &[usize],
+        name: fn(T) -> &'static str,
+    ) -> BTreeMap<String, usize> {
+        all.iter()
+            .zip(counts)
+            .filter(|(_, n)| **n > 0)
+            .map(|(v, n)| (name(*v).to_owned(), *n))
+            .collect()
+    }
     let mut out: BTreeMap<String, Tally> = BTreeMap::new();
-    for (id, (actions, suppressed)) in counts {
-        let tally = out.entry(id.as_str().to_owned()).or_default();
-        for (kind, n) in actions {
-            *tally.actions.entry(kind.to_owned()).or_default() += n;
-        }
-        for (reason, n) in suppressed {
-            *tally.suppressed.entry(reason.to_owned()).or_default() += n;
-        }
+    for (id, counted) in counts {
+        out.insert(
+            id.as_str().to_owned(),
+            Tally {
+                actions: named(ActionType::ALL, &counted.actions, ActionType::as_str),
+                suppressed: named(Reason::ALL, &counted.suppressed, Reason::as_str),
+            },
+        );
     }
     out
 }
