@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// The floor under `decide` from Node: what V8 itself needs to build the SPEC §4 decision
+// objects, whoever builds them.
+//
+// For the nudge-1k decisions `decide` returns, this times, per decision:
+//   - `engine.decide` itself (core, argument and decision conversion);
+//   - `structuredClone` of the decision: V8 copying the same objects, arrays, strings and
+//     numbers in C++, with no JavaScript and no parsing of text;
+//   - `JSON.parse` of the decision's JSON text.
+// Both rebuild exactly what `decide` returns, so `decide` minus the cheaper of the two is
+// what the engine and the binding cost on top of building the objects.
+//
+// Run (after scripts/test-node.sh): cd benches/node && npm ci && node floor.mjs [--signals 2000]
+import { createRequire } from 'node:module'
+import { parseArgs } from 'node:util'
+import { isDeepStrictEqual } from 'node:util'
+import { NOW, workload, mmmPlaybooks } from './workload.mjs'
+
+const require = createRequire(import.meta.url)
+const mmm = require('mmm-engine')
+
+function medianPerItem(fn, items, rounds = 15) {
+  const perItem = []
+  for (let r = 0; r < rounds; r++) {
+    const start = process.hrtime.bigint()
+    for (const item of items) fn(item)
+    perItem.push(Number(process.hrtime.bigint() - start) / 1e3 / items.length)
+  }
+  perItem.sort((a, b) => a - b)
+  return perItem[Math.floor(perItem.length / 2)]
+}
+
+const { values } = parseArgs({ options: { signals: { type: 'string', default: '2000' } } })
+const { ruleList, signalList } = workload()
+const engine = mmm.Engine.fromYaml(mmmPlaybooks(ruleList))
+const signals = signalList.slice(0, Number(values.signals))
+const options = { now: NOW }
+const decisions = signals.map((s) => engine.decide(s, null, options))
+const texts = decisions.map((d) => JSON.stringify(d))
+for (let i = 0; i < decisions.length; i++) {
+  if (!isDeepStrictEqual(JSON.parse(texts[i]), decisions[i]) || !isDeepStrictEqual(structuredClone(decisions[i]), decisions[i])) {
+    throw new Error(`decision ${i} does not round-trip`)
+  }
+}
+const decideUs = medianPerItem((s) => engine.decide(s, null, options), signals)
+const cloneUs = medianPerItem(structuredClone, decisions)
+const parseUs = medianPerItem(JSON.parse, texts)
+const floor = Math.min(cloneUs, parseUs)
+console.log(`nudge-1k decisions from Node (${signals.length} signals)`)
+console.log(`  engine.decide                    ${decideUs.toFixed(2).padStart(7)} us per call`)
+console.log(`  structuredClone of the decision  ${cloneUs.toFixed(2).padStart(7)} us (V8 building the same objects)`)
+console.log(`  JSON.parse of its JSON           ${parseUs.toFixed(2).padStart(7)} us`)
+console.log(`  decide above the floor           ${(decideUs - floor).toFixed(2).padStart(7)} us`)
