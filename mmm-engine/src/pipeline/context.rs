@@ -51,7 +51,9 @@ pub(crate) struct ContextLimits {
 /// The context of a decision, the policy in force, and the tenant's deny list (`None`:
 /// the default one).
 pub(crate) struct Gathered {
-    pub ctx: Context,
+    /// Boxed: a context is about a kilobyte, and moving it from stage to stage by value
+    /// was a `memcpy` each time.
+    pub ctx: Box<Context>,
     pub policy: PolicyState,
     pub deny: Option<Arc<DenyList>>,
 }
@@ -260,7 +262,7 @@ fn read_caller(
     context: Option<&Value>,
     history: Option<&RecentHistory>,
     limits: ContextLimits,
-) -> Result<(Context, Option<Arc<DenyList>>), ContextError> {
+) -> Result<(Box<Context>, Option<Arc<DenyList>>), ContextError> {
     let too_large = || ContextError {
         field: "context".into(),
         message: format!(
@@ -285,7 +287,7 @@ fn read_caller(
         }
         _ => {}
     }
-    let mut ctx = Context::from_json(context)?;
+    let mut ctx = Box::new(Context::from_json(context)?);
     if history.is_some() {
         // Its place in the map's order, as if the caller had given it.
         ctx.raw
