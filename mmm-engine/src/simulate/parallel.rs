@@ -88,11 +88,7 @@ pub fn replay_lines<E>(
     });
     let mut local = Replay::new(primary, shadow);
     if limit == 0 || threads <= 1 || lines.len() <= BATCH {
-        for (i, line) in lines.iter().enumerate() {
-            if let Some(outcome) = local.step_line(i + 1, line) {
-                emit(i + 1, &outcome)?;
-            }
-        }
+        step_all(&mut local, 0, lines, &mut emit)?;
         return Ok(local.finish());
     }
     std::thread::scope(|scope| {
@@ -118,8 +114,9 @@ fn run<'l, 'e: 'l, E>(
     let mut seen = Actors::default();
     // What each worker returned last round, handed back to be dropped where it was made.
     let mut returned: Vec<Vec<(usize, LineOutcome)>> = workers.iter().map(|_| Vec::new()).collect();
-    let mut chunks = lines.chunks(BATCH).enumerate();
-    for (batch, chunk) in chunks.by_ref() {
+    // Lines before this one were decided on several threads.
+    let mut rest = lines.len();
+    for (batch, chunk) in lines.chunks(BATCH).enumerate() {
         let first = batch * BATCH + 1;
         let n = workers.len() + 1;
         // Per worker (0 is this thread): positions in the chunk.
@@ -132,17 +129,11 @@ fn run<'l, 'e: 'l, E>(
             }
         }
         if seen.count > limit {
-            // From here on one thread: every actor's history comes here, and the chunk is
-            // decided in order.
+            // From this chunk on, one thread: every actor's history comes here.
             for worker in workers.drain(..) {
                 local.absorb(worker.stop());
             }
-            drop(returned);
-            for (i, line) in chunk.iter().enumerate() {
-                if let Some(outcome) = local.step_line(first + i, line) {
-                    emit(first + i, &outcome)?;
-                }
-            }
+            rest = first - 1;
             break;
         }
         let mut queues = queues.into_iter();
@@ -155,13 +146,7 @@ fn run<'l, 'e: 'l, E>(
                 garbage: std::mem::take(garbage),
             });
         }
-        let decided_here: Vec<(usize, LineOutcome)> = mine
-            .into_iter()
-            .filter_map(|i| {
-                let line = chunk.get(i)?;
-                local.step_line(first + i, line).map(|o| (i, o))
-            })
-            .collect();
+        let decided_here = decide_at(local, first, chunk, mine);
         let mut outcomes: Vec<Option<(usize, usize)>> = (0..chunk.len()).map(|_| None).collect();
         let mut answers: Vec<Vec<(usize, LineOutcome)>> = Vec::with_capacity(n);
         answers.push(decided_here);
@@ -185,16 +170,40 @@ fn run<'l, 'e: 'l, E>(
         drop(answers.next());
         returned = answers.collect();
     }
-    // What is left after a switch to one thread.
-    for (batch, chunk) in chunks {
-        for (i, line) in chunk.iter().enumerate() {
-            let line_no = batch * BATCH + 1 + i;
-            if let Some(outcome) = local.step_line(line_no, line) {
-                emit(line_no, &outcome)?;
-            }
+    step_all(local, rest, lines.get(rest..).unwrap_or_default(), emit)
+}
+
+/// Reads and decides `lines` in order, the first being input line `before + 1`, and emits
+/// each outcome.
+fn step_all<E>(
+    replay: &mut Replay<'_>,
+    before: usize,
+    lines: &[&str],
+    emit: &mut impl FnMut(usize, &LineOutcome) -> Result<(), E>,
+) -> Result<(), E> {
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(outcome) = replay.step_line(before + i + 1, line) {
+            emit(before + i + 1, &outcome)?;
         }
     }
     Ok(())
+}
+
+/// Reads and decides the lines of `chunk` at `positions` (the chunk's first line is input
+/// line `first`): each non-blank line's position and outcome.
+fn decide_at(
+    replay: &mut Replay<'_>,
+    first: usize,
+    chunk: &[&str],
+    positions: Vec<usize>,
+) -> Vec<(usize, LineOutcome)> {
+    positions
+        .into_iter()
+        .filter_map(|i| {
+            let line = chunk.get(i)?;
+            replay.step_line(first + i, line).map(|o| (i, o))
+        })
+        .collect()
 }
 
 /// The rejection of a line that is not JSON the engine reads.
@@ -475,15 +484,7 @@ impl<'l, 'e: 'l> Worker<'l, 'e> {
                         garbage,
                     } => {
                         drop(garbage);
-                        Answer::Decided(
-                            positions
-                                .into_iter()
-                                .filter_map(|i| {
-                                    let line = chunk.get(i)?;
-                                    replay.step_line(first + i, line).map(|o| (i, o))
-                                })
-                                .collect(),
-                        )
+                        Answer::Decided(decide_at(&mut replay, first, chunk, positions))
                     }
                     Job::Route(lines) => {
                         Answer::Routed(lines.iter().map(|l| route_key(l)).collect())
