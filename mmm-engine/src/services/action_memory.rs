@@ -2,8 +2,6 @@
 //! outcome reported later can be tied to its action type and experiment variant, and the
 //! per-tenant outcome counts (by playbook, action type and result; never per actor).
 
-use std::collections::HashMap;
-
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
@@ -44,7 +42,7 @@ impl ActionMemory {
     pub fn off() -> Self {
         ActionMemory {
             recent: Generations {
-                half: 0,
+                per_shard: 0,
                 shards: Box::default(),
             },
             counts: DashMap::new(),
@@ -126,6 +124,10 @@ const MAX_SHARDS: usize = 64;
 /// Fewest entries per shard before the memory is split further.
 const MIN_PER_SHARD: usize = 1_024;
 
+/// Most entries per shard: a recall scans one shard's keys (64 KiB at most), so a larger
+/// memory has more shards rather than longer ones.
+const MAX_PER_SHARD: usize = 4_096;
+
 /// One shard on its own cache line(s), so that threads locking neighbouring shards do not
 /// pass a line back and forth.
 #[repr(align(128))]
@@ -142,46 +144,51 @@ fn key(action_id: &str) -> Option<u128> {
     uuid::Uuid::try_parse(action_id).ok().map(|u| u.as_u128())
 }
 
-/// A generation's map, hashed with foldhash rather than SipHash: the keys are the engine's
-/// own UUIDv7s (their random bits are not the caller's to choose), so a keyed,
-/// flooding-resistant hash buys nothing here. The seed is still random per map.
-type Generation = HashMap<u128, ActionMemo, foldhash::fast::RandomState>;
+/// A memo in a cache line of its own: overwriting the oldest memo touches one line.
+#[derive(Clone)]
+#[repr(align(64))]
+struct Slot(ActionMemo);
 
-/// A shard's two generations: new entries go to `current`; when it is full, it becomes
-/// `previous` and the old `previous` is dropped.
+/// A shard's actions as a ring: the newest `per_shard` are kept, and a new one overwrites
+/// the oldest. Keys and memos are kept apart, so that remembering writes where the shard's
+/// last insert wrote (a line of keys serves four inserts) instead of a random place in a
+/// table of 100,000 entries, and a recall scans 16 bytes an entry.
 #[derive(Default)]
-struct Pair {
-    current: Generation,
-    previous: Generation,
+struct Ring {
+    keys: Vec<u128>,
+    memos: Vec<Slot>,
+    /// The slot the next insert overwrites, once the ring is full.
+    next: usize,
 }
 
-/// Recently returned actions, bounded: shards picked by a hash of the action id, each
-/// two generations of at most `half` entries under its own lock. Nothing is shared by
-/// every insert (no global count or generation number), so deciding threads touch only
-/// the shard of the action they remember.
+/// Recently returned actions, bounded: shards picked by the action id's random bits, each
+/// a ring of at most `per_shard` entries under its own lock. Nothing is shared by every
+/// insert (no global count or position), so deciding threads touch only the shard of the
+/// action they remember.
 struct Generations {
-    half: usize,
-    shards: Box<[Padded<Mutex<Pair>>]>,
+    per_shard: usize,
+    shards: Box<[Padded<Mutex<Ring>>]>,
 }
 
 impl Generations {
     fn new(capacity: usize) -> Self {
-        let count = (capacity / MIN_PER_SHARD).clamp(1, MAX_SHARDS);
+        let count = (capacity / MIN_PER_SHARD)
+            .clamp(1, MAX_SHARDS)
+            .max(capacity.div_ceil(MAX_PER_SHARD));
         Generations {
-            half: (capacity / 2 / count).max(1),
+            per_shard: (capacity / count).max(1),
             shards: (0..count)
-                .map(|_| Padded(Mutex::new(Pair::default())))
+                .map(|_| Padded(Mutex::new(Ring::default())))
                 .collect(),
         }
     }
 
-    fn shard(&self, key: u128) -> Option<&Mutex<Pair>> {
+    fn shard(&self, key: u128) -> Option<&Mutex<Ring>> {
         if self.shards.is_empty() {
             // A memory that is off.
             return None;
         }
-        // A UUIDv7's last 62 bits are random: their low bits pick the shard without hashing
-        // the key a second time (the shard's map hashes it with its seeded hasher).
+        // A UUIDv7's last 62 bits are random: their low bits pick the shard.
         let i = usize::try_from((key as u64) % self.shards.len() as u64).unwrap_or(0);
         self.shards.get(i).map(|p| &p.0)
     }
@@ -190,22 +197,28 @@ impl Generations {
         let Some(shard) = self.shard(key) else {
             return;
         };
-        let mut pair = shard.lock();
-        if pair.current.len() >= self.half {
-            // The older generation is dropped; its table is kept for the new one.
-            let Pair { current, previous } = &mut *pair;
-            std::mem::swap(current, previous);
-            current.clear();
+        let mut ring = shard.lock();
+        let Ring { keys, memos, next } = &mut *ring;
+        if keys.len() < self.per_shard {
+            if keys.len() == keys.capacity() {
+                // Grown by doubling up to exactly the shard's size, never past it.
+                let more = (keys.len() * 2).max(8).min(self.per_shard) - keys.len();
+                keys.reserve_exact(more);
+                memos.reserve_exact(more);
+            }
+            keys.push(key);
+            memos.push(Slot(memo));
+        } else if let (Some(k), Some(m)) = (keys.get_mut(*next), memos.get_mut(*next)) {
+            *k = key;
+            *m = Slot(memo);
+            *next = (*next + 1) % self.per_shard;
         }
-        pair.current.insert(key, memo);
     }
 
     fn get(&self, key: u128) -> Option<ActionMemo> {
-        let pair = self.shard(key)?.lock();
-        pair.current
-            .get(&key)
-            .or_else(|| pair.previous.get(&key))
-            .cloned()
+        let ring = self.shard(key)?.lock();
+        let i = ring.keys.iter().position(|k| *k == key)?;
+        ring.memos.get(i).map(|s| s.0.clone())
     }
 }
 
@@ -239,11 +252,52 @@ mod tests {
             experiment: None,
         };
         let ids: Vec<Id> = (0..10).map(|_| crate::ids::new_id()).collect();
-        for id in &ids {
+        for (n, id) in ids.iter().enumerate() {
             m.remember(*id, memo.clone());
+            // Always exactly the newest four (or all, before there are four).
+            for (i, old) in ids[..=n].iter().enumerate() {
+                assert_eq!(m.recall(old).is_some(), i + 4 > n, "after {n}: {i}");
+            }
         }
-        assert!(m.recall(&ids[9]).is_some() && m.recall(&ids[8]).is_some());
-        assert!(m.recall(&ids[0]).is_none());
+    }
+
+    #[test]
+    fn a_ring_grows_to_its_size_and_no_further() {
+        let g = Generations::new(3_000);
+        assert_eq!((g.shards.len(), g.per_shard), (2, 1_500));
+        for _ in 0..10_000 {
+            g.insert(
+                key(&crate::ids::new_id()).unwrap(),
+                ActionMemo {
+                    tenant_id: "t".into(),
+                    playbook_id: "p".into(),
+                    kind: ActionType::Mirror,
+                    experiment: None,
+                },
+            );
+        }
+        for s in g.shards.iter() {
+            let ring = s.0.lock();
+            assert_eq!((ring.keys.len(), ring.memos.len()), (1_500, 1_500));
+            assert!(ring.keys.capacity() == 1_500 && ring.memos.capacity() == 1_500);
+        }
+    }
+
+    #[test]
+    fn a_large_memory_has_more_shards_so_that_a_recall_scans_a_bounded_shard() {
+        for capacity in [1, 1_023, 100_000, 262_144, 1_000_000, 50_000_000] {
+            let g = Generations::new(capacity);
+            assert!(g.per_shard <= MAX_PER_SHARD, "{capacity}");
+            assert!(
+                g.per_shard * g.shards.len() <= capacity.max(1),
+                "{capacity}"
+            );
+            assert!(
+                g.per_shard * g.shards.len() * 100 >= capacity * 99,
+                "{capacity}"
+            );
+        }
+        assert_eq!(Generations::new(100_000).shards.len(), MAX_SHARDS);
     }
 
     #[test]
@@ -260,16 +314,9 @@ mod tests {
         for id in &ids {
             m.remember(*id, memo.clone());
         }
-        let kept: usize = m
-            .recent
-            .shards
-            .iter()
-            .map(|s| {
-                let pair = s.0.lock();
-                pair.current.len() + pair.previous.len()
-            })
-            .sum();
-        assert!(kept <= 100_000 && kept > 50_000, "kept {kept}");
+        let kept: usize = m.recent.shards.iter().map(|s| s.0.lock().keys.len()).sum();
+        // Each shard keeps its newest 1,562.
+        assert_eq!(kept, 64 * 1_562);
         let (first, last) = (ids.first().unwrap(), ids.last().unwrap());
         assert!(m.recall(last).is_some() && m.recall(first).is_none());
     }
