@@ -3,9 +3,9 @@
 //! decision) against the same engine without one. Target: signed ≤ unsigned + 25 µs.
 //!
 //! The group `ed25519_sign` measures the floor under that: Ed25519 alone over the PAE of a
-//! real nudge-1k receipt payload (the bytes SPEC §7 signs), with ed25519-dalek as the
-//! engine uses it and, for comparison, with `ring`; both must give the same signature
-//! (Ed25519 is deterministic). `sha512_pae` is the hashing inside one signature: Ed25519
+//! real nudge-1k receipt payload (the bytes SPEC §7 signs), with AWS-LC (`aws-lc-rs`) as
+//! the engine signs, and for comparison with ed25519-dalek (which holds the engine's keys
+//! and verifies) and `ring`; all must give the same signature (Ed25519 is deterministic). `sha512_pae` is the hashing inside one signature: Ed25519
 //! hashes the message twice.
 //!
 //! ```sh
@@ -93,15 +93,20 @@ fn ed25519_sign(c: &mut Criterion) {
     let seed = [7; 32];
     let dalek = SigningKey::from_bytes(&seed);
     let ring = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).expect("a seed");
-    assert_eq!(
-        dalek.sign(&message).to_bytes().as_slice(),
-        ring.sign(&message).as_ref(),
-        "Ed25519 is deterministic: both give the same signature"
+    let aws_lc = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed).expect("a seed");
+    let signature = dalek.sign(&message).to_bytes();
+    assert!(
+        signature.as_slice() == ring.sign(&message).as_ref()
+            && signature.as_slice() == aws_lc.sign(&message).as_ref(),
+        "Ed25519 is deterministic: all give the same signature"
     );
     let mut group = c.benchmark_group("ed25519_sign");
     group.throughput(criterion::Throughput::Bytes(message.len() as u64));
     group.bench_function("dalek", |b| {
         b.iter(|| black_box(dalek.sign(black_box(&message))));
+    });
+    group.bench_function("aws_lc", |b| {
+        b.iter(|| black_box(aws_lc.sign(black_box(&message))));
     });
     group.bench_function("ring", |b| {
         b.iter(|| black_box(ring.sign(black_box(&message))));

@@ -1,9 +1,11 @@
 //! A fixed number of nudge-1k decisions with a signing key (every decision builds, chains
 //! and signs its receipt; with no receipts port the envelope is returned in the decision),
 //! for counting instructions with callgrind. `unsigned` runs the same engine without a key,
-//! so the difference of the two counts is what signing costs. `dalek` and `ring` sign the
-//! PAE of a real receipt payload `count` times with that library alone (the floor: what
-//! Ed25519 over the contract's bytes costs, with nothing around it).
+//! so the difference of the two counts is what signing costs. `aws_lc` (as the engine
+//! signs), `dalek` and `ring` sign the PAE of a real receipt payload `count` times with that
+//! library alone (the floor: what Ed25519 over the contract's bytes costs, with nothing
+//! around it). Valgrind hides some CPU features, so a library may run another code path
+//! under callgrind than natively: compare wall times with `cargo bench --bench signing`.
 //!
 //! ```sh
 //! cargo build --release -p mmm-benches --example callgrind_signing
@@ -12,7 +14,7 @@
 //!     target/release/examples/callgrind_signing 2000 [signed|unsigned]
 //! valgrind --tool=callgrind --callgrind-out-file=/tmp/ed25519.cg \
 //!     --toggle-collect='callgrind_signing::sign_loop' \
-//!     target/release/examples/callgrind_signing 2000 [dalek|ring]
+//!     target/release/examples/callgrind_signing 2000 [aws_lc|dalek|ring]
 //! callgrind_annotate /tmp/signing.cg | head -30    # total Ir / 2000 = per decision
 //! ```
 
@@ -52,20 +54,18 @@ fn decide_loop(engine: &Engine, signals: &[Value], options: &DecideOptions, coun
 
 /// Signs `message` `count` times with one library; the region callgrind measures.
 #[inline(never)]
-fn sign_loop(message: &[u8], with_ring: bool, count: usize) -> u8 {
+fn sign_loop(message: &[u8], library: &str, count: usize) -> u8 {
     let seed = [7; 32];
     let dalek = SigningKey::from_bytes(&seed);
     let ring = ring::signature::Ed25519KeyPair::from_seed_unchecked(&seed).expect("a seed");
+    let aws_lc = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&seed).expect("a seed");
+    let first = |s: &[u8]| s.first().copied().unwrap_or_default();
     let mut last = 0;
     for _ in 0..count {
-        last ^= if with_ring {
-            ring.sign(black_box(message))
-                .as_ref()
-                .first()
-                .copied()
-                .unwrap_or_default()
-        } else {
-            dalek.sign(black_box(message)).to_bytes()[0]
+        last ^= match library {
+            "ring" => first(ring.sign(black_box(message)).as_ref()),
+            "aws_lc" => first(aws_lc.sign(black_box(message)).as_ref()),
+            _ => dalek.sign(black_box(message)).to_bytes()[0],
         };
     }
     last
@@ -101,7 +101,7 @@ fn main() {
         };
         assert_eq!(decision.receipt.status, expected);
     }
-    if mode == "dalek" || mode == "ring" {
+    if ["aws_lc", "dalek", "ring"].contains(&mode.as_str()) {
         let decision = engine
             .decide(workload.signals.first().expect("a signal"), None, &options)
             .expect("decides");
@@ -110,7 +110,7 @@ fn main() {
             PAYLOAD_TYPE,
             &decode_base64(&envelope.payload).expect("base64 payload"),
         );
-        let last = sign_loop(&message, mode == "ring", count);
+        let last = sign_loop(&message, &mode, count);
         println!(
             "{count} {mode} signatures over a PAE of {} bytes ({last})",
             message.len()

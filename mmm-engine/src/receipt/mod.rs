@@ -337,9 +337,20 @@ pub fn generate_key() -> (String, String) {
     )
 }
 
+/// `key` as an AWS-LC key pair, when AWS-LC takes it and derives the same public key.
+fn fast_key(key: &SigningKey) -> Option<aws_lc_rs::signature::Ed25519KeyPair> {
+    use aws_lc_rs::signature::KeyPair as _;
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(key.as_bytes()).ok()?;
+    (pair.public_key().as_ref() == key.verifying_key().as_bytes()).then_some(pair)
+}
+
 /// Signs receipts and keeps this engine instance's hash chain.
 pub struct ReceiptSigner {
     key: SigningKey,
+    /// The same key in AWS-LC, which signs: a third faster than ed25519-dalek, with the same
+    /// (deterministic) signatures. `None` only if AWS-LC refused the key or derived another
+    /// public key from it, and then ed25519-dalek signs.
+    fast: Option<aws_lc_rs::signature::Ed25519KeyPair>,
     key_id: String,
     chain_id: String,
     state: Mutex<ChainState>,
@@ -369,6 +380,7 @@ impl ReceiptSigner {
     pub fn with_chain(key: SigningKey, chain_id: String) -> ReceiptSigner {
         ReceiptSigner {
             key_id: key_id(&key.verifying_key()),
+            fast: fast_key(&key),
             key,
             chain_id,
             state: Mutex::new(ChainState {
@@ -401,6 +413,14 @@ impl ReceiptSigner {
             state.prev_sha256 = Some(envelope_sha256(last));
         }
         Ok(signer)
+    }
+
+    /// The Ed25519 signature of `message`.
+    fn signature(&self, message: &[u8]) -> [u8; 64] {
+        self.fast
+            .as_ref()
+            .and_then(|k| <[u8; 64]>::try_from(k.sign(message).as_ref()).ok())
+            .unwrap_or_else(|| self.key.sign(message).to_bytes())
     }
 
     /// The public key.
@@ -478,7 +498,7 @@ impl ReceiptSigner {
     /// The signed envelope of canonical payload bytes, and its hash (see
     /// [`ReceiptSigner::envelope_of`]).
     fn envelope(&self, bytes: &[u8]) -> (Envelope, String) {
-        let signature = self.key.sign(&pae(PAYLOAD_TYPE, bytes));
+        let signature = self.signature(&pae(PAYLOAD_TYPE, bytes));
         self.envelope_of(bytes, &signature)
     }
 
@@ -499,7 +519,7 @@ impl ReceiptSigner {
             });
         match placed {
             Some(start) => {
-                let signature = self.key.sign(buf.get(start..).unwrap_or_default());
+                let signature = self.signature(buf.get(start..).unwrap_or_default());
                 self.envelope_of(buf.get(PAE_HEADER_ROOM..).unwrap_or_default(), &signature)
             }
             // Not reached: PAYLOAD_TYPE's header fits the room. Signing a copy is right anyway.
@@ -511,9 +531,9 @@ impl ReceiptSigner {
     /// canonical bytes (what [`envelope_sha256`] computes), hashed from its parts rather
     /// than written out: base64, the hex key id and [`PAYLOAD_TYPE`] hold nothing JSON
     /// escapes, so each string's canonical form is the string in quotes.
-    fn envelope_of(&self, payload: &[u8], signature: &Signature) -> (Envelope, String) {
+    fn envelope_of(&self, payload: &[u8], signature: &[u8; 64]) -> (Envelope, String) {
         let payload = BASE64.encode(payload);
-        let sig = BASE64.encode(signature.to_bytes());
+        let sig = BASE64.encode(signature);
         let mut hasher = Sha256::new();
         hasher.update(b"{\"payload\":\"");
         hasher.update(payload.as_bytes());

@@ -432,3 +432,54 @@ fn the_scratch_buffer_serves_nested_calls() {
     assert_eq!(outer, b"inner");
     with_scratch(|a| assert!(a.is_empty(), "the kept buffer comes back empty"));
 }
+
+fn external_rfc_8032() -> Vec<Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/external/ed25519/rfc8032_7_1.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let cases: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(cases.len(), 5);
+    cases
+}
+
+#[test]
+fn the_signer_reproduces_rfc_8032_with_aws_lc_and_with_dalek() {
+    let hex_of = |v: &Value| hex::decode(v.as_str().unwrap()).unwrap();
+    for case in external_rfc_8032() {
+        let key = signing_key_from_bytes(&hex_of(&case["seed"])).unwrap();
+        let mut signer = ReceiptSigner::with_chain(key, "chain".into());
+        assert!(signer.fast.is_some(), "AWS-LC takes every seed");
+        let msg = hex_of(&case["msg"]);
+        let expected = hex_of(&case["sig"]);
+        assert_eq!(
+            signer.signature(&msg).to_vec(),
+            expected,
+            "{}",
+            case["name"]
+        );
+        signer.fast = None;
+        assert_eq!(
+            signer.signature(&msg).to_vec(),
+            expected,
+            "{}",
+            case["name"]
+        );
+    }
+}
+
+#[test]
+fn aws_lc_and_dalek_sign_alike_for_any_key_and_length() {
+    use rand::{Rng as _, SeedableRng as _};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8032);
+    for len in (0..300).chain([1_023, 3_300, 4_096, 65_537]) {
+        let seed: [u8; 32] = rng.random();
+        let msg: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+        let key = SigningKey::from_bytes(&seed);
+        let dalek = key.sign(&msg).to_bytes();
+        let signer = ReceiptSigner::with_chain(key, "chain".into());
+        assert!(signer.fast.is_some());
+        assert_eq!(signer.signature(&msg), dalek, "length {len}");
+    }
+}
