@@ -25,7 +25,7 @@ pub(crate) struct ActionMemo {
 
 /// Returned actions (bounded) and outcome counts.
 pub(crate) struct ActionMemory {
-    recent: Generations,
+    recent: Rings,
     counts: DashMap<(String, String, String, OutcomeResult), u64>,
 }
 
@@ -33,7 +33,7 @@ impl ActionMemory {
     /// A memory of at most about `capacity` actions.
     pub fn new(capacity: usize) -> Self {
         ActionMemory {
-            recent: Generations::new(capacity),
+            recent: Rings::new(capacity),
             counts: DashMap::new(),
         }
     }
@@ -41,7 +41,7 @@ impl ActionMemory {
     /// A memory that remembers no action (outcomes are still counted).
     pub fn off() -> Self {
         ActionMemory {
-            recent: Generations {
+            recent: Rings {
                 per_shard: 0,
                 shards: Box::default(),
             },
@@ -165,17 +165,17 @@ struct Ring {
 /// a ring of at most `per_shard` entries under its own lock. Nothing is shared by every
 /// insert (no global count or position), so deciding threads touch only the shard of the
 /// action they remember.
-struct Generations {
+struct Rings {
     per_shard: usize,
     shards: Box<[Padded<Mutex<Ring>>]>,
 }
 
-impl Generations {
+impl Rings {
     fn new(capacity: usize) -> Self {
         let count = (capacity / MIN_PER_SHARD)
             .clamp(1, MAX_SHARDS)
             .max(capacity.div_ceil(MAX_PER_SHARD));
-        Generations {
+        Rings {
             per_shard: (capacity / count).max(1),
             shards: (0..count)
                 .map(|_| Padded(Mutex::new(Ring::default())))
@@ -263,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_ring_grows_to_its_size_and_no_further() {
-        let g = Generations::new(3_000);
+        let g = Rings::new(3_000);
         assert_eq!((g.shards.len(), g.per_shard), (2, 1_500));
         for _ in 0..10_000 {
             g.insert(
@@ -286,7 +286,7 @@ mod tests {
     #[test]
     fn a_large_memory_has_more_shards_so_that_a_recall_scans_a_bounded_shard() {
         for capacity in [1, 1_023, 100_000, 262_144, 1_000_000, 50_000_000] {
-            let g = Generations::new(capacity);
+            let g = Rings::new(capacity);
             assert!(g.per_shard <= MAX_PER_SHARD, "{capacity}");
             assert!(
                 g.per_shard * g.shards.len() <= capacity.max(1),
@@ -297,7 +297,7 @@ mod tests {
                 "{capacity}"
             );
         }
-        assert_eq!(Generations::new(100_000).shards.len(), MAX_SHARDS);
+        assert_eq!(Rings::new(100_000).shards.len(), MAX_SHARDS);
     }
 
     #[test]
@@ -344,7 +344,7 @@ mod tests {
 
     #[test]
     fn action_ids_spread_over_every_shard() {
-        let g = Generations::new(100_000);
+        let g = Rings::new(100_000);
         let mut used = vec![0usize; g.shards.len()];
         for _ in 0..6_400 {
             let id = crate::ids::new_id();
