@@ -133,6 +133,9 @@ fn run<'l, 'e: 'l, E>(
             for worker in workers.drain(..) {
                 local.absorb(worker.stop());
             }
+            // The workers have stopped: what they returned last round is dropped here,
+            // before the rest is replayed, rather than held until the end.
+            drop(returned);
             rest = first - 1;
             break;
         }
