@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use mmm_engine::{
-    Action, ActionType, Decision, Degraded, PlaybookRef, Reason, ReceiptStatus, SharedStr,
+    Action, ActionType, Decision, Degraded, Detail, PlaybookRef, Reason, ReceiptStatus, SharedStr,
     Suppressed, Surface,
 };
 use pyo3::prelude::*;
@@ -122,8 +122,12 @@ fn shape(py: Python<'_>, keys: &[&str]) -> PyResult<Py<PyDict>> {
 fn shapes(py: Python<'_>) -> PyResult<&'static Shapes> {
     static SHAPES: PyOnceLock<Shapes> = PyOnceLock::new();
     SHAPES.get_or_try_init(py, || {
+        let decision = shape(py, DECISION)?;
+        decision
+            .bind(py)
+            .set_item(intern!(py, "latency_warning"), false)?;
         Ok(Shapes {
-            decision: shape(py, DECISION)?,
+            decision,
             action: shape(py, ACTION)?,
             suppressed: shape(py, SUPPRESSED)?,
             playbook: shape(py, PLAYBOOK)?,
@@ -135,25 +139,9 @@ fn shapes(py: Python<'_>) -> PyResult<&'static Shapes> {
     })
 }
 
-/// A new dict of the given shape (every value `None` until set).
+/// A new dict of the given shape (its defaults until set: `None`, or as `shapes` says).
 fn new_dict<'py>(py: Python<'py>, shape: &Py<PyDict>) -> PyResult<Bound<'py, PyDict>> {
     shape.bind(py).copy()
-}
-
-fn opt_str<'py>(py: Python<'py>, s: Option<&str>) -> Bound<'py, PyAny> {
-    match s {
-        Some(s) => PyString::new(py, s).into_any(),
-        None => py.None().into_bound(py),
-    }
-}
-
-/// A list of converted items, allocated at its final length.
-fn list<'py, T: pyo3::PyTypeInfo>(
-    py: Python<'py>,
-    items: impl Iterator<Item = PyResult<Bound<'py, T>>>,
-) -> PyResult<Bound<'py, PyList>> {
-    let items = items.collect::<PyResult<Vec<_>>>()?;
-    PyList::new(py, items)
 }
 
 fn json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
@@ -163,26 +151,198 @@ fn json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'
 }
 
 /// Python objects every decision of one engine shares with the compiled playbooks, made
-/// once instead of once per decision: the strings of the core's `SharedStr` texts
-/// (playbook ids, categories, rationale texts, evidence paths) and, per playbook version,
-/// a `{"id", "version"}` dict that each decision copies. Strings are immutable, so one
-/// object may appear in many decisions; the dicts are never handed out, only copied.
+/// once instead of once per decision:
+/// - the strings of the core's `SharedStr` texts (playbook ids, categories, rationale
+///   texts, evidence paths);
+/// - per playbook version, its `{"id", "version"}` dict and templates of the action and
+///   suppression dicts it produces (see `PlaybookObjects`).
+///
+/// Strings, ints and bools are immutable, so one object may appear in many decisions; the
+/// dicts kept here are never handed out, only copied, and every container of a decision is
+/// its own.
 ///
 /// Both maps are keyed by the text (the playbooks' by id and version): `SharedStr` keeps
 /// short texts inline, so a text's address says nothing about it. A reload leaves the old
-/// playbooks' entries behind until a map reaches `SHARED_LIMIT` entries and is emptied.
+/// playbooks' entries behind until the strings reach `SHARED_LIMIT` entries, or the
+/// playbooks `SHARED_LIMIT` entries or `TEMPLATE_LIMIT` templates, and that map is emptied.
 #[derive(Default)]
 pub struct Shared {
     strings: HashMap<SharedStr, Py<PyString>, ByText>,
-    playbooks: HashMap<(SharedStr, u32), Py<PyDict>, ByText>,
+    playbooks: HashMap<(SharedStr, u32), PlaybookObjects, ByText>,
+    /// Templates held by `playbooks`, all entries together.
+    templates: usize,
 }
 
 /// Entries a `Shared` map holds before it is emptied and refilled.
 const SHARED_LIMIT: usize = 1 << 16;
 
+/// Templates (of actions and suppressions) all playbooks together hold before they are
+/// emptied and refilled: about 25 MB at most, whatever the playbooks.
+const TEMPLATE_LIMIT: usize = 1 << 14;
+
+/// Templates one playbook version holds of each kind. A playbook whose actions differ from
+/// decision to decision (a title read from the signal, a suppression's detail naming a
+/// time) stops adding templates here, and its further variants are built field by field.
+const TEMPLATES_PER_PLAYBOOK: usize = 4;
+
 /// The hasher of `Shared`'s keys: foldhash, the workspace's fast hasher (SipHash would
 /// cost about as much as the string it saves).
 type ByText = foldhash::fast::RandomState;
+
+/// What one playbook version's decisions share.
+struct PlaybookObjects {
+    /// `{"id", "version"}`, copied into each action and suppression.
+    playbook: Py<PyDict>,
+    /// Action dicts with the fields that come from the playbook set.
+    actions: Vec<ActionTemplate>,
+    /// Suppression dicts with everything but `playbook` set.
+    suppressed: Vec<SuppressedTemplate>,
+}
+
+/// An action dict with the fields an action takes from its playbook already set (`type`,
+/// `category`, `priority`, `title`, `requires_consent`, `dual_channel`, `operation`), the
+/// values they were made from, and the rationale's dicts likewise. A decision's action
+/// uses it when those values are equal, and sets only the rest.
+struct ActionTemplate {
+    kind: ActionType,
+    category: SharedStr,
+    priority: u8,
+    title: String,
+    requires_consent: bool,
+    dual_channel: bool,
+    operation: Option<String>,
+    dict: Py<PyDict>,
+    /// `{"why", "trigger", "evidence": None}` for this why and trigger.
+    why: SharedStr,
+    trigger: SharedStr,
+    rationale: Py<PyDict>,
+    /// `{"path", "value": None}` per evidence path, in the order the condition reads them.
+    evidence: Vec<(SharedStr, Py<PyDict>)>,
+}
+
+impl ActionTemplate {
+    fn fits(&self, a: &Action) -> bool {
+        self.kind == a.kind
+            && self.priority == a.priority
+            && self.requires_consent == a.requires_consent
+            && self.dual_channel == a.dual_channel
+            && self.category == a.category
+            && self.title == a.title
+            && self.operation == a.operation
+    }
+}
+
+/// A suppression dict with `action_index`, `type`, `reason` and `detail` set.
+struct SuppressedTemplate {
+    action_index: usize,
+    kind: ActionType,
+    reason: Reason,
+    detail: Detail,
+    dict: Py<PyDict>,
+}
+
+impl SuppressedTemplate {
+    fn fits(&self, s: &Suppressed) -> bool {
+        self.action_index == s.action_index
+            && self.kind == s.kind
+            && self.reason == s.reason
+            && self.detail == s.detail
+    }
+}
+
+impl ActionTemplate {
+    /// The template of `a` (its strings made anew: a template is made once).
+    fn new(py: Python<'_>, shapes: &Shapes, a: &Action) -> PyResult<ActionTemplate> {
+        let dict = new_dict(py, &shapes.action)?;
+        action_statics(py, &dict, a, |s| PyString::new(py, s))?;
+        let rationale = rationale_statics(py, shapes, a, |s| PyString::new(py, s))?;
+        let mut evidence = Vec::with_capacity(a.rationale.evidence.len());
+        for e in &a.rationale.evidence {
+            let item = evidence_path(py, shapes, PyString::new(py, &e.path))?;
+            evidence.push((e.path.clone(), item.unbind()));
+        }
+        Ok(ActionTemplate {
+            kind: a.kind,
+            category: a.category.clone(),
+            priority: a.priority,
+            title: a.title.clone(),
+            requires_consent: a.requires_consent,
+            dual_channel: a.dual_channel,
+            operation: a.operation.clone(),
+            dict: dict.unbind(),
+            why: a.rationale.why.clone(),
+            trigger: a.rationale.trigger.clone(),
+            rationale: rationale.unbind(),
+            evidence,
+        })
+    }
+}
+
+/// Sets the fields an action takes from its playbook (`text` makes the category's string).
+fn action_statics<'py>(
+    py: Python<'py>,
+    d: &Bound<'py, PyDict>,
+    a: &Action,
+    mut text: impl FnMut(&SharedStr) -> Bound<'py, PyString>,
+) -> PyResult<()> {
+    d.set_item(intern!(py, "type"), action_type(py, a.kind))?;
+    d.set_item(intern!(py, "category"), text(&a.category))?;
+    d.set_item(intern!(py, "priority"), a.priority)?;
+    d.set_item(intern!(py, "title"), &*a.title)?;
+    d.set_item(intern!(py, "requires_consent"), a.requires_consent)?;
+    d.set_item(intern!(py, "dual_channel"), a.dual_channel)?;
+    // `None` in the shape already.
+    if let Some(operation) = &a.operation {
+        d.set_item(intern!(py, "operation"), &**operation)?;
+    }
+    Ok(())
+}
+
+/// A rationale dict with `why` and `trigger` set (`evidence` still `None`).
+fn rationale_statics<'py>(
+    py: Python<'py>,
+    shapes: &Shapes,
+    a: &Action,
+    mut text: impl FnMut(&SharedStr) -> Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let rationale = new_dict(py, &shapes.rationale)?;
+    rationale.set_item(intern!(py, "why"), text(&a.rationale.why))?;
+    rationale.set_item(intern!(py, "trigger"), text(&a.rationale.trigger))?;
+    Ok(rationale)
+}
+
+/// An evidence dict with `path` set (`value` still `None`).
+fn evidence_path<'py>(
+    py: Python<'py>,
+    shapes: &Shapes,
+    path: Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let item = new_dict(py, &shapes.evidence)?;
+    item.set_item(intern!(py, "path"), path)?;
+    Ok(item)
+}
+
+/// A suppression dict with everything but `playbook` set.
+fn suppressed_statics<'py>(
+    py: Python<'py>,
+    shapes: &Shapes,
+    s: &Suppressed,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = new_dict(py, &shapes.suppressed)?;
+    d.set_item(intern!(py, "action_index"), s.action_index)?;
+    d.set_item(intern!(py, "type"), action_type(py, s.kind))?;
+    d.set_item(intern!(py, "reason"), reason(py, s.reason))?;
+    d.set_item(intern!(py, "detail"), s.detail.to_string())?;
+    Ok(d)
+}
+
+/// The copies one action takes from its playbook's template: the action dict, and the
+/// rationale's and each evidence item's where the template's fit (`None` where not).
+struct ActionCopies<'py> {
+    dict: Bound<'py, PyDict>,
+    rationale: Option<Bound<'py, PyDict>>,
+    evidence: Vec<Option<Bound<'py, PyDict>>>,
+}
 
 /// One decision's conversion: the shapes, and the engine's shared objects when they are
 /// free to use (`None` converts without them: another conversion holds them, which only
@@ -193,88 +353,166 @@ struct Out<'s, 'py> {
     shared: Option<MutexGuard<'s, Shared>>,
 }
 
-/// The suppression dict last built with its `type`, `reason` and `detail` set and the rest
-/// `None`, copied for each following suppression that says the same (every `max_actions`
-/// suppression of a decision does). Private to one conversion.
-type LastSuppressed<'a, 'py> = Option<(&'a Suppressed, Bound<'py, PyDict>)>;
+/// A playbook version's shared objects, with the count of templates all playbooks hold
+/// (to add to when a template is made).
+struct Entry<'a> {
+    objects: &'a mut PlaybookObjects,
+    templates: &'a mut usize,
+}
 
 impl<'py> Out<'_, 'py> {
     /// The Python string of a shared text, made once per engine.
     fn text(&mut self, s: &SharedStr) -> Bound<'py, PyString> {
         let py = self.py;
-        let Some(shared) = self.shared.as_mut() else {
-            return PyString::new(py, s);
-        };
-        if let Some(obj) = shared.strings.get(s.as_str()) {
-            return obj.bind(py).clone();
+        match self.shared.as_deref_mut() {
+            Some(shared) => text(py, &mut shared.strings, s),
+            None => PyString::new(py, s),
         }
-        let obj = PyString::new(py, s);
-        if shared.strings.len() >= SHARED_LIMIT {
-            shared.strings.clear();
-        }
-        shared.strings.insert(s.clone(), obj.clone().unbind());
-        obj
     }
 
-    /// A fresh `{"id", "version"}` dict: a copy of the engine's for this playbook version.
+    /// The shared objects of a playbook version, made on first use; `None` without the
+    /// engine's cache. When all playbooks hold `TEMPLATE_LIMIT` templates, they are all
+    /// dropped first (the `{"id", "version"}` dicts stay).
+    fn entry(&mut self, p: &PlaybookRef) -> PyResult<Option<Entry<'_>>> {
+        let py = self.py;
+        let shapes = self.shapes;
+        let Some(shared) = self.shared.as_deref_mut() else {
+            return Ok(None);
+        };
+        let Shared {
+            strings,
+            playbooks,
+            templates,
+        } = shared;
+        if *templates >= TEMPLATE_LIMIT {
+            for objects in playbooks.values_mut() {
+                objects.actions.clear();
+                objects.suppressed.clear();
+            }
+            *templates = 0;
+        }
+        if playbooks.len() >= SHARED_LIMIT && !playbooks.contains_key(&(p.id.clone(), p.version)) {
+            playbooks.clear();
+            *templates = 0;
+        }
+        let objects = match playbooks.entry((p.id.clone(), p.version)) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let d = new_dict(py, &shapes.playbook)?;
+                d.set_item(intern!(py, "id"), text(py, strings, &p.id))?;
+                d.set_item(intern!(py, "version"), p.version)?;
+                v.insert(PlaybookObjects {
+                    playbook: d.unbind(),
+                    actions: Vec::new(),
+                    suppressed: Vec::new(),
+                })
+            }
+        };
+        Ok(Some(Entry { objects, templates }))
+    }
+
+    /// A fresh `{"id", "version"}` dict.
     fn playbook(&mut self, p: &PlaybookRef) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
-        let key = (p.id.clone(), p.version);
-        if let Some(d) = self.shared.as_ref().and_then(|s| s.playbooks.get(&key)) {
-            return d.bind(py).copy();
+        if let Some(entry) = self.entry(p)? {
+            return entry.objects.playbook.bind(py).copy();
         }
         let d = new_dict(py, &self.shapes.playbook)?;
-        d.set_item(intern!(py, "id"), self.text(&p.id))?;
+        d.set_item(intern!(py, "id"), PyString::new(py, &p.id))?;
         d.set_item(intern!(py, "version"), p.version)?;
-        if let Some(shared) = self.shared.as_mut() {
-            if shared.playbooks.len() >= SHARED_LIMIT {
-                shared.playbooks.clear();
-            }
-            let template = d.copy()?.unbind();
-            shared.playbooks.insert(key, template);
-        }
         Ok(d)
+    }
+
+    /// The action's `{"id", "version"}` and its copies of the playbook's template, if one
+    /// fits (made here if there is none yet and room for it).
+    fn action_copies(
+        &mut self,
+        a: &Action,
+    ) -> PyResult<Option<(Bound<'py, PyDict>, Option<ActionCopies<'py>>)>> {
+        let py = self.py;
+        let shapes = self.shapes;
+        let Some(entry) = self.entry(&a.playbook)? else {
+            return Ok(None);
+        };
+        let Entry { objects, templates } = entry;
+        let playbook = objects.playbook.bind(py).copy()?;
+        let found = match objects.actions.iter().position(|t| t.fits(a)) {
+            Some(i) => Some(i),
+            None if objects.actions.len() < TEMPLATES_PER_PLAYBOOK => {
+                objects.actions.push(ActionTemplate::new(py, shapes, a)?);
+                *templates += 1;
+                Some(objects.actions.len() - 1)
+            }
+            None => None,
+        };
+        let Some(t) = found.and_then(|i| objects.actions.get(i)) else {
+            return Ok(Some((playbook, None)));
+        };
+        let rationale = if t.why == a.rationale.why && t.trigger == a.rationale.trigger {
+            Some(t.rationale.bind(py).copy()?)
+        } else {
+            None
+        };
+        let mut evidence = Vec::with_capacity(a.rationale.evidence.len());
+        for (i, e) in a.rationale.evidence.iter().enumerate() {
+            evidence.push(match t.evidence.get(i) {
+                Some((path, item)) if *path == e.path => Some(item.bind(py).copy()?),
+                _ => None,
+            });
+        }
+        let copies = ActionCopies {
+            dict: t.dict.bind(py).copy()?,
+            rationale,
+            evidence,
+        };
+        Ok(Some((playbook, Some(copies))))
     }
 
     fn action(&mut self, a: &Action) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
         let shapes = self.shapes;
-        let d = new_dict(py, &shapes.action)?;
+        let (playbook, copies) = match self.action_copies(a)? {
+            Some((playbook, copies)) => (playbook, copies),
+            None => (self.playbook(&a.playbook)?, None),
+        };
+        let (d, rationale, evidence_copies) = match copies {
+            Some(c) => (c.dict, c.rationale, c.evidence),
+            None => {
+                let d = new_dict(py, &shapes.action)?;
+                action_statics(py, &d, a, |s| self.text(s))?;
+                (d, None, Vec::new())
+            }
+        };
         d.set_item(intern!(py, "action_id"), &*a.action_id)?;
         d.set_item(intern!(py, "fingerprint"), &*a.fingerprint)?;
-        d.set_item(intern!(py, "playbook"), self.playbook(&a.playbook)?)?;
-        d.set_item(intern!(py, "type"), action_type(py, a.kind))?;
-        d.set_item(intern!(py, "category"), self.text(&a.category))?;
-        d.set_item(intern!(py, "priority"), a.priority)?;
+        d.set_item(intern!(py, "playbook"), playbook)?;
         d.set_item(
             intern!(py, "surfaces"),
-            list(py, a.surfaces.iter().map(|s| Ok(surface(py, *s))))?,
+            PyList::new(py, a.surfaces.iter().map(|s| surface(py, *s)))?,
         )?;
-        d.set_item(intern!(py, "title"), &*a.title)?;
         d.set_item(intern!(py, "text"), &*a.text)?;
         let rendered = PyDict::new(py);
         for (s, text) in &a.rendered {
             rendered.set_item(surface(py, *s), &**text)?;
         }
         d.set_item(intern!(py, "rendered"), rendered)?;
-        let rationale = new_dict(py, &shapes.rationale)?;
-        rationale.set_item(intern!(py, "why"), self.text(&a.rationale.why))?;
-        rationale.set_item(intern!(py, "trigger"), self.text(&a.rationale.trigger))?;
+        let rationale = match rationale {
+            Some(r) => r,
+            None => rationale_statics(py, shapes, a, |s| self.text(s))?,
+        };
         let mut evidence = Vec::with_capacity(a.rationale.evidence.len());
+        let mut copies = evidence_copies.into_iter();
         for e in &a.rationale.evidence {
-            let item = new_dict(py, &shapes.evidence)?;
-            item.set_item(intern!(py, "path"), self.text(&e.path))?;
+            let item = match copies.next().flatten() {
+                Some(item) => item,
+                None => evidence_path(py, shapes, self.text(&e.path))?,
+            };
             item.set_item(intern!(py, "value"), to_py(py, &e.value)?)?;
             evidence.push(item);
         }
         rationale.set_item(intern!(py, "evidence"), PyList::new(py, evidence)?)?;
         d.set_item(intern!(py, "rationale"), rationale)?;
-        d.set_item(intern!(py, "requires_consent"), a.requires_consent)?;
-        d.set_item(intern!(py, "dual_channel"), a.dual_channel)?;
-        // `operation`, `params` and `experiment` are `None` in the shape already.
-        if let Some(operation) = &a.operation {
-            d.set_item(intern!(py, "operation"), &**operation)?;
-        }
+        // `params` and `experiment` are `None` in the shape and the templates.
         if let Some(params) = &a.params {
             d.set_item(intern!(py, "params"), to_py(py, params)?)?;
         }
@@ -287,32 +525,53 @@ impl<'py> Out<'_, 'py> {
         Ok(d)
     }
 
-    fn suppressed<'a>(
-        &mut self,
-        s: &'a Suppressed,
-        last: &mut LastSuppressed<'a, 'py>,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    fn suppressed(&mut self, s: &Suppressed) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
-        let template = match last {
-            Some((prev, template))
-                if prev.kind == s.kind && prev.reason == s.reason && prev.detail == s.detail =>
-            {
-                template.clone()
-            }
-            _ => {
-                let template = new_dict(py, &self.shapes.suppressed)?;
-                template.set_item(intern!(py, "type"), action_type(py, s.kind))?;
-                template.set_item(intern!(py, "reason"), reason(py, s.reason))?;
-                template.set_item(intern!(py, "detail"), s.detail.to_string())?;
-                *last = Some((s, template.clone()));
-                template
+        let shapes = self.shapes;
+        let Some(entry) = self.entry(&s.playbook)? else {
+            let d = suppressed_statics(py, shapes, s)?;
+            d.set_item(intern!(py, "playbook"), self.playbook(&s.playbook)?)?;
+            return Ok(d);
+        };
+        let Entry { objects, templates } = entry;
+        let playbook = objects.playbook.bind(py).copy()?;
+        let d = match objects.suppressed.iter().find(|t| t.fits(s)) {
+            Some(t) => t.dict.bind(py).copy()?,
+            None => {
+                let d = suppressed_statics(py, shapes, s)?;
+                if objects.suppressed.len() < TEMPLATES_PER_PLAYBOOK {
+                    objects.suppressed.push(SuppressedTemplate {
+                        action_index: s.action_index,
+                        kind: s.kind,
+                        reason: s.reason,
+                        detail: s.detail.clone(),
+                        dict: d.copy()?.unbind(),
+                    });
+                    *templates += 1;
+                }
+                d
             }
         };
-        let d = template.copy()?;
-        d.set_item(intern!(py, "playbook"), self.playbook(&s.playbook)?)?;
-        d.set_item(intern!(py, "action_index"), s.action_index)?;
+        d.set_item(intern!(py, "playbook"), playbook)?;
         Ok(d)
     }
+}
+
+/// The Python string of a shared text, from (or into) the engine's map.
+fn text<'py>(
+    py: Python<'py>,
+    strings: &mut HashMap<SharedStr, Py<PyString>, ByText>,
+    s: &SharedStr,
+) -> Bound<'py, PyString> {
+    if let Some(obj) = strings.get(s.as_str()) {
+        return obj.bind(py).clone();
+    }
+    let obj = PyString::new(py, s);
+    if strings.len() >= SHARED_LIMIT {
+        strings.clear();
+    }
+    strings.insert(s.clone(), obj.clone().unbind());
+    obj
 }
 
 /// The decision as the dict of SPEC §4. `shared` is the engine's cache of the objects its
@@ -341,33 +600,29 @@ pub fn to_py_decision<'py>(
         actions.push(out.action(a)?);
     }
     d.set_item(intern!(py, "actions"), PyList::new(py, actions)?)?;
-    let mut last: LastSuppressed<'_, 'py> = None;
     let mut sup = Vec::with_capacity(decision.suppressed.len());
     for s in &decision.suppressed {
-        sup.push(out.suppressed(s, &mut last)?);
+        sup.push(out.suppressed(s)?);
     }
     drop(out);
     d.set_item(intern!(py, "suppressed"), PyList::new(py, sup)?)?;
     d.set_item(
         intern!(py, "degraded"),
-        list(py, decision.degraded.iter().map(|c| Ok(degraded(py, *c))))?,
+        PyList::new(py, decision.degraded.iter().map(|c| degraded(py, *c)))?,
     )?;
     d.set_item(
         intern!(py, "redacted"),
-        list(
-            py,
-            decision.redacted.iter().map(|r| Ok(PyString::new(py, r))),
-        )?,
+        PyList::new(py, decision.redacted.iter().map(|r| PyString::new(py, r)))?,
     )?;
-    d.set_item(
-        intern!(py, "policy_snapshot_id"),
-        opt_str(py, decision.policy_snapshot_id.as_deref()),
-    )?;
+    // `policy_snapshot_id` and `receipt_id` are `None`, and `latency_warning` `False`, in
+    // the shapes.
+    if let Some(id) = &decision.policy_snapshot_id {
+        d.set_item(intern!(py, "policy_snapshot_id"), &**id)?;
+    }
     let receipt = new_dict(py, &shapes.receipt)?;
-    receipt.set_item(
-        intern!(py, "receipt_id"),
-        opt_str(py, decision.receipt.receipt_id.as_deref()),
-    )?;
+    if let Some(id) = &decision.receipt.receipt_id {
+        receipt.set_item(intern!(py, "receipt_id"), &**id)?;
+    }
     receipt.set_item(
         intern!(py, "status"),
         receipt_status(py, decision.receipt.status),
@@ -377,7 +632,9 @@ pub fn to_py_decision<'py>(
     }
     d.set_item(intern!(py, "receipt"), receipt)?;
     d.set_item(intern!(py, "latency_us"), decision.latency_us)?;
-    d.set_item(intern!(py, "latency_warning"), decision.latency_warning)?;
+    if decision.latency_warning {
+        d.set_item(intern!(py, "latency_warning"), true)?;
+    }
     if let Some(e) = &decision.explain {
         d.set_item(intern!(py, "explain"), json(py, e)?)?;
     }

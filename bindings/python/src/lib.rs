@@ -6,6 +6,9 @@ mod decision;
 mod errors;
 mod ports;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 

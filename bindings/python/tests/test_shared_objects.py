@@ -63,3 +63,75 @@ def test_keys_read_by_identity_or_by_text_give_the_same_decision():
     assert all(k is not next(lk for lk in literal if lk == k) for k in built)
     context = {"".join(list(k)): v for k, v in CAPPED.items()}
     assert normalise(engine.decide(built, context, now=NOW)) == normalise(engine.decide(literal, CAPPED, now=NOW))
+
+
+def test_changing_every_container_of_an_action_changes_no_later_action():
+    engine = mmm_engine.Engine.from_yaml(THREE)
+    first = decide(engine, "dev-1")
+    a = first["actions"][0]
+    a["type"] = a["title"] = a["category"] = "changed"
+    a["surfaces"].append("chat")
+    a["rendered"]["ide"] = "changed"
+    a["rationale"]["trigger"] = "changed"
+    a["rationale"]["evidence"].append({"path": "x", "value": 1})
+    a["rationale"]["evidence"][0]["path"] = "changed"
+    a["rationale"]["evidence"][0]["value"] = -1
+    first["suppressed"][0]["action_index"] = 99
+    second = decide(engine, "dev-2")
+    assert normalise(second) == normalise(decide(mmm_engine.Engine.from_yaml(THREE), "dev-2"))
+    ours = second["actions"][0]
+    assert ours is not a and ours["rationale"] is not a["rationale"]
+    assert ours["rationale"]["evidence"][0] is not a["rationale"]["evidence"][0]
+    assert ours["surfaces"] == ["ide", "pr_comment"] and ours["rationale"]["trigger"] == "pr.opened"
+    assert ours["rationale"]["evidence"] == [{"path": "signal.payload.lines", "value": 420}]
+    assert second["suppressed"][0]["action_index"] == 1
+
+
+VARYING = """apiVersion: mmm/v1
+kind: Playbook
+metadata: {id: varying, version: 1, tenant: "*", status: published}
+spec:
+  triggers: [pr.opened, pr.updated]
+  when: signal.payload.lines > 0
+  actions:
+    - {type: mirror, surfaces: [ide], title: "{{ signal.payload.lines }} lines", text: "{{ signal.payload.lines }} lines"}
+    - {type: mirror, surfaces: [ide], title: Second, text: Second.}
+"""
+
+
+def test_actions_and_suppressions_that_vary_from_decision_to_decision_are_each_exact():
+    # Titles read from the signal and caps that change the suppressions' detail: more
+    # variants than the engine keeps templates of, decided twice over in another order.
+    engine = mmm_engine.Engine.from_yaml(VARYING)
+    cases = [(kind, lines, cap) for lines in range(1, 8) for kind in ("pr.opened", "pr.updated")
+             for cap in (1, 2)]
+    first = [engine.decide(signal(kind, {"lines": n}), {"tenant_policy": {"max_actions_per_decision": cap}},
+                           now=NOW) for kind, n, cap in cases]
+    for (kind, n, cap), d in zip(cases, first):
+        assert [a["title"] for a in d["actions"]] == [f"{n} lines", "Second"][:cap]
+        assert all(a["rationale"]["trigger"] == kind for a in d["actions"])
+        assert [(s["action_index"], s["detail"]) for s in d["suppressed"]] == \
+            [(1, "the decision already has 1 actions")][:2 - cap]
+    again = [engine.decide(signal(kind, {"lines": n}), {"tenant_policy": {"max_actions_per_decision": cap}},
+                           now=NOW) for kind, n, cap in reversed(cases)]
+    assert [normalise(d) for d in reversed(again)] == [normalise(d) for d in first]
+
+
+def test_decisions_stay_exact_when_the_engine_drops_its_templates():
+    # 4,200 playbooks, all suppressed under four different caps: more templates than the
+    # engine keeps (16,384), so it drops them all on the way and makes them anew.
+    many = "---\n".join(
+        "apiVersion: mmm/v1\nkind: Playbook\n"
+        f"metadata: {{id: p{i:04d}, version: 1, tenant: '*', status: published}}\n"
+        "spec:\n  triggers: [pr.opened]\n  when: signal.payload.lines > 0\n"
+        "  actions:\n    - {type: mirror, surfaces: [ide], title: T, text: X}\n"
+        for i in range(4200))
+    engine = mmm_engine.Engine.from_yaml(many)
+    for rnd in range(2):
+        for cap in (1, 2, 3, 4):
+            d = engine.decide(signal(payload={"lines": 5}, actor_id=f"dev-{rnd}-{cap}"),
+                              {"tenant_policy": {"max_actions_per_decision": cap}}, now=NOW)
+            assert [a["playbook"]["id"] for a in d["actions"]] == [f"p{i:04d}" for i in range(cap)]
+            assert len(d["suppressed"]) == 4200 - cap
+            assert {s["detail"] for s in d["suppressed"]} == {f"the decision already has {cap} actions"}
+            assert [s["playbook"]["id"] for s in d["suppressed"]] == [f"p{i:04d}" for i in range(cap, 4200)]
