@@ -154,36 +154,45 @@ fn json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'
 /// once instead of once per decision:
 /// - the strings of the core's `SharedStr` texts (playbook ids, categories, rationale
 ///   texts, evidence paths);
-/// - per playbook version, its `{"id", "version"}` dict and templates of the action and
-///   suppression dicts it produces (see `PlaybookObjects`).
+/// - per playbook version, its `{"id", "version"}` dict and templates of the action dicts
+///   it produces (see `PlaybookObjects`);
+/// - a few templates of suppression dicts (see `SuppressedTemplate`).
 ///
 /// Strings, ints and bools are immutable, so one object may appear in many decisions; the
 /// dicts kept here are never handed out, only copied, and every container of a decision is
 /// its own.
 ///
-/// Both maps are keyed by the text (the playbooks' by id and version): `SharedStr` keeps
+/// The maps are keyed by the text (the playbooks' by id and version): `SharedStr` keeps
 /// short texts inline, so a text's address says nothing about it. A reload leaves the old
-/// playbooks' entries behind until the strings reach `SHARED_LIMIT` entries, or the
-/// playbooks `SHARED_LIMIT` entries or `TEMPLATE_LIMIT` templates, and that map is emptied.
+/// playbooks' entries behind until the strings reach `SHARED_LIMIT` entries, the
+/// playbooks `SHARED_LIMIT` entries or their action templates `TEMPLATE_LIMIT`, and that
+/// map (or those templates) is emptied.
 #[derive(Default)]
 pub struct Shared {
     strings: HashMap<SharedStr, Py<PyString>, ByText>,
     playbooks: HashMap<(SharedStr, u32), PlaybookObjects, ByText>,
-    /// Templates held by `playbooks`, all entries together.
+    /// Action templates held by `playbooks`, all entries together.
     templates: usize,
+    /// Suppression templates, whatever the playbook (see `SuppressedTemplate`).
+    suppressed: Vec<SuppressedTemplate>,
+    /// The slot of `suppressed` the next new template takes once it is full.
+    next_suppressed: usize,
 }
 
 /// Entries a `Shared` map holds before it is emptied and refilled.
 const SHARED_LIMIT: usize = 1 << 16;
 
-/// Templates (of actions and suppressions) all playbooks together hold before they are
-/// emptied and refilled: about 25 MB at most, whatever the playbooks.
+/// Action templates all playbooks together hold before they are emptied and refilled:
+/// about 25 MB at most, whatever the playbooks.
 const TEMPLATE_LIMIT: usize = 1 << 14;
 
-/// Templates one playbook version holds of each kind. A playbook whose actions differ from
-/// decision to decision (a title read from the signal, a suppression's detail naming a
-/// time) stops adding templates here, and its further variants are built field by field.
+/// Action templates one playbook version holds. A playbook whose actions differ from
+/// decision to decision (a title read from the signal) stops adding templates here, and
+/// its further variants are built field by field.
 const TEMPLATES_PER_PLAYBOOK: usize = 4;
+
+/// Suppression templates an engine keeps; a new one replaces the oldest.
+const SUPPRESSED_TEMPLATES: usize = 16;
 
 /// The hasher of `Shared`'s keys: foldhash, the workspace's fast hasher (SipHash would
 /// cost about as much as the string it saves).
@@ -195,8 +204,6 @@ struct PlaybookObjects {
     playbook: Py<PyDict>,
     /// Action dicts with the fields that come from the playbook set.
     actions: Vec<ActionTemplate>,
-    /// Suppression dicts with everything but `playbook` set.
-    suppressed: Vec<SuppressedTemplate>,
 }
 
 /// An action dict with the fields an action takes from its playbook already set (`type`,
@@ -232,7 +239,11 @@ impl ActionTemplate {
     }
 }
 
-/// A suppression dict with `action_index`, `type`, `reason` and `detail` set.
+/// A suppression dict with `action_index`, `type`, `reason` and `detail` set. These are
+/// kept per engine, not per playbook: a decision's suppressions mostly say the same thing
+/// of different playbooks (every `max_actions` suppression of a decision does), so a few
+/// templates serve them all and stay in the CPU's cache, where one per playbook would be
+/// read from memory for each suppression.
 struct SuppressedTemplate {
     action_index: usize,
     kind: ActionType,
@@ -383,11 +394,11 @@ impl<'py> Out<'_, 'py> {
             strings,
             playbooks,
             templates,
+            ..
         } = shared;
         if *templates >= TEMPLATE_LIMIT {
             for objects in playbooks.values_mut() {
                 objects.actions.clear();
-                objects.suppressed.clear();
             }
             *templates = 0;
         }
@@ -404,7 +415,6 @@ impl<'py> Out<'_, 'py> {
                 v.insert(PlaybookObjects {
                     playbook: d.unbind(),
                     actions: Vec::new(),
-                    suppressed: Vec::new(),
                 })
             }
         };
@@ -528,31 +538,31 @@ impl<'py> Out<'_, 'py> {
     fn suppressed(&mut self, s: &Suppressed) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
         let shapes = self.shapes;
-        let Some(entry) = self.entry(&s.playbook)? else {
-            let d = suppressed_statics(py, shapes, s)?;
-            d.set_item(intern!(py, "playbook"), self.playbook(&s.playbook)?)?;
-            return Ok(d);
-        };
-        let Entry { objects, templates } = entry;
-        let playbook = objects.playbook.bind(py).copy()?;
-        let d = match objects.suppressed.iter().find(|t| t.fits(s)) {
-            Some(t) => t.dict.bind(py).copy()?,
-            None => {
-                let d = suppressed_statics(py, shapes, s)?;
-                if objects.suppressed.len() < TEMPLATES_PER_PLAYBOOK {
-                    objects.suppressed.push(SuppressedTemplate {
+        let d = match self.shared.as_deref_mut() {
+            None => suppressed_statics(py, shapes, s)?,
+            Some(shared) => match shared.suppressed.iter().find(|t| t.fits(s)) {
+                Some(t) => t.dict.bind(py).copy()?,
+                None => {
+                    let d = suppressed_statics(py, shapes, s)?;
+                    let template = SuppressedTemplate {
                         action_index: s.action_index,
                         kind: s.kind,
                         reason: s.reason,
                         detail: s.detail.clone(),
                         dict: d.copy()?.unbind(),
-                    });
-                    *templates += 1;
+                    };
+                    if shared.suppressed.len() < SUPPRESSED_TEMPLATES {
+                        shared.suppressed.push(template);
+                    } else if let Some(slot) = shared.suppressed.get_mut(shared.next_suppressed) {
+                        *slot = template;
+                        shared.next_suppressed =
+                            (shared.next_suppressed + 1) % SUPPRESSED_TEMPLATES;
+                    }
+                    d
                 }
-                d
-            }
+            },
         };
-        d.set_item(intern!(py, "playbook"), playbook)?;
+        d.set_item(intern!(py, "playbook"), self.playbook(&s.playbook)?)?;
         Ok(d)
     }
 }
