@@ -10,6 +10,11 @@ mod errors;
 mod json;
 mod ports;
 
+/// mimalloc for the addon's Rust memory, with dynamic TLS (safe in a library loaded at run
+/// time): see docs/decisions.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;

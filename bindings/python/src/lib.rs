@@ -6,6 +6,8 @@ mod decision;
 mod errors;
 mod ports;
 
+/// mimalloc for the extension's Rust memory, with dynamic TLS (safe in a module Python
+/// loads at run time; `tests/test_loading.py`): see docs/decisions.md.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
