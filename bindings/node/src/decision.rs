@@ -25,10 +25,16 @@
 //! already in it. The table grows only with what the playbooks say, and stops at
 //! [`TABLE_LIMIT`] entries; a decision made off the JS thread (`decideAsync`) sends every
 //! string as text, the builder taking either form.
+//!
+//! And two from issue 11's sixth round (`docs/perf-notes/round6.md`): an action's rendered
+//! messages and its evidence travel flat too (surface index and message; path and value),
+//! so that `JSON.parse` makes no keyed object for them and the builder's literals do; and
+//! the rationale's `why`, `trigger` and evidence paths, which are the playbooks' strings,
+//! go through the same table as the ids and categories.
 
 use mmm_engine::{
-    Action, ActionType, Decision, Degraded, Detail, PlaybookRef, Rationale, Reason, ReceiptRef,
-    ReceiptStatus, Suppressed, Surface,
+    Action, ActionType, Decision, Degraded, Detail, Evidence, PlaybookRef, Rationale, Reason,
+    ReceiptRef, ReceiptStatus, Rendered, Suppressed, Surface,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -36,7 +42,7 @@ use std::collections::HashMap;
 use napi::bindgen_prelude::{Function, FunctionRef, Unknown};
 use napi::Env;
 use parking_lot::Mutex;
-use serde::ser::{Serialize, SerializeTuple, Serializer};
+use serde::ser::{Serialize, SerializeSeq, SerializeTuple, Serializer};
 
 /// Rebuilds a decision from its positional form; the indices match [`Positional`], and
 /// `@WORDS@` becomes the vocabulary tables (see [`builder_source`]). `TABLE` holds the
@@ -50,11 +56,21 @@ const BUILDER: &str = r"(function () {
   const TABLE = []
   const str = (v) => (typeof v === 'number' ? TABLE[v] : v)
   const surface = (i) => SURFACES[i]
+  const rendered = (flat) => {
+    const out = {}
+    for (let i = 0; i < flat.length; i += 2) out[SURFACES[flat[i]]] = flat[i + 1]
+    return out
+  }
+  const evidence = (flat) => {
+    const out = []
+    for (let i = 0; i < flat.length; i += 2) out.push({ path: str(flat[i]), value: flat[i + 1] })
+    return out
+  }
   const action = (a) => ({
     action_id: a[0], fingerprint: a[1], playbook: { id: str(a[2]), version: a[3] }, type: TYPES[a[4]],
-    category: str(a[5]), priority: a[6], surfaces: a[7].map(surface), title: a[8], text: a[9], rendered: a[10],
-    rationale: { why: a[11], trigger: a[12], evidence: a[13] }, requires_consent: a[14],
-    dual_channel: a[15], operation: a[16], params: a[17], experiment: a[18],
+    category: str(a[5]), priority: a[6], surfaces: a[7].map(surface), title: a[8], text: a[9],
+    rendered: rendered(a[10]), rationale: { why: str(a[11]), trigger: str(a[12]), evidence: evidence(a[13]) },
+    requires_consent: a[14], dual_channel: a[15], operation: a[16], params: a[17], experiment: a[18],
   })
   const suppressed = (flat) => {
     const out = []
@@ -340,15 +356,45 @@ impl Serialize for PositionalAction<'_, '_> {
         t.serialize_element(&Words(Surface::ALL, surfaces))?;
         t.serialize_element(title)?;
         t.serialize_element(text)?;
-        t.serialize_element(rendered)?;
-        t.serialize_element(why)?;
-        t.serialize_element(trigger)?;
-        t.serialize_element(evidence)?;
+        t.serialize_element(&FlatRendered(rendered))?;
+        t.serialize_element(&Shared(why, self.1))?;
+        t.serialize_element(&Shared(trigger, self.1))?;
+        t.serialize_element(&FlatEvidence(evidence, self.1))?;
         t.serialize_element(requires_consent)?;
         t.serialize_element(dual_channel)?;
         t.serialize_element(operation)?;
         t.serialize_element(params)?;
         t.serialize_element(experiment)?;
+        t.end()
+    }
+}
+
+/// The rendered messages as one flat array, two values each: the surface (its index) and
+/// the message, in surface order (the order of the object the builder makes of them).
+struct FlatRendered<'d>(&'d Rendered);
+
+impl Serialize for FlatRendered<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_seq(None)?;
+        for (surface, text) in self.0.iter() {
+            t.serialize_element(&Word(Surface::ALL, *surface))?;
+            t.serialize_element(text)?;
+        }
+        t.end()
+    }
+}
+
+/// The evidence as one flat array, two values each: the path (a string of the playbooks,
+/// see [`Shared`]) and the value.
+struct FlatEvidence<'a, 'd>(&'d [Evidence], Option<&'a Table<'a, 'd>>);
+
+impl Serialize for FlatEvidence<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(self.0.len() * 2)?;
+        for Evidence { path, value } in self.0 {
+            t.serialize_element(&Shared(path, self.1))?;
+            t.serialize_element(value)?;
+        }
         t.end()
     }
 }

@@ -30,7 +30,7 @@ use napi::{Env, JsValue, ValueType};
 use napi_derive::napi;
 use serde_json::Value;
 
-use convert::{from_js, key_from_unknown, now_from};
+use convert::{from_js, from_js_with, key_from_unknown, now_from, Stringify};
 use errors::{arg_type, arg_value, EngineError};
 use json::to_js;
 use ports::{Bridge, JsPort, PORTS};
@@ -110,8 +110,13 @@ fn string_arg(env: &Env, value: Unknown<'_>, name: &str) -> napi::Result<String>
 /// A signal or context argument as JSON; what JSON cannot express, or a number the
 /// engine refuses, is a `SignalError` or `ContextError` naming its JSON path, worded as
 /// the core and the Python binding word it.
-fn input(env: &Env, value: Unknown<'_>, root: &'static str) -> napi::Result<Value> {
-    from_js(env, value).map_err(|e| {
+fn input(
+    env: &Env,
+    stringify: &Stringify,
+    value: Unknown<'_>,
+    root: &'static str,
+) -> napi::Result<Value> {
+    from_js_with(env, Some(stringify), value).map_err(|e| {
         let field = if e.path.is_empty() {
             root.to_owned()
         } else {
@@ -126,10 +131,14 @@ fn input(env: &Env, value: Unknown<'_>, root: &'static str) -> napi::Result<Valu
     })
 }
 
-fn optional_context(env: &Env, context: Option<Unknown<'_>>) -> napi::Result<Option<Value>> {
+fn optional_context(
+    env: &Env,
+    stringify: &Stringify,
+    context: Option<Unknown<'_>>,
+) -> napi::Result<Option<Value>> {
     match context {
         Some(c) if !matches!(c.get_type()?, ValueType::Undefined | ValueType::Null) => {
-            Ok(Some(input(env, c, "context")?))
+            Ok(Some(input(env, stringify, c, "context")?))
         }
         _ => Ok(None),
     }
@@ -205,6 +214,7 @@ struct Built {
     bridge: Option<Arc<Bridge>>,
     dispatcher: Option<FunctionRef<(), ()>>,
     builder: Arc<decision::Builder>,
+    stringify: Stringify,
 }
 
 fn build(env: &Env, set: PlaybookSet, options: Option<Object<'_>>) -> napi::Result<Built> {
@@ -291,6 +301,7 @@ fn build(env: &Env, set: PlaybookSet, options: Option<Object<'_>>) -> napi::Resu
         bridge,
         dispatcher,
         builder: Arc::new(decision::builder(env)?),
+        stringify: Stringify::new(env)?,
     })
 }
 
@@ -306,6 +317,8 @@ pub struct Engine {
     bridge: Option<Arc<Bridge>>,
     dispatcher: Option<FunctionRef<(), ()>>,
     builder: Arc<decision::Builder>,
+    /// `JSON.stringify`, for reading signals and contexts.
+    stringify: Stringify,
 }
 
 impl Engine {
@@ -315,6 +328,7 @@ impl Engine {
             bridge: built.bridge,
             dispatcher: built.dispatcher,
             builder: built.builder,
+            stringify: built.stringify,
         }
     }
 
@@ -394,8 +408,8 @@ impl Engine {
         options: Option<Unknown<'_>>,
     ) -> napi::Result<Unknown<'e>> {
         let options = optional_object(env, options, "options")?;
-        let signal = input(env, signal, "signal")?;
-        let context = optional_context(env, context)?;
+        let signal = input(env, &self.stringify, signal, "signal")?;
+        let context = optional_context(env, &self.stringify, context)?;
         let options = decide_options(env, options)?;
         let decided = self.run_here(env, move |core| {
             core.decide(&signal, context.as_ref(), &options)
@@ -420,8 +434,8 @@ impl Engine {
         options: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'e>> {
         let options = optional_object(env, options, "options")?;
-        let signal = input(env, signal, "signal")?;
-        let context = optional_context(env, context)?;
+        let signal = input(env, &self.stringify, signal, "signal")?;
+        let context = optional_context(env, &self.stringify, context)?;
         let options = decide_options(env, options)?;
         type Resolver = Box<dyn FnOnce(Env) -> napi::Result<Unknown<'static>> + Send>;
         let (deferred, promise) = env.create_deferred::<Unknown<'static>, Resolver>()?;

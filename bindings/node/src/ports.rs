@@ -351,7 +351,7 @@ fn describe(value: Unknown<'_>) -> Option<String> {
 
 /// The answer for a returned (or resolved) value.
 fn answer_of(env: &Env, value: Unknown<'_>) -> Answer {
-    match checked_text(env, value) {
+    match checked_text(env, None, value) {
         Ok(Some(text)) => Answer::Value(text),
         Ok(None) => Answer::Value("null".to_owned()),
         Err(e) => Answer::Down(format!("answered with data the engine refuses: {e}")),
