@@ -34,15 +34,14 @@
 
 use mmm_engine::{
     Action, ActionType, Decision, Degraded, Detail, Evidence, PlaybookRef, Rationale, Reason,
-    ReceiptRef, ReceiptStatus, Rendered, Suppressed, Surface,
+    ReceiptRef, ReceiptStatus, Suppressed, Surface,
 };
-use std::cell::RefCell;
 use std::collections::HashMap;
 
 use napi::bindgen_prelude::{Function, FunctionRef, Unknown};
 use napi::Env;
 use parking_lot::Mutex;
-use serde::ser::{Serialize, SerializeSeq, SerializeTuple, Serializer};
+use serde::Serialize;
 
 /// Rebuilds a decision from its positional form; the indices match [`Positional`], and
 /// `@WORDS@` becomes the vocabulary tables (see [`builder_source`]). `TABLE` holds the
@@ -117,29 +116,11 @@ fn builder_source() -> Result<String, serde_json::Error> {
     Ok(BUILDER.replace("@WORDS@", &words))
 }
 
-/// A vocabulary word as its index in `all` (the core's `ALL`, which lists every value).
-struct Word<T: 'static>(&'static [T], T);
-
-impl<T: PartialEq + Copy + Serialize> Serialize for Word<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.iter().position(|w| *w == self.1) {
-            Some(i) => s.serialize_u64(i as u64),
-            // Unreachable while `ALL` lists every value; the builder would read it as
-            // `undefined`, so refuse rather than hand out a wrong decision.
-            None => Err(serde::ser::Error::custom(
-                "a word missing from its vocabulary",
-            )),
-        }
-    }
-}
-
-/// A list of words, as indices.
-struct Words<'a, T: 'static>(&'static [T], &'a [T]);
-
-impl<T: PartialEq + Copy + Serialize> Serialize for Words<'_, T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.1.iter().map(|w| Word(self.0, *w)))
-    }
+/// A vocabulary word as its index in `all` (the core's `ALL`, which lists every value);
+/// `None` only if `ALL` missed a value, which the builder would read as `undefined`, so
+/// the caller refuses rather than hand out a wrong decision.
+fn word<T: PartialEq>(all: &[T], value: &T) -> Option<usize> {
+    all.iter().position(|w| w == value)
 }
 
 /// Most strings the builder's table holds; past it, new strings travel as text.
@@ -173,7 +154,7 @@ pub fn builder(env: &Env) -> napi::Result<Builder> {
     })
 }
 
-fn unserialisable(e: &serde_json::Error) -> napi::Error {
+fn unserialisable(e: &impl std::fmt::Display) -> napi::Error {
     napi::Error::from_reason(format!("the decision cannot be serialised: {e}"))
 }
 
@@ -189,11 +170,12 @@ pub fn to_js(env: &Env, builder: &Builder, decision: &Decision) -> napi::Result<
     };
     let table = Table {
         known: &strings.known,
-        fresh: RefCell::new(Vec::new()),
+        fresh: Vec::new(),
     };
-    let text = serde_json::to_string(&Positional(decision, Some(&table)))
-        .map_err(|e| unserialisable(&e))?;
-    let fresh = table.fresh.into_inner();
+    let mut w = Writer::new(Some(table));
+    w.decision(decision).map_err(|e| unserialisable(&e))?;
+    let (text, table) = w.finish();
+    let fresh = table.map(|t| t.fresh).unwrap_or_default();
     let object = from_text(env, builder, text)?;
     // The builder has added them: record their indices.
     let base = strings.known.len();
@@ -210,59 +192,157 @@ pub fn from_text(env: &Env, builder: &Builder, text: String) -> napi::Result<Unk
 }
 
 /// Serialises a decision positionally, every string as text.
-pub fn positional_text(decision: &Decision) -> Result<String, serde_json::Error> {
-    serde_json::to_string(&Positional(decision, None))
+pub fn positional_text(decision: &Decision) -> Result<String, Unwritable> {
+    let mut w = Writer::new(None);
+    w.decision(decision)?;
+    Ok(w.finish().0)
 }
 
-/// The builder's table while a decision is serialised: the strings it holds, and those
-/// this decision adds (their indices follow the known ones, in this order).
+/// The builder's table while a decision is written: the strings it holds, and those this
+/// decision adds (their indices follow the known ones, in this order).
 struct Table<'a, 'd> {
     known: &'a Known,
-    fresh: RefCell<Vec<&'d str>>,
+    fresh: Vec<&'d str>,
 }
 
-/// A string of the playbooks: its index in the builder's table when there is one.
-struct Shared<'a, 'd>(&'d str, Option<&'a Table<'a, 'd>>);
+/// Why a decision could not be written: a value `serde_json` refused (in `params`,
+/// `explain` or the receipt envelope), or a word missing from its vocabulary.
+#[derive(Debug)]
+pub enum Unwritable {
+    Json(serde_json::Error),
+    Word,
+}
 
-impl Serialize for Shared<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let Shared(text, Some(table)) = *self else {
-            return s.serialize_str(self.0);
+impl std::fmt::Display for Unwritable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unwritable::Json(e) => write!(f, "{e}"),
+            Unwritable::Word => f.write_str("a word missing from its vocabulary"),
+        }
+    }
+}
+
+/// Whether `s` can be written between quotes as it is: no quote, backslash or control
+/// character, the only bytes JSON escapes. Checked without branching per byte, so the
+/// compiler checks many bytes at a time; a string that fails goes through `serde_json`.
+fn plain(s: &str) -> bool {
+    s.bytes()
+        .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
+}
+
+/// Writes the positional form of a decision (see [`BUILDER`]): the fields in SPEC order,
+/// without keys, then the builder's table. Hand-written rather than derived through serde:
+/// `serde_json` checks every byte of every string for escapes one at a time, which was a
+/// tenth of a Node call (the ids and fingerprints alone, about 650 instructions each).
+/// Values of any shape (`params`, `explain`, the envelope, evidence values) still go
+/// through `serde_json`.
+struct Writer<'a, 'd> {
+    out: Vec<u8>,
+    table: Option<Table<'a, 'd>>,
+}
+
+impl<'a, 'd> Writer<'a, 'd> {
+    fn new(table: Option<Table<'a, 'd>>) -> Self {
+        Writer {
+            out: Vec::with_capacity(2048),
+            table,
+        }
+    }
+
+    fn finish(self) -> (String, Option<Table<'a, 'd>>) {
+        // Only whole UTF-8 strings and ASCII were written, so this never replaces anything.
+        let text = match String::from_utf8(self.out) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
+        (text, self.table)
+    }
+
+    fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn comma(&mut self) {
+        self.out.push(b',');
+    }
+
+    fn str(&mut self, s: &str) -> Result<(), Unwritable> {
+        if plain(s) {
+            self.out.reserve(s.len() + 2);
+            self.out.push(b'"');
+            self.out.extend_from_slice(s.as_bytes());
+            self.out.push(b'"');
+            Ok(())
+        } else {
+            self.value(s)
+        }
+    }
+
+    fn opt_str(&mut self, s: Option<&str>) -> Result<(), Unwritable> {
+        match s {
+            Some(s) => self.str(s),
+            None => {
+                self.raw(b"null");
+                Ok(())
+            }
+        }
+    }
+
+    fn uint(&mut self, n: u64) {
+        let mut buffer = itoa::Buffer::new();
+        self.out.extend_from_slice(buffer.format(n).as_bytes());
+    }
+
+    fn bool(&mut self, b: bool) {
+        self.raw(if b { b"true" } else { b"false" });
+    }
+
+    fn word<T: PartialEq>(&mut self, all: &[T], value: &T) -> Result<(), Unwritable> {
+        let index = word(all, value).ok_or(Unwritable::Word)?;
+        self.uint(index as u64);
+        Ok(())
+    }
+
+    fn words<T: PartialEq>(&mut self, all: &[T], values: &[T]) -> Result<(), Unwritable> {
+        self.out.push(b'[');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.comma();
+            }
+            self.word(all, v)?;
+        }
+        self.out.push(b']');
+        Ok(())
+    }
+
+    fn value(&mut self, v: &(impl Serialize + ?Sized)) -> Result<(), Unwritable> {
+        serde_json::to_writer(&mut self.out, v).map_err(Unwritable::Json)
+    }
+
+    /// A string of the playbooks: its index in the builder's table when there is one (a
+    /// new string is added to the table, unless it is full), otherwise the text.
+    fn shared(&mut self, text: &'d str) -> Result<(), Unwritable> {
+        let Some(table) = self.table.as_mut() else {
+            return self.str(text);
         };
         if let Some(&index) = table.known.get(text) {
-            return s.serialize_u32(index);
+            self.uint(u64::from(index));
+            return Ok(());
         }
-        let mut fresh = table.fresh.borrow_mut();
-        let at = match fresh.iter().position(|f| *f == text) {
+        let at = match table.fresh.iter().position(|f| *f == text) {
             Some(at) => at,
-            None if table.known.len() + fresh.len() < TABLE_LIMIT => {
-                fresh.push(text);
-                fresh.len() - 1
+            None if table.known.len() + table.fresh.len() < TABLE_LIMIT => {
+                table.fresh.push(text);
+                table.fresh.len() - 1
             }
-            None => return s.serialize_str(text),
+            None => return self.str(text),
         };
-        s.serialize_u64((table.known.len() + at) as u64)
+        let index = table.known.len() + at;
+        self.uint(index as u64);
+        Ok(())
     }
-}
 
-/// `x[16]` and `x[17]`: how many strings the table held, and those this decision added.
-struct Fresh<'a, 'd>(Option<&'a Table<'a, 'd>>);
-
-impl Serialize for Fresh<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            None => s.serialize_unit(),
-            Some(table) => s.collect_seq(table.fresh.borrow().iter()),
-        }
-    }
-}
-
-/// The positional form of a decision: the fields in SPEC order, without keys, then the
-/// builder's table (see [`BUILDER`]).
-struct Positional<'a, 'd>(&'d Decision, Option<&'a Table<'a, 'd>>);
-
-impl Serialize for Positional<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+    fn decision(&mut self, d: &'d Decision) -> Result<(), Unwritable> {
         let Decision {
             decision_id,
             signal_id,
@@ -278,50 +358,81 @@ impl Serialize for Positional<'_, '_> {
             latency_us,
             latency_warning,
             explain,
-        } = self.0;
-        let table = self.1;
+        } = d;
         let ReceiptRef {
             receipt_id,
             status,
             envelope,
         } = receipt;
-        let mut t = s.serialize_tuple(18)?;
-        t.serialize_element(decision_id)?;
-        t.serialize_element(signal_id)?;
-        t.serialize_element(tenant_id)?;
-        t.serialize_element(actor_id)?;
-        t.serialize_element(decided_at)?;
-        t.serialize_element(&Actions(actions, table))?;
-        t.serialize_element(&SuppressedList(suppressed, table))?;
-        t.serialize_element(&Words(Degraded::ALL, degraded))?;
-        t.serialize_element(redacted)?;
-        t.serialize_element(policy_snapshot_id)?;
-        t.serialize_element(receipt_id)?;
-        t.serialize_element(&Word(ReceiptStatus::ALL, *status))?;
-        t.serialize_element(envelope)?;
-        t.serialize_element(latency_us)?;
-        t.serialize_element(latency_warning)?;
-        t.serialize_element(explain)?;
-        // Last: the strings the fields above added to the table.
-        t.serialize_element(&table.map(|t| t.known.len()))?;
-        t.serialize_element(&Fresh(table))?;
-        t.end()
+        self.out.push(b'[');
+        self.str(decision_id)?;
+        self.comma();
+        self.str(signal_id)?;
+        self.comma();
+        self.str(tenant_id)?;
+        self.comma();
+        self.str(actor_id)?;
+        self.comma();
+        self.str(decided_at)?;
+        self.comma();
+        self.out.push(b'[');
+        for (i, a) in actions.iter().enumerate() {
+            if i > 0 {
+                self.comma();
+            }
+            self.action(a)?;
+        }
+        self.raw(b"],");
+        self.suppressed(suppressed)?;
+        self.comma();
+        self.words(Degraded::ALL, degraded)?;
+        self.comma();
+        self.out.push(b'[');
+        for (i, r) in redacted.iter().enumerate() {
+            if i > 0 {
+                self.comma();
+            }
+            self.str(r)?;
+        }
+        self.raw(b"],");
+        self.opt_str(policy_snapshot_id.as_deref())?;
+        self.comma();
+        self.opt_str(receipt_id.as_deref())?;
+        self.comma();
+        self.word(ReceiptStatus::ALL, status)?;
+        self.comma();
+        self.value(envelope)?;
+        self.comma();
+        self.uint(*latency_us);
+        self.comma();
+        self.bool(*latency_warning);
+        self.comma();
+        self.value(explain)?;
+        self.comma();
+        // Last: how many strings the table held, and those the fields above added to it.
+        match self
+            .table
+            .as_ref()
+            .map(|t| (t.known.len(), t.fresh.clone()))
+        {
+            None => self.raw(b"null,null"),
+            Some((known, fresh)) => {
+                self.uint(known as u64);
+                self.raw(b",[");
+                for (i, f) in fresh.into_iter().enumerate() {
+                    if i > 0 {
+                        self.comma();
+                    }
+                    self.str(f)?;
+                }
+                self.out.push(b']');
+            }
+        }
+        self.out.push(b']');
+        Ok(())
     }
-}
 
-/// The actions, positionally.
-struct Actions<'a, 'd>(&'d [Action], Option<&'a Table<'a, 'd>>);
-
-impl Serialize for Actions<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|a| PositionalAction(a, self.1)))
-    }
-}
-
-struct PositionalAction<'a, 'd>(&'d Action, Option<&'a Table<'a, 'd>>);
-
-impl Serialize for PositionalAction<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+    fn action(&mut self, a: &'d Action) -> Result<(), Unwritable> {
         let Action {
             action_id,
             fingerprint,
@@ -344,70 +455,74 @@ impl Serialize for PositionalAction<'_, '_> {
             operation,
             params,
             experiment,
-        } = self.0;
-        let mut t = s.serialize_tuple(19)?;
-        t.serialize_element(action_id)?;
-        t.serialize_element(fingerprint)?;
-        t.serialize_element(&Shared(id, self.1))?;
-        t.serialize_element(version)?;
-        t.serialize_element(&Word(ActionType::ALL, *kind))?;
-        t.serialize_element(&Shared(category, self.1))?;
-        t.serialize_element(priority)?;
-        t.serialize_element(&Words(Surface::ALL, surfaces))?;
-        t.serialize_element(title)?;
-        t.serialize_element(text)?;
-        t.serialize_element(&FlatRendered(rendered))?;
-        t.serialize_element(&Shared(why, self.1))?;
-        t.serialize_element(&Shared(trigger, self.1))?;
-        t.serialize_element(&FlatEvidence(evidence, self.1))?;
-        t.serialize_element(requires_consent)?;
-        t.serialize_element(dual_channel)?;
-        t.serialize_element(operation)?;
-        t.serialize_element(params)?;
-        t.serialize_element(experiment)?;
-        t.end()
-    }
-}
-
-/// The rendered messages as one flat array, two values each: the surface (its index) and
-/// the message, in surface order (the order of the object the builder makes of them).
-struct FlatRendered<'d>(&'d Rendered);
-
-impl Serialize for FlatRendered<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_seq(None)?;
-        for (surface, text) in self.0.iter() {
-            t.serialize_element(&Word(Surface::ALL, *surface))?;
-            t.serialize_element(text)?;
+        } = a;
+        self.out.push(b'[');
+        self.str(action_id)?;
+        self.comma();
+        self.str(fingerprint)?;
+        self.comma();
+        self.shared(id)?;
+        self.comma();
+        self.uint(u64::from(*version));
+        self.comma();
+        self.word(ActionType::ALL, kind)?;
+        self.comma();
+        self.shared(category)?;
+        self.comma();
+        self.uint(u64::from(*priority));
+        self.comma();
+        self.words(Surface::ALL, surfaces)?;
+        self.comma();
+        self.str(title)?;
+        self.comma();
+        self.str(text)?;
+        self.comma();
+        // The rendered messages, flat: surface (its index) and message, in surface order
+        // (the order of the object the builder makes of them).
+        self.out.push(b'[');
+        for (i, (surface, message)) in rendered.iter().enumerate() {
+            if i > 0 {
+                self.comma();
+            }
+            self.word(Surface::ALL, surface)?;
+            self.comma();
+            self.str(message)?;
         }
-        t.end()
-    }
-}
-
-/// The evidence as one flat array, two values each: the path (a string of the playbooks,
-/// see [`Shared`]) and the value.
-struct FlatEvidence<'a, 'd>(&'d [Evidence], Option<&'a Table<'a, 'd>>);
-
-impl Serialize for FlatEvidence<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(self.0.len() * 2)?;
-        for Evidence { path, value } in self.0 {
-            t.serialize_element(&Shared(path, self.1))?;
-            t.serialize_element(value)?;
+        self.raw(b"],");
+        self.shared(why)?;
+        self.comma();
+        self.shared(trigger)?;
+        self.comma();
+        // The evidence, flat: path (a string of the playbooks) and value.
+        self.out.push(b'[');
+        for (i, Evidence { path, value }) in evidence.iter().enumerate() {
+            if i > 0 {
+                self.comma();
+            }
+            self.shared(path)?;
+            self.comma();
+            self.value(value)?;
         }
-        t.end()
+        self.raw(b"],");
+        self.bool(*requires_consent);
+        self.comma();
+        self.bool(*dual_channel);
+        self.comma();
+        self.opt_str(operation.as_deref())?;
+        self.comma();
+        self.value(params)?;
+        self.comma();
+        self.value(experiment)?;
+        self.out.push(b']');
+        Ok(())
     }
-}
 
-/// The suppressions as one flat array, six values each; a detail is written only when it
-/// differs from the previous one's (otherwise `0`).
-struct SuppressedList<'a, 'd>(&'d [Suppressed], Option<&'a Table<'a, 'd>>);
-
-impl Serialize for SuppressedList<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(self.0.len() * 6)?;
+    /// The suppressions as one flat array, six values each; a detail is written only when
+    /// it differs from the previous one's (otherwise `0`).
+    fn suppressed(&mut self, list: &'d [Suppressed]) -> Result<(), Unwritable> {
+        self.out.push(b'[');
         let mut previous: Option<&Detail> = None;
-        for item in self.0 {
+        for (i, item) in list.iter().enumerate() {
             let Suppressed {
                 playbook: PlaybookRef { id, version },
                 action_index,
@@ -415,19 +530,28 @@ impl Serialize for SuppressedList<'_, '_> {
                 reason,
                 detail,
             } = item;
-            t.serialize_element(&Shared(id, self.1))?;
-            t.serialize_element(version)?;
-            t.serialize_element(action_index)?;
-            t.serialize_element(&Word(ActionType::ALL, *kind))?;
-            t.serialize_element(&Word(Reason::ALL, *reason))?;
+            if i > 0 {
+                self.comma();
+            }
+            self.shared(id)?;
+            self.comma();
+            self.uint(u64::from(*version));
+            self.comma();
+            self.uint(*action_index as u64);
+            self.comma();
+            self.word(ActionType::ALL, kind)?;
+            self.comma();
+            self.word(Reason::ALL, reason)?;
+            self.comma();
             if previous == Some(detail) {
-                t.serialize_element(&0u8)?;
+                self.out.push(b'0');
             } else {
-                t.serialize_element(detail)?;
+                self.value(detail)?;
             }
             previous = Some(detail);
         }
-        t.end()
+        self.out.push(b']');
+        Ok(())
     }
 }
 
@@ -435,13 +559,26 @@ impl Serialize for SuppressedList<'_, '_> {
 mod tests {
     use super::*;
 
-    fn texts<'a>(table: &Table<'_, 'a>, items: &[&'a str]) -> String {
-        let shared: Vec<Shared<'_, 'a>> = items
-            .iter()
-            .copied()
-            .map(|s| Shared(s, Some(table)))
-            .collect();
-        serde_json::to_string(&(shared, Fresh(Some(table)))).unwrap_or_default()
+    /// The strings as the writer sends them, then the table's new strings.
+    fn texts(known: &Known, items: &[&str]) -> String {
+        let mut w = Writer::new(Some(Table {
+            known,
+            fresh: Vec::new(),
+        }));
+        w.out.push(b'[');
+        for (i, s) in items.iter().enumerate() {
+            if i > 0 {
+                w.comma();
+            }
+            w.shared(s).unwrap_or_default();
+        }
+        w.out.push(b']');
+        let (text, table) = w.finish();
+        let fresh = table.map(|t| t.fresh).unwrap_or_default();
+        format!(
+            "{text}{}",
+            serde_json::to_string(&fresh).unwrap_or_default()
+        )
     }
 
     #[test]
@@ -449,19 +586,14 @@ mod tests {
         let mut known = Known::default();
         known.insert("pb-1".into(), 0);
         known.insert("size".into(), 1);
-        let table = Table {
-            known: &known,
-            fresh: RefCell::new(Vec::new()),
-        };
         assert_eq!(
-            texts(&table, &["size", "pb-2", "pb-1", "pb-2", "pb-3"]),
-            r#"[[1,2,0,2,3],["pb-2","pb-3"]]"#
+            texts(&known, &["size", "pb-2", "pb-1", "pb-2", "pb-3"]),
+            r#"[1,2,0,2,3]["pb-2","pb-3"]"#
         );
         // Without a table (decideAsync), every string is text.
-        assert_eq!(
-            serde_json::to_string(&(Shared("pb-1", None), Fresh(None))).unwrap_or_default(),
-            r#"["pb-1",null]"#
-        );
+        let mut w = Writer::new(None);
+        w.shared("pb-1").unwrap_or_default();
+        assert_eq!(w.finish().0, r#""pb-1""#);
     }
 
     #[test]
@@ -470,14 +602,31 @@ mod tests {
         for i in 0..TABLE_LIMIT - 1 {
             known.insert(i.to_string().into(), u32::try_from(i).unwrap_or(u32::MAX));
         }
-        let table = Table {
-            known: &known,
-            fresh: RefCell::new(Vec::new()),
-        };
         let last = (TABLE_LIMIT - 1).to_string();
         assert_eq!(
-            texts(&table, &["new", "newer", "new", "7"]),
-            format!(r#"[[{last},"newer",{last},7],["new"]]"#)
+            texts(&known, &["new", "newer", "new", "7"]),
+            format!(r#"[{last},"newer",{last},7]["new"]"#)
         );
+    }
+
+    #[test]
+    fn strings_are_written_exactly_as_serde_json_writes_them() {
+        let cases = [
+            "",
+            "plain text, 420 lines",
+            "quote \" and backslash \\",
+            "controls \n \t \r \u{1} \u{1f} \u{7f}",
+            "unicode é ✓ 𝄞 \u{2028}\u{2029}",
+            "</script>",
+        ];
+        for case in cases {
+            let mut w = Writer::new(None);
+            w.str(case).unwrap_or_default();
+            assert_eq!(
+                w.finish().0,
+                serde_json::to_string(case).unwrap_or_default(),
+                "{case:?}"
+            );
+        }
     }
 }
