@@ -2,17 +2,17 @@
 //! intermediate JSON tree. The shape is exactly the serde form of SPEC §4 (the shared
 //! vectors compare the two).
 //!
-//! Most of a decision's conversion is dict building (a nudge-1k decision has about a dozen
-//! dicts and 150 keys), so each dict shape is built once per interpreter, with its keys in
+//! Most of a decision's conversion is dict building (a nudge-1k decision has about 45 dicts
+//! and 150 keys), so each dict shape is built once per interpreter, with its keys in
 //! SPEC order and every value `None`, and a decision's dicts are copies of it:
 //! `PyDict_Copy` clones the key table in one step, and each `set_item` then replaces a
 //! value under a key that is already there (the same interned object, so the lookup is an
 //! identity check) — no growing, rehashing or resizing key by key. The engine's fixed
 //! vocabulary (types, reasons, surfaces, statuses, degraded codes) is interned once too.
 //! Together they halve the instructions of a typical conversion (see
-//! `docs/perf-notes/bind.md`).
+//! `docs/perf-notes/bind.md`). Each engine also keeps a few templates of the dicts that
+//! mostly repeat between decisions (see [`Shared`]).
 
-use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use mmm_engine::{
@@ -150,66 +150,82 @@ fn json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'
     to_py(py, &v)
 }
 
-/// Python objects every decision of one engine shares with the compiled playbooks, made
-/// once instead of once per decision:
-/// - the strings of the core's `SharedStr` texts (playbook ids, categories, rationale
-///   texts, evidence paths);
-/// - per playbook version, its `{"id", "version"}` dict and templates of the action dicts
-///   it produces (see `PlaybookObjects`);
-/// - a few templates of suppression dicts (see `SuppressedTemplate`).
+/// Templates of a decision's dicts that an engine keeps between decisions: a few action
+/// dicts with the fields an action takes from its playbook already set, a few suppression
+/// dicts with everything but the playbook set, and a few evidence dicts with their path
+/// set. A dict is copied from a template that fits and only its own fields are set.
 ///
-/// Strings, ints and bools are immutable, so one object may appear in many decisions; the
-/// dicts kept here are never handed out, only copied, and every container of a decision is
-/// its own.
+/// The templates are few on purpose, and not kept per playbook: a decision's objects are
+/// built from data the core has just read (warm in the CPU's cache), while anything kept
+/// per playbook is read from memory when its playbook's turn comes. Measured on nudge-1k
+/// (1,000 playbooks), per-playbook strings, `{"id", "version"}` dicts and templates saved
+/// 17k instructions per call but cost 120 more last-level cache misses, and the call was
+/// 13 % slower than with these (docs/perf-notes/round6.md).
 ///
-/// The maps are keyed by the text (the playbooks' by id and version): `SharedStr` keeps
-/// short texts inline, so a text's address says nothing about it. A reload leaves the old
-/// playbooks' entries behind until the strings reach `SHARED_LIMIT` entries, the
-/// playbooks `SHARED_LIMIT` entries or their action templates `TEMPLATE_LIMIT`, and that
-/// map (or those templates) is emptied.
+/// Templates are copied, never handed out, and hold only immutable values (strings,
+/// ints, bools, `None`), so every dict and list a decision returns is its own.
 #[derive(Default)]
 pub struct Shared {
-    strings: HashMap<SharedStr, Py<PyString>, ByText>,
-    playbooks: HashMap<(SharedStr, u32), PlaybookObjects, ByText>,
-    /// Action templates held by `playbooks`, all entries together.
-    templates: usize,
-    /// Suppression templates, whatever the playbook (see `SuppressedTemplate`).
-    suppressed: Vec<SuppressedTemplate>,
-    /// The slot of `suppressed` the next new template takes once it is full.
-    next_suppressed: usize,
+    actions: Templates<ActionTemplate>,
+    suppressed: Templates<SuppressedTemplate>,
+    evidence: Templates<EvidenceTemplate>,
 }
 
-/// Entries a `Shared` map holds before it is emptied and refilled.
-const SHARED_LIMIT: usize = 1 << 16;
+/// Templates of each kind an engine keeps.
+const TEMPLATES: usize = 16;
 
-/// Action templates all playbooks together hold before they are emptied and refilled:
-/// about 25 MB at most, whatever the playbooks.
-const TEMPLATE_LIMIT: usize = 1 << 14;
+/// Once a kind's templates are full, every `REPLACE_EVERY`-th miss makes a template that
+/// replaces the oldest (so the set follows a change of playbooks); the other misses build
+/// their dict field by field.
+const REPLACE_EVERY: u32 = 64;
 
-/// Action templates one playbook version holds. A playbook whose actions differ from
-/// decision to decision (a title read from the signal) stops adding templates here, and
-/// its further variants are built field by field.
-const TEMPLATES_PER_PLAYBOOK: usize = 4;
-
-/// Suppression templates an engine keeps; a new one replaces the oldest.
-const SUPPRESSED_TEMPLATES: usize = 16;
-
-/// The hasher of `Shared`'s keys: foldhash, the workspace's fast hasher (SipHash would
-/// cost about as much as the string it saves).
-type ByText = foldhash::fast::RandomState;
-
-/// What one playbook version's decisions share.
-struct PlaybookObjects {
-    /// `{"id", "version"}`, copied into each action and suppression.
-    playbook: Py<PyDict>,
-    /// Action dicts with the fields that come from the playbook set.
-    actions: Vec<ActionTemplate>,
+/// At most [`TEMPLATES`] templates of one kind, the first that fits used.
+struct Templates<T> {
+    items: Vec<T>,
+    /// The slot the next replacement takes.
+    next: usize,
+    /// Misses since the set was full.
+    misses: u32,
 }
 
-/// An action dict with the fields an action takes from its playbook already set (`type`,
-/// `category`, `priority`, `title`, `requires_consent`, `dual_channel`, `operation`), the
-/// values they were made from, and the rationale's dicts likewise. A decision's action
-/// uses it when those values are equal, and sets only the rest.
+impl<T> Default for Templates<T> {
+    fn default() -> Self {
+        Templates {
+            items: Vec::new(),
+            next: 0,
+            misses: 0,
+        }
+    }
+}
+
+impl<T> Templates<T> {
+    fn find(&self, fits: impl Fn(&T) -> bool) -> Option<&T> {
+        self.items.iter().find(|t| fits(t))
+    }
+
+    /// Whether a miss makes a template: while there is room, and every
+    /// [`REPLACE_EVERY`]-th miss after.
+    fn admit(&mut self) -> bool {
+        if self.items.len() < TEMPLATES {
+            return true;
+        }
+        self.misses = self.misses.wrapping_add(1);
+        self.misses.is_multiple_of(REPLACE_EVERY)
+    }
+
+    fn put(&mut self, template: T) {
+        if self.items.len() < TEMPLATES {
+            self.items.push(template);
+        } else if let Some(slot) = self.items.get_mut(self.next) {
+            *slot = template;
+            self.next = (self.next + 1) % TEMPLATES;
+        }
+    }
+}
+
+/// An action dict with the fields an action takes from its playbook set (`type`,
+/// `category`, `priority`, `title`, `requires_consent`, `dual_channel`, `operation`), and
+/// the values they were made from.
 struct ActionTemplate {
     kind: ActionType,
     category: SharedStr,
@@ -219,12 +235,6 @@ struct ActionTemplate {
     dual_channel: bool,
     operation: Option<String>,
     dict: Py<PyDict>,
-    /// `{"why", "trigger", "evidence": None}` for this why and trigger.
-    why: SharedStr,
-    trigger: SharedStr,
-    rationale: Py<PyDict>,
-    /// `{"path", "value": None}` per evidence path, in the order the condition reads them.
-    evidence: Vec<(SharedStr, Py<PyDict>)>,
 }
 
 impl ActionTemplate {
@@ -239,11 +249,9 @@ impl ActionTemplate {
     }
 }
 
-/// A suppression dict with `action_index`, `type`, `reason` and `detail` set. These are
-/// kept per engine, not per playbook: a decision's suppressions mostly say the same thing
-/// of different playbooks (every `max_actions` suppression of a decision does), so a few
-/// templates serve them all and stay in the CPU's cache, where one per playbook would be
-/// read from memory for each suppression.
+/// A suppression dict with `action_index`, `type`, `reason` and `detail` set. A decision's
+/// suppressions mostly say the same thing of different playbooks (every `max_actions`
+/// suppression of a decision does), so a few templates serve them all.
 struct SuppressedTemplate {
     action_index: usize,
     kind: ActionType,
@@ -261,43 +269,16 @@ impl SuppressedTemplate {
     }
 }
 
-impl ActionTemplate {
-    /// The template of `a` (its strings made anew: a template is made once).
-    fn new(py: Python<'_>, shapes: &Shapes, a: &Action) -> PyResult<ActionTemplate> {
-        let dict = new_dict(py, &shapes.action)?;
-        action_statics(py, &dict, a, |s| PyString::new(py, s))?;
-        let rationale = rationale_statics(py, shapes, a, |s| PyString::new(py, s))?;
-        let mut evidence = Vec::with_capacity(a.rationale.evidence.len());
-        for e in &a.rationale.evidence {
-            let item = evidence_path(py, shapes, PyString::new(py, &e.path))?;
-            evidence.push((e.path.clone(), item.unbind()));
-        }
-        Ok(ActionTemplate {
-            kind: a.kind,
-            category: a.category.clone(),
-            priority: a.priority,
-            title: a.title.clone(),
-            requires_consent: a.requires_consent,
-            dual_channel: a.dual_channel,
-            operation: a.operation.clone(),
-            dict: dict.unbind(),
-            why: a.rationale.why.clone(),
-            trigger: a.rationale.trigger.clone(),
-            rationale: rationale.unbind(),
-            evidence,
-        })
-    }
+/// An evidence dict with `path` set.
+struct EvidenceTemplate {
+    path: SharedStr,
+    dict: Py<PyDict>,
 }
 
-/// Sets the fields an action takes from its playbook (`text` makes the category's string).
-fn action_statics<'py>(
-    py: Python<'py>,
-    d: &Bound<'py, PyDict>,
-    a: &Action,
-    mut text: impl FnMut(&SharedStr) -> Bound<'py, PyString>,
-) -> PyResult<()> {
+/// Sets the fields an action takes from its playbook.
+fn action_statics<'py>(py: Python<'py>, d: &Bound<'py, PyDict>, a: &Action) -> PyResult<()> {
     d.set_item(intern!(py, "type"), action_type(py, a.kind))?;
-    d.set_item(intern!(py, "category"), text(&a.category))?;
+    d.set_item(intern!(py, "category"), &*a.category)?;
     d.set_item(intern!(py, "priority"), a.priority)?;
     d.set_item(intern!(py, "title"), &*a.title)?;
     d.set_item(intern!(py, "requires_consent"), a.requires_consent)?;
@@ -307,30 +288,6 @@ fn action_statics<'py>(
         d.set_item(intern!(py, "operation"), &**operation)?;
     }
     Ok(())
-}
-
-/// A rationale dict with `why` and `trigger` set (`evidence` still `None`).
-fn rationale_statics<'py>(
-    py: Python<'py>,
-    shapes: &Shapes,
-    a: &Action,
-    mut text: impl FnMut(&SharedStr) -> Bound<'py, PyString>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let rationale = new_dict(py, &shapes.rationale)?;
-    rationale.set_item(intern!(py, "why"), text(&a.rationale.why))?;
-    rationale.set_item(intern!(py, "trigger"), text(&a.rationale.trigger))?;
-    Ok(rationale)
-}
-
-/// An evidence dict with `path` set (`value` still `None`).
-fn evidence_path<'py>(
-    py: Python<'py>,
-    shapes: &Shapes,
-    path: Bound<'py, PyString>,
-) -> PyResult<Bound<'py, PyDict>> {
-    let item = new_dict(py, &shapes.evidence)?;
-    item.set_item(intern!(py, "path"), path)?;
-    Ok(item)
 }
 
 /// A suppression dict with everything but `playbook` set.
@@ -347,16 +304,8 @@ fn suppressed_statics<'py>(
     Ok(d)
 }
 
-/// The copies one action takes from its playbook's template: the action dict, and the
-/// rationale's and each evidence item's where the template's fit (`None` where not).
-struct ActionCopies<'py> {
-    dict: Bound<'py, PyDict>,
-    rationale: Option<Bound<'py, PyDict>>,
-    evidence: Vec<Option<Bound<'py, PyDict>>>,
-}
-
-/// One decision's conversion: the shapes, and the engine's shared objects when they are
-/// free to use (`None` converts without them: another conversion holds them, which only
+/// One decision's conversion: the shapes, and the engine's templates when they are free
+/// to use (`None` converts without them: another conversion holds them, which only
 /// happens if Python code run during a conversion, e.g. a finalizer, decides again).
 struct Out<'s, 'py> {
     py: Python<'py>,
@@ -364,138 +313,78 @@ struct Out<'s, 'py> {
     shared: Option<MutexGuard<'s, Shared>>,
 }
 
-/// A playbook version's shared objects, with the count of templates all playbooks hold
-/// (to add to when a template is made).
-struct Entry<'a> {
-    objects: &'a mut PlaybookObjects,
-    templates: &'a mut usize,
-}
-
 impl<'py> Out<'_, 'py> {
-    /// The Python string of a shared text, made once per engine.
-    fn text(&mut self, s: &SharedStr) -> Bound<'py, PyString> {
+    /// A `{"id", "version"}` dict.
+    fn playbook(&self, p: &PlaybookRef) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
-        match self.shared.as_deref_mut() {
-            Some(shared) => text(py, &mut shared.strings, s),
-            None => PyString::new(py, s),
-        }
-    }
-
-    /// The shared objects of a playbook version, made on first use; `None` without the
-    /// engine's cache. When all playbooks hold `TEMPLATE_LIMIT` templates, they are all
-    /// dropped first (the `{"id", "version"}` dicts stay).
-    fn entry(&mut self, p: &PlaybookRef) -> PyResult<Option<Entry<'_>>> {
-        let py = self.py;
-        let shapes = self.shapes;
-        let Some(shared) = self.shared.as_deref_mut() else {
-            return Ok(None);
-        };
-        let Shared {
-            strings,
-            playbooks,
-            templates,
-            ..
-        } = shared;
-        if *templates >= TEMPLATE_LIMIT {
-            for objects in playbooks.values_mut() {
-                objects.actions.clear();
-            }
-            *templates = 0;
-        }
-        if playbooks.len() >= SHARED_LIMIT && !playbooks.contains_key(&(p.id.clone(), p.version)) {
-            playbooks.clear();
-            *templates = 0;
-        }
-        let objects = match playbooks.entry((p.id.clone(), p.version)) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let d = new_dict(py, &shapes.playbook)?;
-                d.set_item(intern!(py, "id"), text(py, strings, &p.id))?;
-                d.set_item(intern!(py, "version"), p.version)?;
-                v.insert(PlaybookObjects {
-                    playbook: d.unbind(),
-                    actions: Vec::new(),
-                })
-            }
-        };
-        Ok(Some(Entry { objects, templates }))
-    }
-
-    /// A fresh `{"id", "version"}` dict.
-    fn playbook(&mut self, p: &PlaybookRef) -> PyResult<Bound<'py, PyDict>> {
-        let py = self.py;
-        if let Some(entry) = self.entry(p)? {
-            return entry.objects.playbook.bind(py).copy();
-        }
         let d = new_dict(py, &self.shapes.playbook)?;
-        d.set_item(intern!(py, "id"), PyString::new(py, &p.id))?;
+        d.set_item(intern!(py, "id"), &*p.id)?;
         d.set_item(intern!(py, "version"), p.version)?;
         Ok(d)
     }
 
-    /// The action's `{"id", "version"}` and its copies of the playbook's template, if one
-    /// fits (made here if there is none yet and room for it).
-    fn action_copies(
-        &mut self,
-        a: &Action,
-    ) -> PyResult<Option<(Bound<'py, PyDict>, Option<ActionCopies<'py>>)>> {
+    /// An action dict with the fields it takes from its playbook set: a copy of a template
+    /// that fits, or built (and kept as a template if [`Templates::admit`] says so).
+    fn action_dict(&mut self, a: &Action) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
         let shapes = self.shapes;
-        let Some(entry) = self.entry(&a.playbook)? else {
-            return Ok(None);
+        let Some(shared) = self.shared.as_deref_mut() else {
+            let d = new_dict(py, &shapes.action)?;
+            action_statics(py, &d, a)?;
+            return Ok(d);
         };
-        let Entry { objects, templates } = entry;
-        let playbook = objects.playbook.bind(py).copy()?;
-        let found = match objects.actions.iter().position(|t| t.fits(a)) {
-            Some(i) => Some(i),
-            None if objects.actions.len() < TEMPLATES_PER_PLAYBOOK => {
-                objects.actions.push(ActionTemplate::new(py, shapes, a)?);
-                *templates += 1;
-                Some(objects.actions.len() - 1)
-            }
-            None => None,
-        };
-        let Some(t) = found.and_then(|i| objects.actions.get(i)) else {
-            return Ok(Some((playbook, None)));
-        };
-        let rationale = if t.why == a.rationale.why && t.trigger == a.rationale.trigger {
-            Some(t.rationale.bind(py).copy()?)
-        } else {
-            None
-        };
-        let mut evidence = Vec::with_capacity(a.rationale.evidence.len());
-        for (i, e) in a.rationale.evidence.iter().enumerate() {
-            evidence.push(match t.evidence.get(i) {
-                Some((path, item)) if *path == e.path => Some(item.bind(py).copy()?),
-                _ => None,
+        if let Some(t) = shared.actions.find(|t| t.fits(a)) {
+            return t.dict.bind(py).copy();
+        }
+        let d = new_dict(py, &shapes.action)?;
+        action_statics(py, &d, a)?;
+        if shared.actions.admit() {
+            shared.actions.put(ActionTemplate {
+                kind: a.kind,
+                category: a.category.clone(),
+                priority: a.priority,
+                title: a.title.clone(),
+                requires_consent: a.requires_consent,
+                dual_channel: a.dual_channel,
+                operation: a.operation.clone(),
+                dict: d.copy()?.unbind(),
             });
         }
-        let copies = ActionCopies {
-            dict: t.dict.bind(py).copy()?,
-            rationale,
-            evidence,
+        Ok(d)
+    }
+
+    /// An evidence dict with `path` set, likewise.
+    fn evidence_dict(&mut self, path: &SharedStr) -> PyResult<Bound<'py, PyDict>> {
+        let py = self.py;
+        let shapes = self.shapes;
+        let build = || -> PyResult<Bound<'py, PyDict>> {
+            let d = new_dict(py, &shapes.evidence)?;
+            d.set_item(intern!(py, "path"), &**path)?;
+            Ok(d)
         };
-        Ok(Some((playbook, Some(copies))))
+        let Some(shared) = self.shared.as_deref_mut() else {
+            return build();
+        };
+        if let Some(t) = shared.evidence.find(|t| t.path == *path) {
+            return t.dict.bind(py).copy();
+        }
+        let d = build()?;
+        if shared.evidence.admit() {
+            shared.evidence.put(EvidenceTemplate {
+                path: path.clone(),
+                dict: d.copy()?.unbind(),
+            });
+        }
+        Ok(d)
     }
 
     fn action(&mut self, a: &Action) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
         let shapes = self.shapes;
-        let (playbook, copies) = match self.action_copies(a)? {
-            Some((playbook, copies)) => (playbook, copies),
-            None => (self.playbook(&a.playbook)?, None),
-        };
-        let (d, rationale, evidence_copies) = match copies {
-            Some(c) => (c.dict, c.rationale, c.evidence),
-            None => {
-                let d = new_dict(py, &shapes.action)?;
-                action_statics(py, &d, a, |s| self.text(s))?;
-                (d, None, Vec::new())
-            }
-        };
+        let d = self.action_dict(a)?;
         d.set_item(intern!(py, "action_id"), &*a.action_id)?;
         d.set_item(intern!(py, "fingerprint"), &*a.fingerprint)?;
-        d.set_item(intern!(py, "playbook"), playbook)?;
+        d.set_item(intern!(py, "playbook"), self.playbook(&a.playbook)?)?;
         d.set_item(
             intern!(py, "surfaces"),
             PyList::new(py, a.surfaces.iter().map(|s| surface(py, *s)))?,
@@ -506,17 +395,12 @@ impl<'py> Out<'_, 'py> {
             rendered.set_item(surface(py, *s), &**text)?;
         }
         d.set_item(intern!(py, "rendered"), rendered)?;
-        let rationale = match rationale {
-            Some(r) => r,
-            None => rationale_statics(py, shapes, a, |s| self.text(s))?,
-        };
+        let rationale = new_dict(py, &shapes.rationale)?;
+        rationale.set_item(intern!(py, "why"), &*a.rationale.why)?;
+        rationale.set_item(intern!(py, "trigger"), &*a.rationale.trigger)?;
         let mut evidence = Vec::with_capacity(a.rationale.evidence.len());
-        let mut copies = evidence_copies.into_iter();
         for e in &a.rationale.evidence {
-            let item = match copies.next().flatten() {
-                Some(item) => item,
-                None => evidence_path(py, shapes, self.text(&e.path))?,
-            };
+            let item = self.evidence_dict(&e.path)?;
             item.set_item(intern!(py, "value"), to_py(py, &e.value)?)?;
             evidence.push(item);
         }
@@ -540,23 +424,18 @@ impl<'py> Out<'_, 'py> {
         let shapes = self.shapes;
         let d = match self.shared.as_deref_mut() {
             None => suppressed_statics(py, shapes, s)?,
-            Some(shared) => match shared.suppressed.iter().find(|t| t.fits(s)) {
+            Some(shared) => match shared.suppressed.find(|t| t.fits(s)) {
                 Some(t) => t.dict.bind(py).copy()?,
                 None => {
                     let d = suppressed_statics(py, shapes, s)?;
-                    let template = SuppressedTemplate {
-                        action_index: s.action_index,
-                        kind: s.kind,
-                        reason: s.reason,
-                        detail: s.detail.clone(),
-                        dict: d.copy()?.unbind(),
-                    };
-                    if shared.suppressed.len() < SUPPRESSED_TEMPLATES {
-                        shared.suppressed.push(template);
-                    } else if let Some(slot) = shared.suppressed.get_mut(shared.next_suppressed) {
-                        *slot = template;
-                        shared.next_suppressed =
-                            (shared.next_suppressed + 1) % SUPPRESSED_TEMPLATES;
+                    if shared.suppressed.admit() {
+                        shared.suppressed.put(SuppressedTemplate {
+                            action_index: s.action_index,
+                            kind: s.kind,
+                            reason: s.reason,
+                            detail: s.detail.clone(),
+                            dict: d.copy()?.unbind(),
+                        });
                     }
                     d
                 }
@@ -565,23 +444,6 @@ impl<'py> Out<'_, 'py> {
         d.set_item(intern!(py, "playbook"), self.playbook(&s.playbook)?)?;
         Ok(d)
     }
-}
-
-/// The Python string of a shared text, from (or into) the engine's map.
-fn text<'py>(
-    py: Python<'py>,
-    strings: &mut HashMap<SharedStr, Py<PyString>, ByText>,
-    s: &SharedStr,
-) -> Bound<'py, PyString> {
-    if let Some(obj) = strings.get(s.as_str()) {
-        return obj.bind(py).clone();
-    }
-    let obj = PyString::new(py, s);
-    if strings.len() >= SHARED_LIMIT {
-        strings.clear();
-    }
-    strings.insert(s.clone(), obj.clone().unbind());
-    obj
 }
 
 /// The decision as the dict of SPEC §4. `shared` is the engine's cache of the objects its

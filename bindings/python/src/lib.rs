@@ -145,7 +145,7 @@ fn json_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Valu
 #[pyclass(frozen, module = "mmm_engine._native")]
 struct Engine {
     core: Core,
-    /// The Python objects its decisions share with the playbooks (`decision::Shared`).
+    /// Templates of its decisions' dicts (`decision::Shared`).
     shared: Mutex<decision::Shared>,
 }
 
