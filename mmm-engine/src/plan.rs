@@ -47,41 +47,49 @@ pub(crate) struct ActionPlan {
 }
 
 /// A compiled playbook version.
+///
+/// `repr(C)`, so that the fields are laid out in the order written: first what a decision
+/// reads of every candidate (the condition) and of every matched one (the gates and
+/// compose: id, category, why, actions, version, priority, critical, fatigue), together in
+/// the plan's first four cache lines; then what only loading, listing and explaining read.
+/// A decision reads about fifty plans of a thousand-playbook set, so every line it touches
+/// is likely a cache miss.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub struct Plan {
+    pub(crate) condition: Option<Condition>,
     /// Playbook id.
     pub id: SharedStr,
-    /// Version.
-    pub version: u32,
-    /// `None` for all tenants (`"*"`), or one tenant.
-    pub tenant: Option<String>,
-    /// Life-cycle status.
-    pub status: Status,
     /// Category, for opt-outs.
     pub category: SharedStr,
+    /// The rationale's `why`: the description, or "playbook `id` matched". Made once
+    /// here and shared by every action the plan returns.
+    pub(crate) why: SharedStr,
+    pub(crate) actions: Vec<ActionPlan>,
+    /// Version.
+    pub version: u32,
+    /// 0..=100, higher first.
+    pub priority: u8,
+    /// Bypasses snooze, quiet hours and the actor budget.
+    pub critical: bool,
+    /// Life-cycle status.
+    pub status: Status,
+    /// Whether its condition or a template could read `ctx.recent_signals` as JSON (see
+    /// [`reads_ctx_key`]); a replayed decision puts its history into the context as JSON
+    /// only when a candidate does.
+    pub(crate) reads_recent_json: bool,
+    /// Fatigue limits.
+    pub fatigue: FatigueSpec,
+    /// `None` for all tenants (`"*"`), or one tenant.
+    pub tenant: Option<String>,
     /// What the playbook is for.
     pub description: Option<String>,
     /// Trigger patterns.
     pub triggers: Vec<String>,
     /// The `when` script as written.
     pub when: Option<String>,
-    pub(crate) condition: Option<Condition>,
-    /// 0..=100, higher first.
-    pub priority: u8,
-    /// Bypasses snooze, quiet hours and the actor budget.
-    pub critical: bool,
-    /// Fatigue limits.
-    pub fatigue: FatigueSpec,
-    pub(crate) actions: Vec<ActionPlan>,
     /// Where it was defined.
     pub source: SourceRef,
-    /// The rationale's `why`: the description, or "playbook `id` matched". Made once
-    /// here and shared by every action the plan returns.
-    pub(crate) why: SharedStr,
-    /// Whether its condition or a template could read `ctx.recent_signals` as JSON (see
-    /// [`reads_ctx_key`]); a replayed decision puts its history into the context as JSON
-    /// only when a candidate does.
-    pub(crate) reads_recent_json: bool,
 }
 
 /// The context key replayed history goes under.
