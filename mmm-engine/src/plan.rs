@@ -31,19 +31,22 @@ pub struct SourceRef {
     pub column: usize,
 }
 
-/// One compiled action.
+/// One compiled action. `repr(C)`, so that what the gates read of every matched action
+/// (type, surfaces, operation) shares its first cache line (see [`Plan`]); the templates,
+/// read only for the actions a decision returns, follow.
 #[derive(Debug, Clone)]
+#[repr(C)]
 pub(crate) struct ActionPlan {
     pub kind: ActionType,
+    pub dual_channel: bool,
     /// Shared with every action that uses all of them.
     pub surfaces: Arc<[Surface]>,
+    pub operation: Option<String>,
     pub title: Template,
     pub text: Option<Template>,
     pub prompt: Option<Template>,
     pub fallback: Option<Template>,
-    pub operation: Option<String>,
     pub params: Option<Value>,
-    pub dual_channel: bool,
 }
 
 /// A compiled playbook version.
