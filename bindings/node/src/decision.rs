@@ -304,12 +304,21 @@ impl<'a, 'd> Writer<'a, 'd> {
     }
 
     fn words<T: PartialEq>(&mut self, all: &[T], values: &[T]) -> Result<(), Unwritable> {
+        self.list(values, |w, v| w.word(all, v))
+    }
+
+    /// A JSON array of `items`, each written by `each`.
+    fn list<I>(
+        &mut self,
+        items: impl IntoIterator<Item = I>,
+        mut each: impl FnMut(&mut Self, I) -> Result<(), Unwritable>,
+    ) -> Result<(), Unwritable> {
         self.out.push(b'[');
-        for (i, v) in values.iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             if i > 0 {
                 self.comma();
             }
-            self.word(all, v)?;
+            each(self, item)?;
         }
         self.out.push(b']');
         Ok(())
@@ -375,26 +384,14 @@ impl<'a, 'd> Writer<'a, 'd> {
         self.comma();
         self.str(decided_at)?;
         self.comma();
-        self.out.push(b'[');
-        for (i, a) in actions.iter().enumerate() {
-            if i > 0 {
-                self.comma();
-            }
-            self.action(a)?;
-        }
-        self.raw(b"],");
+        self.list(actions, Self::action)?;
+        self.comma();
         self.suppressed(suppressed)?;
         self.comma();
         self.words(Degraded::ALL, degraded)?;
         self.comma();
-        self.out.push(b'[');
-        for (i, r) in redacted.iter().enumerate() {
-            if i > 0 {
-                self.comma();
-            }
-            self.str(r)?;
-        }
-        self.raw(b"],");
+        self.list(redacted, |w, r| w.str(r))?;
+        self.comma();
         self.opt_str(policy_snapshot_id.as_deref())?;
         self.comma();
         self.opt_str(receipt_id.as_deref())?;
@@ -410,22 +407,14 @@ impl<'a, 'd> Writer<'a, 'd> {
         self.value(explain)?;
         self.comma();
         // Last: how many strings the table held, and those the fields above added to it.
-        match self
-            .table
-            .as_ref()
-            .map(|t| (t.known.len(), t.fresh.clone()))
-        {
+        match self.table.take() {
             None => self.raw(b"null,null"),
-            Some((known, fresh)) => {
-                self.uint(known as u64);
-                self.raw(b",[");
-                for (i, f) in fresh.into_iter().enumerate() {
-                    if i > 0 {
-                        self.comma();
-                    }
-                    self.str(f)?;
-                }
-                self.out.push(b']');
+            Some(table) => {
+                self.uint(table.known.len() as u64);
+                self.comma();
+                let written = self.list(&table.fresh, |w, f| w.str(f));
+                self.table = Some(table);
+                written?;
             }
         }
         self.out.push(b']');
@@ -479,31 +468,23 @@ impl<'a, 'd> Writer<'a, 'd> {
         self.comma();
         // The rendered messages, flat: surface (its index) and message, in surface order
         // (the order of the object the builder makes of them).
-        self.out.push(b'[');
-        for (i, (surface, message)) in rendered.iter().enumerate() {
-            if i > 0 {
-                self.comma();
-            }
-            self.word(Surface::ALL, surface)?;
-            self.comma();
-            self.str(message)?;
-        }
-        self.raw(b"],");
+        self.list(rendered.iter(), |w, (surface, message)| {
+            w.word(Surface::ALL, surface)?;
+            w.comma();
+            w.str(message)
+        })?;
+        self.comma();
         self.shared(why)?;
         self.comma();
         self.shared(trigger)?;
         self.comma();
         // The evidence, flat: path (a string of the playbooks) and value.
-        self.out.push(b'[');
-        for (i, Evidence { path, value }) in evidence.iter().enumerate() {
-            if i > 0 {
-                self.comma();
-            }
-            self.shared(path)?;
-            self.comma();
-            self.value(value)?;
-        }
-        self.raw(b"],");
+        self.list(evidence, |w, Evidence { path, value }| {
+            w.shared(path)?;
+            w.comma();
+            w.value(value)
+        })?;
+        self.comma();
         self.bool(*requires_consent);
         self.comma();
         self.bool(*dual_channel);
@@ -520,9 +501,8 @@ impl<'a, 'd> Writer<'a, 'd> {
     /// The suppressions as one flat array, six values each; a detail is written only when
     /// it differs from the previous one's (otherwise `0`).
     fn suppressed(&mut self, list: &'d [Suppressed]) -> Result<(), Unwritable> {
-        self.out.push(b'[');
         let mut previous: Option<&Detail> = None;
-        for (i, item) in list.iter().enumerate() {
+        self.list(list, |w, item| {
             let Suppressed {
                 playbook: PlaybookRef { id, version },
                 action_index,
@@ -530,28 +510,24 @@ impl<'a, 'd> Writer<'a, 'd> {
                 reason,
                 detail,
             } = item;
-            if i > 0 {
-                self.comma();
-            }
-            self.shared(id)?;
-            self.comma();
-            self.uint(u64::from(*version));
-            self.comma();
-            self.uint(*action_index as u64);
-            self.comma();
-            self.word(ActionType::ALL, kind)?;
-            self.comma();
-            self.word(Reason::ALL, reason)?;
-            self.comma();
+            w.shared(id)?;
+            w.comma();
+            w.uint(u64::from(*version));
+            w.comma();
+            w.uint(*action_index as u64);
+            w.comma();
+            w.word(ActionType::ALL, kind)?;
+            w.comma();
+            w.word(Reason::ALL, reason)?;
+            w.comma();
             if previous == Some(detail) {
-                self.out.push(b'0');
+                w.out.push(b'0');
             } else {
-                self.value(detail)?;
+                w.value(detail)?;
             }
             previous = Some(detail);
-        }
-        self.out.push(b']');
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -565,14 +541,7 @@ mod tests {
             known,
             fresh: Vec::new(),
         }));
-        w.out.push(b'[');
-        for (i, s) in items.iter().enumerate() {
-            if i > 0 {
-                w.comma();
-            }
-            w.shared(s).unwrap_or_default();
-        }
-        w.out.push(b']');
+        w.list(items, |w, s| w.shared(s)).unwrap_or_default();
         let (text, table) = w.finish();
         let fresh = table.map(|t| t.fresh).unwrap_or_default();
         format!(
