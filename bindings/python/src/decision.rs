@@ -168,7 +168,8 @@ fn json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'
 pub struct Shared {
     actions: Templates<ActionTemplate>,
     suppressed: Templates<SuppressedTemplate>,
-    evidence: Templates<EvidenceTemplate>,
+    /// Keyed by the evidence path.
+    evidence: Templates<SharedStr>,
 }
 
 /// Templates of each kind an engine keeps.
@@ -179,16 +180,17 @@ const TEMPLATES: usize = 16;
 /// their dict field by field.
 const REPLACE_EVERY: u32 = 64;
 
-/// At most [`TEMPLATES`] templates of one kind, the first that fits used.
-struct Templates<T> {
-    items: Vec<T>,
+/// At most [`TEMPLATES`] templates of one kind: the values a template was made from (`K`)
+/// and its dict. The first that fits is used.
+struct Templates<K> {
+    items: Vec<(K, Py<PyDict>)>,
     /// The slot the next replacement takes.
     next: usize,
     /// Misses since the set was full.
     misses: u32,
 }
 
-impl<T> Default for Templates<T> {
+impl<K> Default for Templates<K> {
     fn default() -> Self {
         Templates {
             items: Vec::new(),
@@ -198,34 +200,38 @@ impl<T> Default for Templates<T> {
     }
 }
 
-impl<T> Templates<T> {
-    fn find(&self, fits: impl Fn(&T) -> bool) -> Option<&T> {
-        self.items.iter().find(|t| fits(t))
-    }
-
-    /// Whether a miss makes a template: while there is room, and every
-    /// [`REPLACE_EVERY`]-th miss after.
-    fn admit(&mut self) -> bool {
-        if self.items.len() < TEMPLATES {
-            return true;
+impl<K> Templates<K> {
+    /// A copy of the template whose values fit, or the dict `build` makes (kept as a
+    /// template, with the values `key` gives, while there is room and every
+    /// [`REPLACE_EVERY`]-th miss after).
+    fn dict<'py>(
+        &mut self,
+        py: Python<'py>,
+        fits: impl Fn(&K) -> bool,
+        build: impl FnOnce() -> PyResult<Bound<'py, PyDict>>,
+        key: impl FnOnce() -> K,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if let Some((_, dict)) = self.items.iter().find(|(k, _)| fits(k)) {
+            return dict.bind(py).copy();
         }
-        self.misses = self.misses.wrapping_add(1);
-        self.misses.is_multiple_of(REPLACE_EVERY)
-    }
-
-    fn put(&mut self, template: T) {
+        let d = build()?;
         if self.items.len() < TEMPLATES {
-            self.items.push(template);
-        } else if let Some(slot) = self.items.get_mut(self.next) {
-            *slot = template;
-            self.next = (self.next + 1) % TEMPLATES;
+            self.items.push((key(), d.copy()?.unbind()));
+        } else {
+            self.misses = self.misses.wrapping_add(1);
+            if self.misses.is_multiple_of(REPLACE_EVERY) {
+                if let Some(slot) = self.items.get_mut(self.next) {
+                    *slot = (key(), d.copy()?.unbind());
+                }
+                self.next = (self.next + 1) % TEMPLATES;
+            }
         }
+        Ok(d)
     }
 }
 
-/// An action dict with the fields an action takes from its playbook set (`type`,
-/// `category`, `priority`, `title`, `requires_consent`, `dual_channel`, `operation`), and
-/// the values they were made from.
+/// The fields an action takes from its playbook (`type`, `category`, `priority`, `title`,
+/// `requires_consent`, `dual_channel`, `operation`): what an action template is made from.
 struct ActionTemplate {
     kind: ActionType,
     category: SharedStr,
@@ -234,10 +240,21 @@ struct ActionTemplate {
     requires_consent: bool,
     dual_channel: bool,
     operation: Option<String>,
-    dict: Py<PyDict>,
 }
 
 impl ActionTemplate {
+    fn of(a: &Action) -> Self {
+        ActionTemplate {
+            kind: a.kind,
+            category: a.category.clone(),
+            priority: a.priority,
+            title: a.title.clone(),
+            requires_consent: a.requires_consent,
+            dual_channel: a.dual_channel,
+            operation: a.operation.clone(),
+        }
+    }
+
     fn fits(&self, a: &Action) -> bool {
         self.kind == a.kind
             && self.priority == a.priority
@@ -249,30 +266,33 @@ impl ActionTemplate {
     }
 }
 
-/// A suppression dict with `action_index`, `type`, `reason` and `detail` set. A decision's
-/// suppressions mostly say the same thing of different playbooks (every `max_actions`
-/// suppression of a decision does), so a few templates serve them all.
+/// A suppression's `action_index`, `type`, `reason` and `detail`: what a suppression
+/// template is made from. A decision's suppressions mostly say the same thing of different
+/// playbooks (every `max_actions` suppression of a decision does), so a few templates
+/// serve them all.
 struct SuppressedTemplate {
     action_index: usize,
     kind: ActionType,
     reason: Reason,
     detail: Detail,
-    dict: Py<PyDict>,
 }
 
 impl SuppressedTemplate {
+    fn of(s: &Suppressed) -> Self {
+        SuppressedTemplate {
+            action_index: s.action_index,
+            kind: s.kind,
+            reason: s.reason,
+            detail: s.detail.clone(),
+        }
+    }
+
     fn fits(&self, s: &Suppressed) -> bool {
         self.action_index == s.action_index
             && self.kind == s.kind
             && self.reason == s.reason
             && self.detail == s.detail
     }
-}
-
-/// An evidence dict with `path` set.
-struct EvidenceTemplate {
-    path: SharedStr,
-    dict: Py<PyDict>,
 }
 
 /// Sets the fields an action takes from its playbook.
@@ -323,59 +343,38 @@ impl<'py> Out<'_, 'py> {
         Ok(d)
     }
 
-    /// An action dict with the fields it takes from its playbook set: a copy of a template
-    /// that fits, or built (and kept as a template if [`Templates::admit`] says so).
+    /// An action dict with the fields it takes from its playbook set.
     fn action_dict(&mut self, a: &Action) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
         let shapes = self.shapes;
-        let Some(shared) = self.shared.as_deref_mut() else {
+        let build = || {
             let d = new_dict(py, &shapes.action)?;
             action_statics(py, &d, a)?;
-            return Ok(d);
+            Ok(d)
         };
-        if let Some(t) = shared.actions.find(|t| t.fits(a)) {
-            return t.dict.bind(py).copy();
+        match self.shared.as_deref_mut() {
+            Some(shared) => shared
+                .actions
+                .dict(py, |t| t.fits(a), build, || ActionTemplate::of(a)),
+            None => build(),
         }
-        let d = new_dict(py, &shapes.action)?;
-        action_statics(py, &d, a)?;
-        if shared.actions.admit() {
-            shared.actions.put(ActionTemplate {
-                kind: a.kind,
-                category: a.category.clone(),
-                priority: a.priority,
-                title: a.title.clone(),
-                requires_consent: a.requires_consent,
-                dual_channel: a.dual_channel,
-                operation: a.operation.clone(),
-                dict: d.copy()?.unbind(),
-            });
-        }
-        Ok(d)
     }
 
-    /// An evidence dict with `path` set, likewise.
+    /// An evidence dict with `path` set.
     fn evidence_dict(&mut self, path: &SharedStr) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
         let shapes = self.shapes;
-        let build = || -> PyResult<Bound<'py, PyDict>> {
+        let build = || {
             let d = new_dict(py, &shapes.evidence)?;
             d.set_item(intern!(py, "path"), &**path)?;
             Ok(d)
         };
-        let Some(shared) = self.shared.as_deref_mut() else {
-            return build();
-        };
-        if let Some(t) = shared.evidence.find(|t| t.path == *path) {
-            return t.dict.bind(py).copy();
+        match self.shared.as_deref_mut() {
+            Some(shared) => shared
+                .evidence
+                .dict(py, |p| p == path, build, || path.clone()),
+            None => build(),
         }
-        let d = build()?;
-        if shared.evidence.admit() {
-            shared.evidence.put(EvidenceTemplate {
-                path: path.clone(),
-                dict: d.copy()?.unbind(),
-            });
-        }
-        Ok(d)
     }
 
     fn action(&mut self, a: &Action) -> PyResult<Bound<'py, PyDict>> {
@@ -422,24 +421,14 @@ impl<'py> Out<'_, 'py> {
     fn suppressed(&mut self, s: &Suppressed) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
         let shapes = self.shapes;
+        let build = || suppressed_statics(py, shapes, s);
         let d = match self.shared.as_deref_mut() {
-            None => suppressed_statics(py, shapes, s)?,
-            Some(shared) => match shared.suppressed.find(|t| t.fits(s)) {
-                Some(t) => t.dict.bind(py).copy()?,
-                None => {
-                    let d = suppressed_statics(py, shapes, s)?;
-                    if shared.suppressed.admit() {
-                        shared.suppressed.put(SuppressedTemplate {
-                            action_index: s.action_index,
-                            kind: s.kind,
-                            reason: s.reason,
-                            detail: s.detail.clone(),
-                            dict: d.copy()?.unbind(),
-                        });
-                    }
-                    d
-                }
-            },
+            Some(shared) => {
+                shared
+                    .suppressed
+                    .dict(py, |t| t.fits(s), build, || SuppressedTemplate::of(s))?
+            }
+            None => build()?,
         };
         d.set_item(intern!(py, "playbook"), self.playbook(&s.playbook)?)?;
         Ok(d)
