@@ -1,103 +1,163 @@
 //! The decision into JavaScript, on the hot path of every `decide`.
 //!
-//! N-API builds objects one property at a time, which is slower than V8's own `JSON.parse`;
-//! and `JSON.parse` of the decision spends much of its time on the keys, which are the same
-//! in every decision. So the decision is serialised *positionally* (arrays in a fixed
-//! order, no keys) and a small builder, compiled once per engine, parses that and rebuilds
-//! the SPEC §4 objects with object literals — about twice as fast as `JSON.parse` of the
-//! keyed form (a typical nudge-1k decision: ~9 µs instead of ~19 µs). The result is
-//! identical, key order included: the shared vectors compare it with Rust's own
-//! serialisation, and the structs are destructured exhaustively below, so a field added to
-//! the core's decision does not compile until it is added here and in the builder.
+//! N-API builds objects one property at a time, which is slower than V8 building them from
+//! object literals in JavaScript. So the decision crosses *packed* (see [`Packed`]): its
+//! numbers (counts, vocabulary indices, flags, the lengths of its texts) as the code units
+//! of one string, read with `charCodeAt`; its texts concatenated in a second string,
+//! which the builder slices; and only the values that need JSON (`params`, `explain`,
+//! experiments, the receipt envelope, unusual evidence values) as a JSON array, absent
+//! from most decisions. A small builder, compiled once per engine, reads the three in
+//! step and rebuilds the SPEC §4 objects with object literals. The result is identical,
+//! key order included: the shared vectors compare it with Rust's own serialisation, and
+//! the structs are destructured exhaustively below, so a field added to the core's
+//! decision does not compile until it is added here and in the builder.
 //!
-//! `JSON.parse` spends most of its time making strings, so the positional form carries
-//! as few as it can: words of the engine's vocabulary (action types, surfaces, reasons,
-//! degraded codes, receipt statuses) travel as their index in the core's `ALL` list and
-//! the builder maps them back through tables compiled into it; a suppression whose
-//! detail is the previous one's (all the `max_actions` suppressions of a decision) carries
-//! `0` instead of the text. See `docs/perf-notes/bind.md` for the figures.
+//! Earlier forms, and what each cost (`docs/perf-notes/bind.md`, `node.md`, `round6.md`,
+//! `round7.md`): N-API objects; `JSON.parse` of the keyed decision; `JSON.parse` of a
+//! positional array, which still spent most of a call tokenising numbers and making
+//! arrays the builder dropped. Packed, the builder parses nothing on a typical decision:
+//! a nudge-1k decision's transport and building went from about 4.2 µs to 0.9 µs.
 //!
-//! Two more cuts (`docs/perf-notes/node.md`): the suppressions travel as one flat array,
-//! six values each, instead of an array per suppression (V8 would build each only for
-//! the builder to drop it); and the strings of the playbooks (playbook ids and
-//! categories, a dozen or more per decision) are sent once per engine: the builder keeps
-//! a table of those it has seen, and a synchronous `decide` sends the index of a string
-//! already in it. The table grows only with what the playbooks say, and stops at
-//! [`TABLE_LIMIT`] entries; a decision made off the JS thread (`decideAsync`) sends every
-//! string as text, the builder taking either form.
-//!
-//! And two from issue 11's sixth round (`docs/perf-notes/round6.md`): an action's rendered
-//! messages and its evidence travel flat too (surface index and message; path and value),
-//! so that `JSON.parse` makes no keyed object for them and the builder's literals do; and
-//! the rationale's `why`, `trigger` and evidence paths, which are the playbooks' strings,
-//! go through the same table as the ids and categories.
+//! The strings of the playbooks (ids, categories, the rationale's `why`, `trigger` and
+//! evidence paths) are sent once per engine: the builder keeps a table of those it has
+//! seen, and a synchronous `decide` sends the index of a string already in it. The table
+//! grows only with what the playbooks say, and stops at [`TABLE_LIMIT`] entries; a
+//! decision made off the JS thread (`decideAsync`) sends every string as text, the
+//! builder taking either form. A suppression whose detail is the previous one's (all the
+//! `max_actions` suppressions of a decision) carries no text.
 
 use mmm_engine::{
     Action, ActionType, Decision, Degraded, Detail, Evidence, PlaybookRef, Rationale, Reason,
     ReceiptRef, ReceiptStatus, Suppressed, Surface,
 };
+use serde_json::Value;
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
-use napi::bindgen_prelude::{Function, FunctionRef, Unknown};
+use napi::bindgen_prelude::{FnArgs, Function, FunctionRef, Unknown, Utf16String};
 use napi::Env;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-/// Rebuilds a decision from its positional form; the indices match [`Positional`], and
-/// `@WORDS@` becomes the vocabulary tables (see [`builder_source`]). `TABLE` holds the
-/// playbooks' strings sent so far (see [`Strings`]): `x[16]` is how many of them the
-/// Rust side has recorded (`null` when this decision uses no index: `decideAsync`), `x[17]`
-/// the strings that follow them. Truncating to `x[16]` first drops what a failed call
-/// may have added without the Rust side recording it.
+/// Rebuilds a decision from its packed form (see [`Packed`]); the order of the reads
+/// matches [`Writer::decision`], and `@WORDS@` becomes the vocabulary tables (see
+/// [`builder_source`]). `TABLE` holds the playbooks' strings sent so far (see
+/// [`Strings`]); the first number of a decision is how many of them the Rust side has
+/// recorded, plus one (`0` when this decision uses no table: `decideAsync`), and `F` the
+/// strings this decision adds to them. Truncating to that count first drops what a failed
+/// call may have added without the Rust side recording it.
+///
+/// Objects are made with literals, in SPEC order, so their shape and key order are those
+/// of the serde form.
 const BUILDER: &str = r"(function () {
   'use strict'
   @WORDS@
   const TABLE = []
-  const str = (v) => (typeof v === 'number' ? TABLE[v] : v)
-  const surface = (i) => SURFACES[i]
-  const rendered = (flat) => {
-    const out = {}
-    for (let i = 0; i < flat.length; i += 2) out[SURFACES[flat[i]]] = flat[i + 1]
-    return out
-  }
-  const evidence = (flat) => {
-    const out = []
-    for (let i = 0; i < flat.length; i += 2) out.push({ path: str(flat[i]), value: flat[i + 1] })
-    return out
-  }
-  const action = (a) => ({
-    action_id: a[0], fingerprint: a[1], playbook: { id: str(a[2]), version: a[3] }, type: TYPES[a[4]],
-    category: str(a[5]), priority: a[6], surfaces: a[7].map(surface), title: a[8], text: a[9],
-    rendered: rendered(a[10]), rationale: { why: str(a[11]), trigger: str(a[12]), evidence: evidence(a[13]) },
-    requires_consent: a[14], dual_channel: a[15], operation: a[16], params: a[17], experiment: a[18],
-  })
-  const suppressed = (flat) => {
-    const out = []
-    let detail = null
-    for (let i = 0; i < flat.length; i += 6) {
-      if (flat[i + 5] !== 0) detail = flat[i + 5]
-      out.push({
-        playbook: { id: str(flat[i]), version: flat[i + 1] }, action_index: flat[i + 2],
-        type: TYPES[flat[i + 3]], reason: REASONS[flat[i + 4]], detail,
+  return function mmmDecision(I, T, J, F) {
+    let p = 0
+    let q = 0
+    let j = 0
+    const values = J === null ? null : JSON.parse(J)
+    const int = () => {
+      let c = I.charCodeAt(p++)
+      if (c < 0x8000) return c
+      let v = c & 0x7fff
+      let m = 0x8000
+      for (;;) {
+        c = I.charCodeAt(p++)
+        if (c < 0x8000) return v + c * m
+        v += (c & 0x7fff) * m
+        m *= 0x8000
+      }
+    }
+    const text = () => {
+      const n = int()
+      return T.slice(q, (q += n))
+    }
+    const optText = () => {
+      const n = int()
+      return n === 0 ? null : T.slice(q, (q += n - 1))
+    }
+    const json = () => values[j++]
+    const optJson = () => (int() === 0 ? null : values[j++])
+    const shared = () => {
+      const i = int()
+      return i === 0 ? text() : TABLE[i - 1]
+    }
+    const value = () => {
+      const tag = int()
+      return tag === 1 ? int() : tag === 2 ? text() : values[j++]
+    }
+    const base = int()
+    if (base !== 0) {
+      if (TABLE.length !== base - 1) TABLE.length = base - 1
+      if (F !== null) for (const s of JSON.parse(F)) TABLE.push(s)
+    }
+    const decision_id = text()
+    const signal_id = text()
+    const tenant_id = text()
+    const actor_id = text()
+    const decided_at = text()
+    const actions = []
+    for (let n = int(); n > 0; n--) {
+      const action_id = text()
+      const fingerprint = text()
+      const playbook = { id: shared(), version: int() }
+      const type = TYPES[int()]
+      const category = shared()
+      const priority = int()
+      const surfaces = []
+      for (let k = int(); k > 0; k--) surfaces.push(SURFACES[int()])
+      const title = text()
+      const message = text()
+      const rendered = {}
+      for (let k = int(); k > 0; k--) {
+        const surface = SURFACES[int()]
+        rendered[surface] = text()
+      }
+      const why = shared()
+      const trigger = shared()
+      const evidence = []
+      for (let k = int(); k > 0; k--) {
+        const path = shared()
+        evidence.push({ path, value: value() })
+      }
+      const flags = int()
+      const operation = optText()
+      const params = optJson()
+      const experiment = optJson()
+      actions.push({
+        action_id, fingerprint, playbook, type, category, priority, surfaces, title, text: message,
+        rendered, rationale: { why, trigger, evidence }, requires_consent: (flags & 1) !== 0,
+        dual_channel: (flags & 2) !== 0, operation, params, experiment,
       })
     }
-    return out
-  }
-  return function mmmDecision(text) {
-    const x = JSON.parse(text)
-    const base = x[16]
-    if (base !== null) {
-      if (TABLE.length !== base) TABLE.length = base
-      for (const s of x[17]) TABLE.push(s)
+    const suppressed = []
+    let detail = null
+    for (let n = int(); n > 0; n--) {
+      const playbook = { id: shared(), version: int() }
+      const action_index = int()
+      const type = TYPES[int()]
+      const reason = REASONS[int()]
+      if (int() !== 0) detail = text()
+      suppressed.push({ playbook, action_index, type, reason, detail })
     }
-    const receipt = x[12] === null
-      ? { receipt_id: x[10], status: STATUSES[x[11]] }
-      : { receipt_id: x[10], status: STATUSES[x[11]], envelope: x[12] }
+    const degraded = []
+    for (let n = int(); n > 0; n--) degraded.push(DEGRADED[int()])
+    const redacted = []
+    for (let n = int(); n > 0; n--) redacted.push(text())
+    const policy_snapshot_id = optText()
+    const receipt_id = optText()
+    const status = STATUSES[int()]
+    const receipt = int() === 0
+      ? { receipt_id, status }
+      : { receipt_id, status, envelope: json() }
+    const latency_us = value()
+    const latency_warning = int() !== 0
+    const explain = optJson()
     return {
-      decision_id: x[0], signal_id: x[1], tenant_id: x[2], actor_id: x[3], decided_at: x[4],
-      actions: x[5].map(action), suppressed: suppressed(x[6]), degraded: x[7].map((i) => DEGRADED[i]),
-      redacted: x[8], policy_snapshot_id: x[9], receipt, latency_us: x[13],
-      latency_warning: x[14], explain: x[15],
+      decision_id, signal_id, tenant_id, actor_id, decided_at, actions, suppressed, degraded,
+      redacted, policy_snapshot_id, receipt, latency_us, latency_warning, explain,
     }
   }
 })()";
@@ -126,9 +186,13 @@ fn word<T: PartialEq>(all: &[T], value: &T) -> Option<usize> {
 /// Most strings the builder's table holds; past it, new strings travel as text.
 pub const TABLE_LIMIT: usize = 65_536;
 
+/// The builder's arguments: the packed numbers, the texts, the values only JSON can
+/// carry, and the table's new strings.
+type Args = FnArgs<(Utf16String, String, Option<String>, Option<String>)>;
+
 /// The builder, compiled for one engine, with what the Rust side knows of its table.
 pub struct Builder {
-    function: FunctionRef<String, Unknown<'static>>,
+    function: FunctionRef<Args, Unknown<'static>>,
     strings: Mutex<Strings>,
 }
 
@@ -147,7 +211,7 @@ type Known = HashMap<Box<str>, u32, foldhash::fast::RandomState>;
 /// Compiles the builder (once per engine).
 pub fn builder(env: &Env) -> napi::Result<Builder> {
     let source = builder_source().map_err(|e| napi::Error::from_reason(e.to_string()))?;
-    let f: Function<'_, String, Unknown<'static>> = env.run_script(source)?;
+    let f: Function<'_, Args, Unknown<'static>> = env.run_script(source)?;
     Ok(Builder {
         function: f.create_ref()?,
         strings: Mutex::new(Strings::default()),
@@ -160,13 +224,16 @@ fn unserialisable(e: &impl std::fmt::Display) -> napi::Error {
 
 /// The decision as a JavaScript object.
 pub fn to_js(env: &Env, builder: &Builder, decision: &Decision) -> napi::Result<Unknown<'static>> {
-    // Held until the builder has run, so the table the text refers to is the one it reads.
-    // No caller's JS runs meanwhile (ports are called before, inside the decision), so no
-    // other decision can come in; `try_lock` all the same, so that one would send its
-    // strings as text rather than wait for a lock its own thread holds.
+    // Held until the builder has run, so the table the numbers refer to is the one it
+    // reads. No caller's JS runs meanwhile (ports are called before, inside the decision),
+    // so no other decision can come in; `try_lock` all the same, so that one would send
+    // its strings as text rather than wait for a lock its own thread holds.
     let Some(mut strings) = builder.strings.try_lock() else {
-        let text = positional_text(decision).map_err(|e| unserialisable(&e))?;
-        return from_text(env, builder, text);
+        return from_packed(
+            env,
+            builder,
+            pack(decision).map_err(|e| unserialisable(&e))?,
+        );
     };
     let table = Table {
         known: &strings.known,
@@ -174,9 +241,9 @@ pub fn to_js(env: &Env, builder: &Builder, decision: &Decision) -> napi::Result<
     };
     let mut w = Writer::new(Some(table));
     w.decision(decision).map_err(|e| unserialisable(&e))?;
-    let (text, table) = w.finish();
+    let (packed, table) = w.finish();
     let fresh = table.map(|t| t.fresh).unwrap_or_default();
-    let object = from_text(env, builder, text)?;
+    let object = from_packed(env, builder, packed)?;
     // The builder has added them: record their indices.
     let base = strings.known.len();
     for (i, s) in fresh.into_iter().enumerate() {
@@ -186,16 +253,48 @@ pub fn to_js(env: &Env, builder: &Builder, decision: &Decision) -> napi::Result<
     Ok(object)
 }
 
-/// Builds the object from positional JSON made earlier (by `decideAsync`, off the JS thread).
-pub fn from_text(env: &Env, builder: &Builder, text: String) -> napi::Result<Unknown<'static>> {
-    builder.function.borrow_back(env)?.call(text)
+/// Builds the object from a decision packed earlier (by `decideAsync`, off the JS thread).
+pub fn from_packed(env: &Env, builder: &Builder, packed: Packed) -> napi::Result<Unknown<'static>> {
+    let Packed {
+        numbers,
+        texts,
+        json,
+        fresh,
+    } = packed;
+    builder
+        .function
+        .borrow_back(env)?
+        .call((Utf16String::from(numbers), texts, json, fresh).into())
 }
 
-/// Serialises a decision positionally, every string as text.
-pub fn positional_text(decision: &Decision) -> Result<String, Unwritable> {
+/// Packs a decision, every string as text.
+pub fn pack(decision: &Decision) -> Result<Packed, Unwritable> {
     let mut w = Writer::new(None);
     w.decision(decision)?;
     Ok(w.finish().0)
+}
+
+/// A decision as the builder reads it: three streams, read in step by the builder.
+///
+/// - `numbers`, a JavaScript string of UTF-16 code units read with `charCodeAt`: every
+///   count, index, flag and small number, and the length of every text. A number below
+///   2¹⁵ is one unit; a larger one is written 15 bits at a time, low bits first, each unit
+///   but the last with its top bit set.
+/// - `texts`: every string of the decision, one after the other, sliced out by the
+///   builder with the lengths of `numbers` (in UTF-16 units, JavaScript's string length).
+/// - `json`: the values only JSON can carry (`params`, `explain`, experiments, the receipt
+///   envelope, evidence values other than strings and safe integers), as one JSON array,
+///   or `None` when the decision has none (most decisions).
+///
+/// `JSON.parse` of a keyed decision spent most of its time tokenising and on numbers; here
+/// a number is one `charCodeAt`, and a string a slice of one string made once, so nothing
+/// is parsed on most decisions (`docs/perf-notes/round7.md`).
+pub struct Packed {
+    numbers: Vec<u16>,
+    texts: String,
+    json: Option<String>,
+    /// The strings this decision adds to the builder's table, as a JSON array.
+    fresh: Option<String>,
 }
 
 /// The builder's table while a decision is written: the strings it holds, and those this
@@ -222,121 +321,171 @@ impl std::fmt::Display for Unwritable {
     }
 }
 
-/// Whether `s` can be written between quotes as it is: no quote, backslash or control
-/// character, the only bytes JSON escapes. Checked without branching per byte, so the
-/// compiler checks many bytes at a time; a string that fails goes through `serde_json`.
-fn plain(s: &str) -> bool {
-    s.bytes()
-        .fold(true, |ok, b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'))
+/// The largest integer a JavaScript number holds exactly (`Number.MAX_SAFE_INTEGER`);
+/// larger ones travel as JSON, so that they round as `JSON.parse` rounds them.
+const MAX_SAFE: u64 = (1 << 53) - 1;
+
+/// A string's length in UTF-16 code units (JavaScript's `length`).
+fn js_len(s: &str) -> u64 {
+    let units = if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().map(char::len_utf16).sum()
+    };
+    units as u64
 }
 
-/// Writes the positional form of a decision (see [`BUILDER`]): the fields in SPEC order,
-/// without keys, then the builder's table. Hand-written rather than derived through serde:
-/// `serde_json` checks every byte of every string for escapes one at a time, which was a
-/// tenth of a Node call (the ids and fingerprints alone, about 650 instructions each).
-/// Values of any shape (`params`, `explain`, the envelope, evidence values) still go
-/// through `serde_json`.
+/// Packs a decision (see [`Packed`]), in the order the builder reads it.
 struct Writer<'a, 'd> {
-    out: Vec<u8>,
+    numbers: Vec<u16>,
+    texts: String,
+    json: Vec<u8>,
     table: Option<Table<'a, 'd>>,
 }
 
 impl<'a, 'd> Writer<'a, 'd> {
     fn new(table: Option<Table<'a, 'd>>) -> Self {
         Writer {
-            out: Vec::with_capacity(2048),
+            numbers: Vec::with_capacity(256),
+            texts: String::with_capacity(1024),
+            json: Vec::new(),
             table,
         }
     }
 
-    fn finish(self) -> (String, Option<Table<'a, 'd>>) {
-        // Only whole UTF-8 strings and ASCII were written, so this never replaces anything.
-        let text = match String::from_utf8(self.out) {
-            Ok(text) => text,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        };
-        (text, self.table)
-    }
-
-    fn raw(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
-    }
-
-    fn comma(&mut self) {
-        self.out.push(b',');
-    }
-
-    fn str(&mut self, s: &str) -> Result<(), Unwritable> {
-        if plain(s) {
-            self.out.reserve(s.len() + 2);
-            self.out.push(b'"');
-            self.out.extend_from_slice(s.as_bytes());
-            self.out.push(b'"');
-            Ok(())
+    fn finish(self) -> (Packed, Option<Table<'a, 'd>>) {
+        let json = if self.json.is_empty() {
+            None
         } else {
-            self.value(s)
-        }
+            let mut text = Vec::with_capacity(self.json.len() + 2);
+            text.push(b'[');
+            text.extend_from_slice(&self.json);
+            text.push(b']');
+            // serde_json writes UTF-8 only, so this never replaces anything.
+            Some(
+                String::from_utf8(text)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            )
+        };
+        let fresh = match &self.table {
+            Some(t) if !t.fresh.is_empty() => serde_json::to_string(&t.fresh).ok(),
+            _ => None,
+        };
+        let packed = Packed {
+            numbers: self.numbers,
+            texts: self.texts,
+            json,
+            fresh,
+        };
+        (packed, self.table)
     }
 
-    fn opt_str(&mut self, s: Option<&str>) -> Result<(), Unwritable> {
+    fn int(&mut self, mut n: u64) {
+        while n >= 0x8000 {
+            self.numbers.push(0x8000 | (n & 0x7fff) as u16);
+            n >>= 15;
+        }
+        self.numbers.push(n as u16);
+    }
+
+    fn count(&mut self, n: usize) {
+        self.int(n as u64);
+    }
+
+    fn text(&mut self, s: &str) {
+        self.int(js_len(s));
+        self.texts.push_str(s);
+    }
+
+    /// `None` as `0`, a string as its length plus one, then the string.
+    fn opt_text(&mut self, s: Option<&str>) {
         match s {
-            Some(s) => self.str(s),
-            None => {
-                self.raw(b"null");
-                Ok(())
+            None => self.int(0),
+            Some(s) => {
+                self.int(js_len(s) + 1);
+                self.texts.push_str(s);
             }
         }
     }
 
-    fn uint(&mut self, n: u64) {
-        let mut buffer = itoa::Buffer::new();
-        self.out.extend_from_slice(buffer.format(n).as_bytes());
+    /// A sentence written through `Display`, straight into the texts.
+    fn display(&mut self, d: &impl std::fmt::Display) {
+        let at = self.texts.len();
+        let _ = write!(self.texts, "{d}");
+        let len = self.texts.get(at..).map_or(0, js_len);
+        self.int(len);
     }
 
-    fn bool(&mut self, b: bool) {
-        self.raw(if b { b"true" } else { b"false" });
+    fn json(&mut self, v: &(impl Serialize + ?Sized)) -> Result<(), Unwritable> {
+        if !self.json.is_empty() {
+            self.json.push(b',');
+        }
+        serde_json::to_writer(&mut self.json, v).map_err(Unwritable::Json)
+    }
+
+    /// `None` as `0`; a value as `1`, then the value in the JSON stream.
+    fn opt_json<T: Serialize>(&mut self, v: Option<&T>) -> Result<(), Unwritable> {
+        match v {
+            None => {
+                self.int(0);
+                Ok(())
+            }
+            Some(v) => {
+                self.int(1);
+                self.json(v)
+            }
+        }
+    }
+
+    /// A value of any shape: `1` and a safe non-negative integer, `2` and a string, or `0`
+    /// and the value in the JSON stream.
+    fn value(&mut self, v: &Value) -> Result<(), Unwritable> {
+        match v {
+            Value::Number(n) if n.as_u64().is_some_and(|u| u <= MAX_SAFE) => {
+                self.int(1);
+                self.int(n.as_u64().unwrap_or_default());
+                Ok(())
+            }
+            Value::String(s) => {
+                self.int(2);
+                self.text(s);
+                Ok(())
+            }
+            other => {
+                self.int(0);
+                self.json(other)
+            }
+        }
+    }
+
+    /// A `u64` written as [`Writer::value`] writes a number.
+    fn number(&mut self, n: u64) -> Result<(), Unwritable> {
+        if n <= MAX_SAFE {
+            self.int(1);
+            self.int(n);
+            Ok(())
+        } else {
+            self.int(0);
+            self.json(&n)
+        }
     }
 
     fn word<T: PartialEq>(&mut self, all: &[T], value: &T) -> Result<(), Unwritable> {
         let index = word(all, value).ok_or(Unwritable::Word)?;
-        self.uint(index as u64);
+        self.count(index);
         Ok(())
     }
 
-    fn words<T: PartialEq>(&mut self, all: &[T], values: &[T]) -> Result<(), Unwritable> {
-        self.list(values, |w, v| w.word(all, v))
-    }
-
-    /// A JSON array of `items`, each written by `each`.
-    fn list<I>(
-        &mut self,
-        items: impl IntoIterator<Item = I>,
-        mut each: impl FnMut(&mut Self, I) -> Result<(), Unwritable>,
-    ) -> Result<(), Unwritable> {
-        self.out.push(b'[');
-        for (i, item) in items.into_iter().enumerate() {
-            if i > 0 {
-                self.comma();
-            }
-            each(self, item)?;
-        }
-        self.out.push(b']');
-        Ok(())
-    }
-
-    fn value(&mut self, v: &(impl Serialize + ?Sized)) -> Result<(), Unwritable> {
-        serde_json::to_writer(&mut self.out, v).map_err(Unwritable::Json)
-    }
-
-    /// A string of the playbooks: its index in the builder's table when there is one (a
-    /// new string is added to the table, unless it is full), otherwise the text.
-    fn shared(&mut self, text: &'d str) -> Result<(), Unwritable> {
+    /// A string of the playbooks: its index in the builder's table plus one when there is
+    /// a table (a new string is added to it, unless it is full), otherwise `0` and the
+    /// text.
+    fn shared(&mut self, text: &'d str) {
         let Some(table) = self.table.as_mut() else {
-            return self.str(text);
+            self.int(0);
+            return self.text(text);
         };
         if let Some(&index) = table.known.get(text) {
-            self.uint(u64::from(index));
-            return Ok(());
+            return self.int(u64::from(index) + 1);
         }
         let at = match table.fresh.iter().position(|f| *f == text) {
             Some(at) => at,
@@ -344,11 +493,13 @@ impl<'a, 'd> Writer<'a, 'd> {
                 table.fresh.push(text);
                 table.fresh.len() - 1
             }
-            None => return self.str(text),
+            None => {
+                self.int(0);
+                return self.text(text);
+            }
         };
         let index = table.known.len() + at;
-        self.uint(index as u64);
-        Ok(())
+        self.count(index + 1);
     }
 
     fn decision(&mut self, d: &'d Decision) -> Result<(), Unwritable> {
@@ -373,52 +524,34 @@ impl<'a, 'd> Writer<'a, 'd> {
             status,
             envelope,
         } = receipt;
-        self.out.push(b'[');
-        self.str(decision_id)?;
-        self.comma();
-        self.str(signal_id)?;
-        self.comma();
-        self.str(tenant_id)?;
-        self.comma();
-        self.str(actor_id)?;
-        self.comma();
-        self.str(decided_at)?;
-        self.comma();
-        self.list(actions, Self::action)?;
-        self.comma();
-        self.suppressed(suppressed)?;
-        self.comma();
-        self.words(Degraded::ALL, degraded)?;
-        self.comma();
-        self.list(redacted, |w, r| w.str(r))?;
-        self.comma();
-        self.opt_str(policy_snapshot_id.as_deref())?;
-        self.comma();
-        self.opt_str(receipt_id.as_deref())?;
-        self.comma();
-        self.word(ReceiptStatus::ALL, status)?;
-        self.comma();
-        self.value(envelope)?;
-        self.comma();
-        self.uint(*latency_us);
-        self.comma();
-        self.bool(*latency_warning);
-        self.comma();
-        self.value(explain)?;
-        self.comma();
-        // Last: how many strings the table held, and those the fields above added to it.
-        match self.table.take() {
-            None => self.raw(b"null,null"),
-            Some(table) => {
-                self.uint(table.known.len() as u64);
-                self.comma();
-                let written = self.list(&table.fresh, |w, f| w.str(f));
-                self.table = Some(table);
-                written?;
-            }
+        // First: how many strings the table held (plus one), `0` for no table.
+        let base = self.table.as_ref().map_or(0, |t| t.known.len() + 1);
+        self.count(base);
+        self.text(decision_id);
+        self.text(signal_id);
+        self.text(tenant_id);
+        self.text(actor_id);
+        self.text(decided_at);
+        self.count(actions.len());
+        for a in actions {
+            self.action(a)?;
         }
-        self.out.push(b']');
-        Ok(())
+        self.suppressed(suppressed)?;
+        self.count(degraded.len());
+        for code in degraded {
+            self.word(Degraded::ALL, code)?;
+        }
+        self.count(redacted.len());
+        for r in redacted {
+            self.text(r);
+        }
+        self.opt_text(policy_snapshot_id.as_deref());
+        self.opt_text(receipt_id.as_deref());
+        self.word(ReceiptStatus::ALL, status)?;
+        self.opt_json(envelope.as_ref())?;
+        self.number(*latency_us)?;
+        self.int(u64::from(*latency_warning));
+        self.opt_json(explain.as_ref())
     }
 
     fn action(&mut self, a: &'d Action) -> Result<(), Unwritable> {
@@ -445,64 +578,45 @@ impl<'a, 'd> Writer<'a, 'd> {
             params,
             experiment,
         } = a;
-        self.out.push(b'[');
-        self.str(action_id)?;
-        self.comma();
-        self.str(fingerprint)?;
-        self.comma();
-        self.shared(id)?;
-        self.comma();
-        self.uint(u64::from(*version));
-        self.comma();
+        self.text(action_id);
+        self.text(fingerprint);
+        self.shared(id);
+        self.int(u64::from(*version));
         self.word(ActionType::ALL, kind)?;
-        self.comma();
-        self.shared(category)?;
-        self.comma();
-        self.uint(u64::from(*priority));
-        self.comma();
-        self.words(Surface::ALL, surfaces)?;
-        self.comma();
-        self.str(title)?;
-        self.comma();
-        self.str(text)?;
-        self.comma();
-        // The rendered messages, flat: surface (its index) and message, in surface order
-        // (the order of the object the builder makes of them).
-        self.list(rendered.iter(), |w, (surface, message)| {
-            w.word(Surface::ALL, surface)?;
-            w.comma();
-            w.str(message)
-        })?;
-        self.comma();
-        self.shared(why)?;
-        self.comma();
-        self.shared(trigger)?;
-        self.comma();
-        // The evidence, flat: path (a string of the playbooks) and value.
-        self.list(evidence, |w, Evidence { path, value }| {
-            w.shared(path)?;
-            w.comma();
-            w.value(value)
-        })?;
-        self.comma();
-        self.bool(*requires_consent);
-        self.comma();
-        self.bool(*dual_channel);
-        self.comma();
-        self.opt_str(operation.as_deref())?;
-        self.comma();
-        self.value(params)?;
-        self.comma();
-        self.value(experiment)?;
-        self.out.push(b']');
-        Ok(())
+        self.shared(category);
+        self.int(u64::from(*priority));
+        self.count(surfaces.len());
+        for s in surfaces.iter() {
+            self.word(Surface::ALL, s)?;
+        }
+        self.text(title);
+        self.text(text);
+        // The rendered messages in surface order (the order of the object the builder
+        // makes of them).
+        self.count(rendered.iter().count());
+        for (surface, message) in rendered.iter() {
+            self.word(Surface::ALL, surface)?;
+            self.text(message);
+        }
+        self.shared(why);
+        self.shared(trigger);
+        self.count(evidence.len());
+        for Evidence { path, value } in evidence {
+            self.shared(path);
+            self.value(value)?;
+        }
+        self.int(u64::from(*requires_consent) | u64::from(*dual_channel) << 1);
+        self.opt_text(operation.as_deref());
+        self.opt_json(params.as_ref())?;
+        self.opt_json(experiment.as_ref())
     }
 
-    /// The suppressions as one flat array, six values each; a detail is written only when
-    /// it differs from the previous one's (otherwise `0`).
+    /// The suppressions; a detail is written only when it differs from the previous
+    /// one's (`0` instead: all the `max_actions` suppressions of a decision).
     fn suppressed(&mut self, list: &'d [Suppressed]) -> Result<(), Unwritable> {
+        self.count(list.len());
         let mut previous: Option<&Detail> = None;
-        self.list(list, |w, item| {
+        for item in list {
             let Suppressed {
                 playbook: PlaybookRef { id, version },
                 action_index,
@@ -510,24 +624,20 @@ impl<'a, 'd> Writer<'a, 'd> {
                 reason,
                 detail,
             } = item;
-            w.shared(id)?;
-            w.comma();
-            w.uint(u64::from(*version));
-            w.comma();
-            w.uint(*action_index as u64);
-            w.comma();
-            w.word(ActionType::ALL, kind)?;
-            w.comma();
-            w.word(Reason::ALL, reason)?;
-            w.comma();
+            self.shared(id);
+            self.int(u64::from(*version));
+            self.count(*action_index);
+            self.word(ActionType::ALL, kind)?;
+            self.word(Reason::ALL, reason)?;
             if previous == Some(detail) {
-                w.out.push(b'0');
+                self.int(0);
             } else {
-                w.value(detail)?;
+                self.int(1);
+                self.display(detail);
             }
             previous = Some(detail);
-            Ok(())
-        })
+        }
+        Ok(())
     }
 }
 
@@ -535,19 +645,43 @@ impl<'a, 'd> Writer<'a, 'd> {
 mod tests {
     use super::*;
 
-    /// The strings as the writer sends them, then the table's new strings.
-    fn texts(known: &Known, items: &[&str]) -> String {
+    /// Reads the numbers back as the builder does.
+    fn ints(units: &[u16]) -> Vec<u64> {
+        let mut out = Vec::new();
+        let mut it = units.iter();
+        while let Some(&c) = it.next() {
+            let (mut v, mut shift, mut c) = (0u64, 0u32, c);
+            while c >= 0x8000 {
+                v |= u64::from(c & 0x7fff) << shift;
+                shift += 15;
+                c = it.next().copied().unwrap_or_default();
+            }
+            out.push(v | u64::from(c) << shift);
+        }
+        out
+    }
+
+    /// The numbers and the table's new strings the writer sends for `items`.
+    fn shared(known: &Known, items: &[&'static str]) -> (Vec<u64>, String, Option<String>) {
         let mut w = Writer::new(Some(Table {
             known,
             fresh: Vec::new(),
         }));
-        w.list(items, |w, s| w.shared(s)).unwrap_or_default();
-        let (text, table) = w.finish();
-        let fresh = table.map(|t| t.fresh).unwrap_or_default();
-        format!(
-            "{text}{}",
-            serde_json::to_string(&fresh).unwrap_or_default()
-        )
+        for item in items {
+            w.shared(item);
+        }
+        let (packed, _) = w.finish();
+        (ints(&packed.numbers), packed.texts, packed.fresh)
+    }
+
+    #[test]
+    fn numbers_of_any_size_read_back() {
+        let cases = [0, 1, 0x7fff, 0x8000, 0xffff, 1 << 30, MAX_SAFE, u64::MAX];
+        let mut w = Writer::new(None);
+        for n in cases {
+            w.int(n);
+        }
+        assert_eq!(ints(&w.finish().0.numbers), cases);
     }
 
     #[test]
@@ -555,14 +689,19 @@ mod tests {
         let mut known = Known::default();
         known.insert("pb-1".into(), 0);
         known.insert("size".into(), 1);
-        assert_eq!(
-            texts(&known, &["size", "pb-2", "pb-1", "pb-2", "pb-3"]),
-            r#"[1,2,0,2,3]["pb-2","pb-3"]"#
-        );
+        let (numbers, texts, fresh) = shared(&known, &["size", "pb-2", "pb-1", "pb-2", "pb-3"]);
+        assert_eq!(numbers, [2, 3, 1, 3, 4]);
+        assert_eq!(texts, "");
+        assert_eq!(fresh.as_deref(), Some(r#"["pb-2","pb-3"]"#));
         // Without a table (decideAsync), every string is text.
         let mut w = Writer::new(None);
-        w.shared("pb-1").unwrap_or_default();
-        assert_eq!(w.finish().0, r#""pb-1""#);
+        w.shared("pb-1");
+        let (packed, _) = w.finish();
+        assert_eq!(
+            (ints(&packed.numbers), packed.texts.as_str()),
+            (vec![0, 4], "pb-1")
+        );
+        assert_eq!(packed.fresh, None);
     }
 
     #[test]
@@ -571,31 +710,51 @@ mod tests {
         for i in 0..TABLE_LIMIT - 1 {
             known.insert(i.to_string().into(), u32::try_from(i).unwrap_or(u32::MAX));
         }
-        let last = (TABLE_LIMIT - 1).to_string();
-        assert_eq!(
-            texts(&known, &["new", "newer", "new", "7"]),
-            format!(r#"[{last},"newer",{last},7]["new"]"#)
-        );
+        let last = TABLE_LIMIT as u64;
+        let (numbers, texts, fresh) = shared(&known, &["new", "newer", "new", "7"]);
+        assert_eq!(numbers, [last, 0, 5, last, 8]);
+        assert_eq!(texts, "newer");
+        assert_eq!(fresh.as_deref(), Some(r#"["new"]"#));
     }
 
     #[test]
-    fn strings_are_written_exactly_as_serde_json_writes_them() {
+    fn text_lengths_are_javascript_lengths() {
         let cases = [
             "",
             "plain text, 420 lines",
             "quote \" and backslash \\",
-            "controls \n \t \r \u{1} \u{1f} \u{7f}",
+            "controls \n \t \r \u{0} \u{1f} \u{7f}",
             "unicode é ✓ 𝄞 \u{2028}\u{2029}",
-            "</script>",
         ];
         for case in cases {
             let mut w = Writer::new(None);
-            w.str(case).unwrap_or_default();
-            assert_eq!(
-                w.finish().0,
-                serde_json::to_string(case).unwrap_or_default(),
-                "{case:?}"
-            );
+            w.text(case);
+            let (packed, _) = w.finish();
+            let units = case.encode_utf16().count() as u64;
+            assert_eq!(ints(&packed.numbers), [units], "{case:?}");
+            assert_eq!(packed.texts, case);
         }
+    }
+
+    #[test]
+    fn values_travel_as_numbers_texts_or_json() {
+        let mut w = Writer::new(None);
+        for v in [
+            serde_json::json!(207),
+            serde_json::json!("main"),
+            serde_json::json!(-1),
+            serde_json::json!(1.5),
+            serde_json::json!(MAX_SAFE + 1),
+            serde_json::json!({"a": [true, null]}),
+        ] {
+            w.value(&v).unwrap_or_default();
+        }
+        let (packed, _) = w.finish();
+        assert_eq!(ints(&packed.numbers), [1, 207, 2, 4, 0, 0, 0, 0]);
+        assert_eq!(packed.texts, "main");
+        assert_eq!(
+            packed.json.as_deref(),
+            Some(r#"[-1,1.5,9007199254740992,{"a":[true,null]}]"#)
+        );
     }
 }

@@ -448,9 +448,9 @@ impl Engine {
             }));
             drop(guard);
             // Serialised here, off the JS thread; only the builder runs on it.
-            let settled = result.map(|r| r.map(|d| decision::positional_text(&d)));
+            let settled = result.map(|r| r.map(|d| decision::pack(&d)));
             deferred.resolve(Box::new(move |env: Env| match settled {
-                Ok(Ok(Ok(text))) => decision::from_text(&env, &builder, text),
+                Ok(Ok(Ok(packed))) => decision::from_packed(&env, &builder, packed),
                 Ok(Ok(Err(e))) => Err(napi::Error::from_reason(format!(
                     "the decision cannot be serialised: {e}"
                 ))),
