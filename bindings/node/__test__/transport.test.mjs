@@ -73,3 +73,45 @@ test('strings the table already holds and new ones mix in one decision', () => {
     for (const x of d.suppressed) assert.equal(x.detail, 'the decision already has 5 actions')
   }
 })
+
+test('decide reads its arguments the same way on the fast path and off it', () => {
+  // The common case is read in one call into JavaScript; everything else falls back to
+  // reading each argument on its own. Each case here takes one of the two.
+  const engine = mmm.Engine.fromYaml(PLAYBOOK)
+  const s = signal({ payload: PAYLOAD })
+  const outcome = (context, options) => {
+    try {
+      const d = engine.decide(s, context, options)
+      return [d.decided_at, d.explain === null ? 'plain' : 'explain', d.actions.length]
+    } catch (e) {
+      return [e.code, e.message]
+    }
+  }
+  const ok = (explain = 'plain') => [NOW, explain, 1]
+  assert.deepEqual(outcome(null, { now: NOW }), ok())
+  assert.deepEqual(outcome(undefined, { now: NOW, explain: true }), ok('explain'))
+  assert.deepEqual(outcome(null, { now: NOW, explain: null }), ok())
+  assert.deepEqual(outcome(null, { now: new Date(NOW) }), ok())
+  assert.deepEqual(outcome(null, Object.create({ now: NOW })), ok())
+  assert.deepEqual(outcome({ tenant_policy: { max_actions_per_decision: 0 } }, { now: NOW }), [NOW, 'plain', 0])
+  assert.deepEqual(outcome(() => 1, { now: NOW }), ok())
+  let reads = 0
+  assert.deepEqual(outcome(null, { get now() { reads += 1; return NOW } }), ok())
+  assert.equal(reads, 1)
+  const notTimestamp = (text) => ['ERR_INVALID_ARG_VALUE', `\`now\`: \`${text}\` is not an RFC 3339 timestamp with an offset (e.g. \`2026-11-22T10:00:00Z\`)`]
+  assert.deepEqual(outcome(null, { now: '' }), notTimestamp(''))
+  assert.deepEqual(outcome(null, { now: `${NOW}\u0000` }), notTimestamp(`${NOW}\\u{0}`))
+  assert.deepEqual(outcome(null, { now: new Date('nope') }), ['ERR_INVALID_ARG_VALUE', '`now` is an invalid Date'])
+  assert.deepEqual(outcome(null, { now: new Date(8.64e15) }), ['ERR_INVALID_ARG_VALUE', '`now` is out of range'])
+  assert.deepEqual(outcome(null, { now: new Date(Date.parse(NOW) + 1) }), ['2026-11-22T10:00:00.001Z', 'plain', 1])
+  assert.deepEqual(outcome(null, { now: 17 }), ['ERR_INVALID_ARG_TYPE', '`now` must be an RFC 3339 string or a Date'])
+  assert.deepEqual(outcome(null, { explain: 'yes' }), ['ERR_INVALID_ARG_TYPE', '`explain` must be a boolean'])
+  assert.deepEqual(outcome(null, ['x']), ['ERR_INVALID_ARG_VALUE', 'unknown decide option `0` (expected `now`, `explain`)'])
+  assert.deepEqual(outcome(null, Object.create({ colour: 1 })), ['ERR_INVALID_ARG_VALUE', 'unknown decide option `colour` (expected `now`, `explain`)'])
+  assert.deepEqual(outcome(null, 'x'), ['ERR_INVALID_ARG_TYPE', '`options` must be an object'])
+  assert.deepEqual(outcome({ tenant_policy: { max_actions_per_decision: NaN } }, { now: NOW }), [
+    'CONTEXT_INVALID',
+    'invalid context: field `tenant_policy.max_actions_per_decision`: `NaN` is not a number JSON can carry; NaN and infinities are refused',
+  ])
+  assert.deepEqual(outcome({ tenant_policy: { max_actions_per_decision: 2n } }, { now: NOW }), [NOW, 'plain', 1])
+})

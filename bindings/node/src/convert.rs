@@ -14,7 +14,9 @@
 //! threw is checked again by a replacer that knows each value's path.
 
 use mmm_engine::number::{refused, NumberIssue};
-use napi::bindgen_prelude::{Buffer, FromNapiValue, Function, FunctionRef, JsObjectValue, Unknown};
+use napi::bindgen_prelude::{
+    Buffer, FnArgs, FromNapiValue, Function, FunctionRef, JsObjectValue, Unknown,
+};
 use napi::{Env, JsValue, ValueType};
 use serde_json::Value;
 
@@ -287,4 +289,149 @@ pub fn now_from(env: &Env, value: Unknown<'_>) -> napi::Result<Option<jiff::Time
         }
         _ => Err(arg_type(env, "`now` must be an RFC 3339 string or a Date")),
     }
+}
+
+/// The fast path of `decide`'s arguments, in one call into JavaScript (compiled once per
+/// engine): the options read there, and the signal and the context through
+/// `JSON.stringify`, returned as one string `E N \0 F signal [\0 context]`:
+///
+/// - `E` is `1` for `explain: true`, else `0`;
+/// - `N` is `-` for no `now`, `+` and the string given, or `d` and a `Date`'s milliseconds;
+/// - `F` is `F` when the texts follow, or `S` alone when the signal or the context must be
+///   read the careful way (`stringify` threw or dropped it);
+///
+/// or `undefined` when the options are not the common case (another key, a `now` or
+/// `explain` of another type, an invalid `Date`), and the caller reads every argument on
+/// its own, which gives the errors. The options are read first, so a getter among them
+/// runs once whichever way the signal goes. Reading the options through N-API (their
+/// keys, then each property) had cost as much as stringifying the signal.
+const ARGUMENTS: &str = r"(function () {
+  'use strict'
+  const stringify = JSON.stringify
+  const getTime = Date.prototype.getTime
+  return function mmmArguments(signal, context, options) {
+    let explain = false
+    let now = '-'
+    if (options !== undefined && options !== null) {
+      if (typeof options !== 'object') return undefined
+      for (const key in options) {
+        const v = options[key]
+        if (key === 'now') {
+          if (typeof v === 'string') {
+            if (v.includes('\0')) return undefined
+            now = '+' + v
+          } else if (v instanceof Date) {
+            let ms
+            try {
+              ms = getTime.call(v)
+            } catch {
+              return undefined
+            }
+            if (!Number.isFinite(ms)) return undefined
+            now = 'd' + ms
+          } else if (v === undefined || v === null) now = '-'
+          else return undefined
+        } else if (key === 'explain') {
+          if (typeof v === 'boolean') explain = v
+          else if (v === undefined || v === null) explain = false
+          else return undefined
+        } else return undefined
+      }
+    }
+    const head = (explain ? '1' : '0') + now + '\0'
+    let s, c
+    try {
+      s = stringify(signal)
+      c = context === undefined || context === null ? null : stringify(context)
+    } catch {
+      return head + 'S'
+    }
+    if (s === undefined || c === undefined) return head + 'S'
+    return c === null ? head + 'F' + s : head + 'F' + s + '\0' + c
+  }
+})()";
+
+/// `decide`'s arguments read by [`ARGUMENTS`].
+pub struct Arguments(FunctionRef<ArgumentsIn, Option<String>>);
+
+type ArgumentsIn = FnArgs<(
+    Unknown<'static>,
+    Option<Unknown<'static>>,
+    Option<Unknown<'static>>,
+)>;
+
+/// What the fast path read: the options, and the signal and context unless they must be
+/// read the careful way.
+pub struct Read {
+    pub now: Option<jiff::Timestamp>,
+    pub explain: bool,
+    /// The signal and the context, or `None` to read them with [`from_js_with`].
+    pub inputs: Option<(Value, Option<Value>)>,
+}
+
+impl Arguments {
+    pub fn new(env: &Env) -> napi::Result<Arguments> {
+        let f: Function<'_, ArgumentsIn, Option<String>> = env.run_script(ARGUMENTS)?;
+        Ok(Arguments(f.create_ref()?))
+    }
+
+    /// The arguments read in the common case; `None` when the caller must read them one by
+    /// one (which also gives any error).
+    pub fn read(
+        &self,
+        env: &Env,
+        signal: Unknown<'_>,
+        context: Option<Unknown<'_>>,
+        options: Option<Unknown<'_>>,
+    ) -> Option<Read> {
+        // The reference is typed for values of any scope; the function it holds is the
+        // same whatever the arguments' lifetime.
+        type Args<'a> = FnArgs<(Unknown<'a>, Option<Unknown<'a>>, Option<Unknown<'a>>)>;
+        let f: Function<'_, Args<'_>, Option<String>> =
+            Function::from_unknown(self.0.borrow_back(env).ok()?.to_unknown()).ok()?;
+        let text = f.call((signal, context, options).into()).ok()??;
+        parse_read(&text)
+    }
+}
+
+/// Splits the fast path's string (see [`ARGUMENTS`]) and parses its parts; `None` when the
+/// options must be read the careful way (a `now` that is not a timestamp, so that the
+/// error is the careful path's). A text that may hide a number the engine refuses sends
+/// the signal and the context the careful way.
+fn parse_read(text: &str) -> Option<Read> {
+    let (head, rest) = text.split_once('\0')?;
+    let explain = match head.as_bytes().first()? {
+        b'1' => true,
+        b'0' => false,
+        _ => return None,
+    };
+    let now = head.get(1..)?;
+    let now = if now == "-" {
+        None
+    } else if let Some(text) = now.strip_prefix('+') {
+        Some(mmm_engine::parse_timestamp(text).ok()?)
+    } else {
+        let ms: i64 = now.strip_prefix('d')?.parse().ok()?;
+        Some(jiff::Timestamp::from_millisecond(ms).ok()?)
+    };
+    let inputs = rest.strip_prefix('F').and_then(|texts| {
+        let (signal, context) = match texts.split_once('\0') {
+            Some((s, c)) => (s, Some(c)),
+            None => (texts, None),
+        };
+        if suspicious(signal) || context.is_some_and(suspicious) {
+            return None;
+        }
+        let signal = serde_json::from_str(signal).ok()?;
+        let context = match context {
+            Some(c) => Some(serde_json::from_str(c).ok()?),
+            None => None,
+        };
+        Some((signal, context))
+    });
+    Some(Read {
+        now,
+        explain,
+        inputs,
+    })
 }

@@ -215,6 +215,7 @@ struct Built {
     dispatcher: Option<FunctionRef<(), ()>>,
     builder: Arc<decision::Builder>,
     stringify: Stringify,
+    arguments: convert::Arguments,
 }
 
 fn build(env: &Env, set: PlaybookSet, options: Option<Object<'_>>) -> napi::Result<Built> {
@@ -302,6 +303,7 @@ fn build(env: &Env, set: PlaybookSet, options: Option<Object<'_>>) -> napi::Resu
         dispatcher,
         builder: Arc::new(decision::builder(env)?),
         stringify: Stringify::new(env)?,
+        arguments: convert::Arguments::new(env)?,
     })
 }
 
@@ -319,9 +321,41 @@ pub struct Engine {
     builder: Arc<decision::Builder>,
     /// `JSON.stringify`, for reading signals and contexts.
     stringify: Stringify,
+    /// `decide`'s arguments in the common case.
+    arguments: convert::Arguments,
 }
 
 impl Engine {
+    /// A decision's arguments: in one call into JavaScript in the common case (see
+    /// [`convert::Arguments`]), otherwise each on its own, with its errors.
+    fn arguments(
+        &self,
+        env: &Env,
+        signal: Unknown<'_>,
+        context: Option<Unknown<'_>>,
+        options: Option<Unknown<'_>>,
+    ) -> napi::Result<(Value, Option<Value>, DecideOptions)> {
+        if let Some(read) = self.arguments.read(env, signal, context, options) {
+            let decide = DecideOptions {
+                now: read.now,
+                explain: read.explain,
+            };
+            let (signal, context) = match read.inputs {
+                Some(inputs) => inputs,
+                None => (
+                    input(env, &self.stringify, signal, "signal")?,
+                    optional_context(env, &self.stringify, context)?,
+                ),
+            };
+            return Ok((signal, context, decide));
+        }
+        let options = optional_object(env, options, "options")?;
+        let signal = input(env, &self.stringify, signal, "signal")?;
+        let context = optional_context(env, &self.stringify, context)?;
+        let options = decide_options(env, options)?;
+        Ok((signal, context, options))
+    }
+
     fn from_built(built: Built) -> Engine {
         Engine {
             core: built.core,
@@ -329,6 +363,7 @@ impl Engine {
             dispatcher: built.dispatcher,
             builder: built.builder,
             stringify: built.stringify,
+            arguments: built.arguments,
         }
     }
 
@@ -407,10 +442,7 @@ impl Engine {
         context: Option<Unknown<'_>>,
         options: Option<Unknown<'_>>,
     ) -> napi::Result<Unknown<'e>> {
-        let options = optional_object(env, options, "options")?;
-        let signal = input(env, &self.stringify, signal, "signal")?;
-        let context = optional_context(env, &self.stringify, context)?;
-        let options = decide_options(env, options)?;
+        let (signal, context, options) = self.arguments(env, signal, context, options)?;
         let decided = self.run_here(env, move |core| {
             core.decide(&signal, context.as_ref(), &options)
         })?;
@@ -433,10 +465,7 @@ impl Engine {
         context: Option<Unknown<'_>>,
         options: Option<Unknown<'_>>,
     ) -> napi::Result<Object<'e>> {
-        let options = optional_object(env, options, "options")?;
-        let signal = input(env, &self.stringify, signal, "signal")?;
-        let context = optional_context(env, &self.stringify, context)?;
-        let options = decide_options(env, options)?;
+        let (signal, context, options) = self.arguments(env, signal, context, options)?;
         type Resolver = Box<dyn FnOnce(Env) -> napi::Result<Unknown<'static>> + Send>;
         let (deferred, promise) = env.create_deferred::<Unknown<'static>, Resolver>()?;
         let core = self.core.clone();
