@@ -152,8 +152,9 @@ fn json<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'
 
 /// Templates of a decision's dicts that an engine keeps between decisions: a few action
 /// dicts with the fields an action takes from its playbook already set, a few suppression
-/// dicts with everything but the playbook set, and a few evidence dicts with their path
-/// set. A dict is copied from a template that fits and only its own fields are set.
+/// dicts with everything but the playbook set, a few evidence dicts with their path set,
+/// and a few `{"id", "version"}` dicts with their version set. A dict is copied from a
+/// template that fits and only its own fields are set.
 ///
 /// The templates are few on purpose, and not kept per playbook: a decision's objects are
 /// built from data the core has just read (warm in the CPU's cache), while anything kept
@@ -170,6 +171,9 @@ pub struct Shared {
     suppressed: Templates<SuppressedTemplate>,
     /// Keyed by the evidence path.
     evidence: Templates<SharedStr>,
+    /// `{"id", "version"}` dicts with their version set, keyed by it: most playbooks of
+    /// an engine share a version or a few.
+    playbooks: Templates<u32>,
 }
 
 /// Templates of each kind an engine keeps.
@@ -335,11 +339,21 @@ struct Out<'s, 'py> {
 
 impl<'py> Out<'_, 'py> {
     /// A `{"id", "version"}` dict.
-    fn playbook(&self, p: &PlaybookRef) -> PyResult<Bound<'py, PyDict>> {
+    fn playbook(&mut self, p: &PlaybookRef) -> PyResult<Bound<'py, PyDict>> {
         let py = self.py;
-        let d = new_dict(py, &self.shapes.playbook)?;
+        let shapes = self.shapes;
+        let build = || {
+            let d = new_dict(py, &shapes.playbook)?;
+            d.set_item(intern!(py, "version"), p.version)?;
+            Ok(d)
+        };
+        let d = match self.shared.as_deref_mut() {
+            Some(shared) => shared
+                .playbooks
+                .dict(py, |v| *v == p.version, build, || p.version),
+            None => build(),
+        }?;
         d.set_item(intern!(py, "id"), &*p.id)?;
-        d.set_item(intern!(py, "version"), p.version)?;
         Ok(d)
     }
 
