@@ -122,12 +122,13 @@ def test_actions_and_suppressions_that_vary_from_decision_to_decision_are_each_e
 
 
 def test_decisions_stay_exact_when_there_are_more_variants_than_templates():
-    # 40 playbooks with their own titles, decided under 39 caps: 40 different actions and
-    # 39 different suppression details, more than the engine keeps templates of (16 each),
+    # 40 playbooks with their own titles and versions, decided under 39 caps: 40 different
+    # actions, 40 playbook versions and 39 different suppression details, more than the
+    # engine keeps templates of (16 each),
     # in an order that makes it replace them. Each decision is what a fresh engine says.
     many = "---\n".join(
         "apiVersion: mmm/v1\nkind: Playbook\n"
-        f"metadata: {{id: p{i:02d}, version: 1, tenant: '*', status: published, category: c{i % 3}}}\n"
+        f"metadata: {{id: p{i:02d}, version: {i + 1}, tenant: '*', status: published, category: c{i % 3}}}\n"
         "spec:\n  triggers: [pr.opened]\n  when: signal.payload.lines > 0\n"
         f"  actions:\n    - {{type: mirror, surfaces: [ide], title: T{i}, text: X}}\n"
         for i in range(40))
@@ -141,3 +142,5 @@ def test_decisions_stay_exact_when_there_are_more_variants_than_templates():
         assert normalise(d) == normalise(mmm_engine.Engine.from_yaml(many).decide(s, context, now=NOW))
         assert [(a["title"], a["category"]) for a in d["actions"]] == [(f"T{i}", f"c{i % 3}") for i in range(cap)]
         assert {s["detail"] for s in d["suppressed"]} == {f"the decision already has {cap} actions"}
+        assert sorted((p["id"], p["version"]) for p in [a["playbook"] for a in d["actions"]]
+                      + [s["playbook"] for s in d["suppressed"]]) == [(f"p{i:02d}", i + 1) for i in range(40)]
