@@ -316,7 +316,22 @@ impl Engine {
         context: Option<&Value>,
         options: &DecideOptions,
     ) -> Result<Decision, DecideError> {
-        self.decide_with(signal, context, None, options)
+        self.decide_with(signal::Input::Lent(signal), context, None, options)
+    }
+
+    /// [`Engine::decide`] on a signal the caller no longer needs (a binding's or a
+    /// service's freshly parsed JSON): its strings and payload are moved into the decision's
+    /// signal instead of copied. The decision, and any error, are the same.
+    ///
+    /// # Errors
+    /// As [`Engine::decide`].
+    pub fn decide_owned(
+        &self,
+        signal: Value,
+        context: Option<&Value>,
+        options: &DecideOptions,
+    ) -> Result<Decision, DecideError> {
+        self.decide_with(signal::Input::Given(signal), context, None, options)
     }
 
     /// [`Engine::decide`] with a replay's `history` standing for the context's
@@ -331,12 +346,12 @@ impl Engine {
         history: &mut RecentHistory,
         options: &DecideOptions,
     ) -> Result<Decision, DecideError> {
-        self.decide_with(signal, context, Some(history), options)
+        self.decide_with(signal::Input::Lent(signal), context, Some(history), options)
     }
 
     fn decide_with(
         &self,
-        signal: &Value,
+        signal: signal::Input<'_>,
         context: Option<&Value>,
         mut history: Option<&mut RecentHistory>,
         options: &DecideOptions,

@@ -262,6 +262,216 @@ fn rfc3339(text: &str) -> Option<Timestamp> {
     }
 }
 
+/// The signal as a JSON object, or the error for anything else.
+fn object(value: &Value) -> Result<&Map<String, Value>, SignalError> {
+    match value {
+        Value::Object(obj) => Ok(obj),
+        other => Err(SignalError::new(
+            "signal",
+            format!("must be a JSON object, not {}", json_type(other)),
+        )),
+    }
+}
+
+/// A key's place in [`SIGNAL_FIELDS`]; an unknown key is refused.
+fn slot_of(key: &str) -> Result<usize, SignalError> {
+    SIGNAL_FIELDS.iter().position(|f| *f == key).ok_or_else(|| {
+        SignalError::new(
+            key,
+            format!(
+                "is not a signal field; expected one of {}",
+                crate::model::one_of(&SIGNAL_FIELDS)
+            ),
+        )
+    })
+}
+
+/// The object's fields by their place in [`SIGNAL_FIELDS`], in one pass over it (no
+/// hashing per field); unknown fields are refused.
+fn slots(obj: &Map<String, Value>) -> Result<[Option<&Value>; 10], SignalError> {
+    let mut fields: [Option<&Value>; 10] = [None; 10];
+    for (key, value) in obj {
+        let slot = slot_of(key)?;
+        if let Some(s) = fields.get_mut(slot) {
+            *s = Some(value);
+        }
+    }
+    Ok(fields)
+}
+
+fn field<'a>(fields: &[Option<&'a Value>; 10], slot: usize) -> Option<&'a Value> {
+    fields.get(slot).copied().flatten()
+}
+
+/// What checking a signal's fields found, apart from its strings and payload (which the
+/// caller copies or moves, having checked them here).
+struct Checked {
+    /// A new id, when the signal has none.
+    new_id: Option<String>,
+    actor_type: ActorType,
+    has_source: bool,
+    occurred_at: Timestamp,
+    surface: Option<Surface>,
+    repo: Option<Repo>,
+}
+
+impl Checked {
+    /// The signal, from the texts of `signal_id`, `tenant_id`, `actor_id`, `kind`, `source`
+    /// and `occurred_at` (in that order; those absent are empty) and the payload.
+    fn build(self, texts: [String; 6], mut payload: Map<String, Value>) -> Signal {
+        let [signal_id, tenant_id, actor_id, kind, source, occurred_at_text] = texts;
+        payload
+            .values_mut()
+            .for_each(crate::number::normalise_negative_zero);
+        Signal {
+            signal_id: self.new_id.unwrap_or(signal_id),
+            tenant_id,
+            actor_id,
+            actor_type: self.actor_type,
+            kind,
+            source: self.has_source.then_some(source),
+            occurred_at: self.occurred_at,
+            occurred_at_text,
+            surface: self.surface,
+            repo: self.repo,
+            payload,
+        }
+    }
+}
+
+/// Checks a signal's fields (SPEC §1), in [`SIGNAL_FIELDS`] order: the first that breaks a
+/// rule is the error.
+fn check(fields: &[Option<&Value>; 10], max_payload_bytes: usize) -> Result<Checked, SignalError> {
+    let field = |slot: usize| field(fields, slot);
+    let name = |slot: usize| SIGNAL_FIELDS.get(slot).copied().unwrap_or_default();
+    let string_field = |slot: usize| -> Result<Option<&str>, SignalError> {
+        match field(slot) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(SignalError::new(
+                name(slot),
+                format!("must be a string, not {}", json_type(other)),
+            )),
+        }
+    };
+    let required = |slot: usize| -> Result<&str, SignalError> {
+        string_field(slot)?.ok_or_else(|| SignalError::new(name(slot), "is required"))
+    };
+
+    let new_id = match string_field(SIGNAL_ID)? {
+        Some(id) if id.is_empty() || id.chars().count() > 128 => {
+            return Err(SignalError::new("signal_id", "must be 1 to 128 characters"))
+        }
+        Some(_) => None,
+        None => Some(crate::ids::new_id().into()),
+    };
+
+    let tenant_id = required(TENANT_ID)?;
+    if !is_tenant_id(tenant_id) {
+        return Err(SignalError::new(
+            "tenant_id",
+            format!("{} must match [A-Za-z0-9._-]{{1,64}}", Quoted(tenant_id)),
+        ));
+    }
+
+    let actor_id = required(ACTOR_ID)?;
+    let actor_chars = actor_id.chars().count();
+    if actor_chars == 0 || actor_chars > 128 {
+        return Err(SignalError::new("actor_id", "must be 1 to 128 characters"));
+    }
+
+    let actor_type = match string_field(ACTOR_TYPE)? {
+        None => ActorType::Human,
+        Some(text) => ActorType::parse(text).ok_or_else(|| {
+            SignalError::new(
+                "actor_type",
+                format!("{} must be {}", Quoted(text), ActorType::expected()),
+            )
+        })?,
+    };
+
+    let kind = required(KIND)?;
+    if !is_kind(kind) {
+        return Err(SignalError::new(
+            "kind",
+            format!(
+                "{} must be lower-case and dotted, like `pr.opened`",
+                Quoted(kind)
+            ),
+        ));
+    }
+
+    let has_source = string_field(SOURCE)?.is_some();
+
+    let occurred_at_text = required(OCCURRED_AT)?;
+    let occurred_at = parse_timestamp(occurred_at_text)
+        .map_err(|message| SignalError::new("occurred_at", message))?;
+
+    let surface = match string_field(SURFACE)? {
+        None => None,
+        Some(text) => Some(Surface::parse(text).ok_or_else(|| {
+            SignalError::new(
+                "surface",
+                format!("{} must be {}", Quoted(text), Surface::expected()),
+            )
+        })?),
+    };
+
+    let repo = match field(REPO) {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(repo)) => {
+            if let Some(unknown) = repo
+                .keys()
+                .find(|k| !matches!(k.as_str(), "id" | "branch" | "path"))
+            {
+                return Err(SignalError::new(
+                    format!("repo.{unknown}"),
+                    "is not a repo field; expected `id`, `branch` or `path`",
+                ));
+            }
+            Some(Repo {
+                id: self::string_field(repo, "id", "repo.")?.map(str::to_owned),
+                branch: self::string_field(repo, "branch", "repo.")?.map(str::to_owned),
+                path: self::string_field(repo, "path", "repo.")?.map(str::to_owned),
+            })
+        }
+        Some(other) => {
+            return Err(SignalError::new(
+                "repo",
+                format!("must be an object, not {}", json_type(other)),
+            ))
+        }
+    };
+
+    match field(PAYLOAD) {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(payload)) => {
+            let size = serialized_len(payload);
+            if size > max_payload_bytes {
+                return Err(SignalError::new(
+                    "payload",
+                    format!("is {size} bytes serialized, over the limit of {max_payload_bytes}"),
+                ));
+            }
+        }
+        Some(other) => {
+            return Err(SignalError::new(
+                "payload",
+                format!("must be an object, not {}", json_type(other)),
+            ))
+        }
+    }
+
+    Ok(Checked {
+        new_id,
+        actor_type,
+        has_source,
+        occurred_at,
+        surface,
+        repo,
+    })
+}
+
 impl Signal {
     /// Validates a signal envelope given as JSON.
     ///
@@ -279,174 +489,70 @@ impl Signal {
     /// assert_eq!(signal.kind, "pr.opened");
     /// ```
     pub fn from_json(value: &Value, max_payload_bytes: usize) -> Result<Signal, SignalError> {
-        let obj = match value {
-            Value::Object(obj) => obj,
-            other => {
-                return Err(SignalError::new(
-                    "signal",
-                    format!("must be a JSON object, not {}", json_type(other)),
-                ))
-            }
+        let fields = slots(object(value)?)?;
+        let checked = check(&fields, max_payload_bytes)?;
+        let text = |slot: usize| match field(&fields, slot) {
+            Some(Value::String(s)) => s.clone(),
+            _ => String::new(),
         };
-        // One pass over the object (no hashing per field); unknown fields are refused.
-        let mut fields: [Option<&Value>; 10] = [None; 10];
+        let payload = match field(&fields, PAYLOAD) {
+            Some(Value::Object(payload)) => payload.clone(),
+            _ => Map::new(),
+        };
+        Ok(checked.build(
+            [
+                text(SIGNAL_ID),
+                text(TENANT_ID),
+                text(ACTOR_ID),
+                text(KIND),
+                text(SOURCE),
+                text(OCCURRED_AT),
+            ],
+            payload,
+        ))
+    }
+
+    /// [`Signal::from_json`] on a value the caller no longer needs: its strings and payload
+    /// are moved into the signal rather than copied. The same checks, in the same order,
+    /// give the same errors.
+    ///
+    /// # Errors
+    /// A [`SignalError`] naming the first field that breaks a rule.
+    pub fn from_json_owned(value: Value, max_payload_bytes: usize) -> Result<Signal, SignalError> {
+        let Value::Object(obj) = value else {
+            return Signal::from_json(&value, max_payload_bytes);
+        };
+        // The same pass as `slots`, keeping the values: the first unknown key in the
+        // object's order is the one named.
+        let mut owned: [Option<Value>; 10] = Default::default();
         for (key, value) in obj {
-            let slot = SIGNAL_FIELDS
-                .iter()
-                .position(|f| *f == key.as_str())
-                .ok_or_else(|| {
-                    SignalError::new(
-                        key.as_str(),
-                        format!(
-                            "is not a signal field; expected one of {}",
-                            crate::model::one_of(&SIGNAL_FIELDS)
-                        ),
-                    )
-                })?;
-            if let Some(s) = fields.get_mut(slot) {
+            let slot = slot_of(&key)?;
+            if let Some(s) = owned.get_mut(slot) {
                 *s = Some(value);
             }
         }
-        let field = |slot: usize| fields.get(slot).copied().flatten();
-        let name = |slot: usize| SIGNAL_FIELDS.get(slot).copied().unwrap_or_default();
-        let string_field = |slot: usize| -> Result<Option<&str>, SignalError> {
-            match field(slot) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s)),
-                Some(other) => Err(SignalError::new(
-                    name(slot),
-                    format!("must be a string, not {}", json_type(other)),
-                )),
-            }
+        let checked = {
+            let fields: [Option<&Value>; 10] =
+                std::array::from_fn(|i| owned.get(i).and_then(Option::as_ref));
+            check(&fields, max_payload_bytes)?
         };
-        let required = |slot: usize| -> Result<&str, SignalError> {
-            string_field(slot)?.ok_or_else(|| SignalError::new(name(slot), "is required"))
+        let mut take = |slot: usize| match owned.get_mut(slot).and_then(Option::take) {
+            Some(Value::String(s)) => s,
+            _ => String::new(),
         };
-
-        let signal_id = match string_field(SIGNAL_ID)? {
-            Some(id) if id.is_empty() || id.chars().count() > 128 => {
-                return Err(SignalError::new("signal_id", "must be 1 to 128 characters"))
-            }
-            Some(id) => id.to_owned(),
-            None => crate::ids::new_id().into(),
+        let texts = [
+            take(SIGNAL_ID),
+            take(TENANT_ID),
+            take(ACTOR_ID),
+            take(KIND),
+            take(SOURCE),
+            take(OCCURRED_AT),
+        ];
+        let payload = match owned.get_mut(PAYLOAD).and_then(Option::take) {
+            Some(Value::Object(payload)) => payload,
+            _ => Map::new(),
         };
-
-        let tenant_id = required(TENANT_ID)?;
-        if !is_tenant_id(tenant_id) {
-            return Err(SignalError::new(
-                "tenant_id",
-                format!("{} must match [A-Za-z0-9._-]{{1,64}}", Quoted(tenant_id)),
-            ));
-        }
-
-        let actor_id = required(ACTOR_ID)?;
-        let actor_chars = actor_id.chars().count();
-        if actor_chars == 0 || actor_chars > 128 {
-            return Err(SignalError::new("actor_id", "must be 1 to 128 characters"));
-        }
-
-        let actor_type = match string_field(ACTOR_TYPE)? {
-            None => ActorType::Human,
-            Some(text) => ActorType::parse(text).ok_or_else(|| {
-                SignalError::new(
-                    "actor_type",
-                    format!("{} must be {}", Quoted(text), ActorType::expected()),
-                )
-            })?,
-        };
-
-        let kind = required(KIND)?;
-        if !is_kind(kind) {
-            return Err(SignalError::new(
-                "kind",
-                format!(
-                    "{} must be lower-case and dotted, like `pr.opened`",
-                    Quoted(kind)
-                ),
-            ));
-        }
-
-        let source = string_field(SOURCE)?.map(str::to_owned);
-
-        let occurred_at_text = required(OCCURRED_AT)?;
-        let occurred_at = parse_timestamp(occurred_at_text)
-            .map_err(|message| SignalError::new("occurred_at", message))?;
-
-        let surface = match string_field(SURFACE)? {
-            None => None,
-            Some(text) => Some(Surface::parse(text).ok_or_else(|| {
-                SignalError::new(
-                    "surface",
-                    format!("{} must be {}", Quoted(text), Surface::expected()),
-                )
-            })?),
-        };
-
-        let repo = match field(REPO) {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(repo)) => {
-                if let Some(unknown) = repo
-                    .keys()
-                    .find(|k| !matches!(k.as_str(), "id" | "branch" | "path"))
-                {
-                    return Err(SignalError::new(
-                        format!("repo.{unknown}"),
-                        "is not a repo field; expected `id`, `branch` or `path`",
-                    ));
-                }
-                Some(Repo {
-                    id: self::string_field(repo, "id", "repo.")?.map(str::to_owned),
-                    branch: self::string_field(repo, "branch", "repo.")?.map(str::to_owned),
-                    path: self::string_field(repo, "path", "repo.")?.map(str::to_owned),
-                })
-            }
-            Some(other) => {
-                return Err(SignalError::new(
-                    "repo",
-                    format!("must be an object, not {}", json_type(other)),
-                ))
-            }
-        };
-
-        let payload = match field(PAYLOAD) {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(payload)) => {
-                let size = serialized_len(payload);
-                if size > max_payload_bytes {
-                    return Err(SignalError::new(
-                        "payload",
-                        format!(
-                            "is {size} bytes serialized, over the limit of {max_payload_bytes}"
-                        ),
-                    ));
-                }
-                let mut payload = payload.clone();
-                payload
-                    .values_mut()
-                    .for_each(crate::number::normalise_negative_zero);
-                payload
-            }
-            Some(other) => {
-                return Err(SignalError::new(
-                    "payload",
-                    format!("must be an object, not {}", json_type(other)),
-                ))
-            }
-        };
-
-        Ok(Signal {
-            signal_id,
-            tenant_id: tenant_id.to_owned(),
-            actor_id: actor_id.to_owned(),
-            actor_type,
-            kind: kind.to_owned(),
-            source,
-            occurred_at,
-            occurred_at_text: occurred_at_text.to_owned(),
-            surface,
-            repo,
-            payload,
-        })
+        Ok(checked.build(texts, payload))
     }
 
     /// The envelope as JSON again (after minimisation: what conditions and receipts see).
@@ -525,7 +631,62 @@ mod tests {
                 }
             }
         }
-        Signal::from_json(&v, DEFAULT_MAX_PAYLOAD_BYTES).unwrap_err()
+        both(&v).unwrap_err()
+    }
+
+    /// `from_json` and `from_json_owned` of `v`, which must agree (a generated signal id
+    /// aside).
+    fn both(v: &Value) -> Result<Signal, SignalError> {
+        let lent = Signal::from_json(v, DEFAULT_MAX_PAYLOAD_BYTES);
+        let given = Signal::from_json_owned(v.clone(), DEFAULT_MAX_PAYLOAD_BYTES);
+        match (&lent, given) {
+            (Ok(a), Ok(mut b)) => {
+                if v.get("signal_id").is_none_or(Value::is_null) {
+                    b.signal_id.clone_from(&a.signal_id);
+                }
+                assert_eq!(*a, b, "{v}");
+            }
+            (a, b) => assert_eq!(a.as_ref().err(), b.err().as_ref(), "{v}"),
+        }
+        lent
+    }
+
+    #[test]
+    fn a_given_signal_reads_as_a_lent_one() {
+        let cases = [
+            base(),
+            json!({"signal_id": "s-1", "tenant_id": "acme", "actor_id": "dev-42",
+                   "actor_type": "agent", "kind": "pr.opened", "source": "github",
+                   "occurred_at": "2026-11-22T10:00:00+01:00", "surface": "ide",
+                   "repo": {"id": "acme/api", "branch": "main", "path": null},
+                   "payload": {"lines": 420, "neg": -0.0, "nested": {"a": [1, "x"]}}}),
+            json!({"payload": {}, "kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z",
+                   "actor_id": "dev-42", "tenant_id": "acme", "source": null, "surface": null}),
+            json!({"tenant_id": "acme", "actor_id": "dev-42", "kind": "pr.opened",
+                   "occurred_at": "2026-11-22T10:00:00Z", "payload": null, "repo": null}),
+            // Errors: the first unknown key in the object's order, then field by field.
+            json!({"colour": 1, "tenant_id": 5, "zz": 2}),
+            json!({"payload": [], "tenant_id": "acme", "actor_id": "dev-42", "kind": "pr.opened",
+                   "occurred_at": "2026-11-22T10:00:00Z"}),
+            json!({"payload": {"x": "y".repeat(70_000)}, "tenant_id": "acme", "actor_id": "d",
+                   "kind": "pr.opened", "occurred_at": "2026-11-22T10:00:00Z"}),
+            json!({"payload": 1, "tenant_id": "ac me", "actor_id": "dev-42", "kind": "pr.opened",
+                   "occurred_at": "2026-11-22T10:00:00Z"}),
+            json!({"signal_id": "", "tenant_id": "acme"}),
+            json!({"tenant_id": "acme", "actor_id": "dev-42", "kind": "pr.opened",
+                   "occurred_at": "2026-11-22T10:00:00Z", "repo": {"id": 1}}),
+            json!({"tenant_id": "acme", "actor_id": "dev-42", "kind": "pr.opened",
+                   "occurred_at": "yesterday", "surface": "fax"}),
+            json!("a string"),
+            json!(null),
+            json!([1, 2]),
+        ];
+        for case in &cases {
+            let _ = both(case);
+        }
+        let full = both(cases.get(1).unwrap_or(&Value::Null)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(full.source.as_deref(), Some("github"));
+        assert_eq!(full.payload.get("neg"), Some(&json!(0)));
     }
 
     #[test]

@@ -48,7 +48,14 @@ fn shared_vectors_replay() {
         files.len()
     );
     let mut failures = Vec::new();
-    for file in &files {
+    // Through `decide` (the signal lent), then again on fresh engines through
+    // `decide_owned` (the signal given), which must decide the same.
+    for (file, owned) in files
+        .iter()
+        .map(|f| (f, false))
+        .chain(files.iter().map(|f| (f, true)))
+    {
+        let update = update && !owned;
         let mut vector: Value =
             serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         let set = PlaybookSet::from_yaml(vector["playbooks"].as_str().unwrap())
@@ -71,7 +78,12 @@ fn shared_vectors_replay() {
                 explain: step["explain"].as_bool().unwrap_or(false),
             };
             let ctx = step.get("context").filter(|c| !c.is_null()).cloned();
-            let got = match engine.decide(&step["signal"], ctx.as_ref(), &options) {
+            let decided = if owned {
+                engine.decide_owned(step["signal"].clone(), ctx.as_ref(), &options)
+            } else {
+                engine.decide(&step["signal"], ctx.as_ref(), &options)
+            };
+            let got = match decided {
                 Ok(d) => normalise(serde_json::to_value(d).unwrap()),
                 Err(e) => serde_json::json!({"error": e.info()}),
             };
@@ -79,8 +91,9 @@ fn shared_vectors_replay() {
                 step["expected"] = got;
             } else if step["expected"] != got {
                 failures.push(format!(
-                    "{} step {i}:\nexpected {}\n     got {}",
+                    "{} step {i} ({}):\nexpected {}\n     got {}",
                     file.display(),
+                    if owned { "decide_owned" } else { "decide" },
                     serde_json::to_string(&step["expected"]).unwrap(),
                     serde_json::to_string(&got).unwrap()
                 ));

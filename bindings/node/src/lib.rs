@@ -444,7 +444,7 @@ impl Engine {
     ) -> napi::Result<Unknown<'e>> {
         let (signal, context, options) = self.arguments(env, signal, context, options)?;
         let decided = self.run_here(env, move |core| {
-            core.decide(&signal, context.as_ref(), &options)
+            core.decide_owned(signal, context.as_ref(), &options)
         })?;
         match decided {
             Ok(decision) => decision::to_js(env, &self.builder, &decision),
@@ -473,7 +473,7 @@ impl Engine {
         let guard = self.bridge.as_ref().map(|b| b.queue.async_guard());
         let job = move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                core.decide(&signal, context.as_ref(), &options)
+                core.decide_owned(signal, context.as_ref(), &options)
             }));
             drop(guard);
             // Serialised here, off the JS thread; only the builder runs on it.

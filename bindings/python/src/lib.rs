@@ -285,7 +285,7 @@ impl Engine {
         let decision = py
             .detach(move || {
                 let options = DecideOptions { now, explain };
-                core.decide(&signal, context.as_ref(), &options)
+                core.decide_owned(signal, context.as_ref(), &options)
             })
             .map_err(|e| raise(py, &e.info()))?;
         decision::to_py_decision(py, &decision, &self.shared)

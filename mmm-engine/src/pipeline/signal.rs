@@ -16,13 +16,23 @@ use crate::signal::Signal;
 
 pub(crate) static DEFAULT_DENY_LIST: LazyLock<DenyList> = LazyLock::new(DenyList::default);
 
+/// A decision's signal as the caller gave it: lent, or given (its strings and payload
+/// are then moved into the [`Signal`] rather than copied).
+pub(crate) enum Input<'a> {
+    Lent(&'a Value),
+    Given(Value),
+}
+
 /// The validated signal and the instant the decision must be done by.
 pub(crate) fn parse(
-    json: &Value,
+    json: Input<'_>,
     started: Instant,
     config: &EngineConfig,
 ) -> Result<(Signal, Instant), SignalError> {
-    let signal = Signal::from_json(json, config.max_payload_bytes)?;
+    let signal = match json {
+        Input::Lent(json) => Signal::from_json(json, config.max_payload_bytes)?,
+        Input::Given(json) => Signal::from_json_owned(json, config.max_payload_bytes)?,
+    };
     let deadline = started
         + match signal.surface {
             Some(Surface::Ide) => config.ide_deadline,
