@@ -184,7 +184,7 @@ async fn decide_traced(
         let _entered = in_span.enter();
         let (decided, started, stages) =
             crate::telemetry::collect_core_spans(tracer.is_some(), || {
-                engine.decide(&signal, context.as_ref(), &options)
+                engine.decide_owned(signal, context.as_ref(), &options)
             });
         let mut decision = decided?;
         let chain = log.chain().map(|c| c.id.as_str());
