@@ -17,21 +17,10 @@
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
 import { isDeepStrictEqual } from 'node:util'
-import { NOW, workload, mmmPlaybooks } from './workload.mjs'
+import { NOW, medianPerItem, workload, mmmPlaybooks } from './workload.mjs'
 
 const require = createRequire(import.meta.url)
 const mmm = require('mmm-engine')
-
-function medianPerItem(fn, items, rounds = 15) {
-  const perItem = []
-  for (let r = 0; r < rounds; r++) {
-    const start = process.hrtime.bigint()
-    for (const item of items) fn(item)
-    perItem.push(Number(process.hrtime.bigint() - start) / 1e3 / items.length)
-  }
-  perItem.sort((a, b) => a - b)
-  return perItem[Math.floor(perItem.length / 2)]
-}
 
 // JavaScript source that builds `value` with object and array literals; every leaf value
 // is pushed to `leaves` and read back as `c[i]`.

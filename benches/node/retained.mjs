@@ -5,7 +5,7 @@
 // Round 7 found `decide` slower in the second case with every builder (see
 // docs/perf-notes/round7.md); this is the reproduction. Prints the median per call, in µs.
 import { createRequire } from 'node:module'
-import { NOW, workload, mmmPlaybooks } from './workload.mjs'
+import { NOW, medianPerItem, workload, mmmPlaybooks } from './workload.mjs'
 
 const require = createRequire(import.meta.url)
 const mmm = require('mmm-engine')
@@ -21,16 +21,5 @@ if (clone) kept = kept.map((d) => structuredClone(d))
 let bytes = 0
 if (stringify) for (const d of kept) bytes += JSON.stringify(d).length
 
-function median(fn, items, rounds = 15) {
-  const runs = []
-  for (let r = 0; r < rounds; r++) {
-    const start = process.hrtime.bigint()
-    for (const item of items) fn(item)
-    runs.push(Number(process.hrtime.bigint() - start) / 1e3 / items.length)
-  }
-  runs.sort((a, b) => a - b)
-  return runs[Math.floor(runs.length / 2)]
-}
-
-const us = median((s) => engine.decide(s, null, options), signals)
+const us = medianPerItem((s) => engine.decide(s, null, options), signals)
 console.log(`kept ${kept.length}${clone ? ' (clones)' : ''}${stringify ? `, stringified (${bytes} bytes)` : ''}: decide ${us.toFixed(2)} us per call`)
