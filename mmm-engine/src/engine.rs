@@ -334,6 +334,22 @@ impl Engine {
         self.decide_with(signal::Input::Given(signal), context, None, options)
     }
 
+    /// [`Engine::decide_owned`] on the members of the signal's object, in their order (see
+    /// [`Signal::from_fields`](crate::Signal::from_fields)): for a binding that reads a
+    /// signal field by field, so that no map is built only to be taken apart. The
+    /// decision, and any error, are those `decide` gives for the object of these members.
+    ///
+    /// # Errors
+    /// As [`Engine::decide`].
+    pub fn decide_fields(
+        &self,
+        fields: Vec<(String, Value)>,
+        context: Option<&Value>,
+        options: &DecideOptions,
+    ) -> Result<Decision, DecideError> {
+        self.decide_with(signal::Input::Fields(fields), context, None, options)
+    }
+
     /// [`Engine::decide`] with a replay's `history` standing for the context's
     /// `recent_signals` (see [`RecentHistory`]): `context` is `None` or an object without
     /// that key. The decision is the one `decide` gives for that context, byte for byte;

@@ -519,13 +519,28 @@ impl Signal {
     /// # Errors
     /// A [`SignalError`] naming the first field that breaks a rule.
     pub fn from_json_owned(value: Value, max_payload_bytes: usize) -> Result<Signal, SignalError> {
-        let Value::Object(obj) = value else {
-            return Signal::from_json(&value, max_payload_bytes);
-        };
+        match value {
+            Value::Object(obj) => Signal::from_fields(obj, max_payload_bytes),
+            other => Signal::from_json(&other, max_payload_bytes),
+        }
+    }
+
+    /// [`Signal::from_json_owned`] on the members of the signal's object, in their order,
+    /// without the map around them: what a binding that has just read a signal's fields one
+    /// by one can hand over without building (and hashing the keys of) a map the signal
+    /// would only take apart again. A key given twice counts once, its last value, as it
+    /// would in a map. The same checks, in the same order, give the same errors.
+    ///
+    /// # Errors
+    /// A [`SignalError`] naming the first field that breaks a rule.
+    pub fn from_fields(
+        fields: impl IntoIterator<Item = (String, Value)>,
+        max_payload_bytes: usize,
+    ) -> Result<Signal, SignalError> {
         // The same pass as `slots`, keeping the values: the first unknown key in the
         // object's order is the one named.
         let mut owned: [Option<Value>; 10] = Default::default();
-        for (key, value) in obj {
+        for (key, value) in fields {
             let slot = slot_of(&key)?;
             if let Some(s) = owned.get_mut(slot) {
                 *s = Some(value);
@@ -634,21 +649,53 @@ mod tests {
         both(&v).unwrap_err()
     }
 
-    /// `from_json` and `from_json_owned` of `v`, which must agree (a generated signal id
-    /// aside).
+    /// `from_json`, `from_json_owned` and (for an object) `from_fields` of `v`, which must
+    /// agree (a generated signal id aside).
     fn both(v: &Value) -> Result<Signal, SignalError> {
         let lent = Signal::from_json(v, DEFAULT_MAX_PAYLOAD_BYTES);
-        let given = Signal::from_json_owned(v.clone(), DEFAULT_MAX_PAYLOAD_BYTES);
-        match (&lent, given) {
-            (Ok(a), Ok(mut b)) => {
-                if v.get("signal_id").is_none_or(Value::is_null) {
-                    b.signal_id.clone_from(&a.signal_id);
+        let mut others = vec![Signal::from_json_owned(
+            v.clone(),
+            DEFAULT_MAX_PAYLOAD_BYTES,
+        )];
+        if let Some(obj) = v.as_object() {
+            let fields = obj.iter().map(|(k, v)| (k.clone(), v.clone()));
+            others.push(Signal::from_fields(fields, DEFAULT_MAX_PAYLOAD_BYTES));
+        }
+        for given in others {
+            match (&lent, given) {
+                (Ok(a), Ok(mut b)) => {
+                    if v.get("signal_id").is_none_or(Value::is_null) {
+                        b.signal_id.clone_from(&a.signal_id);
+                    }
+                    assert_eq!(*a, b, "{v}");
                 }
-                assert_eq!(*a, b, "{v}");
+                (a, b) => assert_eq!(a.as_ref().err(), b.err().as_ref(), "{v}"),
             }
-            (a, b) => assert_eq!(a.as_ref().err(), b.err().as_ref(), "{v}"),
         }
         lent
+    }
+
+    #[test]
+    fn fields_given_twice_count_once_with_the_last_value() {
+        let fields = |kind: &str| {
+            [
+                ("tenant_id", json!("acme")),
+                ("kind", json!("not a kind!")),
+                ("actor_id", json!("dev-42")),
+                ("kind", json!(kind)),
+                ("occurred_at", json!("2026-11-22T10:00:00Z")),
+            ]
+            .map(|(k, v)| (k.to_owned(), v))
+        };
+        let signal = Signal::from_fields(fields("pr.opened"), DEFAULT_MAX_PAYLOAD_BYTES)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(signal.kind, "pr.opened");
+        let bad = Signal::from_fields(fields("Pr"), DEFAULT_MAX_PAYLOAD_BYTES).unwrap_err();
+        assert!(bad.to_string().contains("kind"), "{bad}");
+        // The first unknown key in the order given is the one named.
+        let unknown = [("zz", json!(1)), ("aa", json!(2))].map(|(k, v)| (k.to_owned(), v));
+        let err = Signal::from_fields(unknown, DEFAULT_MAX_PAYLOAD_BYTES).unwrap_err();
+        assert!(err.to_string().contains("zz"), "{err}");
     }
 
     #[test]

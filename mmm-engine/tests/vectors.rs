@@ -49,13 +49,14 @@ fn shared_vectors_replay() {
     );
     let mut failures = Vec::new();
     // Through `decide` (the signal lent), then again on fresh engines through
-    // `decide_owned` (the signal given), which must decide the same.
-    for (file, owned) in files
-        .iter()
-        .map(|f| (f, false))
-        .chain(files.iter().map(|f| (f, true)))
-    {
-        let update = update && !owned;
+    // `decide_owned` (the signal given) and `decide_fields` (an object signal given as its
+    // members), which must decide the same.
+    for (file, way) in files.iter().map(|f| (f, Way::Lent)).chain(
+        [Way::Owned, Way::Fields]
+            .into_iter()
+            .flat_map(|w| files.iter().map(move |f| (f, w))),
+    ) {
+        let update = update && way == Way::Lent;
         let mut vector: Value =
             serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
         let set = PlaybookSet::from_yaml(vector["playbooks"].as_str().unwrap())
@@ -78,10 +79,15 @@ fn shared_vectors_replay() {
                 explain: step["explain"].as_bool().unwrap_or(false),
             };
             let ctx = step.get("context").filter(|c| !c.is_null()).cloned();
-            let decided = if owned {
-                engine.decide_owned(step["signal"].clone(), ctx.as_ref(), &options)
-            } else {
-                engine.decide(&step["signal"], ctx.as_ref(), &options)
+            let decided = match (way, step["signal"].as_object()) {
+                (Way::Lent, _) => engine.decide(&step["signal"], ctx.as_ref(), &options),
+                (Way::Fields, Some(obj)) => {
+                    let fields = obj.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    engine.decide_fields(fields, ctx.as_ref(), &options)
+                }
+                (Way::Owned | Way::Fields, _) => {
+                    engine.decide_owned(step["signal"].clone(), ctx.as_ref(), &options)
+                }
             };
             let got = match decided {
                 Ok(d) => normalise(serde_json::to_value(d).unwrap()),
@@ -93,7 +99,7 @@ fn shared_vectors_replay() {
                 failures.push(format!(
                     "{} step {i} ({}):\nexpected {}\n     got {}",
                     file.display(),
-                    if owned { "decide_owned" } else { "decide" },
+                    way.name(),
                     serde_json::to_string(&step["expected"]).unwrap(),
                     serde_json::to_string(&got).unwrap()
                 ));
@@ -142,5 +148,23 @@ fn golden_receipts() {
     verify_chain(&envelopes, &key.verifying_key()).unwrap();
     if update {
         std::fs::write(&path, serde_json::to_string_pretty(&golden).unwrap() + "\n").unwrap();
+    }
+}
+
+/// How the vectors' signals are handed to the engine.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Lent,
+    Owned,
+    Fields,
+}
+
+impl Way {
+    fn name(self) -> &'static str {
+        match self {
+            Way::Lent => "decide",
+            Way::Owned => "decide_owned",
+            Way::Fields => "decide_fields",
+        }
     }
 }

@@ -16,11 +16,12 @@ use crate::signal::Signal;
 
 pub(crate) static DEFAULT_DENY_LIST: LazyLock<DenyList> = LazyLock::new(DenyList::default);
 
-/// A decision's signal as the caller gave it: lent, or given (its strings and payload
-/// are then moved into the [`Signal`] rather than copied).
+/// A decision's signal as the caller gave it: lent, given (its strings and payload are
+/// then moved into the [`Signal`] rather than copied), or given as its object's members.
 pub(crate) enum Input<'a> {
     Lent(&'a Value),
     Given(Value),
+    Fields(Vec<(String, Value)>),
 }
 
 /// The validated signal and the instant the decision must be done by.
@@ -32,6 +33,7 @@ pub(crate) fn parse(
     let signal = match json {
         Input::Lent(json) => Signal::from_json(json, config.max_payload_bytes)?,
         Input::Given(json) => Signal::from_json_owned(json, config.max_payload_bytes)?,
+        Input::Fields(fields) => Signal::from_fields(fields, config.max_payload_bytes)?,
     };
     let deadline = started
         + match signal.surface {
