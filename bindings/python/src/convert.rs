@@ -141,23 +141,49 @@ fn known_keys() -> impl Iterator<Item = &'static str> {
 /// text taken from the table: under the stable ABI for Python 3.9, reading a `str`'s UTF-8
 /// goes through a temporary `bytes` object, which costs more than the comparisons.
 fn key_text(key: &Bound<'_, PyString>) -> Result<String, Refused> {
-    static KEYS: PyOnceLock<Vec<Py<PyString>>> = PyOnceLock::new();
+    // Each known key's interned string and text side by side, so that the search is one
+    // plain loop over pairs (zipping two iterators, one of them a chain, cost four times
+    // as much per key).
+    static KEYS: PyOnceLock<Vec<(Py<PyString>, &'static str)>> = PyOnceLock::new();
     let py = key.py();
     let interned = KEYS.get_or_init(py, || {
         known_keys()
-            .map(|k| PyString::intern(py, k).unbind())
+            .map(|k| (PyString::intern(py, k).unbind(), k))
             .collect()
     });
     let ptr = key.as_ptr();
-    if let Some((text, _)) = known_keys()
-        .zip(interned)
-        .find(|(_, known)| known.as_ptr() == ptr)
-    {
-        return Ok(text.to_owned());
+    if let Some((_, text)) = interned.iter().find(|(known, _)| known.as_ptr() == ptr) {
+        return Ok((*text).to_owned());
     }
     key.to_cow()
         .map(std::borrow::Cow::into_owned)
         .map_err(|e| Refused::python(&e))
+}
+
+/// A dict's members, in its order, as JSON: what [`to_json_checked`] makes the object of,
+/// with the same errors. A signal goes to the engine this way (`Engine::decide_fields`),
+/// so that no map is built and hashed only for the engine to take it apart.
+pub fn to_json_members(d: &Bound<'_, PyDict>) -> Result<Vec<(String, Value)>, Refused> {
+    let mut out = Vec::with_capacity(d.len());
+    members(d, 0, |key, value| out.push((key, value)))?;
+    Ok(out)
+}
+
+/// Each member of the dict at `depth` (its values one level deeper), in order, to `add`.
+fn members(
+    d: &Bound<'_, PyDict>,
+    depth: usize,
+    mut add: impl FnMut(String, Value),
+) -> Result<(), Refused> {
+    for (k, v) in d.iter() {
+        let key = k
+            .cast::<PyString>()
+            .map_err(|_| Refused::type_error("dict keys must be strings".to_owned()))
+            .and_then(key_text)?;
+        let value = to_json_at(&v, depth + 1).map_err(|e| e.within(PathSegment::Key(&key)))?;
+        add(key, value);
+    }
+    Ok(())
 }
 
 fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Refused> {
@@ -178,14 +204,9 @@ fn to_json_at(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Refused> {
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         let mut map = Map::with_capacity(d.len());
-        for (k, v) in d.iter() {
-            let key = k
-                .cast::<PyString>()
-                .map_err(|_| Refused::type_error("dict keys must be strings".to_owned()))
-                .and_then(key_text)?;
-            let value = to_json_at(&v, depth + 1).map_err(|e| e.within(PathSegment::Key(&key)))?;
+        members(d, depth, |key, value| {
             map.insert(key, value);
-        }
+        })?;
         return Ok(Value::Object(map));
     }
     // bool before int: Python's bool is an int.

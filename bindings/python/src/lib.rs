@@ -24,7 +24,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use serde_json::Value;
 
-use convert::{to_json, to_json_checked, to_py};
+use convert::{to_json, to_json_checked, to_json_members, to_py, Refused};
 use errors::{load_error, raise, receipt_error};
 use ports::PyPort;
 
@@ -125,19 +125,41 @@ fn load_path(py: Python<'_>, path: PathBuf) -> PyResult<PlaybookSet> {
 /// The signal or the context as JSON; a value that cannot be read is a `SignalError` or
 /// `ContextError` naming its JSON path, worded as the core and the Node binding word it.
 fn json_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
-    to_json_checked(obj).map_err(|e| {
-        let field = if e.path.is_empty() {
-            what.to_owned()
-        } else {
-            e.path
-        };
-        let error = if what == "context" {
-            mmm_engine::DecideError::Context(mmm_engine::ContextError::new(field, e.message))
-        } else {
-            mmm_engine::DecideError::Signal(mmm_engine::SignalError::new(field, e.message))
-        };
-        raise(py, &error.info())
-    })
+    to_json_checked(obj).map_err(|e| arg_error(py, e, what))
+}
+
+/// A `decide` argument's value that cannot become JSON, as the engine's error for it.
+fn arg_error(py: Python<'_>, e: Refused, what: &str) -> PyErr {
+    let field = if e.path.is_empty() {
+        what.to_owned()
+    } else {
+        e.path
+    };
+    let error = if what == "context" {
+        mmm_engine::DecideError::Context(mmm_engine::ContextError::new(field, e.message))
+    } else {
+        mmm_engine::DecideError::Signal(mmm_engine::SignalError::new(field, e.message))
+    };
+    raise(py, &error.info())
+}
+
+/// A signal as `decide` hands it to the engine: a dict's members as they are read (see
+/// `convert::to_json_members`), anything else as its JSON value (the engine refuses what
+/// is not an object, with its own error).
+enum SignalArg {
+    Fields(Vec<(String, Value)>),
+    Json(Value),
+}
+
+impl SignalArg {
+    fn read(py: Python<'_>, signal: &Bound<'_, PyAny>) -> PyResult<SignalArg> {
+        match signal.cast::<PyDict>() {
+            Ok(d) => to_json_members(d)
+                .map(SignalArg::Fields)
+                .map_err(|e| arg_error(py, e, "signal")),
+            Err(_) => json_arg(py, signal, "signal").map(SignalArg::Json),
+        }
+    }
 }
 
 /// The engine. Safe to share between threads; every call releases the GIL while the
@@ -251,7 +273,7 @@ impl Engine {
         now: Option<&Bound<'py, PyAny>>,
         explain: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let signal = json_arg(py, signal, "signal")?;
+        let signal = SignalArg::read(py, signal)?;
         let context = match context {
             Some(c) if !c.is_none() => Some(json_arg(py, c, "context")?),
             _ => None,
@@ -285,7 +307,12 @@ impl Engine {
         let decision = py
             .detach(move || {
                 let options = DecideOptions { now, explain };
-                core.decide_owned(signal, context.as_ref(), &options)
+                match signal {
+                    SignalArg::Fields(fields) => {
+                        core.decide_fields(fields, context.as_ref(), &options)
+                    }
+                    SignalArg::Json(json) => core.decide_owned(json, context.as_ref(), &options),
+                }
             })
             .map_err(|e| raise(py, &e.info()))?;
         decision::to_py_decision(py, &decision, &self.shared)
