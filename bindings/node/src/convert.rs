@@ -366,7 +366,66 @@ pub struct Read {
     pub now: Option<jiff::Timestamp>,
     pub explain: bool,
     /// The signal and the context, or `None` to read them with [`from_js_with`].
-    pub inputs: Option<(Value, Option<Value>)>,
+    pub inputs: Option<(SignalArg, Option<Value>)>,
+}
+
+/// A signal as `decide` hands it to the engine: an object's members as they are parsed
+/// from its JSON text (no map is built and hashed only for the engine to take it apart:
+/// `Engine::decide_fields`), or the value as it is.
+pub enum SignalArg {
+    Fields(Vec<(String, Value)>),
+    Json(Value),
+}
+
+impl SignalArg {
+    /// The signal of a JSON text.
+    pub fn parse(text: &str) -> serde_json::Result<SignalArg> {
+        if text.starts_with('{') {
+            serde_json::from_str::<Members>(text).map(|m| SignalArg::Fields(m.0))
+        } else {
+            serde_json::from_str(text).map(SignalArg::Json)
+        }
+    }
+
+    /// The engine's decision on this signal.
+    pub fn decide(
+        self,
+        core: &mmm_engine::Engine,
+        context: Option<&Value>,
+        options: &mmm_engine::DecideOptions,
+    ) -> Result<mmm_engine::Decision, mmm_engine::DecideError> {
+        match self {
+            SignalArg::Fields(fields) => core.decide_fields(fields, context, options),
+            SignalArg::Json(json) => core.decide_owned(json, context, options),
+        }
+    }
+}
+
+/// A JSON object's members in their order (a key given twice is kept twice; the engine
+/// counts the last, as a map would).
+struct Members(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Members, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8).min(16));
+                while let Some(member) = map.next_entry::<String, Value>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 impl Arguments {
@@ -422,7 +481,7 @@ fn parse_read(text: &str) -> Option<Read> {
         if suspicious(signal) || context.is_some_and(suspicious) {
             return None;
         }
-        let signal = serde_json::from_str(signal).ok()?;
+        let signal = SignalArg::parse(signal).ok()?;
         let context = match context {
             Some(c) => Some(serde_json::from_str(c).ok()?),
             None => None,
@@ -434,4 +493,75 @@ fn parse_read(text: &str) -> Option<Read> {
         explain,
         inputs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_object_signal_is_read_as_its_members_in_order() {
+        let text =
+            r#"{"kind":"pr.opened","tenant_id":"acme","kind":"ci.failed","n":[1,{"a":null}]}"#;
+        let Ok(SignalArg::Fields(fields)) = SignalArg::parse(text) else {
+            panic!("an object is read as its members");
+        };
+        let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["kind", "tenant_id", "kind", "n"]);
+        assert_eq!(
+            fields.last().map(|(_, v)| v),
+            Some(&json!([1, {"a": null}]))
+        );
+    }
+
+    #[test]
+    fn any_other_signal_is_read_as_it_is() {
+        for text in ["[1,2]", "\"s\"", "null", "3"] {
+            let Ok(SignalArg::Json(value)) = SignalArg::parse(text) else {
+                panic!("{text} is read as a value");
+            };
+            assert_eq!(serde_json::to_string(&value).ok().as_deref(), Some(text));
+        }
+        for bad in ["{", "{\"a\":1}x", "{\"a\"}", "[1,"] {
+            assert!(SignalArg::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_engine_decides_the_same_on_members_as_on_the_object() {
+        let engine = mmm_engine::Engine::builder().build();
+        let options = mmm_engine::DecideOptions {
+            now: "2026-11-22T10:00:01Z".parse().ok(),
+            explain: true,
+        };
+        for text in [
+            r#"{"tenant_id":"acme","actor_id":"dev-42","kind":"pr.opened","occurred_at":"2026-11-22T10:00:00Z","signal_id":"s-1"}"#,
+            r#"{"tenant_id":"acme","colour":1}"#,
+        ] {
+            let Ok(arg) = SignalArg::parse(text) else {
+                panic!("{text}");
+            };
+            let Ok(value) = serde_json::from_str::<Value>(text) else {
+                panic!("{text}");
+            };
+            let a = arg.decide(&engine, None, &options);
+            let b = engine.decide(&value, None, &options);
+            let show = |r: Result<mmm_engine::Decision, mmm_engine::DecideError>| match r {
+                // Each decision has its own id and latency.
+                Ok(d) => serde_json::to_value(&d).map_or_else(
+                    |e| e.to_string(),
+                    |mut v| {
+                        if let Some(o) = v.as_object_mut() {
+                            o.remove("decision_id");
+                            o.remove("latency_us");
+                        }
+                        v.to_string()
+                    },
+                ),
+                Err(e) => e.to_string(),
+            };
+            assert_eq!(show(a), show(b), "{text}");
+        }
+    }
 }

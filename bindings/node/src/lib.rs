@@ -30,7 +30,7 @@ use napi::{Env, JsValue, ValueType};
 use napi_derive::napi;
 use serde_json::Value;
 
-use convert::{from_js, from_js_with, key_from_unknown, now_from, Stringify};
+use convert::{from_js, from_js_with, key_from_unknown, now_from, SignalArg, Stringify};
 use errors::{arg_type, arg_value, EngineError};
 use json::to_js;
 use ports::{Bridge, JsPort, PORTS};
@@ -334,7 +334,7 @@ impl Engine {
         signal: Unknown<'_>,
         context: Option<Unknown<'_>>,
         options: Option<Unknown<'_>>,
-    ) -> napi::Result<(Value, Option<Value>, DecideOptions)> {
+    ) -> napi::Result<(SignalArg, Option<Value>, DecideOptions)> {
         if let Some(read) = self.arguments.read(env, signal, context, options) {
             let decide = DecideOptions {
                 now: read.now,
@@ -343,14 +343,14 @@ impl Engine {
             let (signal, context) = match read.inputs {
                 Some(inputs) => inputs,
                 None => (
-                    input(env, &self.stringify, signal, "signal")?,
+                    SignalArg::Json(input(env, &self.stringify, signal, "signal")?),
                     optional_context(env, &self.stringify, context)?,
                 ),
             };
             return Ok((signal, context, decide));
         }
         let options = optional_object(env, options, "options")?;
-        let signal = input(env, &self.stringify, signal, "signal")?;
+        let signal = SignalArg::Json(input(env, &self.stringify, signal, "signal")?);
         let context = optional_context(env, &self.stringify, context)?;
         let options = decide_options(env, options)?;
         Ok((signal, context, options))
@@ -444,7 +444,7 @@ impl Engine {
     ) -> napi::Result<Unknown<'e>> {
         let (signal, context, options) = self.arguments(env, signal, context, options)?;
         let decided = self.run_here(env, move |core| {
-            core.decide_owned(signal, context.as_ref(), &options)
+            signal.decide(core, context.as_ref(), &options)
         })?;
         match decided {
             Ok(decision) => decision::to_js(env, &self.builder, &decision),
@@ -473,7 +473,7 @@ impl Engine {
         let guard = self.bridge.as_ref().map(|b| b.queue.async_guard());
         let job = move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                core.decide_owned(signal, context.as_ref(), &options)
+                signal.decide(&core, context.as_ref(), &options)
             }));
             drop(guard);
             // Serialised here, off the JS thread; only the builder runs on it.
