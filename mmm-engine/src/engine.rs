@@ -39,6 +39,7 @@ use crate::services::experiments::Experiments;
 use crate::services::port_hub::PortHub;
 use crate::services::receipt_trail::ReceiptTrail;
 use crate::settings::EngineConfig;
+use crate::signal::GivenSignal;
 
 /// Options for one decision.
 #[derive(Debug, Clone, Default)]
@@ -331,7 +332,7 @@ impl Engine {
         context: Option<&Value>,
         options: &DecideOptions,
     ) -> Result<Decision, DecideError> {
-        self.decide_with(signal::Input::Given(signal), context, None, options)
+        self.decide_given(GivenSignal::Json(signal), context, options)
     }
 
     /// [`Engine::decide_owned`] on the members of the signal's object, in their order (see
@@ -347,7 +348,21 @@ impl Engine {
         context: Option<&Value>,
         options: &DecideOptions,
     ) -> Result<Decision, DecideError> {
-        self.decide_with(signal::Input::Fields(fields), context, None, options)
+        self.decide_given(GivenSignal::Fields(fields), context, options)
+    }
+
+    /// [`Engine::decide_owned`] or [`Engine::decide_fields`], as the signal was given: for
+    /// a binding that reads an object signal field by field and any other value as it is.
+    ///
+    /// # Errors
+    /// As [`Engine::decide`].
+    pub fn decide_given(
+        &self,
+        signal: GivenSignal,
+        context: Option<&Value>,
+        options: &DecideOptions,
+    ) -> Result<Decision, DecideError> {
+        self.decide_with(signal::Input::Given(signal), context, None, options)
     }
 
     /// [`Engine::decide`] with a replay's `history` standing for the context's

@@ -68,7 +68,9 @@ pub use plan::{FatigueSpec, Plan, SourceRef};
 pub use ports::{BreakerConfig, PortError, PortTimeouts};
 pub use registry::{check_paths, check_sources, PlaybookSet};
 pub use settings::{EngineConfig, SettingsError, DEFAULT_MAX_CONTEXT_BYTES};
-pub use signal::{parse_timestamp, Repo, Signal, DEFAULT_MAX_PAYLOAD_BYTES, SIGNAL_FIELDS};
+pub use signal::{
+    parse_timestamp, GivenSignal, Repo, Signal, DEFAULT_MAX_PAYLOAD_BYTES, SIGNAL_FIELDS,
+};
 
 /// The engine's version, as recorded in receipts.
 pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");

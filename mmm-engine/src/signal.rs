@@ -472,6 +472,31 @@ fn check(fields: &[Option<&Value>; 10], max_payload_bytes: usize) -> Result<Chec
     })
 }
 
+/// A signal handed to the engine by a caller that has no further use for it: its JSON
+/// value, or, for an object the caller has read field by field, the object's members in
+/// their order (see [`Signal::from_fields`]), so that no map is built only to be taken
+/// apart. Either reads as the signal of the same JSON, with the same errors.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GivenSignal {
+    /// The signal's JSON value.
+    Json(Value),
+    /// The members of the signal's object, in their order.
+    Fields(Vec<(String, Value)>),
+}
+
+impl GivenSignal {
+    /// The validated signal.
+    ///
+    /// # Errors
+    /// A [`SignalError`] naming the first field that breaks a rule.
+    pub fn into_signal(self, max_payload_bytes: usize) -> Result<Signal, SignalError> {
+        match self {
+            GivenSignal::Json(value) => Signal::from_json_owned(value, max_payload_bytes),
+            GivenSignal::Fields(fields) => Signal::from_fields(fields, max_payload_bytes),
+        }
+    }
+}
+
 impl Signal {
     /// Validates a signal envelope given as JSON.
     ///

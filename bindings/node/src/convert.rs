@@ -14,6 +14,7 @@
 //! threw is checked again by a replacer that knows each value's path.
 
 use mmm_engine::number::{refused, NumberIssue};
+use mmm_engine::GivenSignal;
 use napi::bindgen_prelude::{
     Buffer, FnArgs, FromNapiValue, Function, FunctionRef, JsObjectValue, Unknown,
 };
@@ -366,38 +367,17 @@ pub struct Read {
     pub now: Option<jiff::Timestamp>,
     pub explain: bool,
     /// The signal and the context, or `None` to read them with [`from_js_with`].
-    pub inputs: Option<(SignalArg, Option<Value>)>,
+    pub inputs: Option<(GivenSignal, Option<Value>)>,
 }
 
-/// A signal as `decide` hands it to the engine: an object's members as they are parsed
-/// from its JSON text (no map is built and hashed only for the engine to take it apart:
-/// `Engine::decide_fields`), or the value as it is.
-pub enum SignalArg {
-    Fields(Vec<(String, Value)>),
-    Json(Value),
-}
-
-impl SignalArg {
-    /// The signal of a JSON text.
-    pub fn parse(text: &str) -> serde_json::Result<SignalArg> {
-        if text.starts_with('{') {
-            serde_json::from_str::<Members>(text).map(|m| SignalArg::Fields(m.0))
-        } else {
-            serde_json::from_str(text).map(SignalArg::Json)
-        }
-    }
-
-    /// The engine's decision on this signal.
-    pub fn decide(
-        self,
-        core: &mmm_engine::Engine,
-        context: Option<&Value>,
-        options: &mmm_engine::DecideOptions,
-    ) -> Result<mmm_engine::Decision, mmm_engine::DecideError> {
-        match self {
-            SignalArg::Fields(fields) => core.decide_fields(fields, context, options),
-            SignalArg::Json(json) => core.decide_owned(json, context, options),
-        }
+/// The signal of a JSON text as `decide` hands it to the engine: an object's members as
+/// they are parsed (no map is built and hashed only for the engine to take it apart), or
+/// the value as it is.
+pub fn parse_signal(text: &str) -> serde_json::Result<GivenSignal> {
+    if text.starts_with('{') {
+        serde_json::from_str::<Members>(text).map(|m| GivenSignal::Fields(m.0))
+    } else {
+        serde_json::from_str(text).map(GivenSignal::Json)
     }
 }
 
@@ -481,7 +461,7 @@ fn parse_read(text: &str) -> Option<Read> {
         if suspicious(signal) || context.is_some_and(suspicious) {
             return None;
         }
-        let signal = SignalArg::parse(signal).ok()?;
+        let signal = parse_signal(signal).ok()?;
         let context = match context {
             Some(c) => Some(serde_json::from_str(c).ok()?),
             None => None,
@@ -504,7 +484,7 @@ mod tests {
     fn an_object_signal_is_read_as_its_members_in_order() {
         let text =
             r#"{"kind":"pr.opened","tenant_id":"acme","kind":"ci.failed","n":[1,{"a":null}]}"#;
-        let Ok(SignalArg::Fields(fields)) = SignalArg::parse(text) else {
+        let Ok(GivenSignal::Fields(fields)) = parse_signal(text) else {
             panic!("an object is read as its members");
         };
         let keys: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
@@ -518,13 +498,13 @@ mod tests {
     #[test]
     fn any_other_signal_is_read_as_it_is() {
         for text in ["[1,2]", "\"s\"", "null", "3"] {
-            let Ok(SignalArg::Json(value)) = SignalArg::parse(text) else {
+            let Ok(GivenSignal::Json(value)) = parse_signal(text) else {
                 panic!("{text} is read as a value");
             };
             assert_eq!(serde_json::to_string(&value).ok().as_deref(), Some(text));
         }
         for bad in ["{", "{\"a\":1}x", "{\"a\"}", "[1,"] {
-            assert!(SignalArg::parse(bad).is_err(), "{bad}");
+            assert!(parse_signal(bad).is_err(), "{bad}");
         }
     }
 
@@ -539,13 +519,13 @@ mod tests {
             r#"{"tenant_id":"acme","actor_id":"dev-42","kind":"pr.opened","occurred_at":"2026-11-22T10:00:00Z","signal_id":"s-1"}"#,
             r#"{"tenant_id":"acme","colour":1}"#,
         ] {
-            let Ok(arg) = SignalArg::parse(text) else {
+            let Ok(arg) = parse_signal(text) else {
                 panic!("{text}");
             };
             let Ok(value) = serde_json::from_str::<Value>(text) else {
                 panic!("{text}");
             };
-            let a = arg.decide(&engine, None, &options);
+            let a = engine.decide_given(arg, None, &options);
             let b = engine.decide(&value, None, &options);
             let show = |r: Result<mmm_engine::Decision, mmm_engine::DecideError>| match r {
                 // Each decision has its own id and latency.

@@ -23,14 +23,14 @@ use mmm_engine::experiment::ExperimentStatus;
 use mmm_engine::pool::ThreadPool;
 use mmm_engine::receipt::{public_key_from_bytes, signing_key_from_bytes, Envelope};
 use mmm_engine::{
-    DecideOptions, Engine as Core, EngineBuilder, EngineConfig, PlaybookSet, PortName,
+    DecideOptions, Engine as Core, EngineBuilder, EngineConfig, GivenSignal, PlaybookSet, PortName,
 };
 use napi::bindgen_prelude::{FromNapiValue, FunctionRef, JsObjectValue, Object, Unknown};
 use napi::{Env, JsValue, ValueType};
 use napi_derive::napi;
 use serde_json::Value;
 
-use convert::{from_js, from_js_with, key_from_unknown, now_from, SignalArg, Stringify};
+use convert::{from_js, from_js_with, key_from_unknown, now_from, Stringify};
 use errors::{arg_type, arg_value, EngineError};
 use json::to_js;
 use ports::{Bridge, JsPort, PORTS};
@@ -334,7 +334,7 @@ impl Engine {
         signal: Unknown<'_>,
         context: Option<Unknown<'_>>,
         options: Option<Unknown<'_>>,
-    ) -> napi::Result<(SignalArg, Option<Value>, DecideOptions)> {
+    ) -> napi::Result<(GivenSignal, Option<Value>, DecideOptions)> {
         if let Some(read) = self.arguments.read(env, signal, context, options) {
             let decide = DecideOptions {
                 now: read.now,
@@ -343,14 +343,14 @@ impl Engine {
             let (signal, context) = match read.inputs {
                 Some(inputs) => inputs,
                 None => (
-                    SignalArg::Json(input(env, &self.stringify, signal, "signal")?),
+                    GivenSignal::Json(input(env, &self.stringify, signal, "signal")?),
                     optional_context(env, &self.stringify, context)?,
                 ),
             };
             return Ok((signal, context, decide));
         }
         let options = optional_object(env, options, "options")?;
-        let signal = SignalArg::Json(input(env, &self.stringify, signal, "signal")?);
+        let signal = GivenSignal::Json(input(env, &self.stringify, signal, "signal")?);
         let context = optional_context(env, &self.stringify, context)?;
         let options = decide_options(env, options)?;
         Ok((signal, context, options))
@@ -444,7 +444,7 @@ impl Engine {
     ) -> napi::Result<Unknown<'e>> {
         let (signal, context, options) = self.arguments(env, signal, context, options)?;
         let decided = self.run_here(env, move |core| {
-            signal.decide(core, context.as_ref(), &options)
+            core.decide_given(signal, context.as_ref(), &options)
         })?;
         match decided {
             Ok(decision) => decision::to_js(env, &self.builder, &decision),
@@ -473,7 +473,7 @@ impl Engine {
         let guard = self.bridge.as_ref().map(|b| b.queue.async_guard());
         let job = move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                signal.decide(&core, context.as_ref(), &options)
+                core.decide_given(signal, context.as_ref(), &options)
             }));
             drop(guard);
             // Serialised here, off the JS thread; only the builder runs on it.

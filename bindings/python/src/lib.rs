@@ -18,7 +18,9 @@ use mmm_engine::experiment::ExperimentStatus;
 use mmm_engine::receipt::{
     public_key_from_bytes, signing_key_from_bytes, verify_chain as verify_chain_rs, Envelope,
 };
-use mmm_engine::{DecideOptions, Engine as Core, EngineBuilder, PlaybookSet, PortName};
+use mmm_engine::{
+    DecideOptions, Engine as Core, EngineBuilder, GivenSignal, PlaybookSet, PortName,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -146,19 +148,12 @@ fn arg_error(py: Python<'_>, e: Refused, what: &str) -> PyErr {
 /// A signal as `decide` hands it to the engine: a dict's members as they are read (see
 /// `convert::to_json_members`), anything else as its JSON value (the engine refuses what
 /// is not an object, with its own error).
-enum SignalArg {
-    Fields(Vec<(String, Value)>),
-    Json(Value),
-}
-
-impl SignalArg {
-    fn read(py: Python<'_>, signal: &Bound<'_, PyAny>) -> PyResult<SignalArg> {
-        match signal.cast::<PyDict>() {
-            Ok(d) => to_json_members(d)
-                .map(SignalArg::Fields)
-                .map_err(|e| arg_error(py, e, "signal")),
-            Err(_) => json_arg(py, signal, "signal").map(SignalArg::Json),
-        }
+fn signal_arg(py: Python<'_>, signal: &Bound<'_, PyAny>) -> PyResult<GivenSignal> {
+    match signal.cast::<PyDict>() {
+        Ok(d) => to_json_members(d)
+            .map(GivenSignal::Fields)
+            .map_err(|e| arg_error(py, e, "signal")),
+        Err(_) => json_arg(py, signal, "signal").map(GivenSignal::Json),
     }
 }
 
@@ -273,7 +268,7 @@ impl Engine {
         now: Option<&Bound<'py, PyAny>>,
         explain: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let signal = SignalArg::read(py, signal)?;
+        let signal = signal_arg(py, signal)?;
         let context = match context {
             Some(c) if !c.is_none() => Some(json_arg(py, c, "context")?),
             _ => None,
@@ -307,12 +302,7 @@ impl Engine {
         let decision = py
             .detach(move || {
                 let options = DecideOptions { now, explain };
-                match signal {
-                    SignalArg::Fields(fields) => {
-                        core.decide_fields(fields, context.as_ref(), &options)
-                    }
-                    SignalArg::Json(json) => core.decide_owned(json, context.as_ref(), &options),
-                }
+                core.decide_given(signal, context.as_ref(), &options)
             })
             .map_err(|e| raise(py, &e.info()))?;
         decision::to_py_decision(py, &decision, &self.shared)

@@ -12,16 +12,15 @@ use crate::error::SignalError;
 use crate::minimise::DenyList;
 use crate::model::Surface;
 use crate::settings::EngineConfig;
-use crate::signal::Signal;
+use crate::signal::{GivenSignal, Signal};
 
 pub(crate) static DEFAULT_DENY_LIST: LazyLock<DenyList> = LazyLock::new(DenyList::default);
 
-/// A decision's signal as the caller gave it: lent, given (its strings and payload are
-/// then moved into the [`Signal`] rather than copied), or given as its object's members.
+/// A decision's signal as the caller gave it: lent, or given (its strings and payload are
+/// then moved into the [`Signal`] rather than copied).
 pub(crate) enum Input<'a> {
     Lent(&'a Value),
-    Given(Value),
-    Fields(Vec<(String, Value)>),
+    Given(GivenSignal),
 }
 
 /// The validated signal and the instant the decision must be done by.
@@ -32,8 +31,7 @@ pub(crate) fn parse(
 ) -> Result<(Signal, Instant), SignalError> {
     let signal = match json {
         Input::Lent(json) => Signal::from_json(json, config.max_payload_bytes)?,
-        Input::Given(json) => Signal::from_json_owned(json, config.max_payload_bytes)?,
-        Input::Fields(fields) => Signal::from_fields(fields, config.max_payload_bytes)?,
+        Input::Given(given) => given.into_signal(config.max_payload_bytes)?,
     };
     let deadline = started
         + match signal.surface {
