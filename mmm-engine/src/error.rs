@@ -461,6 +461,22 @@ pub enum DecideError {
 }
 
 impl DecideError {
+    /// A `decide` argument a binding could not read as JSON: `root` is `"signal"` or
+    /// `"context"`, `path` the JSON path of the value within it (empty for the argument
+    /// itself). The error names the path, or the argument when the path is empty.
+    pub fn unreadable_argument(root: &str, path: String, message: String) -> DecideError {
+        let field = if path.is_empty() {
+            root.to_owned()
+        } else {
+            path
+        };
+        if root == "context" {
+            DecideError::Context(ContextError::new(field, message))
+        } else {
+            DecideError::Signal(SignalError::new(field, message))
+        }
+    }
+
     /// The serialisable form of this error.
     pub fn info(&self) -> ErrorInfo {
         match self {
@@ -481,6 +497,19 @@ impl DecideError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_argument_names_its_path_or_itself() {
+        let at = |root: &str, path: &str| {
+            DecideError::unreadable_argument(root, path.to_owned(), "bad".to_owned()).info()
+        };
+        let inner = at("signal", "payload.x");
+        assert_eq!(inner.code, codes::SIGNAL_INVALID);
+        assert_eq!(inner.field.as_deref(), Some("payload.x"));
+        let whole = at("context", "");
+        assert_eq!(whole.code, codes::CONTEXT_INVALID);
+        assert_eq!(whole.field.as_deref(), Some("context"));
+    }
 
     #[test]
     fn diagnostic_renders_in_the_validate_format() {

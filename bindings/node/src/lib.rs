@@ -117,16 +117,7 @@ fn input(
     root: &'static str,
 ) -> napi::Result<Value> {
     from_js_with(env, Some(stringify), value).map_err(|e| {
-        let field = if e.path.is_empty() {
-            root.to_owned()
-        } else {
-            e.path
-        };
-        let error = if root == "context" {
-            mmm_engine::DecideError::Context(mmm_engine::ContextError::new(field, e.message))
-        } else {
-            mmm_engine::DecideError::Signal(mmm_engine::SignalError::new(field, e.message))
-        };
+        let error = mmm_engine::DecideError::unreadable_argument(root, e.path, e.message);
         EngineError::Decide(error).into_napi(env)
     })
 }

@@ -132,16 +132,7 @@ fn json_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Valu
 
 /// A `decide` argument's value that cannot become JSON, as the engine's error for it.
 fn arg_error(py: Python<'_>, e: Refused, what: &str) -> PyErr {
-    let field = if e.path.is_empty() {
-        what.to_owned()
-    } else {
-        e.path
-    };
-    let error = if what == "context" {
-        mmm_engine::DecideError::Context(mmm_engine::ContextError::new(field, e.message))
-    } else {
-        mmm_engine::DecideError::Signal(mmm_engine::SignalError::new(field, e.message))
-    };
+    let error = mmm_engine::DecideError::unreadable_argument(what, e.path, e.message);
     raise(py, &error.info())
 }
 
