@@ -36,8 +36,11 @@ pub enum LineOutcome {
     Decided(Result<Decision, DecideError>),
 }
 
-/// Lines [`replay_lines`] reads and decides per round.
-const BATCH: usize = 2048;
+/// Lines [`replay_lines`] reads and decides per round. A round's decisions are held until
+/// they are emitted in order, so a smaller round keeps more of them in the cache: on
+/// nudge-1k (about 10 kB allocated per decision) 512 replays 4–7 % faster than 2,048, and
+/// 256 is no faster again (`docs/perf-notes/round9.md`).
+const BATCH: usize = 512;
 
 /// Replays NDJSON `lines` (line 1 first; blank lines skipped) through `primary`,
 /// compared with `shadow` when given, on up to `threads` threads, with exactly the outcome
