@@ -335,24 +335,11 @@ impl Engine {
         self.decide_given(GivenSignal::Json(signal), context, options)
     }
 
-    /// [`Engine::decide_owned`] on the members of the signal's object, in their order (see
-    /// [`Signal::from_fields`](crate::Signal::from_fields)): for a binding that reads a
-    /// signal field by field, so that no map is built only to be taken apart. The
-    /// decision, and any error, are those `decide` gives for the object of these members.
-    ///
-    /// # Errors
-    /// As [`Engine::decide`].
-    pub fn decide_fields(
-        &self,
-        fields: Vec<(String, Value)>,
-        context: Option<&Value>,
-        options: &DecideOptions,
-    ) -> Result<Decision, DecideError> {
-        self.decide_given(GivenSignal::Fields(fields), context, options)
-    }
-
-    /// [`Engine::decide_owned`] or [`Engine::decide_fields`], as the signal was given: for
-    /// a binding that reads an object signal field by field and any other value as it is.
+    /// [`Engine::decide_owned`] on the signal as the caller gave it: its JSON value, or the
+    /// members of its object in their order (see
+    /// [`Signal::from_fields`](crate::Signal::from_fields)), for a binding that reads an
+    /// object signal field by field so that no map is built only to be taken apart. The
+    /// decision, and any error, are those `decide` gives for the same JSON.
     ///
     /// # Errors
     /// As [`Engine::decide`].

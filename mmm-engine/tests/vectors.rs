@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use mmm_engine::{DecideOptions, Engine, EngineConfig, PlaybookSet};
+use mmm_engine::{DecideOptions, Engine, EngineConfig, GivenSignal, PlaybookSet};
 use serde_json::Value;
 
 fn vectors_dir() -> PathBuf {
@@ -49,8 +49,8 @@ fn shared_vectors_replay() {
     );
     let mut failures = Vec::new();
     // Through `decide` (the signal lent), then again on fresh engines through
-    // `decide_owned` (the signal given) and `decide_fields` (an object signal given as its
-    // members), which must decide the same.
+    // `decide_owned` (the signal given) and `decide_given` with an object signal's members,
+    // which must decide the same.
     for (file, way) in files.iter().map(|f| (f, Way::Lent)).chain(
         [Way::Owned, Way::Fields]
             .into_iter()
@@ -83,7 +83,7 @@ fn shared_vectors_replay() {
                 (Way::Lent, _) => engine.decide(&step["signal"], ctx.as_ref(), &options),
                 (Way::Fields, Some(obj)) => {
                     let fields = obj.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                    engine.decide_fields(fields, ctx.as_ref(), &options)
+                    engine.decide_given(GivenSignal::Fields(fields), ctx.as_ref(), &options)
                 }
                 (Way::Owned | Way::Fields, _) => {
                     engine.decide_owned(step["signal"].clone(), ctx.as_ref(), &options)
@@ -164,7 +164,7 @@ impl Way {
         match self {
             Way::Lent => "decide",
             Way::Owned => "decide_owned",
-            Way::Fields => "decide_fields",
+            Way::Fields => "decide_given(Fields)",
         }
     }
 }

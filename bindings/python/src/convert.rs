@@ -161,7 +161,7 @@ fn key_text(key: &Bound<'_, PyString>) -> Result<String, Refused> {
 }
 
 /// A dict's members, in its order, as JSON: what [`to_json_checked`] makes the object of,
-/// with the same errors. A signal goes to the engine this way (`Engine::decide_fields`),
+/// with the same errors. A signal goes to the engine this way (`GivenSignal::Fields`),
 /// so that no map is built and hashed only for the engine to take it apart.
 pub fn to_json_members(d: &Bound<'_, PyDict>) -> Result<Vec<(String, Value)>, Refused> {
     let mut out = Vec::with_capacity(d.len());
