@@ -460,20 +460,42 @@ pub enum DecideError {
     },
 }
 
+/// A JSON argument of `decide`, as a binding names it in an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecideArgument {
+    /// The signal (`SignalError`, `SIGNAL_INVALID`).
+    Signal,
+    /// The context (`ContextError`, `CONTEXT_INVALID`).
+    Context,
+}
+
+impl DecideArgument {
+    /// The argument's name: `signal` or `context`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecideArgument::Signal => "signal",
+            DecideArgument::Context => "context",
+        }
+    }
+}
+
 impl DecideError {
-    /// A `decide` argument a binding could not read as JSON: `root` is `"signal"` or
-    /// `"context"`, `path` the JSON path of the value within it (empty for the argument
-    /// itself). The error names the path, or the argument when the path is empty.
-    pub fn unreadable_argument(root: &str, path: String, message: String) -> DecideError {
+    /// A `decide` argument a binding could not read as JSON: `path` is the JSON path of
+    /// the value within it (empty for the argument itself). The error names the path, or
+    /// the argument when the path is empty.
+    pub fn unreadable_argument(
+        argument: DecideArgument,
+        path: String,
+        message: String,
+    ) -> DecideError {
         let field = if path.is_empty() {
-            root.to_owned()
+            argument.as_str().to_owned()
         } else {
             path
         };
-        if root == "context" {
-            DecideError::Context(ContextError::new(field, message))
-        } else {
-            DecideError::Signal(SignalError::new(field, message))
+        match argument {
+            DecideArgument::Signal => DecideError::Signal(SignalError::new(field, message)),
+            DecideArgument::Context => DecideError::Context(ContextError::new(field, message)),
         }
     }
 
@@ -500,13 +522,13 @@ mod tests {
 
     #[test]
     fn an_unreadable_argument_names_its_path_or_itself() {
-        let at = |root: &str, path: &str| {
-            DecideError::unreadable_argument(root, path.to_owned(), "bad".to_owned()).info()
+        let at = |argument, path: &str| {
+            DecideError::unreadable_argument(argument, path.to_owned(), "bad".to_owned()).info()
         };
-        let inner = at("signal", "payload.x");
+        let inner = at(DecideArgument::Signal, "payload.x");
         assert_eq!(inner.code, codes::SIGNAL_INVALID);
         assert_eq!(inner.field.as_deref(), Some("payload.x"));
-        let whole = at("context", "");
+        let whole = at(DecideArgument::Context, "");
         assert_eq!(whole.code, codes::CONTEXT_INVALID);
         assert_eq!(whole.field.as_deref(), Some("context"));
     }

@@ -50,8 +50,8 @@ pub use decision::{
 pub use duration::{Duration, DurationError};
 pub use engine::{DecideOptions, Engine};
 pub use error::{
-    clean_message, codes, field_name, ContextError, DecideError, Diagnostic, ErrorInfo, LoadError,
-    Quoted, Severity, SignalError, QUOTED_MAX_CHARS,
+    clean_message, codes, field_name, ContextError, DecideArgument, DecideError, Diagnostic,
+    ErrorInfo, LoadError, Quoted, Severity, SignalError, QUOTED_MAX_CHARS,
 };
 pub use fatigue::{
     FatigueError, FatigueRequest, FatigueStore, FatigueVerdict, InMemoryFatigue,

@@ -23,7 +23,8 @@ use mmm_engine::experiment::ExperimentStatus;
 use mmm_engine::pool::ThreadPool;
 use mmm_engine::receipt::{public_key_from_bytes, signing_key_from_bytes, Envelope};
 use mmm_engine::{
-    DecideOptions, Engine as Core, EngineBuilder, EngineConfig, GivenSignal, PlaybookSet, PortName,
+    DecideArgument, DecideOptions, Engine as Core, EngineBuilder, EngineConfig, GivenSignal,
+    PlaybookSet, PortName,
 };
 use napi::bindgen_prelude::{FromNapiValue, FunctionRef, JsObjectValue, Object, Unknown};
 use napi::{Env, JsValue, ValueType};
@@ -114,10 +115,10 @@ fn input(
     env: &Env,
     stringify: &Stringify,
     value: Unknown<'_>,
-    root: &'static str,
+    argument: DecideArgument,
 ) -> napi::Result<Value> {
     from_js_with(env, Some(stringify), value).map_err(|e| {
-        let error = mmm_engine::DecideError::unreadable_argument(root, e.path, e.message);
+        let error = mmm_engine::DecideError::unreadable_argument(argument, e.path, e.message);
         EngineError::Decide(error).into_napi(env)
     })
 }
@@ -129,7 +130,7 @@ fn optional_context(
 ) -> napi::Result<Option<Value>> {
     match context {
         Some(c) if !matches!(c.get_type()?, ValueType::Undefined | ValueType::Null) => {
-            Ok(Some(input(env, stringify, c, "context")?))
+            Ok(Some(input(env, stringify, c, DecideArgument::Context)?))
         }
         _ => Ok(None),
     }
@@ -334,14 +335,15 @@ impl Engine {
             let (signal, context) = match read.inputs {
                 Some(inputs) => inputs,
                 None => (
-                    GivenSignal::Json(input(env, &self.stringify, signal, "signal")?),
+                    GivenSignal::Json(input(env, &self.stringify, signal, DecideArgument::Signal)?),
                     optional_context(env, &self.stringify, context)?,
                 ),
             };
             return Ok((signal, context, decide));
         }
         let options = optional_object(env, options, "options")?;
-        let signal = GivenSignal::Json(input(env, &self.stringify, signal, "signal")?);
+        let signal =
+            GivenSignal::Json(input(env, &self.stringify, signal, DecideArgument::Signal)?);
         let context = optional_context(env, &self.stringify, context)?;
         let options = decide_options(env, options)?;
         Ok((signal, context, options))

@@ -19,7 +19,8 @@ use mmm_engine::receipt::{
     public_key_from_bytes, signing_key_from_bytes, verify_chain as verify_chain_rs, Envelope,
 };
 use mmm_engine::{
-    DecideOptions, Engine as Core, EngineBuilder, GivenSignal, PlaybookSet, PortName,
+    DecideArgument, DecideOptions, Engine as Core, EngineBuilder, GivenSignal, PlaybookSet,
+    PortName,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -126,12 +127,12 @@ fn load_path(py: Python<'_>, path: PathBuf) -> PyResult<PlaybookSet> {
 
 /// The signal or the context as JSON; a value that cannot be read is a `SignalError` or
 /// `ContextError` naming its JSON path, worded as the core and the Node binding word it.
-fn json_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
+fn json_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, what: DecideArgument) -> PyResult<Value> {
     to_json_checked(obj).map_err(|e| arg_error(py, e, what))
 }
 
 /// A `decide` argument's value that cannot become JSON, as the engine's error for it.
-fn arg_error(py: Python<'_>, e: Refused, what: &str) -> PyErr {
+fn arg_error(py: Python<'_>, e: Refused, what: DecideArgument) -> PyErr {
     let error = mmm_engine::DecideError::unreadable_argument(what, e.path, e.message);
     raise(py, &error.info())
 }
@@ -143,8 +144,8 @@ fn signal_arg(py: Python<'_>, signal: &Bound<'_, PyAny>) -> PyResult<GivenSignal
     match signal.cast::<PyDict>() {
         Ok(d) => to_json_members(d)
             .map(GivenSignal::Fields)
-            .map_err(|e| arg_error(py, e, "signal")),
-        Err(_) => json_arg(py, signal, "signal").map(GivenSignal::Json),
+            .map_err(|e| arg_error(py, e, DecideArgument::Signal)),
+        Err(_) => json_arg(py, signal, DecideArgument::Signal).map(GivenSignal::Json),
     }
 }
 
@@ -261,7 +262,7 @@ impl Engine {
     ) -> PyResult<Bound<'py, PyAny>> {
         let signal = signal_arg(py, signal)?;
         let context = match context {
-            Some(c) if !c.is_none() => Some(json_arg(py, c, "context")?),
+            Some(c) if !c.is_none() => Some(json_arg(py, c, DecideArgument::Context)?),
             _ => None,
         };
         let now = match now {
